@@ -1,0 +1,129 @@
+// tune db list | show | export | import | verify
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include "cli.hpp"
+#include "tune/db/sqlite_database.hpp"
+#include "tune/error.hpp"
+
+namespace tune::cli {
+namespace {
+
+void print_bad_rows(std::size_t count) {
+    if (count) std::fprintf(stderr, "warning: %zu rows failed validation and were skipped (see 'tune db verify')\n", count);
+}
+
+}  // namespace
+
+void add_db_commands(CLI::App& app) {
+    auto* db_cmd = app.add_subcommand("db", "inspect, ship and check a tuning store");
+    db_cmd->require_subcommand(1);
+    auto path = std::make_shared<std::string>("tuned.db");
+    auto add_db_option = [&](CLI::App* cmd) {
+        cmd->add_option("--db", *path, "SQLite file")->capture_default_str();
+    };
+
+    auto* list = db_cmd->add_subcommand("list", "one line per tuned shape: measurements and the best config");
+    add_db_option(list);
+    list->callback([=] {
+        SqliteDatabase db(*path, SqliteDatabase::Mode::read_only);
+        std::size_t bad = 0;
+        auto rows = db.query({}, [&](std::int64_t, const std::string&) { ++bad; });
+        struct Summary {
+            std::size_t total = 0, ok = 0;
+            const Measurement* best = nullptr;
+        };
+        std::map<std::string, Summary> by_key;
+        for (const auto& m : rows) {
+            auto& s = by_key[shape_key(m.problem)];
+            ++s.total;
+            if (m.status != Status::ok) continue;
+            ++s.ok;
+            if (!s.best || m.stats.median_s < s.best->stats.median_s) s.best = &m;
+        }
+        Table t({"shape key", "measured", "ok", "best template", "best config", "median", "GFLOP/s"});
+        for (const auto& [key, s] : by_key) {
+            if (s.best)
+                t.add({key, std::to_string(s.total), std::to_string(s.ok), s.best->template_name, s.best->config.text(),
+                       format_seconds(s.best->stats.median_s), format_fixed(s.best->gflops(), 1)});
+            else
+                t.add({key, std::to_string(s.total), "0", "-", "-", "-", "-"});
+        }
+        std::printf("%s%zu shapes, %zu measurements, %zu runs, %zu devices, schema v%d\n", t.str().c_str(), by_key.size(),
+                    rows.size(), db.runs().size(), db.devices().size(), db.schema_version());
+        print_bad_rows(bad);
+    });
+
+    auto* show = db_cmd->add_subcommand("show", "every measurement of one shape key (or all), fastest first");
+    add_db_option(show);
+    auto key = std::make_shared<std::string>();
+    show->add_option("key", *key, "shape key as printed by 'tune db list', e.g. \"gemm f32 batch=1 m=16 ...\"");
+    show->callback([=] {
+        SqliteDatabase db(*path, SqliteDatabase::Mode::read_only);
+        MeasurementFilter f;
+        if (!key->empty()) f.problem_key = shape_key(parse_shape_key(*key));
+        std::size_t bad = 0;
+        auto rows = db.query(f, [&](std::int64_t, const std::string&) { ++bad; });
+        std::stable_sort(rows.begin(), rows.end(), [](const Measurement& a, const Measurement& b) {
+            if ((a.status == Status::ok) != (b.status == Status::ok)) return a.status == Status::ok;
+            return a.stats.median_s < b.stats.median_s;
+        });
+        Table t({"shape key", "template", "config", "status", "median", "ci", "reps", "GFLOP/s", "error", "run", "reason"});
+        for (const auto& m : rows)
+            t.add({shape_key(m.problem), m.template_name, m.config.text(), std::string(to_string(m.status)),
+                   m.status == Status::ok ? format_seconds(m.stats.median_s) : "-",
+                   m.status == Status::ok ? format_fixed(100 * m.stats.ci_half_width_rel, 1) + "%" : "-",
+                   std::to_string(m.stats.count), m.status == Status::ok ? format_fixed(m.gflops(), 1) : "-",
+                   format_fixed(m.error, 9), std::to_string(m.run_id), m.reason});
+        std::printf("%s%zu measurements\n", t.str().c_str(), rows.size());
+        print_bad_rows(bad);
+    });
+
+    auto* exp = db_cmd->add_subcommand("export", "write the store as JSON (to ship tuned results)");
+    add_db_option(exp);
+    auto out = std::make_shared<std::string>("-");
+    exp->add_option("-o,--out", *out, "output file, - for stdout")->capture_default_str();
+    exp->callback([=] {
+        SqliteDatabase db(*path, SqliteDatabase::Mode::read_only);
+        if (*out == "-") {
+            export_json(db, std::cout);
+        } else {
+            std::string tmp = *out + ".tmp";
+            {
+                std::ofstream f(tmp, std::ios::trunc);
+                require(f.good(), "export: cannot write '" + tmp + "'");
+                export_json(db, f);
+                f.flush();
+                require(f.good(), "export: write to '" + tmp + "' failed (disk full?)");
+            }
+            std::filesystem::rename(tmp, *out);  // never leave a half-written export behind
+        }
+    });
+
+    auto* imp = db_cmd->add_subcommand("import", "add the measurements of a JSON export (all rows checked first)");
+    add_db_option(imp);
+    auto in = std::make_shared<std::string>();
+    imp->add_option("file", *in, "JSON file written by 'tune db export'")->required();
+    imp->callback([=] {
+        std::ifstream f(*in);
+        require(f.good(), "import: cannot open '" + *in + "'");
+        SqliteDatabase db(*path);
+        std::size_t added = import_json(db, f);
+        std::printf("imported %zu new measurements into %s\n", added, path->c_str());
+    });
+
+    auto* verify = db_cmd->add_subcommand("verify", "integrity check of the file and of every row");
+    add_db_option(verify);
+    verify->callback([=] {
+        SqliteDatabase db(*path, SqliteDatabase::Mode::read_only);
+        auto problems = db.verify();
+        for (const auto& p : problems) std::printf("%s\n", p.c_str());
+        if (!problems.empty()) throw Error("verify: " + std::to_string(problems.size()) + " problems found in " + *path);
+        std::printf("ok: %s is healthy (schema v%d)\n", path->c_str(), db.schema_version());
+    });
+}
+
+}  // namespace tune::cli

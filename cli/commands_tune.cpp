@@ -1,0 +1,224 @@
+// tune model | gemm | lookup
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
+#include "cli.hpp"
+#include "tune/db/sqlite_database.hpp"
+#include "tune/dispatcher.hpp"
+#include "tune/error.hpp"
+#include "tune/model.hpp"
+#include "tune/search/strategy.hpp"
+#include "tune/tuner.hpp"
+
+namespace tune::cli {
+namespace {
+
+struct TuneArgs {
+    std::string db = "tuned.db";
+    std::string dtype = "f32";
+    std::string backend = "cpu";
+    std::size_t budget = 24;
+    double time_limit = 60;
+    std::string strategy = "annealing";
+    std::uint64_t seed = 0;
+    bool flush_cache = false;
+    bool quiet = false;
+};
+
+void add_tune_options(CLI::App& cmd, TuneArgs& a) {
+    cmd.add_option("--db", a.db, "SQLite file to tune into (created if absent)")->capture_default_str();
+    cmd.add_option("--dtype", a.dtype, "element type: f32 (bf16 and f16 come with their templates)")->capture_default_str();
+    cmd.add_option("--backend", a.backend, "cpu (cuda and hip when built with them)")->capture_default_str();
+    cmd.add_option("--budget", a.budget, "candidates measured per problem, all templates together")
+        ->capture_default_str()
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+    cmd.add_option("--time-limit", a.time_limit, "seconds per problem; 0 = no limit")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1e7));
+    std::string names;
+    for (const auto& s : strategies()) names += (names.empty() ? "" : ", ") + s.name;
+    cmd.add_option("--strategy", a.strategy, "search strategy: " + names)->capture_default_str();
+    cmd.add_option("--seed", a.seed, "seed for the strategy (runs are reproducible)")->capture_default_str();
+    cmd.add_flag("--cold", a.flush_cache, "flush caches before each timed repetition (cold-cache timing)");
+    cmd.add_flag("-q,--quiet", a.quiet, "no progress lines");
+}
+
+std::string describe(const Measurement& m) { return m.template_name + " " + m.config.text(); }
+
+std::string ratio(const std::optional<Measurement>& best, const std::optional<Measurement>& base) {
+    if (!best || !base || base->status != Status::ok) return "-";
+    return format_fixed(base->stats.median_s / best->stats.median_s, 2) + "x";
+}
+
+// Tunes each problem in turn into the DB and prints the summary table.
+void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, const std::string& command) {
+    const Backend backend = parse_backend(a.backend, "--backend");
+    require(backend == Backend::cpu, "--backend: '" + a.backend + "' is not available in this build (cpu only)");
+    make_strategy(a.strategy, std::make_shared<Space>(), {});  // rejects an unknown name up front
+
+    DeviceInfo device = detect_cpu();
+    TemplateRegistry registry = builtin_registry(device);
+    SqliteDatabase db(a.db);
+    MeasureOptions mo;
+    mo.flush_cache = a.flush_cache;
+    Measurer measurer(device, mo);
+    std::int64_t run_id = db.start_run({0, command, a.strategy, a.seed, "", ""}, device);
+    Tuner tuner(db, registry, measurer, run_id);
+
+    std::fprintf(stderr, "device: %s\nstore:  %s (run %lld)\n", device.summary().c_str(), a.db.c_str(),
+                 static_cast<long long>(run_id));
+    const bool tty = isatty(STDERR_FILENO);
+    auto last_line = std::chrono::steady_clock::now();
+    TuneOptions opt;
+    opt.budget = a.budget;
+    opt.time_limit_s = a.time_limit;
+    opt.strategy = a.strategy;
+    opt.seed = a.seed;
+    opt.backend = backend;
+    opt.on_progress = [&](const TuneProgress& p) {
+        if (a.quiet) return;
+        auto now = std::chrono::steady_clock::now();
+        bool last = p.done >= p.budget;
+        if (!tty && !last && now - last_line < std::chrono::seconds(5)) return;
+        last_line = now;
+        std::string best = p.best ? format_seconds(p.best->stats.median_s) + " (" +
+                                        format_fixed(p.best->gflops(), 1) + " GFLOP/s)"
+                                  : "-";
+        std::fprintf(stderr, "%s[%zu/%zu] %s  %zu/%zu candidates (%zu reused, %zu failed)  best %s  %.0fs elapsed, ~%.0fs left%s",
+                     tty ? "\r\033[K" : "", p.problem_index + 1, p.problem_count, shape_key(*p.problem).c_str(), p.done,
+                     p.budget, p.reused, p.failed, best.c_str(), p.elapsed_s, p.remaining_s, tty ? "" : "\n");
+    };
+
+    Table table({"problem", "tokens", "m x n x k", "best config", "median", "GFLOP/s", "vs default", "vs OpenBLAS"});
+    const auto start = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < problems.size(); ++i) {
+        TuneProgress progress;
+        progress.problem_index = i;
+        progress.problem_count = problems.size();
+        TuneResult r = tuner.tune(problems[i].problem, opt, progress);
+        if (tty && !a.quiet) std::fprintf(stderr, "\n");
+        auto g = gemm_dims(problems[i].problem);
+        std::string dims = std::to_string(g.m) + " x " + std::to_string(g.n) + " x " + std::to_string(g.k);
+        if (!r.best) {
+            table.add({problems[i].name, std::to_string(problems[i].tokens), dims, "(no correct candidate)", "-", "-", "-", "-"});
+            continue;
+        }
+        table.add({problems[i].name, std::to_string(problems[i].tokens), dims, describe(*r.best),
+                   format_seconds(r.best->stats.median_s), format_fixed(r.best->gflops(), 1),
+                   ratio(r.best, r.default_config), ratio(r.best, r.vendor_best)});
+    }
+    double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("%s", table.str().c_str());
+    std::printf("%zu problems tuned in %.1f s into %s\n", problems.size(), total, a.db.c_str());
+}
+
+std::vector<std::int64_t> parse_tokens(const std::string& text) {
+    std::vector<std::int64_t> out;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        std::size_t used = 0;
+        long long v = 0;
+        try {
+            v = std::stoll(item, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        require(used > 0 && used == item.size() && v >= 1, "--tokens: '" + item + "' is not a positive integer");
+        out.push_back(v);
+    }
+    require(!out.empty(), "--tokens: give at least one token count, e.g. 1,16,512");
+    return out;
+}
+
+}  // namespace
+
+void add_dim_options(CLI::App& cmd, Problem& p) {
+    auto specs = dim_specs(p.op);
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        std::string flag = "--" + std::string(specs[i].name);
+        std::replace(flag.begin(), flag.end(), '_', '-');
+        p.dims[i] = specs[i].default_value;
+        auto* opt = cmd.add_option(flag, p.dims[i], std::string(specs[i].help));
+        if (specs[i].kind == DimKind::size && specs[i].default_value == 0) opt->required();
+    }
+}
+
+void add_tune_commands(CLI::App& app) {
+    // tune model
+    {
+        auto* cmd = app.add_subcommand("model", "tune the GEMMs of one transformer layer of a Hugging Face config.json");
+        auto args = std::make_shared<TuneArgs>();
+        auto path = std::make_shared<std::string>();
+        auto tokens = std::make_shared<std::string>("1,16,512");
+        cmd->add_option("config", *path, "path to config.json")->required();
+        cmd->add_option("--tokens", *tokens, "comma-separated token counts (the GEMMs' m)")->capture_default_str();
+        add_tune_options(*cmd, *args);
+        cmd->callback([=] {
+            ModelShape model = load_model_config(*path);
+            auto problems = layer_gemms(model, parse_tokens(*tokens), parse_dtype(args->dtype, "--dtype"));
+            std::fprintf(stderr, "model:  %s hidden %lld, heads %lld/%lld, head_dim %lld, mlp %lld%s -> %zu GEMMs\n",
+                         model.model_type.c_str(), (long long)model.hidden_size, (long long)model.num_heads,
+                         (long long)model.num_kv_heads, (long long)model.head_dim, (long long)model.intermediate_size,
+                         model.gated_mlp ? " (gated)" : "", problems.size());
+            run_tuning(problems, *args, "tune model " + *path + " --tokens " + *tokens);
+        });
+    }
+    // tune gemm
+    {
+        auto* cmd = app.add_subcommand("gemm", "tune one GEMM problem");
+        auto args = std::make_shared<TuneArgs>();
+        auto problem = std::make_shared<Problem>(make_gemm(1, 1, 1));
+        add_dim_options(*cmd, *problem);
+        add_tune_options(*cmd, *args);
+        cmd->callback([=] {
+            Problem p = *problem;
+            p.dtype = parse_dtype(args->dtype, "--dtype");
+            validate(p);
+            run_tuning({{"gemm", p.dim("m"), p}}, *args, "tune gemm " + shape_key(p));
+        });
+    }
+    // tune lookup gemm
+    {
+        auto* cmd = app.add_subcommand("lookup", "print the config the runtime would use for a shape, and why");
+        cmd->require_subcommand(1);
+        auto* gemm = cmd->add_subcommand("gemm", "look up a GEMM shape");
+        auto db = std::make_shared<std::string>("tuned.db");
+        auto dtype = std::make_shared<std::string>("f32");
+        auto problem = std::make_shared<Problem>(make_gemm(1, 1, 1));
+        gemm->add_option("--db", *db, "SQLite file to read")->capture_default_str();
+        gemm->add_option("--dtype", *dtype, "element type")->capture_default_str();
+        add_dim_options(*gemm, *problem);
+        gemm->callback([=] {
+            Problem p = *problem;
+            p.dtype = parse_dtype(*dtype, "--dtype");
+            validate(p);
+            auto dispatcher = Dispatcher::open(*db);
+            Selection s = dispatcher->lookup(p);
+            std::printf("problem:  %s\n", shape_key(p).c_str());
+            std::printf("template: %s\nconfig:   %s\n", s.tmpl->info().name.c_str(), s.config->text().c_str());
+            switch (s.source) {
+                case LookupSource::exact:
+                    std::printf("source:   exact (tuned for this shape; measured %s)\n", format_seconds(s.tuned_median_s).c_str());
+                    break;
+                case LookupSource::nearest:
+                    std::printf("source:   nearest (tuned for '%s', measured %s there; valid for this shape)\n",
+                                shape_key(*s.tuned_shape).c_str(), format_seconds(s.tuned_median_s).c_str());
+                    break;
+                case LookupSource::default_config:
+                    std::printf("source:   default (no tuned shape of this kind in %s)\n", db->c_str());
+                    break;
+            }
+            const auto& st = dispatcher->stats();
+            std::printf("store:    %zu tuned shapes, %zu stale rows, %zu rejected rows\n", st.entries, st.stale, st.rejected);
+            for (const auto& why : st.rejections) std::printf("rejected: %s\n", why.c_str());
+        });
+    }
+}
+
+}  // namespace tune::cli

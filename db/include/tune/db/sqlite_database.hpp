@@ -1,0 +1,64 @@
+// SQLite implementation of Database: versioned schema with migrations, WAL mode, every
+// measurement keyed by problem, device, template name + version and config hash.
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tune/db/database.hpp"
+
+namespace tune {
+
+class SqliteDatabase final : public Database {
+public:
+    static constexpr int kSchemaVersion = 2;
+    enum class Mode { read_write, read_only };
+
+    // Opens (creating when read_write and absent) and migrates to kSchemaVersion. read_only
+    // never writes: it refuses a missing file and an older schema instead. Throws
+    // tune::Error naming the path when the file is not a libtune SQLite DB, is from a newer
+    // schema, or cannot be opened.
+    explicit SqliteDatabase(const std::filesystem::path& path, Mode mode = Mode::read_write);
+    ~SqliteDatabase() override;
+    SqliteDatabase(const SqliteDatabase&) = delete;
+    SqliteDatabase& operator=(const SqliteDatabase&) = delete;
+
+    std::int64_t start_run(const RunInfo& run, const DeviceInfo& device) override;
+    bool record(const Measurement& m) override;
+    std::vector<Measurement> query(
+        const MeasurementFilter& filter,
+        const std::function<void(std::int64_t, const std::string&)>& on_bad_row = {})
+        const override;
+    std::vector<Measurement> best(const MeasurementFilter& filter) const override;
+
+    // Registers `run` (its device_id is ignored) and the devices, then records every row
+    // under that run in ONE transaction: all or nothing. Rows keep their created_at when set;
+    // rows already stored are skipped. Throws tune::Error naming the index of an unsound row.
+    // Returns the number of rows added. Used by import_json and by merging databases.
+    std::size_t import_rows(const RunInfo& run, const std::vector<DeviceInfo>& devices,
+                            const std::vector<Measurement>& rows);
+
+    int schema_version() const;
+    std::vector<RunInfo> runs() const;
+    std::vector<DeviceInfo> devices() const;
+    // integrity_check, quick_check, foreign_key_check, schema version and every device or
+    // measurement row that fails to decode: one line per problem found; empty = healthy.
+    std::vector<std::string> verify() const;
+
+    // Creates a DB at an older schema version; tests use it to exercise migrations.
+    static void create_at_version(const std::filesystem::path& path, int version);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// JSON export/import for shipping tuned results: {"format":"libtune-db","version":1,
+// "devices":[...],"measurements":[...]}. Import validates every row before writing any.
+void export_json(const SqliteDatabase& db, std::ostream& out, const MeasurementFilter& filter = {});
+std::size_t import_json(SqliteDatabase& db, std::istream& in);
+
+}  // namespace tune

@@ -1,0 +1,108 @@
+// JSON export/import of a SqliteDatabase: {"format":"libtune-db","version":1,"devices":[...],
+// "measurements":[...]}. Import checks every row before it writes any.
+#include <cmath>
+#include <istream>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <set>
+
+#include "rows.hpp"
+#include "tune/db/sqlite_database.hpp"
+#include "tune/error.hpp"
+
+namespace tune {
+
+namespace {
+
+constexpr const char* kFormat = "libtune-db";
+constexpr int kFormatVersion = 1;
+
+// A non-finite error (NaN: nothing to compare) is written as JSON null and read back as NaN.
+Measurement measurement_from(const nlohmann::json& j) {
+    if (j.is_object() && j.contains("error") && j["error"].is_null()) {
+        nlohmann::json copy = j;
+        copy["error"] = 0.0;
+        Measurement m = copy.get<Measurement>();
+        m.error = std::nan("");
+        return m;
+    }
+    return j.get<Measurement>();
+}
+
+}  // namespace
+
+void export_json(const SqliteDatabase& db, std::ostream& out, const MeasurementFilter& filter) {
+    nlohmann::json doc = {{"format", kFormat}, {"version", kFormatVersion}};
+    std::set<std::string> device_ids;
+    nlohmann::json rows = nlohmann::json::array();
+    for (const Measurement& m : db.query(filter)) {
+        nlohmann::json row = m;
+        row["config_hash"] = m.config.hash_hex();
+        if (!std::isfinite(m.error)) row["error"] = nullptr;
+        rows.push_back(std::move(row));
+        device_ids.insert(m.device_id);
+    }
+    nlohmann::json devices = nlohmann::json::array();
+    for (const DeviceInfo& d : db.devices())
+        if (device_ids.contains(d.id())) devices.push_back(d);
+    doc["devices"] = std::move(devices);
+    doc["measurements"] = std::move(rows);
+    out << doc.dump(1) << '\n';
+    require(out.good(), "export: write failed");
+}
+
+std::size_t import_json(SqliteDatabase& db, std::istream& in) {
+    nlohmann::json doc;
+    try {
+        doc = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("import: not valid JSON: ") + e.what());
+    }
+    require(doc.is_object(), "import: expected a JSON object");
+    require(doc.contains("format") && doc["format"] == kFormat,
+            std::string("import: 'format' must be \"") + kFormat + "\"");
+    require(doc.contains("version") && doc["version"].is_number_integer(),
+            "import: 'version' must be an integer");
+    require(doc["version"] == kFormatVersion,
+            "import: unsupported version " + doc["version"].dump() + " (this libtune reads " +
+                std::to_string(kFormatVersion) + ")");
+    for (const char* key : {"devices", "measurements"})
+        require(doc.contains(key) && doc[key].is_array(),
+                std::string("import: '") + key + "' must be an array");
+
+    std::vector<DeviceInfo> devices;
+    for (std::size_t i = 0; i < doc["devices"].size(); ++i) {
+        try {
+            devices.push_back(doc["devices"][i].get<DeviceInfo>());
+        } catch (const std::exception& e) {
+            throw Error("import: devices[" + std::to_string(i) + "]: " + e.what());
+        }
+    }
+    std::vector<Measurement> rows;
+    for (std::size_t i = 0; i < doc["measurements"].size(); ++i) {
+        const nlohmann::json& row = doc["measurements"][i];
+        std::string where = "import: measurements[" + std::to_string(i) + "]";
+        Measurement m;
+        try {
+            m = measurement_from(row);
+        } catch (const std::exception& e) {
+            throw Error(where + ": " + e.what());
+        }
+        require(row.contains("config_hash") && row["config_hash"].is_string(),
+                where + ": 'config_hash' must be a string");
+        require(row["config_hash"] == m.config.hash_hex(),
+                where + ": 'config_hash' " + row["config_hash"].dump() +
+                    " does not match the config (" + m.config.hash_hex() + ")");
+        if (auto why = db_rules::find_defect(m); !why.empty()) throw Error(where + ": " + why);
+        require(m.created_at.empty() || db_rules::is_timestamp(m.created_at),
+                where + ": 'created_at' is not an ISO-8601 UTC time");
+        m.id = 0;
+        rows.push_back(std::move(m));
+    }
+    RunInfo run;
+    run.command = "import";
+    run.strategy = "import";
+    return db.import_rows(run, devices, rows);
+}
+
+}  // namespace tune

@@ -1,0 +1,75 @@
+// The in-memory Database: the same rules as the SQLite store (unique key, sound rows only,
+// best per (problem key, template)) over a vector guarded by a mutex.
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "rows.hpp"
+#include "tune/db/database.hpp"
+#include "tune/error.hpp"
+
+namespace tune {
+
+namespace {
+
+class MemoryDatabase final : public Database {
+public:
+    std::int64_t start_run(const RunInfo& run, const DeviceInfo& device) override {
+        std::lock_guard lock(mutex_);
+        RunInfo stored = run;
+        stored.id = static_cast<std::int64_t>(runs_.size()) + 1;
+        stored.device_id = device.id();
+        stored.started_at = db_rules::utc_now();
+        runs_.push_back(stored);
+        return stored.id;
+    }
+
+    bool record(const Measurement& m) override {
+        db_rules::require_sound(m, "record");
+        std::lock_guard lock(mutex_);
+        require(m.run_id <= static_cast<std::int64_t>(runs_.size()),
+                "record: unknown run_id " + std::to_string(m.run_id));
+        if (!keys_.insert(db_rules::unique_key(m)).second) return false;
+        Measurement stored = m;
+        stored.id = static_cast<std::int64_t>(rows_.size()) + 1;
+        stored.created_at = db_rules::utc_now();
+        rows_.push_back(std::move(stored));
+        return true;
+    }
+
+    std::vector<Measurement> query(
+        const MeasurementFilter& filter,
+        const std::function<void(std::int64_t, const std::string&)>&) const override {
+        std::lock_guard lock(mutex_);
+        std::vector<Measurement> out;
+        for (const Measurement& m : rows_)
+            if (db_rules::matches(filter, m)) out.push_back(m);
+        return out;
+    }
+
+    std::vector<Measurement> best(const MeasurementFilter& filter) const override {
+        MeasurementFilter ok = filter;
+        ok.status = Status::ok;
+        std::map<std::pair<std::string, std::string>, Measurement> winners;
+        for (Measurement& m : query(ok, {})) {
+            auto [it, fresh] = winners.try_emplace({shape_key(m.problem), m.template_name}, m);
+            if (!fresh && db_rules::faster(m, it->second)) it->second = std::move(m);
+        }
+        std::vector<Measurement> out;
+        for (auto& [key, m] : winners) out.push_back(std::move(m));
+        return out;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<RunInfo> runs_;
+    std::vector<Measurement> rows_;
+    std::set<db_rules::Key> keys_;
+};
+
+}  // namespace
+
+std::unique_ptr<Database> make_memory_database() { return std::make_unique<MemoryDatabase>(); }
+
+}  // namespace tune

@@ -1,0 +1,35 @@
+// Rules every store applies to a measurement: what makes one sound enough to keep or serve,
+// which fields form its unique key, how the best of a group is chosen, and the timestamp.
+#pragma once
+
+#include <string>
+#include <tuple>
+
+#include "tune/db/database.hpp"
+
+namespace tune::db_rules {
+
+// Why `m` cannot be stored or served, or "" when it is sound: the problem validates, the
+// key fields are set, timings are finite and >= 0, counts are in range, an ok row has a
+// positive median and a finite error.
+std::string find_defect(const Measurement& m);
+
+// Throws tune::Error("<context>: <defect>") when find_defect reports one.
+void require_sound(const Measurement& m, const std::string& context);
+
+// (problem key, device, template, template version, config hash): one row per value.
+using Key = std::tuple<std::string, std::string, std::string, std::string, std::string>;
+Key unique_key(const Measurement& m);
+
+bool matches(const MeasurementFilter& filter, const Measurement& m);
+
+// Order of candidates within a best() group: smaller median, then smaller config hash.
+bool faster(const Measurement& a, const Measurement& b);
+
+// Current time as ISO-8601 UTC with milliseconds, e.g. "2024-05-01T12:34:56.789Z".
+std::string utc_now();
+
+// True when `text` looks like the timestamps utc_now() writes (date, 'T', time, 'Z').
+bool is_timestamp(const std::string& text);
+
+}  // namespace tune::db_rules

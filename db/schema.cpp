@@ -1,0 +1,129 @@
+// Schema history and open settings of the SQLite store.
+#include "schema.hpp"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <iterator>
+#include <thread>
+
+#include "tune/db/sqlite_database.hpp"
+#include "tune/error.hpp"
+
+namespace tune::schema {
+
+namespace {
+
+// The schema history, oldest first: step N brings a DB from version N-1 to N. A new schema
+// version appends one step here and bumps SqliteDatabase::kSchemaVersion.
+struct Migration {
+    int version;
+    const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, R"(
+CREATE TABLE devices(
+    id TEXT PRIMARY KEY NOT NULL,
+    info TEXT NOT NULL,
+    first_seen TEXT NOT NULL);
+CREATE TABLE runs(
+    id INTEGER PRIMARY KEY,
+    command TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    device_id TEXT REFERENCES devices(id),
+    started_at TEXT NOT NULL);
+CREATE TABLE measurements(
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER REFERENCES runs(id),
+    problem_key TEXT NOT NULL,
+    problem TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    template TEXT NOT NULL,
+    template_version TEXT NOT NULL,
+    config TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    median_s REAL NOT NULL,
+    min_s REAL NOT NULL,
+    mean_s REAL NOT NULL,
+    iqr_s REAL NOT NULL,
+    ci_rel REAL NOT NULL,
+    reps INTEGER NOT NULL,
+    inner INTEGER NOT NULL,
+    stable INTEGER NOT NULL,
+    error REAL,
+    created_at TEXT NOT NULL,
+    UNIQUE(problem_key, device_id, template, template_version, config_hash));
+)"},
+    // Version 2: workspace memory becomes an objective (Pareto front, "fastest under a memory
+    // cap"), and best() gets an index that serves its status filter, grouping and ordering.
+    {2, R"(
+ALTER TABLE measurements ADD COLUMN workspace_bytes INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX measurements_best ON measurements(status, problem_key, template, median_s, config_hash);
+)"},
+};
+
+static_assert(std::size(kMigrations) == SqliteDatabase::kSchemaVersion);
+
+}  // namespace
+
+int user_version(sqlite::Connection& c) {
+    return static_cast<int>(c.query_int("PRAGMA user_version"));
+}
+
+std::string newer_message(const std::filesystem::path& path, int version) {
+    return "database '" + path.string() + "' has schema version " + std::to_string(version) +
+           ", newer than version " + std::to_string(SqliteDatabase::kSchemaVersion) +
+           " that this libtune supports; use a newer libtune";
+}
+
+// Brings the DB to `target` in one transaction. The version is read again under the write
+// lock, so concurrent openers of a fresh file migrate it exactly once.
+void migrate(sqlite::Connection& c, int target) {
+    if (user_version(c) >= target) return;
+    sqlite::Transaction tx(c);
+    int version = user_version(c);
+    if (version > SqliteDatabase::kSchemaVersion)
+        throw Error(newer_message(c.path(), version));
+    if (version == 0 && c.query_int("SELECT COUNT(*) FROM sqlite_schema") > 0)
+        throw Error("database '" + c.path().string() +
+                    "' is a SQLite file but not a libtune database (tables without a version)");
+    for (const Migration& step : kMigrations)
+        if (step.version > version && step.version <= target) c.exec(step.sql);
+    c.exec("PRAGMA user_version = " + std::to_string(target));
+    tx.commit();
+}
+
+constexpr std::chrono::milliseconds kBusyTimeout{10'000};
+
+void configure(sqlite::Connection& c) {
+    sqlite3_busy_timeout(c.handle(), static_cast<int>(kBusyTimeout.count()));
+    c.exec("PRAGMA foreign_keys = ON");
+}
+
+// Switching to WAL takes an exclusive lock for which SQLite does not call the busy handler,
+// so concurrent openers of a fresh file retry here, up to the busy timeout.
+void use_wal(sqlite::Connection& c) {
+    auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
+    for (;;) {
+        try {
+            {
+                auto s = c.prepare("PRAGMA journal_mode");
+                if (s.step() && s.column_text(0) == "wal") return;
+            }
+            c.exec("PRAGMA journal_mode = WAL");
+            return;
+        } catch (const Error&) {
+            int code = c.error_code();
+            if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) ||
+                std::chrono::steady_clock::now() > deadline)
+                throw;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+}  // namespace tune::schema

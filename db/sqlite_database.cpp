@@ -1,0 +1,254 @@
+// SqliteDatabase: open modes, locking and the queries. The schema lives in schema.cpp, the
+// row codec in sqlite_rows.cpp; db/README.md states the rules.
+#include "tune/db/sqlite_database.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <mutex>
+
+#include "rows.hpp"
+#include "schema.hpp"
+#include "sqlite.hpp"
+#include "sqlite_rows.hpp"
+#include "tune/error.hpp"
+
+namespace tune {
+
+using namespace sqlite_rows;
+using schema::user_version;
+
+struct SqliteDatabase::Impl {
+    Impl(const std::filesystem::path& path, Mode mode)
+        : read_only(mode == Mode::read_only),
+          connection(path, (read_only ? SQLITE_OPEN_READONLY
+                                      : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                               SQLITE_OPEN_NOMUTEX) {}
+
+    void require_writable(const char* what) const {
+        if (read_only)
+            throw Error(std::string(what) + ": database '" + connection.path().string() +
+                        "' is open read-only");
+    }
+
+    bool read_only;
+    mutable sqlite::Connection connection;
+    mutable std::mutex mutex;  // one connection, many threads
+};
+
+SqliteDatabase::SqliteDatabase(const std::filesystem::path& path, Mode mode)
+    : impl_(std::make_unique<Impl>(path, mode)) {
+    auto& c = impl_->connection;
+    schema::configure(c);
+    int version = user_version(c);  // first read: fails here when the file is not SQLite
+    if (version > kSchemaVersion) throw Error(schema::newer_message(path, version));
+    if (impl_->read_only) {
+        c.exec("PRAGMA query_only = ON");
+        if (version == 0)
+            throw Error("database '" + path.string() + "' is not a libtune database");
+        if (version < kSchemaVersion)
+            throw Error("database '" + path.string() + "' has schema version " +
+                        std::to_string(version) + ", older than version " +
+                        std::to_string(kSchemaVersion) + "; open it read-write once to migrate");
+        return;
+    }
+    schema::use_wal(c);
+    c.exec("PRAGMA synchronous = NORMAL");
+    schema::migrate(c, kSchemaVersion);
+}
+
+SqliteDatabase::~SqliteDatabase() = default;
+
+void SqliteDatabase::create_at_version(const std::filesystem::path& path, int version) {
+    require(version >= 1 && version <= kSchemaVersion,
+            "create_at_version: version " + std::to_string(version) + " is not in 1.." +
+                std::to_string(kSchemaVersion));
+    sqlite::Connection c(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    schema::configure(c);
+    require(user_version(c) == 0,
+            "create_at_version: database '" + path.string() + "' already exists");
+    schema::migrate(c, version);
+}
+
+std::int64_t SqliteDatabase::start_run(const RunInfo& run, const DeviceInfo& device) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->require_writable("start_run");
+    auto& c = impl_->connection;
+    sqlite::Transaction tx(c);
+    insert_device(c, device);
+    std::int64_t id = insert_run(c, run, device.id());
+    tx.commit();
+    return id;
+}
+
+bool SqliteDatabase::record(const Measurement& m) {
+    db_rules::require_sound(m, "record");
+    std::lock_guard lock(impl_->mutex);
+    impl_->require_writable("record");
+    return insert_measurement(impl_->connection, m, m.run_id, db_rules::utc_now());
+}
+
+std::size_t SqliteDatabase::import_rows(const RunInfo& run, const std::vector<DeviceInfo>& devices,
+                                        const std::vector<Measurement>& rows) {
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        db_rules::require_sound(rows[i], "import row " + std::to_string(i));
+        require(rows[i].created_at.empty() || db_rules::is_timestamp(rows[i].created_at),
+                "import row " + std::to_string(i) + ": created_at '" + rows[i].created_at +
+                    "' is not an ISO-8601 UTC time");
+    }
+    std::lock_guard lock(impl_->mutex);
+    impl_->require_writable("import");
+    auto& c = impl_->connection;
+    sqlite::Transaction tx(c);
+    for (const DeviceInfo& d : devices) insert_device(c, d);
+    std::int64_t run_id = insert_run(c, run, "");
+    std::string now = db_rules::utc_now();
+    std::size_t added = 0;
+    for (const Measurement& m : rows)
+        added += insert_measurement(c, m, run_id, m.created_at.empty() ? now : m.created_at);
+    tx.commit();
+    return added;
+}
+
+std::vector<Measurement> SqliteDatabase::query(
+    const MeasurementFilter& filter,
+    const std::function<void(std::int64_t, const std::string&)>& on_bad_row) const {
+    std::lock_guard lock(impl_->mutex);
+    std::vector<std::string> args;
+    std::string sql = std::string("SELECT ") + kColumns + " FROM measurements" +
+                      where(filter, false, args) + " ORDER BY id";
+    auto s = prepare_with(impl_->connection, sql, args);
+    std::vector<Measurement> out;
+    while (s.step()) {
+        Measurement m;
+        if (auto why = decode(s, m); why.empty()) out.push_back(std::move(m));
+        else if (on_bad_row) on_bad_row(s.get_int(0).value_or(0), why);
+    }
+    return out;
+}
+
+std::vector<Measurement> SqliteDatabase::best(const MeasurementFilter& filter) const {
+    std::lock_guard lock(impl_->mutex);
+    auto& c = impl_->connection;
+    std::vector<std::string> args;
+    std::string rows = std::string("SELECT ") + kColumns + " FROM measurements" +
+                       where(filter, true, args);
+    std::string sql = std::string("SELECT ") + kColumns + " FROM (SELECT " + kColumns +
+                      ", ROW_NUMBER() OVER (PARTITION BY problem_key, template ORDER BY median_s, "
+                      "config_hash) AS rn FROM (" + rows + ")) WHERE rn = 1 "
+                      "ORDER BY problem_key, template";
+    auto s = prepare_with(c, sql, args);
+    std::vector<Measurement> out;
+    while (s.step()) {
+        Measurement m;
+        if (decode(s, m).empty()) {
+            out.push_back(std::move(m));
+            continue;
+        }
+        // The winner of this group cannot be trusted: take the fastest sound row instead.
+        auto key = s.get_text(2), name = s.get_text(5);
+        if (!key || !name) continue;
+        std::vector<std::string> group_args = args;
+        group_args.push_back(*key);
+        group_args.push_back(*name);
+        auto g = prepare_with(c, rows + " AND problem_key = ?" + std::to_string(args.size() + 1) +
+                                     " AND template = ?" + std::to_string(args.size() + 2) +
+                                     " ORDER BY median_s, config_hash",
+                              group_args);
+        while (g.step()) {
+            if (decode(g, m).empty()) {
+                out.push_back(std::move(m));
+                break;
+            }
+        }
+    }
+    return out;
+}
+
+int SqliteDatabase::schema_version() const {
+    std::lock_guard lock(impl_->mutex);
+    return user_version(impl_->connection);
+}
+
+std::vector<RunInfo> SqliteDatabase::runs() const {
+    std::lock_guard lock(impl_->mutex);
+    auto s = impl_->connection.prepare(
+        "SELECT id, command, strategy, seed, device_id, started_at FROM runs ORDER BY id");
+    std::vector<RunInfo> out;
+    while (s.step()) {
+        RunInfo r;
+        r.id = s.get_int(0).value_or(0);
+        r.command = s.get_text(1).value_or("");
+        r.strategy = s.get_text(2).value_or("");
+        r.seed = std::bit_cast<std::uint64_t>(s.get_int(3).value_or(0));
+        r.device_id = s.get_text(4).value_or("");
+        r.started_at = s.get_text(5).value_or("");
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+std::vector<DeviceInfo> SqliteDatabase::devices() const {
+    std::lock_guard lock(impl_->mutex);
+    auto s = impl_->connection.prepare("SELECT id, info FROM devices ORDER BY first_seen, id");
+    std::vector<DeviceInfo> out;
+    while (s.step()) {
+        DeviceInfo d;
+        if (decode_device(s, d).empty()) out.push_back(std::move(d));
+    }
+    return out;
+}
+
+std::vector<std::string> SqliteDatabase::verify() const {
+    std::vector<std::string> problems;
+    auto section = [&](const char* name, auto&& body) {
+        try {
+            body();
+        } catch (const std::exception& e) {
+            problems.push_back(std::string(name) + ": " + e.what());
+        }
+    };
+    auto& c = impl_->connection;
+    {
+        std::lock_guard lock(impl_->mutex);
+        for (const char* pragma : {"integrity_check", "quick_check"}) {
+            section(pragma, [&] {
+                auto s = c.prepare(std::string("PRAGMA ") + pragma);
+                while (s.step())
+                    if (auto line = s.column_text(0); line != "ok") {
+                        std::replace(line.begin(), line.end(), '\n', ' ');
+                        problems.push_back(std::string(pragma) + ": " + line);
+                    }
+            });
+        }
+        section("foreign_key_check", [&] {
+            auto s = c.prepare("PRAGMA foreign_key_check");
+            while (s.step())
+                problems.push_back("foreign key: " + s.column_text(0) + " row " +
+                                   s.column_text(1) + " refers to a missing " + s.column_text(2));
+        });
+        section("schema", [&] {
+            if (int v = user_version(c); v != kSchemaVersion)
+                problems.push_back("schema: version " + std::to_string(v) + ", expected " +
+                                   std::to_string(kSchemaVersion));
+        });
+        section("devices", [&] {
+            auto s = c.prepare("SELECT id, info FROM devices ORDER BY id");
+            while (s.step()) {
+                DeviceInfo d;
+                if (auto why = decode_device(s, d); !why.empty())
+                    problems.push_back("device '" + s.column_text(0) + "': " + why);
+            }
+        });
+    }
+    section("measurements", [&] {
+        query({}, [&](std::int64_t id, const std::string& why) {
+            problems.push_back("measurement " + std::to_string(id) + ": " + why);
+        });
+    });
+    return problems;
+}
+
+}  // namespace tune

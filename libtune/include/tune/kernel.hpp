@@ -1,0 +1,70 @@
+// Template and Kernel: a kernel family for (op, backend) that builds the tuning Space of a
+// problem and instantiates runnable kernels for configs. The registry maps (op, backend) to
+// the templates that can compute it.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tune/config.hpp"
+#include "tune/device.hpp"
+#include "tune/problem.hpp"
+#include "tune/space.hpp"
+
+namespace tune {
+
+// Operand pointers for one call. GEMM: inputs {A, B}, outputs {C}, contiguous row-major as
+// the Problem describes (see make_gemm).
+struct OpArgs {
+    std::span<const void* const> inputs;
+    std::span<void* const> outputs;
+};
+
+// A problem + config made runnable. run() is thread-compatible: one kernel object may be
+// run concurrently only if the template says so (CPU GEMM kernels allocate per call).
+class Kernel {
+public:
+    virtual ~Kernel() = default;
+    virtual void run(const OpArgs& args) const = 0;
+    virtual std::size_t workspace_bytes() const { return 0; }
+};
+
+struct TemplateInfo {
+    std::string name;     // "cpu.gemm.blocked": stored verbatim in the DB
+    OpKind op;
+    Backend backend;
+    std::string version;  // hash of the template's source; a change marks stored results stale
+    bool vendor = false;  // wraps a vendor library (OpenBLAS, oneDNN, cuBLASLt)
+};
+
+class Template {
+public:
+    virtual ~Template() = default;
+    virtual const TemplateInfo& info() const = 0;
+    // Whether this template can compute p at all on this device (dtype, ISA, ...).
+    virtual bool supports(const Problem& p) const = 0;
+    // The space of configs for p. Shared and immutable; cheap to call on hot paths.
+    virtual std::shared_ptr<const Space> space(const Problem& p) const = 0;
+    // Builds a kernel for (p, c). The config must be valid in space(p); throws otherwise.
+    virtual std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const = 0;
+};
+
+// Explicit registry of templates, built once and then read-only.
+class TemplateRegistry {
+public:
+    void add(std::unique_ptr<Template> t);  // throws on a duplicate name
+    const Template* find(std::string_view name) const;  // nullptr if unknown
+    // Templates for (op, backend) that support p, in registration order (own before vendor).
+    std::vector<const Template*> for_problem(const Problem& p, Backend backend) const;
+    std::vector<const Template*> all() const;
+
+private:
+    std::vector<std::unique_ptr<Template>> templates_;
+};
+
+// Every template built into this library that runs on `device` (CPU templates check ISA).
+TemplateRegistry builtin_registry(const DeviceInfo& device);
+
+}  // namespace tune

@@ -1,0 +1,57 @@
+// Measurer: the timing protocol (warm-up, repeat until the median is stable or a time cap,
+// optional cache flush) and the correctness check that gates every candidate.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "tune/device.hpp"
+#include "tune/kernel.hpp"
+#include "tune/measurement.hpp"
+#include "tune/workload.hpp"
+
+namespace tune {
+
+struct MeasureOptions {
+    double warmup_s = 0.02;        // run at least this long (and at least once) before timing
+    int min_reps = 5;              // samples before the stopping rule is consulted
+    int max_reps = 100;
+    double target_ci_rel = 0.02;   // stop when the median's 95% CI half-width <= 2%
+    double max_time_s = 1.0;       // per-candidate timing cap (after verification)
+    double timeout_s = 30.0;       // a single verification call slower than this: timeout
+    double min_sample_s = 2e-4;    // tiny kernels are repeated inside one sample
+    bool flush_cache = false;      // cold-cache timing: evict caches before each sample
+    int pin_cpu = 0;               // pin the timing thread to this CPU; -1 = leave as is
+    std::uint64_t seed = 1;        // operand values
+};
+
+class Measurer {
+public:
+    Measurer(DeviceInfo device, MeasureOptions options = {});
+    ~Measurer();
+
+    const DeviceInfo& device() const { return device_; }
+    const MeasureOptions& options() const { return options_; }
+
+    // Builds, verifies and times one candidate. Never throws for a bad candidate: the
+    // returned measurement says failed / invalid / wrong_result / timeout with a reason.
+    Measurement measure(const Problem& p, const Template& t, const Config& c);
+
+    // The protocol alone, for baselines outside any template.
+    TimingStats time(const std::function<void()>& run);
+
+private:
+    Workload& workload_for(const Problem& p);
+    void flush_caches();
+
+    DeviceInfo device_;
+    MeasureOptions options_;
+    std::unique_ptr<Workload> workload_;  // operands of the last problem measured
+    AlignedBuffer flush_buffer_;
+};
+
+// Order statistics of timing samples (seconds): median, min, mean, IQR and the relative
+// half-width of a distribution-free 95% confidence interval of the median.
+TimingStats summarize(std::vector<double> samples);
+
+}  // namespace tune

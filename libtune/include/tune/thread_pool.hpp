@@ -1,0 +1,57 @@
+// ThreadPool: a small pool of pinned worker threads that runs one parallel region at a time,
+// for CPU kernels that split their work over a fixed number of threads.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tune {
+
+class ThreadPool {
+public:
+    // A pool for regions of up to max_threads threads: the calling thread plus up to
+    // max_threads - 1 workers, started on first use. Worker w (1-based) is pinned to CPU w
+    // of this process's affinity mask when pin_workers is set.
+    explicit ThreadPool(int max_threads, bool pin_workers = true);
+    ~ThreadPool();
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    int max_threads() const { return max_threads_; }
+
+    // Runs task(t) for every t in [0, threads): t == 0 on the calling thread, the others on
+    // workers. Returns when all have finished and rethrows the first exception a task threw.
+    // Regions from different calling threads run one after the other. A task must not start
+    // a region on the same pool. Throws tune::Error when threads is outside [1, max_threads].
+    void parallel_for(int threads, const std::function<void(int)>& task);
+
+private:
+    void start_workers();
+    void worker_loop(int index);
+
+    const int max_threads_;
+    const bool pin_workers_;
+    std::mutex region_mutex_;  // one region at a time; also guards worker start-up
+    std::vector<std::thread> workers_;
+
+    // Each worker waits on its own counter; a region bumps only the counters of the workers
+    // it uses (release), which then read task_ (acquire). task_ is rewritten only after every
+    // worker of the previous region has signalled through pending_.
+    struct alignas(64) WakeSlot {
+        std::atomic<std::uint64_t> generation{0};
+    };
+    std::unique_ptr<WakeSlot[]> wake_;
+    const std::function<void(int)>* task_ = nullptr;
+    std::atomic<int> pending_{0};
+    std::atomic<bool> stop_{false};
+    std::mutex error_mutex_;
+    std::exception_ptr error_;
+};
+
+}  // namespace tune

@@ -1,0 +1,36 @@
+// Workload: seeded operands for one Problem, its fp64 reference result, and the op's error
+// metric. The only code that knows what a problem computes; every config is checked here.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "tune/buffer.hpp"
+#include "tune/kernel.hpp"
+#include "tune/problem.hpp"
+
+namespace tune {
+
+class Workload {
+public:
+    // Fills inputs with values uniform in [-1, 1) from `seed` and computes the reference.
+    Workload(const Problem& p, std::uint64_t seed);
+
+    const Problem& problem() const { return problem_; }
+    OpArgs args() const { return {input_ptrs_, output_ptrs_}; }
+    // Poisons outputs with NaN so a kernel that skips an element fails verification.
+    void poison_outputs();
+    // Error of the current outputs (GEMM: max |C - C_ref| / (|A||B|) elementwise); NaN when
+    // any output is NaN or infinite.
+    double error() const;
+    std::size_t bytes() const;
+
+private:
+    Problem problem_;
+    std::vector<AlignedBuffer> inputs_, outputs_;
+    std::vector<const void*> input_ptrs_;
+    std::vector<void*> output_ptrs_;
+    std::vector<double> reference_, scale_;  // scale: the elementwise |A||B| bound
+};
+
+}  // namespace tune

@@ -1,0 +1,156 @@
+#include "tune/measurer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "tune/error.hpp"
+
+namespace tune {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double quantile(const std::vector<double>& sorted, double q) {
+    double pos = q * double(sorted.size() - 1);
+    auto lo = static_cast<std::size_t>(std::floor(pos));
+    auto hi = std::min(lo + 1, sorted.size() - 1);
+    return sorted[lo] + (pos - double(lo)) * (sorted[hi] - sorted[lo]);
+}
+
+}  // namespace
+
+TimingStats summarize(std::vector<double> samples) {
+    TimingStats s;
+    if (samples.empty()) return s;
+    std::sort(samples.begin(), samples.end());
+    const auto n = samples.size();
+    s.count = static_cast<int>(n);
+    s.median_s = quantile(samples, 0.5);
+    s.min_s = samples.front();
+    s.mean_s = std::accumulate(samples.begin(), samples.end(), 0.0) / double(n);
+    s.iqr_s = quantile(samples, 0.75) - quantile(samples, 0.25);
+    // Distribution-free CI of the median: the order statistics n/2 -+ 1.96 sqrt(n)/2.
+    double half = 0.98 * std::sqrt(double(n));
+    auto lo = static_cast<std::size_t>(std::max(0.0, std::floor(double(n) / 2 - half)));
+    auto hi = static_cast<std::size_t>(std::min(double(n - 1), std::ceil(double(n) / 2 + half)));
+    s.ci_half_width_rel = s.median_s > 0 ? (samples[hi] - samples[lo]) / 2 / s.median_s : 0;
+    return s;
+}
+
+Measurer::Measurer(DeviceInfo device, MeasureOptions options)
+    : device_(std::move(device)), options_(options) {
+    require(options_.min_reps >= 1 && options_.max_reps >= options_.min_reps,
+            "measure options: need 1 <= min_reps <= max_reps");
+    require(options_.max_time_s > 0 && options_.timeout_s > 0, "measure options: time limits must be > 0");
+    if (options_.flush_cache) {
+        // Twice the last-level cache, so one sweep evicts the operands.
+        std::int64_t llc = std::max({device_.l3_bytes, device_.l2_bytes, std::int64_t{8} << 20});
+        flush_buffer_ = AlignedBuffer(static_cast<std::size_t>(2 * llc));
+        std::fill_n(flush_buffer_.data(), flush_buffer_.bytes(), std::byte{1});
+    }
+}
+
+Measurer::~Measurer() = default;
+
+Workload& Measurer::workload_for(const Problem& p) {
+    if (!workload_ || !(workload_->problem() == p)) {
+        workload_.reset();  // free the old operands before allocating new ones
+        workload_ = std::make_unique<Workload>(p, options_.seed);
+    }
+    return *workload_;
+}
+
+void Measurer::flush_caches() {
+    // A read-modify-write sweep; the volatile sink keeps it from being optimised away.
+    volatile std::byte sink{};
+    for (std::size_t i = 0; i < flush_buffer_.bytes(); i += 64) {
+        flush_buffer_.data()[i] = std::byte(std::to_integer<int>(flush_buffer_.data()[i]) + 1);
+        sink = flush_buffer_.data()[i];
+    }
+    (void)sink;
+}
+
+TimingStats Measurer::time(const std::function<void()>& run) {
+    if (options_.pin_cpu >= 0) pin_current_thread(options_.pin_cpu);
+    // Warm-up: at least one call and at least warmup_s; it also estimates the call time.
+    auto t0 = Clock::now();
+    int calls = 0;
+    do {
+        run();
+        ++calls;
+    } while (seconds_since(t0) < options_.warmup_s);
+    double per_call = seconds_since(t0) / calls;
+    int inner = 1;
+    if (!options_.flush_cache && per_call < options_.min_sample_s)
+        inner = static_cast<int>(std::min(1e6, std::ceil(options_.min_sample_s / std::max(per_call, 1e-9))));
+
+    std::vector<double> samples;
+    auto start = Clock::now();
+    TimingStats stats;
+    while (true) {
+        if (options_.flush_cache) flush_caches();
+        auto s0 = Clock::now();
+        for (int i = 0; i < inner; ++i) run();
+        samples.push_back(seconds_since(s0) / inner);
+        if (static_cast<int>(samples.size()) < options_.min_reps) continue;
+        stats = summarize(samples);
+        stats.stable = stats.ci_half_width_rel <= options_.target_ci_rel;
+        if (stats.stable || stats.count >= options_.max_reps || seconds_since(start) >= options_.max_time_s) break;
+    }
+    stats.inner = inner;
+    return stats;
+}
+
+Measurement Measurer::measure(const Problem& p, const Template& t, const Config& c) {
+    Measurement m;
+    m.problem = p;
+    m.device_id = device_.id();
+    m.template_name = t.info().name;
+    m.template_version = t.info().version;
+    m.config = c;
+    auto fail = [&](Status s, std::string why) {
+        m.status = s;
+        m.reason = std::move(why);
+        return m;
+    };
+    if (auto why = t.space(p)->violation(c)) return fail(Status::invalid, *why);
+    std::unique_ptr<Kernel> kernel;
+    try {
+        kernel = t.instantiate(p, c);
+        m.workspace_bytes = static_cast<std::int64_t>(kernel->workspace_bytes());
+    } catch (const std::exception& e) {
+        return fail(Status::failed, std::string("instantiate: ") + e.what());
+    }
+    try {
+        Workload& w = workload_for(p);
+        OpArgs args = w.args();
+        // Verify before timing counts: a wrong candidate is recorded, never timed.
+        w.poison_outputs();
+        auto t0 = Clock::now();
+        kernel->run(args);
+        double first = seconds_since(t0);
+        m.error = w.error();
+        double tol = effective_tolerance(p);
+        if (!(m.error <= tol)) {
+            return fail(Status::wrong_result, std::isnan(m.error) ? "output has NaN/Inf or unwritten elements"
+                                                                  : "error " + std::to_string(m.error) +
+                                                                        " exceeds tolerance " + std::to_string(tol));
+        }
+        if (first > options_.timeout_s)
+            return fail(Status::timeout, "one call took " + std::to_string(first) + " s (limit " +
+                                             std::to_string(options_.timeout_s) + " s)");
+        m.stats = time([&] { kernel->run(args); });
+        m.status = Status::ok;
+    } catch (const std::exception& e) {
+        return fail(Status::failed, std::string("run: ") + e.what());
+    }
+    return m;
+}
+
+}  // namespace tune

@@ -1,0 +1,44 @@
+#include <algorithm>
+
+#include "tune/error.hpp"
+#include "tune/kernel.hpp"
+#include "tune/templates/cpu_gemm.hpp"
+
+namespace tune {
+
+void TemplateRegistry::add(std::unique_ptr<Template> t) {
+    require(t != nullptr, "registry: null template");
+    require(find(t->info().name) == nullptr, "registry: template '" + t->info().name + "' registered twice");
+    templates_.push_back(std::move(t));
+}
+
+const Template* TemplateRegistry::find(std::string_view name) const {
+    for (const auto& t : templates_)
+        if (t->info().name == name) return t.get();
+    return nullptr;
+}
+
+std::vector<const Template*> TemplateRegistry::for_problem(const Problem& p, Backend backend) const {
+    std::vector<const Template*> out;
+    for (const auto& t : templates_)
+        if (t->info().op == p.op && t->info().backend == backend && t->supports(p)) out.push_back(t.get());
+    std::stable_partition(out.begin(), out.end(), [](const Template* t) { return !t->info().vendor; });
+    return out;
+}
+
+std::vector<const Template*> TemplateRegistry::all() const {
+    std::vector<const Template*> out;
+    for (const auto& t : templates_) out.push_back(t.get());
+    return out;
+}
+
+TemplateRegistry builtin_registry(const DeviceInfo& device) {
+    TemplateRegistry r;
+    if (device.backend == Backend::cpu) {
+        r.add(make_cpu_gemm_template(device));
+        r.add(make_openblas_gemm_template(device));
+    }
+    return r;
+}
+
+}  // namespace tune

@@ -1,0 +1,40 @@
+// Micro-kernels of the blocked CPU GEMM: each computes one MR x NR tile of C from a k-long
+// sliver of A and B. They are the only ISA-specific code; everything else is the driver.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace tune::cpu_gemm {
+
+// C[MR x NR] (=|+=) A-sliver * B-sliver, f32.
+//  a: element (i, p) at a[i + p * a_stride] (contiguous rows: packed panel, or trans_a in
+//     place), or at a[i * a_stride + p] for the strided-rows variant (A read in place).
+//  b: element (p, j) at b[p * b_stride + j], j contiguous (packed panel or B in place).
+//  c: element (i, j) at c[i * ldc + j]; overwritten unless `accumulate`.
+using UkernelFn = void (*)(std::int64_t k, const float* a, std::int64_t a_stride, const float* b,
+                           std::int64_t b_stride, float* c, std::int64_t ldc, bool accumulate);
+
+enum class Isa : std::uint8_t { avx2_fma, avx512f };
+
+struct Ukernel {
+    std::string_view label;  // knob value, e.g. "avx512_14x32"
+    Isa isa;
+    int mr, nr;              // register tile
+    UkernelFn contiguous;    // a[i + p * a_stride]
+    UkernelFn strided_rows;  // a[i * a_stride + p]
+};
+
+// Instantiated kernels per ISA (defined in ukernels_<isa>.cpp). Calling one on a CPU without
+// the ISA is undefined: choose with host_supports() / the device's CpuIsa.
+std::span<const Ukernel> avx512_ukernels();
+std::span<const Ukernel> avx2_ukernels();
+
+// Largest tile of any kernel (bounds the driver's on-stack edge tile).
+inline constexpr int kMaxTileElems = 16 * 64;
+
+// Whether the CPU running this process can execute kernels of `isa`.
+bool host_supports(Isa isa);
+
+}  // namespace tune::cpu_gemm

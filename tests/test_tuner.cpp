@@ -1,0 +1,145 @@
+// Measurer protocol, tuner resume, and the rule that a wrong candidate never wins.
+#include <catch2/catch.hpp>
+
+#include "fake_template.hpp"
+#include "tune/measurer.hpp"
+#include "tune/tuner.hpp"
+
+using namespace tune;
+
+namespace {
+MeasureOptions fast_options() {
+    MeasureOptions o;
+    o.warmup_s = 0.001;
+    o.max_time_s = 0.02;
+    o.min_reps = 3;
+    o.max_reps = 10;
+    o.pin_cpu = -1;
+    return o;
+}
+}  // namespace
+
+TEST_CASE("summary statistics are order statistics of the samples", "[measurer]") {
+    TimingStats s = summarize({5, 1, 3, 2, 4});
+    CHECK(s.median_s == 3);
+    CHECK(s.min_s == 1);
+    CHECK(s.mean_s == 3);
+    CHECK(s.iqr_s == 2);
+    CHECK(s.count == 5);
+    CHECK(s.ci_half_width_rel > 0);
+    TimingStats flat = summarize(std::vector<double>(50, 2.0));
+    CHECK(flat.ci_half_width_rel == 0);
+}
+
+TEST_CASE("the measurer verifies before it times", "[measurer]") {
+    testing::FakeGemmTemplate t;
+    Measurer m(detect_cpu(), fast_options());
+    Problem p = make_gemm(5, 7, 9, DType::f32, false, true);
+    auto good = m.measure(p, t, Config::parse("mode=good tile=1 unroll=1"));
+    CHECK(good.status == Status::ok);
+    CHECK(good.stats.median_s > 0);
+    CHECK(good.stats.count >= 3);
+    CHECK(good.error <= effective_tolerance(p));
+
+    auto wrong = m.measure(p, t, Config::parse("mode=wrong tile=1 unroll=1"));
+    CHECK(wrong.status == Status::wrong_result);
+    CHECK(wrong.stats.count == 0);
+    CHECK_THAT(wrong.reason, Catch::Contains("exceeds tolerance"));
+
+    auto throws = m.measure(p, t, Config::parse("mode=throws tile=1 unroll=1"));
+    CHECK(throws.status == Status::failed);
+    CHECK_THAT(throws.reason, Catch::Contains("refuses to build"));
+
+    auto invalid = m.measure(p, t, Config::parse("mode=good tile=9 unroll=1"));
+    CHECK(invalid.status == Status::invalid);
+}
+
+TEST_CASE("a wrong but fast candidate never becomes the best", "[tuner]") {
+    // The wrong mode also runs fastest (unroll=1, least work), so only verification stops it.
+    auto db = make_memory_database();
+    TemplateRegistry reg;
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());
+    Measurer m(detect_cpu(), fast_options());
+    auto run = db->start_run({0, "test", "exhaustive", 0, "", ""}, m.device());
+    Tuner tuner(*db, reg, m, run);
+    TuneOptions opt;
+    opt.strategy = "exhaustive";
+    opt.budget = 1000;
+    auto r = tuner.tune(make_gemm(6, 6, 6), opt);
+    REQUIRE(r.best);
+    CHECK(r.best->config.get_str("mode") == "good");
+    CHECK(r.failed > 0);
+    for (const auto& b : db->best({})) CHECK(b.config.get_str("mode") == "good");
+    auto wrong = db->query({"", "", "", "", Status::wrong_result});
+    CHECK(wrong.size() == 4);  // every tile value with unroll=1
+}
+
+TEST_CASE("re-running a tuning resumes and never re-measures", "[tuner]") {
+    auto db = make_memory_database();
+    TemplateRegistry reg;
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());
+    reg.add(std::make_unique<testing::FakeGemmTemplate>("test.gemm.vendor", "v1", true));
+    Measurer m(detect_cpu(), fast_options());
+    auto run = db->start_run({0, "test", "random", 0, "", ""}, m.device());
+    Tuner tuner(*db, reg, m, run);
+    TuneOptions opt;
+    opt.strategy = "random";
+    opt.seed = 42;
+    opt.budget = 10;
+    Problem p = make_gemm(4, 4, 4);
+    std::vector<TuneProgress> progress;
+    opt.on_progress = [&](const TuneProgress& pr) { progress.push_back(pr); };
+    auto first = tuner.tune(p, opt);
+    CHECK(first.measured == 10);
+    CHECK(first.reused == 0);
+    REQUIRE(progress.size() == 10);
+    CHECK(progress.back().done == 10);
+    CHECK(progress.back().budget == 10);
+    CHECK(first.default_config);
+    CHECK(first.vendor_best);
+    auto rows = db->query({}).size();
+    CHECK(rows == 10);
+
+    auto second = tuner.tune(p, opt);
+    CHECK(second.measured == 0);
+    CHECK(second.reused == 10);
+    CHECK(db->query({}).size() == rows);
+    CHECK(second.best->config == first.best->config);
+
+    opt.budget = 14;  // a bigger budget measures only the new candidates
+    auto third = tuner.tune(p, opt);
+    CHECK(third.reused == 10);
+    CHECK(third.measured == 4);
+}
+
+TEST_CASE("a stale template version is measured again, not reused", "[tuner]") {
+    auto db = make_memory_database();
+    Measurer m(detect_cpu(), fast_options());
+    auto run = db->start_run({0, "test", "random", 0, "", ""}, m.device());
+    TuneOptions opt;
+    opt.budget = 3;
+    Problem p = make_gemm(3, 3, 3);
+    {
+        TemplateRegistry reg;
+        reg.add(std::make_unique<testing::FakeGemmTemplate>("test.gemm.fake", "v1"));
+        Tuner(*db, reg, m, run).tune(p, opt);
+    }
+    TemplateRegistry reg2;
+    reg2.add(std::make_unique<testing::FakeGemmTemplate>("test.gemm.fake", "v2"));
+    auto r = Tuner(*db, reg2, m, run).tune(p, opt);
+    CHECK(r.measured == 3);
+    CHECK(r.reused == 0);
+}
+
+TEST_CASE("the time limit stops a problem early", "[tuner]") {
+    auto db = make_memory_database();
+    TemplateRegistry reg;
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());
+    Measurer m(detect_cpu(), fast_options());
+    Tuner tuner(*db, reg, m, db->start_run({}, m.device()));
+    TuneOptions opt;
+    opt.budget = 1000;
+    opt.time_limit_s = 1e-9;
+    auto r = tuner.tune(make_gemm(3, 3, 3), opt);
+    CHECK(r.measured + r.reused <= 1);
+}
