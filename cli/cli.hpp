@@ -12,8 +12,9 @@ namespace tune::cli {
 void add_tune_commands(CLI::App& app);  // model, gemm, lookup
 void add_db_commands(CLI::App& app);    // db list|show|export|import|verify
 
-// Adds --<dim> options for every dim of `op` (from dim_specs) writing into `p`.
-void add_dim_options(CLI::App& cmd, Problem& p);
+// Adds --<dim> options for every dim of p.op (from dim_specs) writing into `p`; sizes
+// without a default are required when `required` is set.
+void add_dim_options(CLI::App& cmd, Problem& p, bool required);
 
 // Plain text table with aligned columns.
 class Table {

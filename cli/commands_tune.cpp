@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -138,14 +139,24 @@ std::vector<std::int64_t> parse_tokens(const std::string& text) {
 
 }  // namespace
 
-void add_dim_options(CLI::App& cmd, Problem& p) {
+void add_dim_options(CLI::App& cmd, Problem& p, bool required) {
+    // Checked as text first: CLI11 would otherwise clamp an out-of-range number silently.
+    static const CLI::Validator integer(
+        [](std::string& text) -> std::string {
+            std::int64_t v = 0;
+            auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+            if (ec == std::errc::result_out_of_range) return "'" + text + "' is out of the 64-bit range";
+            if (ec != std::errc() || ptr != text.data() + text.size()) return "'" + text + "' is not an integer";
+            return {};
+        },
+        "INT");
     auto specs = dim_specs(p.op);
     for (std::size_t i = 0; i < specs.size(); ++i) {
         std::string flag = "--" + std::string(specs[i].name);
         std::replace(flag.begin(), flag.end(), '_', '-');
         p.dims[i] = specs[i].default_value;
-        auto* opt = cmd.add_option(flag, p.dims[i], std::string(specs[i].help));
-        if (specs[i].kind == DimKind::size && specs[i].default_value == 0) opt->required();
+        auto* opt = cmd.add_option(flag, p.dims[i], std::string(specs[i].help))->check(integer);
+        if (required && specs[i].kind == DimKind::size && specs[i].default_value == 0) opt->required();
     }
 }
 
@@ -174,7 +185,7 @@ void add_tune_commands(CLI::App& app) {
         auto* cmd = app.add_subcommand("gemm", "tune one GEMM problem");
         auto args = std::make_shared<TuneArgs>();
         auto problem = std::make_shared<Problem>(make_gemm(1, 1, 1));
-        add_dim_options(*cmd, *problem);
+        add_dim_options(*cmd, *problem, true);
         add_tune_options(*cmd, *args);
         cmd->callback([=] {
             Problem p = *problem;
@@ -183,19 +194,21 @@ void add_tune_commands(CLI::App& app) {
             run_tuning({{"gemm", p.dim("m"), p}}, *args, "tune gemm " + shape_key(p));
         });
     }
-    // tune lookup gemm
+    // tune lookup <op>
     {
         auto* cmd = app.add_subcommand("lookup", "print the config the runtime would use for a shape, and why");
-        cmd->require_subcommand(1);
-        auto* gemm = cmd->add_subcommand("gemm", "look up a GEMM shape");
+        auto op = std::make_shared<std::string>();
         auto db = std::make_shared<std::string>("tuned.db");
         auto dtype = std::make_shared<std::string>("f32");
-        auto problem = std::make_shared<Problem>(make_gemm(1, 1, 1));
-        gemm->add_option("--db", *db, "SQLite file to read")->capture_default_str();
-        gemm->add_option("--dtype", *dtype, "element type")->capture_default_str();
-        add_dim_options(*gemm, *problem);
-        gemm->callback([=] {
+        auto problem = std::make_shared<Problem>(make_gemm(0, 0, 0));
+        cmd->add_option("op", *op, "operation: gemm")->required();
+        cmd->add_option("--db", *db, "SQLite file to read")->capture_default_str();
+        cmd->add_option("--dtype", *dtype, "element type")->capture_default_str();
+        add_dim_options(*cmd, *problem, false);
+        cmd->callback([=] {
             Problem p = *problem;
+            p.op = parse_op(*op, "lookup op");
+            require(p.op == OpKind::gemm, "lookup op: '" + *op + "' has no templates in this build yet");
             p.dtype = parse_dtype(*dtype, "--dtype");
             validate(p);
             auto dispatcher = Dispatcher::open(*db);

@@ -46,10 +46,10 @@ Config::Config(std::initializer_list<std::pair<std::string, KnobValue>> values) 
 }
 
 Config& Config::set(std::string_view name, KnobValue value) {
-    require(valid_name(name), "config: invalid knob name '" + std::string(name) +
-                                  "' (lower-case letters, digits, '_', at most 64)");
-    if (auto* s = std::get_if<std::string>(&value))
-        require(valid_label(*s), "config: knob '" + std::string(name) + "' has an invalid label '" + *s + "'");
+    if (!valid_name(name))
+        throw Error("config: invalid knob name '" + std::string(name) + "' (lower-case letters, digits, '_', at most 64)");
+    if (auto* s = std::get_if<std::string>(&value); s && !valid_label(*s))
+        throw Error("config: knob '" + std::string(name) + "' has an invalid label '" + *s + "'");
     auto it = std::lower_bound(values_.begin(), values_.end(), name,
                                [](const auto& entry, std::string_view n) { return entry.first < n; });
     if (it != values_.end() && it->first == name)
@@ -69,17 +69,17 @@ bool Config::has(std::string_view name) const { return find(name) != nullptr; }
 
 std::int64_t Config::get_int(std::string_view name) const {
     const KnobValue* v = find(name);
-    require(v != nullptr, "config: missing knob '" + std::string(name) + "'");
+    if (!v) throw Error("config: missing knob '" + std::string(name) + "'");
     const auto* i = std::get_if<std::int64_t>(v);
-    require(i != nullptr, "config: knob '" + std::string(name) + "' is not an integer");
+    if (!i) throw Error("config: knob '" + std::string(name) + "' is not an integer");
     return *i;
 }
 
 const std::string& Config::get_str(std::string_view name) const {
     const KnobValue* v = find(name);
-    require(v != nullptr, "config: missing knob '" + std::string(name) + "'");
+    if (!v) throw Error("config: missing knob '" + std::string(name) + "'");
     const auto* s = std::get_if<std::string>(v);
-    require(s != nullptr, "config: knob '" + std::string(name) + "' is not a label");
+    if (!s) throw Error("config: knob '" + std::string(name) + "' is not a label");
     return *s;
 }
 

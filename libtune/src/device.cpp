@@ -112,7 +112,14 @@ DeviceInfo detect_cpu() {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     if (pages > 0 && page > 0) info.memory_bytes = static_cast<std::int64_t>(pages) * page;
     info.versions["compiler"] = "gcc " __VERSION__;
-    if (const char* cfg = openblas_get_config()) info.versions["openblas"] = cfg;
+    // Only the release: the kernel core OpenBLAS picked is a property of its template's
+    // version, not of the machine.
+    if (const char* cfg = openblas_get_config()) {
+        std::istringstream words(cfg);
+        std::string name, release;
+        words >> name >> release;
+        info.versions["openblas"] = release;
+    }
     return info;
 }
 

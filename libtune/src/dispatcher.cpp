@@ -1,5 +1,6 @@
 #include "tune/dispatcher.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -82,21 +83,22 @@ Selection Dispatcher::lookup(const Problem& p) const {
     if (auto it = exact_.find(p); it != exact_.end()) return select(entries_[it->second], LookupSource::exact);
     {
         std::shared_lock lock(unseen_mutex_);
-        if (auto it = unseen_.find(p); it != unseen_.end()) return it->second.selection;
+        if (auto it = unseen_.find(p); it != unseen_.end()) return it->second;
     }
     return resolve_unseen(p);
 }
 
 Selection Dispatcher::resolve_unseen(const Problem& p) const {
     validate(p);
-    Resolved r;
-    // Nearest tuned shape (log-size distance) whose config is valid for this shape.
+    // Log-size distance to every tuned shape of the same kind (op, dtype, exact dims).
     auto specs = dim_specs(p.op);
     std::array<double, kMaxDims> log_dims{};
     for (std::size_t i = 0; i < specs.size(); ++i)
         log_dims[i] = specs[i].kind == DimKind::size ? std::log2(double(p.dims[i])) : 0;
-    std::vector<std::pair<double, const Entry*>> order;
-    for (const auto& e : entries_) {
+    std::vector<std::pair<double, std::size_t>> candidates;
+    candidates.reserve(entries_.size());
+    for (std::size_t idx = 0; idx < entries_.size(); ++idx) {
+        const Entry& e = entries_[idx];
         if (e.shape.op != p.op || e.shape.dtype != p.dtype) continue;
         double d = 0;
         for (std::size_t i = 0; i < specs.size() && std::isfinite(d); ++i) {
@@ -105,26 +107,44 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
             else if (e.shape.dims[i] != p.dims[i])
                 d = std::numeric_limits<double>::infinity();
         }
-        if (std::isfinite(d)) order.emplace_back(d, &e);
+        if (std::isfinite(d)) candidates.emplace_back(d, idx);
     }
-    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
-        return a.first < b.first || (a.first == b.first && a.second < b.second);
-    });
-    for (const auto& [d, e] : order) {
-        if (e->tmpl->supports(p) && !e->tmpl->space(p)->violation(e->config)) {
-            r.selection = select(*e, LookupSource::nearest);
-            break;
+
+    std::unique_lock lock(unseen_mutex_);
+    if (auto it = unseen_.find(p); it != unseen_.end()) return it->second;  // another thread was first
+    if (unseen_.size() >= kMemoCapacity) unseen_.clear();
+    // Nearest first; ties go to the earlier entry. Usually the first candidate is valid, so
+    // pick minima one at a time instead of sorting.
+    Selection chosen;
+    while (!candidates.empty()) {
+        auto best = std::min_element(candidates.begin(), candidates.end());
+        const Entry& e = entries_[best->second];
+        if (e.tmpl->supports(p)) {
+            auto space = e.tmpl->space(p);
+            auto& facts = spaces_[space.get()];
+            if (!facts.space) facts.space = space;
+            facts.accepts.resize(entries_.size(), -1);
+            auto& ok = facts.accepts[best->second];
+            if (ok < 0) ok = space->violation(e.config) ? 0 : 1;
+            if (ok) {
+                chosen = select(e, LookupSource::nearest);
+                break;
+            }
         }
+        *best = candidates.back();
+        candidates.pop_back();
     }
-    if (!r.selection.tmpl) {
+    if (!chosen.tmpl) {
         auto templates = registry_->for_problem(p, device_.backend);
         require(!templates.empty(), "dispatcher: no template can compute '" + shape_key(p) + "'");
-        r.default_config = std::make_unique<Config>(templates.front()->space(p)->default_config());
-        r.selection = Selection{templates.front(), r.default_config.get(), LookupSource::default_config, nullptr, 0};
+        auto space = templates.front()->space(p);
+        auto& facts = spaces_[space.get()];
+        if (!facts.space) facts.space = space;
+        if (!facts.default_config) facts.default_config = std::make_unique<Config>(space->default_config());
+        chosen = Selection{templates.front(), facts.default_config.get(), LookupSource::default_config, nullptr, 0};
     }
-    std::unique_lock lock(unseen_mutex_);
-    auto [it, inserted] = unseen_.try_emplace(p, std::move(r));
-    return it->second.selection;
+    unseen_.emplace(p, chosen);
+    return chosen;
 }
 
 void Dispatcher::run(const Problem& p, const OpArgs& args) const {

@@ -72,31 +72,32 @@ Problem make_gemm(std::int64_t m, std::int64_t n, std::int64_t k, DType dtype, b
 }
 
 GemmDims gemm_dims(const Problem& p) {
-    require(p.op == OpKind::gemm, "gemm_dims: problem is " + std::string(to_string(p.op)));
+    if (p.op != OpKind::gemm) throw Error("gemm_dims: problem is " + std::string(to_string(p.op)));
     return {p.dims[0], p.dims[1], p.dims[2], p.dims[3], p.dims[4] != 0, p.dims[5] != 0};
 }
 
 void validate(const Problem& p) {
+    // On the dispatcher's unseen-shape path: messages are built only on failure.
     auto specs = dim_specs(p.op);
     for (std::size_t i = 0; i < specs.size(); ++i) {
         const auto& s = specs[i];
         std::int64_t v = p.dims[i];
-        if (s.kind == DimKind::size)
-            require(v >= 1, "problem: dim '" + std::string(s.name) + "' must be >= 1, got " + std::to_string(v));
-        else
-            require(v >= 0 && v <= s.max_value, "problem: dim '" + std::string(s.name) + "' must be in [0, " +
-                                                    std::to_string(s.max_value) + "], got " + std::to_string(v));
+        if (s.kind == DimKind::size && v < 1)
+            throw Error("problem: dim '" + std::string(s.name) + "' must be >= 1, got " + std::to_string(v));
+        if (s.kind == DimKind::exact && (v < 0 || v > s.max_value))
+            throw Error("problem: dim '" + std::string(s.name) + "' must be in [0, " + std::to_string(s.max_value) +
+                        "], got " + std::to_string(v));
     }
     for (std::size_t i = specs.size(); i < kMaxDims; ++i)
-        require(p.dims[i] == 0, "problem: unused dim slot " + std::to_string(i) + " must be 0");
-    require(std::isfinite(p.tolerance) && p.tolerance >= 0,
-            "problem: tolerance must be finite and >= 0, got " + std::to_string(p.tolerance));
+        if (p.dims[i] != 0) throw Error("problem: unused dim slot " + std::to_string(i) + " must be 0");
+    if (!(std::isfinite(p.tolerance) && p.tolerance >= 0))
+        throw Error("problem: tolerance must be finite and >= 0, got " + std::to_string(p.tolerance));
     // Every operand's byte count must fit in 63 bits (and so in size_t and ptrdiff_t).
     const auto bytes = static_cast<std::int64_t>(dtype_bytes(p.dtype));
     auto check = [&](std::initializer_list<std::int64_t> factors, const char* what) {
         std::int64_t acc = bytes;
         for (auto f : factors)
-            require(mul_ok(acc, f, acc), std::string("problem: size of ") + what + " overflows 64 bits");
+            if (!mul_ok(acc, f, acc)) throw Error(std::string("problem: size of ") + what + " overflows 64 bits");
     };
     if (p.op == OpKind::gemm) {
         auto g = gemm_dims(p);
@@ -106,8 +107,9 @@ void validate(const Problem& p) {
         check({g.batch, g.m, g.n, g.k, 2}, "the flop count (2*batch*m*n*k)");
     } else {
         std::int64_t b = p.dims[0], h = p.dims[1], kvh = p.dims[2], q = p.dims[3], kv = p.dims[4], d = p.dims[5];
-        require(h % kvh == 0, "problem: heads (" + std::to_string(h) + ") must be a multiple of kv_heads (" +
-                                  std::to_string(kvh) + ")");
+        if (h % kvh != 0)
+            throw Error("problem: heads (" + std::to_string(h) + ") must be a multiple of kv_heads (" +
+                        std::to_string(kvh) + ")");
         check({b, h, q, d}, "Q (batch*heads*q_len*head_dim)");
         check({b, kvh, kv, d}, "K (batch*kv_heads*kv_len*head_dim)");
         check({b, h, q, kv, d, 4}, "the flop count (4*batch*heads*q_len*kv_len*head_dim)");

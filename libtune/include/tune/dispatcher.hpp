@@ -74,13 +74,18 @@ private:
     std::unordered_map<Problem, std::size_t, ShapeHash, SameShape> exact_;  // read-only after construction
     DispatcherStats stats_;
 
-    // Answers for unseen shapes, computed once each (node-based: pointers stay valid).
-    struct Resolved {
-        Selection selection;
-        std::unique_ptr<Config> default_config;  // owns the config when source == default
-    };
+    // Memo of answers for unseen shapes. Its Selections point into entries_ or defaults_,
+    // never into the memo itself, so it can be cleared when full.
+    static constexpr std::size_t kMemoCapacity = 1 << 16;
     mutable std::shared_mutex unseen_mutex_;
-    mutable std::unordered_map<Problem, Resolved, ShapeHash, SameShape> unseen_;
+    mutable std::unordered_map<Problem, Selection, ShapeHash, SameShape> unseen_;
+    // Per space (shared by many shapes): its default config, and which tuned configs it accepts.
+    struct SpaceFacts {
+        std::shared_ptr<const Space> space;  // keeps the pointer key alive
+        std::unique_ptr<Config> default_config;
+        std::vector<std::int8_t> accepts;     // per entry: -1 unknown, 0 no, 1 yes
+    };
+    mutable std::unordered_map<const Space*, SpaceFacts> spaces_;  // guarded by unseen_mutex_
     mutable std::mutex kernels_mutex_;
     mutable std::unordered_map<std::string, std::shared_ptr<const Kernel>> kernels_;
 };

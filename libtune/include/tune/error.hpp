@@ -11,7 +11,8 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// Throws Error(message) when `ok` is false. Keeps validation code one line per rule.
+// Throws Error(message) when `ok` is false. Keeps validation code one line per rule; the
+// message is built even when ok, so hot paths throw directly instead.
 inline void require(bool ok, const std::string& message) {
     if (!ok) throw Error(message);
 }

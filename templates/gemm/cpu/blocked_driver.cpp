@@ -16,9 +16,6 @@ namespace {
 
 std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; }
 
-// Transposing packs work on this many p at a time so the panel rows they write stay in L1.
-constexpr std::int64_t kTransposeDepth = 32;
-
 struct Operands {
     const float* A;
     const float* B;
@@ -28,7 +25,7 @@ struct Operands {
 // Packs op(A)[i0 : i0+rows, p0 : p0+kb] into MR-row panels: panel q holds element (i, p) at
 // [q * MR * kb + p * MR + i], rows past `rows` zero.
 void pack_a(const GemmDims& d, const float* A, std::int64_t i0, std::int64_t rows,
-            std::int64_t p0, std::int64_t kb, int MR, float* dst) {
+            std::int64_t p0, std::int64_t kb, int MR, TransposeFn transpose, float* dst) {
     for (std::int64_t ir = 0; ir < rows; ir += MR, dst += MR * kb) {
         const int mr = static_cast<int>(std::min<std::int64_t>(MR, rows - ir));
         if (d.trans_a) {  // A is k x m: each p has the panel's rows contiguous
@@ -38,16 +35,14 @@ void pack_a(const GemmDims& d, const float* A, std::int64_t i0, std::int64_t row
                 for (int i = 0; i < mr; ++i) out[i] = src[i];
                 for (int i = mr; i < MR; ++i) out[i] = 0.0f;
             }
-        } else {  // A is m x k: transpose rows into the panel, kTransposeDepth p at a time
-            for (std::int64_t pb = 0; pb < kb; pb += kTransposeDepth) {
-                const std::int64_t pe = std::min(kb, pb + kTransposeDepth);
-                for (int i = 0; i < mr; ++i) {
-                    const float* src = A + (i0 + ir + i) * d.k + p0;
-                    for (std::int64_t p = pb; p < pe; ++p) dst[p * MR + i] = src[p];
-                }
-                for (int i = mr; i < MR; ++i)
-                    for (std::int64_t p = pb; p < pe; ++p) dst[p * MR + i] = 0.0f;
+        } else {  // A is m x k: transpose, up to kMaxTransposeRows rows at a time
+            for (int i = 0; i < mr; i += kMaxTransposeRows) {
+                const int rows = std::min(kMaxTransposeRows, mr - i);
+                transpose(A + (i0 + ir + i) * d.k + p0, d.k, rows, kb, dst + i, MR);
             }
+            if (mr < MR)
+                for (std::int64_t p = 0; p < kb; ++p)
+                    for (int i = mr; i < MR; ++i) dst[p * MR + i] = 0.0f;
         }
     }
 }
@@ -55,7 +50,7 @@ void pack_a(const GemmDims& d, const float* A, std::int64_t i0, std::int64_t row
 // Packs op(B)[p0 : p0+kb, j0 : j0+cols] into NR-column panels: panel q holds element (p, j)
 // at [q * NR * kb + p * NR + j], columns past `cols` zero.
 void pack_b(const GemmDims& d, const float* B, std::int64_t p0, std::int64_t kb,
-            std::int64_t j0, std::int64_t cols, int NR, float* dst) {
+            std::int64_t j0, std::int64_t cols, int NR, TransposeFn transpose, float* dst) {
     for (std::int64_t jr = 0; jr < cols; jr += NR, dst += NR * kb) {
         const int nr = static_cast<int>(std::min<std::int64_t>(NR, cols - jr));
         if (!d.trans_b) {  // B is k x n: rows of the panel are contiguous
@@ -65,16 +60,14 @@ void pack_b(const GemmDims& d, const float* B, std::int64_t p0, std::int64_t kb,
                 for (int j = 0; j < nr; ++j) out[j] = src[j];
                 for (int j = nr; j < NR; ++j) out[j] = 0.0f;
             }
-        } else {  // B is n x k: transpose, kTransposeDepth p at a time
-            for (std::int64_t pb = 0; pb < kb; pb += kTransposeDepth) {
-                const std::int64_t pe = std::min(kb, pb + kTransposeDepth);
-                for (int j = 0; j < nr; ++j) {
-                    const float* src = B + (j0 + jr + j) * d.k + p0;
-                    for (std::int64_t p = pb; p < pe; ++p) dst[p * NR + j] = src[p];
-                }
-                for (int j = nr; j < NR; ++j)
-                    for (std::int64_t p = pb; p < pe; ++p) dst[p * NR + j] = 0.0f;
+        } else {  // B is n x k: transpose, up to kMaxTransposeRows columns at a time
+            for (int j = 0; j < nr; j += kMaxTransposeRows) {
+                const int rows = std::min(kMaxTransposeRows, nr - j);
+                transpose(B + (j0 + jr + j) * d.k + p0, d.k, rows, kb, dst + j, NR);
             }
+            if (nr < NR)
+                for (std::int64_t p = 0; p < kb; ++p)
+                    for (int j = nr; j < NR; ++j) dst[p * NR + j] = 0.0f;
         }
     }
 }
@@ -108,17 +101,17 @@ void gemm_part(const GemmDims& d, const Blocking& bl, Operands op, std::int64_t 
             const bool accumulate = pc > 0;
             const std::int64_t b_edge = nb / NR * NR;  // first column of a partial panel
             if (bl.pack_b) {
-                pack_b(d, op.B, pc, kb, jc, nb, NR, b_buf);
+                pack_b(d, op.B, pc, kb, jc, nb, NR, uk.transpose, b_buf);
             } else if (b_edge < nb) {
-                pack_b(d, op.B, pc, kb, jc + b_edge, nb - b_edge, NR, b_buf);
+                pack_b(d, op.B, pc, kb, jc + b_edge, nb - b_edge, NR, uk.transpose, b_buf);
             }
             for (std::int64_t ic = r0; ic < r1; ic += bl.mc) {
                 const std::int64_t mb = std::min(bl.mc, r1 - ic);
                 const std::int64_t a_edge = mb / MR * MR;
                 if (bl.pack_a) {
-                    pack_a(d, op.A, ic, mb, pc, kb, MR, a_buf);
+                    pack_a(d, op.A, ic, mb, pc, kb, MR, uk.transpose, a_buf);
                 } else if (a_edge < mb) {
-                    pack_a(d, op.A, ic + a_edge, mb - a_edge, pc, kb, MR, a_buf);
+                    pack_a(d, op.A, ic + a_edge, mb - a_edge, pc, kb, MR, uk.transpose, a_buf);
                 }
                 for (std::int64_t jr = 0; jr < nb; jr += NR) {
                     const int nr = static_cast<int>(std::min<std::int64_t>(NR, nb - jr));

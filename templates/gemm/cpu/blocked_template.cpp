@@ -33,14 +33,15 @@ const std::vector<std::int64_t> kMcValues{24,  28,  42,  48,  56,  72,  84,  96,
 const std::vector<std::int64_t> kKcValues{64, 128, 192, 256, 320, 384, 512, 768, 1024};
 const std::vector<std::int64_t> kNcValues{192, 384, 768, 1536, 3072, 6144, 12288};
 
-// The fallback config for untuned shapes: the best AVX-512 (else AVX2) setting measured on
-// large squares; the tuner finds better ones per shape.
+// The fallback config for untuned shapes: a setting within a few percent of the best on
+// large squares and Llama layer shapes (AVX-512; else AVX2). With several cores the threads
+// split n, which also keeps them all busy on decode shapes (m <= 16).
 struct Defaults {
     std::string_view ukernel;
     std::int64_t mc, kc, nc;
 };
-constexpr Defaults kAvx512Defaults{"avx512_14x32", 168, 512, 1536};
-constexpr Defaults kAvx2Defaults{"avx2_6x16", 168, 256, 3072};
+constexpr Defaults kAvx512Defaults{"avx512_8x32", 192, 512, 1536};
+constexpr Defaults kAvx2Defaults{"avx2_6x16", 192, 256, 3072};
 
 bool device_has(const DeviceInfo& device, cpu_gemm::Isa isa) {
     switch (isa) {
@@ -178,7 +179,7 @@ private:
         s->add(Knob::boolean("pack_a", true, "copy A blocks into MR-row panels (else read in place)"));
         s->add(Knob::boolean("pack_b", true, "copy B blocks into NR-column panels (else read in place)"));
         s->add(Knob::ints("threads", threads, cores_, "threads sharing C"));
-        s->add(Knob::categorical("split", {"m", "n"}, "m",
+        s->add(Knob::categorical("split", {"m", "n"}, cores_ > 1 ? "n" : "m",
                                  "dim of C whose tiles the threads share (n: decode, m <= 16)"));
 
         // Constraints read the tile through the label; the table is fixed for the template's life.

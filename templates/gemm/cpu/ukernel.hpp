@@ -16,6 +16,16 @@ namespace tune::cpu_gemm {
 using UkernelFn = void (*)(std::int64_t k, const float* a, std::int64_t a_stride, const float* b,
                            std::int64_t b_stride, float* c, std::int64_t ldc, bool accumulate);
 
+// Transposing copy for packing: dst[p * dst_stride + r] = src[r * src_stride + p] for
+// r < rows (<= 16) and p < depth. Entries of dst for r >= rows are left untouched.
+using TransposeFn = void (*)(const float* src, std::int64_t src_stride, int rows, std::int64_t depth,
+                             float* dst, std::int64_t dst_stride);
+inline constexpr int kMaxTransposeRows = 16;
+
+// Portable TransposeFn (works on any x86-64).
+void transpose_scalar(const float* src, std::int64_t src_stride, int rows, std::int64_t depth,
+                      float* dst, std::int64_t dst_stride);
+
 enum class Isa : std::uint8_t { avx2_fma, avx512f };
 
 struct Ukernel {
@@ -24,6 +34,7 @@ struct Ukernel {
     int mr, nr;              // register tile
     UkernelFn contiguous;    // a[i + p * a_stride]
     UkernelFn strided_rows;  // a[i * a_stride + p]
+    TransposeFn transpose;   // the ISA's transposing pack (A row-major, B trans_b)
 };
 
 // Instantiated kernels per ISA (defined in ukernels_<isa>.cpp). Calling one on a CPU without

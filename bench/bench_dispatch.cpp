@@ -1,0 +1,96 @@
+// Dispatcher lookup latency: exact hits, unseen shapes answered for the first time (nearest
+// tuned shape, validated), and unseen shapes seen before. The store holds the Llama-3-8B
+// layer GEMMs at 16 token counts, as a runtime serving that model would.
+#include <benchmark/benchmark.h>
+
+#include "tune/dispatcher.hpp"
+#include "tune/model.hpp"
+
+namespace {
+
+struct Setup {
+    std::shared_ptr<tune::TemplateRegistry> registry;
+    std::unique_ptr<tune::Dispatcher> dispatcher;
+    std::vector<tune::Problem> tuned;
+
+    Setup() {
+        tune::DeviceInfo device = tune::detect_cpu();
+        registry = std::make_shared<tune::TemplateRegistry>(tune::builtin_registry(device));
+        auto db = tune::make_memory_database();
+        auto run = db->start_run({0, "bench", "none", 0, "", ""}, device);
+        tune::ModelShape llama;
+        llama.hidden_size = 4096;
+        llama.num_heads = 32;
+        llama.num_kv_heads = 8;
+        llama.head_dim = 128;
+        llama.intermediate_size = 14336;
+        llama.gated_mlp = true;
+        std::vector<std::int64_t> tokens;
+        for (std::int64_t t = 1; t <= 32768; t *= 2) tokens.push_back(t);
+        const tune::Template* t = registry->find("cpu.gemm.blocked");
+        for (const auto& np : tune::layer_gemms(llama, tokens, tune::DType::f32)) {
+            tune::Measurement m;
+            m.run_id = run;
+            m.problem = np.problem;
+            m.device_id = device.id();
+            m.template_name = t->info().name;
+            m.template_version = t->info().version;
+            m.config = t->space(np.problem)->default_config();
+            m.stats.median_s = m.stats.min_s = m.stats.mean_s = 1e-3;
+            m.stats.count = 5;
+            db->record(m);
+            tuned.push_back(np.problem);
+        }
+        dispatcher = std::make_unique<tune::Dispatcher>(*db, registry, device);
+    }
+};
+
+Setup& setup() {
+    static Setup s;
+    return s;
+}
+
+void BM_LookupExact(benchmark::State& state) {
+    auto& s = setup();
+    std::size_t i = 0;
+    for (auto _ : state) {
+        auto sel = s.dispatcher->lookup(s.tuned[i]);
+        benchmark::DoNotOptimize(sel);
+        i = (i + 1) % s.tuned.size();
+    }
+    state.counters["tuned_shapes"] = double(s.dispatcher->stats().entries);
+}
+BENCHMARK(BM_LookupExact)->Repetitions(5)->ReportAggregatesOnly(true);
+
+// Every iteration asks for a shape never asked before: nearest search + config validation.
+void BM_LookupUnseenFirstTime(benchmark::State& state) {
+    auto& s = setup();
+    static std::int64_t next_m = 3;  // odd token counts: never tuned (all tuned m are powers of two)
+    for (auto _ : state) {
+        auto sel = s.dispatcher->lookup(tune::make_gemm(next_m, 4096, 4096, tune::DType::f32, false, true));
+        benchmark::DoNotOptimize(sel);
+        next_m += 2;
+    }
+}
+BENCHMARK(BM_LookupUnseenFirstTime)->Iterations(100000)->Repetitions(5)->ReportAggregatesOnly(true);
+
+// The same unseen shapes again: answered from the dispatcher's memo of earlier answers.
+void BM_LookupUnseenAgain(benchmark::State& state) {
+    auto& s = setup();
+    std::int64_t m = 3;
+    for (auto _ : state) {
+        auto sel = s.dispatcher->lookup(tune::make_gemm(m, 4096, 4096, tune::DType::f32, false, true));
+        benchmark::DoNotOptimize(sel);
+        m = m >= 2001 ? 3 : m + 2;
+    }
+}
+BENCHMARK(BM_LookupUnseenAgain)->Repetitions(5)->ReportAggregatesOnly(true);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

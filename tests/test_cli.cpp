@@ -1,0 +1,130 @@
+// The tune command line: end to end on a tiny problem, and every bad input gives a clear
+// message and a non-zero exit without touching the store.
+#include <sys/wait.h>
+
+#include <array>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+    int code;
+    std::string out;
+};
+
+Result tune(const std::string& args) {
+    std::string cmd = std::string(LIBTUNE_CLI_PATH) + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::string out;
+    std::array<char, 4096> buf;
+    while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+    int status = pclose(p);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        path = fs::temp_directory_path() / ("libtune-cli-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
+        fs::create_directories(path);
+    }
+    ~TempDir() { fs::remove_all(path); }
+    std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string models() { return std::string(LIBTUNE_SOURCE_DIR) + "/examples/models/"; }
+
+}  // namespace
+
+TEST_CASE("tune gemm, lookup and db verbs work end to end", "[cli]") {
+    TempDir dir;
+    std::string db = dir.file("t.db");
+    auto r = tune("gemm --m 8 --n 40 --k 24 --budget 6 --time-limit 30 --seed 3 -q --db " + db);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("best config") && Catch::Contains("vs OpenBLAS"));
+
+    auto again = tune("gemm --m 8 --n 40 --k 24 --budget 6 --time-limit 30 --seed 3 --db " + db);
+    REQUIRE(again.code == 0);
+    CHECK_THAT(again.out, Catch::Contains("6 reused"));
+
+    auto exact = tune("lookup gemm --m 8 --n 40 --k 24 --db " + db);
+    CHECK(exact.code == 0);
+    CHECK_THAT(exact.out, Catch::Contains("source:   exact"));
+    auto nearest = tune("lookup gemm --m 9 --n 40 --k 24 --db " + db);
+    CHECK_THAT(nearest.out, Catch::Contains("source:   nearest"));
+    auto fallback = tune("lookup gemm --m 9 --n 40 --k 24 --trans-a 1 --db " + db);
+    CHECK_THAT(fallback.out, Catch::Contains("source:   default"));
+
+    auto list = tune("db list --db " + db);
+    CHECK(list.code == 0);
+    CHECK_THAT(list.out, Catch::Contains("gemm f32 batch=1 m=8 n=40 k=24"));
+    auto show = tune("db show --db " + db + " \"gemm f32 batch=1 m=8 n=40 k=24 trans_a=0 trans_b=0\"");
+    CHECK(show.code == 0);
+    CHECK_THAT(show.out, Catch::Contains("6 measurements"));
+    CHECK(tune("db verify --db " + db).code == 0);
+
+    std::string json = dir.file("t.json"), db2 = dir.file("copy.db");
+    REQUIRE(tune("db export --db " + db + " -o " + json).code == 0);
+    auto imp = tune("db import " + json + " --db " + db2);
+    CHECK(imp.code == 0);
+    CHECK_THAT(imp.out, Catch::Contains("imported 6"));
+    CHECK_THAT(tune("lookup gemm --m 8 --n 40 --k 24 --db " + db2).out, Catch::Contains("source:   exact"));
+}
+
+TEST_CASE("tune model tunes a config.json's layer GEMMs", "[cli]") {
+    TempDir dir;
+    std::string cfg = dir.file("tiny.json");
+    std::ofstream(cfg) << R"({"model_type":"llama","hidden_size":64,"num_attention_heads":4,"num_key_value_heads":2,
+                             "intermediate_size":96,"hidden_act":"silu"})";
+    auto r = tune("model " + cfg + " --tokens 1,3 --budget 3 -q --db " + dir.file("m.db"));
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("qkv_proj") && Catch::Contains("mlp_gate_up") && Catch::Contains("8 problems tuned"));
+}
+
+TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
+    TempDir dir;
+    std::string db = dir.file("x.db");
+    struct Case {
+        std::string args, expect;
+    };
+    std::string bad_json = dir.file("bad.json"), no_hidden = dir.file("nohidden.json"), garbage_db = dir.file("garbage.db");
+    std::ofstream(bad_json) << "{\"hidden_size\": 64,";
+    std::ofstream(no_hidden) << R"({"num_attention_heads": 4})";
+    std::ofstream(garbage_db) << std::string(5000, 'x');
+    std::vector<Case> cases{
+        {"model /nonexistent/config.json --db " + db, "cannot open"},
+        {"model " + bad_json + " --db " + db, "not valid JSON"},
+        {"model " + no_hidden + " --db " + db, "hidden_size"},
+        {"model " + models() + "gpt2.json --tokens 1,x --db " + db, "--tokens"},
+        {"gemm --m 0 --n 4 --k 4 --db " + db, "'m' must be >= 1"},
+        {"gemm --m -5 --n 4 --k 4 --db " + db, "'m'"},
+        {"gemm --m 4 --n 99999999999999999999 --k 4 --db " + db, "--n"},
+        {"gemm --m 4000000000 --n 4000000000 --k 4000000000 --db " + db, "overflows"},
+        {"gemm --m 4 --n 4 --k 4 --dtype f8 --db " + db, "--dtype"},
+        {"gemm --m 4 --n 4 --k 4 --backend tpu --db " + db, "--backend"},
+        {"gemm --m 4 --n 4 --k 4 --strategy magic --db " + db, "magic"},
+        {"gemm --m 4 --n 4 --db " + db, "--k"},
+        {"lookup conv --m 4", "unknown value 'conv'"},
+        {"lookup gemm --m 4 --n 4 --k 4 --db " + garbage_db, garbage_db},
+        {"lookup gemm --m 4 --n 4 --k 4 --db " + dir.file("missing.db"), "missing.db"},
+        {"db verify --db " + garbage_db, garbage_db},
+        {"db import /nonexistent.json --db " + db, "nonexistent.json"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.args);
+        auto r = tune(c.args);
+        CHECK(r.code != 0);
+        CHECK_THAT(r.out, Catch::Contains(c.expect));
+    }
+    // Failed commands never created or damaged a store.
+    CHECK_FALSE(fs::exists(dir.file("missing.db")));
+    std::ifstream g(garbage_db);
+    std::string content((std::istreambuf_iterator<char>(g)), {});
+    CHECK(content == std::string(5000, 'x'));
+}
