@@ -5,7 +5,7 @@
 //   openblas     the vendor template (cblas_sgemm)
 // Counter GFLOP/s; a ratio table own/openblas is printed at the end.
 // OpenBLAS 0.3.21 may not recognise newer Xeons and fall back to SSE3 kernels ("Prescott");
-// run with OPENBLAS_CORETYPE=SkylakeX (or Cooperlake) for a fair baseline.
+// main() re-executes with OPENBLAS_CORETYPE set to the best core then (tune/openblas_env.hpp).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "tune/openblas_env.hpp"
 #include "tune/templates/cpu_gemm.hpp"
 
 using namespace tune;
@@ -104,7 +105,7 @@ const Config& tuned_config(const std::string& name, const Problem& p, int thread
 
 enum class Variant { own_default, own_tuned, openblas };
 
-void bench_gemm(benchmark::State& state, Problem p, int threads, Variant v) {
+void bench_gemm(benchmark::State& state, std::string name, Problem p, int threads, Variant v) {
     Operands o(p);
     std::unique_ptr<Kernel> k;
     Config c;
@@ -115,7 +116,7 @@ void bench_gemm(benchmark::State& state, Problem p, int threads, Variant v) {
         c = own().space(p)->default_config();
         c.set("threads", std::int64_t{threads});
         if (threads == 1) c.set("split", std::string("m"));
-        if (v == Variant::own_tuned) c = tuned_config(state.name(), p, threads, o);
+        if (v == Variant::own_tuned) c = tuned_config(name, p, threads, o);
         k = own().instantiate(p, c);
     }
     for (auto _ : state) k->run(o.args());
@@ -128,9 +129,15 @@ class RatioReporter : public benchmark::ConsoleReporter {
 public:
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
+        // With --benchmark_repetitions the median aggregate replaces the single runs.
         for (const auto& r : runs) {
             auto it = r.counters.find("GFLOP/s");
-            if (it != r.counters.end() && r.run_type == Run::RT_Iteration) gflops[r.benchmark_name()] = it->second;
+            if (it == r.counters.end()) continue;
+            if (r.run_type == Run::RT_Iteration && !gflops.count(r.run_name.str())) {
+                gflops[r.run_name.str()] = it->second;
+            } else if (r.run_type == Run::RT_Aggregate && r.aggregate_name == "median") {
+                gflops[r.run_name.str()] = it->second;
+            }
         }
     }
     std::map<std::string, double> gflops;
@@ -156,17 +163,20 @@ std::vector<Case> cases() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    use_best_openblas_core(argv);  // re-executes with OPENBLAS_CORETYPE set when OpenBLAS fell back
     std::vector<int> thread_counts{1};
     if (host().cores > 1) thread_counts.push_back(host().cores);
     for (const Case& c : cases())
         for (int t : thread_counts) {
             const std::string suffix = "/" + c.name + "/threads:" + std::to_string(t);
-            benchmark::RegisterBenchmark(("own_default" + suffix).c_str(), bench_gemm, c.p, t, Variant::own_default)
-                ->Unit(benchmark::kMillisecond)->UseRealTime();
-            benchmark::RegisterBenchmark(("own_tuned" + suffix).c_str(), bench_gemm, c.p, t, Variant::own_tuned)
-                ->Unit(benchmark::kMillisecond)->UseRealTime();
-            benchmark::RegisterBenchmark(("openblas" + suffix).c_str(), bench_gemm, c.p, t, Variant::openblas)
-                ->Unit(benchmark::kMillisecond)->UseRealTime();
+            for (auto [prefix, v] : {std::pair{"own_default", Variant::own_default},
+                                     std::pair{"own_tuned", Variant::own_tuned},
+                                     std::pair{"openblas", Variant::openblas}}) {
+                const std::string name = prefix + suffix;
+                benchmark::RegisterBenchmark(name.c_str(), bench_gemm, name, c.p, t, v)
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime();
+            }
         }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -21,9 +21,11 @@ struct Shape {
 };
 
 // 1x1x1, primes, non-multiples of every tile, decode rows (m = 1), k = 1, and sizes that
-// cross the smallest mc (24), kc (64) and nc (192) so every blocking loop runs more than once.
-const std::vector<Shape> kEdgeShapes{{1, 1, 1},    {7, 13, 17},  {31, 67, 129}, {1, 100, 70},
-                                     {45, 70, 1},  {50, 1, 33},  {61, 200, 150}, {16, 33, 65}};
+// cross the smallest mc (24), kc (64) and nc (192) so every blocking loop runs more than once;
+// k = 1100 exceeds the largest kc.
+const std::vector<Shape> kEdgeShapes{{1, 1, 1},   {7, 13, 17},   {31, 67, 129}, {1, 100, 70},
+                                     {45, 70, 1}, {50, 1, 33},   {61, 200, 150}, {16, 33, 65},
+                                     {2, 37, 1100}, {130, 400, 300}};
 
 const DeviceInfo& host() {
     static const DeviceInfo d = detect_cpu();
@@ -200,7 +202,7 @@ TEST_CASE("every micro-kernel with sampled configs matches the fp64 reference on
             const auto space = t->space(make_gemm(1, 1, 1, DType::f32, ta, tb));
             for (const auto& label : ukernel_labels(*space))
                 for (const Shape& s : kEdgeShapes)
-                    for (int draw = 0; draw < 2; ++draw)
+                    for (int draw = 0; draw < 3; ++draw)
                         check_config(*t, make_gemm(s.m, s.n, s.k, DType::f32, ta, tb),
                                      sample_with_ukernel(*space, rng, label));
         }

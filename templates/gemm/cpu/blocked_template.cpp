@@ -59,12 +59,12 @@ public:
                             static_cast<std::size_t>(blocking.threads)) {}
 
     void run(const OpArgs& args) const override {
-        require(args.inputs.size() == 2 && args.outputs.size() == 1,
-                std::string(kName) + ": expects inputs {A, B} and outputs {C}");
+        if (args.inputs.size() != 2 || args.outputs.size() != 1)
+            throw Error(std::string(kName) + ": expects inputs {A, B} and outputs {C}");
         const auto* A = static_cast<const float*>(args.inputs[0]);
         const auto* B = static_cast<const float*>(args.inputs[1]);
         auto* C = static_cast<float*>(args.outputs[0]);
-        require(A && B && C, std::string(kName) + ": null operand");
+        if (!A || !B || !C) throw Error(std::string(kName) + ": null operand");
         AlignedBuffer scratch = take_scratch();
         try {
             cpu_gemm::blocked_gemm(dims_, blocking_, A, B, C, scratch.as<float>(), pool_.get());
@@ -129,21 +129,21 @@ public:
     }
 
     std::shared_ptr<const Space> space(const Problem& p) const override {
-        require(p.op == OpKind::gemm, std::string(kName) + ": not a gemm problem");
-        require(!ukernels_.empty(), std::string(kName) + ": no micro-kernel runs on this CPU");
+        if (p.op != OpKind::gemm) throw Error(std::string(kName) + ": not a gemm problem");
+        if (ukernels_.empty()) throw Error(std::string(kName) + ": no micro-kernel runs on this CPU");
         return spaces_[static_cast<std::size_t>((p.dims[trans_a_index_] != 0) * 2 +
                                                 (p.dims[trans_b_index_] != 0))];
     }
 
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
-        require(supports(p), std::string(kName) + ": unsupported problem " + shape_key(p));
+        if (!supports(p)) throw Error(std::string(kName) + ": unsupported problem " + shape_key(p));
         validate(p);
         space(p)->validate(c);
         const GemmDims d = gemm_dims(p);
         Blocking b;
         b.ukernel = find_ukernel(c.get_str("ukernel"));
-        require(cpu_gemm::host_supports(b.ukernel->isa),
-                std::string(kName) + ": ukernel=" + std::string(b.ukernel->label) +
+        if (!cpu_gemm::host_supports(b.ukernel->isa))
+            throw Error(std::string(kName) + ": ukernel=" + std::string(b.ukernel->label) +
                     " needs an ISA this CPU lacks");
         b.mc = c.get_int("mc");
         b.kc = c.get_int("kc");

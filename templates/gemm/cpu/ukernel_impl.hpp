@@ -25,7 +25,11 @@ void microkernel(std::int64_t k, const float* a, std::int64_t a_stride, const fl
     for (std::int64_t p = 0; p < k; ++p) {
         V bv[NV];
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) bv[v] = Ops::load(b + v * L);
+        for (int v = 0; v < NV; ++v) {
+            bv[v] = Ops::load(b + v * L);
+            // One prefetch per 64-byte line of the B row 8 steps ahead.
+            if ((v * L) % 16 == 0) __builtin_prefetch(b + 8 * b_stride + v * L, 0, 3);
+        }
 #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
             const V ai = Ops::set1(kStridedRows ? a[i * a_stride] : a[i]);

@@ -38,12 +38,12 @@ public:
     OpenblasGemmKernel(const GemmDims& d, int threads) : d_(d), threads_(threads) {}
 
     void run(const OpArgs& args) const override {
-        require(args.inputs.size() == 2 && args.outputs.size() == 1,
-                std::string(kName) + ": expects inputs {A, B} and outputs {C}");
+        if (args.inputs.size() != 2 || args.outputs.size() != 1)
+            throw Error(std::string(kName) + ": expects inputs {A, B} and outputs {C}");
         const auto* A = static_cast<const float*>(args.inputs[0]);
         const auto* B = static_cast<const float*>(args.inputs[1]);
         auto* C = static_cast<float*>(args.outputs[0]);
-        require(A && B && C, std::string(kName) + ": null operand");
+        if (!A || !B || !C) throw Error(std::string(kName) + ": null operand");
         openblas_set_num_threads(threads_);
         const blasint m = static_cast<blasint>(d_.m), n = static_cast<blasint>(d_.n),
                       k = static_cast<blasint>(d_.k);
@@ -85,7 +85,7 @@ public:
     std::shared_ptr<const Space> space(const Problem&) const override { return space_; }
 
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
-        require(supports(p), std::string(kName) + ": unsupported problem " + shape_key(p));
+        if (!supports(p)) throw Error(std::string(kName) + ": unsupported problem " + shape_key(p));
         validate(p);
         space_->validate(c);
         return std::make_unique<OpenblasGemmKernel>(gemm_dims(p), static_cast<int>(c.get_int("threads")));
