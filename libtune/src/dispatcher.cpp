@@ -50,10 +50,7 @@ Dispatcher::Dispatcher(const Database& db, std::shared_ptr<const TemplateRegistr
             reject(shape_key(m.problem) + ": non-positive time");
             continue;
         }
-        Entry e{m.problem, t, m.config, m.stats.median_s, {}};
-        auto specs = dim_specs(m.problem.op);
-        for (std::size_t i = 0; i < specs.size(); ++i)
-            e.log_dims[i] = specs[i].kind == DimKind::size ? std::log2(double(m.problem.dims[i])) : 0;
+        Entry e{m.problem, t, m.config, m.stats.median_s};
         auto [it, inserted] = best.try_emplace(m.problem, entries_.size());
         if (inserted) {
             entries_.push_back(std::move(e));
@@ -64,8 +61,25 @@ Dispatcher::Dispatcher(const Database& db, std::shared_ptr<const TemplateRegistr
                 cur = std::move(e);
         }
     }
-    for (std::size_t i = 0; i < entries_.size(); ++i) exact_.emplace(entries_[i].shape, i);
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+        const Problem& shape = entries_[i].shape;
+        exact_.emplace(shape, i);
+        Group& g = groups_[group_key(shape)];
+        g.entries.push_back(i);
+        auto specs = dim_specs(shape.op);
+        for (std::size_t d = 0; d < specs.size(); ++d)
+            if (specs[d].kind == DimKind::size) g.log_sizes.push_back(std::log2(double(shape.dims[d])));
+    }
     stats_.entries = entries_.size();
+}
+
+Problem Dispatcher::group_key(const Problem& p) {
+    Problem key;
+    key.op = p.op;
+    key.dtype = p.dtype;
+    auto specs = dim_specs(p.op);
+    for (std::size_t d = 0; d < specs.size(); ++d) key.dims[d] = specs[d].kind == DimKind::size ? 0 : p.dims[d];
+    return key;
 }
 
 std::unique_ptr<Dispatcher> Dispatcher::open(const std::filesystem::path& db_path) {
@@ -90,24 +104,22 @@ Selection Dispatcher::lookup(const Problem& p) const {
 
 Selection Dispatcher::resolve_unseen(const Problem& p) const {
     validate(p);
-    // Log-size distance to every tuned shape of the same kind (op, dtype, exact dims).
-    auto specs = dim_specs(p.op);
-    std::array<double, kMaxDims> log_dims{};
-    for (std::size_t i = 0; i < specs.size(); ++i)
-        log_dims[i] = specs[i].kind == DimKind::size ? std::log2(double(p.dims[i])) : 0;
+    // Log-size distance to every tuned shape of the same group (op, dtype, exact dims).
     std::vector<std::pair<double, std::size_t>> candidates;
-    candidates.reserve(entries_.size());
-    for (std::size_t idx = 0; idx < entries_.size(); ++idx) {
-        const Entry& e = entries_[idx];
-        if (e.shape.op != p.op || e.shape.dtype != p.dtype) continue;
-        double d = 0;
-        for (std::size_t i = 0; i < specs.size() && std::isfinite(d); ++i) {
-            if (specs[i].kind == DimKind::size)
-                d += std::abs(log_dims[i] - e.log_dims[i]);
-            else if (e.shape.dims[i] != p.dims[i])
-                d = std::numeric_limits<double>::infinity();
+    if (auto g = groups_.find(group_key(p)); g != groups_.end()) {
+        auto specs = dim_specs(p.op);
+        std::array<double, kMaxDims> log_sizes{};
+        std::size_t n_sizes = 0;
+        for (std::size_t d = 0; d < specs.size(); ++d)
+            if (specs[d].kind == DimKind::size) log_sizes[n_sizes++] = std::log2(double(p.dims[d]));
+        const auto& group = g->second;
+        candidates.resize(group.entries.size());
+        const double* row = group.log_sizes.data();
+        for (std::size_t e = 0; e < group.entries.size(); ++e, row += n_sizes) {
+            double dist = 0;
+            for (std::size_t d = 0; d < n_sizes; ++d) dist += std::abs(log_sizes[d] - row[d]);
+            candidates[e] = {dist, group.entries[e]};
         }
-        if (std::isfinite(d)) candidates.emplace_back(d, idx);
     }
 
     std::unique_lock lock(unseen_mutex_);

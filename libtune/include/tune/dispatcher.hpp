@@ -55,7 +55,12 @@ private:
         const Template* tmpl;
         Config config;
         double median_s;
-        std::array<double, kMaxDims> log_dims;  // precomputed for the nearest-shape distance
+    };
+    // Tuned shapes that share op, dtype and every exact dim: the candidates for a nearest
+    // match, with their log2 sizes stored contiguously (size_dims per entry).
+    struct Group {
+        std::vector<std::size_t> entries;
+        std::vector<double> log_sizes;
     };
     struct ShapeHash {
         std::size_t operator()(const Problem& p) const noexcept { return ProblemHash{}(p); }
@@ -66,12 +71,14 @@ private:
         }
     };
     Selection resolve_unseen(const Problem& p) const;
+    static Problem group_key(const Problem& p);  // p with its size dims zeroed
     static Selection select(const Entry& e, LookupSource s);
 
     std::shared_ptr<const TemplateRegistry> registry_;
     DeviceInfo device_;
     std::vector<Entry> entries_;
     std::unordered_map<Problem, std::size_t, ShapeHash, SameShape> exact_;  // read-only after construction
+    std::unordered_map<Problem, Group, ShapeHash, SameShape> groups_;       // read-only after construction
     DispatcherStats stats_;
 
     // Memo of answers for unseen shapes. Its Selections point into entries_ or defaults_,
