@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,9 +13,17 @@ namespace tune::cli {
 void add_tune_commands(CLI::App& app);  // model, gemm, lookup
 void add_db_commands(CLI::App& app);    // db list|show|export|import|verify
 
-// Adds --<dim> options for every dim of p.op (from dim_specs) writing into `p`; sizes
-// without a default are required when `required` is set.
-void add_dim_options(CLI::App& cmd, Problem& p, bool required);
+// The --<dim> options of one or more ops (from dim_specs), kept as text until the op is
+// known; then parsed by the one dim parser (labels by name, no silent clamping).
+class DimOptions {
+public:
+    void add_to(CLI::App& cmd, std::initializer_list<OpKind> ops);
+    // Throws tune::Error naming the flag: a missing size, a bad value, or a dim of another op.
+    Problem problem(OpKind op, DType dtype) const;
+
+private:
+    std::map<std::string, std::string> given_;  // dim name -> text
+};
 
 // Plain text table with aligned columns.
 class Table {

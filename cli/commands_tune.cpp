@@ -2,7 +2,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -29,6 +28,15 @@ struct TuneArgs {
     std::uint64_t seed = 0;
     bool flush_cache = false;
     bool quiet = false;
+    double tolerance = 0;
+    bool allow_bf16 = false;
+
+    // The accuracy budget the user opted into, applied to each problem.
+    Problem with_budget(Problem p) const {
+        if (tolerance > 0) p.tolerance = tolerance;
+        if (allow_bf16) p.tolerance = std::max(p.tolerance, bf16_compute_tolerance(p));
+        return p;
+    }
 };
 
 void add_tune_options(CLI::App& cmd, TuneArgs& a) {
@@ -45,6 +53,10 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     for (const auto& s : strategies()) names += (names.empty() ? "" : ", ") + s.name;
     cmd.add_option("--strategy", a.strategy, "search strategy: " + names)->capture_default_str();
     cmd.add_option("--seed", a.seed, "seed for the strategy (runs are reproducible)")->capture_default_str();
+    cmd.add_option("--tolerance", a.tolerance,
+                   "largest error accepted (max |C - C_ref| / (|A||B|)); default: exact semantics of the dtype")
+        ->check(CLI::Range(0.0, 1.0));
+    cmd.add_flag("--allow-bf16", a.allow_bf16, "accept computing f32 inputs in bf16 (f32 accumulation)");
     cmd.add_flag("--cold", a.flush_cache, "flush caches before each timed repetition (cold-cache timing)");
     cmd.add_flag("-q,--quiet", a.quiet, "no progress lines");
 }
@@ -101,10 +113,10 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
         TuneProgress progress;
         progress.problem_index = i;
         progress.problem_count = problems.size();
-        TuneResult r = tuner.tune(problems[i].problem, opt, progress);
+        TuneResult r = tuner.tune(a.with_budget(problems[i].problem), opt, progress);
         if (tty && !a.quiet) std::fprintf(stderr, "\n");
-        auto g = gemm_dims(problems[i].problem);
-        std::string dims = std::to_string(g.m) + " x " + std::to_string(g.n) + " x " + std::to_string(g.k);
+        const Problem& p = problems[i].problem;
+        std::string dims = std::to_string(p.dim("m")) + " x " + std::to_string(p.dim("n")) + " x " + std::to_string(p.dim("k"));
         if (!r.best) {
             table.add({problems[i].name, std::to_string(problems[i].tokens), dims, "(no correct candidate)", "-", "-", "-", "-"});
             continue;
@@ -139,25 +151,50 @@ std::vector<std::int64_t> parse_tokens(const std::string& text) {
 
 }  // namespace
 
-void add_dim_options(CLI::App& cmd, Problem& p, bool required) {
-    // Checked as text first: CLI11 would otherwise clamp an out-of-range number silently.
-    static const CLI::Validator integer(
-        [](std::string& text) -> std::string {
-            std::int64_t v = 0;
-            auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-            if (ec == std::errc::result_out_of_range) return "'" + text + "' is out of the 64-bit range";
-            if (ec != std::errc() || ptr != text.data() + text.size()) return "'" + text + "' is not an integer";
-            return {};
-        },
-        "INT");
-    auto specs = dim_specs(p.op);
-    for (std::size_t i = 0; i < specs.size(); ++i) {
-        std::string flag = "--" + std::string(specs[i].name);
-        std::replace(flag.begin(), flag.end(), '_', '-');
-        p.dims[i] = specs[i].default_value;
-        auto* opt = cmd.add_option(flag, p.dims[i], std::string(specs[i].help))->check(integer);
-        if (required && specs[i].kind == DimKind::size && specs[i].default_value == 0) opt->required();
+namespace {
+std::string flag_of(std::string_view dim) {
+    std::string flag = "--" + std::string(dim);
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    return flag;
+}
+}  // namespace
+
+void DimOptions::add_to(CLI::App& cmd, std::initializer_list<OpKind> ops) {
+    for (OpKind op : ops)
+        for (const DimSpec& spec : dim_specs(op)) {
+            std::string name(spec.name), flag = flag_of(spec.name);
+            if (cmd.get_option_no_throw(flag)) continue;  // shared by several ops
+            cmd.add_option_function<std::string>(flag, [this, name](const std::string& text) { given_[name] = text; },
+                                                 std::string(spec.help))
+                ->type_name(spec.labels.empty() ? "INT" : "NAME");
+        }
+}
+
+Problem DimOptions::problem(OpKind op, DType dtype) const {
+    Problem p;
+    p.op = op;
+    p.dtype = dtype;
+    auto specs = dim_specs(op);
+    for (const auto& [name, text] : given_) {
+        bool known = std::any_of(specs.begin(), specs.end(), [&](const DimSpec& s) { return s.name == name; });
+        require(known, flag_of(name) + ": does not apply to " + std::string(to_string(op)));
     }
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        auto it = given_.find(std::string(specs[i].name));
+        if (it == given_.end()) {
+            require(!(specs[i].kind == DimKind::size && specs[i].default_value == 0),
+                    flag_of(specs[i].name) + " is required for " + std::string(to_string(op)));
+            p.dims[i] = specs[i].default_value;
+            continue;
+        }
+        try {
+            p.dims[i] = parse_dim_value(specs[i], it->second);
+        } catch (const Error& e) {
+            throw Error(flag_of(specs[i].name) + ": " + e.what());
+        }
+    }
+    validate(p);
+    return p;
 }
 
 void add_tune_commands(CLI::App& app) {
@@ -180,18 +217,18 @@ void add_tune_commands(CLI::App& app) {
             run_tuning(problems, *args, "tune model " + *path + " --tokens " + *tokens);
         });
     }
-    // tune gemm
-    {
-        auto* cmd = app.add_subcommand("gemm", "tune one GEMM problem");
+    // tune gemm | tune swiglu: one problem, dims as flags
+    for (OpKind op : {OpKind::gemm, OpKind::swiglu}) {
+        const std::string name(to_string(op));
+        auto* cmd = app.add_subcommand(name, op == OpKind::gemm ? "tune one GEMM problem (with an optional epilogue)"
+                                                                : "tune one SwiGLU (gated MLP) problem");
         auto args = std::make_shared<TuneArgs>();
-        auto problem = std::make_shared<Problem>(make_gemm(1, 1, 1));
-        add_dim_options(*cmd, *problem, true);
+        auto dims = std::make_shared<DimOptions>();
+        dims->add_to(*cmd, {op});
         add_tune_options(*cmd, *args);
         cmd->callback([=] {
-            Problem p = *problem;
-            p.dtype = parse_dtype(args->dtype, "--dtype");
-            validate(p);
-            run_tuning({{"gemm", p.dim("m"), p}}, *args, "tune gemm " + shape_key(p));
+            Problem p = dims->problem(op, parse_dtype(args->dtype, "--dtype"));
+            run_tuning({{name, p.dim("m"), p}}, *args, "tune " + shape_key(p));
         });
     }
     // tune lookup <op>
@@ -200,17 +237,17 @@ void add_tune_commands(CLI::App& app) {
         auto op = std::make_shared<std::string>();
         auto db = std::make_shared<std::string>("tuned.db");
         auto dtype = std::make_shared<std::string>("f32");
-        auto problem = std::make_shared<Problem>(make_gemm(0, 0, 0));
-        cmd->add_option("op", *op, "operation: gemm")->required();
+        auto dims = std::make_shared<DimOptions>();
+        auto tolerance = std::make_shared<double>(0);
+        cmd->add_option("op", *op, "operation: gemm, swiglu")->required();
         cmd->add_option("--db", *db, "SQLite file to read")->capture_default_str();
         cmd->add_option("--dtype", *dtype, "element type")->capture_default_str();
-        add_dim_options(*cmd, *problem, false);
+        cmd->add_option("--tolerance", *tolerance, "the caller's accuracy budget (0 = exact semantics of the dtype)")
+            ->check(CLI::Range(0.0, 1.0));
+        dims->add_to(*cmd, {OpKind::gemm, OpKind::swiglu});
         cmd->callback([=] {
-            Problem p = *problem;
-            p.op = parse_op(*op, "lookup op");
-            require(p.op == OpKind::gemm, "lookup op: '" + *op + "' has no templates in this build yet");
-            p.dtype = parse_dtype(*dtype, "--dtype");
-            validate(p);
+            Problem p = dims->problem(parse_op(*op, "lookup op"), parse_dtype(*dtype, "--dtype"));
+            p.tolerance = *tolerance;
             auto dispatcher = Dispatcher::open(*db);
             Selection s = dispatcher->lookup(p);
             std::printf("problem:  %s\n", shape_key(p).c_str());

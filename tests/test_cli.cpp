@@ -64,7 +64,7 @@ TEST_CASE("tune gemm, lookup and db verbs work end to end", "[cli]") {
     auto list = tune("db list --db " + db);
     CHECK(list.code == 0);
     CHECK_THAT(list.out, Catch::Contains("gemm f32 batch=1 m=8 n=40 k=24"));
-    auto show = tune("db show --db " + db + " \"gemm f32 batch=1 m=8 n=40 k=24 trans_a=0 trans_b=0\"");
+    auto show = tune("db show --db " + db + " \"gemm f32 batch=1 m=8 n=40 k=24 trans_a=0 trans_b=0 bias=0 act=none residual=0\"");
     CHECK(show.code == 0);
     CHECK_THAT(show.out, Catch::Contains("6 measurements"));
     CHECK(tune("db verify --db " + db).code == 0);
@@ -111,6 +111,9 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
         {"gemm --m 4 --n 4 --k 4 --strategy magic --db " + db, "magic"},
         {"gemm --m 4 --n 4 --db " + db, "--k"},
         {"lookup conv --m 4", "unknown value 'conv'"},
+        {"lookup swiglu --m 4 --n 4 --k 4 --trans-b 1 --db " + db, "--trans-b: does not apply to swiglu"},
+        {"gemm --m 4 --n 4 --k 4 --act relu --db " + db, "gelu"},
+        {"gemm --m 4 --n 4 --k 4 --tolerance -1 --db " + db, "--tolerance"},
         {"lookup gemm --m 4 --n 4 --k 4 --db " + garbage_db, garbage_db},
         {"lookup gemm --m 4 --n 4 --k 4 --db " + dir.file("missing.db"), "missing.db"},
         {"db verify --db " + garbage_db, garbage_db},

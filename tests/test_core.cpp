@@ -11,7 +11,7 @@ using namespace tune;
 
 TEST_CASE("a shape key names every dim and round-trips", "[core]") {
     Problem p = make_gemm(512, 4096, 14336, DType::f32, false, true);
-    CHECK(shape_key(p) == "gemm f32 batch=1 m=512 n=4096 k=14336 trans_a=0 trans_b=1");
+    CHECK(shape_key(p) == "gemm f32 batch=1 m=512 n=4096 k=14336 trans_a=0 trans_b=1 bias=0 act=none residual=0");
     CHECK(parse_shape_key(shape_key(p)) == p);
     nlohmann::json j = p;
     CHECK(j.get<Problem>() == p);
@@ -131,4 +131,36 @@ TEST_CASE("sampling is seeded and neighbours differ in one knob", "[core]") {
     }
     auto features = s.encode(c);
     CHECK(features.size() == 1 + 1 + 2 + 1);  // order one-hot has 2 entries
+}
+
+TEST_CASE("labelled dims print and parse by name", "[core]") {
+    Problem p = with_epilogue(make_gemm(4, 8, 16), true, Activation::gelu, false);
+    CHECK(shape_key(p) == "gemm f32 batch=1 m=4 n=8 k=16 trans_a=0 trans_b=0 bias=1 act=gelu residual=0");
+    CHECK(parse_shape_key(shape_key(p)) == p);
+    nlohmann::json j = p;
+    CHECK(j["act"] == "gelu");
+    CHECK(j.get<Problem>() == p);
+    CHECK_THROWS_WITH(parse_shape_key("gemm f32 batch=1 m=4 n=8 k=16 trans_a=0 trans_b=0 bias=1 act=relu residual=0"),
+                      Catch::Contains("act") && Catch::Contains("gelu"));
+    CHECK(gemm_dims(p).has_epilogue());
+    CHECK_FALSE(gemm_dims(make_gemm(4, 8, 16)).has_epilogue());
+    Problem s = make_swiglu(16, 96, 64);
+    CHECK(shape_key(s) == "swiglu f32 m=16 n=96 k=64");
+    CHECK(parse_shape_key(shape_key(s)) == s);
+    CHECK(flop_count(s) == 4.0 * 16 * 96 * 64);
+}
+
+TEST_CASE("bf16 compute needs an explicit tolerance", "[core]") {
+    Problem p = make_gemm(64, 64, 1024);
+    CHECK(default_tolerance(p) < 0x1p-8 / 10);
+    CHECK(bf16_compute_tolerance(p) > 2 * 0x1p-8);
+    CHECK(bf16_compute_tolerance(p) < 0.01);
+}
+
+TEST_CASE("an explicit accuracy budget is part of the shape key", "[core]") {
+    Problem p = make_gemm(8, 8, 8);
+    p.tolerance = 0.0125;
+    CHECK(shape_key(p) == "gemm f32 batch=1 m=8 n=8 k=8 trans_a=0 trans_b=0 bias=0 act=none residual=0 tol=0.0125");
+    CHECK(parse_shape_key(shape_key(p)) == p);
+    CHECK_THROWS_WITH(parse_shape_key(shape_key(make_gemm(8, 8, 8)) + " tol=-1"), Catch::Contains("tol"));
 }

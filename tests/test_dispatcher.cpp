@@ -131,3 +131,19 @@ TEST_CASE("run executes the selected kernel", "[dispatcher]") {
     d.run(p, {in, out});
     for (float v : c) CHECK(v == 8.0f);
 }
+
+TEST_CASE("a config verified under a looser budget is served only to callers who accept it", "[dispatcher]") {
+    Fixture f;
+    Problem strict = make_gemm(64, 64, 64);
+    Problem loose = strict;
+    loose.tolerance = 0.01;
+    f.add(strict, "mode=good tile=1 unroll=1", 2e-4);
+    f.add(loose, "mode=good tile=2 unroll=1", 1e-4);
+    auto d = f.make();
+    CHECK(d.lookup(strict).config->text() == "mode=good tile=1 unroll=1");
+    CHECK(d.lookup(loose).config->text() == "mode=good tile=2 unroll=1");
+    Problem other = make_gemm(70, 64, 64);  // unseen: the loose entry is not a candidate for a strict caller
+    CHECK(d.lookup(other).config->text() == "mode=good tile=1 unroll=1");
+    other.tolerance = 0.02;
+    CHECK(d.lookup(other).source == LookupSource::nearest);
+}

@@ -50,7 +50,7 @@ Dispatcher::Dispatcher(const Database& db, std::shared_ptr<const TemplateRegistr
             reject(shape_key(m.problem) + ": non-positive time");
             continue;
         }
-        Entry e{m.problem, t, m.config, m.stats.median_s};
+        Entry e{m.problem, t, m.config, m.stats.median_s, m.problem.tolerance};
         auto [it, inserted] = best.try_emplace(m.problem, entries_.size());
         if (inserted) {
             entries_.push_back(std::move(e));
@@ -74,7 +74,7 @@ Dispatcher::Dispatcher(const Database& db, std::shared_ptr<const TemplateRegistr
 }
 
 Problem Dispatcher::group_key(const Problem& p) {
-    Problem key;
+    Problem key;  // tolerance stays 0: budgets are filtered per entry
     key.op = p.op;
     key.dtype = p.dtype;
     auto specs = dim_specs(p.op);
@@ -113,12 +113,15 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
         for (std::size_t d = 0; d < specs.size(); ++d)
             if (specs[d].kind == DimKind::size) log_sizes[n_sizes++] = std::log2(double(p.dims[d]));
         const auto& group = g->second;
-        candidates.resize(group.entries.size());
+        candidates.reserve(group.entries.size());
         const double* row = group.log_sizes.data();
         for (std::size_t e = 0; e < group.entries.size(); ++e, row += n_sizes) {
+            // A config verified under a looser budget than the caller's is not a candidate.
+            const double tol = entries_[group.entries[e]].tolerance;
+            if (tol > 0 && !(p.tolerance >= tol)) continue;
             double dist = 0;
             for (std::size_t d = 0; d < n_sizes; ++d) dist += std::abs(log_sizes[d] - row[d]);
-            candidates[e] = {dist, group.entries[e]};
+            candidates.emplace_back(dist, group.entries[e]);
         }
     }
 

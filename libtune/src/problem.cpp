@@ -3,6 +3,8 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -11,13 +13,24 @@
 namespace tune {
 namespace {
 
-constexpr std::array<DimSpec, 6> kGemmDims{{
+constexpr std::array<std::string_view, 3> kActivations{"none", "gelu", "silu"};
+
+constexpr std::array<DimSpec, 9> kGemmDims{{
     {"batch", DimKind::size, 1, 0, "independent products"},
     {"m", DimKind::size, 0, 0, "rows of C (tokens)"},
     {"n", DimKind::size, 0, 0, "columns of C (output features)"},
     {"k", DimKind::size, 0, 0, "reduction length (input features)"},
     {"trans_a", DimKind::exact, 0, 1, "A stored k x m"},
     {"trans_b", DimKind::exact, 0, 1, "B stored n x k (PyTorch Linear weight)"},
+    {"bias", DimKind::exact, 0, 1, "add a bias vector of n"},
+    {"act", DimKind::exact, 0, 2, "activation after the bias: none, gelu (tanh), silu", kActivations},
+    {"residual", DimKind::exact, 0, 1, "add an m x n residual last"},
+}};
+
+constexpr std::array<DimSpec, 3> kSwigluDims{{
+    {"m", DimKind::size, 0, 0, "rows (tokens)"},
+    {"n", DimKind::size, 0, 0, "intermediate features (rows of each weight)"},
+    {"k", DimKind::size, 0, 0, "hidden features (reduction length)"},
 }};
 
 constexpr std::array<DimSpec, 8> kAttentionDims{{
@@ -46,8 +59,34 @@ bool mul_ok(std::int64_t a, std::int64_t b, std::int64_t& out) {
 }  // namespace
 
 std::span<const DimSpec> dim_specs(OpKind op) {
-    if (op == OpKind::gemm) return kGemmDims;
-    return kAttentionDims;
+    switch (op) {
+        case OpKind::gemm: return kGemmDims;
+        case OpKind::attention: return kAttentionDims;
+        case OpKind::swiglu: return kSwigluDims;
+    }
+    return {};
+}
+
+std::string dim_text(const DimSpec& spec, std::int64_t value) {
+    if (!spec.labels.empty() && value >= 0 && value < static_cast<std::int64_t>(spec.labels.size()))
+        return std::string(spec.labels[static_cast<std::size_t>(value)]);
+    return std::to_string(value);
+}
+
+std::int64_t parse_dim_value(const DimSpec& spec, std::string_view text) {
+    for (std::size_t i = 0; i < spec.labels.size(); ++i)
+        if (spec.labels[i] == text) return static_cast<std::int64_t>(i);
+    std::int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec == std::errc() && ptr == text.data() + text.size() && text.size() > 0) return v;
+    if (ec == std::errc::result_out_of_range)
+        throw Error("dim '" + std::string(spec.name) + "': '" + std::string(text) + "' is out of the 64-bit range");
+    std::string expected = "an integer";
+    if (!spec.labels.empty()) {
+        expected = "one of:";
+        for (auto l : spec.labels) expected += " " + std::string(l);
+    }
+    throw Error("dim '" + std::string(spec.name) + "': '" + std::string(text) + "' is not " + expected);
 }
 
 std::int64_t Problem::dim(std::string_view name) const {
@@ -73,8 +112,32 @@ Problem make_gemm(std::int64_t m, std::int64_t n, std::int64_t k, DType dtype, b
 
 GemmDims gemm_dims(const Problem& p) {
     if (p.op != OpKind::gemm) throw Error("gemm_dims: problem is " + std::string(to_string(p.op)));
-    return {p.dims[0], p.dims[1], p.dims[2], p.dims[3], p.dims[4] != 0, p.dims[5] != 0};
+    return {p.dims[0], p.dims[1], p.dims[2], p.dims[3], p.dims[4] != 0, p.dims[5] != 0,
+            p.dims[6] != 0, static_cast<Activation>(p.dims[7]), p.dims[8] != 0};
 }
+
+Problem with_epilogue(Problem gemm, bool bias, Activation act, bool residual) {
+    gemm_dims(gemm);  // checks the op
+    gemm.dims[6] = bias ? 1 : 0;
+    gemm.dims[7] = static_cast<std::int64_t>(act);
+    gemm.dims[8] = residual ? 1 : 0;
+    return gemm;
+}
+
+Problem make_swiglu(std::int64_t m, std::int64_t n, std::int64_t k, DType dtype) {
+    Problem p;
+    p.op = OpKind::swiglu;
+    p.dtype = dtype;
+    p.dims = {m, n, k};
+    return p;
+}
+
+double gelu(double x) {
+    constexpr double kSqrt2OverPi = 0.7978845608028654;
+    return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x)));
+}
+
+double silu(double x) { return x / (1.0 + std::exp(-x)); }
 
 void validate(const Problem& p) {
     // On the dispatcher's unseen-shape path: messages are built only on failure.
@@ -105,6 +168,10 @@ void validate(const Problem& p) {
         check({g.batch, g.k, g.n}, "B (batch*k*n)");
         check({g.batch, g.m, g.n}, "C (batch*m*n)");
         check({g.batch, g.m, g.n, g.k, 2}, "the flop count (2*batch*m*n*k)");
+    } else if (p.op == OpKind::swiglu) {
+        check({p.dims[0], p.dims[2]}, "x (m*k)");
+        check({p.dims[1], p.dims[2], 2}, "the weights (2*n*k)");
+        check({p.dims[0], p.dims[1], p.dims[2], 4}, "the flop count (4*m*n*k)");
     } else {
         std::int64_t b = p.dims[0], h = p.dims[1], kvh = p.dims[2], q = p.dims[3], kv = p.dims[4], d = p.dims[5];
         if (h % kvh != 0)
@@ -127,7 +194,13 @@ std::string shape_key(const Problem& p) {
         key += ' ';
         key += specs[i].name;
         key += '=';
-        key += std::to_string(p.dims[i]);
+        key += dim_text(specs[i], p.dims[i]);
+    }
+    if (p.tolerance > 0) {
+        // The accuracy budget is part of what to compute: a looser one admits other configs.
+        char buf[40];
+        std::snprintf(buf, sizeof buf, " tol=%.9g", p.tolerance);
+        key += buf;
     }
     return key;
 }
@@ -148,18 +221,25 @@ Problem parse_shape_key(std::string_view key) {
     p.op = parse_op(words[0], "shape key op");
     p.dtype = parse_dtype(words[1], "shape key dtype");
     auto specs = dim_specs(p.op);
+    if (words.size() == 3 + specs.size() && words.back().starts_with("tol=")) {
+        std::string text(words.back().substr(4));
+        char* end = nullptr;
+        p.tolerance = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(p.tolerance) || p.tolerance <= 0)
+            throw fail("'tol' must be a positive number, got '" + text + "'");
+        words.pop_back();
+    }
     if (words.size() != 2 + specs.size()) throw fail("expected " + std::to_string(specs.size()) + " dims");
     for (std::size_t i = 0; i < specs.size(); ++i) {
         auto w = words[2 + i];
         auto eq = w.find('=');
         if (eq == std::string_view::npos || w.substr(0, eq) != specs[i].name)
             throw fail("expected dim '" + std::string(specs[i].name) + "' at position " + std::to_string(i));
-        std::int64_t v = 0;
-        auto val = w.substr(eq + 1);
-        auto [ptr, ec] = std::from_chars(val.data(), val.data() + val.size(), v);
-        if (ec != std::errc() || ptr != val.data() + val.size())
-            throw fail("dim '" + std::string(specs[i].name) + "' is not an integer: '" + std::string(val) + "'");
-        p.dims[i] = v;
+        try {
+            p.dims[i] = parse_dim_value(specs[i], w.substr(eq + 1));
+        } catch (const Error& e) {
+            throw fail(e.what());
+        }
     }
     validate(p);
     return p;
@@ -182,6 +262,7 @@ double flop_count(const Problem& p) {
         auto g = gemm_dims(p);
         return 2.0 * double(g.batch) * double(g.m) * double(g.n) * double(g.k);
     }
+    if (p.op == OpKind::swiglu) return 4.0 * double(p.dims[0]) * double(p.dims[1]) * double(p.dims[2]);
     // QK^T and PV: 2 * 2 * b * h * q * kv * d (causal masks are not discounted here).
     return 4.0 * double(p.dims[0]) * double(p.dims[1]) * double(p.dims[3]) * double(p.dims[4]) * double(p.dims[5]);
 }
@@ -190,10 +271,20 @@ double default_tolerance(const Problem& p) {
     // GEMM error metric: max |C - C_ref| / (|A| |B|) elementwise. Any summation order in the
     // problem's dtype stays within gamma_k = k u / (1 - k u) of the exact result, so a
     // candidate over that bound computed something else.
-    double u = unit_roundoff(p.dtype);
-    double k = p.op == OpKind::gemm ? double(p.dims[3]) : double(p.dims[5] + p.dims[4]);
-    double ku = std::min(k * u, 0.5);
+    // bf16 inputs multiply exactly in f32, so they too accumulate with f32 roundoff. A few
+    // extra roundings cover the epilogue (bias, activation, residual).
+    double u = unit_roundoff(p.dtype == DType::bf16 ? DType::f32 : p.dtype);
+    double k = p.op == OpKind::gemm     ? double(p.dims[3])
+               : p.op == OpKind::swiglu ? double(p.dims[2])
+                                        : double(p.dims[5] + p.dims[4]);
+    double ku = std::min((k + 8) * u, 0.5);
     return 2.0 * ku / (1.0 - ku);
+}
+
+double bf16_compute_tolerance(const Problem& p) {
+    Problem f32 = p;
+    f32.dtype = DType::f32;
+    return 2.0 * unit_roundoff(DType::bf16) * 1.01 + default_tolerance(f32);
 }
 
 double effective_tolerance(const Problem& p) {
@@ -219,7 +310,12 @@ void to_json(nlohmann::json& j, const Problem& p) {
     j["op"] = to_string(p.op);
     j["dtype"] = to_string(p.dtype);
     auto specs = dim_specs(p.op);
-    for (std::size_t i = 0; i < specs.size(); ++i) j[std::string(specs[i].name)] = p.dims[i];
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        if (specs[i].labels.empty())
+            j[std::string(specs[i].name)] = p.dims[i];
+        else
+            j[std::string(specs[i].name)] = dim_text(specs[i], p.dims[i]);
+    }
     if (p.tolerance > 0) j["tolerance"] = p.tolerance;
 }
 
@@ -239,6 +335,10 @@ void from_json(const nlohmann::json& j, Problem& p) {
             out.dims[i] = specs[i].default_value;
             require(specs[i].kind == DimKind::exact || specs[i].default_value > 0,
                     "problem JSON: missing dim '" + name + "'");
+            continue;
+        }
+        if (!specs[i].labels.empty() && j[name].is_string()) {
+            out.dims[i] = parse_dim_value(specs[i], j[name].get<std::string>());
             continue;
         }
         require(j[name].is_number_integer(), "problem JSON: dim '" + name + "' must be an integer");

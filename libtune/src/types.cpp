@@ -28,8 +28,8 @@ std::string_view name_of(const std::array<std::pair<std::string_view, E>, N>& ta
     return "?";
 }
 
-constexpr std::array<std::pair<std::string_view, OpKind>, 2> kOps{{
-    {"gemm", OpKind::gemm}, {"attention", OpKind::attention}}};
+constexpr std::array<std::pair<std::string_view, OpKind>, 3> kOps{{
+    {"gemm", OpKind::gemm}, {"attention", OpKind::attention}, {"swiglu", OpKind::swiglu}}};
 constexpr std::array<std::pair<std::string_view, DType>, 4> kDTypes{{
     {"f32", DType::f32}, {"bf16", DType::bf16}, {"f16", DType::f16}, {"f64", DType::f64}}};
 constexpr std::array<std::pair<std::string_view, Backend>, 3> kBackends{{

@@ -6,59 +6,141 @@
 #include <limits>
 #include <random>
 
+#include "tune/bf16.hpp"
 #include "tune/error.hpp"
 
 namespace tune {
 namespace {
 
-// Counter-based fill so the same seed gives the same operands whatever the order.
-void fill_uniform(float* data, std::size_t n, std::uint64_t seed) {
+constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
+
+std::vector<double> uniform(std::size_t n, std::uint64_t seed) {
     std::mt19937_64 rng(seed);
     std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    for (std::size_t i = 0; i < n; ++i) data[i] = dist(rng);
-}
-
-std::vector<double> widen(const float* x, std::size_t n, bool absolute) {
     std::vector<double> out(n);
-    for (std::size_t i = 0; i < n; ++i) out[i] = absolute ? std::fabs(double(x[i])) : double(x[i]);
+    for (auto& x : out) x = dist(rng);
     return out;
 }
+
+// Stores `values` in an operand of `dtype`, and rounds `values` to what was stored, so the
+// reference sees exactly the kernel's inputs.
+AlignedBuffer store(std::vector<double>& values, DType dtype) {
+    if (dtype == DType::bf16) {
+        AlignedBuffer b(values.size() * sizeof(bf16));
+        auto* out = b.as<bf16>();
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            out[i] = to_bf16(static_cast<float>(values[i]));
+            values[i] = to_float(out[i]);
+        }
+        return b;
+    }
+    AlignedBuffer b(values.size() * sizeof(float));
+    auto* out = b.as<float>();
+    for (std::size_t i = 0; i < values.size(); ++i) out[i] = static_cast<float>(values[i]);
+    return b;
+}
+
+std::vector<double> absolute(const std::vector<double>& x) {
+    std::vector<double> out(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) out[i] = std::fabs(x[i]);
+    return out;
+}
+
+// out[b] = op(A[b]) * op(B[b]) in double for each batch item.
+void dgemm(const GemmDims& g, const double* a, const double* b, double* out) {
+    const auto a_n = g.m * g.k, b_n = g.k * g.n, c_n = g.m * g.n;
+    for (std::int64_t i = 0; i < g.batch; ++i)
+        cblas_dgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans,
+                    int(g.m), int(g.n), int(g.k), 1.0, a + i * a_n, int(g.trans_a ? g.m : g.k), b + i * b_n,
+                    int(g.trans_b ? g.k : g.n), 0.0, out + i * c_n, int(g.n));
+}
+
+double apply(Activation act, double x) {
+    switch (act) {
+        case Activation::none: return x;
+        case Activation::gelu: return gelu(x);
+        case Activation::silu: return silu(x);
+    }
+    return x;
+}
+
+// Largest slope of the activations: errors before them grow by at most this factor.
+constexpr double kActivationSlope = 1.2;
 
 }  // namespace
 
 Workload::Workload(const Problem& p, std::uint64_t seed) : problem_(p) {
     validate(p);
-    require(p.op == OpKind::gemm, "workload: only gemm problems are supported so far");
-    require(p.dtype == DType::f32, "workload: gemm dtype " + std::string(to_string(p.dtype)) + " is not supported yet");
-    auto g = gemm_dims(p);
-    constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
-    require(g.m <= kIntMax && g.n <= kIntMax && g.k <= kIntMax, "workload: gemm dims must fit in 32 bits");
-    const auto a_n = std::size_t(g.m * g.k), b_n = std::size_t(g.k * g.n), c_n = std::size_t(g.m * g.n);
-    const auto batch = std::size_t(g.batch);
-    inputs_.emplace_back(batch * a_n * sizeof(float));
-    inputs_.emplace_back(batch * b_n * sizeof(float));
-    outputs_.emplace_back(batch * c_n * sizeof(float));
-    float* a = inputs_[0].as<float>();
-    float* b = inputs_[1].as<float>();
-    fill_uniform(a, batch * a_n, seed * 2 + 1);
-    fill_uniform(b, batch * b_n, seed * 2 + 2);
+    require(p.dtype == DType::f32 || p.dtype == DType::bf16,
+            "workload: dtype " + std::string(to_string(p.dtype)) + " is not supported yet");
+    if (p.op == OpKind::gemm) {
+        auto g = gemm_dims(p);
+        require(g.m <= kIntMax && g.n <= kIntMax && g.k <= kIntMax, "workload: gemm dims must fit in 32 bits");
+        const auto c_n = std::size_t(g.batch * g.m * g.n);
+        auto a = uniform(std::size_t(g.batch * g.m * g.k), seed * 4 + 1);
+        auto b = uniform(std::size_t(g.batch * g.k * g.n), seed * 4 + 2);
+        inputs_.push_back(store(a, p.dtype));
+        inputs_.push_back(store(b, p.dtype));
+        reference_.assign(c_n, 0.0);
+        scale_.assign(c_n, 0.0);
+        dgemm(g, a.data(), b.data(), reference_.data());
+        dgemm(g, absolute(a).data(), absolute(b).data(), scale_.data());
+        std::vector<double> bias, residual;
+        if (g.bias) {
+            bias = uniform(std::size_t(g.n), seed * 4 + 3);
+            inputs_.push_back(store(bias, DType::f32));
+        }
+        if (g.residual) {
+            residual = uniform(c_n, seed * 4 + 4);
+            inputs_.push_back(store(residual, DType::f32));
+        }
+        // Epilogue in double; the scale grows with what each step adds.
+        for (std::size_t i = 0; i < c_n; ++i) {
+            const auto col = i % std::size_t(g.n);
+            double y = reference_[i] + (g.bias ? bias[col] : 0.0);
+            double s = scale_[i] + (g.bias ? std::fabs(bias[col]) : 0.0);
+            if (g.act != Activation::none) {
+                y = apply(g.act, y);
+                s = kActivationSlope * s + std::fabs(y);
+            }
+            if (g.residual) {
+                y += residual[i];
+                s += std::fabs(residual[i]) + std::fabs(y);
+            }
+            reference_[i] = y;
+            scale_[i] = s;
+        }
+        outputs_.emplace_back(c_n * sizeof(float));
+    } else if (p.op == OpKind::swiglu) {
+        const std::int64_t m = p.dims[0], n = p.dims[1], k = p.dims[2];
+        require(m <= kIntMax && n <= kIntMax && k <= kIntMax, "workload: swiglu dims must fit in 32 bits");
+        auto x = uniform(std::size_t(m * k), seed * 4 + 1);
+        auto wg = uniform(std::size_t(n * k), seed * 4 + 2);
+        auto wu = uniform(std::size_t(n * k), seed * 4 + 3);
+        inputs_.push_back(store(x, p.dtype));
+        inputs_.push_back(store(wg, p.dtype));
+        inputs_.push_back(store(wu, p.dtype));
+        GemmDims g{1, m, n, k, false, true};
+        std::vector<double> gate(std::size_t(m * n)), up(gate.size()), sg(gate.size()), su(gate.size());
+        auto xa = absolute(x);
+        dgemm(g, x.data(), wg.data(), gate.data());
+        dgemm(g, x.data(), wu.data(), up.data());
+        dgemm(g, xa.data(), absolute(wg).data(), sg.data());
+        dgemm(g, xa.data(), absolute(wu).data(), su.data());
+        reference_.resize(gate.size());
+        scale_.resize(gate.size());
+        for (std::size_t i = 0; i < gate.size(); ++i) {
+            double act = silu(gate[i]);
+            reference_[i] = act * up[i];
+            // d(out) = silu'(g) u dg + silu(g) du, plus the final product's rounding.
+            scale_[i] = kActivationSlope * std::fabs(up[i]) * sg[i] + std::fabs(act) * su[i] + std::fabs(reference_[i]);
+        }
+        outputs_.emplace_back(gate.size() * sizeof(float));
+    } else {
+        throw Error("workload: op " + std::string(to_string(p.op)) + " is not supported yet");
+    }
     for (auto& in : inputs_) input_ptrs_.push_back(in.data());
     for (auto& out : outputs_) output_ptrs_.push_back(out.data());
-
-    // fp64 reference and the elementwise |A||B| scale, both through dgemm on widened copies.
-    reference_.assign(batch * c_n, 0.0);
-    scale_.assign(batch * c_n, 0.0);
-    const auto lda = g.trans_a ? g.m : g.k, ldb = g.trans_b ? g.k : g.n;
-    for (std::size_t i = 0; i < batch; ++i) {
-        for (bool absolute : {false, true}) {
-            auto wa = widen(a + i * a_n, a_n, absolute);
-            auto wb = widen(b + i * b_n, b_n, absolute);
-            double* out = (absolute ? scale_.data() : reference_.data()) + i * c_n;
-            cblas_dgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans,
-                        int(g.m), int(g.n), int(g.k), 1.0, wa.data(), int(lda), wb.data(), int(ldb), 0.0, out,
-                        int(g.n));
-        }
-    }
 }
 
 void Workload::poison_outputs() {

@@ -55,6 +55,7 @@ private:
         const Template* tmpl;
         Config config;
         double median_s;
+        double tolerance;  // explicit accuracy budget it was verified under (0 = the dtype's)
     };
     // Tuned shapes that share op, dtype and every exact dim: the candidates for a nearest
     // match, with their log2 sizes stored contiguously (size_dims per entry).
@@ -67,11 +68,11 @@ private:
     };
     struct SameShape {
         bool operator()(const Problem& a, const Problem& b) const noexcept {
-            return a.op == b.op && a.dtype == b.dtype && a.dims == b.dims;
+            return a.op == b.op && a.dtype == b.dtype && a.dims == b.dims && a.tolerance == b.tolerance;
         }
     };
     Selection resolve_unseen(const Problem& p) const;
-    static Problem group_key(const Problem& p);  // p with its size dims zeroed
+    static Problem group_key(const Problem& p);  // p with its size dims and tolerance zeroed
     static Selection select(const Entry& e, LookupSource s);
 
     std::shared_ptr<const TemplateRegistry> registry_;

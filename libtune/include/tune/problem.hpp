@@ -23,7 +23,13 @@ struct DimSpec {
     std::int64_t default_value;  // used when JSON/CLI omit it; 0 for sizes = required
     std::int64_t max_value;      // exact dims: legal range is [0, max_value]
     std::string_view help;
+    std::span<const std::string_view> labels = {};  // named values (index = value), e.g. act
 };
+
+// A dim's value as text (its label when it has labels) and back; the parser throws
+// tune::Error naming the dim and listing the labels.
+std::string dim_text(const DimSpec& spec, std::int64_t value);
+std::int64_t parse_dim_value(const DimSpec& spec, std::string_view text);
 
 // The named dims of an op, in canonical order. The single table every parser, key and
 // printer reads from.
@@ -45,22 +51,40 @@ struct Problem {
     friend bool operator==(const Problem&, const Problem&) = default;
 };
 
-// GEMM: C[m x n] = op(A)[m x k] * op(B)[k x n], row-major, `batch` independent products.
-// trans_a: A is stored k x m. trans_b: B is stored n x k (PyTorch Linear weights).
+// GEMM: C[m x n] = act(op(A)[m x k] * op(B)[k x n] + bias[n]) + residual[m x n], row-major,
+// `batch` independent products. trans_a: A is stored k x m. trans_b: B is stored n x k
+// (PyTorch Linear weights). Operands in order: A, B, bias (when bias=1), residual (when
+// residual=1); output C. dtype bf16: A and B hold bf16, bias/residual/C are f32.
+enum class Activation : std::uint8_t { none, gelu, silu };  // gelu: tanh approximation
 Problem make_gemm(std::int64_t m, std::int64_t n, std::int64_t k, DType dtype = DType::f32,
                   bool trans_a = false, bool trans_b = false, std::int64_t batch = 1);
 
 struct GemmDims {
     std::int64_t batch, m, n, k;
     bool trans_a, trans_b;
+    bool bias = false;
+    Activation act = Activation::none;
+    bool residual = false;
+    bool has_epilogue() const { return bias || act != Activation::none || residual; }
 };
 GemmDims gemm_dims(const Problem& p);  // throws unless p.op == gemm
+Problem with_epilogue(Problem gemm, bool bias, Activation act, bool residual);
+
+// SwiGLU (gated MLP): out[m x n] = silu(x W_gate^T) * (x W_up^T); x is m x k, both weights
+// n x k (PyTorch layout). Operands: x, W_gate, W_up; output out. A problem of its own so a
+// template can fuse both GEMMs and the activation.
+Problem make_swiglu(std::int64_t m, std::int64_t n, std::int64_t k, DType dtype = DType::f32);
+
+// Scalar definitions shared by every template and the reference (double precision).
+double gelu(double x);  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+double silu(double x);  // x / (1 + exp(-x))
 
 // Throws tune::Error naming the dim when a size is < 1, a flag is not 0/1, or the
 // operand sizes overflow 64-bit byte counts.
 void validate(const Problem& p);
 
-// Canonical text key, e.g. "gemm f32 batch=1 m=512 n=4096 k=4096 trans_a=0 trans_b=1".
+// Canonical text key, e.g. "gemm f32 batch=1 m=512 n=4096 k=4096 trans_a=0 trans_b=1 bias=0
+// act=none residual=0", with " tol=<tolerance>" appended when the problem sets one.
 // The one place a shape key is computed.
 std::string shape_key(const Problem& p);
 Problem parse_shape_key(std::string_view key);
@@ -73,6 +97,9 @@ struct ProblemHash {
 double flop_count(const Problem& p);
 double default_tolerance(const Problem& p);
 double effective_tolerance(const Problem& p);  // tolerance, or the default when 0
+// The tolerance that admits computing f32 inputs in bf16 (f32 accumulation): what
+// `--allow-bf16` sets. Rounding both inputs to bf16 costs up to 2 * 2^-8 relative per product.
+double bf16_compute_tolerance(const Problem& p);
 
 // Distance between two shapes for nearest-match lookup: sum of |log2 ratio| over size dims;
 // infinity when op, dtype or any exact dim differs.

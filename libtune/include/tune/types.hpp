@@ -8,7 +8,7 @@
 
 namespace tune {
 
-enum class OpKind : std::uint8_t { gemm, attention };
+enum class OpKind : std::uint8_t { gemm, attention, swiglu };
 enum class DType : std::uint8_t { f32, bf16, f16, f64 };
 enum class Backend : std::uint8_t { cpu, cuda, hip };
 

@@ -20,8 +20,9 @@ public:
     OpArgs args() const { return {input_ptrs_, output_ptrs_}; }
     // Poisons outputs with NaN so a kernel that skips an element fails verification.
     void poison_outputs();
-    // Error of the current outputs (GEMM: max |C - C_ref| / (|A||B|) elementwise); NaN when
-    // any output is NaN or infinite.
+    // Error of the current outputs: max |C - C_ref| / scale elementwise, where scale bounds
+    // how far any correct evaluation order can drift (GEMM: |A||B|, grown by each epilogue
+    // step); NaN when any output is NaN or infinite.
     double error() const;
     std::size_t bytes() const;
 

@@ -1,0 +1,78 @@
+// The fp64 reference and error metric every candidate is judged by.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "tune/bf16.hpp"
+#include "tune/workload.hpp"
+
+using namespace tune;
+
+namespace {
+// Naive float evaluation of the problem straight from its definition.
+void naive(const Problem& p, const OpArgs& args) {
+    auto* out = static_cast<float*>(args.outputs[0]);
+    if (p.op == OpKind::swiglu) {
+        const std::int64_t m = p.dims[0], n = p.dims[1], k = p.dims[2];
+        auto x = static_cast<const float*>(args.inputs[0]), wg = static_cast<const float*>(args.inputs[1]),
+             wu = static_cast<const float*>(args.inputs[2]);
+        for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = 0; j < n; ++j) {
+                float g = 0, u = 0;
+                for (std::int64_t q = 0; q < k; ++q) {
+                    g += x[i * k + q] * wg[j * k + q];
+                    u += x[i * k + q] * wu[j * k + q];
+                }
+                out[i * n + j] = float(silu(g)) * u;
+            }
+        return;
+    }
+    auto g = gemm_dims(p);
+    auto value = [&](int operand, std::int64_t idx) {
+        if (p.dtype == DType::bf16) return to_float(static_cast<const bf16*>(args.inputs[operand])[idx]);
+        return static_cast<const float*>(args.inputs[operand])[idx];
+    };
+    std::size_t next = 2;
+    const float* bias = g.bias ? static_cast<const float*>(args.inputs[next++]) : nullptr;
+    const float* res = g.residual ? static_cast<const float*>(args.inputs[next++]) : nullptr;
+    for (std::int64_t i = 0; i < g.m; ++i)
+        for (std::int64_t j = 0; j < g.n; ++j) {
+            float acc = 0;
+            for (std::int64_t q = 0; q < g.k; ++q)
+                acc += value(0, g.trans_a ? q * g.m + i : i * g.k + q) * value(1, g.trans_b ? j * g.k + q : q * g.n + j);
+            if (bias) acc += bias[j];
+            if (g.act == Activation::gelu) acc = float(gelu(acc));
+            if (g.act == Activation::silu) acc = float(silu(acc));
+            if (res) acc += res[i * g.n + j];
+            out[i * g.n + j] = acc;
+        }
+}
+}  // namespace
+
+TEST_CASE("a correct float evaluation passes and a perturbed one fails", "[workload]") {
+    std::vector<Problem> problems{
+        make_gemm(7, 13, 29),
+        make_gemm(5, 9, 300, DType::bf16, false, true),
+        with_epilogue(make_gemm(6, 10, 40, DType::f32, true, false), true, Activation::gelu, false),
+        with_epilogue(make_gemm(6, 10, 40), true, Activation::silu, true),
+        with_epilogue(make_gemm(3, 4, 5, DType::bf16), false, Activation::none, true),
+        make_swiglu(5, 12, 33),
+    };
+    for (const auto& p : problems) {
+        INFO(shape_key(p));
+        Workload w(p, 3);
+        w.poison_outputs();
+        CHECK(std::isnan(w.error()));
+        naive(p, w.args());
+        CHECK(w.error() <= default_tolerance(p));
+        // One element off by a small absolute amount is caught.
+        static_cast<float*>(w.args().outputs[0])[1] += 0.05f;
+        CHECK(w.error() > default_tolerance(p));
+    }
+}
+
+TEST_CASE("bf16 inputs are the rounded values the reference sees", "[workload]") {
+    CHECK(to_float(to_bf16(1.0f)) == 1.0f);
+    CHECK(to_float(to_bf16(1.00390625f)) == 1.0f);       // tie rounds to even
+    CHECK(to_float(to_bf16(1.01171875f)) == 1.015625f);  // tie rounds to even (up)
+    CHECK(std::isnan(to_float(to_bf16(std::nanf("")))));
+}
