@@ -3,6 +3,7 @@
 #include <random>
 #include <unordered_set>
 
+#include "sampling.hpp"
 #include "tune/search/strategy.hpp"
 
 namespace tune {
@@ -31,16 +32,7 @@ public:
             if (out.size() >= n) break;
             if (seen_.insert(c.hash()).second) out.push_back(std::move(c));
         }
-        for (int misses = 0; out.size() < n && misses < 200;) {  // restart: random jumps
-            auto c = space_->sample(rng_);
-            if (!c) break;
-            if (seen_.insert(c->hash()).second) {
-                out.push_back(std::move(*c));
-                misses = 0;
-            } else {
-                ++misses;
-            }
-        }
+        search::sample_unseen(*space_, rng_, seen_, n, out);  // no unvisited neighbour left: jump
         return out;
     }
 

@@ -1,6 +1,7 @@
 #include <random>
 #include <unordered_set>
 
+#include "sampling.hpp"
 #include "tune/search/strategy.hpp"
 
 namespace tune {
@@ -13,17 +14,7 @@ public:
     std::string_view name() const override { return "random"; }
     std::vector<Config> propose(std::size_t n) override {
         std::vector<Config> out;
-        // Stop after many repeats in a row: the space is (nearly) used up.
-        for (int misses = 0; out.size() < n && misses < 200;) {
-            auto c = space_->sample(rng_);
-            if (!c) break;
-            if (seen_.insert(c->hash()).second) {
-                out.push_back(std::move(*c));
-                misses = 0;
-            } else {
-                ++misses;
-            }
-        }
+        search::sample_unseen(*space_, rng_, seen_, n, out);
         return out;
     }
     void observe(std::span<const Trial>) override {}
