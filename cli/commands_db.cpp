@@ -1,5 +1,7 @@
-// tune db list | show | export | import | verify
+// tune db list | show | export | import | verify | merge
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -113,6 +115,62 @@ void add_db_commands(CLI::App& app) {
         SqliteDatabase db(*path);
         std::size_t added = import_json(db, f);
         std::printf("imported %zu new measurements into %s\n", added, path->c_str());
+    });
+
+    auto* merge = db_cmd->add_subcommand("merge", "merge stores of independent runs into one, duplicates removed");
+    auto sources = std::make_shared<std::vector<std::string>>();
+    auto merged = std::make_shared<std::string>();
+    merge->add_option("sources", *sources, "SQLite files to merge (read only)")->required();
+    merge->add_option("-o,--output", *merged, "the merged store (created, or added to when it exists)")->required();
+    merge->callback([=] {
+        namespace fs = std::filesystem;
+        for (const auto& src : *sources) {
+            std::error_code ec;
+            require(!fs::exists(*merged) || !fs::equivalent(src, *merged, ec),
+                    "merge: the output '" + *merged + "' is also a source");
+        }
+        // Every source is opened and decoded before the output is touched.
+        struct Source {
+            std::string path;
+            std::vector<RunInfo> runs;
+            std::vector<DeviceInfo> devices;
+            std::map<std::int64_t, std::vector<Measurement>> by_run;
+            std::size_t bad = 0;
+        };
+        std::vector<Source> loaded;
+        for (const auto& src : *sources) {
+            SqliteDatabase db(src, SqliteDatabase::Mode::read_only);
+            Source s{src, db.runs(), db.devices(), {}, 0};
+            for (auto& m : db.query({}, [&](std::int64_t, const std::string&) { ++s.bad; }))
+                s.by_run[m.run_id].push_back(std::move(m));
+            loaded.push_back(std::move(s));
+        }
+        SqliteDatabase out(*merged);
+        std::size_t added = 0, seen = 0, bad = 0;
+        for (const auto& s : loaded) {
+            bad += s.bad;
+            // One run per source run keeps provenance: its command, strategy and seed, where it
+            // came from, and the rows' own timestamps. Duplicates (first source wins) are skipped.
+            for (const RunInfo& run : s.runs) {
+                auto rows = s.by_run.find(run.id);
+                if (rows == s.by_run.end()) continue;
+                RunInfo copy = run;
+                copy.command = "merged from " + s.path + " run " + std::to_string(run.id) + " (started " +
+                               run.started_at + "): " + run.command;
+                seen += rows->second.size();
+                added += out.import_rows(copy, s.devices, rows->second);
+            }
+            for (const auto& [run_id, rows] : s.by_run) {
+                bool known = std::any_of(s.runs.begin(), s.runs.end(), [&](const RunInfo& r) { return r.id == run_id; });
+                if (known) continue;
+                seen += rows.size();
+                added += out.import_rows({0, "merged from " + s.path + " (rows without a run)", "", 0, "", ""},
+                                         s.devices, rows);
+            }
+        }
+        std::printf("merged %zu sources into %s: %zu measurements read, %zu added, %zu duplicates skipped\n",
+                    loaded.size(), merged->c_str(), seen, added, seen - added);
+        print_bad_rows(bad);
     });
 
     auto* verify = db_cmd->add_subcommand("verify", "integrity check of the file and of every row");

@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -130,6 +133,36 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     std::printf("%zu problems tuned in %.1f s into %s\n", problems.size(), total, a.db.c_str());
 }
 
+// Reads a record file: one JSON object per line with "problem" and "count"; counts of the
+// same shape add up. Returns (count, problem), most frequent first, ties by shape key.
+std::vector<std::pair<std::uint64_t, Problem>> read_record(const std::string& path) {
+    std::ifstream in(path);
+    require(in.good(), "record: cannot open '" + path + "'");
+    std::map<std::string, std::pair<std::uint64_t, Problem>> by_key;
+    std::string line;
+    for (std::size_t number = 1; std::getline(in, line); ++number) {
+        if (line.empty()) continue;
+        auto where = "record: '" + path + "' line " + std::to_string(number) + ": ";
+        try {
+            auto j = nlohmann::json::parse(line);
+            require(j.is_object() && j.contains("problem") && j.contains("count"), "expected {\"problem\": ..., \"count\": N}");
+            require(j["count"].is_number_unsigned() && j["count"].get<std::uint64_t>() >= 1, "'count' must be a positive integer");
+            Problem p = j["problem"].get<Problem>();
+            auto& slot = by_key[shape_key(p)];
+            slot.second = p;
+            require(!__builtin_add_overflow(slot.first, j["count"].get<std::uint64_t>(), &slot.first), "'count' overflows");
+        } catch (const nlohmann::json::exception& e) {
+            throw Error(where + "not valid JSON: " + e.what());
+        } catch (const Error& e) {
+            throw Error(where + e.what());
+        }
+    }
+    std::vector<std::pair<std::uint64_t, Problem>> out;
+    for (auto& [key, entry] : by_key) out.push_back(entry);
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    return out;
+}
+
 std::vector<std::int64_t> parse_tokens(const std::string& text) {
     std::vector<std::int64_t> out;
     std::stringstream ss(text);
@@ -217,6 +250,22 @@ void add_tune_commands(CLI::App& app) {
             run_tuning(problems, *args, "tune model " + *path + " --tokens " + *tokens);
         });
     }
+    // tune recorded: what a dispatcher in record mode saw, most frequent first
+    {
+        auto* cmd = app.add_subcommand("recorded", "tune the shapes a runtime recorded (LIBTUNE_RECORD), most frequent first");
+        auto args = std::make_shared<TuneArgs>();
+        auto from = std::make_shared<std::string>();
+        cmd->add_option("--from", *from, "record file (JSON lines written by the dispatcher)")->required();
+        add_tune_options(*cmd, *args);
+        cmd->callback([=] {
+            auto recorded = read_record(*from);
+            std::vector<NamedProblem> problems;
+            for (const auto& [count, p] : recorded)
+                problems.push_back({std::string(to_string(p.op)) + " (seen " + std::to_string(count) + "x)", p.dim("m"), p});
+            std::fprintf(stderr, "record: %s -> %zu distinct shapes\n", from->c_str(), problems.size());
+            run_tuning(problems, *args, "tune recorded --from " + *from);
+        });
+    }
     // tune gemm | tune swiglu: one problem, dims as flags
     for (OpKind op : {OpKind::gemm, OpKind::swiglu}) {
         const std::string name(to_string(op));
@@ -240,7 +289,9 @@ void add_tune_commands(CLI::App& app) {
         auto dims = std::make_shared<DimOptions>();
         auto tolerance = std::make_shared<double>(0);
         cmd->add_option("op", *op, "operation: gemm, swiglu")->required();
-        cmd->add_option("--db", *db, "SQLite file to read")->capture_default_str();
+        auto user_db = std::make_shared<std::string>();
+        cmd->add_option("--db", *db, "SQLite file to read (the system store)")->capture_default_str();
+        cmd->add_option("--user-db", *user_db, "a user store whose entries override --db's");
         cmd->add_option("--dtype", *dtype, "element type")->capture_default_str();
         cmd->add_option("--tolerance", *tolerance, "the caller's accuracy budget (0 = exact semantics of the dtype)")
             ->check(CLI::Range(0.0, 1.0));
@@ -248,24 +299,26 @@ void add_tune_commands(CLI::App& app) {
         cmd->callback([=] {
             Problem p = dims->problem(parse_op(*op, "lookup op"), parse_dtype(*dtype, "--dtype"));
             p.tolerance = *tolerance;
-            auto dispatcher = Dispatcher::open(*db);
+            auto dispatcher = Dispatcher::open(*db, *user_db);
             Selection s = dispatcher->lookup(p);
             std::printf("problem:  %s\n", shape_key(p).c_str());
             std::printf("template: %s\nconfig:   %s\n", s.tmpl->info().name.c_str(), s.config->text().c_str());
             switch (s.source) {
                 case LookupSource::exact:
-                    std::printf("source:   exact (tuned for this shape; measured %s)\n", format_seconds(s.tuned_median_s).c_str());
+                    std::printf("source:   exact (tuned for this shape in %s; measured %s)\n", s.store->c_str(),
+                                format_seconds(s.tuned_median_s).c_str());
                     break;
                 case LookupSource::nearest:
-                    std::printf("source:   nearest (tuned for '%s', measured %s there; valid for this shape)\n",
-                                shape_key(*s.tuned_shape).c_str(), format_seconds(s.tuned_median_s).c_str());
+                    std::printf("source:   nearest (tuned for '%s' in %s, measured %s there; valid for this shape)\n",
+                                shape_key(*s.tuned_shape).c_str(), s.store->c_str(), format_seconds(s.tuned_median_s).c_str());
                     break;
                 case LookupSource::default_config:
                     std::printf("source:   default (no tuned shape of this kind in %s)\n", db->c_str());
                     break;
             }
             const auto& st = dispatcher->stats();
-            std::printf("store:    %zu tuned shapes, %zu stale rows, %zu rejected rows\n", st.entries, st.stale, st.rejected);
+            std::printf("store:    %zu tuned shapes, %zu stale rows, %zu rejected rows, snapshot %s\n", st.entries, st.stale,
+                        st.rejected, dispatcher->snapshot_id().c_str());
             for (const auto& why : st.rejections) std::printf("rejected: %s\n", why.c_str());
         });
     }

@@ -1,5 +1,8 @@
 #include "sqlite.hpp"
 
+#include <cerrno>
+#include <cstring>
+
 #include <sqlite3.h>
 
 #include <cmath>
@@ -44,6 +47,16 @@ Connection::~Connection() { sqlite3_close_v2(db_); }
 
 void Connection::fail(std::string_view sql, int rc) const {
     std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    // A failed write says what usually causes it: a full disk or a file-size limit. SQLite
+    // does not always keep the OS error, so name it only when it has one.
+    int primary = rc & 0xff;
+    int err = db_ ? sqlite3_system_errno(db_) : 0;
+    if (primary == SQLITE_FULL || rc == SQLITE_IOERR_WRITE || rc == SQLITE_IOERR_FSYNC ||
+        rc == SQLITE_IOERR_TRUNCATE || rc == SQLITE_IOERR_SHMSIZE)
+        why = "could not write: the disk may be full or the file at its size limit; nothing of this "
+              "statement was stored (" + why + (err ? std::string(": ") + std::strerror(err) : std::string()) + ")";
+    else if (primary == SQLITE_IOERR && err)
+        why += std::string(": ") + std::strerror(err);
     throw Error("database '" + path_.string() + "': " + why + " (in: " + one_line(sql) + ")");
 }
 

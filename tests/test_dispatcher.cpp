@@ -1,6 +1,11 @@
 // Dispatcher: exact, nearest and default lookups; stale and tampered rows are never served.
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
+#include <unistd.h>
 
 #include "fake_template.hpp"
 #include "tune/dispatcher.hpp"
@@ -146,4 +151,56 @@ TEST_CASE("a config verified under a looser budget is served only to callers who
     CHECK(d.lookup(other).config->text() == "mode=good tile=1 unroll=1");
     other.tolerance = 0.02;
     CHECK(d.lookup(other).source == LookupSource::nearest);
+}
+
+TEST_CASE("a user store overrides the system store for the same shape", "[dispatcher]") {
+    Fixture system, user;
+    Problem shared = make_gemm(32, 32, 32), only_system = make_gemm(64, 64, 64);
+    system.add(shared, "mode=good tile=1 unroll=1", 1e-6);  // faster, but the user's entry wins
+    system.add(only_system, "mode=good tile=2 unroll=1", 1e-4);
+    user.add(shared, "mode=good tile=3 unroll=1", 1e-3);
+    Dispatcher d({{"system", system.db.get()}, {"user", user.db.get()}}, system.registry, system.device);
+    auto s = d.lookup(shared);
+    CHECK(s.config->text() == "mode=good tile=3 unroll=1");
+    CHECK(*s.store == "user");
+    auto t = d.lookup(only_system);
+    CHECK(*t.store == "system");
+    CHECK(d.stats().entries == 2);
+}
+
+TEST_CASE("the snapshot id identifies the served index", "[dispatcher]") {
+    Fixture a, b;
+    a.add(make_gemm(32, 32, 32), "mode=good tile=1 unroll=1", 1e-4);
+    b.add(make_gemm(32, 32, 32), "mode=good tile=1 unroll=1", 2e-4);  // same choice, other timing
+    CHECK(a.make().snapshot_id() == b.make().snapshot_id());
+    b.add(make_gemm(48, 32, 32), "mode=good tile=2 unroll=1", 2e-4);
+    CHECK(a.make().snapshot_id() != b.make().snapshot_id());
+    CHECK(a.make().snapshot_id().size() == 16);
+}
+
+TEST_CASE("record mode counts every shape served without an exact entry", "[dispatcher]") {
+    Fixture f;
+    f.add(make_gemm(32, 32, 32), "mode=good tile=1 unroll=1", 1e-4);
+    auto path = std::filesystem::temp_directory_path() / ("libtune-record-" + std::to_string(::getpid()) + ".jsonl");
+    std::filesystem::remove(path);
+    {
+        Dispatcher d(*f.db, f.registry, f.device, {path});
+        for (int i = 0; i < 5; ++i) d.lookup(make_gemm(32, 32, 32));  // exact: not recorded
+        for (int i = 0; i < 3; ++i) d.lookup(make_gemm(40, 32, 32));
+        d.lookup(make_gemm(7, 32, 32, DType::f32, true, false));
+        d.flush_record();
+        d.lookup(make_gemm(40, 32, 32));  // flushed at destruction
+    }
+    std::ifstream in(path);
+    std::map<std::string, std::uint64_t> counts;
+    std::string line;
+    while (std::getline(in, line)) {
+        auto j = nlohmann::json::parse(line);
+        counts[j["key"].get<std::string>()] += j["count"].get<std::uint64_t>();
+    }
+    std::filesystem::remove(path);
+    CHECK(counts.size() == 2);
+    CHECK(counts[shape_key(make_gemm(40, 32, 32))] == 4);
+    CHECK(counts[shape_key(make_gemm(7, 32, 32, DType::f32, true, false))] == 1);
+    CHECK(counts.count(shape_key(make_gemm(32, 32, 32))) == 0);
 }

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "tune/db/sqlite_database.hpp"
 #include "tune/error.hpp"
@@ -18,17 +22,58 @@ std::string_view to_string(LookupSource s) {
     return "?";
 }
 
-Dispatcher::Dispatcher(const Database& db, std::shared_ptr<const TemplateRegistry> registry, const DeviceInfo& device)
-    : registry_(std::move(registry)), device_(device) {
+Dispatcher::Dispatcher(const Database& db, std::shared_ptr<const TemplateRegistry> registry, const DeviceInfo& device,
+                       DispatcherOptions options)
+    : Dispatcher(std::vector<StoreLayer>{{"db", &db}}, std::move(registry), device, std::move(options)) {}
+
+Dispatcher::Dispatcher(std::vector<StoreLayer> layers, std::shared_ptr<const TemplateRegistry> registry,
+                       const DeviceInfo& device, DispatcherOptions options)
+    : registry_(std::move(registry)), device_(device), options_(std::move(options)) {
     require(registry_ != nullptr, "dispatcher: null template registry");
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        require(layers[i].db != nullptr, "dispatcher: store '" + layers[i].name + "' is null");
+        layer_names_.push_back(layers[i].name);
+        load(layers[i], i);
+    }
+    std::vector<std::string> lines;
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+        const Entry& e = entries_[i];
+        exact_.emplace(e.shape, i);
+        Group& g = groups_[group_key(e.shape)];
+        g.entries.push_back(i);
+        auto specs = dim_specs(e.shape.op);
+        for (std::size_t d = 0; d < specs.size(); ++d)
+            if (specs[d].kind == DimKind::size) g.log_sizes.push_back(std::log2(double(e.shape.dims[d])));
+        lines.push_back(shape_key(e.shape) + '|' + e.tmpl->info().name + '|' + e.tmpl->info().version + '|' +
+                        e.config.text());
+    }
+    std::sort(lines.begin(), lines.end());
+    std::string all;
+    for (const auto& l : lines) all += l + '\n';
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a64(all)));
+    snapshot_id_ = buf;
+    stats_.entries = entries_.size();
+}
+
+Dispatcher::~Dispatcher() {
+    try {
+        flush_record();
+    } catch (...) {
+        // A destructor must not throw; a failed final flush loses only these counts.
+    }
+}
+
+void Dispatcher::load(const StoreLayer& layer, std::size_t index) {
     MeasurementFilter filter;
     filter.device_id = device_.id();
     auto reject = [&](const std::string& why) {
         ++stats_.rejected;
-        stats_.rejections.push_back(why);
+        stats_.rejections.push_back(layer.name + ": " + why);
     };
-    std::unordered_map<Problem, std::size_t, ShapeHash, SameShape> best;
-    auto rows = db.query(filter, [&](std::int64_t row, const std::string& why) {
+    // Best per shape within this layer; it then replaces whatever earlier layers had.
+    std::unordered_map<Problem, Entry, ShapeHash, SameShape> best;
+    auto rows = layer.db->query(filter, [&](std::int64_t row, const std::string& why) {
         reject("row " + std::to_string(row) + ": " + why);
     });
     for (auto& m : rows) {
@@ -50,27 +95,26 @@ Dispatcher::Dispatcher(const Database& db, std::shared_ptr<const TemplateRegistr
             reject(shape_key(m.problem) + ": non-positive time");
             continue;
         }
-        Entry e{m.problem, t, m.config, m.stats.median_s, m.problem.tolerance};
-        auto [it, inserted] = best.try_emplace(m.problem, entries_.size());
-        if (inserted) {
+        Entry e{m.problem, t, m.config, m.stats.median_s, m.problem.tolerance, index};
+        auto [it, inserted] = best.try_emplace(m.problem, e);
+        // Fastest wins; ties go to the smaller config hash so the choice is deterministic.
+        if (!inserted && (e.median_s < it->second.median_s ||
+                          (e.median_s == it->second.median_s && e.config.hash() < it->second.config.hash())))
+            it->second = std::move(e);
+    }
+    std::unordered_map<Problem, std::size_t, ShapeHash, SameShape> position;
+    for (std::size_t i = 0; i < entries_.size(); ++i) position.emplace(entries_[i].shape, i);
+    // Sorted by key so the index order (and nearest-match ties) does not depend on hashing.
+    std::vector<Entry> fresh;
+    for (auto& [shape, e] : best) fresh.push_back(std::move(e));
+    std::sort(fresh.begin(), fresh.end(),
+              [](const Entry& a, const Entry& b) { return shape_key(a.shape) < shape_key(b.shape); });
+    for (auto& e : fresh) {
+        if (auto it = position.find(e.shape); it != position.end())
+            entries_[it->second] = std::move(e);
+        else
             entries_.push_back(std::move(e));
-        } else {
-            Entry& cur = entries_[it->second];
-            // Fastest wins; ties go to the smaller config hash so the choice is deterministic.
-            if (e.median_s < cur.median_s || (e.median_s == cur.median_s && e.config.hash() < cur.config.hash()))
-                cur = std::move(e);
-        }
     }
-    for (std::size_t i = 0; i < entries_.size(); ++i) {
-        const Problem& shape = entries_[i].shape;
-        exact_.emplace(shape, i);
-        Group& g = groups_[group_key(shape)];
-        g.entries.push_back(i);
-        auto specs = dim_specs(shape.op);
-        for (std::size_t d = 0; d < specs.size(); ++d)
-            if (specs[d].kind == DimKind::size) g.log_sizes.push_back(std::log2(double(shape.dims[d])));
-    }
-    stats_.entries = entries_.size();
 }
 
 Problem Dispatcher::group_key(const Problem& p) {
@@ -82,22 +126,34 @@ Problem Dispatcher::group_key(const Problem& p) {
     return key;
 }
 
-std::unique_ptr<Dispatcher> Dispatcher::open(const std::filesystem::path& db_path) {
-    SqliteDatabase db(db_path, SqliteDatabase::Mode::read_only);
+std::unique_ptr<Dispatcher> Dispatcher::open(const std::filesystem::path& system_db,
+                                             const std::filesystem::path& user_db, DispatcherOptions options) {
+    SqliteDatabase system(system_db, SqliteDatabase::Mode::read_only);
+    std::unique_ptr<SqliteDatabase> user;
+    std::vector<StoreLayer> layers{{system_db.string(), &system}};
+    if (!user_db.empty()) {
+        user = std::make_unique<SqliteDatabase>(user_db, SqliteDatabase::Mode::read_only);
+        layers.push_back({user_db.string(), user.get()});
+    }
+    if (options.record_path.empty())
+        if (const char* env = std::getenv("LIBTUNE_RECORD"); env && *env) options.record_path = env;
     DeviceInfo device = detect_cpu();
     auto registry = std::make_shared<const TemplateRegistry>(builtin_registry(device));
-    return std::make_unique<Dispatcher>(db, std::move(registry), device);
+    return std::make_unique<Dispatcher>(std::move(layers), std::move(registry), device, std::move(options));
 }
 
-Selection Dispatcher::select(const Entry& e, LookupSource s) {
-    return Selection{e.tmpl, &e.config, s, &e.shape, e.median_s};
+Selection Dispatcher::select(const Entry& e, LookupSource s) const {
+    return Selection{e.tmpl, &e.config, s, &e.shape, e.median_s, &layer_names_[e.layer]};
 }
 
 Selection Dispatcher::lookup(const Problem& p) const {
     if (auto it = exact_.find(p); it != exact_.end()) return select(entries_[it->second], LookupSource::exact);
     {
         std::shared_lock lock(unseen_mutex_);
-        if (auto it = unseen_.find(p); it != unseen_.end()) return it->second;
+        if (auto it = unseen_.find(p); it != unseen_.end()) {
+            if (!options_.record_path.empty()) it->second.hits.fetch_add(1, std::memory_order_relaxed);
+            return it->second.selection;
+        }
     }
     return resolve_unseen(p);
 }
@@ -126,8 +182,14 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
     }
 
     std::unique_lock lock(unseen_mutex_);
-    if (auto it = unseen_.find(p); it != unseen_.end()) return it->second;  // another thread was first
-    if (unseen_.size() >= kMemoCapacity) unseen_.clear();
+    if (auto it = unseen_.find(p); it != unseen_.end()) {  // another thread was first
+        if (!options_.record_path.empty()) it->second.hits.fetch_add(1, std::memory_order_relaxed);
+        return it->second.selection;
+    }
+    if (unseen_.size() >= kMemoCapacity) {
+        flush_locked();
+        unseen_.clear();
+    }
     // Nearest first; ties go to the earlier entry. Usually the first candidate is valid, so
     // pick minima one at a time instead of sorting.
     Selection chosen;
@@ -158,8 +220,35 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
         if (!facts.default_config) facts.default_config = std::make_unique<Config>(space->default_config());
         chosen = Selection{templates.front(), facts.default_config.get(), LookupSource::default_config, nullptr, 0};
     }
-    unseen_.emplace(p, chosen);
+    auto [it, inserted] = unseen_.try_emplace(p, chosen);
+    if (!options_.record_path.empty()) it->second.hits.fetch_add(1, std::memory_order_relaxed);
     return chosen;
+}
+
+void Dispatcher::flush_record() const {
+    if (options_.record_path.empty()) return;
+    std::unique_lock lock(unseen_mutex_);
+    flush_locked();
+}
+
+void Dispatcher::flush_locked() const {
+    if (options_.record_path.empty()) return;
+    std::string lines;
+    for (auto& [shape, memo] : unseen_) {
+        std::uint64_t n = memo.hits.exchange(0, std::memory_order_relaxed);
+        if (n == 0) continue;
+        nlohmann::json j{{"key", shape_key(shape)},
+                         {"problem", shape},
+                         {"count", n},
+                         {"source", to_string(memo.selection.source)}};
+        lines += j.dump() + '\n';
+    }
+    if (lines.empty()) return;
+    // One append per flush: lines from several processes interleave whole, never torn.
+    std::ofstream out(options_.record_path, std::ios::app);
+    out << lines;
+    out.flush();
+    if (!out) throw Error("dispatcher: cannot append the record to '" + options_.record_path.string() + "'");
 }
 
 void Dispatcher::run(const Problem& p, const OpArgs& args) const {

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <new>
 #include <numeric>
 
 #include "tune/error.hpp"
+#include "worker.hpp"
 
 namespace tune {
 namespace {
@@ -48,6 +50,8 @@ Measurer::Measurer(DeviceInfo device, MeasureOptions options)
     require(options_.min_reps >= 1 && options_.max_reps >= options_.min_reps,
             "measure options: need 1 <= min_reps <= max_reps");
     require(options_.max_time_s > 0 && options_.timeout_s > 0, "measure options: time limits must be > 0");
+    require(options_.setup_timeout_s > 0, "measure options: setup_timeout_s must be > 0");
+    require(options_.memory_limit_bytes >= 0, "measure options: memory_limit_bytes must be >= 0");
     if (options_.flush_cache) {
         // Twice the last-level cache, so one sweep evicts the operands.
         std::int64_t llc = std::max({device_.l3_bytes, device_.l2_bytes, std::int64_t{8} << 20});
@@ -107,7 +111,39 @@ TimingStats Measurer::time(const std::function<void()>& run) {
     return stats;
 }
 
+int Measurer::worker_starts() const { return worker_ ? worker_->forks() : 0; }
+
 Measurement Measurer::measure(const Problem& p, const Template& t, const Config& c) {
+    if (!options_.isolate) return measure_here(p, t, c, {});
+    if (auto why = t.space(p)->violation(c)) return measure_here(p, t, c, {});  // no worker needed
+    if (!worker_) {
+        detail::WorkerLimits limits;
+        limits.setup_timeout_s = options_.setup_timeout_s;
+        limits.verify_timeout_s = options_.timeout_s;
+        // Warm-up and the timing loop, plus a sample's worth of calls at the per-call limit.
+        limits.timing_timeout_s = options_.warmup_s + options_.max_time_s + 2 * options_.timeout_s;
+        limits.memory_limit_bytes = options_.memory_limit_bytes;
+        worker_ = std::make_unique<detail::Worker>(
+            [this](const Problem& wp, const Template& wt, const Config& wc, const detail::PhaseFn& phase) {
+                return measure_here(wp, wt, wc, phase);
+            },
+            limits);
+    }
+    Measurement m = worker_->measure(p, t, c);
+    // A candidate that failed may have left the worker damaged (leaked memory, a stuck
+    // thread): the next candidate gets a fresh one.
+    if (m.status == Status::failed) worker_->retire();
+    // A failure decided by the parent carries only status and reason: fill in the record.
+    m.problem = p;
+    m.device_id = device_.id();
+    m.template_name = t.info().name;
+    m.template_version = t.info().version;
+    m.config = c;
+    return m;
+}
+
+Measurement Measurer::measure_here(const Problem& p, const Template& t, const Config& c,
+                                   const std::function<void(std::string_view)>& phase) {
     Measurement m;
     m.problem = p;
     m.device_id = device_.id();
@@ -124,6 +160,8 @@ Measurement Measurer::measure(const Problem& p, const Template& t, const Config&
     try {
         kernel = t.instantiate(p, c);
         m.workspace_bytes = static_cast<std::int64_t>(kernel->workspace_bytes());
+    } catch (const std::bad_alloc&) {
+        return fail(Status::failed, "instantiate: out of memory (std::bad_alloc)");
     } catch (const std::exception& e) {
         return fail(Status::failed, std::string("instantiate: ") + e.what());
     }
@@ -132,6 +170,7 @@ Measurement Measurer::measure(const Problem& p, const Template& t, const Config&
         OpArgs args = w.args();
         // Verify before timing counts: a wrong candidate is recorded, never timed.
         w.poison_outputs();
+        if (phase) phase("verify");
         auto t0 = Clock::now();
         kernel->run(args);
         double first = seconds_since(t0);
@@ -145,8 +184,11 @@ Measurement Measurer::measure(const Problem& p, const Template& t, const Config&
         if (first > options_.timeout_s)
             return fail(Status::timeout, "one call took " + std::to_string(first) + " s (limit " +
                                              std::to_string(options_.timeout_s) + " s)");
+        if (phase) phase("time");
         m.stats = time([&] { kernel->run(args); });
         m.status = Status::ok;
+    } catch (const std::bad_alloc&) {
+        return fail(Status::failed, "run: out of memory (std::bad_alloc)");
     } catch (const std::exception& e) {
         return fail(Status::failed, std::string("run: ") + e.what());
     }

@@ -37,6 +37,8 @@ TemplateRegistry builtin_registry(const DeviceInfo& device) {
     if (device.backend == Backend::cpu) {
         r.add(make_cpu_gemm_template(device));
         r.add(make_openblas_gemm_template(device));
+        r.add(make_onednn_gemm_template(device));
+        r.add(make_cpu_swiglu_template(device));
     }
     return r;
 }

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <string_view>
 
 #include "tune/device.hpp"
 #include "tune/kernel.hpp"
@@ -23,7 +24,19 @@ struct MeasureOptions {
     bool flush_cache = false;      // cold-cache timing: evict caches before each sample
     int pin_cpu = 0;               // pin the timing thread to this CPU; -1 = leave as is
     std::uint64_t seed = 1;        // operand values
+    // Isolation: measure in a forked worker process, so a candidate that crashes (SIGSEGV,
+    // SIGILL, abort), hangs or exhausts memory ends only the worker and is recorded as
+    // crashed / timeout with its reason. The worker is reused until one dies. Workers are
+    // forked from this process: run no multi-threaded kernel in it before isolated
+    // measurement (a forked child has none of the parent's pool threads).
+    bool isolate = false;
+    double setup_timeout_s = 300;            // isolated: build + operands, before the first call
+    std::int64_t memory_limit_bytes = 0;     // isolated: extra address space per worker; 0 = none
 };
+
+namespace detail {
+class Worker;
+}
 
 class Measurer {
 public:
@@ -34,13 +47,19 @@ public:
     const MeasureOptions& options() const { return options_; }
 
     // Builds, verifies and times one candidate. Never throws for a bad candidate: the
-    // returned measurement says failed / invalid / wrong_result / timeout with a reason.
+    // returned measurement says failed / invalid / wrong_result / timeout / crashed with a
+    // reason. With options().isolate the candidate runs in a worker process.
     Measurement measure(const Problem& p, const Template& t, const Config& c);
+
+    // Worker processes started so far (isolated mode; 0 in process).
+    int worker_starts() const;
 
     // The protocol alone, for baselines outside any template.
     TimingStats time(const std::function<void()>& run);
 
 private:
+    Measurement measure_here(const Problem& p, const Template& t, const Config& c,
+                             const std::function<void(std::string_view)>& phase);
     Workload& workload_for(const Problem& p);
     void flush_caches();
 
@@ -48,6 +67,7 @@ private:
     MeasureOptions options_;
     std::unique_ptr<Workload> workload_;  // operands of the last problem measured
     AlignedBuffer flush_buffer_;
+    std::unique_ptr<detail::Worker> worker_;  // isolated mode
 };
 
 // Order statistics of timing samples (seconds): median, min, mean, IQR and the relative

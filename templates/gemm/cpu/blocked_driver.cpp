@@ -2,7 +2,10 @@
 //   jc (NC columns) > pc (KC depth: pack B block) > ic (MC rows: pack A block)
 //     > jr (NR micro-panel of B, stays in L1) > ir (MR micro-panel of A) > micro-kernel.
 // Full tiles are written straight to C; edge tiles go through a local tile. Packed panels are
-// zero-padded; an operand read in place has its partial edge panel packed instead.
+// zero-padded; an operand read in place has its partial edge panel packed instead. When one MC
+// block covers the thread's rows, B is packed panel by panel just before use (no reuse to gain
+// from a whole packed block). After a tile's last k-block, the epilogue (bias/act/residual, or
+// SwiGLU's silu(gate) * up) is applied to it while it is still in L1.
 #include "blocked_driver.hpp"
 
 #include <algorithm>
@@ -16,10 +19,18 @@ namespace {
 
 std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; }
 
-struct Operands {
+// One thread's work on one batch item: A times one or two B operands. Operand 0 lands in C;
+// operand 1 (SwiGLU's up) in a rows x ld_up scratch covering the thread's rows and the
+// current NC block. `finish` runs on each C tile after its last k-block.
+struct Job {
     const float* A;
-    const float* B;
+    const float* B[2];
+    int operands;
     float* C;
+    float* up;
+    std::int64_t ld_up;
+    const Epilogue* epilogue;  // operands == 1 only; null = plain store
+    const float* residual;     // this item's residual (epilogue->residual offset)
 };
 
 // Packs op(A)[i0 : i0+rows, p0 : p0+kb] into MR-row panels: panel q holds element (i, p) at
@@ -84,14 +95,35 @@ Sizes sizes(const GemmDims& d, const Blocking& b) {
     return {kc, round_up(a_rows * kc, 16), round_up(b_cols * kc, 16)};
 }
 
+// Computes one MR x NR (or edge mr x nr) tile into c (ldc): full tiles directly, edge tiles
+// through a local tile so nothing past the edge is written.
+inline void compute_tile(UkernelFn fn, std::int64_t kb, const float* a, std::int64_t a_stride, const float* b,
+                         std::int64_t b_stride, float* c, std::int64_t ldc, int mr, int nr, int MR, int NR,
+                         bool accumulate, float* tile) {
+    if (mr == MR && nr == NR) {
+        fn(kb, a, a_stride, b, b_stride, c, ldc, accumulate);
+        return;
+    }
+    fn(kb, a, a_stride, b, b_stride, tile, NR, false);
+    for (int i = 0; i < mr; ++i) {
+        float* crow = c + i * ldc;
+        const float* trow = tile + i * NR;
+        if (accumulate) {
+            for (int j = 0; j < nr; ++j) crow[j] += trow[j];
+        } else {
+            std::memcpy(crow, trow, sizeof(float) * static_cast<std::size_t>(nr));
+        }
+    }
+}
+
 // One thread's rectangle C[r0:r1, c0:c1] of one batch item.
-void gemm_part(const GemmDims& d, const Blocking& bl, Operands op, std::int64_t r0,
+void gemm_part(const GemmDims& d, const Blocking& bl, const Job& job, std::int64_t r0,
                std::int64_t r1, std::int64_t c0, std::int64_t c1, float* ws) {
     const Ukernel& uk = *bl.ukernel;
     const int MR = uk.mr, NR = uk.nr;
     const Sizes sz = sizes(d, bl);
     float* a_buf = ws;
-    float* b_buf = ws + sz.a_floats;
+    float* b_buf[2] = {ws + sz.a_floats, ws + sz.a_floats + sz.b_floats};
     alignas(64) float tile[kMaxTileElems];
 
     for (std::int64_t jc = c0; jc < c1; jc += bl.nc) {
@@ -99,62 +131,85 @@ void gemm_part(const GemmDims& d, const Blocking& bl, Operands op, std::int64_t 
         for (std::int64_t pc = 0; pc < d.k; pc += bl.kc) {
             const std::int64_t kb = std::min(bl.kc, d.k - pc);
             const bool accumulate = pc > 0;
+            const bool last = pc + kb >= d.k;
             const std::int64_t b_edge = nb / NR * NR;  // first column of a partial panel
-            if (bl.pack_b) {
-                pack_b(d, op.B, pc, kb, jc, nb, NR, uk.transpose, b_buf);
-            } else if (b_edge < nb) {
-                pack_b(d, op.B, pc, kb, jc + b_edge, nb - b_edge, NR, uk.transpose, b_buf);
+            // When one MC block covers the thread's rows (decode), a packed B panel is used
+            // once: pack each NR panel right before its use, into one panel-sized buffer that
+            // stays in L1, instead of the whole block through L2.
+            const bool pack_b_per_panel = bl.pack_b && r1 - r0 <= bl.mc;
+            for (int q = 0; q < job.operands; ++q) {
+                if (pack_b_per_panel) {
+                    // packed in the jr loop
+                } else if (bl.pack_b) {
+                    pack_b(d, job.B[q], pc, kb, jc, nb, NR, uk.transpose, b_buf[q]);
+                } else if (b_edge < nb) {
+                    pack_b(d, job.B[q], pc, kb, jc + b_edge, nb - b_edge, NR, uk.transpose, b_buf[q]);
+                }
             }
             for (std::int64_t ic = r0; ic < r1; ic += bl.mc) {
                 const std::int64_t mb = std::min(bl.mc, r1 - ic);
                 const std::int64_t a_edge = mb / MR * MR;
                 if (bl.pack_a) {
-                    pack_a(d, op.A, ic, mb, pc, kb, MR, uk.transpose, a_buf);
+                    pack_a(d, job.A, ic, mb, pc, kb, MR, uk.transpose, a_buf);
                 } else if (a_edge < mb) {
-                    pack_a(d, op.A, ic + a_edge, mb - a_edge, pc, kb, MR, uk.transpose, a_buf);
+                    pack_a(d, job.A, ic + a_edge, mb - a_edge, pc, kb, MR, uk.transpose, a_buf);
                 }
                 for (std::int64_t jr = 0; jr < nb; jr += NR) {
                     const int nr = static_cast<int>(std::min<std::int64_t>(NR, nb - jr));
-                    const float* b;
+                    const float* b[2];
                     std::int64_t b_stride = NR;
-                    if (bl.pack_b) {
-                        b = b_buf + jr * kb;
-                    } else if (jr < b_edge) {
-                        b = op.B + pc * d.n + jc + jr;
-                        b_stride = d.n;
-                    } else {
-                        b = b_buf;
-                    }
-                    for (std::int64_t ir = 0; ir < mb; ir += MR) {
-                        const int mr = static_cast<int>(std::min<std::int64_t>(MR, mb - ir));
-                        const float* a;
-                        std::int64_t a_stride = MR;
-                        UkernelFn fn = uk.contiguous;
-                        if (bl.pack_a) {
-                            a = a_buf + ir * kb;
-                        } else if (ir >= a_edge) {
-                            a = a_buf;
-                        } else if (d.trans_a) {
-                            a = op.A + pc * d.m + ic + ir;
-                            a_stride = d.m;
+                    for (int q = 0; q < job.operands; ++q) {
+                        if (pack_b_per_panel) {
+                            pack_b(d, job.B[q], pc, kb, jc + jr, nr, NR, uk.transpose, b_buf[q]);
+                            b[q] = b_buf[q];
+                        } else if (bl.pack_b) {
+                            b[q] = b_buf[q] + jr * kb;
+                        } else if (jr < b_edge) {
+                            b[q] = job.B[q] + pc * d.n + jc + jr;
+                            b_stride = d.n;
                         } else {
-                            a = op.A + (ic + ir) * d.k + pc;
-                            a_stride = d.k;
-                            fn = uk.strided_rows;
+                            b[q] = b_buf[q];
                         }
-                        float* c = op.C + (ic + ir) * d.n + jc + jr;
-                        if (mr == MR && nr == NR) {
-                            fn(kb, a, a_stride, b, b_stride, c, d.n, accumulate);
-                            continue;
-                        }
-                        fn(kb, a, a_stride, b, b_stride, tile, NR, false);
-                        for (int i = 0; i < mr; ++i) {
-                            float* crow = c + i * d.n;
-                            const float* trow = tile + i * NR;
-                            if (accumulate) {
-                                for (int j = 0; j < nr; ++j) crow[j] += trow[j];
+                    }
+                    // Operand by operand, so each B micro-panel stays in L1 across the ir loop;
+                    // the MR x NR tiles of earlier operands (mb x NR of C) are still in L1/L2
+                    // when the last operand's tile at the same (i, j) finishes them.
+                    for (int q = 0; q < job.operands; ++q) {
+                        const bool finish = last && q == job.operands - 1;
+                        for (std::int64_t ir = 0; ir < mb; ir += MR) {
+                            const int mr = static_cast<int>(std::min<std::int64_t>(MR, mb - ir));
+                            const float* a;
+                            std::int64_t a_stride = MR;
+                            UkernelFn fn = uk.contiguous;
+                            if (bl.pack_a) {
+                                a = a_buf + ir * kb;
+                            } else if (ir >= a_edge) {
+                                a = a_buf;
+                            } else if (d.trans_a) {
+                                a = job.A + pc * d.m + ic + ir;
+                                a_stride = d.m;
                             } else {
-                                std::memcpy(crow, trow, sizeof(float) * static_cast<std::size_t>(nr));
+                                a = job.A + (ic + ir) * d.k + pc;
+                                a_stride = d.k;
+                                fn = uk.strided_rows;
+                            }
+                            const std::int64_t row = ic + ir, col = jc + jr;
+                            float* c = job.C + row * d.n + col;
+                            float* u = q == 1 ? job.up + (row - r0) * job.ld_up + (col - jc) : nullptr;
+                            if (q == 0) {
+                                compute_tile(fn, kb, a, a_stride, b[0], b_stride, c, d.n, mr, nr, MR, NR, accumulate,
+                                             tile);
+                            } else {
+                                compute_tile(fn, kb, a, a_stride, b[1], b_stride, u, job.ld_up, mr, nr, MR, NR,
+                                             accumulate, tile);
+                            }
+                            if (!finish) continue;
+                            if (job.operands == 2) {
+                                uk.glu(c, d.n, c, d.n, u, job.ld_up, mr, nr);
+                            } else if (job.epilogue) {
+                                const Epilogue& e = *job.epilogue;
+                                uk.epilogue(c, d.n, mr, nr, e.bias ? e.bias + col : nullptr, e.act,
+                                            job.residual ? job.residual + row * d.n + col : nullptr, d.n);
                             }
                         }
                     }
@@ -162,6 +217,32 @@ void gemm_part(const GemmDims& d, const Blocking& bl, Operands op, std::int64_t 
             }
         }
     }
+}
+
+// Runs part(t, lo, hi) for each thread t over its contiguous, tile-aligned range [lo, hi) of
+// rows (split m) or columns (split n); empty ranges are skipped.
+template <class Part>
+void for_each_part(const GemmDims& d, const Blocking& bl, ThreadPool* pool, Part&& part) {
+    const std::int64_t tile = bl.split == Split::m ? bl.ukernel->mr : bl.ukernel->nr;
+    const std::int64_t extent = bl.split == Split::m ? d.m : d.n;
+    const std::int64_t tiles = (extent + tile - 1) / tile;
+    auto run = [&](int t) {
+        const std::int64_t lo = std::min(extent, tiles * t / bl.threads * tile);
+        const std::int64_t hi = std::min(extent, tiles * (t + 1) / bl.threads * tile);
+        if (lo < hi) part(t, lo, hi);
+    };
+    if (bl.threads == 1 || pool == nullptr) {
+        for (int t = 0; t < bl.threads; ++t) run(t);
+    } else {
+        pool->parallel_for(bl.threads, run);
+    }
+}
+
+// Rows of C one thread can own (bounds the SwiGLU up scratch).
+std::int64_t max_part_rows(const GemmDims& d, const Blocking& bl) {
+    if (bl.split == Split::n) return d.m;
+    const std::int64_t MR = bl.ukernel->mr, tiles = (d.m + MR - 1) / MR;
+    return std::min(d.m, (tiles + bl.threads - 1) / bl.threads * MR);
 }
 
 }  // namespace
@@ -172,33 +253,69 @@ std::size_t workspace_floats_per_thread(const GemmDims& d, const Blocking& b) {
 }
 
 void blocked_gemm(const GemmDims& d, const Blocking& bl, const float* A, const float* B,
-                  float* C, float* workspace, ThreadPool* pool) {
-    const int MR = bl.ukernel->mr, NR = bl.ukernel->nr;
+                  float* C, float* workspace, ThreadPool* pool, const Epilogue* fused) {
     const std::size_t per_thread = workspace_floats_per_thread(d, bl);
-    const std::int64_t tile = bl.split == Split::m ? MR : NR;
-    const std::int64_t extent = bl.split == Split::m ? d.m : d.n;
-    const std::int64_t tiles = (extent + tile - 1) / tile;
-
-    auto part = [&](int t) {
-        // Thread t owns a contiguous, tile-aligned range of rows (split m) or columns (split n).
-        const std::int64_t lo = std::min(extent, tiles * t / bl.threads * tile);
-        const std::int64_t hi = std::min(extent, tiles * (t + 1) / bl.threads * tile);
-        if (lo >= hi) return;
+    for_each_part(d, bl, pool, [&](int t, std::int64_t lo, std::int64_t hi) {
         float* ws = workspace + per_thread * static_cast<std::size_t>(t);
         for (std::int64_t item = 0; item < d.batch; ++item) {
-            const Operands op{A + item * d.m * d.k, B + item * d.k * d.n, C + item * d.m * d.n};
+            const Job job{A + item * d.m * d.k, {B + item * d.k * d.n, nullptr}, 1, C + item * d.m * d.n, nullptr, 0,
+                          fused, fused && fused->residual ? fused->residual + item * d.m * d.n : nullptr};
             if (bl.split == Split::m) {
-                gemm_part(d, bl, op, lo, hi, 0, d.n, ws);
+                gemm_part(d, bl, job, lo, hi, 0, d.n, ws);
             } else {
-                gemm_part(d, bl, op, 0, d.m, lo, hi, ws);
+                gemm_part(d, bl, job, 0, d.m, lo, hi, ws);
             }
         }
-    };
-    if (bl.threads == 1 || pool == nullptr) {
-        for (int t = 0; t < bl.threads; ++t) part(t);
-    } else {
-        pool->parallel_for(bl.threads, part);
-    }
+    });
+}
+
+void apply_epilogue(const GemmDims& d, const Blocking& bl, const Epilogue& e, float* C, ThreadPool* pool) {
+    const EpilogueFn fn = bl.ukernel->epilogue;
+    for_each_part(d, bl, pool, [&](int, std::int64_t lo, std::int64_t hi) {
+        const bool by_rows = bl.split == Split::m;
+        const std::int64_t r0 = by_rows ? lo : 0, rows = by_rows ? hi - lo : d.m;
+        const std::int64_t c0 = by_rows ? 0 : lo, cols = by_rows ? d.n : hi - lo;
+        for (std::int64_t item = 0; item < d.batch; ++item) {
+            const std::int64_t at = item * d.m * d.n + r0 * d.n + c0;
+            fn(C + at, d.n, rows, cols, e.bias ? e.bias + c0 : nullptr, e.act, e.residual ? e.residual + at : nullptr,
+               d.n);
+        }
+    });
+}
+
+std::size_t swiglu_workspace_floats_per_thread(const GemmDims& d, const Blocking& bl) {
+    const Sizes sz = sizes(d, bl);
+    const std::int64_t up = round_up(max_part_rows(d, bl) * std::min(bl.nc, d.n), 16);
+    return static_cast<std::size_t>(sz.a_floats + 2 * sz.b_floats + up);
+}
+
+void blocked_swiglu(const GemmDims& d, const Blocking& bl, const float* x, const float* w_gate,
+                    const float* w_up, float* out, float* workspace, ThreadPool* pool) {
+    const Sizes sz = sizes(d, bl);
+    const std::size_t per_thread = swiglu_workspace_floats_per_thread(d, bl);
+    for_each_part(d, bl, pool, [&](int t, std::int64_t lo, std::int64_t hi) {
+        float* ws = workspace + per_thread * static_cast<std::size_t>(t);
+        const Job job{x, {w_gate, w_up}, 2, out, ws + sz.a_floats + 2 * sz.b_floats, std::min(bl.nc, d.n), nullptr,
+                      nullptr};
+        if (bl.split == Split::m) {
+            gemm_part(d, bl, job, lo, hi, 0, d.n, ws);
+        } else {
+            gemm_part(d, bl, job, 0, d.m, lo, hi, ws);
+        }
+    });
+}
+
+void apply_glu(const GemmDims& d, const Blocking& bl, const float* gate, const float* up, float* out,
+               ThreadPool* pool) {
+    const GluFn fn = bl.ukernel->glu;
+    for_each_part(d, bl, pool, [&](int, std::int64_t lo, std::int64_t hi) {
+        if (bl.split == Split::m) {
+            const std::int64_t at = lo * d.n;
+            fn(out + at, d.n, gate + at, d.n, up + at, d.n, hi - lo, d.n);
+        } else {
+            fn(out + lo, d.n, gate + lo, d.n, up + lo, d.n, d.m, hi - lo);
+        }
+    });
 }
 
 }  // namespace tune::cpu_gemm

@@ -6,6 +6,8 @@
 #include <span>
 #include <string_view>
 
+#include "tune/problem.hpp"
+
 namespace tune::cpu_gemm {
 
 // C[MR x NR] (=|+=) A-sliver * B-sliver, f32.
@@ -26,6 +28,24 @@ inline constexpr int kMaxTransposeRows = 16;
 void transpose_scalar(const float* src, std::int64_t src_stride, int rows, std::int64_t depth,
                       float* dst, std::int64_t dst_stride);
 
+// Epilogue on a finished rows x cols region of C (element (i, j) at c[i * ldc + j]):
+//   c = act(c + bias[j]) + residual[i * ld_residual + j]; bias / residual may be null.
+using EpilogueFn = void (*)(float* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols,
+                            const float* bias, Activation act, const float* residual,
+                            std::int64_t ld_residual);
+
+// SwiGLU combine on a finished region: out[i * ldo + j] = silu(gate[i * ldg + j]) * up[i * ldu + j]
+// (out may be gate).
+using GluFn = void (*)(float* out, std::int64_t ldo, const float* gate, std::int64_t ldg,
+                       const float* up, std::int64_t ldu, std::int64_t rows, std::int64_t cols);
+
+// Portable EpilogueFn / GluFn (float arithmetic, libm exp).
+void epilogue_scalar(float* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols,
+                     const float* bias, Activation act, const float* residual,
+                     std::int64_t ld_residual);
+void glu_scalar(float* out, std::int64_t ldo, const float* gate, std::int64_t ldg, const float* up,
+                std::int64_t ldu, std::int64_t rows, std::int64_t cols);
+
 enum class Isa : std::uint8_t { avx2_fma, avx512f };
 
 struct Ukernel {
@@ -35,6 +55,8 @@ struct Ukernel {
     UkernelFn contiguous;    // a[i + p * a_stride]
     UkernelFn strided_rows;  // a[i * a_stride + p]
     TransposeFn transpose;   // the ISA's transposing pack (A row-major, B trans_b)
+    EpilogueFn epilogue;     // bias / activation / residual on a stored tile
+    GluFn glu;               // silu(gate) * up on a stored tile
 };
 
 // Instantiated kernels per ISA (defined in ukernels_<isa>.cpp). Calling one on a CPU without

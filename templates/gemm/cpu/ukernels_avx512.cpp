@@ -76,6 +76,86 @@ void transpose_avx512(const float* src, std::int64_t src_stride, int rows, std::
 
 #pragma GCC diagnostic pop
 
+// exp(x) = 2^n exp(r), n = round(x log2 e), r = x - n ln 2 (two-part ln 2, |r| <= ln2 / 2),
+// exp(r) by the Cephes degree-6 polynomial: within 2 ulp of expf. |x| is clamped to 100,
+// beyond which scalef gives inf / 0 as expf does; NaN passes through.
+inline __m512 exp_avx512(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-100.0f), _mm512_min_ps(_mm512_set1_ps(100.0f), x));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+// Both activations are x * sigmoid(t): silu t = x; gelu (tanh form) t = 2 sqrt(2/pi) (x + 0.044715 x^3),
+// since 0.5 (1 + tanh(u)) = sigmoid(2u).
+template <tune::Activation A>
+inline __m512 activate_avx512(__m512 x) {
+    if constexpr (A == tune::Activation::none) {
+        return x;
+    } else {
+        __m512 t = x;
+        if constexpr (A == tune::Activation::gelu) {
+            const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+            t = _mm512_mul_ps(_mm512_set1_ps(1.5957691216057308f), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x));
+        }
+        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), t));
+        return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    }
+}
+
+inline __mmask16 tail_mask(std::int64_t left) {
+    return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+}
+
+template <tune::Activation A>
+void epilogue_rows(float* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols, const float* bias,
+                   const float* residual, std::int64_t ld_residual) {
+    for (std::int64_t i = 0; i < rows; ++i) {
+        float* row = c + i * ldc;
+        const float* res = residual ? residual + i * ld_residual : nullptr;
+        for (std::int64_t j = 0; j < cols; j += 16) {
+            const __mmask16 m = tail_mask(cols - j);
+            __m512 v = _mm512_maskz_loadu_ps(m, row + j);
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + j));
+            v = activate_avx512<A>(v);
+            if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + j));
+            _mm512_mask_storeu_ps(row + j, m, v);
+        }
+    }
+}
+
+void epilogue_avx512(float* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols, const float* bias,
+                     tune::Activation act, const float* residual, std::int64_t ld_residual) {
+    switch (act) {
+        case tune::Activation::none: return epilogue_rows<tune::Activation::none>(c, ldc, rows, cols, bias, residual, ld_residual);
+        case tune::Activation::gelu: return epilogue_rows<tune::Activation::gelu>(c, ldc, rows, cols, bias, residual, ld_residual);
+        case tune::Activation::silu: return epilogue_rows<tune::Activation::silu>(c, ldc, rows, cols, bias, residual, ld_residual);
+    }
+}
+
+void glu_avx512(float* out, std::int64_t ldo, const float* gate, std::int64_t ldg, const float* up,
+                std::int64_t ldu, std::int64_t rows, std::int64_t cols) {
+    for (std::int64_t i = 0; i < rows; ++i) {
+        float* o = out + i * ldo;
+        const float* g = gate + i * ldg;
+        const float* u = up + i * ldu;
+        for (std::int64_t j = 0; j < cols; j += 16) {
+            const __mmask16 m = tail_mask(cols - j);
+            const __m512 a = activate_avx512<tune::Activation::silu>(_mm512_maskz_loadu_ps(m, g + j));
+            _mm512_mask_storeu_ps(o + j, m, _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, u + j)));
+        }
+    }
+}
+
 }  // namespace
 #pragma GCC pop_options
 
@@ -85,7 +165,8 @@ namespace {
 template <int MR, int NV>
 constexpr Ukernel avx512(std::string_view label) {
     return {label, Isa::avx512f, MR, NV * 16, &microkernel<Avx512Ops, MR, NV, false>,
-            &microkernel<Avx512Ops, MR, NV, true>, &transpose_avx512};
+            &microkernel<Avx512Ops, MR, NV, true>, &transpose_avx512,
+            &epilogue_avx512, &glu_avx512};
 }
 
 constexpr Ukernel kAvx512Kernels[] = {

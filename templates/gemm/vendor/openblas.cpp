@@ -1,6 +1,8 @@
 // "cpu.gemm.openblas": cblas_sgemm as a vendor template, the baseline a tuned pick must meet.
 // One knob, `threads`, applied with openblas_set_num_threads before each call (OpenBLAS keeps
 // it process-wide, so concurrent calls with different thread counts race on that setting).
+// f32 only: Debian's OpenBLAS 0.3.21 declares cblas_sbgemm in cblas.h but is built without
+// BUILD_BFLOAT16, so the library does not export it; bf16 problems go to cpu.gemm.onednn.
 #include <cblas.h>
 
 #include <algorithm>
@@ -77,6 +79,7 @@ public:
     bool supports(const Problem& p) const override {
         if (p.op != OpKind::gemm || p.dtype != DType::f32) return false;
         const GemmDims d = gemm_dims(p);
+        if (d.has_epilogue()) return false;  // cblas_sgemm has no epilogue
         // cblas takes int dims and leading dimensions.
         constexpr std::int64_t kMax = std::numeric_limits<blasint>::max();
         return d.m <= kMax && d.n <= kMax && d.k <= kMax;

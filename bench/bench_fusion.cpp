@@ -1,0 +1,157 @@
+// Fusion in the blocked CPU templates, each pair differing only in the fusion knob (all cores;
+// each mode at the best of a few blocking variants):
+//   cpu.gemm.blocked   epilogue=fused vs separate on memory-bound decode shapes (m <= 16,
+//                      trans_b = 1) with bias+silu and a residual
+//   cpu.swiglu.blocked fusion=fused vs unfused at Llama-3-8B MLP sizes (n = 14336, k = 4096)
+// Prints the median time of each and the ratio slower/faster (> 1: fusion wins).
+// Usage: bench_fusion [--reps N] [--only gemm|swiglu] (default 9 timed runs of each, alternating,
+// after 2 warm-up runs).
+#include <algorithm>
+#include <cstddef>
+#include <cstdlib>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tune/templates/cpu_gemm.hpp"
+
+using namespace tune;
+
+namespace {
+
+const DeviceInfo& host() {
+    static const DeviceInfo d = detect_cpu();
+    return d;
+}
+
+// Random operands of the sizes the problem's inputs and output need.
+struct Operands {
+    std::vector<std::vector<float>> inputs;
+    std::vector<float> output;
+    std::vector<const void*> in;
+    std::vector<void*> out;
+    Operands(std::vector<std::size_t> input_sizes, std::size_t output_size) : output(output_size) {
+        std::mt19937 rng(1);
+        std::uniform_real_distribution<float> dist(-1, 1);
+        for (std::size_t n : input_sizes) {
+            inputs.emplace_back(n);
+            for (auto& x : inputs.back()) x = dist(rng);
+            in.push_back(inputs.back().data());
+        }
+        out = {output.data()};
+    }
+    OpArgs args() { return {in, out}; }
+};
+
+Operands operands_for(const Problem& p) {
+    if (p.op == OpKind::swiglu) {
+        const auto m = std::size_t(p.dims[0]), n = std::size_t(p.dims[1]), k = std::size_t(p.dims[2]);
+        return Operands({m * k, n * k, n * k}, m * n);
+    }
+    const GemmDims d = gemm_dims(p);
+    const auto m = std::size_t(d.m), n = std::size_t(d.n), k = std::size_t(d.k);
+    std::vector<std::size_t> sizes{m * k, k * n};
+    if (d.bias) sizes.push_back(n);
+    if (d.residual) sizes.push_back(m * n);
+    return Operands(sizes, m * n);
+}
+
+double seconds_of(const Kernel& kernel, Operands& o) {
+    const auto start = std::chrono::steady_clock::now();
+    kernel.run(o.args());
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double median(std::vector<double> t) {
+    std::nth_element(t.begin(), t.begin() + std::ptrdiff_t(t.size() / 2), t.end());
+    return t[t.size() / 2];
+}
+
+// Blocking variants each mode is timed with (on top of the default config); a mode's time is
+// its best variant, as a tuner would pick. Smaller nc/kc keep two packed weight blocks in L2;
+// kc = 1024 packs whole 4 KiB pages of each weight row at once (decode is pack-bound).
+const std::vector<std::vector<std::pair<const char*, std::int64_t>>> kVariants{
+    {}, {{"nc", 384}}, {{"kc", 256}, {"nc", 768}}, {{"kc", 1024}, {"nc", 384}}, {{"kc", 1024}, {"nc", 768}}};
+
+struct Timing {
+    double seconds = 1e30;
+    std::string variant;
+};
+
+// Times `knob` = a and = b over the blocking variants, alternating runs so load from other
+// processes hits both alike; prints each mode's best median and returns time(b) / time(a).
+double compare(const Template& t, const Problem& p, const char* knob, const char* a, const char* b, int reps) {
+    Operands o = operands_for(p);
+    Timing best_a, best_b;
+    for (const auto& variant : kVariants) {
+        Config ca = t.space(p)->default_config();
+        std::string label = variant.empty() ? "default" : "";
+        for (const auto& [name, value] : variant) {
+            ca.set(name, value);
+            if (!label.empty()) label += ' ';
+            label.append(name).append("=").append(std::to_string(value));
+        }
+        if (t.space(p)->violation(ca)) continue;
+        Config cb = ca;
+        ca.set(knob, std::string(a));
+        cb.set(knob, std::string(b));
+        const auto ka = t.instantiate(p, ca), kb = t.instantiate(p, cb);
+        for (int i = 0; i < 2; ++i) {
+            ka->run(o.args());
+            kb->run(o.args());
+        }
+        std::vector<double> sa, sb;
+        for (int i = 0; i < reps; ++i) {
+            sa.push_back(seconds_of(*ka, o));
+            sb.push_back(seconds_of(*kb, o));
+        }
+        if (median(sa) < best_a.seconds) best_a = {median(sa), label};
+        if (median(sb) < best_b.seconds) best_b = {median(sb), label};
+    }
+    std::printf("%s\n  %s=%-8s %9.3f ms (%s)\n  %s=%-8s %9.3f ms (%s)\n  ratio %.2fx\n", shape_key(p).c_str(), knob, a,
+                best_a.seconds * 1e3, best_a.variant.c_str(), knob, b, best_b.seconds * 1e3, best_b.variant.c_str(),
+                best_b.seconds / best_a.seconds);
+    std::fflush(stdout);
+    return best_b.seconds / best_a.seconds;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int reps = 9;
+    std::string only;  // "gemm" or "swiglu": run one half
+    for (int i = 1; i + 1 < argc; ++i) {
+        if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
+        if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
+    }
+    std::printf("device: %s\n", host().summary().c_str());
+
+    const auto gemm = make_cpu_gemm_template(host());
+    if (only != "swiglu") {
+    std::printf("\n== cpu.gemm.blocked: epilogue fused vs separate (ratio = separate / fused) ==\n");
+    struct Case {
+        std::int64_t m, n, k;
+        bool bias;
+        Activation act;
+        bool residual;
+    };
+    const Case cases[] = {
+        {1, 4096, 4096, true, Activation::silu, false},   {16, 4096, 4096, true, Activation::silu, false},
+        {1, 4096, 4096, false, Activation::none, true},   {16, 4096, 4096, false, Activation::none, true},
+        {16, 14336, 4096, true, Activation::silu, false}, {16, 14336, 4096, true, Activation::silu, true},
+        {16, 4096, 14336, false, Activation::none, true},
+    };
+    for (const Case& c : cases)
+        compare(*gemm, with_epilogue(make_gemm(c.m, c.n, c.k, DType::f32, false, true), c.bias, c.act, c.residual),
+                "epilogue", "fused", "separate", reps);
+    }
+
+    if (only == "gemm") return 0;
+    const auto swiglu = make_cpu_swiglu_template(host());
+    std::printf("\n== cpu.swiglu.blocked: fused vs unfused, Llama-3-8B MLP (ratio = unfused / fused) ==\n");
+    for (std::int64_t m : {1, 16, 128}) compare(*swiglu, make_swiglu(m, 14336, 4096), "fusion", "fused", "unfused", reps);
+    return 0;
+}

@@ -1,0 +1,60 @@
+// What every template on the blocked driver shares: the micro-kernels a device runs, the
+// blocking knobs (declared once, read by cpu.gemm.blocked and cpu.swiglu.blocked alike), the
+// config -> Blocking translation, and per-kernel scratch reuse.
+#pragma once
+
+#include <mutex>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "blocked_driver.hpp"
+#include "tune/buffer.hpp"
+#include "tune/device.hpp"
+#include "tune/space.hpp"
+
+namespace tune {
+class ThreadPool;
+}
+
+namespace tune::cpu_gemm {
+
+// The micro-kernels `device` can run, AVX-512 first (empty: no template on this driver applies).
+std::vector<const Ukernel*> device_ukernels(const DeviceInfo& device);
+
+// Adds ukernel, mc, kc, nc, pack_a, pack_b, threads, split and their constraints
+// (mc_multiple_of_tile_rows, nc_multiple_of_tile_cols, pack_b_needed_for_trans_b when
+// trans_b, split_m_when_single_thread). `ukernels` must outlive the space.
+void add_blocking_knobs(Space& s, const std::vector<const Ukernel*>& ukernels, int cores, bool trans_b);
+
+// The Blocking a config valid in such a space names. Throws tune::Error naming `who` when the
+// micro-kernel is unknown or its ISA is missing on this host.
+Blocking blocking_from_config(const Config& c, const std::vector<const Ukernel*>& ukernels, std::string_view who);
+
+// Scratch buffers reused across a kernel's calls; concurrent callers each get their own.
+class ScratchPool {
+public:
+    explicit ScratchPool(std::size_t bytes) : bytes_(bytes) {}
+    class Lease {
+    public:
+        Lease(const ScratchPool& pool, AlignedBuffer b) : pool_(pool), buffer_(std::move(b)) {}
+        Lease(const Lease&) = delete;
+        Lease& operator=(const Lease&) = delete;
+        ~Lease() { pool_.give_back(std::move(buffer_)); }
+        float* floats() { return buffer_.as<float>(); }
+
+    private:
+        const ScratchPool& pool_;
+        AlignedBuffer buffer_;
+    };
+    Lease take() const;
+    std::size_t bytes() const { return bytes_; }
+
+private:
+    void give_back(AlignedBuffer b) const;
+    std::size_t bytes_;
+    mutable std::mutex mutex_;
+    mutable std::vector<AlignedBuffer> free_;
+};
+
+}  // namespace tune::cpu_gemm

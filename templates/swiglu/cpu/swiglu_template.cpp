@@ -1,0 +1,128 @@
+// "cpu.swiglu.blocked": SwiGLU (out = silu(x W_gate^T) * (x W_up^T)) on the blocked GEMM
+// driver. Knob `fusion`: `fused` computes the gate and up tiles of each (i, j) from one packed
+// x block and applies silu(g) * u as the tile is last stored; `unfused` runs two GEMMs into a
+// workspace and then an elementwise pass. The blocking knobs are the GEMM template's.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "../../gemm/cpu/blocked_driver.hpp"
+#include "../../gemm/cpu/blocking_knobs.hpp"
+#include "tune/error.hpp"
+#include "tune/templates/cpu_gemm.hpp"
+#include "tune/thread_pool.hpp"
+
+#ifndef LIBTUNE_CPU_SWIGLU_VERSION
+#define LIBTUNE_CPU_SWIGLU_VERSION "unversioned"
+#endif
+
+namespace tune {
+namespace {
+
+using cpu_gemm::Blocking;
+using cpu_gemm::Ukernel;
+
+constexpr const char* kName = "cpu.swiglu.blocked";
+
+// x is m x k, both weights n x k: each projection is a GEMM with trans_b.
+GemmDims projection_dims(const Problem& p) { return {1, p.dims[0], p.dims[1], p.dims[2], false, true}; }
+
+// Floats of one m x n intermediate, rounded so the next buffer stays 64-byte aligned.
+std::size_t matrix_floats(const GemmDims& d) { return (static_cast<std::size_t>(d.m * d.n) + 15) / 16 * 16; }
+
+std::size_t scratch_floats(const GemmDims& d, const Blocking& b, bool fused) {
+    const auto threads = static_cast<std::size_t>(b.threads);
+    if (fused) return cpu_gemm::swiglu_workspace_floats_per_thread(d, b) * threads;
+    // gate and up (m x n each), then the GEMMs' packing scratch.
+    return 2 * matrix_floats(d) + cpu_gemm::workspace_floats_per_thread(d, b) * threads;
+}
+
+class BlockedSwigluKernel final : public Kernel {
+public:
+    BlockedSwigluKernel(const GemmDims& dims, const Blocking& blocking, bool fused, std::shared_ptr<ThreadPool> pool)
+        : dims_(dims), blocking_(blocking), fused_(fused), pool_(std::move(pool)),
+          scratch_(scratch_floats(dims, blocking, fused) * sizeof(float)) {}
+
+    void run(const OpArgs& args) const override {
+        if (args.inputs.size() != 3 || args.outputs.size() != 1)
+            throw Error(std::string(kName) + ": expects inputs {x, W_gate, W_up} and outputs {out}");
+        const auto* x = static_cast<const float*>(args.inputs[0]);
+        const auto* w_gate = static_cast<const float*>(args.inputs[1]);
+        const auto* w_up = static_cast<const float*>(args.inputs[2]);
+        auto* out = static_cast<float*>(args.outputs[0]);
+        if (!x || !w_gate || !w_up || !out) throw Error(std::string(kName) + ": null operand");
+
+        auto lease = scratch_.take();
+        float* ws = lease.floats();
+        if (fused_) {
+            cpu_gemm::blocked_swiglu(dims_, blocking_, x, w_gate, w_up, out, ws, pool_.get());
+            return;
+        }
+        float* gate = ws;
+        float* up = ws + matrix_floats(dims_);
+        float* packing = ws + 2 * matrix_floats(dims_);
+        cpu_gemm::blocked_gemm(dims_, blocking_, x, w_gate, gate, packing, pool_.get());
+        cpu_gemm::blocked_gemm(dims_, blocking_, x, w_up, up, packing, pool_.get());
+        cpu_gemm::apply_glu(dims_, blocking_, gate, up, out, pool_.get());
+    }
+
+    std::size_t workspace_bytes() const override { return scratch_.bytes(); }
+
+private:
+    GemmDims dims_;
+    Blocking blocking_;
+    bool fused_;
+    std::shared_ptr<ThreadPool> pool_;
+    cpu_gemm::ScratchPool scratch_;
+};
+
+class BlockedSwigluTemplate final : public Template {
+public:
+    explicit BlockedSwigluTemplate(const DeviceInfo& device)
+        : info_{kName, OpKind::swiglu, Backend::cpu, LIBTUNE_CPU_SWIGLU_VERSION, false},
+          cores_(std::max(1, device.cores)), ukernels_(cpu_gemm::device_ukernels(device)) {
+        if (ukernels_.empty()) return;
+        auto s = std::make_shared<Space>();
+        cpu_gemm::add_blocking_knobs(*s, ukernels_, cores_, /*trans_b=*/true);
+        s->add(Knob::categorical("fusion", {"fused", "unfused"}, "fused",
+                                 "gate and up tiles from one packed x block, silu(g) * u in the store (fused), "
+                                 "or two GEMMs into a workspace and an elementwise pass (unfused)"));
+        space_ = std::move(s);
+        pool_ = std::make_shared<ThreadPool>(cores_);
+    }
+
+    const TemplateInfo& info() const override { return info_; }
+
+    bool supports(const Problem& p) const override {
+        return p.op == OpKind::swiglu && p.dtype == DType::f32 && !ukernels_.empty();
+    }
+
+    std::shared_ptr<const Space> space(const Problem& p) const override {
+        if (p.op != OpKind::swiglu) throw Error(std::string(kName) + ": not a swiglu problem");
+        if (ukernels_.empty()) throw Error(std::string(kName) + ": no micro-kernel runs on this CPU");
+        return space_;
+    }
+
+    std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
+        if (!supports(p)) throw Error(std::string(kName) + ": unsupported problem " + shape_key(p));
+        validate(p);
+        space(p)->validate(c);
+        const Blocking b = cpu_gemm::blocking_from_config(c, ukernels_, kName);
+        return std::make_unique<BlockedSwigluKernel>(projection_dims(p), b, c.get_str("fusion") == "fused", pool_);
+    }
+
+private:
+    TemplateInfo info_;
+    int cores_;
+    std::vector<const Ukernel*> ukernels_;
+    std::shared_ptr<const Space> space_;
+    std::shared_ptr<ThreadPool> pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<Template> make_cpu_swiglu_template(const DeviceInfo& device) {
+    return std::make_unique<BlockedSwigluTemplate>(device);
+}
+
+}  // namespace tune

@@ -1,0 +1,75 @@
+// tune db merge: stores of independent runs become one, every run kept as provenance and
+// every measurement present once.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "tune/db/sqlite_database.hpp"
+
+#ifdef LIBTUNE_CLI_PATH
+namespace fs = std::filesystem;
+using namespace tune;
+
+namespace {
+
+int tune_cli(const std::string& args, std::string* out = nullptr) {
+    std::string cmd = std::string(LIBTUNE_CLI_PATH) + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::string text;
+    std::array<char, 4096> buf;
+    while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) text.append(buf.data(), n);
+    int status = pclose(p);
+    if (out) *out = text;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("tune db merge keeps every run and removes duplicates", "[merge][cli]") {
+    fs::path dir = fs::temp_directory_path() / ("libtune-merge-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    auto file = [&](const char* name) { return (dir / name).string(); };
+    const std::string common = " --budget 4 --strategy random -q --time-limit 0";
+    // Two runs overlap on the same shape (same seed: same candidates), one adds a new shape.
+    REQUIRE(tune_cli("gemm --m 16 --n 16 --k 16 --seed 3 --db " + file("a.db") + common) == 0);
+    REQUIRE(tune_cli("gemm --m 16 --n 16 --k 16 --seed 3 --db " + file("b.db") + common) == 0);
+    REQUIRE(tune_cli("gemm --m 24 --n 8 --k 16 --seed 5 --db " + file("b.db") + common) == 0);
+    std::size_t a_rows = SqliteDatabase(file("a.db"), SqliteDatabase::Mode::read_only).query({}).size();
+    std::size_t b_rows = SqliteDatabase(file("b.db"), SqliteDatabase::Mode::read_only).query({}).size();
+
+    std::string out;
+    REQUIRE(tune_cli("db merge " + file("a.db") + " " + file("b.db") + " -o " + file("all.db"), &out) == 0);
+    INFO(out);
+    CHECK_THAT(out, Catch::Contains("merged 2 sources"));
+    SqliteDatabase all(file("all.db"), SqliteDatabase::Mode::read_only);
+    auto rows = all.query({});
+    std::set<std::string> keys;
+    for (const auto& m : rows)
+        keys.insert(shape_key(m.problem) + m.device_id + m.template_name + m.template_version + m.config.hash_hex());
+    CHECK(keys.size() == rows.size());
+    CHECK(rows.size() < a_rows + b_rows);  // the overlap went in once
+    std::size_t b_only = 0;
+    SqliteDatabase b(file("b.db"), SqliteDatabase::Mode::read_only);
+    for (const auto& m : b.query({})) b_only += gemm_dims(m.problem).m == 24;
+    CHECK(rows.size() >= a_rows + b_only);
+    auto runs = all.runs();
+    CHECK(runs.size() == 3);  // a's run, b's two runs
+    for (const auto& r : runs) CHECK_THAT(r.command, Catch::Contains("merged from"));
+    CHECK(all.verify().empty());
+    // Merging again adds nothing; a source as output is refused.
+    REQUIRE(tune_cli("db merge " + file("b.db") + " -o " + file("all.db"), &out) == 0);
+    CHECK_THAT(out, Catch::Contains(" 0 added"));
+    CHECK(tune_cli("db merge " + file("a.db") + " -o " + file("a.db"), &out) != 0);
+    CHECK_THAT(out, Catch::Contains("also a source"));
+    CHECK(tune_cli("db merge " + file("missing.db") + " -o " + file("x.db"), &out) != 0);
+    CHECK_FALSE(fs::exists(file("x.db")));
+    fs::remove_all(dir);
+}
+#endif

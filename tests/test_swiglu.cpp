@@ -1,0 +1,143 @@
+// cpu.swiglu.blocked: out = silu(x W_gate^T) * (x W_up^T) on the blocked GEMM driver; both
+// `fusion` modes with sampled blocking configs and every micro-kernel match the fp64
+// reference on edge shapes, the workspace each mode needs is reported, and the tuner
+// verifies swiglu and GEMM-epilogue candidates like any other.
+#include <catch2/catch.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tune/db/database.hpp"
+#include "tune/error.hpp"
+#include "tune/measurer.hpp"
+#include "tune/templates/cpu_gemm.hpp"
+#include "tune/tuner.hpp"
+#include "tune/workload.hpp"
+
+using namespace tune;
+
+namespace {
+
+const DeviceInfo& host() {
+    static const DeviceInfo d = detect_cpu();
+    return d;
+}
+
+struct Shape {
+    std::int64_t m, n, k;
+};
+
+const std::vector<Shape> kEdgeShapes{{1, 1, 1},  {7, 13, 17},   {31, 67, 129}, {1, 100, 70},  {45, 70, 1},
+                                     {50, 1, 33}, {61, 200, 150}, {16, 33, 65},  {2, 37, 1100}, {130, 400, 300}};
+
+Config with_fusion(Config c, const char* fusion) {
+    c.set("fusion", std::string(fusion));
+    return c;
+}
+
+void check(const Template& t, const Problem& p, const Config& c, std::uint64_t seed) {
+    INFO(shape_key(p) << " | " << c.text());
+    Workload w(p, seed);
+    w.poison_outputs();
+    auto kernel = t.instantiate(p, c);
+    kernel->run(w.args());
+    CHECK(w.error() <= default_tolerance(p));
+    w.poison_outputs();  // scratch reused on the second call
+    kernel->run(w.args());
+    CHECK(w.error() <= default_tolerance(p));
+}
+
+}  // namespace
+
+TEST_CASE("cpu.swiglu.blocked describes itself, supports f32 swiglu and has the fusion knob", "[swiglu]") {
+    auto t = make_cpu_swiglu_template(host());
+    CHECK(t->info().name == "cpu.swiglu.blocked");
+    CHECK(t->info().op == OpKind::swiglu);
+    CHECK(t->info().backend == Backend::cpu);
+    CHECK(t->info().version.size() == 16);
+    CHECK(t->info().version != make_cpu_gemm_template(host())->info().version);
+    CHECK(t->supports(make_swiglu(4, 8, 8)));
+    CHECK_FALSE(t->supports(make_gemm(4, 8, 8)));
+    CHECK_FALSE(t->supports(make_swiglu(4, 8, 8, DType::bf16)));
+    auto s = t->space(make_swiglu(4, 8, 8));
+    CHECK(s == t->space(make_swiglu(1, 14336, 4096)));
+    REQUIRE(s->knob("fusion") != nullptr);
+    CHECK(s->default_config().get_str("fusion") == "fused");
+    for (const char* shared : {"ukernel", "mc", "kc", "nc", "pack_a", "pack_b", "threads", "split"})
+        CHECK(s->knob(shared) != nullptr);
+    Config c = s->default_config();
+    c.set("pack_b", std::int64_t{0});  // weights are n x k: the trans_b rule applies
+    CHECK_THAT(s->violation(c).value_or(""), Catch::Contains("pack_b_needed_for_trans_b"));
+    CHECK_THROWS_AS(t->instantiate(make_gemm(4, 8, 8), s->default_config()), Error);
+}
+
+TEST_CASE("the unfused mode reports its 2 m n intermediate floats of workspace", "[swiglu]") {
+    auto t = make_cpu_swiglu_template(host());
+    const Problem p = make_swiglu(16, 1000, 256);
+    const Config def = t->space(p)->default_config();
+    const auto fused = t->instantiate(p, with_fusion(def, "fused"))->workspace_bytes();
+    const auto unfused = t->instantiate(p, with_fusion(def, "unfused"))->workspace_bytes();
+    CHECK(unfused >= 2 * 16 * 1000 * sizeof(float));
+    CHECK(fused > 0);  // packing of both weight blocks and the up tiles, no m x n intermediate
+    const Problem tall = make_swiglu(1024, 1000, 256);
+    CHECK(t->instantiate(tall, with_fusion(def, "unfused"))->workspace_bytes() >= 2 * 1024 * 1000 * sizeof(float));
+}
+
+TEST_CASE("fused and unfused swiglu match the reference on edge shapes with sampled configs", "[swiglu]") {
+    auto t = make_cpu_swiglu_template(host());
+    std::mt19937_64 rng(5);
+    std::size_t i = 0;
+    for (const Shape& s : kEdgeShapes)
+        for (const char* fusion : {"fused", "unfused"})
+            for (int rep = 0; rep < 3; ++rep) {
+                const Problem p = make_swiglu(s.m, s.n, s.k);
+                auto c = rep == 0 ? std::optional<Config>(t->space(p)->default_config()) : t->space(p)->sample(rng);
+                REQUIRE(c.has_value());
+                check(*t, p, with_fusion(*c, fusion), ++i);
+            }
+}
+
+TEST_CASE("every micro-kernel computes fused and unfused swiglu", "[swiglu]") {
+    auto t = make_cpu_swiglu_template(host());
+    std::mt19937_64 rng(9);
+    const Problem probe = make_swiglu(4, 4, 4);
+    std::size_t i = 0;
+    for (const auto& v : t->space(probe)->knob("ukernel")->values)
+        for (const char* fusion : {"fused", "unfused"})
+            for (const char* split : {"m", "n"}) {
+                const Shape& s = kEdgeShapes[2 + i++ % (kEdgeShapes.size() - 2)];
+                const Problem p = make_swiglu(s.m, s.n, s.k);
+                std::optional<Config> c;
+                do c = t->space(p)->sample(rng);
+                while (c && (c->get_str("ukernel") != std::get<std::string>(v) ||
+                             (host().cores > 1 && c->get_str("split") != split)));
+                REQUIRE(c.has_value());
+                check(*t, p, with_fusion(*c, fusion), i);
+            }
+}
+
+TEST_CASE("the tuner measures and verifies swiglu and epilogue candidates", "[swiglu][epilogue]") {
+    auto db = make_memory_database();
+    TemplateRegistry reg;
+    reg.add(make_cpu_swiglu_template(host()));
+    reg.add(make_cpu_gemm_template(host()));
+    MeasureOptions fast;
+    fast.warmup_s = 0.001;
+    fast.max_time_s = 0.02;
+    fast.min_reps = 3;
+    fast.max_reps = 5;
+    fast.pin_cpu = -1;
+    Measurer m(host(), fast);
+    Tuner tuner(*db, reg, m, db->start_run({0, "test", "random", 0, "", ""}, m.device()));
+    TuneOptions opt;
+    opt.strategy = "random";
+    opt.budget = 6;
+    for (const Problem& p : {make_swiglu(5, 70, 33),
+                             with_epilogue(make_gemm(5, 70, 33, DType::f32, false, true), true, Activation::gelu, true)}) {
+        INFO(shape_key(p));
+        auto r = tuner.tune(p, opt);
+        REQUIRE(r.best);
+        CHECK(r.failed == 0);
+        CHECK(r.measured > 0);
+    }
+}
