@@ -10,13 +10,14 @@ namespace {
 
 struct Setup {
     std::shared_ptr<tune::TemplateRegistry> registry;
-    std::unique_ptr<tune::Dispatcher> dispatcher;
+    std::unique_ptr<tune::Database> db;
+    std::unique_ptr<tune::Dispatcher> dispatcher, recording;
     std::vector<tune::Problem> tuned;
 
     Setup() {
         tune::DeviceInfo device = tune::detect_cpu();
         registry = std::make_shared<tune::TemplateRegistry>(tune::builtin_registry(device));
-        auto db = tune::make_memory_database();
+        db = tune::make_memory_database();
         auto run = db->start_run({0, "bench", "none", 0, "", ""}, device);
         tune::ModelShape llama;
         llama.hidden_size = 4096;
@@ -42,6 +43,9 @@ struct Setup {
             tuned.push_back(np.problem);
         }
         dispatcher = std::make_unique<tune::Dispatcher>(*db, registry, device);
+        tune::DispatcherOptions record;
+        record.record_path = "/dev/null";
+        recording = std::make_unique<tune::Dispatcher>(*db, registry, device, record);
     }
 };
 
@@ -61,6 +65,30 @@ void BM_LookupExact(benchmark::State& state) {
     state.counters["tuned_shapes"] = double(s.dispatcher->stats().entries);
 }
 BENCHMARK(BM_LookupExact)->Repetitions(5)->ReportAggregatesOnly(true);
+
+// The same exact hits with record mode on (misses would be counted; hits are not touched).
+void BM_LookupExactRecording(benchmark::State& state) {
+    auto& s = setup();
+    std::size_t i = 0;
+    for (auto _ : state) {
+        auto sel = s.recording->lookup(s.tuned[i]);
+        benchmark::DoNotOptimize(sel);
+        i = (i + 1) % s.tuned.size();
+    }
+}
+BENCHMARK(BM_LookupExactRecording)->Repetitions(5)->ReportAggregatesOnly(true);
+
+// Unseen shapes asked before, with record mode on: one relaxed atomic increment per lookup.
+void BM_LookupUnseenAgainRecording(benchmark::State& state) {
+    auto& s = setup();
+    std::int64_t m = 3;
+    for (auto _ : state) {
+        auto sel = s.recording->lookup(tune::make_gemm(m, 4096, 4096, tune::DType::f32, false, true));
+        benchmark::DoNotOptimize(sel);
+        m = m >= 2001 ? 3 : m + 2;
+    }
+}
+BENCHMARK(BM_LookupUnseenAgainRecording)->Repetitions(5)->ReportAggregatesOnly(true);
 
 // Every iteration asks for a shape never asked before: nearest search + config validation.
 void BM_LookupUnseenFirstTime(benchmark::State& state) {
