@@ -33,6 +33,7 @@ struct TuneArgs {
     bool quiet = false;
     double tolerance = 0;
     bool allow_bf16 = false;
+    bool in_process = false;
 
     // The accuracy budget the user opted into, applied to each problem.
     Problem with_budget(Problem p) const {
@@ -60,6 +61,8 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
                    "largest error accepted (max |C - C_ref| / (|A||B|)); default: exact semantics of the dtype")
         ->check(CLI::Range(0.0, 1.0));
     cmd.add_flag("--allow-bf16", a.allow_bf16, "accept computing f32 inputs in bf16 (f32 accumulation)");
+    cmd.add_flag("--in-process", a.in_process,
+                 "measure in the tuner's own process (faster; a crashing candidate then ends the run)");
     cmd.add_flag("--cold", a.flush_cache, "flush caches before each timed repetition (cold-cache timing)");
     cmd.add_flag("-q,--quiet", a.quiet, "no progress lines");
 }
@@ -82,6 +85,7 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     SqliteDatabase db(a.db);
     MeasureOptions mo;
     mo.flush_cache = a.flush_cache;
+    mo.isolate = !a.in_process;  // candidates run in a worker process: a crash costs only that candidate
     Measurer measurer(device, mo);
     std::int64_t run_id = db.start_run({0, command, a.strategy, a.seed, "", ""}, device);
     Tuner tuner(db, registry, measurer, run_id);
@@ -208,7 +212,8 @@ Problem DimOptions::problem(OpKind op, DType dtype) const {
     p.op = op;
     p.dtype = dtype;
     auto specs = dim_specs(op);
-    for (const auto& [name, text] : given_) {
+    for (const auto& entry : given_) {
+        const std::string& name = entry.first;
         bool known = std::any_of(specs.begin(), specs.end(), [&](const DimSpec& s) { return s.name == name; });
         require(known, flag_of(name) + ": does not apply to " + std::string(to_string(op)));
     }

@@ -60,6 +60,9 @@ TEST_CASE("malformed configs are rejected with the knob named", "[core]") {
     CHECK_THROWS_WITH(nlohmann::json::parse(R"({"kc":[1]})").get<Config>(), Catch::Contains("'kc'"));
     CHECK_THROWS_AS(nlohmann::json::parse(R"([1,2])").get<Config>(), Error);
     CHECK_THROWS_AS(nlohmann::json::parse(R"({"Bad Name":1})").get<Config>(), Error);
+    // A label that reads as a number would collide with the integer in text and hash.
+    CHECK_THROWS_WITH(nlohmann::json::parse(R"({"kmode":"4"})").get<Config>(), Catch::Contains("not a number"));
+    CHECK_THROWS_AS(nlohmann::json::parse(R"({"kmode":"a b"})").get<Config>(), Error);
     CHECK_THROWS_AS(Config::parse("kc"), Error);
     CHECK_THROWS_AS(Config::parse("kc=1 kc=2"), Error);
     CHECK_THROWS_AS(Config{}.get_int("missing"), Error);

@@ -19,6 +19,10 @@ bool valid_name(std::string_view name) {
 
 bool valid_label(std::string_view label) {
     if (label.empty() || label.size() > 64) return false;
+    // A label that reads as a number would print like the integer and collide with it.
+    std::int64_t number = 0;
+    auto [ptr, ec] = std::from_chars(label.data(), label.data() + label.size(), number);
+    if (ec == std::errc() && ptr == label.data() + label.size()) return false;
     return std::all_of(label.begin(), label.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
                c == '.' || c == '-';
@@ -49,7 +53,8 @@ Config& Config::set(std::string_view name, KnobValue value) {
     if (!valid_name(name))
         throw Error("config: invalid knob name '" + std::string(name) + "' (lower-case letters, digits, '_', at most 64)");
     if (auto* s = std::get_if<std::string>(&value); s && !valid_label(*s))
-        throw Error("config: knob '" + std::string(name) + "' has an invalid label '" + *s + "'");
+        throw Error("config: knob '" + std::string(name) + "' has an invalid label '" + *s +
+                    "' (letters, digits, '_', '.', '-'; not a number)");
     auto it = std::lower_bound(values_.begin(), values_.end(), name,
                                [](const auto& entry, std::string_view n) { return entry.first < n; });
     if (it != values_.end() && it->first == name)
