@@ -74,6 +74,12 @@ std::string ratio(const std::optional<Measurement>& best, const std::optional<Me
     return format_fixed(base->stats.median_s / best->stats.median_s, 2) + "x";
 }
 
+std::optional<Measurement> find_best(const TuneResult& r, const std::string& template_name) {
+    auto it = r.template_best.find(template_name);
+    if (it == r.template_best.end()) return std::nullopt;
+    return it->second;
+}
+
 // Tunes each problem in turn into the DB and prints the summary table.
 void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, const std::string& command) {
     const Backend backend = parse_backend(a.backend, "--backend");
@@ -114,7 +120,8 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
                      p.budget, p.reused, p.failed, best.c_str(), p.elapsed_s, p.remaining_s, tty ? "" : "\n");
     };
 
-    Table table({"problem", "tokens", "m x n x k", "best config", "median", "GFLOP/s", "vs default", "vs OpenBLAS"});
+    Table table({"problem", "tokens", "m x n x k", "best config", "median", "GFLOP/s", "vs default", "vs OpenBLAS",
+                 "vs best library"});
     const auto start = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < problems.size(); ++i) {
         TuneProgress progress;
@@ -125,12 +132,13 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
         const Problem& p = problems[i].problem;
         std::string dims = std::to_string(p.dim("m")) + " x " + std::to_string(p.dim("n")) + " x " + std::to_string(p.dim("k"));
         if (!r.best) {
-            table.add({problems[i].name, std::to_string(problems[i].tokens), dims, "(no correct candidate)", "-", "-", "-", "-"});
+            table.add({problems[i].name, std::to_string(problems[i].tokens), dims, "(no correct candidate)", "-", "-", "-", "-", "-"});
             continue;
         }
         table.add({problems[i].name, std::to_string(problems[i].tokens), dims, describe(*r.best),
                    format_seconds(r.best->stats.median_s), format_fixed(r.best->gflops(), 1),
-                   ratio(r.best, r.default_config), ratio(r.best, r.vendor_best)});
+                   ratio(r.best, r.default_config), ratio(r.best, find_best(r, "cpu.gemm.openblas")),
+                   ratio(r.best, r.vendor_best)});
     }
     double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("%s", table.str().c_str());

@@ -81,6 +81,10 @@ TuneResult Tuner::tune(const Problem& p, const TuneOptions& options, TuneProgres
         if (m.status != Status::ok) ++result.failed;
         if (faster(m, result.best)) result.best = m;
         if (t.info().vendor && faster(m, result.vendor_best)) result.vendor_best = m;
+        if (m.status == Status::ok) {
+            auto [it, inserted] = result.template_best.try_emplace(t.info().name, m);
+            if (!inserted && m.stats.median_s < it->second.stats.median_s) it->second = m;
+        }
         return m;
     };
 

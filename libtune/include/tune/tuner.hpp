@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +40,7 @@ struct TuneResult {
     std::optional<Measurement> best;           // fastest ok, any template
     std::optional<Measurement> default_config; // the first own template's default config
     std::optional<Measurement> vendor_best;    // fastest ok among vendor templates
+    std::map<std::string, Measurement> template_best;  // fastest ok per template name
     std::size_t measured = 0, reused = 0, failed = 0;
     double elapsed_s = 0;
 };
