@@ -11,6 +11,7 @@
 
 #include "tune/templates/cpu_gemm.hpp"
 #include "tune/workload.hpp"
+#include "gemm_checks.hpp"
 
 using namespace tune;
 
@@ -36,14 +37,7 @@ Config with_placement(Config c, const char* placement) {
     return c;
 }
 
-void check(const Template& t, const Problem& p, const Config& c, std::uint64_t seed) {
-    INFO(shape_key(p) << " | " << c.text());
-    Workload w(p, seed);
-    w.poison_outputs();
-    auto kernel = t.instantiate(p, c);
-    kernel->run(w.args());
-    CHECK(w.error() <= default_tolerance(p));
-}
+using test::check_against_reference;
 
 }  // namespace
 
@@ -85,9 +79,9 @@ TEST_CASE("fused and separate epilogues match the reference for every act x bias
                                 auto c = rep == 0 ? std::optional<Config>(sp->default_config()) : sp->sample(rng);
                                 REQUIRE(c.has_value());
                                 if (!p.dims[6] && !p.dims[7] && !p.dims[8]) {
-                                    check(*t, p, *c, shape);  // no knob: the plain class
+                                    check_against_reference(*t, p, *c, shape);  // no knob: the plain class
                                 } else {
-                                    check(*t, p, with_placement(*c, placement), shape);
+                                    check_against_reference(*t, p, with_placement(*c, placement), shape);
                                 }
                             }
 }
@@ -110,7 +104,7 @@ TEST_CASE("every micro-kernel applies both epilogue placements on every edge sha
                 do c = t->space(p)->sample(rng);
                 while (c && c->get_str("ukernel") != label);
                 REQUIRE(c.has_value());
-                check(*t, p, with_placement(*c, placement), i);
+                check_against_reference(*t, p, with_placement(*c, placement), i);
             }
 }
 
@@ -123,7 +117,7 @@ TEST_CASE("a batched epilogue shares the bias and takes each item's own residual
             c.set("split", std::string(split));
             c.set("threads", std::int64_t{std::min(2, std::max(1, host().cores))});
             if (t->space(p)->violation(c)) c.set("split", std::string("m"));  // one core: split m only
-            check(*t, p, c, 3);
+            check_against_reference(*t, p, c, 3);
         }
 }
 

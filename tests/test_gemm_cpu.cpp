@@ -11,6 +11,7 @@
 #include "tune/error.hpp"
 #include "tune/templates/cpu_gemm.hpp"
 #include "tune/thread_pool.hpp"
+#include "gemm_checks.hpp"
 
 using namespace tune;
 
@@ -89,26 +90,14 @@ void check_config(const Template& t, const Problem& p, const Config& c) {
     CHECK(worst_excess(p, o) <= 0);
 }
 
-std::vector<std::string> ukernel_labels(const Space& s) {
-    std::vector<std::string> out;
-    for (const auto& v : s.knob("ukernel")->values) out.push_back(std::get<std::string>(v));
-    return out;
-}
-
-// A uniformly sampled valid config that uses the given micro-kernel.
-Config sample_with_ukernel(const Space& s, std::mt19937_64& rng, const std::string& label) {
-    for (;;) {
-        auto c = s.sample(rng);
-        REQUIRE(c.has_value());
-        if (c->get_str("ukernel") == label) return *c;
-    }
-}
+using test::sample_with_ukernel;
+using test::ukernel_labels;
 
 std::string violation_of(const Space& s, const Config& c) { return s.violation(c).value_or(""); }
 
 }  // namespace
 
-TEST_CASE("cpu.gemm.blocked describes itself and supports f32 gemm only", "[gemm]") {
+TEST_CASE("cpu.gemm.blocked describes itself and supports f32 (and bf16 where the CPU has it) gemm", "[gemm]") {
     auto t = make_cpu_gemm_template(host());
     CHECK(t->info().name == "cpu.gemm.blocked");
     CHECK(t->info().op == OpKind::gemm);
@@ -116,7 +105,7 @@ TEST_CASE("cpu.gemm.blocked describes itself and supports f32 gemm only", "[gemm
     CHECK_FALSE(t->info().vendor);
     CHECK(t->info().version.size() == 16);
     CHECK(t->supports(make_gemm(8, 8, 8)));
-    CHECK_FALSE(t->supports(make_gemm(8, 8, 8, DType::bf16)));
+    CHECK(t->supports(make_gemm(8, 8, 8, DType::bf16)) == (host().isa.avx512_bf16 && host().isa.avx512bw));
     CHECK_FALSE(t->supports(make_gemm(8, 8, 8, DType::f64)));
 }
 

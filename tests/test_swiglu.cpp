@@ -13,6 +13,7 @@
 #include "tune/templates/cpu_gemm.hpp"
 #include "tune/tuner.hpp"
 #include "tune/workload.hpp"
+#include "gemm_checks.hpp"
 
 using namespace tune;
 
@@ -36,15 +37,7 @@ Config with_fusion(Config c, const char* fusion) {
 }
 
 void check(const Template& t, const Problem& p, const Config& c, std::uint64_t seed) {
-    INFO(shape_key(p) << " | " << c.text());
-    Workload w(p, seed);
-    w.poison_outputs();
-    auto kernel = t.instantiate(p, c);
-    kernel->run(w.args());
-    CHECK(w.error() <= default_tolerance(p));
-    w.poison_outputs();  // scratch reused on the second call
-    kernel->run(w.args());
-    CHECK(w.error() <= default_tolerance(p));
+    test::check_against_reference(t, p, c, seed, 2);
 }
 
 }  // namespace

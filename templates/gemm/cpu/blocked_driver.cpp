@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <type_traits>
 
+#include "tune/bf16.hpp"
 #include "tune/thread_pool.hpp"
 
 namespace tune::cpu_gemm {
@@ -23,8 +25,8 @@ std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / t
 // operand 1 (SwiGLU's up) in a rows x ld_up scratch covering the thread's rows and the
 // current NC block. `finish` runs on each C tile after its last k-block.
 struct Job {
-    const float* A;
-    const float* B[2];
+    const void* A;     // S (the operands' element type, see gemm_part)
+    const void* B[2];
     int operands;
     float* C;
     float* up;
@@ -83,6 +85,81 @@ void pack_b(const GemmDims& d, const float* B, std::int64_t p0, std::int64_t kb,
     }
 }
 
+inline std::uint16_t bf16_bits(float x) { return to_bf16(x).bits; }
+inline std::uint16_t bf16_bits(bf16 x) { return x.bits; }
+
+// Packing for bf16 kernels (S = float rounds to bf16, S = bf16 copies) to depth kb2 (kb
+// rounded up to the kernel's k_align, an even number), zero past kb. A: panel q holds element
+// (i, p) at [q * MR * kb2 + (p / 2) * 2 * MR + 2 * i + p % 2] (VNNI pairs), or at
+// [q * MR * kb2 + i * kb2 + p] when `rows_layout`; rows past `rows` zero.
+template <class S>
+void pack_a_vnni(const GemmDims& d, const S* A, std::int64_t i0, std::int64_t rows, std::int64_t p0,
+                 std::int64_t kb, std::int64_t kb2, int MR, bool rows_layout, std::uint16_t* dst) {
+    // Position of (i, p) in the panel.
+    const std::int64_t row_step = rows_layout ? kb2 : 2;
+    auto at = [&](std::int64_t p) { return rows_layout ? p : (p >> 1) * 2 * MR + (p & 1); };
+    for (std::int64_t ir = 0; ir < rows; ir += MR, dst += MR * kb2) {
+        const int mr = static_cast<int>(std::min<std::int64_t>(MR, rows - ir));
+        if (d.trans_a) {  // A is k x m: rows contiguous for each p
+            for (std::int64_t p = 0; p < kb2; ++p) {
+                std::uint16_t* out = dst + at(p);
+                const S* src = A + (p0 + p) * d.m + i0 + ir;
+                const int valid = p < kb ? mr : 0;
+                for (int i = 0; i < valid; ++i) out[i * row_step] = bf16_bits(src[i]);
+                for (int i = valid; i < MR; ++i) out[i * row_step] = 0;
+            }
+        } else {  // A is m x k: each row's depth contiguous
+            for (int i = 0; i < MR; ++i) {
+                std::uint16_t* out = dst + i * row_step;
+                const S* src = A + (i0 + ir + i) * d.k + p0;
+                const std::int64_t valid = i < mr ? kb : 0;
+                if (rows_layout) {
+                    for (std::int64_t p = 0; p < valid; ++p) out[p] = bf16_bits(src[p]);
+                    for (std::int64_t p = valid; p < kb2; ++p) out[p] = 0;
+                } else {
+                    for (std::int64_t p = 0; p < valid; ++p) out[at(p)] = bf16_bits(src[p]);
+                    for (std::int64_t p = valid; p < kb2; ++p) out[at(p)] = 0;
+                }
+            }
+        }
+    }
+}
+
+// B (VNNI pairs): panel q holds element (p, j) at [q * NR * kb2 + (p / 2) * 2 * NR + 2 * j + p % 2],
+// columns past `cols` zero.
+template <class S>
+void pack_b_vnni(const GemmDims& d, const S* B, std::int64_t p0, std::int64_t kb, std::int64_t kb2,
+                 std::int64_t j0, std::int64_t cols, int NR, std::uint16_t* dst) {
+    for (std::int64_t jr = 0; jr < cols; jr += NR, dst += NR * kb2) {
+        const int nr = static_cast<int>(std::min<std::int64_t>(NR, cols - jr));
+        if (!d.trans_b) {  // B is k x n: a pair of rows interleaves into one panel row
+            for (std::int64_t p = 0; p < kb2; p += 2) {
+                std::uint16_t* out = dst + p * NR;
+                const S* r0 = B + (p0 + p) * d.n + j0 + jr;
+                const S* r1 = r0 + d.n;
+                const int first = p < kb ? nr : 0, second = p + 1 < kb ? nr : 0;
+                for (int j = 0; j < second; ++j) {
+                    out[2 * j] = bf16_bits(r0[j]);
+                    out[2 * j + 1] = bf16_bits(r1[j]);
+                }
+                for (int j = second; j < first; ++j) {
+                    out[2 * j] = bf16_bits(r0[j]);
+                    out[2 * j + 1] = 0;
+                }
+                for (int j = first; j < NR; ++j) out[2 * j] = out[2 * j + 1] = 0;
+            }
+        } else {  // B is n x k: each column's depth contiguous
+            for (int j = 0; j < NR; ++j) {
+                std::uint16_t* out = dst + 2 * j;
+                const S* src = B + (j0 + jr + j) * d.k + p0;
+                const std::int64_t valid = j < nr ? kb : 0;
+                for (std::int64_t p = 0; p < valid; ++p) out[(p >> 1) * 2 * NR + (p & 1)] = bf16_bits(src[p]);
+                for (std::int64_t p = valid; p < kb2; ++p) out[(p >> 1) * 2 * NR + (p & 1)] = 0;
+            }
+        }
+    }
+}
+
 struct Sizes {
     std::int64_t kc, a_floats, b_floats;
 };
@@ -92,19 +169,23 @@ Sizes sizes(const GemmDims& d, const Blocking& b) {
     const std::int64_t kc = std::min(b.kc, d.k);
     const std::int64_t a_rows = b.pack_a ? std::min(b.mc, round_up(d.m, MR)) : MR;
     const std::int64_t b_cols = b.pack_b ? std::min(b.nc, round_up(d.n, NR)) : NR;
-    return {kc, round_up(a_rows * kc, 16), round_up(b_cols * kc, 16)};
+    // bf16 panels hold 2-byte elements at a depth padded to k_align (k = 1 still packs a full
+    // k_align-deep panel): floats = ceil(elements / 2).
+    const std::int64_t depth = b.ukernel->bf16 ? (round_up(kc, b.ukernel->k_align) + 1) / 2 : kc;
+    return {kc, round_up(a_rows * depth, 16), round_up(b_cols * depth, 16)};
 }
 
 // Computes one MR x NR (or edge mr x nr) tile into c (ldc): full tiles directly, edge tiles
 // through a local tile so nothing past the edge is written.
-inline void compute_tile(UkernelFn fn, std::int64_t kb, const float* a, std::int64_t a_stride, const float* b,
-                         std::int64_t b_stride, float* c, std::int64_t ldc, int mr, int nr, int MR, int NR,
-                         bool accumulate, float* tile) {
+// kernel(c, ldc, accumulate) runs the micro-kernel on the tile's operands.
+template <class Kern>
+inline void compute_tile(Kern&& kernel, float* c, std::int64_t ldc, int mr, int nr, int MR, int NR, bool accumulate,
+                         float* tile) {
     if (mr == MR && nr == NR) {
-        fn(kb, a, a_stride, b, b_stride, c, ldc, accumulate);
+        kernel(c, ldc, accumulate);
         return;
     }
-    fn(kb, a, a_stride, b, b_stride, tile, NR, false);
+    kernel(tile, NR, false);
     for (int i = 0; i < mr; ++i) {
         float* crow = c + i * ldc;
         const float* trow = tile + i * NR;
@@ -116,15 +197,39 @@ inline void compute_tile(UkernelFn fn, std::int64_t kb, const float* a, std::int
     }
 }
 
-// One thread's rectangle C[r0:r1, c0:c1] of one batch item.
+// One thread's rectangle C[r0:r1, c0:c1] of one batch item; the operands hold S (float, or
+// bf16 for a bf16 kernel). A bf16 kernel (uk.bf16) always packs both operands, VNNI-style
+// (packing rounds float operands to bf16); the f32 kernels take S = float.
+template <class S>
 void gemm_part(const GemmDims& d, const Blocking& bl, const Job& job, std::int64_t r0,
                std::int64_t r1, std::int64_t c0, std::int64_t c1, float* ws) {
     const Ukernel& uk = *bl.ukernel;
     const int MR = uk.mr, NR = uk.nr;
+    const bool vnni = uk.bf16 != nullptr;
     const Sizes sz = sizes(d, bl);
+    const S* A = static_cast<const S*>(job.A);
+    const S* B[2] = {static_cast<const S*>(job.B[0]), static_cast<const S*>(job.B[1])};
     float* a_buf = ws;
     float* b_buf[2] = {ws + sz.a_floats, ws + sz.a_floats + sz.b_floats};
     alignas(64) float tile[kMaxTileElems];
+    // Packed bf16 panels live in the same scratch (sized for the padded depth by sizes()).
+    auto* a_vnni = reinterpret_cast<std::uint16_t*>(a_buf);
+    std::uint16_t* b_vnni[2] = {reinterpret_cast<std::uint16_t*>(b_buf[0]), reinterpret_cast<std::uint16_t*>(b_buf[1])};
+    auto padded = [&](std::int64_t kb) { return round_up(kb, uk.k_align); };
+    auto pack_b_block = [&](int q, std::int64_t p0, std::int64_t kb, std::int64_t j0, std::int64_t cols) {
+        if (vnni) {
+            pack_b_vnni(d, B[q], p0, kb, padded(kb), j0, cols, NR, b_vnni[q]);
+        } else if constexpr (std::is_same_v<S, float>) {
+            pack_b(d, B[q], p0, kb, j0, cols, NR, uk.transpose, b_buf[q]);
+        }
+    };
+    auto pack_a_block = [&](std::int64_t i0, std::int64_t rows, std::int64_t p0, std::int64_t kb) {
+        if (vnni) {
+            pack_a_vnni(d, A, i0, rows, p0, kb, padded(kb), MR, uk.a_rows, a_vnni);
+        } else if constexpr (std::is_same_v<S, float>) {
+            pack_a(d, A, i0, rows, p0, kb, MR, uk.transpose, a_buf);
+        }
+    };
 
     for (std::int64_t jc = c0; jc < c1; jc += bl.nc) {
         const std::int64_t nb = std::min(bl.nc, c1 - jc);
@@ -137,38 +242,44 @@ void gemm_part(const GemmDims& d, const Blocking& bl, const Job& job, std::int64
             // once: pack each NR panel right before its use, into one panel-sized buffer that
             // stays in L1, instead of the whole block through L2.
             const bool pack_b_per_panel = bl.pack_b && r1 - r0 <= bl.mc;
+            const std::int64_t kb2 = vnni ? padded(kb) : kb;  // packed panel depth
             for (int q = 0; q < job.operands; ++q) {
                 if (pack_b_per_panel) {
                     // packed in the jr loop
                 } else if (bl.pack_b) {
-                    pack_b(d, job.B[q], pc, kb, jc, nb, NR, uk.transpose, b_buf[q]);
+                    pack_b_block(q, pc, kb, jc, nb);
                 } else if (b_edge < nb) {
-                    pack_b(d, job.B[q], pc, kb, jc + b_edge, nb - b_edge, NR, uk.transpose, b_buf[q]);
+                    pack_b_block(q, pc, kb, jc + b_edge, nb - b_edge);
                 }
             }
             for (std::int64_t ic = r0; ic < r1; ic += bl.mc) {
                 const std::int64_t mb = std::min(bl.mc, r1 - ic);
                 const std::int64_t a_edge = mb / MR * MR;
                 if (bl.pack_a) {
-                    pack_a(d, job.A, ic, mb, pc, kb, MR, uk.transpose, a_buf);
+                    pack_a_block(ic, mb, pc, kb);
                 } else if (a_edge < mb) {
-                    pack_a(d, job.A, ic + a_edge, mb - a_edge, pc, kb, MR, uk.transpose, a_buf);
+                    pack_a_block(ic + a_edge, mb - a_edge, pc, kb);
                 }
                 for (std::int64_t jr = 0; jr < nb; jr += NR) {
                     const int nr = static_cast<int>(std::min<std::int64_t>(NR, nb - jr));
-                    const float* b[2];
+                    const float* b[2] = {nullptr, nullptr};
+                    const std::uint16_t* bv[2] = {nullptr, nullptr};
                     std::int64_t b_stride = NR;
                     for (int q = 0; q < job.operands; ++q) {
                         if (pack_b_per_panel) {
-                            pack_b(d, job.B[q], pc, kb, jc + jr, nr, NR, uk.transpose, b_buf[q]);
+                            pack_b_block(q, pc, kb, jc + jr, nr);
                             b[q] = b_buf[q];
+                            bv[q] = b_vnni[q];
                         } else if (bl.pack_b) {
                             b[q] = b_buf[q] + jr * kb;
-                        } else if (jr < b_edge) {
-                            b[q] = job.B[q] + pc * d.n + jc + jr;
-                            b_stride = d.n;
-                        } else {
-                            b[q] = b_buf[q];
+                            bv[q] = b_vnni[q] + jr * kb2;
+                        } else if constexpr (std::is_same_v<S, float>) {
+                            if (jr < b_edge) {
+                                b[q] = B[q] + pc * d.n + jc + jr;
+                                b_stride = d.n;
+                            } else {
+                                b[q] = b_buf[q];
+                            }
                         }
                     }
                     // Operand by operand, so each B micro-panel stays in L1 across the ir loop;
@@ -178,30 +289,38 @@ void gemm_part(const GemmDims& d, const Blocking& bl, const Job& job, std::int64
                         const bool finish = last && q == job.operands - 1;
                         for (std::int64_t ir = 0; ir < mb; ir += MR) {
                             const int mr = static_cast<int>(std::min<std::int64_t>(MR, mb - ir));
-                            const float* a;
+                            const float* a = nullptr;
+                            const std::uint16_t* av = a_vnni + ir * kb2;
                             std::int64_t a_stride = MR;
                             UkernelFn fn = uk.contiguous;
                             if (bl.pack_a) {
                                 a = a_buf + ir * kb;
                             } else if (ir >= a_edge) {
                                 a = a_buf;
-                            } else if (d.trans_a) {
-                                a = job.A + pc * d.m + ic + ir;
-                                a_stride = d.m;
-                            } else {
-                                a = job.A + (ic + ir) * d.k + pc;
-                                a_stride = d.k;
-                                fn = uk.strided_rows;
+                            } else if constexpr (std::is_same_v<S, float>) {
+                                if (d.trans_a) {
+                                    a = A + pc * d.m + ic + ir;
+                                    a_stride = d.m;
+                                } else {
+                                    a = A + (ic + ir) * d.k + pc;
+                                    a_stride = d.k;
+                                    fn = uk.strided_rows;
+                                }
                             }
                             const std::int64_t row = ic + ir, col = jc + jr;
                             float* c = job.C + row * d.n + col;
                             float* u = q == 1 ? job.up + (row - r0) * job.ld_up + (col - jc) : nullptr;
+                            auto kernel = [&](float* out, std::int64_t ldo, bool acc) {
+                                if (vnni) {
+                                    uk.bf16(kb2 / 2, av, bv[q], out, ldo, acc);
+                                } else {
+                                    fn(kb, a, a_stride, b[q], b_stride, out, ldo, acc);
+                                }
+                            };
                             if (q == 0) {
-                                compute_tile(fn, kb, a, a_stride, b[0], b_stride, c, d.n, mr, nr, MR, NR, accumulate,
-                                             tile);
+                                compute_tile(kernel, c, d.n, mr, nr, MR, NR, accumulate, tile);
                             } else {
-                                compute_tile(fn, kb, a, a_stride, b[1], b_stride, u, job.ld_up, mr, nr, MR, NR,
-                                             accumulate, tile);
+                                compute_tile(kernel, u, job.ld_up, mr, nr, MR, NR, accumulate, tile);
                             }
                             if (!finish) continue;
                             if (job.operands == 2) {
@@ -252,8 +371,11 @@ std::size_t workspace_floats_per_thread(const GemmDims& d, const Blocking& b) {
     return static_cast<std::size_t>(sz.a_floats + sz.b_floats);
 }
 
-void blocked_gemm(const GemmDims& d, const Blocking& bl, const float* A, const float* B,
-                  float* C, float* workspace, ThreadPool* pool, const Epilogue* fused) {
+namespace {
+
+template <class S>
+void blocked_gemm_impl(const GemmDims& d, const Blocking& bl, const S* A, const S* B, float* C, float* workspace,
+                       ThreadPool* pool, const Epilogue* fused) {
     const std::size_t per_thread = workspace_floats_per_thread(d, bl);
     for_each_part(d, bl, pool, [&](int t, std::int64_t lo, std::int64_t hi) {
         float* ws = workspace + per_thread * static_cast<std::size_t>(t);
@@ -261,12 +383,25 @@ void blocked_gemm(const GemmDims& d, const Blocking& bl, const float* A, const f
             const Job job{A + item * d.m * d.k, {B + item * d.k * d.n, nullptr}, 1, C + item * d.m * d.n, nullptr, 0,
                           fused, fused && fused->residual ? fused->residual + item * d.m * d.n : nullptr};
             if (bl.split == Split::m) {
-                gemm_part(d, bl, job, lo, hi, 0, d.n, ws);
+                gemm_part<S>(d, bl, job, lo, hi, 0, d.n, ws);
             } else {
-                gemm_part(d, bl, job, 0, d.m, lo, hi, ws);
+                gemm_part<S>(d, bl, job, 0, d.m, lo, hi, ws);
             }
         }
+        if (bl.ukernel->release) bl.ukernel->release();
     });
+}
+
+}  // namespace
+
+void blocked_gemm(const GemmDims& d, const Blocking& bl, const float* A, const float* B, float* C, float* workspace,
+                  ThreadPool* pool, const Epilogue* fused) {
+    blocked_gemm_impl(d, bl, A, B, C, workspace, pool, fused);
+}
+
+void blocked_gemm(const GemmDims& d, const Blocking& bl, const bf16* A, const bf16* B, float* C, float* workspace,
+                  ThreadPool* pool, const Epilogue* fused) {
+    blocked_gemm_impl(d, bl, A, B, C, workspace, pool, fused);
 }
 
 void apply_epilogue(const GemmDims& d, const Blocking& bl, const Epilogue& e, float* C, ThreadPool* pool) {
@@ -298,9 +433,9 @@ void blocked_swiglu(const GemmDims& d, const Blocking& bl, const float* x, const
         const Job job{x, {w_gate, w_up}, 2, out, ws + sz.a_floats + 2 * sz.b_floats, std::min(bl.nc, d.n), nullptr,
                       nullptr};
         if (bl.split == Split::m) {
-            gemm_part(d, bl, job, lo, hi, 0, d.n, ws);
+            gemm_part<float>(d, bl, job, lo, hi, 0, d.n, ws);
         } else {
-            gemm_part(d, bl, job, 0, d.m, lo, hi, ws);
+            gemm_part<float>(d, bl, job, 0, d.m, lo, hi, ws);
         }
     });
 }

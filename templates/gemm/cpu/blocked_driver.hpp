@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tune/bf16.hpp"
 #include "tune/problem.hpp"
 #include "ukernel.hpp"
 
@@ -45,6 +46,10 @@ std::size_t workspace_floats_per_thread(const GemmDims& d, const Blocking& b);
 // `pool` runs the b.threads parts (may be null when b.threads == 1).
 void blocked_gemm(const GemmDims& d, const Blocking& b, const float* A, const float* B,
                   float* C, float* workspace, ThreadPool* pool, const Epilogue* fused = nullptr);
+// The same with bf16 A and B (b.ukernel must be a bf16 kernel). A bf16 kernel given float
+// operands (the overload above) rounds them to bf16 as it packs them.
+void blocked_gemm(const GemmDims& d, const Blocking& b, const bf16* A, const bf16* B, float* C,
+                  float* workspace, ThreadPool* pool, const Epilogue* fused = nullptr);
 
 // The epilogue as a second pass over C (every batch item), threads split as in `b`.
 void apply_epilogue(const GemmDims& d, const Blocking& b, const Epilogue& e, float* C, ThreadPool* pool);

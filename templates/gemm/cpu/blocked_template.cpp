@@ -26,9 +26,9 @@ constexpr const char* kName = "cpu.gemm.blocked";
 
 class BlockedGemmKernel final : public Kernel {
 public:
-    BlockedGemmKernel(const GemmDims& dims, const Blocking& blocking, bool fuse_epilogue,
+    BlockedGemmKernel(const GemmDims& dims, DType dtype, const Blocking& blocking, bool fuse_epilogue,
                       std::shared_ptr<ThreadPool> pool)
-        : dims_(dims), blocking_(blocking), fuse_epilogue_(fuse_epilogue), pool_(std::move(pool)),
+        : dims_(dims), dtype_(dtype), blocking_(blocking), fuse_epilogue_(fuse_epilogue), pool_(std::move(pool)),
           scratch_(cpu_gemm::workspace_floats_per_thread(dims, blocking) * static_cast<std::size_t>(blocking.threads) *
                    sizeof(float)) {}
 
@@ -39,8 +39,6 @@ public:
                         (dims_.residual ? ", residual" : "") + "} and outputs {C}");
         for (const void* in : args.inputs)
             if (!in) throw Error(std::string(kName) + ": null operand");
-        const auto* A = static_cast<const float*>(args.inputs[0]);
-        const auto* B = static_cast<const float*>(args.inputs[1]);
         auto* C = static_cast<float*>(args.outputs[0]);
         if (!C) throw Error(std::string(kName) + ": null operand");
         cpu_gemm::Epilogue e;
@@ -50,8 +48,14 @@ public:
 
         auto lease = scratch_.take();
         const bool epilogue = dims_.has_epilogue();
-        cpu_gemm::blocked_gemm(dims_, blocking_, A, B, C, lease.floats(), pool_.get(),
-                               epilogue && fuse_epilogue_ ? &e : nullptr);
+        const cpu_gemm::Epilogue* fused = epilogue && fuse_epilogue_ ? &e : nullptr;
+        if (dtype_ == DType::bf16) {
+            cpu_gemm::blocked_gemm(dims_, blocking_, static_cast<const bf16*>(args.inputs[0]),
+                                   static_cast<const bf16*>(args.inputs[1]), C, lease.floats(), pool_.get(), fused);
+        } else {
+            cpu_gemm::blocked_gemm(dims_, blocking_, static_cast<const float*>(args.inputs[0]),
+                                   static_cast<const float*>(args.inputs[1]), C, lease.floats(), pool_.get(), fused);
+        }
         if (epilogue && !fuse_epilogue_) cpu_gemm::apply_epilogue(dims_, blocking_, e, C, pool_.get());
     }
 
@@ -59,6 +63,7 @@ public:
 
 private:
     GemmDims dims_;
+    DType dtype_;
     Blocking blocking_;
     bool fuse_epilogue_;
     std::shared_ptr<ThreadPool> pool_;
@@ -69,7 +74,8 @@ class BlockedGemmTemplate final : public Template {
 public:
     explicit BlockedGemmTemplate(const DeviceInfo& device)
         : info_{kName, OpKind::gemm, Backend::cpu, LIBTUNE_CPU_GEMM_VERSION, false},
-          cores_(std::max(1, device.cores)), ukernels_(cpu_gemm::device_ukernels(device)) {
+          cores_(std::max(1, device.cores)), ukernels_(cpu_gemm::device_ukernels(device)),
+          bf16_ukernels_(cpu_gemm::device_bf16_ukernels(device)) {
         const auto specs = dim_specs(OpKind::gemm);
         for (std::size_t i = 0; i < specs.size(); ++i) {
             if (specs[i].name == "trans_a") trans_a_index_ = i;
@@ -79,23 +85,31 @@ public:
             if (specs[i].name == "residual") residual_index_ = i;
         }
         if (ukernels_.empty()) return;
-        for (std::size_t key = 0; key < spaces_.size(); ++key) spaces_[key] = build_space((key & 1) != 0, (key & 4) != 0);
+        for (std::size_t key = 0; key < 8; ++key) spaces_[key] = build_space(ukernels_, (key & 1) != 0, (key & 4) != 0);
+        if (!bf16_ukernels_.empty())
+            for (std::size_t key = 8; key < 16; ++key)
+                spaces_[key] = build_space(bf16_ukernels_, (key & 1) != 0, (key & 4) != 0);
         pool_ = std::make_shared<ThreadPool>(cores_);
     }
 
     const TemplateInfo& info() const override { return info_; }
 
     bool supports(const Problem& p) const override {
-        return p.op == OpKind::gemm && p.dtype == DType::f32 && !ukernels_.empty();
+        if (p.op != OpKind::gemm || ukernels_.empty()) return false;
+        return p.dtype == DType::f32 || (p.dtype == DType::bf16 && !bf16_ukernels_.empty());
     }
 
-    // Spaces are cached per class: bit 0 trans_b, bit 1 trans_a, bit 2 has an epilogue.
+    // Spaces are cached per class: bit 0 trans_b, bit 1 trans_a, bit 2 has an epilogue, bit 3
+    // bf16 operands (bf16 micro-kernels only).
     std::shared_ptr<const Space> space(const Problem& p) const override {
         if (p.op != OpKind::gemm) throw Error(std::string(kName) + ": not a gemm problem");
         if (ukernels_.empty()) throw Error(std::string(kName) + ": no micro-kernel runs on this CPU");
+        const bool bf16_operands = p.dtype == DType::bf16;
+        if (bf16_operands && bf16_ukernels_.empty())
+            throw Error(std::string(kName) + ": no bf16 micro-kernel runs on this CPU");
         const bool epilogue = p.dims[bias_index_] != 0 || p.dims[act_index_] != 0 || p.dims[residual_index_] != 0;
         return spaces_[static_cast<std::size_t>((p.dims[trans_a_index_] != 0) * 2 + (p.dims[trans_b_index_] != 0) +
-                                                epilogue * 4)];
+                                                epilogue * 4 + bf16_operands * 8)];
     }
 
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
@@ -103,15 +117,17 @@ public:
         validate(p);
         space(p)->validate(c);
         const GemmDims d = gemm_dims(p);
-        const Blocking b = cpu_gemm::blocking_from_config(c, ukernels_, kName);
+        const Blocking b =
+            cpu_gemm::blocking_from_config(c, p.dtype == DType::bf16 ? bf16_ukernels_ : ukernels_, kName);
         const bool fuse = d.has_epilogue() && c.get_str("epilogue") == "fused";
-        return std::make_unique<BlockedGemmKernel>(d, b, fuse, pool_);
+        return std::make_unique<BlockedGemmKernel>(d, p.dtype, b, fuse, pool_);
     }
 
 private:
-    std::shared_ptr<const Space> build_space(bool trans_b, bool epilogue) const {
+    std::shared_ptr<const Space> build_space(const std::vector<const Ukernel*>& kernels, bool trans_b,
+                                             bool epilogue) const {
         auto s = std::make_shared<Space>();
-        cpu_gemm::add_blocking_knobs(*s, ukernels_, cores_, trans_b);
+        cpu_gemm::add_blocking_knobs(*s, kernels, cores_, trans_b);
         if (epilogue)
             s->add(Knob::categorical("epilogue", {"fused", "separate"}, "fused",
                                      "bias/activation/residual on each C tile as it is last stored (fused), "
@@ -121,9 +137,10 @@ private:
 
     TemplateInfo info_;
     int cores_;
-    std::vector<const Ukernel*> ukernels_;
+    std::vector<const Ukernel*> ukernels_;       // f32
+    std::vector<const Ukernel*> bf16_ukernels_;  // VNNI-packed bf16 operands
     std::size_t trans_a_index_ = 4, trans_b_index_ = 5, bias_index_ = 6, act_index_ = 7, residual_index_ = 8;
-    std::array<std::shared_ptr<const Space>, 8> spaces_;
+    std::array<std::shared_ptr<const Space>, 16> spaces_;
     std::shared_ptr<ThreadPool> pool_;
 };
 

@@ -1,6 +1,9 @@
 // Blocking knobs shared by the templates on the blocked driver (see blocking_knobs.hpp).
 #include "blocking_knobs.hpp"
 
+#include <algorithm>
+#include <initializer_list>
+#include <span>
 #include <string>
 
 #include "tune/error.hpp"
@@ -24,11 +27,15 @@ struct Defaults {
 };
 constexpr Defaults kAvx512Defaults{"avx512_8x32", 192, 512, 1536};
 constexpr Defaults kAvx2Defaults{"avx2_6x16", 192, 256, 3072};
+constexpr Defaults kBf16Defaults{"avx512bf16_8x32", 192, 512, 1536};
+constexpr Defaults kAmxDefaults{"amx_32x32", 192, 512, 1536};
 
 bool device_has(const DeviceInfo& device, Isa isa) {
     switch (isa) {
         case Isa::avx512f: return device.isa.avx512f;
         case Isa::avx2_fma: return device.isa.avx2 && device.isa.fma;
+        case Isa::avx512bf16: return device.isa.avx512f && device.isa.avx512bw && device.isa.avx512_bf16;
+        case Isa::amx_bf16: return device.isa.amx_tile && device.isa.amx_bf16 && request_amx_permission();
     }
     return false;
 }
@@ -39,19 +46,31 @@ const Ukernel* find(const std::vector<const Ukernel*>& kernels, std::string_view
     return nullptr;
 }
 
-}  // namespace
-
-std::vector<const Ukernel*> device_ukernels(const DeviceInfo& device) {
+// The kernels of `lists` (in preference order) that `device` runs.
+std::vector<const Ukernel*> runnable(const DeviceInfo& device, std::initializer_list<std::span<const Ukernel>> lists) {
     std::vector<const Ukernel*> out;
-    for (auto list : {avx512_ukernels(), avx2_ukernels()})
+    for (auto list : lists)
         for (const Ukernel& u : list)
             if (device_has(device, u.isa)) out.push_back(&u);
     return out;
 }
 
+}  // namespace
+
+std::vector<const Ukernel*> device_ukernels(const DeviceInfo& device) {
+    return runnable(device, {avx512_ukernels(), avx2_ukernels()});
+}
+
+std::vector<const Ukernel*> device_bf16_ukernels(const DeviceInfo& device) {
+    return runnable(device, {amx_ukernels(), avx512bf16_ukernels()});
+}
+
 void add_blocking_knobs(Space& s, const std::vector<const Ukernel*>& ukernels, int cores, bool trans_b) {
-    const bool avx512 = ukernels.front()->isa == Isa::avx512f;
-    const Defaults& def = avx512 ? kAvx512Defaults : kAvx2Defaults;
+    const Isa isa = ukernels.front()->isa;
+    const Defaults& def = isa == Isa::amx_bf16     ? kAmxDefaults
+                          : isa == Isa::avx512bf16 ? kBf16Defaults
+                          : isa == Isa::avx512f    ? kAvx512Defaults
+                                                   : kAvx2Defaults;
     std::vector<std::string> labels;
     for (const Ukernel* u : ukernels) labels.emplace_back(u->label);
     std::vector<std::int64_t> threads;
@@ -85,6 +104,13 @@ void add_blocking_knobs(Space& s, const std::vector<const Ukernel*>& ukernels, i
         // B stored n x k has no contiguous runs along n for the micro-kernel's vector loads.
         s.require("pack_b_needed_for_trans_b", [](const Config& c) { return c.get_int("pack_b") == 1; });
     }
+    // bf16 kernels read only VNNI-packed panels.
+    if (std::any_of(ukernels.begin(), ukernels.end(), [](const Ukernel* u) { return u->bf16 != nullptr; })) {
+        s.require("bf16_ukernel_packs", [tile](const Config& c) {
+            const Ukernel* u = tile(c);
+            return u && (!u->bf16 || (c.get_int("pack_a") == 1 && c.get_int("pack_b") == 1));
+        });
+    }
     // With one thread the split is irrelevant: keep one of the two equivalent configs.
     s.require("split_m_when_single_thread",
               [](const Config& c) { return c.get_int("threads") > 1 || c.get_str("split") == "m"; });
@@ -102,6 +128,7 @@ Blocking blocking_from_config(const Config& c, const std::vector<const Ukernel*>
     b.nc = c.get_int("nc");
     b.pack_a = c.get_int("pack_a") != 0;
     b.pack_b = c.get_int("pack_b") != 0;
+    if (b.ukernel->bf16) b.pack_a = b.pack_b = true;
     b.threads = static_cast<int>(c.get_int("threads"));
     b.split = c.get_str("split") == "n" ? Split::n : Split::m;
     return b;

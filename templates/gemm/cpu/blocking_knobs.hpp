@@ -22,9 +22,13 @@ namespace tune::cpu_gemm {
 // The micro-kernels `device` can run, AVX-512 first (empty: no template on this driver applies).
 std::vector<const Ukernel*> device_ukernels(const DeviceInfo& device);
 
+// The bf16 micro-kernels (VNNI-packed operands) `device` can run: AMX (when the device has
+// amx_tile and amx_bf16 and the Linux kernel grants AMX) and AVX512-BF16.
+std::vector<const Ukernel*> device_bf16_ukernels(const DeviceInfo& device);
+
 // Adds ukernel, mc, kc, nc, pack_a, pack_b, threads, split and their constraints
 // (mc_multiple_of_tile_rows, nc_multiple_of_tile_cols, pack_b_needed_for_trans_b when
-// trans_b, split_m_when_single_thread). `ukernels` must outlive the space.
+// trans_b, bf16_ukernel_packs when `ukernels` has bf16 kernels, split_m_when_single_thread). `ukernels` must outlive the space.
 void add_blocking_knobs(Space& s, const std::vector<const Ukernel*>& ukernels, int cores, bool trans_b);
 
 // The Blocking a config valid in such a space names. Throws tune::Error naming `who` when the

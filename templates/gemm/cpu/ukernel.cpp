@@ -61,6 +61,10 @@ bool host_supports(Isa isa) {
     switch (isa) {
         case Isa::avx2_fma: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         case Isa::avx512f: return __builtin_cpu_supports("avx512f");
+        case Isa::avx512bf16:
+            return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512bf16");
+        case Isa::amx_bf16: return __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16");
     }
     return false;
 }

@@ -46,7 +46,20 @@ void epilogue_scalar(float* c, std::int64_t ldc, std::int64_t rows, std::int64_t
 void glu_scalar(float* out, std::int64_t ldo, const float* gate, std::int64_t ldg, const float* up,
                 std::int64_t ldu, std::int64_t rows, std::int64_t cols);
 
-enum class Isa : std::uint8_t { avx2_fma, avx512f };
+// bf16 micro-kernel on VNNI-packed panels (k in pairs): C[MR x NR] (=|+=) A * B over
+// `pairs` k-pairs, products of bf16 accumulated in f32.
+//  a: pair q of row i at a[(q * MR + i) * 2 + {0, 1}] (one 32-bit element per row and pair).
+//  b: pair q of column j at b[(q * NR + j) * 2 + {0, 1}].
+//  c: element (i, j) at c[i * ldc + j]; overwritten unless `accumulate`.
+// With Ukernel::a_rows, A's element (i, p) is at a[i * 2 * pairs + p] instead.
+// Packed panels hold bf16 bit patterns (std::uint16_t); an odd k is padded with a zero pair half.
+using UkernelBf16Fn = void (*)(std::int64_t pairs, const std::uint16_t* a, const std::uint16_t* b, float* c,
+                               std::int64_t ldc, bool accumulate);
+
+// Ends a call's use of a kernel's per-thread state (AMX: releases the tiles).
+using ReleaseFn = void (*)();
+
+enum class Isa : std::uint8_t { avx2_fma, avx512f, avx512bf16, amx_bf16 };
 
 struct Ukernel {
     std::string_view label;  // knob value, e.g. "avx512_14x32"
@@ -57,15 +70,23 @@ struct Ukernel {
     TransposeFn transpose;   // the ISA's transposing pack (A row-major, B trans_b)
     EpilogueFn epilogue;     // bias / activation / residual on a stored tile
     GluFn glu;               // silu(gate) * up on a stored tile
+    UkernelBf16Fn bf16;      // non-null: a bf16 kernel on VNNI-packed panels (contiguous,
+                             // strided_rows and transpose unused; A and B are always packed)
+    int k_align = 1;         // bf16: packed depth is padded with zeros to a multiple of this
+    bool a_rows = false;     // bf16: A panel row-major (element (i, p) at a[i * depth + p])
+                             // instead of the VNNI pairs layout
+    ReleaseFn release = nullptr;  // called by each thread at the end of a call (may be null)
 };
 
 // Instantiated kernels per ISA (defined in ukernels_<isa>.cpp). Calling one on a CPU without
 // the ISA is undefined: choose with host_supports() / the device's CpuIsa.
 std::span<const Ukernel> avx512_ukernels();
 std::span<const Ukernel> avx2_ukernels();
+std::span<const Ukernel> avx512bf16_ukernels();
+std::span<const Ukernel> amx_ukernels();
 
 // Largest tile of any kernel (bounds the driver's on-stack edge tile).
-inline constexpr int kMaxTileElems = 16 * 64;
+inline constexpr int kMaxTileElems = 32 * 32;  // largest MR x NR tile (AMX 32x32)
 
 // Whether the CPU running this process can execute kernels of `isa`.
 bool host_supports(Isa isa);

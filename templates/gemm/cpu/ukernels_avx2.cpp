@@ -32,7 +32,7 @@ template <int MR, int NV>
 constexpr Ukernel avx2(std::string_view label) {
     return {label, Isa::avx2_fma, MR, NV * 8, &microkernel<Avx2Ops, MR, NV, false>,
             &microkernel<Avx2Ops, MR, NV, true>, &transpose_scalar,
-            &epilogue_scalar, &glu_scalar};
+            &epilogue_scalar, &glu_scalar, nullptr};
 }
 
 constexpr Ukernel kAvx2Kernels[] = {avx2<6, 2>("avx2_6x16"), avx2<4, 3>("avx2_4x24")};

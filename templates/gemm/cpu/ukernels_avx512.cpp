@@ -159,6 +159,132 @@ void glu_avx512(float* out, std::int64_t ldo, const float* gate, std::int64_t ld
 }  // namespace
 #pragma GCC pop_options
 
+// AVX512-BF16 micro-kernels: each vdpbf16ps multiplies 16 columns x one k-pair of B by a
+// broadcast k-pair of one A row, accumulating both products in f32.
+#pragma GCC push_options
+#pragma GCC target("avx512bf16,avx512f,avx512bw")
+namespace {
+
+// MR * NV accumulators + NV B vectors + one broadcast must fit the 32 zmm registers.
+template <int MR, int NV>
+void microkernel_bf16(std::int64_t pairs, const std::uint16_t* a, const std::uint16_t* b, float* c,
+                      std::int64_t ldc, bool accumulate) {
+    static_assert(MR * NV + NV + 1 <= 32);
+    constexpr int NR = NV * 16;
+    __m512 acc[MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) __builtin_prefetch(c + i * ldc, 1, 3);
+
+#pragma GCC unroll 4
+    for (std::int64_t q = 0; q < pairs; ++q) {
+        __m512bh bv[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+            bv[v] = (__m512bh)_mm512_loadu_si512(b + v * 32);
+            __builtin_prefetch(b + 8 * 2 * NR + v * 32, 0, 3);
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+            std::int32_t pair;
+            __builtin_memcpy(&pair, a + 2 * i, sizeof pair);
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
+        }
+        a += 2 * MR;
+        b += 2 * NR;
+    }
+
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+            float* cp = c + i * ldc + v * 16;
+            _mm512_storeu_ps(cp, accumulate ? _mm512_add_ps(acc[i][v], _mm512_loadu_ps(cp)) : acc[i][v]);
+        }
+    }
+}
+
+}  // namespace
+#pragma GCC pop_options
+
+// AMX bf16 micro-kernel: a 32x32 C block as 2x2 tiles of 16x16 f32 (tmm0..3), A tiles 16 rows
+// x 32 bf16 (tmm4, 5, row-major A panel), B tiles 16 k-pairs x 16 columns (tmm6, 7, VNNI
+// panel rows of 2 * 32 bf16). Every tile is 16 rows x 64 bytes; each thread loads the
+// configuration once and releases the tiles at the end of a call.
+#pragma GCC push_options
+#pragma GCC target("amx-tile,amx-bf16,avx512f")
+namespace {
+
+struct alignas(64) TileConfig {
+    std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
+    std::uint16_t colsb[16] = {};
+    std::uint8_t rows[16] = {};
+};
+
+thread_local bool amx_configured = false;
+
+inline void amx_configure() {
+    if (amx_configured) return;
+    TileConfig cfg;
+    for (int t = 0; t < 8; ++t) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    _tile_loadconfig(&cfg);
+    amx_configured = true;
+}
+
+void amx_release() {
+    if (!amx_configured) return;
+    _tile_release();
+    amx_configured = false;
+}
+
+// a: A panel row-major, row i at a + i * depth (depth = 2 * pairs, a multiple of 32).
+// b: VNNI panel, k-pair q of the 32 columns at b + q * 64.
+void amx_32x32(std::int64_t pairs, const std::uint16_t* a, const std::uint16_t* b, float* c, std::int64_t ldc,
+               bool accumulate) {
+    amx_configure();
+    const std::int64_t depth = 2 * pairs;
+    const std::int64_t c_stride = ldc * 4;
+    if (accumulate) {
+        _tile_loadd(0, c, c_stride);
+        _tile_loadd(1, c + 16, c_stride);
+        _tile_loadd(2, c + 16 * ldc, c_stride);
+        _tile_loadd(3, c + 16 * ldc + 16, c_stride);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+    const std::int64_t a_stride = depth * 2;
+    for (std::int64_t p = 0; p < depth; p += 32) {
+        const std::uint16_t* bp = b + p * 32;  // k-pair p / 2, 64 bf16 per pair
+        _tile_loadd(4, a + p, a_stride);
+        _tile_loadd(5, a + 16 * depth + p, a_stride);
+        _tile_loadd(6, bp, 128);
+        _tile_loadd(7, bp + 32, 128);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, c, c_stride);
+    _tile_stored(1, c + 16, c_stride);
+    _tile_stored(2, c + 16 * ldc, c_stride);
+    _tile_stored(3, c + 16 * ldc + 16, c_stride);
+}
+
+}  // namespace
+#pragma GCC pop_options
+
 namespace tune::cpu_gemm {
 namespace {
 
@@ -166,7 +292,7 @@ template <int MR, int NV>
 constexpr Ukernel avx512(std::string_view label) {
     return {label, Isa::avx512f, MR, NV * 16, &microkernel<Avx512Ops, MR, NV, false>,
             &microkernel<Avx512Ops, MR, NV, true>, &transpose_avx512,
-            &epilogue_avx512, &glu_avx512};
+            &epilogue_avx512, &glu_avx512, nullptr};
 }
 
 constexpr Ukernel kAvx512Kernels[] = {
@@ -174,8 +300,26 @@ constexpr Ukernel kAvx512Kernels[] = {
     avx512<14, 2>("avx512_14x32"), avx512<8, 3>("avx512_8x48"),  avx512<4, 4>("avx512_4x64"),
 };
 
+template <int MR, int NV>
+constexpr Ukernel avx512bf16(std::string_view label) {
+    return {label, Isa::avx512bf16, MR, NV * 16, nullptr, nullptr, &transpose_avx512,
+            &epilogue_avx512, &glu_avx512, &microkernel_bf16<MR, NV>, 2};
+}
+
+constexpr Ukernel kAvx512Bf16Kernels[] = {
+    avx512bf16<8, 2>("avx512bf16_8x32"),   avx512bf16<12, 2>("avx512bf16_12x32"),
+    avx512bf16<14, 2>("avx512bf16_14x32"), avx512bf16<6, 4>("avx512bf16_6x64"),
+};
+
+constexpr Ukernel kAmxKernels[] = {
+    {"amx_32x32", Isa::amx_bf16, 32, 32, nullptr, nullptr, &transpose_avx512, &epilogue_avx512, &glu_avx512,
+     &amx_32x32, 32, true, &amx_release},
+};
+
 }  // namespace
 
 std::span<const Ukernel> avx512_ukernels() { return kAvx512Kernels; }
+std::span<const Ukernel> avx512bf16_ukernels() { return kAvx512Bf16Kernels; }
+std::span<const Ukernel> amx_ukernels() { return kAmxKernels; }
 
 }  // namespace tune::cpu_gemm
