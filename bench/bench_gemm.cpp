@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "tune/openblas_env.hpp"
 #include "tune/templates/cpu_gemm.hpp"
 
@@ -25,48 +26,12 @@ using namespace tune;
 
 namespace {
 
-const DeviceInfo& host() {
-    static const DeviceInfo d = detect_cpu();
-    return d;
-}
-const Template& own() {
-    static const auto t = make_cpu_gemm_template(host());
-    return *t;
-}
-const Template& openblas() {
-    static const auto t = make_openblas_gemm_template(host());
-    return *t;
-}
+using bench::host;
+using bench::Operands;
+using bench::seconds_of;
 
-struct Operands {
-    std::vector<float> a, b, c;
-    std::vector<const void*> in;
-    std::vector<void*> out;
-    explicit Operands(const Problem& p) {
-        const GemmDims d = gemm_dims(p);
-        std::mt19937 rng(1);
-        std::uniform_real_distribution<float> dist(-1, 1);
-        a.resize(d.batch * d.m * d.k);
-        b.resize(d.batch * d.k * d.n);
-        c.resize(d.batch * d.m * d.n);
-        for (auto& x : a) x = dist(rng);
-        for (auto& x : b) x = dist(rng);
-        in = {a.data(), b.data()};
-        out = {c.data()};
-    }
-    OpArgs args() { return {in, out}; }
-};
-
-double seconds_of(const Kernel& k, Operands& o) {
-    k.run(o.args());  // warm-up
-    double best = 1e30;
-    for (int rep = 0; rep < 2; ++rep) {
-        const auto t0 = std::chrono::steady_clock::now();
-        k.run(o.args());
-        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    return best;
-}
+const Template& own() { return bench::own_gemm(); }
+const Template& openblas() { return bench::openblas_gemm(); }
 
 // A handful of configs that cover the space's main axes (tile, kc, packing, split).
 std::vector<Config> candidates(const Problem& p, int threads) {
@@ -120,28 +85,9 @@ void bench_gemm(benchmark::State& state, std::string name, Problem p, int thread
         k = own().instantiate(p, c);
     }
     for (auto _ : state) k->run(o.args());
-    state.counters["GFLOP/s"] = benchmark::Counter(flop_count(p) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    bench::set_gflops(state, p);
     state.SetLabel(v == Variant::openblas ? std::string(openblas_get_corename()) : c.text());
 }
-
-// Console output plus a record of GFLOP/s per benchmark name for the ratio table.
-class RatioReporter : public benchmark::ConsoleReporter {
-public:
-    void ReportRuns(const std::vector<Run>& runs) override {
-        ConsoleReporter::ReportRuns(runs);
-        // With --benchmark_repetitions the median aggregate replaces the single runs.
-        for (const auto& r : runs) {
-            auto it = r.counters.find("GFLOP/s");
-            if (it == r.counters.end()) continue;
-            if (r.run_type == Run::RT_Iteration && !gflops.count(r.run_name.str())) {
-                gflops[r.run_name.str()] = it->second;
-            } else if (r.run_type == Run::RT_Aggregate && r.aggregate_name == "median") {
-                gflops[r.run_name.str()] = it->second;
-            }
-        }
-    }
-    std::map<std::string, double> gflops;
-};
 
 struct Case {
     std::string name;
@@ -183,17 +129,14 @@ int main(int argc, char** argv) {
     if (std::strcmp(openblas_get_corename(), "Prescott") == 0)
         std::fprintf(stderr, "warning: OpenBLAS runs its generic SSE3 kernels (core Prescott); "
                              "set OPENBLAS_CORETYPE=SkylakeX for a fair baseline\n");
-    RatioReporter reporter;
+    bench::GflopsReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
 
     std::printf("\n%-52s %10s %10s %10s %8s %8s\n", "shape/threads", "default", "tuned", "openblas", "def/ob", "tun/ob");
     for (const auto& [name, ob] : reporter.gflops) {
         if (name.rfind("openblas/", 0) != 0) continue;
         const std::string key = name.substr(std::strlen("openblas"));
-        auto get = [&](const std::string& prefix) {
-            auto it = reporter.gflops.find(prefix + key);
-            return it == reporter.gflops.end() ? 0.0 : it->second;
-        };
+        auto get = [&](const std::string& prefix) { return reporter.get(prefix + key); };
         const double def = get("own_default"), tun = get("own_tuned");
         std::printf("%-52s %10.1f %10.1f %10.1f %8.2f %8.2f\n", key.c_str() + 1, def, tun, ob, def / ob, tun / ob);
     }

@@ -1,0 +1,231 @@
+// The CPU GEMM suite: own templates and the tuned pick against the libraries, in one binary.
+// Shapes: squares 256..4096 and the layer GEMMs of Llama-3-8B, Mistral-7B and Qwen2-7B
+// (examples/models/*.json, weights [out, in]) at 1, 16, 128 and 2048 tokens; 1 thread and all
+// cores. Per (shape, threads):
+//   openblas, onednn_f32, onednn_bf16   the vendor templates
+//   own_f32, own_bf16                   cpu.gemm.blocked, best of a small candidate sweep
+//   pick_f32, pick_bf16                 what a tuner with the vendors in its space picks: the
+//                                       fastest of the own sweep and the vendors in that sweep
+// The sweep runs once per (shape, threads, dtype), before the first timed run that needs it.
+// Counter GFLOP/s; a ratio table and the geometric means of the targets are printed at the end.
+// The whole suite takes about an hour on 2 cores; select with --benchmark_filter, e.g.
+//   --benchmark_filter='square_(1024|2048)|_m1/|_m16/'
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "tune/model.hpp"
+#include "tune/openblas_env.hpp"
+#include "tune/templates/cpu_gemm.hpp"
+
+using namespace tune;
+using bench::host;
+using bench::Operands;
+
+namespace {
+
+const Template& own() { return bench::own_gemm(); }
+const Template& onednn() { return bench::onednn_gemm(); }
+const Template& openblas() { return bench::openblas_gemm(); }
+
+struct Case {
+    std::string name;  // square_N or <model>_<gemm>_m<tokens>
+    std::int64_t m, n, k;
+    bool trans_b;
+    Problem problem(DType dtype) const { return make_gemm(m, n, k, dtype, false, trans_b); }
+};
+
+std::vector<Case> cases() {
+    std::vector<Case> out;
+    for (std::int64_t s : {256, 512, 1024, 2048, 4096}) out.push_back({"square_" + std::to_string(s), s, s, s, false});
+    for (const char* model : {"llama-3-8b", "mistral-7b", "qwen2-7b"}) {
+        const ModelShape shape =
+            load_model_config(std::string(LIBTUNE_SOURCE_DIR) + "/examples/models/" + model + ".json");
+        for (const NamedProblem& np : layer_gemms(shape, {1, 16, 128, 2048}, DType::f32)) {
+            const GemmDims d = gemm_dims(np.problem);
+            bool seen = false;  // Mistral-7B's layer has Llama-3-8B's shapes: time each once
+            for (const Case& c : out) seen = seen || (c.m == d.m && c.n == d.n && c.k == d.k && c.trans_b == d.trans_b);
+            if (seen) continue;
+            out.push_back({std::string(model) + "_" + np.name + "_m" + std::to_string(np.tokens), d.m, d.n, d.k,
+                           d.trans_b});
+        }
+    }
+    return out;
+}
+
+Config with_threads(const Template& t, const Problem& p, int threads) {
+    Config c = t.space(p)->default_config();
+    c.set("threads", std::int64_t{threads});
+    if (c.find("split") && threads == 1) c.set("split", std::string("m"));
+    return c;
+}
+
+// Own candidates covering the main axes: tile, depth, packing, split (and blocking for AMX).
+std::vector<Config> own_candidates(const Problem& p, int threads) {
+    const Space& s = *own().space(p);
+    const GemmDims d = gemm_dims(p);
+    const Config base = with_threads(own(), p, threads);
+    std::vector<std::string> tiles;
+    if (p.dtype == DType::bf16) {
+        for (const auto& v : s.knob("ukernel")->values) tiles.push_back(std::get<std::string>(v));
+        if (tiles.front().rfind("amx_", 0) == 0) tiles.resize(1);  // AMX beats AVX512-BF16 by ~10x
+    } else {
+        tiles = {"avx512_14x32", "avx512_8x48", "avx512_4x64"};
+    }
+    std::vector<std::string> splits{"m"};
+    if (threads > 1) splits.push_back("n");
+    std::vector<Config> out;
+    for (const auto& tile : tiles)
+        for (std::int64_t kc : {256, 512, 1024})
+            for (const auto& split : splits)
+                for (std::int64_t pack_a : {0, 1}) {
+                    if (pack_a == 0 && d.m > 16) continue;  // in-place A only pays off for decode
+                    Config c = base;
+                    c.set("ukernel", tile).set("kc", kc).set("split", split).set("pack_a", pack_a);
+                    if (!s.violation(c)) out.push_back(c);
+                }
+    return out;
+}
+
+struct Pick {
+    const Template* own_template = &own();
+    Config own_best;                  // fastest own candidate
+    const Template* pick = nullptr;   // fastest of own_best and the vendors
+    Config pick_config;
+};
+
+// Sweeps once per (case, threads, dtype); every later benchmark of the key reuses the result.
+const Pick& sweep(const Case& cs, int threads, DType dtype) {
+    static std::map<std::string, Pick> cache;
+    const std::string key = cs.name + "/" + std::to_string(threads) + "/" + std::string(to_string(dtype));
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+    const Problem p = cs.problem(dtype);
+    Operands o(p);
+    const int reps = flop_count(p) > 2e10 ? 1 : 2;  // big shapes: one timed call is long enough
+    Pick r;
+    double own_s = 1e30;
+    for (const Config& c : own_candidates(p, threads)) {
+        const double s = bench::seconds_of(*own().instantiate(p, c), o, reps);
+        if (s < own_s) own_s = s, r.own_best = c;
+    }
+    r.pick = &own();
+    r.pick_config = r.own_best;
+    double pick_s = own_s;
+    for (const Template* v : {&openblas(), &onednn()}) {
+        if (!v->supports(p)) continue;
+        const Config c = with_threads(*v, p, threads);
+        const double s = bench::seconds_of(*v->instantiate(p, c), o, reps);
+        if (s < pick_s) pick_s = s, r.pick = v, r.pick_config = c;
+    }
+    return cache.emplace(key, std::move(r)).first->second;
+}
+
+enum class Kind { vendor, own, pick };
+
+void run(benchmark::State& state, const Case& cs, int threads, DType dtype, Kind kind, const Template* vendor) {
+    const Problem p = cs.problem(dtype);
+    const Template* t = vendor;
+    Config c;
+    if (kind == Kind::vendor) {
+        c = with_threads(*vendor, p, threads);
+    } else {
+        const Pick& pk = sweep(cs, threads, dtype);
+        t = kind == Kind::own ? &own() : pk.pick;
+        c = kind == Kind::own ? pk.own_best : pk.pick_config;
+    }
+    Operands o(p);
+    auto k = t->instantiate(p, c);
+    k->run(o.args());  // warm-up: first touch of C, lazy set-up in the libraries
+    for (auto _ : state) k->run(o.args());
+    bench::set_gflops(state, p);
+    state.SetLabel(t->info().name + " " + c.text());
+}
+
+struct Variant {
+    const char* name;
+    DType dtype;
+    Kind kind;
+    const Template* vendor;
+};
+
+double geomean(const std::vector<double>& xs) {
+    if (xs.empty()) return 0;
+    double s = 0;
+    for (double x : xs) s += std::log(x);
+    return std::exp(s / static_cast<double>(xs.size()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    use_best_openblas_core(argv);  // re-executes with OPENBLAS_CORETYPE set when OpenBLAS fell back
+    const std::vector<Variant> variants{
+        {"openblas", DType::f32, Kind::vendor, &openblas()},   {"onednn_f32", DType::f32, Kind::vendor, &onednn()},
+        {"own_f32", DType::f32, Kind::own, nullptr},           {"pick_f32", DType::f32, Kind::pick, nullptr},
+        {"onednn_bf16", DType::bf16, Kind::vendor, &onednn()}, {"own_bf16", DType::bf16, Kind::own, nullptr},
+        {"pick_bf16", DType::bf16, Kind::pick, nullptr}};
+    std::vector<int> thread_counts{1};
+    if (host().cores > 1) thread_counts.push_back(host().cores);
+    const std::vector<Case> all = cases();
+    for (const Case& cs : all)
+        for (int threads : thread_counts)
+            for (const Variant& v : variants) {
+                const Problem p = cs.problem(v.dtype);
+                if (!(v.vendor ? v.vendor : &own())->supports(p)) continue;
+                const std::string name = std::string(v.name) + "/" + cs.name + "/threads:" + std::to_string(threads);
+                benchmark::RegisterBenchmark(name.c_str(), run, cs, threads, v.dtype, v.kind, v.vendor)
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime();
+            }
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    std::fprintf(stderr, "OpenBLAS core %s; own template %s\n", openblas_get_corename(), own().info().version.c_str());
+    bench::GflopsReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+
+    // Ratio table over the (shape, threads) rows that ran, and the targets' geometric means.
+    std::printf("\n%-40s %8s %8s %8s %8s %8s %8s %8s | %7s %7s %7s %7s\n", "shape/threads", "openblas", "dnn_f32",
+                "own_f32", "pick_f32", "dnn_bf16", "own_bf16", "pick_bf", "own/ob", "ownb/dn", "pick/lib", "pickb/dn");
+    std::vector<double> sq_f32, decode_f32, sq_bf16;
+    double worst_pick = 1e30;
+    for (const Case& cs : all)
+        for (int threads : thread_counts) {
+            const std::string key = "/" + cs.name + "/threads:" + std::to_string(threads);
+            std::map<std::string, double> g;
+            for (const Variant& v : variants) g[v.name] = reporter.get(v.name + key);
+            if (std::all_of(g.begin(), g.end(), [](const auto& kv) { return kv.second == 0; })) continue;
+            auto ratio = [](double a, double b) { return a > 0 && b > 0 ? a / b : 0.0; };
+            const double own_ob = ratio(g["own_f32"], g["openblas"]);
+            const double ownb_dn = ratio(g["own_bf16"], g["onednn_bf16"]);
+            const double pick_lib = ratio(g["pick_f32"], std::max(g["openblas"], g["onednn_f32"]));
+            const double pickb_dn = ratio(g["pick_bf16"], g["onednn_bf16"]);
+            std::printf("%-40s", key.c_str() + 1);
+            for (const Variant& v : variants) std::printf(" %8.1f", g[v.name]);
+            std::printf(" | %7.2f %7.2f %7.2f %7.2f\n", own_ob, ownb_dn, pick_lib, pickb_dn);
+            const bool square = cs.name.rfind("square_", 0) == 0;
+            if (own_ob > 0 && square && cs.m >= 1024) sq_f32.push_back(own_ob);
+            if (own_ob > 0 && cs.m <= 16) decode_f32.push_back(own_ob);
+            if (ownb_dn > 0 && square && cs.m >= 1024) sq_bf16.push_back(ownb_dn);
+            for (double r : {pick_lib, pickb_dn})
+                if (r > 0) worst_pick = std::min(worst_pick, r);
+        }
+    std::printf("\nown f32 / OpenBLAS, squares >= 1024: geomean %.2f over %zu (target >= 0.9)\n", geomean(sq_f32),
+                sq_f32.size());
+    std::printf("own f32 / OpenBLAS, decode m <= 16:  geomean %.2f over %zu (target >= 1.1)\n", geomean(decode_f32),
+                decode_f32.size());
+    std::printf("own bf16 / oneDNN bf16, squares >= 1024: geomean %.2f over %zu (target >= 0.7)\n", geomean(sq_bf16),
+                sq_bf16.size());
+    if (worst_pick < 1e30)
+        std::printf("tuned pick / best library, worst row: %.2f (target >= 1.0; the pick is chosen by one timed call,"
+                    " so noise can put it below)\n",
+                    worst_pick);
+    benchmark::Shutdown();
+    return 0;
+}
