@@ -1,0 +1,117 @@
+/* libtune C API: a stable C interface for runtimes written in other languages (C, Rust, Go,
+ * Python ctypes, ...). Opaque handles, int status codes and a thread-local last-error message;
+ * no C++ type crosses this boundary and no exception escapes it.
+ *
+ *   tune_dispatcher* d = NULL;
+ *   if (tune_dispatcher_open("tuned.db", NULL, &d) != TUNE_OK) fprintf(stderr, "%s\n", tune_last_error());
+ *   tune_gemm_desc g = tune_gemm_desc_init(m, n, k);  g.trans_b = 1;
+ *   tune_gemm(d, &g, a, b, NULL, NULL, c);
+ *   tune_dispatcher_close(d);
+ */
+#ifndef LIBTUNE_C_API_H
+#define LIBTUNE_C_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any incompatible change of this header; compare with tune_c_api_version(). */
+#define TUNE_C_API_VERSION 1
+
+typedef enum tune_status {
+    TUNE_OK = 0,
+    TUNE_ERR_INVALID_ARGUMENT = 1, /* null handle/pointer, bad dims, unknown name or flag */
+    TUNE_ERR_DATABASE = 2,         /* store missing, unreadable, not a libtune DB, or write failed */
+    TUNE_ERR_UNSUPPORTED = 3,      /* no template on this device computes the problem */
+    TUNE_ERR_RUNTIME = 4,          /* a kernel or tuning step failed */
+    TUNE_ERR_NO_RESULT = 5,        /* tuning finished without a correct candidate */
+    TUNE_ERR_OUT_OF_MEMORY = 6,
+    TUNE_ERR_INTERNAL = 7          /* unexpected failure; the message says what */
+} tune_status;
+
+typedef enum tune_dtype { TUNE_F32 = 0, TUNE_BF16 = 1 } tune_dtype;
+typedef enum tune_activation { TUNE_ACT_NONE = 0, TUNE_ACT_GELU = 1, TUNE_ACT_SILU = 2 } tune_activation;
+/* Why the dispatcher chose a config: tuned for this shape, closest tuned shape, template default. */
+typedef enum tune_source { TUNE_SOURCE_EXACT = 0, TUNE_SOURCE_NEAREST = 1, TUNE_SOURCE_DEFAULT = 2 } tune_source;
+
+/* Message of the last failed call on this thread ("" when none). Valid until this thread's
+ * next libtune call. */
+const char* tune_last_error(void);
+const char* tune_status_name(int status);
+/* Library version ("0.1.0") and the C API version it implements (TUNE_C_API_VERSION). */
+const char* tune_version(void);
+int tune_c_api_version(void);
+
+/* One GEMM: C[m x n] = act(op(A) op(B) + bias[n]) + residual[m x n], row-major, `batch`
+ * independent products. trans_a: A is stored k x m; trans_b: B is stored n x k (PyTorch
+ * Linear weights). dtype TUNE_BF16: A and B hold bf16 (uint16_t bits); bias, residual and C
+ * are always float. tolerance: largest error accepted (0 = what the dtype implies). */
+typedef struct tune_gemm_desc {
+    int64_t batch, m, n, k;
+    int trans_a, trans_b;
+    tune_dtype dtype;
+    int bias, residual;
+    tune_activation act;
+    double tolerance;
+} tune_gemm_desc;
+
+/* A desc with batch 1, f32, no transposes, no epilogue. */
+tune_gemm_desc tune_gemm_desc_init(int64_t m, int64_t n, int64_t k);
+
+/* ---- Runtime: a dispatcher serves tuned configs from SQLite stores, opened read-only. ---- */
+typedef struct tune_dispatcher tune_dispatcher;
+
+/* Opens a system store and, when user_db is non-NULL, a user store whose entries override it.
+ * Both are opened read-only and loaded once. system_db NULL (and user_db NULL): no store,
+ * every shape gets its template's default config. *out is set only on success. */
+int tune_dispatcher_open(const char* system_db, const char* user_db, tune_dispatcher** out);
+void tune_dispatcher_close(tune_dispatcher* d); /* NULL is a no-op */
+/* Tuned shapes served, and rows not served (stale template version or invalid config). */
+int tune_dispatcher_stats(const tune_dispatcher* d, size_t* entries, size_t* stale, size_t* rejected);
+
+typedef struct tune_selection {
+    const char* template_name; /* e.g. "cpu.gemm.blocked" */
+    const char* config;        /* canonical config text, e.g. "tile_m=... kc=..." */
+    const char* store;         /* path of the store that answered (exact/nearest); "" for default */
+    tune_source source;
+    double tuned_median_s;     /* measured time on the tuned shape; 0 for default */
+} tune_selection;
+/* The strings stay valid until tune_dispatcher_close(d). Thread-safe. */
+int tune_lookup_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, tune_selection* out);
+
+/* Runs the GEMM with the selected config (the kernel is built once per shape, then cached).
+ * bias must be non-NULL exactly when g->bias, residual exactly when g->residual. Thread-safe. */
+int tune_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, const void* a, const void* b,
+              const float* bias, const float* residual, float* c);
+
+/* ---- Tuning: measure candidates for one problem into a SQLite store (created if absent). ---- */
+typedef struct tune_tune_options {
+    size_t budget;         /* candidates measured, all templates together (default 24) */
+    double time_limit_s;   /* wall-clock limit; 0 = none (default 60) */
+    uint64_t seed;         /* search seed: runs are reproducible (default 0) */
+    const char* strategy;  /* "annealing" (default when NULL), "random", "exhaustive" */
+    int isolate;           /* 1: measure in a forked worker process, so a crashing candidate
+                              costs only itself (default 0: in this process) */
+} tune_tune_options;
+tune_tune_options tune_tune_options_init(void);
+
+typedef struct tune_tune_result {
+    int found;                  /* 1 when a correct candidate was measured */
+    char template_name[128];
+    char config[1024];
+    double median_s, gflops;    /* of the best candidate */
+    double default_median_s;    /* own template's default config; 0 if not measured */
+    size_t measured, reused, failed;
+} tune_tune_result;
+/* `out` may be NULL. Re-running resumes: what the store holds is reused, never re-measured. */
+int tune_tune_gemm(const char* db_path, const tune_gemm_desc* g, const tune_tune_options* options,
+                   tune_tune_result* out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBTUNE_C_API_H */

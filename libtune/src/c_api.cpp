@@ -1,0 +1,274 @@
+// The C API (tune/c_api.h) over the C++ core. Every entry point catches every exception and
+// turns it into a status code plus a thread-local message; nothing C++ leaves this file.
+#include "tune/c_api.h"
+
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_map>
+
+#include "tune/db/sqlite_database.hpp"
+#include "tune/dispatcher.hpp"
+#include "tune/error.hpp"
+#include "tune/tuner.hpp"
+
+struct tune_dispatcher {
+    std::unique_ptr<tune::Dispatcher> dispatcher;
+    // Config texts handed out by lookups: the Config objects live as long as the dispatcher,
+    // so their texts are computed once and kept alongside.
+    mutable std::mutex texts_mutex;
+    mutable std::unordered_map<const tune::Config*, std::string> texts;
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+// An error whose status the C API chooses explicitly (a tune::Error gets the call's default).
+struct StatusError : tune::Error {
+    tune_status status;
+    StatusError(tune_status s, const std::string& message) : tune::Error(message), status(s) {}
+};
+
+void check(bool ok, tune_status status, const std::string& message) {
+    if (!ok) throw StatusError(status, message);
+}
+
+template <class F>
+int guarded(const char* function, tune_status on_error, F&& body) noexcept {
+    try {
+        body();
+        last_error.clear();
+        return TUNE_OK;
+    } catch (const StatusError& e) {
+        last_error = std::string(function) + ": " + e.what();
+        return e.status;
+    } catch (const tune::Error& e) {
+        last_error = std::string(function) + ": " + e.what();
+        return on_error;
+    } catch (const std::bad_alloc&) {
+        last_error = std::string(function) + ": out of memory";
+        return TUNE_ERR_OUT_OF_MEMORY;
+    } catch (const std::exception& e) {
+        last_error = std::string(function) + ": " + e.what();
+        return TUNE_ERR_INTERNAL;
+    } catch (...) {
+        last_error = std::string(function) + ": unknown exception";
+        return TUNE_ERR_INTERNAL;
+    }
+}
+
+void check_flag(int value, const char* name) {
+    check(value == 0 || value == 1, TUNE_ERR_INVALID_ARGUMENT,
+          std::string(name) + " must be 0 or 1, got " + std::to_string(value));
+}
+
+// The Problem a C descriptor describes; every field is checked, none is clamped.
+tune::Problem to_problem(const tune_gemm_desc* g) {
+    check(g != nullptr, TUNE_ERR_INVALID_ARGUMENT, "gemm descriptor is NULL");
+    check(g->dtype == TUNE_F32 || g->dtype == TUNE_BF16, TUNE_ERR_INVALID_ARGUMENT,
+          "dtype " + std::to_string(int(g->dtype)) + " is not TUNE_F32 or TUNE_BF16");
+    check(g->act >= TUNE_ACT_NONE && g->act <= TUNE_ACT_SILU, TUNE_ERR_INVALID_ARGUMENT,
+          "act " + std::to_string(int(g->act)) + " is not a tune_activation");
+    check_flag(g->trans_a, "trans_a");
+    check_flag(g->trans_b, "trans_b");
+    check_flag(g->bias, "bias");
+    check_flag(g->residual, "residual");
+    check(g->tolerance >= 0 && g->tolerance <= 1, TUNE_ERR_INVALID_ARGUMENT,
+          "tolerance must be in [0, 1], got " + std::to_string(g->tolerance));
+    tune::Problem p;
+    try {
+        p = tune::make_gemm(g->m, g->n, g->k, g->dtype == TUNE_BF16 ? tune::DType::bf16 : tune::DType::f32,
+                            g->trans_a != 0, g->trans_b != 0, g->batch);
+        p = tune::with_epilogue(p, g->bias != 0, tune::Activation(g->act), g->residual != 0);
+        p.tolerance = g->tolerance;
+        tune::validate(p);
+    } catch (const tune::Error& e) {
+        throw StatusError(TUNE_ERR_INVALID_ARGUMENT, e.what());
+    }
+    return p;
+}
+
+tune_source to_c(tune::LookupSource s) {
+    switch (s) {
+        case tune::LookupSource::exact: return TUNE_SOURCE_EXACT;
+        case tune::LookupSource::nearest: return TUNE_SOURCE_NEAREST;
+        default: return TUNE_SOURCE_DEFAULT;
+    }
+}
+
+// Copies text into a fixed C buffer; refuses to truncate.
+template <std::size_t N>
+void copy_text(char (&dst)[N], const std::string& text, const char* what) {
+    check(text.size() < N, TUNE_ERR_INTERNAL, std::string(what) + " does not fit the result buffer (" +
+                                                  std::to_string(text.size()) + " bytes)");
+    text.copy(dst, text.size());
+    dst[text.size()] = '\0';
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* tune_last_error(void) { return last_error.c_str(); }
+
+const char* tune_status_name(int status) {
+    switch (status) {
+        case TUNE_OK: return "ok";
+        case TUNE_ERR_INVALID_ARGUMENT: return "invalid argument";
+        case TUNE_ERR_DATABASE: return "database error";
+        case TUNE_ERR_UNSUPPORTED: return "unsupported";
+        case TUNE_ERR_RUNTIME: return "runtime error";
+        case TUNE_ERR_NO_RESULT: return "no result";
+        case TUNE_ERR_OUT_OF_MEMORY: return "out of memory";
+        case TUNE_ERR_INTERNAL: return "internal error";
+        default: return "unknown status";
+    }
+}
+
+const char* tune_version(void) { return LIBTUNE_VERSION; }
+int tune_c_api_version(void) { return TUNE_C_API_VERSION; }
+
+tune_gemm_desc tune_gemm_desc_init(int64_t m, int64_t n, int64_t k) {
+    tune_gemm_desc g{};
+    g.batch = 1;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.dtype = TUNE_F32;
+    g.act = TUNE_ACT_NONE;
+    return g;
+}
+
+int tune_dispatcher_open(const char* system_db, const char* user_db, tune_dispatcher** out) {
+    return guarded("tune_dispatcher_open", TUNE_ERR_DATABASE, [&] {
+        check(out != nullptr, TUNE_ERR_INVALID_ARGUMENT, "out is NULL");
+        check(system_db == nullptr || *system_db, TUNE_ERR_INVALID_ARGUMENT, "system_db path is empty (pass NULL for none)");
+        check(user_db == nullptr || *user_db, TUNE_ERR_INVALID_ARGUMENT, "user_db path is empty (pass NULL for none)");
+        check(system_db != nullptr || user_db == nullptr, TUNE_ERR_INVALID_ARGUMENT, "user_db given without a system_db");
+        auto handle = std::make_unique<tune_dispatcher>();
+        if (system_db) {
+            handle->dispatcher = tune::Dispatcher::open(system_db, user_db ? user_db : "");
+        } else {  // no store: the index is built at construction, so an empty one can go at once
+            tune::DeviceInfo device = tune::detect_cpu();
+            auto registry = std::make_shared<const tune::TemplateRegistry>(tune::builtin_registry(device));
+            handle->dispatcher = std::make_unique<tune::Dispatcher>(*tune::make_memory_database(), registry, device);
+        }
+        *out = handle.release();
+    });
+}
+
+void tune_dispatcher_close(tune_dispatcher* d) { delete d; }
+
+int tune_dispatcher_stats(const tune_dispatcher* d, size_t* entries, size_t* stale, size_t* rejected) {
+    return guarded("tune_dispatcher_stats", TUNE_ERR_INTERNAL, [&] {
+        check(d != nullptr, TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
+        const auto& s = d->dispatcher->stats();
+        if (entries) *entries = s.entries;
+        if (stale) *stale = s.stale;
+        if (rejected) *rejected = s.rejected;
+    });
+}
+
+int tune_lookup_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, tune_selection* out) {
+    return guarded("tune_lookup_gemm", TUNE_ERR_UNSUPPORTED, [&] {
+        check(d != nullptr, TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
+        check(out != nullptr, TUNE_ERR_INVALID_ARGUMENT, "out is NULL");
+        tune::Problem p = to_problem(g);
+        tune::Selection s = d->dispatcher->lookup(p);
+        const char* config = nullptr;
+        {
+            std::lock_guard lock(d->texts_mutex);
+            auto [it, inserted] = d->texts.try_emplace(s.config);
+            if (inserted) it->second = s.config->text();
+            config = it->second.c_str();
+        }
+        out->template_name = s.tmpl->info().name.c_str();
+        out->config = config;
+        out->store = s.store ? s.store->c_str() : "";
+        out->source = to_c(s.source);
+        out->tuned_median_s = s.tuned_median_s;
+    });
+}
+
+int tune_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, const void* a, const void* b, const float* bias,
+              const float* residual, float* c) {
+    return guarded("tune_gemm", TUNE_ERR_RUNTIME, [&] {
+        check(d != nullptr, TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
+        tune::Problem p = to_problem(g);
+        check(a && b && c, TUNE_ERR_INVALID_ARGUMENT, "operand A, B or C is NULL");
+        check((bias != nullptr) == (g->bias != 0), TUNE_ERR_INVALID_ARGUMENT,
+              g->bias ? "desc has bias=1 but bias is NULL" : "bias given but desc has bias=0");
+        check((residual != nullptr) == (g->residual != 0), TUNE_ERR_INVALID_ARGUMENT,
+              g->residual ? "desc has residual=1 but residual is NULL" : "residual given but desc has residual=0");
+        const void* inputs[4] = {a, b};
+        std::size_t n_inputs = 2;
+        if (bias) inputs[n_inputs++] = bias;
+        if (residual) inputs[n_inputs++] = residual;
+        void* outputs[] = {c};
+        d->dispatcher->run(p, {std::span<const void* const>(inputs, n_inputs), outputs});
+    });
+}
+
+tune_tune_options tune_tune_options_init(void) {
+    tune_tune_options o{};
+    o.budget = 24;
+    o.time_limit_s = 60;
+    o.seed = 0;
+    o.strategy = nullptr;
+    o.isolate = 0;
+    return o;
+}
+
+int tune_tune_gemm(const char* db_path, const tune_gemm_desc* g, const tune_tune_options* options,
+                   tune_tune_result* out) {
+    return guarded("tune_tune_gemm", TUNE_ERR_RUNTIME, [&] {
+        check(db_path != nullptr && *db_path, TUNE_ERR_INVALID_ARGUMENT, "db_path is NULL or empty");
+        tune::Problem p = to_problem(g);
+        const tune_tune_options o = options ? *options : tune_tune_options_init();
+        check(o.budget >= 1, TUNE_ERR_INVALID_ARGUMENT, "budget must be at least 1");
+        check(o.time_limit_s >= 0, TUNE_ERR_INVALID_ARGUMENT, "time_limit_s must be >= 0");
+        check_flag(o.isolate, "isolate");
+        tune::TuneOptions opt;
+        opt.budget = o.budget;
+        opt.time_limit_s = o.time_limit_s;
+        opt.seed = o.seed;
+        if (o.strategy) opt.strategy = o.strategy;
+
+        tune::DeviceInfo device = tune::detect_cpu();
+        tune::TemplateRegistry registry = tune::builtin_registry(device);
+        check(!registry.for_problem(p, tune::Backend::cpu).empty(), TUNE_ERR_UNSUPPORTED,
+              "no template on this device computes '" + tune::shape_key(p) + "'");
+        std::unique_ptr<tune::SqliteDatabase> db;
+        try {
+            db = std::make_unique<tune::SqliteDatabase>(db_path);
+        } catch (const tune::Error& e) {
+            throw StatusError(TUNE_ERR_DATABASE, e.what());
+        }
+        tune::MeasureOptions mo;
+        mo.isolate = o.isolate != 0;
+        tune::Measurer measurer(device, mo);
+        std::int64_t run_id = db->start_run({0, "c_api tune_tune_gemm", opt.strategy, opt.seed, "", ""}, device);
+        tune::Tuner tuner(*db, registry, measurer, run_id);
+        tune::TuneResult r = tuner.tune(p, opt);
+        if (out) {
+            *out = tune_tune_result{};
+            out->measured = r.measured;
+            out->reused = r.reused;
+            out->failed = r.failed;
+            if (r.default_config && r.default_config->status == tune::Status::ok)
+                out->default_median_s = r.default_config->stats.median_s;
+            if (r.best) {
+                out->found = 1;
+                copy_text(out->template_name, r.best->template_name, "template name");
+                copy_text(out->config, r.best->config.text(), "config text");
+                out->median_s = r.best->stats.median_s;
+                out->gflops = r.best->gflops();
+            }
+        }
+        check(r.best.has_value(), TUNE_ERR_NO_RESULT,
+              "no correct candidate for '" + tune::shape_key(p) + "' (" + std::to_string(r.failed) + " failed)");
+    });
+}
+
+}  // extern "C"

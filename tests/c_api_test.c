@@ -1,0 +1,232 @@
+/* The C API from C: tunes a small GEMM into a scratch store, serves it through a dispatcher,
+ * checks results against a naive C GEMM, and checks the error paths.
+ *   c_api_test SCRATCH_DIR */
+#include <tune/c_api.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0;
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n",      \
+                    __FILE__, __LINE__, #cond, tune_last_error());             \
+            ++failures;                                                        \
+        }                                                                      \
+    } while (0)
+
+static float frand(unsigned* state) {
+    *state = *state * 1664525u + 1013904223u;
+    return (float)((*state >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* bf16 bits of x (round to nearest even), and back. */
+static uint16_t to_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+static float from_bf16(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/* C = A B^T (+ bias) with A m x k and B n x k, in double; returns max |C - ref| / (|A||B|). */
+static double gemm_error(const float* a, const float* b, const float* bias, const float* c, int64_t m, int64_t n,
+                         int64_t k) {
+    double worst = 0;
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            double ref = bias ? bias[j] : 0, scale = 0;
+            for (int64_t p = 0; p < k; ++p) {
+                ref += (double)a[i * k + p] * b[j * k + p];
+                scale += fabs((double)a[i * k + p] * b[j * k + p]);
+            }
+            double err = fabs(c[i * n + j] - ref) / (scale > 0 ? scale : 1);
+            if (err > worst) worst = err;
+        }
+    return worst;
+}
+
+static float* random_floats(size_t count, unsigned seed) {
+    float* x = malloc(count * sizeof(float));
+    for (size_t i = 0; i < count; ++i) x[i] = frand(&seed);
+    return x;
+}
+
+static void check_run(tune_dispatcher* d, int64_t m, int64_t n, int64_t k, tune_source expect) {
+    tune_gemm_desc g = tune_gemm_desc_init(m, n, k);
+    g.trans_b = 1;
+    tune_selection s;
+    CHECK(tune_lookup_gemm(d, &g, &s) == TUNE_OK);
+    CHECK(s.source == expect);
+    CHECK(s.template_name && strncmp(s.template_name, "cpu.gemm.", 9) == 0);
+    CHECK(s.config != NULL);
+    printf("%lld x %lld x %lld: %s %s [%s]\n", (long long)m, (long long)n, (long long)k, s.template_name, s.config,
+           s.source == TUNE_SOURCE_EXACT ? "exact" : s.source == TUNE_SOURCE_NEAREST ? "nearest" : "default");
+
+    float *a = random_floats((size_t)(m * k), 1), *b = random_floats((size_t)(n * k), 2);
+    float* c = calloc((size_t)(m * n), sizeof(float));
+    CHECK(tune_gemm(d, &g, a, b, NULL, NULL, c) == TUNE_OK);
+    double err = gemm_error(a, b, NULL, c, m, n, k);
+    CHECK(err < 1e-5);
+
+    /* Epilogue: C = A B^T + bias. */
+    float* bias = random_floats((size_t)n, 3);
+    g.bias = 1;
+    CHECK(tune_gemm(d, &g, a, b, bias, NULL, c) == TUNE_OK);
+    CHECK(gemm_error(a, b, bias, c, m, n, k) < 1e-5);
+    free(a), free(b), free(c), free(bias);
+}
+
+static void check_bf16(tune_dispatcher* d) {
+    const int64_t m = 24, n = 40, k = 64;
+    tune_gemm_desc g = tune_gemm_desc_init(m, n, k);
+    g.trans_b = 1;
+    g.dtype = TUNE_BF16;
+    tune_selection s;
+    int rc = tune_lookup_gemm(d, &g, &s);
+    if (rc == TUNE_ERR_UNSUPPORTED) {
+        printf("bf16: not supported on this CPU (%s)\n", tune_last_error());
+        return;
+    }
+    CHECK(rc == TUNE_OK);
+    float *af = random_floats((size_t)(m * k), 4), *bf = random_floats((size_t)(n * k), 5);
+    uint16_t* a = malloc((size_t)(m * k) * 2);
+    uint16_t* b = malloc((size_t)(n * k) * 2);
+    for (int64_t i = 0; i < m * k; ++i) af[i] = from_bf16(a[i] = to_bf16(af[i]));
+    for (int64_t i = 0; i < n * k; ++i) bf[i] = from_bf16(b[i] = to_bf16(bf[i]));
+    float* c = calloc((size_t)(m * n), sizeof(float));
+    CHECK(tune_gemm(d, &g, a, b, NULL, NULL, c) == TUNE_OK);
+    /* Inputs are exact bf16 values and accumulation is f32: f32 accuracy against them. */
+    CHECK(gemm_error(af, bf, NULL, c, m, n, k) < 1e-5);
+    printf("bf16 %lld x %lld x %lld: %s ok\n", (long long)m, (long long)n, (long long)k, s.template_name);
+    free(af), free(bf), free(a), free(b), free(c);
+}
+
+static void check_errors(tune_dispatcher* d, const char* dir) {
+    char path[4096];
+    tune_dispatcher* none = NULL;
+
+    snprintf(path, sizeof path, "%s/does-not-exist.db", dir);
+    CHECK(tune_dispatcher_open(path, NULL, &none) == TUNE_ERR_DATABASE);
+    CHECK(none == NULL);
+    CHECK(strstr(tune_last_error(), "does-not-exist.db") != NULL);
+
+    snprintf(path, sizeof path, "%s/not-a-db.db", dir);
+    FILE* f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (f) fputs("this is not a SQLite file, just text long enough to fill a header page.......", f), fclose(f);
+    CHECK(tune_dispatcher_open(path, NULL, &none) == TUNE_ERR_DATABASE);
+    CHECK(tune_last_error()[0] != '\0');
+
+    CHECK(tune_dispatcher_open("", NULL, &none) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_dispatcher_open(NULL, path, &none) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_dispatcher_open(path, NULL, NULL) == TUNE_ERR_INVALID_ARGUMENT);
+
+    tune_gemm_desc g = tune_gemm_desc_init(0, 16, 16);
+    tune_selection s;
+    CHECK(tune_lookup_gemm(d, &g, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "dim 'm'") != NULL);
+    g = tune_gemm_desc_init(16, -3, 16);
+    CHECK(tune_lookup_gemm(d, &g, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    g = tune_gemm_desc_init(16, 16, 16);
+    g.trans_b = 2;
+    CHECK(tune_lookup_gemm(d, &g, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "trans_b") != NULL);
+    g = tune_gemm_desc_init(16, 16, 16);
+    g.dtype = (tune_dtype)7;
+    CHECK(tune_lookup_gemm(d, &g, &s) == TUNE_ERR_INVALID_ARGUMENT);
+
+    g = tune_gemm_desc_init(16, 16, 16);
+    float x[256] = {0};
+    CHECK(tune_lookup_gemm(NULL, &g, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "NULL") != NULL);
+    CHECK(tune_lookup_gemm(d, NULL, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_lookup_gemm(d, &g, NULL) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_gemm(NULL, &g, x, x, NULL, NULL, x) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_gemm(d, &g, NULL, x, NULL, NULL, x) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_gemm(d, &g, x, x, x, NULL, x) == TUNE_ERR_INVALID_ARGUMENT); /* bias without bias=1 */
+    CHECK(strstr(tune_last_error(), "bias") != NULL);
+    CHECK(tune_dispatcher_stats(NULL, NULL, NULL, NULL) == TUNE_ERR_INVALID_ARGUMENT);
+    tune_dispatcher_close(NULL);
+
+    /* A successful call clears the message. */
+    CHECK(tune_lookup_gemm(d, &g, &s) == TUNE_OK);
+    CHECK(tune_last_error()[0] == '\0');
+
+    tune_tune_options o = tune_tune_options_init();
+    o.budget = 0;
+    CHECK(tune_tune_gemm(path, &g, &o, NULL) == TUNE_ERR_INVALID_ARGUMENT);
+    o = tune_tune_options_init();
+    o.strategy = "no-such-strategy";
+    snprintf(path, sizeof path, "%s/unused.db", dir);
+    CHECK(tune_tune_gemm(path, &g, &o, NULL) != TUNE_OK);
+    CHECK(strstr(tune_last_error(), "no-such-strategy") != NULL);
+    CHECK(tune_tune_gemm(NULL, &g, NULL, NULL) == TUNE_ERR_INVALID_ARGUMENT);
+}
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s SCRATCH_DIR\n", argv[0]);
+        return 2;
+    }
+    CHECK(tune_c_api_version() == TUNE_C_API_VERSION);
+    CHECK(strlen(tune_version()) > 0);
+    printf("libtune %s, C API %d\n", tune_version(), tune_c_api_version());
+
+    char db[4096];
+    snprintf(db, sizeof db, "%s/c_api_test.db", argv[1]);
+    remove(db);
+    tune_gemm_desc g = tune_gemm_desc_init(32, 64, 48);
+    g.trans_b = 1;
+    tune_tune_options o = tune_tune_options_init();
+    o.budget = 4;
+    o.time_limit_s = 30;
+    o.seed = 7;
+    tune_tune_result r;
+    CHECK(tune_tune_gemm(db, &g, &o, &r) == TUNE_OK);
+    CHECK(r.found == 1 && r.median_s > 0 && r.gflops > 0 && r.measured >= 1);
+    printf("tuned: %s %s %.3g s (%zu measured)\n", r.template_name, r.config, r.median_s, r.measured);
+    /* Resumes: the same request measures nothing new. */
+    tune_tune_result again;
+    CHECK(tune_tune_gemm(db, &g, &o, &again) == TUNE_OK);
+    CHECK(again.measured == 0 && again.reused >= 1);
+
+    tune_dispatcher* d = NULL;
+    CHECK(tune_dispatcher_open(db, NULL, &d) == TUNE_OK);
+    if (!d) return 1;
+    size_t entries = 0;
+    CHECK(tune_dispatcher_stats(d, &entries, NULL, NULL) == TUNE_OK);
+    CHECK(entries >= 1);
+
+    tune_selection s;
+    CHECK(tune_lookup_gemm(d, &g, &s) == TUNE_OK);
+    CHECK(strcmp(s.template_name, r.template_name) == 0 && strcmp(s.config, r.config) == 0);
+    CHECK(s.tuned_median_s > 0 && strstr(s.store, "c_api_test.db") != NULL);
+
+    check_run(d, 32, 64, 48, TUNE_SOURCE_EXACT);
+    check_run(d, 40, 64, 48, TUNE_SOURCE_NEAREST);
+    check_bf16(d);
+
+    /* No store: template defaults, still correct. */
+    tune_dispatcher* defaults = NULL;
+    CHECK(tune_dispatcher_open(NULL, NULL, &defaults) == TUNE_OK);
+    if (defaults) check_run(defaults, 32, 64, 48, TUNE_SOURCE_DEFAULT);
+    tune_dispatcher_close(defaults);
+    check_errors(d, argv[1]);
+    tune_dispatcher_close(d);
+
+    if (failures) {
+        fprintf(stderr, "c_api_test: %d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("c_api_test: ok\n");
+    return 0;
+}
