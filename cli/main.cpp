@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", LIBTUNE_VERSION_STRING);
     tune::cli::add_tune_commands(app);
     tune::cli::add_db_commands(app);
+    tune::cli::add_report_command(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
