@@ -1,0 +1,114 @@
+"""libtune from Python: tune GEMM shapes into a SQLite store, then look up and run the tuned
+kernels on NumPy arrays (or PyTorch CPU tensors) in place, without copies.
+
+    import libtune, numpy as np
+    libtune.tune_gemm(64, 4096, 4096, db="tuned.db", trans_b=True, budget=16)
+    d = libtune.Dispatcher("tuned.db")
+    d.lookup(64, 4096, 4096, trans_b=True)     # {'template': ..., 'config': ..., 'source': 'exact', ...}
+    c = d.gemm(a, w, trans_b=True)             # a: (64, 4096) float32, w: (4096, 4096) float32
+"""
+import functools
+
+import numpy as np
+
+from . import _libtune
+from ._libtune import DatabaseError, Error
+
+__all__ = ["Dispatcher", "gemm", "tune_gemm", "Error", "DatabaseError", "__version__", "c_api_version"]
+__version__ = _libtune.version
+c_api_version = _libtune.c_api_version
+
+
+def _is_torch(x):
+    return type(x).__module__.startswith("torch")
+
+
+def _view(x, name):
+    """A NumPy view of x sharing its memory: NumPy arrays as they are, PyTorch CPU tensors
+    through DLPack (bf16 tensors as their uint16 bits). Never copies; refuses what it would
+    have to copy."""
+    if isinstance(x, np.ndarray):
+        return x
+    if _is_torch(x):
+        import torch
+
+        if x.device.type != "cpu":
+            raise ValueError(f"{name}: tensor is on {x.device}; libtune runs on CPU tensors")
+        if x.dtype == torch.bfloat16:  # NumPy has no bf16: share its bits as uint16
+            return np.from_dlpack(x.detach().view(torch.int16)).view(np.uint16)
+        return np.from_dlpack(x.detach())
+    if hasattr(x, "__dlpack__"):
+        return np.from_dlpack(x)
+    raise TypeError(f"{name}: expected a NumPy array or a PyTorch CPU tensor, got {type(x).__name__}")
+
+
+def _dtype_of(a, b):
+    if a.dtype == np.float32 and b.dtype == np.float32:
+        return "f32"
+    if a.dtype == np.uint16 and b.dtype == np.uint16:
+        return "bf16"
+    raise TypeError(f"a and b must both be float32, or both bf16 (uint16 bits); got {a.dtype} and {b.dtype}")
+
+
+class Dispatcher:
+    """Serves tuned configs from a store opened read-only (db=None: template defaults only),
+    with an optional user store over it; runs GEMMs with them. Thread-safe."""
+
+    def __init__(self, db, user_db=None):
+        self._d = _libtune.Dispatcher(None if db is None else str(db), None if user_db is None else str(user_db))
+
+    def lookup(self, m, n, k, *, batch=1, trans_a=False, trans_b=False, dtype="f32", bias=False, act="none",
+               residual=False, tolerance=0.0):
+        """The config the runtime uses for this shape: dict with template, config, source
+        ('exact', 'nearest' or 'default'), store and tuned_median_s."""
+        return self._d.lookup(_libtune.gemm_desc(m, n, k, batch, trans_a, trans_b, dtype, bias, act, residual, tolerance))
+
+    def stats(self):
+        return self._d.stats()
+
+    def gemm(self, a, b, out=None, *, bias=None, residual=None, trans_a=False, trans_b=False, act="none",
+             tolerance=0.0):
+        """out = act(op(a) @ op(b) + bias) + residual, written into `out` (allocated when None)
+        and returned. a, b: C-contiguous 2-D (or 3-D batched) float32, or both bf16 as uint16
+        bits / torch.bfloat16; trans_b=True takes b as (n, k) like a torch Linear weight."""
+        returns_torch = _is_torch(a)
+        va, vb = _view(a, "a"), _view(b, "b")
+        dtype = _dtype_of(va, vb)
+        if out is None:
+            if va.ndim not in (2, 3) or vb.ndim != va.ndim:
+                raise ValueError(f"a and b must both be 2-D or both 3-D; got shapes {va.shape} and {vb.shape}")
+            m = va.shape[-1] if trans_a else va.shape[-2]
+            n = vb.shape[-2] if trans_b else vb.shape[-1]
+            vout = np.empty(va.shape[:-2] + (m, n), dtype=np.float32)
+            out = vout
+            if returns_torch:
+                import torch
+
+                out = torch.from_numpy(vout)
+        else:
+            vout = _view(out, "out")
+        vbias = None if bias is None else _view(bias, "bias")
+        vres = None if residual is None else _view(residual, "residual")
+        self._d.gemm(va, vb, vout, vbias, vres, trans_a, trans_b, act, tolerance, dtype)
+        return out
+
+
+@functools.lru_cache(maxsize=16)
+def _dispatcher(db):
+    return Dispatcher(db)
+
+
+def gemm(a, b, out=None, *, db=None, **kwargs):
+    """Dispatcher(db).gemm(a, b, out, ...), with the dispatcher of each store opened once per
+    process (db=None: template defaults)."""
+    return _dispatcher(None if db is None else str(db)).gemm(a, b, out, **kwargs)
+
+
+def tune_gemm(m, n, k, *, db, budget=24, seed=0, time_limit=60.0, strategy=None, isolate=False, batch=1,
+              trans_a=False, trans_b=False, dtype="f32", bias=False, act="none", residual=False, tolerance=0.0):
+    """Measures up to `budget` candidates for this GEMM into the SQLite store `db` (created if
+    absent; what it already holds is reused). Returns the best: template, config, median_s,
+    gflops, default_median_s, measured, reused, failed. Dispatchers opened before do not see
+    the new results; open a new one."""
+    desc = _libtune.gemm_desc(m, n, k, batch, trans_a, trans_b, dtype, bias, act, residual, tolerance)
+    return _libtune.tune_gemm(str(db), desc, budget, time_limit, seed, strategy, isolate)
