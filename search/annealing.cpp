@@ -9,23 +9,24 @@
 namespace tune {
 namespace {
 
-// Simulated annealing on log(time): starts at the default config, proposes unvisited
+// Simulated annealing on log(time): measures the space's starting points (the default config
+// first), then walks from the best point so far: proposes unvisited
 // neighbours of the current point, accepts a worse one with probability exp(-delta / T),
 // and cools T geometrically. With no unvisited neighbour left it jumps to a random config.
 class Annealing final : public SearchStrategy {
 public:
     Annealing(std::shared_ptr<const Space> space, const StrategyOptions& o)
-        : space_(std::move(space)), rng_(o.seed), current_(space_->default_config()) {}
+        : space_(std::move(space)), rng_(o.seed), current_(space_->default_config()), starts_(space_->starts()) {}
 
     std::string_view name() const override { return "annealing"; }
 
     std::vector<Config> propose(std::size_t n) override {
         std::vector<Config> out;
-        if (!started_) {
-            started_ = true;
-            seen_.insert(current_.hash());
-            out.push_back(current_);
+        while (next_start_ < starts_.size() && out.size() < n) {
+            const Config& c = starts_[next_start_++];
+            if (seen_.insert(c.hash()).second) out.push_back(c);
         }
+        if (out.size() >= n) return out;
         auto candidates = space_->neighbours(current_);
         std::shuffle(candidates.begin(), candidates.end(), rng_);
         for (auto& c : candidates) {
@@ -56,7 +57,9 @@ private:
     std::mt19937_64 rng_;
     Config current_;
     double current_cost_ = 0;
-    bool have_current_ = false, started_ = false;
+    bool have_current_ = false;
+    std::vector<Config> starts_;
+    std::size_t next_start_ = 0;
     double temperature_ = 0.1;  // in log-time units: a 10% slower point is accepted ~1/e of the time at start
     std::unordered_set<std::uint64_t> seen_;
 };

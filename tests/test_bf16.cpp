@@ -133,3 +133,40 @@ TEST_CASE("bf16 problems with an epilogue: both placements match the reference",
                     }
             }
 }
+
+TEST_CASE("f32 problems get the bf16 micro-kernels only when their accuracy budget admits bf16", "[bf16]") {
+    if (!host_has_bf16()) return;
+    auto t = make_cpu_gemm_template(host());
+    auto is_bf16_kernel = [](const std::string& l) { return l.rfind("avx512bf16_", 0) == 0 || l.rfind("amx_", 0) == 0; };
+    Problem p = make_gemm(61, 200, 301, DType::f32, false, true);
+    for (const auto& l : test::ukernel_labels(*t->space(p))) CHECK_FALSE(is_bf16_kernel(l));
+
+    p.tolerance = bf16_compute_tolerance(p) * 0.99;  // just under: still exact f32 only
+    for (const auto& l : test::ukernel_labels(*t->space(p))) CHECK_FALSE(is_bf16_kernel(l));
+
+    p.tolerance = bf16_compute_tolerance(p);
+    const auto space = t->space(p);
+    CHECK_FALSE(is_bf16_kernel(space->default_config().get_str("ukernel")));  // default stays f32
+    // Local search starts from both precisions.
+    const auto starts = space->starts();
+    REQUIRE(starts.size() == 2);
+    CHECK(is_bf16_kernel(starts[1].get_str("ukernel")));
+    std::vector<std::string> bf;
+    for (const auto& l : test::ukernel_labels(*space))
+        if (is_bf16_kernel(l)) bf.push_back(l);
+    REQUIRE_FALSE(bf.empty());
+    Problem exact = p;
+    exact.tolerance = 0;
+    std::mt19937_64 rng(5);
+    for (const auto& label : bf) {
+        const Config c = sample_with_ukernel(*space, rng, label);
+        INFO(c.text());
+        Workload w(p, 21);
+        w.poison_outputs();
+        t->instantiate(p, c)->run(w.args());
+        // Within the bf16 budget, and visibly rounded: over what exact f32 would allow.
+        CHECK(w.error() <= effective_tolerance(p));
+        CHECK(w.error() > default_tolerance(exact));
+        CHECK_THROWS_AS(t->instantiate(exact, c), Error);  // not a valid config for an exact problem
+    }
+}

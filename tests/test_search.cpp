@@ -76,6 +76,28 @@ TEST_CASE("annealing starts at the default and improves on it", "[search]") {
     CHECK(best < cost(space()->default_config()));
 }
 
+TEST_CASE("a space's starts: the default first, added starts after, invalid ones refused", "[search]") {
+    auto s = std::make_shared<Space>(*space());
+    Config far = s->default_config();
+    far.set("a", std::int64_t{16}).set("b", std::int64_t{16}).set("c", std::string("z"));
+    s->add_start(far);
+    s->add_start(s->default_config());  // the default is listed once
+    const auto starts = s->starts();
+    REQUIRE(starts.size() == 2);
+    CHECK(starts[0] == s->default_config());
+    CHECK(starts[1] == far);
+    Config bad = far;
+    bad.set("a", std::int64_t{16}).set("b", std::int64_t{2});
+    CHECK_THROWS_WITH(s->add_start(bad), Catch::Contains("a_le_b"));
+
+    // Annealing measures every start before it walks: the far start is in the first batch.
+    auto strategy = make_strategy("annealing", s, {1, 4096});
+    const auto first = strategy->propose(4);
+    REQUIRE(first.size() == 4);
+    CHECK(first[0] == s->default_config());
+    CHECK(first[1] == far);
+}
+
 TEST_CASE("an unknown strategy name lists the known ones", "[search]") {
     CHECK_THROWS_WITH(make_strategy("genetic", space(), {}), Catch::Contains("annealing") && Catch::Contains("genetic"));
 }

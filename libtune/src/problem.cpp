@@ -287,6 +287,10 @@ double bf16_compute_tolerance(const Problem& p) {
     return 2.0 * unit_roundoff(DType::bf16) * 1.01 + default_tolerance(f32);
 }
 
+bool admits_bf16_compute(const Problem& p) {
+    return p.dtype == DType::f32 && p.tolerance > 0 && p.tolerance >= bf16_compute_tolerance(p);
+}
+
 double effective_tolerance(const Problem& p) {
     return p.tolerance > 0 ? p.tolerance : default_tolerance(p);
 }

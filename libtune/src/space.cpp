@@ -114,6 +114,19 @@ Config Space::default_config() const {
     return c;
 }
 
+Space& Space::add_start(Config c) {
+    validate(c);
+    starts_.push_back(std::move(c));
+    return *this;
+}
+
+std::vector<Config> Space::starts() const {
+    std::vector<Config> out{default_config()};
+    for (const Config& c : starts_)
+        if (c.hash() != out.front().hash()) out.push_back(c);
+    return out;
+}
+
 std::optional<Config> Space::sample(std::mt19937_64& rng, int tries) const {
     if (knobs_.empty()) return std::nullopt;
     for (int t = 0; t < tries; ++t) {

@@ -100,6 +100,8 @@ double effective_tolerance(const Problem& p);  // tolerance, or the default when
 // The tolerance that admits computing f32 inputs in bf16 (f32 accumulation): what
 // `--allow-bf16` sets. Rounding both inputs to bf16 costs up to 2 * 2^-8 relative per product.
 double bf16_compute_tolerance(const Problem& p);
+// An f32 problem whose stated tolerance admits that: templates may then offer bf16 compute.
+bool admits_bf16_compute(const Problem& p);
 
 // Distance between two shapes for nearest-match lookup: sum of |log2 ratio| over size dims;
 // infinity when op, dtype or any exact dim differs.

@@ -57,6 +57,11 @@ public:
     std::vector<Config> enumerate_all(std::size_t cap = SIZE_MAX) const;
 
     Config default_config() const;  // every knob's default; must itself be valid
+    // Starting points for local search: the default config, then those added with add_start
+    // (a template marks regions a neighbour step rarely reaches, e.g. one per precision).
+    // add_start throws tune::Error for an invalid config.
+    Space& add_start(Config c);
+    std::vector<Config> starts() const;
     // A uniformly drawn valid config (rejection sampling); nullopt if none found in `tries`.
     std::optional<Config> sample(std::mt19937_64& rng, int tries = 1000) const;
     // Valid configs that differ from c in one knob by one step (or any label, categorical).
@@ -73,6 +78,7 @@ public:
 private:
     std::vector<Knob> knobs_;
     std::vector<Constraint> constraints_;
+    std::vector<Config> starts_;
 };
 
 }  // namespace tune

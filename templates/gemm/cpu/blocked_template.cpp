@@ -85,10 +85,14 @@ public:
             if (specs[i].name == "residual") residual_index_ = i;
         }
         if (ukernels_.empty()) return;
-        for (std::size_t key = 0; key < 8; ++key) spaces_[key] = build_space(ukernels_, (key & 1) != 0, (key & 4) != 0);
-        if (!bf16_ukernels_.empty())
-            for (std::size_t key = 8; key < 16; ++key)
-                spaces_[key] = build_space(bf16_ukernels_, (key & 1) != 0, (key & 4) != 0);
+        mixed_ukernels_ = ukernels_;
+        mixed_ukernels_.insert(mixed_ukernels_.end(), bf16_ukernels_.begin(), bf16_ukernels_.end());
+        for (std::size_t key = 0; key < 8; ++key) {
+            spaces_[key] = build_space(ukernels_, (key & 1) != 0, (key & 4) != 0);
+            if (bf16_ukernels_.empty()) continue;
+            spaces_[key + 8] = build_space(bf16_ukernels_, (key & 1) != 0, (key & 4) != 0);
+            spaces_[key + 16] = build_space(mixed_ukernels_, (key & 1) != 0, (key & 4) != 0);
+        }
         pool_ = std::make_shared<ThreadPool>(cores_);
     }
 
@@ -99,8 +103,10 @@ public:
         return p.dtype == DType::f32 || (p.dtype == DType::bf16 && !bf16_ukernels_.empty());
     }
 
-    // Spaces are cached per class: bit 0 trans_b, bit 1 trans_a, bit 2 has an epilogue, bit 3
-    // bf16 operands (bf16 micro-kernels only).
+    // Spaces are cached per class: bit 0 trans_b, bit 1 trans_a, bit 2 has an epilogue; then
+    // +8 bf16 operands (bf16 micro-kernels only), +16 f32 operands whose tolerance admits bf16
+    // compute (precision is then a choice: the f32 and the bf16 micro-kernels, the latter
+    // rounding A and B to bf16 as they pack; the measurer rejects a candidate over the budget).
     std::shared_ptr<const Space> space(const Problem& p) const override {
         if (p.op != OpKind::gemm) throw Error(std::string(kName) + ": not a gemm problem");
         if (ukernels_.empty()) throw Error(std::string(kName) + ": no micro-kernel runs on this CPU");
@@ -108,8 +114,9 @@ public:
         if (bf16_operands && bf16_ukernels_.empty())
             throw Error(std::string(kName) + ": no bf16 micro-kernel runs on this CPU");
         const bool epilogue = p.dims[bias_index_] != 0 || p.dims[act_index_] != 0 || p.dims[residual_index_] != 0;
-        return spaces_[static_cast<std::size_t>((p.dims[trans_a_index_] != 0) * 2 + (p.dims[trans_b_index_] != 0) +
-                                                epilogue * 4 + bf16_operands * 8)];
+        const std::size_t cls = (p.dims[trans_a_index_] != 0) * 2 + (p.dims[trans_b_index_] != 0) + epilogue * 4;
+        if (bf16_operands) return spaces_[cls + 8];
+        return spaces_[bf16_compute_allowed(p) ? cls + 16 : cls];
     }
 
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
@@ -117,13 +124,15 @@ public:
         validate(p);
         space(p)->validate(c);
         const GemmDims d = gemm_dims(p);
-        const Blocking b =
-            cpu_gemm::blocking_from_config(c, p.dtype == DType::bf16 ? bf16_ukernels_ : ukernels_, kName);
+        const Blocking b = cpu_gemm::blocking_from_config(
+            c, p.dtype == DType::bf16 ? bf16_ukernels_ : bf16_compute_allowed(p) ? mixed_ukernels_ : ukernels_, kName);
         const bool fuse = d.has_epilogue() && c.get_str("epilogue") == "fused";
         return std::make_unique<BlockedGemmKernel>(d, p.dtype, b, fuse, pool_);
     }
 
 private:
+    bool bf16_compute_allowed(const Problem& p) const { return !bf16_ukernels_.empty() && admits_bf16_compute(p); }
+
     std::shared_ptr<const Space> build_space(const std::vector<const Ukernel*>& kernels, bool trans_b,
                                              bool epilogue) const {
         auto s = std::make_shared<Space>();
@@ -132,6 +141,16 @@ private:
             s->add(Knob::categorical("epilogue", {"fused", "separate"}, "fused",
                                      "bias/activation/residual on each C tile as it is last stored (fused), "
                                      "or a second pass over C (separate)"));
+        // Mixed precision: local search also starts from the default blocking on the first
+        // (fastest) bf16 micro-kernel, a region one neighbour step among dozens rarely picks.
+        if (kernels.front()->bf16 == nullptr)
+            for (const Ukernel* u : kernels)
+                if (u->bf16) {
+                    Config c = s->default_config();
+                    c.set("ukernel", std::string(u->label));
+                    if (!s->violation(c)) s->add_start(c);
+                    break;
+                }
         return s;
     }
 
@@ -139,8 +158,9 @@ private:
     int cores_;
     std::vector<const Ukernel*> ukernels_;       // f32
     std::vector<const Ukernel*> bf16_ukernels_;  // VNNI-packed bf16 operands
+    std::vector<const Ukernel*> mixed_ukernels_;  // both, for f32 problems that admit bf16 compute
     std::size_t trans_a_index_ = 4, trans_b_index_ = 5, bias_index_ = 6, act_index_ = 7, residual_index_ = 8;
-    std::array<std::shared_ptr<const Space>, 16> spaces_;
+    std::array<std::shared_ptr<const Space>, 24> spaces_;
     std::shared_ptr<ThreadPool> pool_;
 };
 
