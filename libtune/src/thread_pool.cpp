@@ -2,6 +2,8 @@
 // through std::atomic::wait), so back-to-back regions start within microseconds.
 #include "tune/thread_pool.hpp"
 
+#include <pthread.h>
+
 #include <string>
 #include <utility>
 
@@ -27,15 +29,32 @@ void wait_while_equal(const std::atomic<T>& value, T old) {
     while (value.load(std::memory_order_acquire) == old) value.wait(old, std::memory_order_acquire);
 }
 
+// Bumped in every forked child: threads do not survive fork(), so a pool compares this with
+// the generation its workers were started in. A relaxed load per region, where getpid()
+// would be a system call (and could meet a reused pid).
+std::atomic<std::uint64_t> fork_generation_counter{0};
+
+std::uint64_t fork_generation() {
+    static const int registered = ::pthread_atfork(
+        nullptr, nullptr, [] { fork_generation_counter.fetch_add(1, std::memory_order_relaxed); });
+    static_cast<void>(registered);
+    return fork_generation_counter.load(std::memory_order_relaxed);
+}
+
 }  // namespace
 
 ThreadPool::ThreadPool(int max_threads, bool pin_workers)
     : max_threads_(max_threads), pin_workers_(pin_workers) {
     require(max_threads >= 1, "ThreadPool: max_threads must be >= 1, got " + std::to_string(max_threads));
     wake_ = std::make_unique<WakeSlot[]>(static_cast<std::size_t>(max_threads));
+    workers_fork_generation_ = fork_generation();  // registers the fork handler before any worker exists
 }
 
 ThreadPool::~ThreadPool() {
+    if (workers_fork_generation_ != fork_generation()) {
+        abandon_workers_of_parent();  // a copy in a forked child: its workers are not here to stop
+        return;
+    }
     stop_.store(true, std::memory_order_release);
     for (std::size_t w = 1; w <= workers_.size(); ++w) {
         wake_[w].generation.fetch_add(1, std::memory_order_acq_rel);
@@ -45,13 +64,25 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::start_workers() {
+    workers_fork_generation_ = fork_generation();
     workers_.reserve(static_cast<std::size_t>(max_threads_ - 1));
-    for (int w = 1; w < max_threads_; ++w) workers_.emplace_back([this, w] { worker_loop(w); });
+    for (int w = 1; w < max_threads_; ++w) {
+        // In a forked child the counters carry the parent's regions: start from their value.
+        std::uint64_t seen = wake_[static_cast<std::size_t>(w)].generation.load(std::memory_order_acquire);
+        workers_.emplace_back([this, w, seen] { worker_loop(w, seen); });
+    }
 }
 
-void ThreadPool::worker_loop(int index) {
+void ThreadPool::abandon_workers_of_parent() {
+    // These std::thread objects name threads of the parent process: joining one would wait
+    // forever and destroying a joinable one terminates, so they are released unjoined (a few
+    // bytes per pool and fork).
+    static_cast<void>(std::make_unique<std::vector<std::thread>>(std::move(workers_)).release());
+    workers_.clear();
+}
+
+void ThreadPool::worker_loop(int index, std::uint64_t seen) {
     if (pin_workers_) pin_current_thread(index);
-    std::uint64_t seen = 0;
     auto& generation = wake_[static_cast<std::size_t>(index)].generation;
     for (;;) {
         wait_while_equal(generation, seen);
@@ -76,6 +107,7 @@ void ThreadPool::parallel_for(int threads, const std::function<void(int)>& task)
         return;
     }
     std::lock_guard region(region_mutex_);
+    if (!workers_.empty() && workers_fork_generation_ != fork_generation()) abandon_workers_of_parent();
     if (workers_.empty()) start_workers();
     task_ = &task;
     error_ = nullptr;

@@ -29,16 +29,21 @@ public:
     // workers. Returns when all have finished and rethrows the first exception a task threw.
     // Regions from different calling threads run one after the other. A task must not start
     // a region on the same pool. Throws tune::Error when threads is outside [1, max_threads].
+    // Usable in a forked child: a pool whose workers were started before fork() (they do not
+    // exist in the child) starts new ones there. Forking while another thread is inside a
+    // region of this pool is not supported (the child inherits the region lock held).
     void parallel_for(int threads, const std::function<void(int)>& task);
 
 private:
     void start_workers();
-    void worker_loop(int index);
+    void abandon_workers_of_parent();
+    void worker_loop(int index, std::uint64_t seen);
 
     const int max_threads_;
     const bool pin_workers_;
     std::mutex region_mutex_;  // one region at a time; also guards worker start-up
     std::vector<std::thread> workers_;
+    std::uint64_t workers_fork_generation_ = 0;  // process generation the workers belong to
 
     // Each worker waits on its own counter; a region bumps only the counters of the workers
     // it uses (release), which then read task_ (acquire). task_ is rewritten only after every
