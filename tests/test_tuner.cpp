@@ -1,4 +1,5 @@
 // Measurer protocol, tuner resume, and the rule that a wrong candidate never wins.
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "fake_template.hpp"
@@ -92,7 +93,9 @@ TEST_CASE("re-running a tuning resumes and never re-measures", "[tuner]") {
     auto first = tuner.tune(p, opt);
     CHECK(first.measured == 10);
     CHECK(first.reused == 0);
-    REQUIRE(progress.size() == 10);
+    REQUIRE(progress.size() == 11);  // one per candidate, then the problem's final report
+    CHECK(std::none_of(progress.begin(), progress.end() - 1, [](const TuneProgress& pr) { return pr.finished; }));
+    CHECK(progress.back().finished);
     CHECK(progress.back().done == 10);
     CHECK(progress.back().budget == 10);
     CHECK(first.default_config);

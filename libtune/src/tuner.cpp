@@ -1,37 +1,23 @@
 #include "tune/tuner.hpp"
 
 #include <algorithm>
-#include <chrono>
+#include <deque>
+#include <list>
 #include <unordered_map>
 
+#include "problem_tuning.hpp"
 #include "tune/error.hpp"
-#include "tune/search/strategy.hpp"
 
 namespace tune {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-bool faster(const Measurement& a, const std::optional<Measurement>& b) {
-    return a.status == Status::ok && (!b || a.stats.median_s < b->stats.median_s);
-}
-
-// Vendor spaces this small are measured whole: they are the baseline a pick must beat.
-constexpr std::uint64_t kSmallSpace = 8;
-
-}  // namespace
-
-Tuner::Tuner(Database& db, const TemplateRegistry& registry, Measurer& measurer, std::int64_t run_id)
-    : db_(db), registry_(registry), measurer_(measurer), run_id_(run_id) {}
-
-TuneResult Tuner::tune(const Problem& p, const TuneOptions& options, TuneProgress progress) {
+// The templates that tune p under these options; throws when none applies.
+std::vector<const Template*> templates_for(const TemplateRegistry& registry, const Problem& p, const TuneOptions& options) {
     validate(p);
-    require(options.budget >= 1, "tune: budget must be >= 1");
-    require(options.batch >= 1, "tune: batch must be >= 1");
-    auto templates = registry_.for_problem(p, options.backend);
+    auto templates = registry.for_problem(p, options.backend);
     if (!options.templates.empty()) {
         for (const auto& name : options.templates)
-            require(registry_.find(name) != nullptr, "tune: unknown template '" + name + "'");
+            require(registry.find(name) != nullptr, "tune: unknown template '" + name + "'");
         std::erase_if(templates, [&](const Template* t) {
             return std::find(options.templates.begin(), options.templates.end(), t->info().name) ==
                    options.templates.end();
@@ -39,124 +25,117 @@ TuneResult Tuner::tune(const Problem& p, const TuneOptions& options, TuneProgres
     }
     require(!templates.empty(), "tune: no template can compute '" + shape_key(p) + "' on backend " +
                                     std::string(to_string(options.backend)));
+    return templates;
+}
 
-    TuneResult result;
-    result.problem = p;
-    const auto start = Clock::now();
-    const std::string device_id = measurer_.device().id();
-    progress.problem = &p;
-    progress.budget = options.budget;
+}  // namespace
 
-    auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-    auto out_of_time = [&] { return options.time_limit_s > 0 && elapsed() >= options.time_limit_s; };
-    auto report = [&] {
-        progress.done = result.measured + result.reused;
-        progress.measured = result.measured;
-        progress.reused = result.reused;
-        progress.failed = result.failed;
-        progress.best = result.best;
-        progress.elapsed_s = elapsed();
-        double rate = progress.done ? progress.elapsed_s / double(progress.done) : 0;
-        progress.remaining_s = rate * double(options.budget - std::min(options.budget, progress.done));
-        if (options.time_limit_s > 0)
-            progress.remaining_s = std::min(progress.remaining_s, std::max(0.0, options.time_limit_s - progress.elapsed_s));
-        if (options.on_progress) options.on_progress(progress);
+Tuner::Tuner(Database& db, const TemplateRegistry& registry, Measurer& measurer, std::int64_t run_id)
+    : db_(db), registry_(registry), own_executor_(std::make_unique<LocalExecutor>(measurer)),
+      executor_(*own_executor_), run_id_(run_id) {}
+
+Tuner::Tuner(Database& db, const TemplateRegistry& registry, Executor& executor, std::int64_t run_id)
+    : db_(db), registry_(registry), executor_(executor), run_id_(run_id) {}
+
+Tuner::~Tuner() = default;
+
+TuneResult Tuner::tune(const Problem& p, const TuneOptions& options, TuneProgress progress) {
+    return drive({&p, 1}, options, [&](std::size_t) { return progress; }).front();
+}
+
+std::vector<TuneResult> Tuner::tune_all(std::span<const Problem> problems, const TuneOptions& options) {
+    return drive(problems, options, [&](std::size_t i) {
+        TuneProgress progress;
+        progress.problem_index = i;
+        progress.problem_count = problems.size();
+        return progress;
+    });
+}
+
+std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const TuneOptions& options,
+                                     const std::function<TuneProgress(std::size_t)>& progress_for) {
+    require(options.budget >= 1, "tune: budget must be >= 1");
+    require(options.batch >= 1, "tune: batch must be >= 1");
+    std::vector<std::vector<const Template*>> templates;  // all checked before anything is measured
+    for (const Problem& p : problems) templates.push_back(templates_for(registry_, p, options));
+
+    struct Active {
+        Active(std::size_t i, const Problem& p, detail::ProblemTuning::Args args)
+            : index(i), key(shape_key(p)), tuning(p, std::move(args)) {}
+        std::size_t index;
+        std::string key;
+        detail::ProblemTuning tuning;
+    };
+    struct Queued {
+        Active* problem;
+        detail::ProblemTuning::Pending candidate;
+    };
+    std::vector<TuneResult> results(problems.size());
+    std::list<Active> active;  // stable addresses: queued and in-flight candidates point here
+    std::deque<Queued> queue;  // candidates of open rounds, oldest problem first
+    std::unordered_map<std::uint64_t, std::pair<Active*, std::size_t>> in_flight;  // job id -> (problem, slot)
+    std::size_t next_problem = 0;
+    std::uint64_t next_job = 0;
+    const std::string device_id = executor_.device().id();
+
+    // Queues the problem's next round, or retires the problem when it is done.
+    auto advance = [&](Active& a) {
+        auto pending = a.tuning.next_round();
+        for (auto& c : pending) queue.push_back({&a, std::move(c)});
+        if (pending.empty()) {
+            results[a.index] = a.tuning.result();
+            active.remove_if([&](const Active& x) { return &x == &a; });
+        }
+    };
+    // The same shape twice would measure its candidates twice: the second waits for the first.
+    auto can_start = [&](const Problem& p) {
+        std::string key = shape_key(p);
+        return std::none_of(active.begin(), active.end(), [&](const Active& a) { return a.key == key; });
     };
 
-    // Evaluates one config: reuses a stored measurement when there is one, else measures and
-    // records it at once (a killed run loses at most the candidate in flight).
-    auto evaluate = [&](const Template& t, const Config& c,
-                        std::unordered_map<std::uint64_t, Measurement>& stored) -> Measurement {
-        Measurement m;
-        if (auto it = stored.find(c.hash()); it != stored.end()) {
-            m = it->second;
-            ++result.reused;
-        } else {
-            m = measurer_.measure(p, t, c);
-            m.run_id = run_id_;
-            db_.record(m);
-            stored.emplace(c.hash(), m);
-            ++result.measured;
-        }
-        if (m.status != Status::ok) ++result.failed;
-        if (faster(m, result.best)) result.best = m;
-        if (t.info().vendor && faster(m, result.vendor_best)) result.vendor_best = m;
-        if (m.status == Status::ok) {
-            auto [it, inserted] = result.template_best.try_emplace(t.info().name, m);
-            if (!inserted && m.stats.median_s < it->second.stats.median_s) it->second = m;
-        }
-        return m;
-    };
-
-    // Budget: every template's default first, vendor spaces whole when small, the rest
-    // shared evenly by the own templates' search strategies.
-    struct Plan {
-        const Template* t;
-        std::shared_ptr<const Space> space;
-        std::unordered_map<std::uint64_t, Measurement> stored;
-    };
-    std::vector<Plan> plans;
-    for (const Template* t : templates) {
-        Plan plan{t, t->space(p), {}};
-        MeasurementFilter f{shape_key(p), device_id, t->info().name, t->info().version, std::nullopt};
-        for (auto& m : db_.query(f)) plan.stored.emplace(m.config.hash(), std::move(m));
-        plans.push_back(std::move(plan));
-    }
-    std::size_t spent = 0;
-    for (auto& plan : plans) {
-        if (spent >= options.budget || out_of_time()) break;
-        auto m = evaluate(*plan.t, plan.space->default_config(), plan.stored);
-        ++spent;
-        if (!plan.t->info().vendor && !result.default_config) result.default_config = m;
-        report();
-    }
-    for (auto& plan : plans) {
-        if (!plan.t->info().vendor || plan.space->count(kSmallSpace + 1) > kSmallSpace) continue;
-        for (const auto& c : plan.space->enumerate_all()) {
-            if (spent >= options.budget || out_of_time()) break;
-            if (c == plan.space->default_config()) continue;
-            evaluate(*plan.t, c, plan.stored);
-            ++spent;
-            report();
-        }
-    }
-    std::vector<Plan*> searched;
-    for (auto& plan : plans)
-        if (!plan.t->info().vendor) searched.push_back(&plan);
-    for (std::size_t i = 0; i < searched.size(); ++i) {
-        Plan& plan = *searched[i];
-        std::size_t share = (options.budget - std::min(options.budget, spent)) / (searched.size() - i);
-        auto strategy = make_strategy(options.strategy, plan.space, {options.seed, 4096});
-        const Config def = plan.space->default_config();
-        // The default was measured above; the strategy still learns from it.
-        if (auto it = plan.stored.find(def.hash()); it != plan.stored.end()) {
-            Trial trial{def, it->second.status == Status::ok, it->second.stats.median_s};
-            strategy->observe({&trial, 1});
-        }
-        std::size_t used = 0;
-        while (used < share && !out_of_time()) {
-            auto batch = strategy->propose(std::min(options.batch, share - used));
-            std::erase(batch, def);
-            if (batch.empty()) {
-                // Only the (already measured) default was proposed: ask once more, else stop.
-                batch = strategy->propose(std::min(options.batch, share - used));
-                std::erase(batch, def);
-                if (batch.empty()) break;
+    for (;;) {
+        while (in_flight.size() < executor_.slots()) {
+            if (!queue.empty()) {
+                Queued q = std::move(queue.front());
+                queue.pop_front();
+                detail::ProblemTuning& t = q.problem->tuning;
+                if (t.out_of_time()) {
+                    t.skipped(q.candidate.slot);
+                    if (t.round_resolved()) advance(*q.problem);
+                    continue;
+                }
+                const std::uint64_t id = next_job++;
+                in_flight.emplace(id, std::pair{q.problem, q.candidate.slot});
+                executor_.submit({id, t.problem(), q.candidate.tmpl, std::move(q.candidate.config)});
+                continue;
             }
-            std::vector<Trial> trials;
-            for (const auto& c : batch) {
-                if (used >= share || out_of_time()) break;
-                auto m = evaluate(*plan.t, c, plan.stored);
-                trials.push_back({c, m.status == Status::ok, m.stats.median_s});
-                ++used;
-                ++spent;
-                report();
+            if (next_problem < problems.size() && can_start(problems[next_problem])) {
+                const std::size_t i = next_problem++;
+                active.emplace_back(i, problems[i],
+                                    detail::ProblemTuning::Args{options, templates[i], db_, device_id, progress_for(i)});
+                advance(active.back());
+                continue;
             }
-            strategy->observe(trials);
+            break;
         }
+        if (in_flight.empty()) {
+            // Nothing measuring: every started problem is done (a waiting one would have started).
+            require(queue.empty() && active.empty(), "tune: internal error: candidates left without a free slot");
+            if (next_problem == problems.size()) break;
+            continue;
+        }
+        JobResult done = executor_.wait_next();
+        auto it = in_flight.find(done.id);
+        require(it != in_flight.end(), "tune: executor returned unknown job " + std::to_string(done.id));
+        auto [problem, slot] = it->second;
+        in_flight.erase(it);
+        // Committed as it arrives: a killed run loses only the candidates in flight.
+        done.measurement.run_id = run_id_;
+        db_.record(done.measurement);
+        problem->tuning.measured(slot, std::move(done.measurement));
+        if (problem->tuning.round_resolved()) advance(*problem);
     }
-    result.elapsed_s = elapsed();
-    return result;
+    return results;
 }
 
 }  // namespace tune

@@ -1,15 +1,19 @@
-// Tuner: orchestrates the tuning of one problem: each applicable template's space, a search
-// strategy, the measurer and the store. Resumes from the store and never re-measures.
+// Tuner: orchestrates the tuning of problems: each applicable template's space, a search
+// strategy, an executor (the measurer here, or remote ranks) and the store. Resumes from the
+// store and never re-measures.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "tune/db/database.hpp"
+#include "tune/executor.hpp"
 #include "tune/kernel.hpp"
 #include "tune/measurer.hpp"
 
@@ -22,6 +26,7 @@ struct TuneProgress {
     std::size_t measured = 0, reused = 0, failed = 0;
     std::optional<Measurement> best;                   // best ok so far
     double elapsed_s = 0, remaining_s = 0;             // remaining: estimate from the rate so far
+    bool finished = false;                             // the problem's last report
 };
 
 struct TuneOptions {
@@ -42,20 +47,34 @@ struct TuneResult {
     std::optional<Measurement> vendor_best;    // fastest ok among vendor templates
     std::map<std::string, Measurement> template_best;  // fastest ok per template name
     std::size_t measured = 0, reused = 0, failed = 0;
-    double elapsed_s = 0;
+    double elapsed_s = 0;  // from the problem's start to its last result
 };
 
 class Tuner {
 public:
-    // run_id: from db.start_run(); every measurement is recorded under it.
+    // run_id: from db.start_run(); every measurement is recorded under it, as it completes.
     Tuner(Database& db, const TemplateRegistry& registry, Measurer& measurer, std::int64_t run_id);
+    // Measures through `executor` (e.g. MPI ranks); results are stored under its device.
+    Tuner(Database& db, const TemplateRegistry& registry, Executor& executor, std::int64_t run_id);
+    ~Tuner();
 
     TuneResult tune(const Problem& p, const TuneOptions& options, TuneProgress progress = {});
 
+    // Tunes every problem; results in the same order. With an executor of several slots the
+    // problems overlap: a free slot takes the next candidate of a started problem, else
+    // starts the next problem (two problems with the same shape key never overlap). Each
+    // problem's candidates and best pick are the same as when tuned alone, given the same
+    // measurements. Progress reports carry the problem's index.
+    std::vector<TuneResult> tune_all(std::span<const Problem> problems, const TuneOptions& options);
+
 private:
+    std::vector<TuneResult> drive(std::span<const Problem> problems, const TuneOptions& options,
+                                  const std::function<TuneProgress(std::size_t)>& progress_for);
+
     Database& db_;
     const TemplateRegistry& registry_;
-    Measurer& measurer_;
+    std::unique_ptr<Executor> own_executor_;  // with the Measurer constructor
+    Executor& executor_;
     std::int64_t run_id_;
 };
 

@@ -1,0 +1,63 @@
+// Executor: where the Tuner's candidates are measured. The Tuner submits candidates and takes
+// results as they complete, so an executor may measure several at once (MPI ranks, see mpi/);
+// LocalExecutor measures one at a time in this process.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+
+#include "tune/device.hpp"
+#include "tune/kernel.hpp"
+#include "tune/measurement.hpp"
+
+namespace tune {
+
+class Measurer;
+
+// Measures one candidate and returns its complete record (normally Measurer::measure).
+using MeasureCandidateFn = std::function<Measurement(const Problem&, const Template&, const Config&)>;
+
+struct Job {
+    std::uint64_t id = 0;  // chosen by the submitter, returned with the result
+    Problem problem;
+    const Template* tmpl = nullptr;
+    Config config;
+};
+
+struct JobResult {
+    std::uint64_t id = 0;
+    Measurement measurement;
+};
+
+class Executor {
+public:
+    virtual ~Executor() = default;
+    // The device every result is measured on (its id keys the stored results).
+    virtual const DeviceInfo& device() const = 0;
+    // Jobs worth having in flight at once; at least 1. May change between calls (a rank lost).
+    virtual std::size_t slots() const = 0;
+    virtual void submit(Job job) = 0;
+    // Blocks until a submitted job completes; every submitted job completes exactly once (one
+    // that could not be measured completes with a failure status and its reason).
+    virtual JobResult wait_next() = 0;
+};
+
+// Measures each job in this process when it is waited for; one slot.
+class LocalExecutor final : public Executor {
+public:
+    LocalExecutor(DeviceInfo device, MeasureCandidateFn measure);
+    explicit LocalExecutor(Measurer& measurer);
+
+    const DeviceInfo& device() const override { return device_; }
+    std::size_t slots() const override { return 1; }
+    void submit(Job job) override;
+    JobResult wait_next() override;
+
+private:
+    DeviceInfo device_;
+    MeasureCandidateFn measure_;
+    std::deque<Job> queue_;
+};
+
+}  // namespace tune

@@ -1,0 +1,191 @@
+#include "problem_tuning.hpp"
+
+#include <algorithm>
+
+namespace tune::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool faster(const Measurement& a, const std::optional<Measurement>& b) {
+    return a.status == Status::ok && (!b || a.stats.median_s < b->stats.median_s);
+}
+
+// Vendor spaces this small are measured whole: they are the baseline a pick must beat.
+constexpr std::uint64_t kSmallSpace = 8;
+
+}  // namespace
+
+ProblemTuning::ProblemTuning(const Problem& p, Args args)
+    : options_(args.options), progress_(args.progress), start_(Clock::now()) {
+    result_.problem = p;
+    progress_.problem = &result_.problem;
+    progress_.budget = options_.budget;
+    for (const Template* t : args.templates) {
+        Plan plan{t, t->space(p), {}};
+        MeasurementFilter f{shape_key(p), args.device_id, t->info().name, t->info().version, std::nullopt};
+        for (auto& m : args.db.query(f)) plan.stored.emplace(m.config.hash(), std::move(m));
+        plans_.push_back(std::move(plan));
+    }
+    for (auto& plan : plans_)
+        if (!plan.t->info().vendor) searched_.push_back(&plan);
+}
+
+double ProblemTuning::elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+
+bool ProblemTuning::out_of_time() const { return options_.time_limit_s > 0 && elapsed() >= options_.time_limit_s; }
+
+void ProblemTuning::report(bool finished) {
+    progress_.done = result_.measured + result_.reused;
+    progress_.measured = result_.measured;
+    progress_.reused = result_.reused;
+    progress_.failed = result_.failed;
+    progress_.best = result_.best;
+    progress_.elapsed_s = elapsed();
+    progress_.finished = finished;
+    double rate = progress_.done ? progress_.elapsed_s / double(progress_.done) : 0;
+    progress_.remaining_s = finished ? 0 : rate * double(options_.budget - std::min(options_.budget, progress_.done));
+    if (options_.time_limit_s > 0)
+        progress_.remaining_s = std::min(progress_.remaining_s, std::max(0.0, options_.time_limit_s - progress_.elapsed_s));
+    if (options_.on_progress) options_.on_progress(progress_);
+}
+
+std::vector<ProblemTuning::Pending> ProblemTuning::next_round() {
+    close_round();
+    while (open_round()) {
+        std::vector<Pending> pending;
+        for (std::size_t i = 0; i < round_.size(); ++i) {
+            Slot& s = round_[i];
+            // A stored measurement is reused, never measured again (resume).
+            if (auto it = s.plan->stored.find(s.config.hash()); it != s.plan->stored.end())
+                resolve(i, it->second, true);
+            else
+                pending.push_back({i, s.plan->t, s.config});
+        }
+        if (!pending.empty()) return pending;
+        close_round();
+    }
+    stage_ = Stage::done;
+    result_.elapsed_s = elapsed();
+    report(true);
+    return {};
+}
+
+void ProblemTuning::add(Plan& plan, Config c) {
+    round_.push_back({&plan, std::move(c), std::nullopt});
+    ++unresolved_;
+    ++spent_;
+}
+
+// Budget: every template's default first, vendor spaces whole when small, the rest shared
+// evenly by the own templates' search strategies.
+bool ProblemTuning::open_round() {
+    if (out_of_time()) return false;
+    round_stage_ = stage_;
+    switch (stage_) {
+        case Stage::defaults:
+            stage_ = Stage::vendor_spaces;
+            for (auto& plan : plans_) {
+                if (spent_ >= options_.budget) break;
+                add(plan, plan.space->default_config());
+            }
+            if (!round_.empty()) return true;
+            [[fallthrough]];
+        case Stage::vendor_spaces:
+            round_stage_ = Stage::vendor_spaces;
+            stage_ = Stage::search;
+            for (auto& plan : plans_) {
+                if (!plan.t->info().vendor || plan.space->count(kSmallSpace + 1) > kSmallSpace) continue;
+                const Config def = plan.space->default_config();
+                for (auto& c : plan.space->enumerate_all()) {
+                    if (spent_ >= options_.budget) break;
+                    if (c != def) add(plan, std::move(c));
+                }
+            }
+            if (!round_.empty()) return true;
+            [[fallthrough]];
+        case Stage::search:
+            round_stage_ = Stage::search;
+            return open_search_round();
+        case Stage::done:
+            return false;
+    }
+    return false;
+}
+
+bool ProblemTuning::open_search_round() {
+    while (searching_ < searched_.size()) {
+        Plan& plan = *searched_[searching_];
+        const Config def = plan.space->default_config();
+        if (!strategy_) {
+            share_ = (options_.budget - std::min(options_.budget, spent_)) / (searched_.size() - searching_);
+            used_ = 0;
+            strategy_ = make_strategy(options_.strategy, plan.space, {options_.seed, 4096});
+            // The default was measured in the first round; the strategy still learns from it.
+            if (auto it = plan.stored.find(def.hash()); it != plan.stored.end()) {
+                Trial trial{def, it->second.status == Status::ok, it->second.stats.median_s};
+                strategy_->observe({&trial, 1});
+            }
+        }
+        if (used_ < share_) {
+            auto batch = strategy_->propose(std::min(options_.batch, share_ - used_));
+            std::erase(batch, def);
+            if (batch.empty()) {
+                // Only the (already measured) default was proposed: ask once more, else stop.
+                batch = strategy_->propose(std::min(options_.batch, share_ - used_));
+                std::erase(batch, def);
+            }
+            if (!batch.empty()) {
+                used_ += batch.size();
+                for (auto& c : batch) add(plan, std::move(c));
+                return true;
+            }
+        }
+        strategy_.reset();
+        ++searching_;
+    }
+    return false;
+}
+
+void ProblemTuning::resolve(std::size_t slot, Measurement m, bool reused) {
+    Slot& s = round_.at(slot);
+    ++(reused ? result_.reused : result_.measured);
+    if (m.status != Status::ok) ++result_.failed;
+    s.m = std::move(m);
+    --unresolved_;
+    report(false);
+}
+
+void ProblemTuning::measured(std::size_t slot, Measurement m) {
+    Slot& s = round_.at(slot);
+    s.plan->stored.emplace(s.config.hash(), m);
+    resolve(slot, std::move(m), false);
+}
+
+void ProblemTuning::skipped(std::size_t slot) {
+    static_cast<void>(round_.at(slot));  // bounds check
+    --unresolved_;
+}
+
+void ProblemTuning::close_round() {
+    if (round_.empty()) return;
+    std::vector<Trial> trials;
+    for (Slot& s : round_) {
+        if (!s.m) continue;  // skipped: out of time
+        const Measurement& m = *s.m;
+        const TemplateInfo& info = s.plan->t->info();
+        if (round_stage_ == Stage::defaults && !info.vendor && !result_.default_config) result_.default_config = m;
+        if (faster(m, result_.best)) result_.best = m;
+        if (info.vendor && faster(m, result_.vendor_best)) result_.vendor_best = m;
+        if (m.status == Status::ok) {
+            auto [it, inserted] = result_.template_best.try_emplace(info.name, m);
+            if (!inserted && m.stats.median_s < it->second.stats.median_s) it->second = m;
+        }
+        trials.push_back({s.config, m.status == Status::ok, m.stats.median_s});
+    }
+    if (round_stage_ == Stage::search && strategy_) strategy_->observe(trials);
+    round_.clear();
+    unresolved_ = 0;
+}
+
+}  // namespace tune::detail

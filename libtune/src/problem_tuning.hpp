@@ -1,0 +1,91 @@
+// ProblemTuning: the tuning of one problem as a sequence of rounds, each a list of candidates
+// that may be measured at once: every template's default, then small vendor spaces whole,
+// then one strategy batch at a time. The Tuner drives rounds over an Executor. A round's
+// results are folded in proposal order whatever order they arrive in, so the search and the
+// best pick do not depend on how many candidates were measured at once.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tune/db/database.hpp"
+#include "tune/search/strategy.hpp"
+#include "tune/tuner.hpp"
+
+namespace tune::detail {
+
+class ProblemTuning {
+public:
+    struct Pending {
+        std::size_t slot;  // position in the current round
+        const Template* tmpl;
+        Config config;
+    };
+
+    struct Args {
+        const TuneOptions& options;
+        std::vector<const Template*> templates;  // those that apply (see Tuner)
+        const Database& db;                      // stored results for them are reused
+        const std::string& device_id;
+        TuneProgress progress;
+    };
+    ProblemTuning(const Problem& p, Args args);
+    ProblemTuning(const ProblemTuning&) = delete;  // progress reports point into it
+    ProblemTuning& operator=(const ProblemTuning&) = delete;
+
+    const Problem& problem() const { return result_.problem; }
+    bool out_of_time() const;
+
+    // Closes the current round (results folded in order, the strategy informed) and opens the
+    // next; returns its candidates that need measuring. Rounds answered entirely from the
+    // store are passed through. Empty: the problem is done (see result()).
+    std::vector<Pending> next_round();
+    void measured(std::size_t slot, Measurement m);  // a candidate of the current round completed
+    void skipped(std::size_t slot);                  // not measured: the time limit came first
+    bool round_resolved() const { return unresolved_ == 0; }
+
+    const TuneResult& result() const { return result_; }
+
+private:
+    struct Plan {
+        const Template* t;
+        std::shared_ptr<const Space> space;
+        std::unordered_map<std::uint64_t, Measurement> stored;
+    };
+    struct Slot {
+        Plan* plan;
+        Config config;
+        std::optional<Measurement> m;
+    };
+    enum class Stage { defaults, vendor_spaces, search, done };
+
+    bool open_round();
+    bool open_search_round();
+    void close_round();
+    void add(Plan& plan, Config c);
+    void resolve(std::size_t slot, Measurement m, bool reused);
+    void report(bool finished);
+    double elapsed() const;
+
+    TuneOptions options_;
+    TuneProgress progress_;
+    TuneResult result_;
+    std::chrono::steady_clock::time_point start_;
+    std::vector<Plan> plans_;
+    std::vector<Plan*> searched_;  // own templates, searched one after the other
+
+    Stage stage_ = Stage::defaults;
+    Stage round_stage_ = Stage::defaults;  // the stage the open round belongs to
+    std::vector<Slot> round_;
+    std::size_t unresolved_ = 0;
+    std::size_t spent_ = 0;  // candidates taken from the budget
+    std::size_t searching_ = 0;  // index into searched_
+    std::unique_ptr<SearchStrategy> strategy_;
+    std::size_t share_ = 0, used_ = 0;  // the searched template's share of the budget
+};
+
+}  // namespace tune::detail
