@@ -3,9 +3,12 @@
 
 #include <CLI/CLI.hpp>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "tune/executor.hpp"
+#include "tune/measurer.hpp"
 #include "tune/problem.hpp"
 
 namespace tune::cli {
@@ -36,6 +39,21 @@ public:
 private:
     std::vector<std::vector<std::string>> rows_;
 };
+
+// tune ... --mpi (mpi_run.cpp): rank 0 coordinates and stores, the other ranks measure.
+class MpiRun {
+public:
+    virtual ~MpiRun() = default;
+    // Rank 0: the executor the Tuner measures through. Null on a measuring rank, which has
+    // already served rank 0 until the run ended when start_mpi returns.
+    virtual Executor* coordinator() = 0;
+    virtual std::string summary() const = 0;             // "3 ranks: ..."
+    virtual std::vector<std::string> lost() const = 0;   // ranks lost during the run, and why
+};
+// Throws tune::Error when this build has no MPI. rank_timeout_s: a measuring rank silent
+// this long is declared lost.
+std::unique_ptr<MpiRun> start_mpi(const DeviceInfo& device, const TemplateRegistry& registry, Measurer& measurer,
+                                  double rank_timeout_s);
 
 std::string format_seconds(double s);
 std::string format_fixed(double v, int digits);

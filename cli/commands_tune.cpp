@@ -34,6 +34,8 @@ struct TuneArgs {
     double tolerance = 0;
     bool allow_bf16 = false;
     bool in_process = false;
+    bool mpi = false;
+    double rank_timeout = 30;
 
     // The accuracy budget the user opted into, applied to each problem.
     Problem with_budget(Problem p) const {
@@ -64,6 +66,10 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     cmd.add_flag("--in-process", a.in_process,
                  "measure in the tuner's own process (faster; a crashing candidate then ends the run)");
     cmd.add_flag("--cold", a.flush_cache, "flush caches before each timed repetition (cold-cache timing)");
+    cmd.add_flag("--mpi", a.mpi, "under mpirun: rank 0 coordinates and stores, the other ranks measure");
+    cmd.add_option("--rank-timeout", a.rank_timeout, "--mpi: seconds a measuring rank may stay silent before it counts as lost")
+        ->capture_default_str()
+        ->check(CLI::Range(1.0, 1e6));
     cmd.add_flag("-q,--quiet", a.quiet, "no progress lines");
 }
 
@@ -80,24 +86,33 @@ std::optional<Measurement> find_best(const TuneResult& r, const std::string& tem
     return it->second;
 }
 
-// Tunes each problem in turn into the DB and prints the summary table.
-void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, const std::string& command) {
+// Tunes the problems into the DB and prints the summary table; `intro` is printed first. With
+// --mpi only rank 0 does this; the other ranks measure for it.
+void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, const std::string& command,
+                const std::string& intro = "") {
     const Backend backend = parse_backend(a.backend, "--backend");
     require(backend == Backend::cpu, "--backend: '" + a.backend + "' is not available in this build (cpu only)");
     make_strategy(a.strategy, std::make_shared<Space>(), {});  // rejects an unknown name up front
 
     DeviceInfo device = detect_cpu();
     TemplateRegistry registry = builtin_registry(device);
-    SqliteDatabase db(a.db);
     MeasureOptions mo;
     mo.flush_cache = a.flush_cache;
     mo.isolate = !a.in_process;  // candidates run in a worker process: a crash costs only that candidate
     Measurer measurer(device, mo);
+    std::unique_ptr<MpiRun> mpi;  // before the store: it outlives it and stops the ranks last
+    if (a.mpi) {
+        mpi = start_mpi(device, registry, measurer, a.rank_timeout);
+        if (!mpi->coordinator()) return;  // a measuring rank: it served rank 0 until the run ended
+    }
+    SqliteDatabase db(a.db);
+    LocalExecutor local(measurer);
     std::int64_t run_id = db.start_run({0, command, a.strategy, a.seed, "", ""}, device);
-    Tuner tuner(db, registry, measurer, run_id);
+    Tuner tuner(db, registry, mpi ? *mpi->coordinator() : static_cast<Executor&>(local), run_id);
 
-    std::fprintf(stderr, "device: %s\nstore:  %s (run %lld)\n", device.summary().c_str(), a.db.c_str(),
-                 static_cast<long long>(run_id));
+    std::fprintf(stderr, "%sdevice: %s\nstore:  %s (run %lld)\n", intro.c_str(), device.summary().c_str(),
+                 a.db.c_str(), static_cast<long long>(run_id));
+    if (mpi) std::fprintf(stderr, "mpi:    %s\n", mpi->summary().c_str());
     const bool tty = isatty(STDERR_FILENO);
     auto last_line = std::chrono::steady_clock::now();
     TuneOptions opt;
@@ -109,7 +124,7 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     opt.on_progress = [&](const TuneProgress& p) {
         if (a.quiet) return;
         auto now = std::chrono::steady_clock::now();
-        bool last = p.done >= p.budget;
+        bool last = p.finished;
         if (!tty && !last && now - last_line < std::chrono::seconds(5)) return;
         last_line = now;
         std::string best = p.best ? format_seconds(p.best->stats.median_s) + " (" +
@@ -118,17 +133,17 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
         std::fprintf(stderr, "%s[%zu/%zu] %s  %zu/%zu candidates (%zu reused, %zu failed)  best %s  %.0fs elapsed, ~%.0fs left%s",
                      tty ? "\r\033[K" : "", p.problem_index + 1, p.problem_count, shape_key(*p.problem).c_str(), p.done,
                      p.budget, p.reused, p.failed, best.c_str(), p.elapsed_s, p.remaining_s, tty ? "" : "\n");
+        if (tty && p.finished) std::fprintf(stderr, "\n");
     };
 
     Table table({"problem", "tokens", "m x n x k", "best config", "median", "GFLOP/s", "vs default", "vs OpenBLAS",
                  "vs best library"});
     const auto start = std::chrono::steady_clock::now();
+    std::vector<Problem> budgeted;
+    for (const auto& np : problems) budgeted.push_back(a.with_budget(np.problem));
+    std::vector<TuneResult> results = tuner.tune_all(budgeted, opt);
     for (std::size_t i = 0; i < problems.size(); ++i) {
-        TuneProgress progress;
-        progress.problem_index = i;
-        progress.problem_count = problems.size();
-        TuneResult r = tuner.tune(a.with_budget(problems[i].problem), opt, progress);
-        if (tty && !a.quiet) std::fprintf(stderr, "\n");
+        const TuneResult& r = results[i];
         const Problem& p = problems[i].problem;
         std::string dims = std::to_string(p.dim("m")) + " x " + std::to_string(p.dim("n")) + " x " + std::to_string(p.dim("k"));
         if (!r.best) {
@@ -143,6 +158,11 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("%s", table.str().c_str());
     std::printf("%zu problems tuned in %.1f s into %s\n", problems.size(), total, a.db.c_str());
+    if (mpi) {
+        for (const auto& why : mpi->lost()) std::fprintf(stderr, "mpi: lost %s\n", why.c_str());
+        if (!mpi->lost().empty())
+            std::fprintf(stderr, "mpi: every result that reached rank 0 is stored; the ranks exit without MPI_Finalize\n");
+    }
 }
 
 // Reads a record file: one JSON object per line with "problem" and "count"; counts of the
@@ -256,11 +276,12 @@ void add_tune_commands(CLI::App& app) {
         cmd->callback([=] {
             ModelShape model = load_model_config(*path);
             auto problems = layer_gemms(model, parse_tokens(*tokens), parse_dtype(args->dtype, "--dtype"));
-            std::fprintf(stderr, "model:  %s hidden %lld, heads %lld/%lld, head_dim %lld, mlp %lld%s -> %zu GEMMs\n",
-                         model.model_type.c_str(), (long long)model.hidden_size, (long long)model.num_heads,
-                         (long long)model.num_kv_heads, (long long)model.head_dim, (long long)model.intermediate_size,
-                         model.gated_mlp ? " (gated)" : "", problems.size());
-            run_tuning(problems, *args, "tune model " + *path + " --tokens " + *tokens);
+            char intro[512];
+            std::snprintf(intro, sizeof intro, "model:  %s hidden %lld, heads %lld/%lld, head_dim %lld, mlp %lld%s -> %zu GEMMs\n",
+                          model.model_type.c_str(), (long long)model.hidden_size, (long long)model.num_heads,
+                          (long long)model.num_kv_heads, (long long)model.head_dim, (long long)model.intermediate_size,
+                          model.gated_mlp ? " (gated)" : "", problems.size());
+            run_tuning(problems, *args, "tune model " + *path + " --tokens " + *tokens, intro);
         });
     }
     // tune recorded: what a dispatcher in record mode saw, most frequent first
@@ -275,8 +296,8 @@ void add_tune_commands(CLI::App& app) {
             std::vector<NamedProblem> problems;
             for (const auto& [count, p] : recorded)
                 problems.push_back({std::string(to_string(p.op)) + " (seen " + std::to_string(count) + "x)", p.dim("m"), p});
-            std::fprintf(stderr, "record: %s -> %zu distinct shapes\n", from->c_str(), problems.size());
-            run_tuning(problems, *args, "tune recorded --from " + *from);
+            run_tuning(problems, *args, "tune recorded --from " + *from,
+                       "record: " + *from + " -> " + std::to_string(problems.size()) + " distinct shapes\n");
         });
     }
     // tune gemm | tune swiglu: one problem, dims as flags

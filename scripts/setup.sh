@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libsqlite3-dev nlohmann-json3-dev libcli11-dev
-          catch2 libbenchmark-dev libopenblas-dev libdnnl-dev
+          catch2 libbenchmark-dev libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin
           python3-dev python3-venv python3-pip python3-setuptools python3-wheel pybind11-dev python3-pybind11
           python3-numpy python3-pytest chromium)
 missing=()

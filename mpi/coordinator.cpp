@@ -1,0 +1,310 @@
+// Rank 0 of a distributed tuning run: hands jobs to idle ranks, collects results and
+// heartbeats, declares silent ranks lost and re-queues what they held.
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <unordered_map>
+
+#include "transport.hpp"
+#include "tune/error.hpp"
+
+namespace tune::mpi {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string format_seconds(double s) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", s);
+    return text;
+}
+
+}  // namespace
+
+struct Coordinator::Impl {
+    enum class State { starting, idle, busy, lost };
+    struct Rank {
+        int rank = 0;
+        State state = State::starting;
+        std::optional<Job> job;
+        Clock::time_point last_heard;
+        std::string where;  // "host/pid" from its hello
+    };
+
+    Session& session;
+    MPI_Comm comm;
+    DeviceInfo device;
+    const TemplateRegistry& registry;
+    MeasureCandidateFn fallback;
+    MpiOptions options;
+    std::vector<Rank> ranks;  // ranks[r - 1] is rank r
+    std::deque<Job> waiting;
+    std::deque<JobResult> done;
+    std::unordered_map<std::uint64_t, std::string> requeued;  // job id -> how its first rank was lost
+    std::vector<std::string> lost;
+    Outbox outbox;
+    bool fallback_announced = false;
+
+    Impl(Session& s, DeviceInfo d, const TemplateRegistry& r, MeasureCandidateFn f, MpiOptions o)
+        : session(s), comm(SessionAccess::of(s).comm), device(std::move(d)), registry(r), fallback(std::move(f)),
+          options(std::move(o)) {
+        for (int r = 1; r < SessionAccess::of(s).size; ++r) ranks.push_back({r, State::starting, {}, Clock::now(), ""});
+    }
+    ~Impl() { stop_all(); }
+
+    void event(const std::string& what) {
+        if (options.on_event) options.on_event(what);
+    }
+    std::string name(const Rank& r) const {
+        return "rank " + std::to_string(r.rank) + (r.where.empty() ? "" : " (" + r.where + ")");
+    }
+    bool live(const Rank& r) const { return r.state == State::idle || r.state == State::busy; }
+
+    // Every rank reports its device and template versions; a mismatch is an error because
+    // rank 0 keys the whole store by its own device and versions.
+    void startup() {
+        auto start = Clock::now();
+        std::vector<std::string> errors;
+        Backoff backoff;
+        auto reported = [&] {
+            return std::none_of(ranks.begin(), ranks.end(), [](const Rank& r) { return r.state == State::starting; });
+        };
+        while (!reported() && seconds_since(start) < options.startup_timeout_s) {
+            auto m = try_receive(comm);
+            if (!m) {
+                backoff.wait();
+                continue;
+            }
+            backoff.reset();
+            if (m->tag != kHello || m->source < 1 || m->source > static_cast<int>(ranks.size())) continue;
+            Rank& r = ranks[static_cast<std::size_t>(m->source - 1)];
+            try {
+                check_hello(r, json::parse(m->body));
+                r.state = State::idle;
+            } catch (const std::exception& e) {
+                r.state = State::lost;
+                errors.push_back(e.what());
+            }
+        }
+        for (Rank& r : ranks)
+            if (r.state == State::starting) lose(r, "did not report within " + format_seconds(options.startup_timeout_s) + " s");
+        if (!errors.empty()) {
+            std::string all;
+            for (const auto& e : errors) all += (all.empty() ? "" : "; ") + e;
+            throw Error("MPI: " + all);
+        }
+    }
+
+    void check_hello(Rank& r, const json& hello) {
+        const std::string who = "rank " + std::to_string(r.rank);
+        r.where = hello.at("host").get<std::string>() + "/pid " + std::to_string(hello.at("pid").get<long>());
+        DeviceInfo theirs = hello.at("device").get<DeviceInfo>();
+        require(theirs.id() == device.id(), who + " measures on another device than rank 0 (" + theirs.summary() +
+                                                ", id " + theirs.id() + " vs " + device.summary() + ", id " + device.id() +
+                                                "); every rank must see the same device, e.g. mpirun --bind-to none");
+        const json& versions = hello.at("templates");
+        for (const Template* t : registry.all()) {
+            const auto& info = t->info();
+            require(versions.contains(info.name) && versions[info.name] == info.version,
+                    who + " has template '" + info.name + "' " +
+                        (versions.contains(info.name) ? "at version " + versions[info.name].dump() : "missing") +
+                        ", rank 0 has version \"" + info.version + "\": run the same build on every rank");
+        }
+    }
+
+    void lose(Rank& r, const std::string& why) {
+        r.state = State::lost;
+        std::string line = name(r) + ": " + why;
+        lost.push_back(line);
+        if (!r.job) {
+            event(line);
+            return;
+        }
+        Job job = std::move(*r.job);
+        r.job.reset();
+        if (auto [it, first] = requeued.try_emplace(job.id, line); first) {
+            event(line + "; its candidate (" + job.tmpl->info().name + " " + job.config.text() + ") goes to another rank");
+            waiting.push_front(std::move(job));
+        } else {
+            event(line + "; its candidate lost a rank before, recorded as crashed");
+            Measurement m;
+            m.problem = job.problem;
+            m.device_id = device.id();
+            m.template_name = job.tmpl->info().name;
+            m.template_version = job.tmpl->info().version;
+            m.config = job.config;
+            m.status = Status::crashed;
+            m.reason = "lost two ranks while measuring: " + it->second + "; " + line;
+            done.push_back({job.id, std::move(m)});
+        }
+    }
+
+    void dispatch() {
+        for (Rank& r : ranks) {
+            if (waiting.empty()) return;
+            if (r.state != State::idle) continue;
+            const Job& job = waiting.front();
+            json message{{"id", job.id},
+                         {"problem", job.problem},
+                         {"template", job.tmpl->info().name},
+                         {"version", job.tmpl->info().version},
+                         {"config", job.config}};
+            if (auto why = outbox.send(comm, r.rank, kJob, message.dump()); !why.empty()) {
+                lose(r, "cannot send it a job: " + why);
+                continue;
+            }
+            r.state = State::busy;
+            r.job = std::move(waiting.front());
+            r.last_heard = Clock::now();
+            waiting.pop_front();
+        }
+    }
+
+    void handle(const Message& m) {
+        if (m.source < 1 || m.source > static_cast<int>(ranks.size())) return;
+        Rank& r = ranks[static_cast<std::size_t>(m.source - 1)];
+        if (r.state == State::lost) return;  // what it held went elsewhere: never counted twice
+        r.last_heard = Clock::now();
+        if (m.tag != kResult) return;  // heartbeats only refresh last_heard
+        if (r.state != State::busy) return;
+        Job job = std::move(*r.job);
+        r.job.reset();
+        r.state = State::idle;
+        Measurement result;
+        try {
+            json reply = json::parse(m.body);
+            require(reply.at("id").get<std::uint64_t>() == job.id, "answers job " + reply.at("id").dump() +
+                                                                       ", it was given job " + std::to_string(job.id));
+            if (reply.contains("measurement")) {
+                result = reply["measurement"].get<Measurement>();
+            } else {
+                result.status = Status::failed;
+                result.reason = name(r) + ": " + reply.at("error").get<std::string>();
+            }
+        } catch (const std::exception& e) {
+            result = Measurement{};
+            result.status = Status::failed;
+            result.reason = name(r) + " sent a malformed result: " + e.what();
+        }
+        // What was measured is what rank 0 asked for: the identity never comes from the wire.
+        result.problem = job.problem;
+        result.device_id = device.id();
+        result.template_name = job.tmpl->info().name;
+        result.template_version = job.tmpl->info().version;
+        result.config = job.config;
+        done.push_back({job.id, std::move(result)});
+    }
+
+    void check_deadlines() {
+        for (Rank& r : ranks)
+            if (r.state == State::busy && seconds_since(r.last_heard) > options.rank_timeout_s)
+                lose(r, "silent for " + format_seconds(seconds_since(r.last_heard)) + " s while measuring");
+    }
+
+    int live_count() const {
+        return static_cast<int>(std::count_if(ranks.begin(), ranks.end(), [&](const Rank& r) { return live(r); }));
+    }
+
+    JobResult next() {
+        Backoff backoff;
+        for (;;) {
+            if (!done.empty()) {
+                JobResult out = std::move(done.front());
+                done.pop_front();
+                return out;
+            }
+            bool heard = false;
+            while (auto m = try_receive(comm)) {
+                handle(*m);
+                heard = true;
+            }
+            outbox.progress();
+            check_deadlines();
+            dispatch();
+            if (!done.empty()) continue;
+            const bool busy = std::any_of(ranks.begin(), ranks.end(), [](const Rank& r) { return r.state == State::busy; });
+            if (!busy && live_count() == 0 && !waiting.empty()) {
+                if (!fallback_announced) event("no measuring rank left: rank 0 measures the remaining candidates itself");
+                fallback_announced = true;
+                Job job = std::move(waiting.front());
+                waiting.pop_front();
+                done.push_back({job.id, fallback(job.problem, *job.tmpl, job.config)});
+                continue;
+            }
+            require(busy || !waiting.empty(), "MPI coordinator: wait_next with no job submitted");
+            if (heard) backoff.reset();
+            else backoff.wait();
+        }
+    }
+
+    // stop -> bye -> finalize: a rank that dies idle is noticed here (no bye), and then no
+    // rank calls MPI_Finalize, which could wait for the dead one forever.
+    void stop_all() {
+        std::vector<int> answering;
+        for (Rank& r : ranks) {
+            if (!outbox.send(comm, r.rank, kStop, "{}").empty() && live(r)) lose(r, "cannot send it stop");
+            if (live(r)) answering.push_back(r.rank);
+        }
+        auto start = Clock::now();
+        std::vector<int> said_bye;
+        Backoff backoff;
+        const double limit = std::min(options.rank_timeout_s, 30.0);
+        while (said_bye.size() < answering.size() && seconds_since(start) < limit) {
+            std::optional<Message> m;
+            try {
+                m = try_receive(comm);
+            } catch (const std::exception&) {
+                break;
+            }
+            if (!m) {
+                backoff.wait();
+                continue;
+            }
+            if (m->tag == kBye && std::find(answering.begin(), answering.end(), m->source) != answering.end())
+                said_bye.push_back(m->source);
+        }
+        for (Rank& r : ranks)
+            if (live(r) && std::find(said_bye.begin(), said_bye.end(), r.rank) == said_bye.end())
+                lose(r, "did not answer stop within " + format_seconds(limit) + " s");
+        const bool finalize = lost.empty();
+        for (Rank& r : ranks) outbox.send(comm, r.rank, kFinalize, json{{"finalize", finalize}}.dump());
+        outbox.drain(limit, said_bye);
+        if (!finalize) session.skip_finalize();
+    }
+};
+
+Coordinator::Coordinator(Session& session, const DeviceInfo& device, const TemplateRegistry& registry,
+                         MeasureCandidateFn fallback, MpiOptions options) {
+    require(session.rank() == 0, "MPI: the coordinator runs on rank 0, this is rank " + std::to_string(session.rank()));
+    require(static_cast<bool>(fallback), "MPI: the coordinator needs a fallback measure function");
+    require(options.heartbeat_s > 0 && options.rank_timeout_s > options.heartbeat_s,
+            "MPI: need 0 < heartbeat_s < rank_timeout_s");
+    impl_ = std::make_unique<Impl>(session, device, registry, std::move(fallback), std::move(options));
+    impl_->startup();
+}
+
+Coordinator::~Coordinator() = default;
+
+const DeviceInfo& Coordinator::device() const { return impl_->device; }
+
+std::size_t Coordinator::slots() const { return static_cast<std::size_t>(std::max(1, impl_->live_count())); }
+
+void Coordinator::submit(Job job) {
+    require(job.tmpl != nullptr, "MPI coordinator: job without a template");
+    impl_->waiting.push_back(std::move(job));
+    impl_->dispatch();
+}
+
+JobResult Coordinator::wait_next() { return impl_->next(); }
+
+int Coordinator::measuring_ranks() const { return impl_->live_count(); }
+
+std::vector<std::string> Coordinator::lost() const { return impl_->lost; }
+
+}  // namespace tune::mpi

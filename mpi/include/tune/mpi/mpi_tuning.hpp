@@ -1,0 +1,73 @@
+// Distributed tuning on MPI: rank 0 owns the store and the search and hands candidates to
+// the other ranks (a dynamic work queue), which measure them on their own device.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tune/executor.hpp"
+
+namespace tune::mpi {
+
+struct MpiOptions {
+    double heartbeat_s = 0.5;         // a measuring rank says it is alive this often
+    double rank_timeout_s = 30;       // a measuring rank silent this long is declared lost
+    double startup_timeout_s = 120;   // every rank reports its device within this
+    std::function<void(const std::string&)> on_event;  // rank 0: a rank lost, fallback to rank 0
+};
+
+// MPI_Init_thread / MPI_Finalize for this process. The communicator returns errors instead of
+// aborting the job. Throws tune::Error when MPI is unusable (already initialised, no
+// MPI_THREAD_SERIALIZED). Finalize is skipped when a rank was lost (OpenMPI without ULFM
+// cannot finalize with a dead peer; see the README).
+class Session {
+public:
+    Session();
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    int rank() const;
+    int size() const;
+    void skip_finalize();  // a peer was lost: exit without MPI_Finalize
+
+    struct Impl;
+
+private:
+    friend struct SessionAccess;  // the transport's own files reach the communicator
+    std::unique_ptr<Impl> impl_;
+};
+
+// Rank 0: an Executor whose slots are the live measuring ranks. Each rank reports its device
+// and template versions first; they must match rank 0's (one store key). A rank that stops
+// answering while it holds a candidate is declared lost: the candidate goes to another rank,
+// once; a candidate that loses a second rank is recorded as crashed. With no rank left,
+// rank 0 measures the rest itself with `fallback`. The destructor stops every rank.
+class Coordinator final : public Executor {
+public:
+    Coordinator(Session& session, const DeviceInfo& device, const TemplateRegistry& registry,
+                MeasureCandidateFn fallback, MpiOptions options = {});
+    ~Coordinator() override;
+
+    const DeviceInfo& device() const override;
+    std::size_t slots() const override;
+    void submit(Job job) override;
+    JobResult wait_next() override;
+
+    int measuring_ranks() const;           // ranks that reported in and are not lost
+    std::vector<std::string> lost() const;  // one line per lost rank: which and why
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+// Every rank but 0: reports its device and templates, then measures what rank 0 sends with
+// `measure` until rank 0 says stop. While measuring it sends a heartbeat every heartbeat_s.
+void serve(Session& session, const DeviceInfo& device, const TemplateRegistry& registry,
+           const MeasureCandidateFn& measure, MpiOptions options = {});
+
+}  // namespace tune::mpi
