@@ -35,6 +35,7 @@ struct Coordinator::Impl {
         std::optional<Job> job;
         Clock::time_point last_heard;
         std::string where;  // "host/pid" from its hello
+        std::string last_key;  // shape key of the last job: its operands are still set up there
     };
 
     Session& session;
@@ -145,11 +146,20 @@ struct Coordinator::Impl {
         }
     }
 
+    // Oldest job first, but a rank keeps to the problem it measured last when that has a job
+    // waiting: switching problems costs a rank new operands and a new fp64 reference.
+    std::deque<Job>::iterator pick_for(const Rank& r) {
+        auto same = std::find_if(waiting.begin(), waiting.end(),
+                                 [&](const Job& j) { return shape_key(j.problem) == r.last_key; });
+        return same != waiting.end() ? same : waiting.begin();
+    }
+
     void dispatch() {
         for (Rank& r : ranks) {
             if (waiting.empty()) return;
             if (r.state != State::idle) continue;
-            const Job& job = waiting.front();
+            auto picked = pick_for(r);
+            const Job& job = *picked;
             json message{{"id", job.id},
                          {"problem", job.problem},
                          {"template", job.tmpl->info().name},
@@ -160,9 +170,10 @@ struct Coordinator::Impl {
                 continue;
             }
             r.state = State::busy;
-            r.job = std::move(waiting.front());
+            r.last_key = shape_key(job.problem);
+            r.job = std::move(*picked);
             r.last_heard = Clock::now();
-            waiting.pop_front();
+            waiting.erase(picked);
         }
     }
 
