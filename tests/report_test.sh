@@ -14,7 +14,7 @@ browser=$(command -v chromium || command -v chromium-browser || command -v googl
 "$tune" report --db "$work/t.db" --html "$work/report.html"
 
 # Self-contained: no scripts, no external resources.
-! grep -Eiq '<script|<link|src=|href=|url\(' "$work/report.html"
+if grep -Eiq '<script|<link|src=|href=|url\(' "$work/report.html"; then echo "report is not self-contained"; exit 1; fi
 
 dom=$(timeout 120 "$browser" --headless --no-sandbox --disable-gpu --user-data-dir="$work/profile" \
         --dump-dom "file://$work/report.html" 2> "$work/chromium.log")
@@ -32,5 +32,6 @@ grep -q 'vs default config' <<< "$dom"
 if "$tune" report --db "$work/missing.db" --html "$work/bad.html" 2> "$work/err.txt"; then
   echo "report on a missing store succeeded"; exit 1
 fi
-grep -q "missing.db" "$work/err.txt" && [[ ! -e $work/bad.html ]]
+grep -q "missing.db" "$work/err.txt"
+[[ ! -e $work/bad.html ]]
 echo "report test: ok"

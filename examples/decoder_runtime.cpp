@@ -1,0 +1,302 @@
+// Reference runtime: one transformer decoder layer of a Hugging Face config.json with random
+// weights (RMSNorm, QKV projection, attention with GQA and a KV cache, output projection,
+// SwiGLU MLP), running a prefill and then token-by-token decode. Every GEMM goes through one
+// of three back ends, run side by side in the same process on the same weights and inputs:
+//   tuned     the Dispatcher on the tuned store
+//   defaults  the Dispatcher with no store (each template's default config)
+//   openblas  OpenBLAS (libtune's cpu.gemm.openblas template, all cores)
+// Attention is a plain reference loop in this file (no cpu.attention template exists yet), the
+// same code for every back end. No RoPE and no LM head: the layer's output at the last
+// position is fed back as the next input, which keeps decode deterministic.
+//
+//   decoder_runtime CONFIG.json TUNED.db [--prompt 64] [--decode 32] [--reps 3]
+// Tune the store first for the two GEMM token counts it uses:
+//   tune model CONFIG.json --tokens 1,64 --db TUNED.db
+#include <tune/dispatcher.hpp>
+#include <tune/error.hpp>
+#include <tune/model.hpp>
+#include <tune/openblas_env.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using tune::Problem;
+
+// Runs C[m x n] = A[m x k] W[n x k]^T for one back end.
+class GemmBackend {
+public:
+    virtual ~GemmBackend() = default;
+    virtual void gemm(const Problem& p, const float* a, const float* w, float* c) = 0;
+};
+
+class DispatchBackend final : public GemmBackend {
+public:
+    explicit DispatchBackend(const tune::Dispatcher& d) : d_(d) {}
+    void gemm(const Problem& p, const float* a, const float* w, float* c) override {
+        const void* in[] = {a, w};
+        void* out[] = {c};
+        d_.run(p, {in, out});
+    }
+
+private:
+    const tune::Dispatcher& d_;
+};
+
+// One template at its default config (for OpenBLAS: all cores); kernels built once per shape.
+class TemplateBackend final : public GemmBackend {
+public:
+    explicit TemplateBackend(const tune::Template& t) : t_(t) {}
+    void gemm(const Problem& p, const float* a, const float* w, float* c) override {
+        auto& k = kernels_[tune::shape_key(p)];
+        if (!k) k = t_.instantiate(p, t_.space(p)->default_config());
+        const void* in[] = {a, w};
+        void* out[] = {c};
+        k->run({in, out});
+    }
+
+private:
+    const tune::Template& t_;
+    std::map<std::string, std::unique_ptr<tune::Kernel>> kernels_;
+};
+
+struct Weights {
+    std::vector<float> norm1, norm2, qkv, o, gate, up, down;
+};
+
+std::vector<float> random_vector(std::size_t n, float scale, std::mt19937& rng) {
+    std::uniform_real_distribution<float> u(-scale, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = u(rng);
+    return v;
+}
+
+class DecoderLayer {
+public:
+    DecoderLayer(const tune::ModelShape& m, const Weights& w, std::int64_t max_positions)
+        : m_(m), w_(w), q_(m.num_heads * m.head_dim), kv_(m.num_kv_heads * m.head_dim),
+          k_cache_(std::size_t(max_positions * kv_)), v_cache_(std::size_t(max_positions * kv_)) {}
+
+    // x: [tokens x hidden], updated in place; positions pos0 .. pos0 + tokens - 1.
+    void forward(GemmBackend& be, std::vector<float>& x, std::int64_t tokens, std::int64_t pos0) {
+        const std::int64_t h = m_.hidden_size, inter = m_.intermediate_size;
+        rms_norm(x, w_.norm1, tokens, normed_);
+        resize(qkv_, tokens * (q_ + 2 * kv_));
+        be.gemm(gemm(tokens, q_ + 2 * kv_, h), normed_.data(), w_.qkv.data(), qkv_.data());
+        for (std::int64_t t = 0; t < tokens; ++t) {  // append this step's K and V to the cache
+            const float* row = &qkv_[std::size_t(t * (q_ + 2 * kv_))];
+            std::memcpy(&k_cache_[std::size_t((pos0 + t) * kv_)], row + q_, sizeof(float) * std::size_t(kv_));
+            std::memcpy(&v_cache_[std::size_t((pos0 + t) * kv_)], row + q_ + kv_, sizeof(float) * std::size_t(kv_));
+        }
+        attention(tokens, pos0);
+        resize(proj_, tokens * h);
+        be.gemm(gemm(tokens, h, q_), attn_.data(), w_.o.data(), proj_.data());
+        for (std::size_t i = 0; i < proj_.size(); ++i) x[i] += proj_[i];
+
+        rms_norm(x, w_.norm2, tokens, normed_);
+        resize(gate_, tokens * inter);
+        resize(up_, tokens * inter);
+        be.gemm(gemm(tokens, inter, h), normed_.data(), w_.gate.data(), gate_.data());
+        be.gemm(gemm(tokens, inter, h), normed_.data(), w_.up.data(), up_.data());
+        for (std::size_t i = 0; i < gate_.size(); ++i) gate_[i] = gate_[i] / (1 + std::exp(-gate_[i])) * up_[i];
+        be.gemm(gemm(tokens, h, inter), gate_.data(), w_.down.data(), proj_.data());
+        for (std::size_t i = 0; i < proj_.size(); ++i) x[i] += proj_[i];
+    }
+
+private:
+    static Problem gemm(std::int64_t m, std::int64_t n, std::int64_t k) {
+        return tune::make_gemm(m, n, k, tune::DType::f32, false, true);  // weights [out, in]
+    }
+    static void resize(std::vector<float>& v, std::int64_t n) { v.resize(std::size_t(n)); }
+
+    void rms_norm(const std::vector<float>& x, const std::vector<float>& weight, std::int64_t tokens,
+                  std::vector<float>& out) const {
+        const std::int64_t h = m_.hidden_size;
+        resize(out, tokens * h);
+        for (std::int64_t t = 0; t < tokens; ++t) {
+            double ss = 0;
+            for (std::int64_t i = 0; i < h; ++i) ss += double(x[std::size_t(t * h + i)]) * x[std::size_t(t * h + i)];
+            const float scale = float(1 / std::sqrt(ss / double(h) + 1e-5));
+            for (std::int64_t i = 0; i < h; ++i)
+                out[std::size_t(t * h + i)] = x[std::size_t(t * h + i)] * scale * weight[std::size_t(i)];
+        }
+    }
+
+    // Reference attention: causal, grouped-query (heads share K/V heads in groups), softmax
+    // over the cache up to each query's own position.
+    void attention(std::int64_t tokens, std::int64_t pos0) {
+        const std::int64_t d = m_.head_dim, group = m_.num_heads / m_.num_kv_heads;
+        const float scale = float(1 / std::sqrt(double(d)));
+        resize(attn_, tokens * q_);
+        scores_.resize(std::size_t(pos0 + tokens));
+        for (std::int64_t t = 0; t < tokens; ++t)
+            for (std::int64_t head = 0; head < m_.num_heads; ++head) {
+                const float* q = &qkv_[std::size_t(t * (q_ + 2 * kv_) + head * d)];
+                const std::int64_t kv_head = head / group, len = pos0 + t + 1;
+                float top = -INFINITY;
+                for (std::int64_t p = 0; p < len; ++p) {
+                    const float* k = &k_cache_[std::size_t(p * kv_ + kv_head * d)];
+                    float s = 0;
+                    for (std::int64_t i = 0; i < d; ++i) s += q[i] * k[i];
+                    scores_[std::size_t(p)] = s * scale;
+                    top = std::max(top, scores_[std::size_t(p)]);
+                }
+                float sum = 0;
+                for (std::int64_t p = 0; p < len; ++p) sum += scores_[std::size_t(p)] = std::exp(scores_[std::size_t(p)] - top);
+                float* out = &attn_[std::size_t(t * q_ + head * d)];
+                std::fill(out, out + d, 0.0f);
+                for (std::int64_t p = 0; p < len; ++p) {
+                    const float* v = &v_cache_[std::size_t(p * kv_ + kv_head * d)];
+                    const float wgt = scores_[std::size_t(p)] / sum;
+                    for (std::int64_t i = 0; i < d; ++i) out[i] += wgt * v[i];
+                }
+            }
+    }
+
+    const tune::ModelShape& m_;
+    const Weights& w_;
+    std::int64_t q_, kv_;
+    std::vector<float> k_cache_, v_cache_;
+    std::vector<float> normed_, qkv_, attn_, proj_, gate_, up_, scores_;
+};
+
+struct RunTimes {
+    double prefill_s = 0, decode_s = 0;
+    std::vector<float> last;  // final hidden state, to compare back ends
+};
+
+RunTimes generate(GemmBackend& be, const tune::ModelShape& m, const Weights& w, const std::vector<float>& prompt,
+                  std::int64_t prompt_len, std::int64_t decode_len) {
+    using clock = std::chrono::steady_clock;
+    DecoderLayer layer(m, w, prompt_len + decode_len);
+    std::vector<float> x = prompt;
+    RunTimes r;
+    auto t0 = clock::now();
+    layer.forward(be, x, prompt_len, 0);
+    auto t1 = clock::now();
+    std::vector<float> token(x.end() - m.hidden_size, x.end());
+    for (std::int64_t s = 0; s < decode_len; ++s) layer.forward(be, token, 1, prompt_len + s);
+    auto t2 = clock::now();
+    r.prefill_s = std::chrono::duration<double>(t1 - t0).count();
+    r.decode_s = std::chrono::duration<double>(t2 - t1).count();
+    r.last = token;
+    return r;
+}
+
+std::int64_t option(int argc, char** argv, const char* name, std::int64_t fallback) {
+    for (int i = 3; i + 1 < argc; ++i)
+        if (std::strcmp(argv[i], name) == 0) {
+            char* end = nullptr;
+            long long v = std::strtoll(argv[i + 1], &end, 10);
+            tune::require(end && *end == '\0' && v >= 1 && v <= 1 << 16,
+                          std::string(name) + ": expected an integer in [1, 65536], got '" + argv[i + 1] + "'");
+            return v;
+        }
+    return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    tune::use_best_openblas_core(argv);  // the OpenBLAS baseline at its best
+    if (argc < 3 || (argc - 3) % 2 != 0) {
+        std::fprintf(stderr, "usage: %s CONFIG.json TUNED.db [--prompt 64] [--decode 32] [--reps 3]\n", argv[0]);
+        return 2;
+    }
+    try {
+        const tune::ModelShape m = tune::load_model_config(argv[1]);
+        tune::require(m.gated_mlp, "decoder_runtime: the config's MLP is not gated (SwiGLU); this runtime needs one");
+        const std::int64_t prompt_len = option(argc, argv, "--prompt", 64), decode_len = option(argc, argv, "--decode", 32),
+                           reps = option(argc, argv, "--reps", 3);
+
+        std::mt19937 rng(42);
+        const std::int64_t h = m.hidden_size, q = m.num_heads * m.head_dim, kv = m.num_kv_heads * m.head_dim,
+                           inter = m.intermediate_size;
+        auto scaled = [&](std::int64_t out, std::int64_t in) {
+            return random_vector(std::size_t(out * in), float(1 / std::sqrt(double(in))), rng);
+        };
+        Weights w;
+        w.norm1 = std::vector<float>(std::size_t(h), 1.0f);
+        w.norm2 = w.norm1;
+        w.qkv = scaled(q + 2 * kv, h);
+        w.o = scaled(h, q);
+        w.gate = scaled(inter, h);
+        w.up = scaled(inter, h);
+        w.down = scaled(h, inter);
+        const std::vector<float> prompt = random_vector(std::size_t(prompt_len * h), 1.0f, rng);
+
+        auto tuned = tune::Dispatcher::open(argv[2]);
+        auto empty = tune::make_memory_database();
+        auto registry = std::make_shared<const tune::TemplateRegistry>(tune::builtin_registry(tuned->device()));
+        tune::Dispatcher defaults(*empty, registry, tuned->device());
+        const tune::Template* openblas = registry->find("cpu.gemm.openblas");
+        tune::require(openblas != nullptr, "decoder_runtime: this build has no cpu.gemm.openblas template");
+
+        // Which of the layer's GEMMs the tuned store answers exactly.
+        int exact = 0, total = 0;
+        for (const auto& g : tune::layer_gemms(m, {prompt_len, 1}, tune::DType::f32)) {
+            ++total;
+            exact += tuned->lookup(g.problem).source == tune::LookupSource::exact;
+        }
+        std::printf("model: hidden %lld, heads %lld (kv %lld, head_dim %lld), intermediate %lld\n", (long long)h,
+                    (long long)m.num_heads, (long long)m.num_kv_heads, (long long)m.head_dim, (long long)inter);
+        std::printf("store: %s, %d of %d GEMM shapes tuned exactly (snapshot %s)\n", argv[2], exact, total,
+                    tuned->snapshot_id().c_str());
+        std::printf("attention: reference loop (no cpu.attention template); prompt %lld tokens, decode %lld tokens, %lld reps\n",
+                    (long long)prompt_len, (long long)decode_len, (long long)reps);
+
+        DispatchBackend tuned_be(*tuned), default_be(defaults);
+        TemplateBackend openblas_be(*openblas);
+        struct Mode {
+            const char* name;
+            GemmBackend* backend;
+            std::vector<double> prefill, decode;
+            std::vector<float> last;
+        };
+        Mode modes[] = {{"tuned", &tuned_be, {}, {}, {}}, {"defaults", &default_be, {}, {}, {}},
+                        {"openblas", &openblas_be, {}, {}, {}}};
+        for (auto& mode : modes) generate(*mode.backend, m, w, prompt, prompt_len, 2);  // warm: build kernels
+        for (std::int64_t r = 0; r < reps; ++r)  // interleaved, so load on the machine hits every mode alike
+            for (auto& mode : modes) {
+                RunTimes t = generate(*mode.backend, m, w, prompt, prompt_len, decode_len);
+                mode.prefill.push_back(t.prefill_s);
+                mode.decode.push_back(t.decode_s);
+                mode.last = std::move(t.last);
+            }
+        auto median = [](std::vector<double> v) {
+            std::sort(v.begin(), v.end());
+            return v[v.size() / 2];
+        };
+        const double base_decode = median(modes[2].decode);
+        std::printf("%-9s %14s %14s %16s\n", "GEMMs", "prefill tok/s", "decode tok/s", "decode vs openblas");
+        for (auto& mode : modes)
+            std::printf("%-9s %14.1f %14.1f %15.2fx\n", mode.name, double(prompt_len) / median(mode.prefill),
+                        double(decode_len) / median(mode.decode), base_decode / median(mode.decode));
+
+        // Every back end computes the same layer: the outputs must agree to f32 rounding.
+        double worst = 0, scale = 0;
+        for (std::size_t i = 0; i < modes[2].last.size(); ++i) {
+            scale = std::max(scale, double(std::fabs(modes[2].last[i])));
+            for (int k = 0; k < 2; ++k) worst = std::max(worst, double(std::fabs(modes[k].last[i] - modes[2].last[i])));
+        }
+        std::printf("outputs: max difference to openblas %.3g (scale %.3g)\n", worst, scale);
+        if (!(worst <= 1e-3 * std::max(scale, 1.0))) {
+            std::fprintf(stderr, "decoder_runtime: back ends disagree\n");
+            return 1;
+        }
+        return 0;
+    } catch (const tune::Error& e) {
+        std::fprintf(stderr, "decoder_runtime: %s\n", e.what());
+        return 1;
+    }
+}

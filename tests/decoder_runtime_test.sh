@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The reference decoder runtime on a tiny GQA config: tunes its GEMM shapes, runs prefill and
+# decode with the tuned store, template defaults and OpenBLAS (it fails when their outputs
+# disagree), and rejects bad input.
+#   decoder_runtime_test.sh TUNE_CLI DECODER_RUNTIME
+set -euo pipefail
+tune=$1 runtime=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat > "$work/tiny.json" <<'JSON'
+{"model_type":"llama","hidden_size":64,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":96,"hidden_act":"silu"}
+JSON
+"$tune" model "$work/tiny.json" --tokens 1,8 --budget 3 --in-process -q --db "$work/t.db" > /dev/null 2>&1
+out=$("$runtime" "$work/tiny.json" "$work/t.db" --prompt 8 --decode 6 --reps 1)
+echo "$out"
+grep -q "8 of 8 GEMM shapes tuned exactly" <<< "$out"
+for mode in tuned defaults openblas; do grep -Eq "^$mode +[0-9.]+ +[0-9.]+ +[0-9.]+x$" <<< "$out"; done
+
+# Bad input: non-zero exit and a message naming the problem.
+echo '{"model_type":"gpt2","n_embd":64,"n_head":4}' > "$work/gpt2.json"
+rejects() {  # rejects EXPECTED_MESSAGE ARGS...
+  local expect=$1; shift
+  if "$runtime" "$@" 2> "$work/err"; then echo "accepted bad input: $*"; exit 1; fi
+  grep -q -- "$expect" "$work/err" || { echo "message lacks '$expect':"; cat "$work/err"; exit 1; }
+}
+rejects "not gated" "$work/gpt2.json" "$work/t.db"
+rejects "--decode" "$work/tiny.json" "$work/t.db" --decode 0
+rejects "missing.db" "$work/tiny.json" "$work/missing.db"
+echo "decoder runtime test: ok"
