@@ -3,6 +3,11 @@
 // layer GEMMs at 16 token counts, as a runtime serving that model would.
 #include <benchmark/benchmark.h>
 
+#include <filesystem>
+
+#include "tune/c_api.h"
+#include "tune/db/sqlite_database.hpp"
+#include "tune/error.hpp"
 #include "tune/dispatcher.hpp"
 #include "tune/model.hpp"
 
@@ -46,7 +51,29 @@ struct Setup {
         tune::DispatcherOptions record;
         record.record_path = "/dev/null";
         recording = std::make_unique<tune::Dispatcher>(*db, registry, device, record);
+
+        // The same store as a SQLite file, served through the C API.
+        std::filesystem::remove(store_path);
+        {
+            tune::SqliteDatabase file(store_path);
+            file.import_rows({0, "bench", "none", 0, "", ""}, {device}, db->query({}));
+        }
+        if (tune_dispatcher_open(store_path.c_str(), nullptr, &c_dispatcher) != TUNE_OK) throw tune::Error(tune_last_error());
+        for (const auto& p : tuned) {
+            auto d = tune::gemm_dims(p);
+            tune_gemm_desc g = tune_gemm_desc_init(d.m, d.n, d.k);
+            g.trans_b = d.trans_b;
+            c_tuned.push_back(g);
+        }
     }
+    ~Setup() {
+        tune_dispatcher_close(c_dispatcher);
+        std::filesystem::remove(store_path);
+    }
+
+    std::string store_path = (std::filesystem::temp_directory_path() / "bench_dispatch_c_api.db").string();
+    tune_dispatcher* c_dispatcher = nullptr;
+    std::vector<tune_gemm_desc> c_tuned;
 };
 
 Setup& setup() {
@@ -113,6 +140,19 @@ void BM_LookupUnseenAgain(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_LookupUnseenAgain)->Repetitions(5)->ReportAggregatesOnly(true);
+
+// Exact hits through the C API: descriptor checks, the same lookup, and the config text.
+void BM_CApiLookupExact(benchmark::State& state) {
+    auto& s = setup();
+    std::size_t i = 0;
+    tune_selection sel;
+    for (auto _ : state) {
+        if (tune_lookup_gemm(s.c_dispatcher, &s.c_tuned[i], &sel) != TUNE_OK) state.SkipWithError(tune_last_error());
+        benchmark::DoNotOptimize(sel);
+        i = (i + 1) % s.c_tuned.size();
+    }
+}
+BENCHMARK(BM_CApiLookupExact)->Repetitions(5)->ReportAggregatesOnly(true);
 
 }  // namespace
 

@@ -30,9 +30,9 @@ struct StatusError : tune::Error {
     StatusError(tune_status s, const std::string& message) : tune::Error(message), status(s) {}
 };
 
-void check(bool ok, tune_status status, const std::string& message) {
-    if (!ok) throw StatusError(status, message);
-}
+// Callers test first and build the message only on failure: lookups and GEMM calls go
+// through these checks on every call.
+[[noreturn]] void fail(tune_status status, const std::string& message) { throw StatusError(status, message); }
 
 template <class F>
 int guarded(const char* function, tune_status on_error, F&& body) noexcept {
@@ -59,33 +59,39 @@ int guarded(const char* function, tune_status on_error, F&& body) noexcept {
 }
 
 void check_flag(int value, const char* name) {
-    check(value == 0 || value == 1, TUNE_ERR_INVALID_ARGUMENT,
-          std::string(name) + " must be 0 or 1, got " + std::to_string(value));
+    if (value != 0 && value != 1)
+        fail(TUNE_ERR_INVALID_ARGUMENT, std::string(name) + " must be 0 or 1, got " + std::to_string(value));
 }
 
-// The Problem a C descriptor describes; every field is checked, none is clamped.
-tune::Problem to_problem(const tune_gemm_desc* g) {
-    check(g != nullptr, TUNE_ERR_INVALID_ARGUMENT, "gemm descriptor is NULL");
-    check(g->dtype == TUNE_F32 || g->dtype == TUNE_BF16, TUNE_ERR_INVALID_ARGUMENT,
-          "dtype " + std::to_string(int(g->dtype)) + " is not TUNE_F32 or TUNE_BF16");
-    check(g->act >= TUNE_ACT_NONE && g->act <= TUNE_ACT_SILU, TUNE_ERR_INVALID_ARGUMENT,
-          "act " + std::to_string(int(g->act)) + " is not a tune_activation");
-    check_flag(g->trans_a, "trans_a");
-    check_flag(g->trans_b, "trans_b");
-    check_flag(g->bias, "bias");
-    check_flag(g->residual, "residual");
-    check(g->tolerance >= 0 && g->tolerance <= 1, TUNE_ERR_INVALID_ARGUMENT,
-          "tolerance must be in [0, 1], got " + std::to_string(g->tolerance));
-    tune::Problem p;
+// tune::validate with its message as an invalid-argument status.
+void check_sizes(const tune::Problem& p) {
     try {
-        p = tune::make_gemm(g->m, g->n, g->k, g->dtype == TUNE_BF16 ? tune::DType::bf16 : tune::DType::f32,
-                            g->trans_a != 0, g->trans_b != 0, g->batch);
-        p = tune::with_epilogue(p, g->bias != 0, tune::Activation(g->act), g->residual != 0);
-        p.tolerance = g->tolerance;
         tune::validate(p);
     } catch (const tune::Error& e) {
         throw StatusError(TUNE_ERR_INVALID_ARGUMENT, e.what());
     }
+}
+
+// The Problem a C descriptor describes; every field is checked, none is clamped. Lookups pass
+// sizes=false to keep the size checks off their hot path: an exact hit is a stored, validated
+// shape, and the dispatcher validates any other shape itself.
+tune::Problem to_problem(const tune_gemm_desc* g, bool sizes = true) {
+    if (!g) fail(TUNE_ERR_INVALID_ARGUMENT, "gemm descriptor is NULL");
+    if (!(g->dtype == TUNE_F32 || g->dtype == TUNE_BF16))
+        fail(TUNE_ERR_INVALID_ARGUMENT, "dtype " + std::to_string(int(g->dtype)) + " is not TUNE_F32 or TUNE_BF16");
+    if (!(g->act >= TUNE_ACT_NONE && g->act <= TUNE_ACT_SILU))
+        fail(TUNE_ERR_INVALID_ARGUMENT, "act " + std::to_string(int(g->act)) + " is not a tune_activation");
+    check_flag(g->trans_a, "trans_a");
+    check_flag(g->trans_b, "trans_b");
+    check_flag(g->bias, "bias");
+    check_flag(g->residual, "residual");
+    if (!(g->tolerance >= 0 && g->tolerance <= 1))
+        fail(TUNE_ERR_INVALID_ARGUMENT, "tolerance must be in [0, 1], got " + std::to_string(g->tolerance));
+    tune::Problem p = tune::make_gemm(g->m, g->n, g->k, g->dtype == TUNE_BF16 ? tune::DType::bf16 : tune::DType::f32,
+                                      g->trans_a != 0, g->trans_b != 0, g->batch);
+    p = tune::with_epilogue(p, g->bias != 0, tune::Activation(g->act), g->residual != 0);
+    p.tolerance = g->tolerance;
+    if (sizes) check_sizes(p);
     return p;
 }
 
@@ -100,7 +106,7 @@ tune_source to_c(tune::LookupSource s) {
 // Copies text into a fixed C buffer; refuses to truncate.
 template <std::size_t N>
 void copy_text(char (&dst)[N], const std::string& text, const char* what) {
-    check(text.size() < N, TUNE_ERR_INTERNAL, std::string(what) + " does not fit the result buffer (" +
+    if (text.size() >= N) fail(TUNE_ERR_INTERNAL, std::string(what) + " does not fit the result buffer (" +
                                                   std::to_string(text.size()) + " bytes)");
     text.copy(dst, text.size());
     dst[text.size()] = '\0';
@@ -142,10 +148,11 @@ tune_gemm_desc tune_gemm_desc_init(int64_t m, int64_t n, int64_t k) {
 
 int tune_dispatcher_open(const char* system_db, const char* user_db, tune_dispatcher** out) {
     return guarded("tune_dispatcher_open", TUNE_ERR_DATABASE, [&] {
-        check(out != nullptr, TUNE_ERR_INVALID_ARGUMENT, "out is NULL");
-        check(system_db == nullptr || *system_db, TUNE_ERR_INVALID_ARGUMENT, "system_db path is empty (pass NULL for none)");
-        check(user_db == nullptr || *user_db, TUNE_ERR_INVALID_ARGUMENT, "user_db path is empty (pass NULL for none)");
-        check(system_db != nullptr || user_db == nullptr, TUNE_ERR_INVALID_ARGUMENT, "user_db given without a system_db");
+        if (!out) fail(TUNE_ERR_INVALID_ARGUMENT, "out is NULL");
+        if (system_db && !*system_db)
+            fail(TUNE_ERR_INVALID_ARGUMENT, "system_db path is empty (pass NULL for none)");
+        if (user_db && !*user_db) fail(TUNE_ERR_INVALID_ARGUMENT, "user_db path is empty (pass NULL for none)");
+        if (!system_db && user_db) fail(TUNE_ERR_INVALID_ARGUMENT, "user_db given without a system_db");
         auto handle = std::make_unique<tune_dispatcher>();
         if (system_db) {
             handle->dispatcher = tune::Dispatcher::open(system_db, user_db ? user_db : "");
@@ -162,7 +169,7 @@ void tune_dispatcher_close(tune_dispatcher* d) { delete d; }
 
 int tune_dispatcher_stats(const tune_dispatcher* d, size_t* entries, size_t* stale, size_t* rejected) {
     return guarded("tune_dispatcher_stats", TUNE_ERR_INTERNAL, [&] {
-        check(d != nullptr, TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
+        if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
         const auto& s = d->dispatcher->stats();
         if (entries) *entries = s.entries;
         if (stale) *stale = s.stale;
@@ -172,10 +179,16 @@ int tune_dispatcher_stats(const tune_dispatcher* d, size_t* entries, size_t* sta
 
 int tune_lookup_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, tune_selection* out) {
     return guarded("tune_lookup_gemm", TUNE_ERR_UNSUPPORTED, [&] {
-        check(d != nullptr, TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
-        check(out != nullptr, TUNE_ERR_INVALID_ARGUMENT, "out is NULL");
-        tune::Problem p = to_problem(g);
-        tune::Selection s = d->dispatcher->lookup(p);
+        if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
+        if (!out) fail(TUNE_ERR_INVALID_ARGUMENT, "out is NULL");
+        const tune::Problem p = to_problem(g, false);
+        tune::Selection s;
+        try {
+            s = d->dispatcher->lookup(p);
+        } catch (const tune::Error& e) {
+            check_sizes(p);  // bad sizes: an invalid argument, not an unsupported problem
+            throw;
+        }
         const char* config = nullptr;
         {
             std::lock_guard lock(d->texts_mutex);
@@ -194,13 +207,15 @@ int tune_lookup_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, tune_sel
 int tune_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, const void* a, const void* b, const float* bias,
               const float* residual, float* c) {
     return guarded("tune_gemm", TUNE_ERR_RUNTIME, [&] {
-        check(d != nullptr, TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
+        if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
         tune::Problem p = to_problem(g);
-        check(a && b && c, TUNE_ERR_INVALID_ARGUMENT, "operand A, B or C is NULL");
-        check((bias != nullptr) == (g->bias != 0), TUNE_ERR_INVALID_ARGUMENT,
-              g->bias ? "desc has bias=1 but bias is NULL" : "bias given but desc has bias=0");
-        check((residual != nullptr) == (g->residual != 0), TUNE_ERR_INVALID_ARGUMENT,
-              g->residual ? "desc has residual=1 but residual is NULL" : "residual given but desc has residual=0");
+        if (!a || !b || !c) fail(TUNE_ERR_INVALID_ARGUMENT, "operand A, B or C is NULL");
+        if ((bias != nullptr) != (g->bias != 0))
+            fail(TUNE_ERR_INVALID_ARGUMENT,
+                 g->bias ? "desc has bias=1 but bias is NULL" : "bias given but desc has bias=0");
+        if ((residual != nullptr) != (g->residual != 0))
+            fail(TUNE_ERR_INVALID_ARGUMENT, g->residual ? "desc has residual=1 but residual is NULL"
+                                                        : "residual given but desc has residual=0");
         const void* inputs[4] = {a, b};
         std::size_t n_inputs = 2;
         if (bias) inputs[n_inputs++] = bias;
@@ -223,11 +238,11 @@ tune_tune_options tune_tune_options_init(void) {
 int tune_tune_gemm(const char* db_path, const tune_gemm_desc* g, const tune_tune_options* options,
                    tune_tune_result* out) {
     return guarded("tune_tune_gemm", TUNE_ERR_RUNTIME, [&] {
-        check(db_path != nullptr && *db_path, TUNE_ERR_INVALID_ARGUMENT, "db_path is NULL or empty");
+        if (!db_path || !*db_path) fail(TUNE_ERR_INVALID_ARGUMENT, "db_path is NULL or empty");
         tune::Problem p = to_problem(g);
         const tune_tune_options o = options ? *options : tune_tune_options_init();
-        check(o.budget >= 1, TUNE_ERR_INVALID_ARGUMENT, "budget must be at least 1");
-        check(o.time_limit_s >= 0, TUNE_ERR_INVALID_ARGUMENT, "time_limit_s must be >= 0");
+        if (o.budget < 1) fail(TUNE_ERR_INVALID_ARGUMENT, "budget must be at least 1");
+        if (!(o.time_limit_s >= 0)) fail(TUNE_ERR_INVALID_ARGUMENT, "time_limit_s must be >= 0");
         check_flag(o.isolate, "isolate");
         tune::TuneOptions opt;
         opt.budget = o.budget;
@@ -237,8 +252,8 @@ int tune_tune_gemm(const char* db_path, const tune_gemm_desc* g, const tune_tune
 
         tune::DeviceInfo device = tune::detect_cpu();
         tune::TemplateRegistry registry = tune::builtin_registry(device);
-        check(!registry.for_problem(p, tune::Backend::cpu).empty(), TUNE_ERR_UNSUPPORTED,
-              "no template on this device computes '" + tune::shape_key(p) + "'");
+        if (registry.for_problem(p, tune::Backend::cpu).empty())
+            fail(TUNE_ERR_UNSUPPORTED, "no template on this device computes '" + tune::shape_key(p) + "'");
         std::unique_ptr<tune::SqliteDatabase> db;
         try {
             db = std::make_unique<tune::SqliteDatabase>(db_path);
@@ -266,8 +281,9 @@ int tune_tune_gemm(const char* db_path, const tune_gemm_desc* g, const tune_tune
                 out->gflops = r.best->gflops();
             }
         }
-        check(r.best.has_value(), TUNE_ERR_NO_RESULT,
-              "no correct candidate for '" + tune::shape_key(p) + "' (" + std::to_string(r.failed) + " failed)");
+        if (!r.best)
+            fail(TUNE_ERR_NO_RESULT, "no correct candidate for '" + tune::shape_key(p) + "' (" +
+                                         std::to_string(r.failed) + " failed)");
     });
 }
 
