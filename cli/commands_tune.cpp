@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <cstdio>
 #include <memory>
+#include <span>
 #include <sstream>
 
 #include "cli.hpp"
@@ -20,6 +22,26 @@
 
 namespace tune::cli {
 namespace {
+
+// "256MiB", "1GiB", "64KiB", "1.5GB", "4096" (bytes) -> bytes. Binary (KiB, K) and decimal (KB)
+// suffixes; anything else names the flag and the text.
+std::size_t parse_bytes(const std::string& text, const std::string& flag) {
+    std::size_t used = 0;
+    double value = 0;
+    try {
+        value = std::stod(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    const std::string unit = text.substr(used);
+    static const std::map<std::string, double> kUnits{
+        {"", 1},     {"B", 1},     {"K", 1024.0}, {"KiB", 1024.0}, {"KB", 1e3}, {"M", 1048576.0}, {"MiB", 1048576.0},
+        {"MB", 1e6}, {"G", 1073741824.0}, {"GiB", 1073741824.0}, {"GB", 1e9}, {"TiB", 1099511627776.0}, {"TB", 1e12}};
+    auto it = kUnits.find(unit);
+    require(used > 0 && it != kUnits.end() && std::isfinite(value) && value >= 1 && value * it->second < 9e18,
+            flag + ": '" + text + "' is not a size such as 256MiB, 1GiB or 65536 (bytes, >= 1)");
+    return static_cast<std::size_t>(value * it->second);
+}
 
 struct TuneArgs {
     std::string db = "tuned.db";
@@ -36,6 +58,7 @@ struct TuneArgs {
     bool in_process = false;
     bool mpi = false;
     double rank_timeout = 30;
+    std::string max_workspace;  // e.g. "256MiB"; empty = no cap
 
     // The accuracy budget the user opted into, applied to each problem.
     Problem with_budget(Problem p) const {
@@ -70,6 +93,8 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     cmd.add_option("--rank-timeout", a.rank_timeout, "--mpi: seconds a measuring rank may stay silent before it counts as lost")
         ->capture_default_str()
         ->check(CLI::Range(1.0, 1e6));
+    cmd.add_option("--max-workspace", a.max_workspace,
+                   "skip configs whose kernel needs more workspace memory, e.g. 256MiB, 1GiB, 65536 (bytes)");
     cmd.add_flag("-q,--quiet", a.quiet, "no progress lines");
 }
 
@@ -85,6 +110,22 @@ std::optional<Measurement> find_best(const TuneResult& r, const std::string& tem
     if (it == r.template_best.end()) return std::nullopt;
     return it->second;
 }
+
+// The table's shape column: "m x n x k", or for attention "heads/kv_heads h, q x kv, d, masks".
+std::string shape_text(const Problem& p) {
+    if (p.op != OpKind::attention)
+        return std::to_string(p.dim("m")) + " x " + std::to_string(p.dim("n")) + " x " + std::to_string(p.dim("k"));
+    const AttentionDims a = attention_dims(p);
+    std::string text = std::to_string(a.heads) + "/" + std::to_string(a.kv_heads) + "h " + std::to_string(a.q_len) +
+                       "x" + std::to_string(a.kv_len) + " d" + std::to_string(a.head_dim);
+    if (a.batch > 1) text = "b" + std::to_string(a.batch) + " " + text;
+    if (a.causal) text += " causal";
+    if (a.window > 0) text += " window " + std::to_string(a.window);
+    return text;
+}
+
+// The template a tuned pick is compared with in the "vs OpenBLAS" column.
+const char* baseline_template(OpKind op) { return op == OpKind::attention ? "cpu.attention.unfused" : "cpu.gemm.openblas"; }
 
 // Tunes the problems into the DB and prints the summary table; `intro` is printed first. With
 // --mpi only rank 0 does this; the other ranks measure for it.
@@ -121,6 +162,7 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     opt.strategy = a.strategy;
     opt.seed = a.seed;
     opt.backend = backend;
+    if (!a.max_workspace.empty()) opt.max_workspace_bytes = parse_bytes(a.max_workspace, "--max-workspace");
     opt.on_progress = [&](const TuneProgress& p) {
         if (a.quiet) return;
         auto now = std::chrono::steady_clock::now();
@@ -136,23 +178,31 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
         if (tty && p.finished) std::fprintf(stderr, "\n");
     };
 
-    Table table({"problem", "tokens", "m x n x k", "best config", "median", "GFLOP/s", "vs default", "vs OpenBLAS",
-                 "vs best library"});
+    Table table({"problem", "tokens", "shape", "best config", "median", "GFLOP/s", "vs default",
+                 "vs OpenBLAS (attention: unfused)", "vs best library"});
     const auto start = std::chrono::steady_clock::now();
     std::vector<Problem> budgeted;
     for (const auto& np : problems) budgeted.push_back(a.with_budget(np.problem));
-    std::vector<TuneResult> results = tuner.tune_all(budgeted, opt);
+    // Problems with their own budget (tune model's attention) are tuned as a group of their own.
+    std::vector<TuneResult> results;
+    for (std::size_t i = 0, j = 0; i < problems.size(); i = j) {
+        while (j < problems.size() && problems[j].budget == problems[i].budget) ++j;
+        TuneOptions group = opt;
+        if (problems[i].budget > 0) group.budget = std::min(opt.budget, problems[i].budget);
+        auto part = tuner.tune_all(std::span<const Problem>(budgeted).subspan(i, j - i), group);
+        results.insert(results.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    }
     for (std::size_t i = 0; i < problems.size(); ++i) {
         const TuneResult& r = results[i];
         const Problem& p = problems[i].problem;
-        std::string dims = std::to_string(p.dim("m")) + " x " + std::to_string(p.dim("n")) + " x " + std::to_string(p.dim("k"));
+        const std::string dims = shape_text(p);
         if (!r.best) {
             table.add({problems[i].name, std::to_string(problems[i].tokens), dims, "(no correct candidate)", "-", "-", "-", "-", "-"});
             continue;
         }
         table.add({problems[i].name, std::to_string(problems[i].tokens), dims, describe(*r.best),
                    format_seconds(r.best->stats.median_s), format_fixed(r.best->gflops(), 1),
-                   ratio(r.best, r.default_config), ratio(r.best, find_best(r, "cpu.gemm.openblas")),
+                   ratio(r.best, r.default_config), ratio(r.best, find_best(r, baseline_template(p.op))),
                    ratio(r.best, r.vendor_best)});
     }
     double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -195,6 +245,12 @@ std::vector<std::pair<std::uint64_t, Problem>> read_record(const std::string& pa
     return out;
 }
 
+// tune model's attention problems: how many candidates each gets and the decode KV length.
+struct AttentionWorkload {
+    std::size_t budget = 8;
+    std::int64_t decode_kv_len = 4096;
+};
+
 std::vector<std::int64_t> parse_tokens(const std::string& text) {
     std::vector<std::int64_t> out;
     std::stringstream ss(text);
@@ -229,9 +285,12 @@ void DimOptions::add_to(CLI::App& cmd, std::initializer_list<OpKind> ops) {
         for (const DimSpec& spec : dim_specs(op)) {
             std::string name(spec.name), flag = flag_of(spec.name);
             if (cmd.get_option_no_throw(flag)) continue;  // shared by several ops
-            cmd.add_option_function<std::string>(flag, [this, name](const std::string& text) { given_[name] = text; },
-                                                 std::string(spec.help))
-                ->type_name(spec.labels.empty() ? "INT" : "NAME");
+            auto* opt = cmd.add_option_function<std::string>(
+                               flag, [this, name](const std::string& text) { given_[name] = text; }, std::string(spec.help))
+                            ->type_name(spec.labels.empty() ? "INT" : "NAME");
+            // A 0/1 dim given without a value means 1: `--causal` reads as `--causal 1`.
+            if (spec.kind == DimKind::exact && spec.max_value == 1 && spec.labels.empty())
+                opt->expected(0, 1)->default_str("1");
         }
 }
 
@@ -266,21 +325,36 @@ Problem DimOptions::problem(OpKind op, DType dtype) const {
 void add_tune_commands(CLI::App& app) {
     // tune model
     {
-        auto* cmd = app.add_subcommand("model", "tune the GEMMs of one transformer layer of a Hugging Face config.json");
+        auto* cmd = app.add_subcommand("model", "tune the GEMMs and attention of one transformer layer of a Hugging Face config.json");
         auto args = std::make_shared<TuneArgs>();
         auto path = std::make_shared<std::string>();
         auto tokens = std::make_shared<std::string>("1,16,512");
         cmd->add_option("config", *path, "path to config.json")->required();
         cmd->add_option("--tokens", *tokens, "comma-separated token counts (the GEMMs' m)")->capture_default_str();
+        auto attention = std::make_shared<AttentionWorkload>();
+        cmd->add_option("--kv-len", attention->decode_kv_len, "KV length of the decode attention problem")
+            ->capture_default_str()
+            ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 24));
+        cmd->add_option("--attention-budget", attention->budget,
+                        "candidates per attention problem (at most --budget); 0 = skip attention")
+            ->capture_default_str();
         add_tune_options(*cmd, *args);
         cmd->callback([=] {
             ModelShape model = load_model_config(*path);
-            auto problems = layer_gemms(model, parse_tokens(*tokens), parse_dtype(args->dtype, "--dtype"));
+            const DType dtype = parse_dtype(args->dtype, "--dtype");
+            auto problems = layer_gemms(model, parse_tokens(*tokens), dtype);
+            if (attention->budget > 0 && dtype == DType::f32)
+                for (auto& ap : layer_attention(model, parse_tokens(*tokens), attention->decode_kv_len)) {
+                    ap.budget = attention->budget;
+                    problems.push_back(std::move(ap));
+                }
             char intro[512];
-            std::snprintf(intro, sizeof intro, "model:  %s hidden %lld, heads %lld/%lld, head_dim %lld, mlp %lld%s -> %zu GEMMs\n",
+            std::snprintf(intro, sizeof intro, "model:  %s hidden %lld, heads %lld/%lld, head_dim %lld, mlp %lld%s%s -> %zu problems\n",
                           model.model_type.c_str(), (long long)model.hidden_size, (long long)model.num_heads,
                           (long long)model.num_kv_heads, (long long)model.head_dim, (long long)model.intermediate_size,
-                          model.gated_mlp ? " (gated)" : "", problems.size());
+                          model.gated_mlp ? " (gated)" : "",
+                          model.sliding_window > 0 ? (", window " + std::to_string(model.sliding_window)).c_str() : "",
+                          problems.size());
             run_tuning(problems, *args, "tune model " + *path + " --tokens " + *tokens, intro);
         });
     }
@@ -301,17 +375,19 @@ void add_tune_commands(CLI::App& app) {
         });
     }
     // tune gemm | tune swiglu: one problem, dims as flags
-    for (OpKind op : {OpKind::gemm, OpKind::swiglu}) {
+    for (OpKind op : {OpKind::gemm, OpKind::swiglu, OpKind::attention}) {
         const std::string name(to_string(op));
-        auto* cmd = app.add_subcommand(name, op == OpKind::gemm ? "tune one GEMM problem (with an optional epilogue)"
-                                                                : "tune one SwiGLU (gated MLP) problem");
+        auto* cmd = app.add_subcommand(name, op == OpKind::gemm     ? "tune one GEMM problem (with an optional epilogue)"
+                                             : op == OpKind::swiglu ? "tune one SwiGLU (gated MLP) problem"
+                                                                    : "tune one attention problem (fused vs unfused)");
         auto args = std::make_shared<TuneArgs>();
         auto dims = std::make_shared<DimOptions>();
         dims->add_to(*cmd, {op});
         add_tune_options(*cmd, *args);
         cmd->callback([=] {
             Problem p = dims->problem(op, parse_dtype(args->dtype, "--dtype"));
-            run_tuning({{name, p.dim("m"), p}}, *args, "tune " + shape_key(p));
+            const std::int64_t tokens = op == OpKind::attention ? p.dim("q_len") : p.dim("m");
+            run_tuning({{name, tokens, p}}, *args, "tune " + shape_key(p));
         });
     }
     // tune lookup <op>

@@ -77,14 +77,16 @@ TEST_CASE("tune gemm, lookup and db verbs work end to end", "[cli]") {
     CHECK_THAT(tune("lookup gemm --m 8 --n 40 --k 24 --db " + db2).out, Catch::Contains("source:   exact"));
 }
 
-TEST_CASE("tune model tunes a config.json's layer GEMMs", "[cli]") {
+TEST_CASE("tune model tunes a config.json's layer GEMMs and attention", "[cli]") {
     TempDir dir;
     std::string cfg = dir.file("tiny.json");
     std::ofstream(cfg) << R"({"model_type":"llama","hidden_size":64,"num_attention_heads":4,"num_key_value_heads":2,
                              "intermediate_size":96,"hidden_act":"silu"})";
-    auto r = tune("model " + cfg + " --tokens 1,3 --budget 3 -q --db " + dir.file("m.db"));
+    auto r = tune("model " + cfg + " --tokens 1,3 --budget 3 --kv-len 64 -q --db " + dir.file("m.db"));
     REQUIRE(r.code == 0);
-    CHECK_THAT(r.out, Catch::Contains("qkv_proj") && Catch::Contains("mlp_gate_up") && Catch::Contains("8 problems tuned"));
+    // 8 GEMMs, a causal prefill at 3 tokens and a decode step.
+    CHECK_THAT(r.out, Catch::Contains("qkv_proj") && Catch::Contains("mlp_gate_up") && Catch::Contains("attention_prefill") &&
+                          Catch::Contains("attention_decode") && Catch::Contains("10 problems tuned"));
 }
 
 TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {

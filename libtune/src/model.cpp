@@ -100,4 +100,25 @@ std::vector<NamedProblem> layer_gemms(const ModelShape& m, const std::vector<std
     return out;
 }
 
+std::vector<NamedProblem> layer_attention(const ModelShape& m, const std::vector<std::int64_t>& tokens,
+                                          std::int64_t decode_kv_len) {
+    require(decode_kv_len >= 1 && decode_kv_len <= kMaxModelDim,
+            "kv-len: must be in [1, " + std::to_string(kMaxModelDim) + "], got " + std::to_string(decode_kv_len));
+    std::vector<NamedProblem> out;
+    auto add = [&](const char* name, std::int64_t t, std::int64_t q_len, std::int64_t kv_len) {
+        Problem p = make_attention(1, m.num_heads, m.num_kv_heads, q_len, kv_len, m.head_dim, true, m.sliding_window);
+        validate(p);
+        for (const auto& e : out)
+            if (e.problem == p) return;
+        out.push_back({name, t, p});
+    };
+    for (std::int64_t t : tokens) {
+        require(t >= 1 && t <= kMaxModelDim, "tokens: each count must be in [1, " + std::to_string(kMaxModelDim) +
+                                                 "], got " + std::to_string(t));
+        if (t > 1) add("attention_prefill", t, t, t);
+    }
+    add("attention_decode", 1, 1, decode_kv_len);
+    return out;
+}
+
 }  // namespace tune

@@ -132,6 +132,20 @@ Problem make_swiglu(std::int64_t m, std::int64_t n, std::int64_t k, DType dtype)
     return p;
 }
 
+Problem make_attention(std::int64_t batch, std::int64_t heads, std::int64_t kv_heads, std::int64_t q_len,
+                       std::int64_t kv_len, std::int64_t head_dim, bool causal, std::int64_t window, DType dtype) {
+    Problem p;
+    p.op = OpKind::attention;
+    p.dtype = dtype;
+    p.dims = {batch, heads, kv_heads, q_len, kv_len, head_dim, causal ? 1 : 0, window};
+    return p;
+}
+
+AttentionDims attention_dims(const Problem& p) {
+    if (p.op != OpKind::attention) throw Error("attention_dims: problem is " + std::string(to_string(p.op)));
+    return {p.dims[0], p.dims[1], p.dims[2], p.dims[3], p.dims[4], p.dims[5], p.dims[6] != 0, p.dims[7]};
+}
+
 double gelu(double x) {
     constexpr double kSqrt2OverPi = 0.7978845608028654;
     return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + 0.044715 * x * x * x)));
@@ -263,8 +277,14 @@ double flop_count(const Problem& p) {
         return 2.0 * double(g.batch) * double(g.m) * double(g.n) * double(g.k);
     }
     if (p.op == OpKind::swiglu) return 4.0 * double(p.dims[0]) * double(p.dims[1]) * double(p.dims[2]);
-    // QK^T and PV: 2 * 2 * b * h * q * kv * d (causal masks are not discounted here).
-    return 4.0 * double(p.dims[0]) * double(p.dims[1]) * double(p.dims[3]) * double(p.dims[4]) * double(p.dims[5]);
+    // QK^T and PV: 2 * 2 * head_dim per (query, visible key) pair; masked pairs are not work.
+    const AttentionDims a = attention_dims(p);
+    double pairs = 0;
+    for (std::int64_t i = 0; i < a.q_len; ++i) {
+        auto [first, last] = a.key_range(i);
+        pairs += double(last - first);
+    }
+    return 4.0 * double(a.batch) * double(a.heads) * double(a.head_dim) * pairs;
 }
 
 double default_tolerance(const Problem& p) {

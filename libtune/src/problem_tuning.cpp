@@ -23,6 +23,13 @@ ProblemTuning::ProblemTuning(const Problem& p, Args args)
     progress_.budget = options_.budget;
     for (const Template* t : args.templates) {
         Plan plan{t, t->space(p), {}};
+        if (options_.max_workspace_bytes > 0) {
+            auto capped = std::make_shared<Space>(*plan.space);
+            capped->require("max_workspace", [t, p, cap = options_.max_workspace_bytes](const Config& c) {
+                return t->workspace_bytes(p, c) <= cap;
+            });
+            plan.space = std::move(capped);
+        }
         MeasurementFilter f{shape_key(p), args.device_id, t->info().name, t->info().version, std::nullopt};
         for (auto& m : args.db.query(f)) plan.stored.emplace(m.config.hash(), std::move(m));
         plans_.push_back(std::move(plan));
@@ -87,6 +94,7 @@ bool ProblemTuning::open_round() {
             stage_ = Stage::vendor_spaces;
             for (auto& plan : plans_) {
                 if (spent_ >= options_.budget) break;
+                if (plan.space->violation(plan.space->default_config())) continue;  // over the memory cap
                 add(plan, plan.space->default_config());
             }
             if (!round_.empty()) return true;

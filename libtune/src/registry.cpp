@@ -2,6 +2,7 @@
 
 #include "tune/error.hpp"
 #include "tune/kernel.hpp"
+#include "tune/templates/cpu_attention.hpp"
 #include "tune/templates/cpu_gemm.hpp"
 
 namespace tune {
@@ -39,6 +40,8 @@ TemplateRegistry builtin_registry(const DeviceInfo& device) {
         r.add(make_openblas_gemm_template(device));
         r.add(make_onednn_gemm_template(device));
         r.add(make_cpu_swiglu_template(device));
+        r.add(make_cpu_attention_fused_template(device));
+        r.add(make_cpu_attention_unfused_template(device));
     }
     return r;
 }

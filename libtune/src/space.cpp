@@ -124,6 +124,8 @@ std::vector<Config> Space::starts() const {
     std::vector<Config> out{default_config()};
     for (const Config& c : starts_)
         if (c.hash() != out.front().hash()) out.push_back(c);
+    // A copy with an added constraint (a memory cap) may exclude some of them.
+    std::erase_if(out, [&](const Config& c) { return violation(c).has_value(); });
     return out;
 }
 

@@ -8,6 +8,7 @@
 
 #include "tune/bf16.hpp"
 #include "tune/error.hpp"
+#include "attention_reference.hpp"
 
 namespace tune {
 namespace {
@@ -136,6 +137,20 @@ Workload::Workload(const Problem& p, std::uint64_t seed) : problem_(p) {
             scale_[i] = kActivationSlope * std::fabs(up[i]) * sg[i] + std::fabs(act) * su[i] + std::fabs(reference_[i]);
         }
         outputs_.emplace_back(gate.size() * sizeof(float));
+    } else if (p.op == OpKind::attention) {
+        const AttentionDims a = attention_dims(p);
+        require(a.q_len <= kIntMax && a.kv_len <= kIntMax && a.head_dim <= kIntMax,
+                "workload: attention lengths and head_dim must fit in 32 bits");
+        auto q = uniform(std::size_t(a.batch * a.heads * a.q_len * a.head_dim), seed * 4 + 1);
+        auto k = uniform(std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim), seed * 4 + 2);
+        auto v = uniform(k.size(), seed * 4 + 3);
+        inputs_.push_back(store(q, p.dtype));
+        inputs_.push_back(store(k, p.dtype));
+        inputs_.push_back(store(v, p.dtype));
+        detail::attention_reference(a, q, k, v, reference_, scale_);
+        const auto rows = std::size_t(a.batch * a.heads * a.q_len);
+        outputs_.emplace_back(rows * std::size_t(a.head_dim) * sizeof(float));  // O
+        outputs_.emplace_back(rows * sizeof(float));                            // LSE
     } else {
         throw Error("workload: op " + std::string(to_string(p.op)) + " is not supported yet");
     }
@@ -151,10 +166,19 @@ void Workload::poison_outputs() {
 }
 
 double Workload::error() const {
-    const float* c = outputs_[0].as<float>();
+    // The reference holds every output's elements, in output order.
+    std::vector<const float*> parts;
+    std::vector<std::size_t> ends;
+    for (const auto& out : outputs_) {
+        parts.push_back(out.as<float>());
+        ends.push_back((ends.empty() ? 0 : ends.back()) + out.bytes() / sizeof(float));
+    }
     double worst = 0;
+    std::size_t part = 0;
     for (std::size_t i = 0; i < reference_.size(); ++i) {
-        double v = c[i];
+        while (i >= ends[part]) ++part;
+        double v = parts[part][i - (part ? ends[part - 1] : 0)];
+        if (v == reference_[i]) continue;  // also an exact infinity (attention LSE of an empty row)
         if (!std::isfinite(v)) return std::numeric_limits<double>::quiet_NaN();
         double err = std::fabs(v - reference_[i]) / std::max(scale_[i], std::numeric_limits<double>::min());
         worst = std::max(worst, err);

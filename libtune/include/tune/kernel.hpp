@@ -49,6 +49,11 @@ public:
     virtual std::shared_ptr<const Space> space(const Problem& p) const = 0;
     // Builds a kernel for (p, c). The config must be valid in space(p); throws otherwise.
     virtual std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const = 0;
+    // Peak workspace bytes a kernel for (p, c) holds (Kernel::workspace_bytes), known without
+    // building it when the template can say; memory caps filter configs with it.
+    virtual std::size_t workspace_bytes(const Problem& p, const Config& c) const {
+        return instantiate(p, c)->workspace_bytes();
+    }
 };
 
 // Explicit registry of templates, built once and then read-only.

@@ -29,14 +29,25 @@ ModelShape parse_model_config(const nlohmann::json& config);
 ModelShape load_model_config(const std::filesystem::path& path);
 
 struct NamedProblem {
-    std::string name;  // "qkv_proj", "o_proj", "mlp_gate_up", "mlp_down"
+    std::string name;  // "qkv_proj", "o_proj", "mlp_gate_up", "mlp_down", "attention_prefill", ...
     std::int64_t tokens = 0;
     Problem problem;
+    std::size_t budget = 0;  // candidates for this problem; 0 = the run's budget
 };
 
 // One layer's GEMMs for each token count; weights stored [out, in] (trans_b = 1) as in
 // PyTorch. Shapes that coincide (gate and up) appear once.
 std::vector<NamedProblem> layer_gemms(const ModelShape& model, const std::vector<std::int64_t>& tokens,
                                       DType dtype);
+
+}  // namespace tune
+
+namespace tune {
+
+// One layer's attention (f32, batch 1): "attention_prefill" for each token count > 1 (q_len =
+// kv_len = tokens, causal, the model's sliding window), and one "attention_decode" step (q_len
+// 1 against decode_kv_len cached keys).
+std::vector<NamedProblem> layer_attention(const ModelShape& model, const std::vector<std::int64_t>& tokens,
+                                          std::int64_t decode_kv_len);
 
 }  // namespace tune

@@ -2,12 +2,14 @@
 // A Problem never says how; that is a Config's job. The reference implementation reads only this.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "tune/types.hpp"
 
@@ -74,6 +76,38 @@ Problem with_epilogue(Problem gemm, bool bias, Activation act, bool residual);
 // n x k (PyTorch layout). Operands: x, W_gate, W_up; output out. A problem of its own so a
 // template can fuse both GEMMs and the activation.
 Problem make_swiglu(std::int64_t m, std::int64_t n, std::int64_t k, DType dtype = DType::f32);
+
+// Attention: O = softmax(scale * Q K^T + mask) V per (batch, query head), scale = 1/sqrt(head_dim).
+// Row-major operands: Q [batch, heads, q_len, head_dim], K and V [batch, kv_heads, kv_len,
+// head_dim]; outputs O [batch, heads, q_len, head_dim] and LSE [batch, heads, q_len] (natural
+// log of the softmax denominator of the scaled scores; -inf for a row that sees no key, whose
+// O row is 0). Query head h reads kv head h / (heads / kv_heads) (GQA; MQA when kv_heads = 1).
+// Query i sits at key position i + kv_len - q_len (the last query sees the last key).
+Problem make_attention(std::int64_t batch, std::int64_t heads, std::int64_t kv_heads, std::int64_t q_len,
+                       std::int64_t kv_len, std::int64_t head_dim, bool causal = false, std::int64_t window = 0,
+                       DType dtype = DType::f32);
+
+struct AttentionDims {
+    std::int64_t batch, heads, kv_heads, q_len, kv_len, head_dim;
+    bool causal;
+    std::int64_t window;  // 0 = none
+    std::int64_t group() const { return heads / kv_heads; }
+    // The keys query i sees, [first, last): causal keeps keys at or before its position; a
+    // window w keeps keys less than w positions before it (and, without causal, after it).
+    // The one definition of the masks: every kernel and the reference call it.
+    std::pair<std::int64_t, std::int64_t> key_range(std::int64_t i) const {
+        const std::int64_t pos = i + kv_len - q_len;
+        std::int64_t first = 0, last = kv_len;
+        if (causal) last = std::min(last, pos + 1);
+        if (window > 0) {
+            first = std::max<std::int64_t>(0, pos - window + 1);
+            if (!causal) last = std::min(last, pos + window);
+        }
+        first = std::min(first, kv_len);
+        return {first, std::max(first, last)};
+    }
+};
+AttentionDims attention_dims(const Problem& p);  // throws unless p.op == attention
 
 // Scalar definitions shared by every template and the reference (double precision).
 double gelu(double x);  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))

@@ -36,6 +36,9 @@ struct TuneOptions {
     std::uint64_t seed = 0;
     std::size_t batch = 4;        // configs proposed per round
     std::vector<std::string> templates;  // restrict to these names; empty = all that apply
+    // Memory cap: configs whose kernel would hold more workspace are outside the space (the
+    // constraint `max_workspace`), never measured. 0 = no cap.
+    std::size_t max_workspace_bytes = 0;
     Backend backend = Backend::cpu;
     std::function<void(const TuneProgress&)> on_progress;
 };

@@ -22,7 +22,8 @@ public:
     void poison_outputs();
     // Error of the current outputs: max |C - C_ref| / scale elementwise, where scale bounds
     // how far any correct evaluation order can drift (GEMM: |A||B|, grown by each epilogue
-    // step); NaN when any output is NaN or infinite.
+    // step; attention: see attention_reference.cpp, over O and LSE); NaN when any output is
+    // NaN or infinite where the reference is not.
     double error() const;
     std::size_t bytes() const;
 

@@ -1,0 +1,182 @@
+// cpu.attention.fused against cpu.attention.unfused (OpenBLAS sgemm for Q K^T and P V, the
+// score matrix materialised) in one binary, all cores, GQA heads 8/2, batch 1:
+//   prefill/seq:S/hd:D/causal:C   fused_best (best of a small q_tile x k_tile sweep, measured
+//                                 once each before timing) vs unfused, seq 512 and 2048 by
+//                                 default, 4096 and 8192 with --long (both head dims, both masks)
+//   decode/kv:8192/hd:128         fused with split_kv=1 vs the best split_kv (q_len 1, GQA 32/8)
+// Counter GFLOP/s (visible query-key pairs only); ratio tables at the end.
+// Usage: bench_attention [--long] [Google Benchmark flags, e.g. --benchmark_filter=decode]
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tune/openblas_env.hpp"
+#include "tune/templates/cpu_attention.hpp"
+
+using namespace tune;
+
+namespace {
+
+const DeviceInfo& host() {
+    static const DeviceInfo d = detect_cpu();
+    return d;
+}
+const Template& fused() {
+    static const auto t = make_cpu_attention_fused_template(host());
+    return *t;
+}
+const Template& unfused() {
+    static const auto t = make_cpu_attention_unfused_template(host());
+    return *t;
+}
+
+struct Operands {
+    std::vector<float> q, k, v, o, lse;
+    std::vector<const void*> in;
+    std::vector<void*> out;
+    explicit Operands(const Problem& p) {
+        const AttentionDims a = attention_dims(p);
+        std::mt19937 rng(1);
+        std::uniform_real_distribution<float> dist(-1, 1);
+        q.resize(std::size_t(a.batch * a.heads * a.q_len * a.head_dim));
+        k.resize(std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim));
+        v.resize(k.size());
+        o.resize(q.size());
+        lse.resize(std::size_t(a.batch * a.heads * a.q_len));
+        for (auto* x : {&q, &k, &v})
+            for (auto& e : *x) e = dist(rng);
+        in = {q.data(), k.data(), v.data()};
+        out = {o.data(), lse.data()};
+    }
+    OpArgs args() { return {in, out}; }
+};
+
+double seconds_of(const Kernel& k, Operands& o) {
+    k.run(o.args());  // warm-up
+    const auto t0 = std::chrono::steady_clock::now();
+    k.run(o.args());
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The sweep behind fused_best: tiles for prefill, split counts for decode (knob `vary`).
+Config best_of(const Problem& p, const std::string& vary, Operands& o) {
+    const Space& s = *fused().space(p);
+    std::vector<Config> sweep;
+    for (const auto& value : s.knob(vary)->values) {
+        if (vary == "split_kv") {
+            Config c = s.default_config();
+            sweep.push_back(c.set("split_kv", value));
+            continue;
+        }
+        for (const auto& k_tile : s.knob("k_tile")->values) {
+            Config c = s.default_config();
+            sweep.push_back(c.set("q_tile", value).set("k_tile", k_tile));
+        }
+    }
+    Config best;
+    double best_s = 1e30;
+    for (const Config& c : sweep) {
+        const double t = seconds_of(*fused().instantiate(p, c), o);
+        if (t < best_s) best_s = t, best = c;
+    }
+    return best;
+}
+
+enum class Variant { fused_best, fused_no_split, unfused };
+
+void bench(benchmark::State& state, Problem p, Variant v) {
+    Operands o(p);
+    Config c;
+    const bool decode = attention_dims(p).q_len == 1;
+    if (v == Variant::unfused) {
+        c = unfused().space(p)->default_config();
+    } else if (v == Variant::fused_no_split) {
+        c = fused().space(p)->default_config();
+        c.set("split_kv", std::int64_t{1});
+    } else {
+        c = best_of(p, decode ? "split_kv" : "q_tile", o);
+    }
+    const Template& t = v == Variant::unfused ? unfused() : fused();
+    auto kernel = t.instantiate(p, c);
+    for (auto _ : state) kernel->run(o.args());
+    state.counters["GFLOP/s"] = benchmark::Counter(flop_count(p) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["workspace_MiB"] = double(kernel->workspace_bytes()) / (1 << 20);
+    state.SetLabel(c.text());
+}
+
+class RatioReporter : public benchmark::ConsoleReporter {
+public:
+    void ReportRuns(const std::vector<Run>& runs) override {
+        ConsoleReporter::ReportRuns(runs);
+        for (const auto& r : runs) {
+            auto it = r.counters.find("GFLOP/s");
+            if (it == r.counters.end()) continue;
+            if ((r.run_type == Run::RT_Iteration && !gflops.count(r.run_name.str())) ||
+                (r.run_type == Run::RT_Aggregate && r.aggregate_name == "median"))
+                gflops[r.run_name.str()] = it->second;
+        }
+    }
+    std::map<std::string, double> gflops;
+};
+
+void add(const std::string& name, const Problem& p, Variant v) {
+    benchmark::RegisterBenchmark(name.c_str(), bench, p, v)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    use_best_openblas_core(argv);
+    bool long_run = false;
+    for (int i = 1; i < argc; ++i)
+        if (std::strcmp(argv[i], "--long") == 0) {
+            long_run = true;
+            for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+            --argc;
+            break;
+        }
+    std::vector<std::int64_t> lengths{512, 2048};
+    if (long_run) lengths.insert(lengths.end(), {4096, 8192});
+    for (std::int64_t seq : lengths)
+        for (std::int64_t hd : {64, 128})
+            for (int causal : {0, 1}) {
+                const Problem p = make_attention(1, 8, 2, seq, seq, hd, causal != 0);
+                const std::string key = "/seq:" + std::to_string(seq) + "/hd:" + std::to_string(hd) +
+                                        "/causal:" + std::to_string(causal);
+                add("prefill_fused_best" + key, p, Variant::fused_best);
+                add("prefill_unfused" + key, p, Variant::unfused);
+            }
+    const Problem decode = make_attention(1, 32, 8, 1, 8192, 128, true);
+    add("decode_fused_no_split/kv:8192/hd:128", decode, Variant::fused_no_split);
+    add("decode_fused_best/kv:8192/hd:128", decode, Variant::fused_best);
+
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    RatioReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+
+    auto ratios = [&](const char* title, const std::string& slow, const std::string& fast) {
+        std::printf("\n%s\n%-34s %12s %12s %8s\n", title, "shape", (slow + " GF/s").c_str(), (fast + " GF/s").c_str(),
+                    "speedup");
+        for (const auto& [name, base] : reporter.gflops) {
+            if (name.rfind(slow + "/", 0) != 0) continue;
+            const std::string key = name.substr(slow.size());
+            auto it = reporter.gflops.find(fast + key);
+            if (it == reporter.gflops.end()) continue;
+            std::printf("%-34s %12.1f %12.1f %7.2fx\n", key.c_str() + 1, base, it->second, it->second / base);
+        }
+    };
+    ratios("prefill: fused (best tiles) vs unfused (OpenBLAS), heads 8/2, all cores", "prefill_unfused",
+           "prefill_fused_best");
+    ratios("decode: fused best split_kv vs split_kv=1, heads 32/8, all cores", "decode_fused_no_split",
+           "decode_fused_best");
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1,0 +1,211 @@
+// AVX-512F attention building blocks (see kernels.hpp). Register tiles: 4 query rows x 4 keys
+// of dot products reduced in registers, and 4 rows x 64 columns of the P V accumulator.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "kernels.hpp"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq")
+// GCC 12 warns about the deliberately undefined pass-through operand inside the shuffle
+// intrinsics' headers; the values are never read.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace tune::cpu_attention {
+namespace {
+
+__mmask16 tail_mask(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
+
+// e^x in f32: x = n ln2 + r with |r| <= ln2 / 2, degree-7 Taylor polynomial of e^r (relative
+// error < 1e-8 before rounding), scaled by 2^n. Inputs below -87.3 give ~e^-87.3, which callers
+// mask to 0.
+inline __m512 exp_ps(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3f)), _mm512_set1_ps(-87.3f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+// Lane i of the result is the sum of the lanes of a[i].
+inline __m512 reduce16(const __m512 a[16]) {
+    __m512 b[8], c[4];
+    for (int i = 0; i < 8; ++i)
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 4; ++i) {
+        const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    const __m512 e0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512 e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_f32x4(c[2], c[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(e0, e1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// R rows x C keys (R * C = 16) of dot products over d; lane r * C + c of the result.
+template <int R, int C>
+__m512 dot_block(const float* const q[R], const float* const k[C], int d) {
+    __m512 acc[16];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    int e = 0;
+    for (; e + 16 <= d; e += 16) {
+        __m512 kv[C];
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) kv[c] = _mm512_loadu_ps(k[c] + e);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+            const __m512 qv = _mm512_loadu_ps(q[r] + e);
+#pragma GCC unroll 16
+            for (int c = 0; c < C; ++c) acc[r * C + c] = _mm512_fmadd_ps(qv, kv[c], acc[r * C + c]);
+        }
+    }
+    if (e < d) {
+        const __mmask16 m = tail_mask(d - e);
+        __m512 kv[C];
+        for (int c = 0; c < C; ++c) kv[c] = _mm512_maskz_loadu_ps(m, k[c] + e);
+        for (int r = 0; r < R; ++r) {
+            const __m512 qv = _mm512_maskz_loadu_ps(m, q[r] + e);
+            for (int c = 0; c < C; ++c) acc[r * C + c] = _mm512_fmadd_ps(qv, kv[c], acc[r * C + c]);
+        }
+    }
+    return reduce16(acc);
+}
+
+template <int R, int C>
+void score_rows(const float* const* q_rows, int r0, int rows, const float* k, std::int64_t ldk, int keys, int d,
+                float scale, float* s, std::int64_t lds) {
+    const float* q[R];
+    for (int r = 0; r < R; ++r) q[r] = q_rows[std::min(r0 + r, rows - 1)];
+    const int live_rows = std::min(R, rows - r0);
+    alignas(64) float out[16];
+    for (int j0 = 0; j0 < keys; j0 += C) {
+        const float* kp[C];
+        for (int c = 0; c < C; ++c) kp[c] = k + std::int64_t(std::min(j0 + c, keys - 1)) * ldk;
+        _mm512_store_ps(out, _mm512_mul_ps(dot_block<R, C>(q, kp, d), _mm512_set1_ps(scale)));
+        const int live_keys = std::min(C, keys - j0);
+        for (int r = 0; r < live_rows; ++r)
+            for (int c = 0; c < live_keys; ++c) s[(r0 + r) * lds + j0 + c] = out[r * C + c];
+    }
+}
+
+// R rows x NV vectors of o += p v, starting at column col; the last vector is masked by `last`.
+template <int R, int NV>
+void pv_block(const float* p, std::int64_t ldp, const float* alpha, const float* v, std::int64_t ldv, int keys,
+              int col, __mmask16 last, float* o, std::int64_t ldo) {
+    __m512 acc[R][NV];
+    for (int r = 0; r < R; ++r) {
+        const __m512 a = _mm512_set1_ps(alpha[r]);
+        for (int t = 0; t < NV; ++t) {
+            const __mmask16 m = t == NV - 1 ? last : __mmask16(0xffff);
+            acc[r][t] = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, o + r * ldo + col + 16 * t));
+        }
+    }
+    for (int j = 0; j < keys; ++j) {
+        __m512 vv[NV];
+#pragma GCC unroll 4
+        for (int t = 0; t < NV; ++t) {
+            const float* vp = v + j * ldv + col + 16 * t;
+            vv[t] = t == NV - 1 ? _mm512_maskz_loadu_ps(last, vp) : _mm512_loadu_ps(vp);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+            const __m512 pb = _mm512_set1_ps(p[r * ldp + j]);
+#pragma GCC unroll 4
+            for (int t = 0; t < NV; ++t) acc[r][t] = _mm512_fmadd_ps(pb, vv[t], acc[r][t]);
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int t = 0; t < NV; ++t)
+            _mm512_mask_storeu_ps(o + r * ldo + col + 16 * t, t == NV - 1 ? last : __mmask16(0xffff), acc[r][t]);
+}
+
+template <int R>
+void pv_rows(const float* p, std::int64_t ldp, const float* alpha, const float* v, std::int64_t ldv, int keys, int d,
+             float* o, std::int64_t ldo) {
+    for (int col = 0; col < d; col += 64) {
+        const int left = d - col, nv = std::min(4, (left + 15) / 16);
+        const __mmask16 last = tail_mask(left - 16 * (nv - 1));
+        switch (nv) {
+            case 1: pv_block<R, 1>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo); break;
+            case 2: pv_block<R, 2>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo); break;
+            case 3: pv_block<R, 3>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo); break;
+            default: pv_block<R, 4>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo); break;
+        }
+    }
+}
+
+}  // namespace
+
+void scores(const float* const* q_rows, int rows, const float* k, std::int64_t ldk, int keys, int d, float scale,
+            float* s, std::int64_t lds) {
+    int r0 = 0;
+    for (; r0 + 4 <= rows; r0 += 4) score_rows<4, 4>(q_rows, r0, rows, k, ldk, keys, d, scale, s, lds);
+    for (; r0 < rows; ++r0) score_rows<1, 16>(q_rows, r0, rows, k, ldk, keys, d, scale, s, lds);
+}
+
+float softmax_step(float* s, int n, int first, int last, float& m, float& l) {
+    first = std::max(first, 0);
+    last = std::min(last, n);
+    if (last <= first) {
+        for (int j = 0; j < n; j += 16) _mm512_mask_storeu_ps(s + j, tail_mask(n - j), _mm512_setzero_ps());
+        return 1.0f;
+    }
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i lo = _mm512_set1_epi32(first), hi = _mm512_set1_epi32(last);
+    auto visible = [&](int j) {
+        const __m512i idx = _mm512_add_epi32(iota, _mm512_set1_epi32(j));
+        return __mmask16(_mm512_cmpge_epi32_mask(idx, lo) & _mm512_cmplt_epi32_mask(idx, hi));
+    };
+    __m512 top = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    for (int j = first / 16 * 16; j < last; j += 16) top = _mm512_mask_max_ps(top, visible(j), top, _mm512_loadu_ps(s + j));
+    const float m_new = std::max(m, _mm512_reduce_max_ps(top));
+    const float alpha = m == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(m - m_new);
+    const __m512 shift = _mm512_set1_ps(m_new);
+    __m512 sum = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 keep = visible(j);
+        const __m512 p = keep ? _mm512_maskz_mov_ps(keep, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(keep, s + j), shift)))
+                              : _mm512_setzero_ps();
+        sum = _mm512_add_ps(sum, p);
+        _mm512_mask_storeu_ps(s + j, tail_mask(n - j), p);
+    }
+    l = l * alpha + _mm512_reduce_add_ps(sum);
+    m = m_new;
+    return alpha;
+}
+
+void pv_update(const float* p, std::int64_t ldp, int rows, const float* alpha, const float* v, std::int64_t ldv,
+               int keys, int d, float* o, std::int64_t ldo) {
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) pv_rows<4>(p + r * ldp, ldp, alpha + r, v, ldv, keys, d, o + r * ldo, ldo);
+    for (; r < rows; ++r) pv_rows<1>(p + r * ldp, ldp, alpha + r, v, ldv, keys, d, o + r * ldo, ldo);
+}
+
+void scale_row(float* x, std::int64_t n, float factor) {
+    const __m512 f = _mm512_set1_ps(factor);
+    for (std::int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = tail_mask(int(std::min<std::int64_t>(16, n - j)));
+        _mm512_mask_storeu_ps(x + j, m, _mm512_mul_ps(f, _mm512_maskz_loadu_ps(m, x + j)));
+    }
+}
+
+}  // namespace tune::cpu_attention
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options

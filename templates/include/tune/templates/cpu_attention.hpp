@@ -1,0 +1,19 @@
+// CPU attention templates: the fused (online-softmax) kernel and the unfused GEMM-backed one, so
+// the tuner picks per shape and the unfused one is the baseline the fused one is measured against.
+#pragma once
+
+#include <memory>
+
+#include "tune/kernel.hpp"
+
+namespace tune {
+
+// "cpu.attention.fused": never materialises the scores; knobs q_tile, k_tile, gqa_pack (grouped
+// heads), split_kv (decode), threads. Needs AVX-512F.
+std::unique_ptr<Template> make_cpu_attention_fused_template(const DeviceInfo& device);
+
+// "cpu.attention.unfused": per head, S = Q K^T (OpenBLAS sgemm), a masked softmax pass, O = P V
+// (sgemm); the q_len x kv_len score matrix is its workspace. Knob threads.
+std::unique_ptr<Template> make_cpu_attention_unfused_template(const DeviceInfo& device);
+
+}  // namespace tune

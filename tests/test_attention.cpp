@@ -1,0 +1,178 @@
+// Attention: the fp64 reference and its masks, both CPU templates against it for every mask,
+// MHA/GQA/MQA, odd head dims and lengths (1, primes), sampled configs; the workspace a config
+// reports; and the memory cap as a tuning constraint.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <random>
+
+#include "gemm_checks.hpp"
+#include "tune/db/database.hpp"
+#include "tune/measurer.hpp"
+#include "tune/templates/cpu_attention.hpp"
+#include "tune/tuner.hpp"
+
+using namespace tune;
+
+namespace {
+
+const DeviceInfo& host() {
+    static const DeviceInfo d = detect_cpu();
+    return d;
+}
+
+bool have_avx512() { return host().isa.avx512f; }
+
+struct Mask {
+    bool causal;
+    std::int64_t window;
+};
+constexpr Mask kMasks[] = {{false, 0}, {true, 0}, {true, 5}, {false, 4}};
+
+}  // namespace
+
+TEST_CASE("attention masks: causal aligns the last query with the last key, windows count back", "[attention]") {
+    AttentionDims a = attention_dims(make_attention(1, 2, 1, 3, 5, 8, true, 0));
+    CHECK(a.key_range(0) == std::pair<std::int64_t, std::int64_t>{0, 3});  // query 0 sits at key 2
+    CHECK(a.key_range(2) == std::pair<std::int64_t, std::int64_t>{0, 5});
+    a.window = 2;
+    CHECK(a.key_range(2) == std::pair<std::int64_t, std::int64_t>{3, 5});
+    a.causal = false;  // a window alone looks both ways
+    CHECK(a.key_range(0) == std::pair<std::int64_t, std::int64_t>{1, 4});
+    AttentionDims empty = attention_dims(make_attention(1, 1, 1, 4, 2, 8, true, 0));
+    CHECK(empty.key_range(0).first == empty.key_range(0).second);  // sits before the first key
+    // Masked pairs are not counted as work.
+    CHECK(flop_count(make_attention(1, 1, 1, 4, 4, 8, true)) == 4.0 * 8 * (1 + 2 + 3 + 4));
+    CHECK_THROWS_WITH(validate(make_attention(1, 6, 4, 3, 3, 8)), Catch::Contains("multiple of kv_heads"));
+}
+
+TEST_CASE("attention templates need AVX-512F and f32", "[attention]") {
+    DeviceInfo plain = host();
+    plain.isa.avx512f = false;
+    Problem p = make_attention(1, 2, 1, 8, 8, 16);
+    CHECK_FALSE(make_cpu_attention_fused_template(plain)->supports(p));
+    CHECK_FALSE(make_cpu_attention_unfused_template(plain)->supports(p));
+    DeviceInfo full = host();
+    full.isa.avx512f = true;
+    CHECK(make_cpu_attention_fused_template(full)->supports(p));
+    p.dtype = DType::bf16;
+    CHECK_FALSE(make_cpu_attention_fused_template(full)->supports(p));
+}
+
+TEST_CASE("the attention error metric rejects a result that ignores the mask", "[attention]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto t = make_cpu_attention_fused_template(host());
+    Problem causal = make_attention(1, 2, 2, 9, 9, 16, true);
+    Problem full = make_attention(1, 2, 2, 9, 9, 16, false);
+    Workload w(causal, 3);
+    auto kernel = t->instantiate(full, t->space(full)->default_config());
+    w.poison_outputs();
+    CHECK(std::isnan(w.error()));  // unwritten outputs
+    kernel->run(w.args());
+    CHECK(w.error() > 100 * default_tolerance(causal));
+    auto right = t->instantiate(causal, t->space(causal)->default_config());
+    right->run(w.args());
+    CHECK(w.error() <= default_tolerance(causal));
+}
+
+TEST_CASE("both attention templates match the fp64 reference: masks, GQA/MQA, odd dims, prime lengths", "[attention]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto fused = make_cpu_attention_fused_template(host());
+    auto unfused = make_cpu_attention_unfused_template(host());
+    std::mt19937_64 rng(7);
+    struct Heads {
+        std::int64_t heads, kv_heads;
+    };
+    const Heads kHeads[] = {{4, 4}, {4, 2}, {3, 1}};  // MHA, GQA, MQA
+    const std::int64_t kDims[] = {64, 80, 96, 128, 256, 37};
+    const std::pair<std::int64_t, std::int64_t> kLengths[] = {{1, 1}, {1, 97}, {13, 13}, {31, 61}, {61, 31}, {7, 131}};
+    std::uint64_t seed = 1;
+    for (const Mask& mask : kMasks)
+        for (const Heads& h : kHeads)
+            for (auto [q, kv] : kLengths) {
+                const std::int64_t d = kDims[seed % std::size(kDims)];
+                Problem p = make_attention(1 + std::int64_t(seed % 3 == 0), h.heads, h.kv_heads, q, kv, d, mask.causal,
+                                           mask.window);
+                REQUIRE(fused->supports(p));
+                test::check_against_reference(*unfused, p, unfused->space(p)->default_config(), seed);
+                test::check_against_reference(*fused, p, fused->space(p)->default_config(), seed, 2);
+                for (int i = 0; i < 3; ++i) {
+                    auto c = fused->space(p)->sample(rng);
+                    REQUIRE(c.has_value());
+                    test::check_against_reference(*fused, p, *c, seed);
+                }
+                ++seed;
+            }
+}
+
+TEST_CASE("every head dim runs through the fused template", "[attention]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto fused = make_cpu_attention_fused_template(host());
+    std::mt19937_64 rng(11);
+    for (std::int64_t d : {1, 15, 16, 17, 64, 80, 96, 128, 129, 256}) {
+        Problem p = make_attention(1, 2, 1, 19, 23, d, true, 0);
+        auto c = fused->space(p)->sample(rng);
+        REQUIRE(c.has_value());
+        test::check_against_reference(*fused, p, *c, std::uint64_t(d));
+    }
+}
+
+TEST_CASE("split-KV decode matches the reference for every split count", "[attention]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto fused = make_cpu_attention_fused_template(host());
+    for (bool causal : {false, true})
+        for (std::int64_t window : {0, 40}) {
+            Problem p = make_attention(2, 8, 2, 1, 509, 128, causal, window);
+            const Space& s = *fused->space(p);
+            REQUIRE(s.knob("split_kv") != nullptr);
+            for (const auto& split : s.knob("split_kv")->values) {
+                Config c = s.default_config();
+                c.set("split_kv", split);
+                test::check_against_reference(*fused, p, c, 5);
+            }
+        }
+}
+
+TEST_CASE("attention configs report their peak workspace", "[attention]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto fused = make_cpu_attention_fused_template(host());
+    auto unfused = make_cpu_attention_unfused_template(host());
+    Problem p = make_attention(1, 8, 2, 512, 512, 64, true);
+    // The unfused schedule holds one head's q_len x kv_len scores.
+    const Config uc = unfused->space(p)->default_config();
+    CHECK(unfused->workspace_bytes(p, uc) == 512u * 512u * sizeof(float));
+    CHECK(unfused->instantiate(p, uc)->workspace_bytes() == unfused->workspace_bytes(p, uc));
+    // The fused one holds tiles only: far less, and the same figure the kernel reports.
+    const Config fc = fused->space(p)->default_config();
+    CHECK(fused->workspace_bytes(p, fc) < unfused->workspace_bytes(p, uc) / 4);
+    CHECK(fused->instantiate(p, fc)->workspace_bytes() == fused->workspace_bytes(p, fc));
+}
+
+TEST_CASE("a workspace cap keeps configs over it out of the tuning run", "[attention][tuner]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto store = make_memory_database();
+    Database& db = *store;
+    TemplateRegistry registry = builtin_registry(host());
+    MeasureOptions mo;
+    mo.warmup_s = 0.001;
+    mo.max_time_s = 0.01;
+    mo.min_reps = 3;
+    mo.max_reps = 5;
+    mo.pin_cpu = -1;
+    Measurer measurer(host(), mo);
+    Tuner tuner(db, registry, measurer, db.start_run({0, "test", "random", 1, "", ""}, host()));
+    Problem p = make_attention(1, 4, 2, 96, 96, 32, true);
+    const std::size_t cap = 96 * 96 * sizeof(float) - 1;  // below the unfused score matrix
+    TuneOptions opt;
+    opt.budget = 10;
+    opt.strategy = "random";
+    opt.max_workspace_bytes = cap;
+    TuneResult r = tuner.tune(p, opt);
+    REQUIRE(r.best.has_value());
+    auto all = db.query({shape_key(p), "", "", "", std::nullopt});
+    REQUIRE(!all.empty());
+    for (const auto& m : all) {
+        INFO(m.template_name << " " << m.config.text());
+        CHECK(m.template_name == "cpu.attention.fused");
+        CHECK(std::size_t(m.workspace_bytes) <= cap);
+    }
+}
