@@ -9,7 +9,6 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -17,17 +16,15 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "tune/openblas_env.hpp"
 #include "tune/templates/cpu_attention.hpp"
 
 using namespace tune;
+using bench::host;
 
 namespace {
 
-const DeviceInfo& host() {
-    static const DeviceInfo d = detect_cpu();
-    return d;
-}
 const Template& fused() {
     static const auto t = make_cpu_attention_fused_template(host());
     return *t;
@@ -37,11 +34,11 @@ const Template& unfused() {
     return *t;
 }
 
-struct Operands {
+struct AttentionOperands {
     std::vector<float> q, k, v, o, lse;
     std::vector<const void*> in;
     std::vector<void*> out;
-    explicit Operands(const Problem& p) {
+    explicit AttentionOperands(const Problem& p) {
         const AttentionDims a = attention_dims(p);
         std::mt19937 rng(1);
         std::uniform_real_distribution<float> dist(-1, 1);
@@ -58,15 +55,8 @@ struct Operands {
     OpArgs args() { return {in, out}; }
 };
 
-double seconds_of(const Kernel& k, Operands& o) {
-    k.run(o.args());  // warm-up
-    const auto t0 = std::chrono::steady_clock::now();
-    k.run(o.args());
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 // The sweep behind fused_best: tiles for prefill, split counts for decode (knob `vary`).
-Config best_of(const Problem& p, const std::string& vary, Operands& o) {
+Config best_of(const Problem& p, const std::string& vary, AttentionOperands& o) {
     const Space& s = *fused().space(p);
     std::vector<Config> sweep;
     for (const auto& value : s.knob(vary)->values) {
@@ -83,7 +73,7 @@ Config best_of(const Problem& p, const std::string& vary, Operands& o) {
     Config best;
     double best_s = 1e30;
     for (const Config& c : sweep) {
-        const double t = seconds_of(*fused().instantiate(p, c), o);
+        const double t = bench::seconds_of(*fused().instantiate(p, c), o, 1);
         if (t < best_s) best_s = t, best = c;
     }
     return best;
@@ -92,7 +82,7 @@ Config best_of(const Problem& p, const std::string& vary, Operands& o) {
 enum class Variant { fused_best, fused_no_split, unfused };
 
 void bench(benchmark::State& state, Problem p, Variant v) {
-    Operands o(p);
+    AttentionOperands o(p);
     Config c;
     const bool decode = attention_dims(p).q_len == 1;
     if (v == Variant::unfused) {
@@ -106,25 +96,10 @@ void bench(benchmark::State& state, Problem p, Variant v) {
     const Template& t = v == Variant::unfused ? unfused() : fused();
     auto kernel = t.instantiate(p, c);
     for (auto _ : state) kernel->run(o.args());
-    state.counters["GFLOP/s"] = benchmark::Counter(flop_count(p) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    bench::set_gflops(state, p);
     state.counters["workspace_MiB"] = double(kernel->workspace_bytes()) / (1 << 20);
     state.SetLabel(c.text());
 }
-
-class RatioReporter : public benchmark::ConsoleReporter {
-public:
-    void ReportRuns(const std::vector<Run>& runs) override {
-        ConsoleReporter::ReportRuns(runs);
-        for (const auto& r : runs) {
-            auto it = r.counters.find("GFLOP/s");
-            if (it == r.counters.end()) continue;
-            if ((r.run_type == Run::RT_Iteration && !gflops.count(r.run_name.str())) ||
-                (r.run_type == Run::RT_Aggregate && r.aggregate_name == "median"))
-                gflops[r.run_name.str()] = it->second;
-        }
-    }
-    std::map<std::string, double> gflops;
-};
 
 void add(const std::string& name, const Problem& p, Variant v) {
     benchmark::RegisterBenchmark(name.c_str(), bench, p, v)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
@@ -159,7 +134,7 @@ int main(int argc, char** argv) {
 
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    RatioReporter reporter;
+    bench::GflopsReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
 
     auto ratios = [&](const char* title, const std::string& slow, const std::string& fast) {

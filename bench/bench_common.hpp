@@ -67,7 +67,8 @@ struct Operands {
 
 // Best of `reps` calls after one warm-up: a quick estimate for picking among candidates before
 // the timed runs (the benchmark framework times the picks properly).
-inline double seconds_of(const Kernel& k, Operands& o, int reps = 2) {
+template <class Ops = Operands>
+double seconds_of(const Kernel& k, Ops& o, int reps = 2) {
     k.run(o.args());
     double best = 1e30;
     for (int rep = 0; rep < reps; ++rep) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "fast_measure.hpp"
 #include "gemm_checks.hpp"
 #include "tune/db/database.hpp"
 #include "tune/measurer.hpp"
@@ -152,13 +153,7 @@ TEST_CASE("a workspace cap keeps configs over it out of the tuning run", "[atten
     auto store = make_memory_database();
     Database& db = *store;
     TemplateRegistry registry = builtin_registry(host());
-    MeasureOptions mo;
-    mo.warmup_s = 0.001;
-    mo.max_time_s = 0.01;
-    mo.min_reps = 3;
-    mo.max_reps = 5;
-    mo.pin_cpu = -1;
-    Measurer measurer(host(), mo);
+    Measurer measurer(host(), test::fast_measure_options());
     Tuner tuner(db, registry, measurer, db.start_run({0, "test", "random", 1, "", ""}, host()));
     Problem p = make_attention(1, 4, 2, 96, 96, 32, true);
     const std::size_t cap = 96 * 96 * sizeof(float) - 1;  // below the unfused score matrix

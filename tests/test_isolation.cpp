@@ -9,6 +9,7 @@
 #include <iostream>
 #include <map>
 
+#include "fast_measure.hpp"
 #include "fake_template.hpp"
 #include "hostile_template.hpp"
 #include "tune/db/database.hpp"
@@ -22,12 +23,8 @@ namespace fs = std::filesystem;
 namespace {
 
 MeasureOptions isolated_options() {
-    MeasureOptions o;
-    o.warmup_s = 0.001;
+    MeasureOptions o = test::fast_measure_options();
     o.max_time_s = 0.01;
-    o.min_reps = 3;
-    o.max_reps = 10;
-    o.pin_cpu = -1;
     o.isolate = true;
     o.timeout_s = 1.0;
     o.memory_limit_bytes = std::int64_t{256} << 20;

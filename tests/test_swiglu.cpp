@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "fast_measure.hpp"
 #include "tune/db/database.hpp"
 #include "tune/error.hpp"
 #include "tune/measurer.hpp"
@@ -114,12 +115,8 @@ TEST_CASE("the tuner measures and verifies swiglu and epilogue candidates", "[sw
     TemplateRegistry reg;
     reg.add(make_cpu_swiglu_template(host()));
     reg.add(make_cpu_gemm_template(host()));
-    MeasureOptions fast;
-    fast.warmup_s = 0.001;
-    fast.max_time_s = 0.02;
-    fast.min_reps = 3;
+    MeasureOptions fast = test::fast_measure_options();
     fast.max_reps = 5;
-    fast.pin_cpu = -1;
     Measurer m(host(), fast);
     Tuner tuner(*db, reg, m, db->start_run({0, "test", "random", 0, "", ""}, m.device()));
     TuneOptions opt;

@@ -3,21 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include "fake_template.hpp"
+#include "fast_measure.hpp"
 #include "tune/measurer.hpp"
 #include "tune/tuner.hpp"
 
 using namespace tune;
 
 namespace {
-MeasureOptions fast_options() {
-    MeasureOptions o;
-    o.warmup_s = 0.001;
-    o.max_time_s = 0.02;
-    o.min_reps = 3;
-    o.max_reps = 10;
-    o.pin_cpu = -1;
-    return o;
-}
+MeasureOptions fast_options() { return test::fast_measure_options(); }
 }  // namespace
 
 TEST_CASE("summary statistics are order statistics of the samples", "[measurer]") {
