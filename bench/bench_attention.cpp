@@ -3,7 +3,10 @@
 //   prefill/seq:S/hd:D/causal:C   fused_best (best of a small q_tile x k_tile sweep, measured
 //                                 once each before timing) vs unfused, seq 512 and 2048 by
 //                                 default, 4096 and 8192 with --long (both head dims, both masks)
-//   decode/kv:8192/hd:128         fused with split_kv=1 vs the best split_kv (q_len 1, GQA 32/8)
+//   decode/heads:H-KV/kv:8192     fused with split_kv=1 vs the best split_kv (q_len 1; GQA 32/8
+//                                 and MQA 8/1)
+//   backward/seq:4096/hd:128      cpu.attention.backward mode=store vs mode=recompute (q_block
+//                                 256), heads 2/1, causal: time and workspace_MiB
 // Counter GFLOP/s (visible query-key pairs only); ratio tables at the end.
 // Usage: bench_attention [--long] [Google Benchmark flags, e.g. --benchmark_filter=decode]
 #include <benchmark/benchmark.h>
@@ -29,13 +32,17 @@ const Template& fused() {
     static const auto t = make_cpu_attention_fused_template(host());
     return *t;
 }
+const Template& backward() {
+    static const auto t = make_cpu_attention_backward_template(host());
+    return *t;
+}
 const Template& unfused() {
     static const auto t = make_cpu_attention_unfused_template(host());
     return *t;
 }
 
 struct AttentionOperands {
-    std::vector<float> q, k, v, o, lse;
+    std::vector<float> q, k, v, o, lse, dout, dq, dk, dv;
     std::vector<const void*> in;
     std::vector<void*> out;
     explicit AttentionOperands(const Problem& p) {
@@ -51,11 +58,24 @@ struct AttentionOperands {
             for (auto& e : *x) e = dist(rng);
         in = {q.data(), k.data(), v.data()};
         out = {o.data(), lse.data()};
+        if (!a.backward) return;
+        // Backward: the forward's O and LSE (from the fused kernel), a random dO; gradients out.
+        Problem forward = p;
+        forward.set_dim("backward", 0);
+        fused().instantiate(forward, fused().space(forward)->default_config())->run(args());
+        dout.resize(q.size());
+        for (auto& e : dout) e = dist(rng);
+        dq.resize(q.size());
+        dk.resize(k.size());
+        dv.resize(v.size());
+        in = {q.data(), k.data(), v.data(), o.data(), lse.data(), dout.data()};
+        out = {dq.data(), dk.data(), dv.data()};
     }
     OpArgs args() { return {in, out}; }
 };
 
-// The sweep behind fused_best: tiles for prefill, split counts for decode (knob `vary`).
+// The sweep behind fused_best: q_tile >= 16 x k_tile 64..256 for prefill, every split_kv for
+// decode (knob `vary`).
 Config best_of(const Problem& p, const std::string& vary, AttentionOperands& o) {
     const Space& s = *fused().space(p);
     std::vector<Config> sweep;
@@ -65,7 +85,9 @@ Config best_of(const Problem& p, const std::string& vary, AttentionOperands& o) 
             sweep.push_back(c.set("split_kv", value));
             continue;
         }
-        for (const auto& k_tile : s.knob("k_tile")->values) {
+        // The middle of the tile ranges only, to keep the default run short (the tuner searches all).
+        if (std::get<std::int64_t>(value) < 16) continue;
+        for (std::int64_t k_tile : {64, 128, 256}) {
             Config c = s.default_config();
             sweep.push_back(c.set("q_tile", value).set("k_tile", k_tile));
         }
@@ -79,13 +101,17 @@ Config best_of(const Problem& p, const std::string& vary, AttentionOperands& o) 
     return best;
 }
 
-enum class Variant { fused_best, fused_no_split, unfused };
+enum class Variant { fused_best, fused_no_split, unfused, backward_store, backward_recompute };
 
 void bench(benchmark::State& state, Problem p, Variant v) {
     AttentionOperands o(p);
     Config c;
     const bool decode = attention_dims(p).q_len == 1;
-    if (v == Variant::unfused) {
+    if (v == Variant::backward_store || v == Variant::backward_recompute) {
+        c = backward().space(p)->default_config();
+        c.set("mode", std::string(v == Variant::backward_store ? "store" : "recompute"));
+        if (v == Variant::backward_recompute) c.set("q_block", std::int64_t{256});
+    } else if (v == Variant::unfused) {
         c = unfused().space(p)->default_config();
     } else if (v == Variant::fused_no_split) {
         c = fused().space(p)->default_config();
@@ -93,7 +119,9 @@ void bench(benchmark::State& state, Problem p, Variant v) {
     } else {
         c = best_of(p, decode ? "split_kv" : "q_tile", o);
     }
-    const Template& t = v == Variant::unfused ? unfused() : fused();
+    const Template& t = v == Variant::unfused                                         ? unfused()
+                        : v == Variant::backward_store || v == Variant::backward_recompute ? backward()
+                                                                                          : fused();
     auto kernel = t.instantiate(p, c);
     for (auto _ : state) kernel->run(o.args());
     bench::set_gflops(state, p);
@@ -128,9 +156,18 @@ int main(int argc, char** argv) {
                 add("prefill_fused_best" + key, p, Variant::fused_best);
                 add("prefill_unfused" + key, p, Variant::unfused);
             }
-    const Problem decode = make_attention(1, 32, 8, 1, 8192, 128, true);
-    add("decode_fused_no_split/kv:8192/hd:128", decode, Variant::fused_no_split);
-    add("decode_fused_best/kv:8192/hd:128", decode, Variant::fused_best);
+    // GQA 32/8 has 8 independent KV heads for 2 threads; MQA 8/1 has one, so only a split can
+    // spread a decode step over the cores.
+    for (auto [heads, kv_heads] : {std::pair{32, 8}, std::pair{8, 1}}) {
+        const Problem decode = make_attention(1, heads, kv_heads, 1, 8192, 128, true);
+        const std::string key = "/heads:" + std::to_string(heads) + "-" + std::to_string(kv_heads) + "/kv:8192/hd:128";
+        add("decode_fused_no_split" + key, decode, Variant::fused_no_split);
+        add("decode_fused_best" + key, decode, Variant::fused_best);
+    }
+    Problem grad = make_attention(1, 2, 1, 4096, 4096, 128, true);
+    grad.set_dim("backward", 1);
+    add("backward_store/seq:4096/hd:128", grad, Variant::backward_store);
+    add("backward_recompute/seq:4096/hd:128", grad, Variant::backward_recompute);
 
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
@@ -150,8 +187,10 @@ int main(int argc, char** argv) {
     };
     ratios("prefill: fused (best tiles) vs unfused (OpenBLAS), heads 8/2, all cores", "prefill_unfused",
            "prefill_fused_best");
-    ratios("decode: fused best split_kv vs split_kv=1, heads 32/8, all cores", "decode_fused_no_split",
+    ratios("decode: fused best split_kv vs split_kv=1, all cores", "decode_fused_no_split",
            "decode_fused_best");
+    ratios("backward: recompute (q_block 256) vs store, heads 2/1, causal, all cores", "backward_store",
+           "backward_recompute");
     benchmark::Shutdown();
     return 0;
 }

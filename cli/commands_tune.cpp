@@ -121,6 +121,7 @@ std::string shape_text(const Problem& p) {
     if (a.batch > 1) text = "b" + std::to_string(a.batch) + " " + text;
     if (a.causal) text += " causal";
     if (a.window > 0) text += " window " + std::to_string(a.window);
+    if (a.backward) text += " backward";
     return text;
 }
 

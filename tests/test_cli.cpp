@@ -89,6 +89,21 @@ TEST_CASE("tune model tunes a config.json's layer GEMMs and attention", "[cli]")
                           Catch::Contains("attention_decode") && Catch::Contains("10 problems tuned"));
 }
 
+TEST_CASE("tune attention tunes one problem, forward or backward, under a workspace cap", "[cli][attention]") {
+    TempDir dir;
+    const std::string db = dir.file("a.db");
+    const std::string shape = "attention --heads 4 --kv-heads 2 --q-len 33 --kv-len 33 --head-dim 32 --causal";
+    auto r = tune(shape + " --budget 4 --max-workspace 64KiB -q --db " + db);
+    REQUIRE(r.code == 0);
+    // The unfused template's 33 x 33 score matrix fits 64 KiB; the table names the winner.
+    CHECK_THAT(r.out, Catch::Contains("4/2h 33x33 d32 causal") && Catch::Contains("cpu.attention."));
+    r = tune(shape + " --backward --budget 3 -q --db " + db);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("backward") && Catch::Contains("cpu.attention.backward"));
+    r = tune("db list --db " + db);
+    CHECK_THAT(r.out, Catch::Contains("backward=1") && Catch::Contains("backward=0"));
+}
+
 TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
     TempDir dir;
     std::string db = dir.file("x.db");
@@ -120,6 +135,11 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
         {"lookup gemm --m 4 --n 4 --k 4 --db " + dir.file("missing.db"), "missing.db"},
         {"db verify --db " + garbage_db, garbage_db},
         {"db import /nonexistent.json --db " + db, "nonexistent.json"},
+        {"attention --heads 6 --kv-heads 4 --q-len 8 --kv-len 8 --head-dim 16 --db " + db, "multiple of kv_heads"},
+        {"attention --heads 4 --kv-heads 2 --q-len 8 --head-dim 16 --db " + db, "--kv-len"},
+        {"attention --heads 4 --kv-heads 2 --q-len 8 --kv-len 8 --head-dim 16 --causal 2 --db " + db, "'causal'"},
+        {"attention --heads 4 --kv-heads 2 --q-len 8 --kv-len 8 --head-dim 16 --max-workspace 12XB --db " + db,
+         "--max-workspace"},
     };
     for (const auto& c : cases) {
         INFO(c.args);

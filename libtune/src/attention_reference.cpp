@@ -12,6 +12,12 @@ namespace {
 // Query rows per block: bounds the reference's score buffers to block * kv_len doubles.
 constexpr std::int64_t kRowBlock = 128;
 
+std::vector<double> absolute(const std::vector<double>& x) {
+    std::vector<double> out(x.size());
+    std::transform(x.begin(), x.end(), out.begin(), [](double e) { return std::fabs(e); });
+    return out;
+}
+
 }  // namespace
 
 // Error model, per query row with scaled scores s_j = c q.k_j (c = 1/sqrt(d)) and M the largest
@@ -28,10 +34,7 @@ void attention_reference(const AttentionDims& a, const std::vector<double>& q, c
     const auto rows_n = std::size_t(a.batch * a.heads * a.q_len);
     reference.assign(o_n + rows_n, 0.0);
     scale.assign(o_n + rows_n, 0.0);
-    std::vector<double> qa(q.size()), ka(k.size()), va(v.size());
-    std::transform(q.begin(), q.end(), qa.begin(), [](double x) { return std::fabs(x); });
-    std::transform(k.begin(), k.end(), ka.begin(), [](double x) { return std::fabs(x); });
-    std::transform(v.begin(), v.end(), va.begin(), [](double x) { return std::fabs(x); });
+    const auto qa = absolute(q), ka = absolute(k), va = absolute(v);
 
     const auto block = std::size_t(std::min(kRowBlock, a.q_len));
     std::vector<double> s(block * std::size_t(kv)), sa(s.size()), pv(block * std::size_t(d)), pva(pv.size());
@@ -81,6 +84,88 @@ void attention_reference(const AttentionDims& a, const std::vector<double>& q, c
                 }
             }
         }
+}
+
+// Backward error model, per query row i (w_i = 2 + 2 M_i + |LSE_i| bounds P_ij's relative error
+// in units of gamma, including the f32 rounding of the saved LSE): dP and rowsum(dO O) are off by
+// gamma (|dO||V|^T)_ij and gamma sum|dO||O|, so dS_ij = P_ij (dP_ij - D_i) is off by at most
+// gamma B_ij, B_ij = P_ij (w_i |dP_ij - D_i| + (|dO||V|^T)_ij + sum|dO_i||O_i|). The products with
+// K, Q and dO add one summation each: scales c (B + |dS|) |K| for dQ, c (B + |dS|)^T |Q| for dK
+// and ((w + 1) P)^T |dO| for dV, against gamma_(d + kv + q_len group) (default_tolerance).
+void attention_backward_reference(const AttentionDims& a, const std::vector<double>& q, const std::vector<double>& k,
+                                  const std::vector<double>& v, const std::vector<double>& o,
+                                  const std::vector<double>& lse, const std::vector<double>& dout,
+                                  std::vector<double>& reference, std::vector<double>& scale) {
+    const std::int64_t d = a.head_dim, kv = a.kv_len, group = a.group();
+    const double c = 1.0 / std::sqrt(double(d));
+    const auto q_n = std::size_t(a.batch * a.heads * a.q_len * d), kv_n = std::size_t(a.batch * a.kv_heads * kv * d);
+    reference.assign(q_n + 2 * kv_n, 0.0);
+    scale.assign(reference.size(), 0.0);
+    double* dq = reference.data();
+    double* dk = dq + q_n;
+    double* dv = dk + kv_n;
+    double* sdq = scale.data();
+    double* sdk = sdq + q_n;
+    double* sdv = sdk + kv_n;
+    const auto qa = absolute(q), ka = absolute(k), va = absolute(v), da = absolute(dout);
+
+    const auto block = std::size_t(std::min(kRowBlock, a.q_len));
+    const auto m = std::size_t(kv);
+    std::vector<double> p(block * m), sa(block * m), dp(block * m), ab(block * m), bt(block * m), pw(block * m);
+    for (std::int64_t b = 0; b < a.batch; ++b)
+        for (std::int64_t h = 0; h < a.heads; ++h) {
+            const std::size_t q_off = std::size_t(((b * a.heads + h) * a.q_len) * d);
+            const std::size_t k_off = std::size_t(((b * a.kv_heads + h / group) * kv) * d);
+            for (std::int64_t i0 = 0; i0 < a.q_len; i0 += kRowBlock) {
+                const int rows = int(std::min(kRowBlock, a.q_len - i0));
+                const std::size_t qo = q_off + std::size_t(i0 * d);
+                auto gemm_nt = [&](double alpha, const double* x, const double* y, double* out) {
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, int(kv), int(d), alpha, x, int(d), y,
+                                int(d), 0.0, out, int(kv));
+                };
+                gemm_nt(c, q.data() + qo, k.data() + k_off, p.data());
+                gemm_nt(c, qa.data() + qo, ka.data() + k_off, sa.data());
+                gemm_nt(1.0, dout.data() + qo, v.data() + k_off, dp.data());
+                gemm_nt(1.0, da.data() + qo, va.data() + k_off, ab.data());
+                for (int r = 0; r < rows; ++r) {
+                    const std::size_t row = std::size_t((b * a.heads + h) * a.q_len + i0 + r), at = std::size_t(r) * m;
+                    auto [first, last] = a.key_range(i0 + r);
+                    double top = 0, dsum = 0, dabs = 0;
+                    for (auto j = first; j < last; ++j) top = std::max(top, sa[at + std::size_t(j)]);
+                    for (std::int64_t e = 0; e < d; ++e) {
+                        dsum += dout[row * std::size_t(d) + std::size_t(e)] * o[row * std::size_t(d) + std::size_t(e)];
+                        dabs += da[row * std::size_t(d) + std::size_t(e)] * std::fabs(o[row * std::size_t(d) + std::size_t(e)]);
+                    }
+                    const double w = 2.0 + 2.0 * top + (std::isfinite(lse[row]) ? std::fabs(lse[row]) : 0.0);
+                    for (std::int64_t j = 0; j < kv; ++j) {
+                        const std::size_t x = at + std::size_t(j);
+                        const double pij = j >= first && j < last ? std::exp(p[x] - lse[row]) : 0.0;
+                        const double ds = pij * (dp[x] - dsum);
+                        bt[x] = pij * (w * std::fabs(dp[x] - dsum) + ab[x] + dabs) + std::fabs(ds);
+                        pw[x] = (w + 1.0) * pij;
+                        p[x] = pij;
+                        dp[x] = ds;
+                    }
+                }
+                // dQ rows of this block; dK, dV accumulate over blocks and the group's heads.
+                auto gemm_nn = [&](double alpha, const double* x, const double* y, double* out) {
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, int(d), int(kv), alpha, x, int(kv), y,
+                                int(d), 0.0, out, int(d));
+                };
+                auto gemm_tn = [&](double alpha, const double* x, const double* y, double* out) {
+                    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(kv), int(d), rows, alpha, x, int(kv), y,
+                                int(d), 1.0, out, int(d));
+                };
+                gemm_nn(c, dp.data(), k.data() + k_off, dq + qo);
+                gemm_nn(c, bt.data(), ka.data() + k_off, sdq + qo);
+                gemm_tn(c, dp.data(), q.data() + qo, dk + k_off);
+                gemm_tn(c, bt.data(), qa.data() + qo, sdk + k_off);
+                gemm_tn(1.0, p.data(), dout.data() + qo, dv + k_off);
+                gemm_tn(1.0, pw.data(), da.data() + qo, sdv + k_off);
+            }
+        }
+    // A gradient no query reaches (a key outside every mask) must be exactly 0.
+    for (auto& s : scale) s = std::max(s, 1e-300);
 }
 
 }  // namespace tune::detail

@@ -13,4 +13,11 @@ namespace tune::detail {
 void attention_reference(const AttentionDims& a, const std::vector<double>& q, const std::vector<double>& k,
                          const std::vector<double>& v, std::vector<double>& reference, std::vector<double>& scale);
 
+// The gradients dQ, dK, dV (in that order) given the operands, the forward's O and LSE as the
+// kernel sees them, and dO; scales as above.
+void attention_backward_reference(const AttentionDims& a, const std::vector<double>& q, const std::vector<double>& k,
+                                  const std::vector<double>& v, const std::vector<double>& o,
+                                  const std::vector<double>& lse, const std::vector<double>& dout,
+                                  std::vector<double>& reference, std::vector<double>& scale);
+
 }  // namespace tune::detail

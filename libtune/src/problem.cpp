@@ -33,7 +33,7 @@ constexpr std::array<DimSpec, 3> kSwigluDims{{
     {"k", DimKind::size, 0, 0, "hidden features (reduction length)"},
 }};
 
-constexpr std::array<DimSpec, 8> kAttentionDims{{
+constexpr std::array<DimSpec, 9> kAttentionDims{{
     {"batch", DimKind::size, 1, 0, "sequences"},
     {"heads", DimKind::size, 0, 0, "query heads"},
     {"kv_heads", DimKind::size, 0, 0, "key/value heads (GQA/MQA when < heads)"},
@@ -42,6 +42,7 @@ constexpr std::array<DimSpec, 8> kAttentionDims{{
     {"head_dim", DimKind::size, 0, 0, "head dimension"},
     {"causal", DimKind::exact, 0, 1, "causal mask"},
     {"window", DimKind::exact, 0, std::numeric_limits<std::int64_t>::max(), "sliding window (0 = none)"},
+    {"backward", DimKind::exact, 0, 1, "gradients dQ, dK, dV given dO (training), instead of the forward"},
 }};
 
 int dim_index(OpKind op, std::string_view name) {
@@ -143,7 +144,7 @@ Problem make_attention(std::int64_t batch, std::int64_t heads, std::int64_t kv_h
 
 AttentionDims attention_dims(const Problem& p) {
     if (p.op != OpKind::attention) throw Error("attention_dims: problem is " + std::string(to_string(p.op)));
-    return {p.dims[0], p.dims[1], p.dims[2], p.dims[3], p.dims[4], p.dims[5], p.dims[6] != 0, p.dims[7]};
+    return {p.dims[0], p.dims[1], p.dims[2], p.dims[3], p.dims[4], p.dims[5], p.dims[6] != 0, p.dims[7], p.dims[8] != 0};
 }
 
 double gelu(double x) {
@@ -278,25 +279,27 @@ double flop_count(const Problem& p) {
     }
     if (p.op == OpKind::swiglu) return 4.0 * double(p.dims[0]) * double(p.dims[1]) * double(p.dims[2]);
     // QK^T and PV: 2 * 2 * head_dim per (query, visible key) pair; masked pairs are not work.
+    // Backward: Q K^T again, dO V^T, dS K, dS^T Q and P^T dO: 5 * 2 * head_dim per pair.
     const AttentionDims a = attention_dims(p);
     double pairs = 0;
     for (std::int64_t i = 0; i < a.q_len; ++i) {
         auto [first, last] = a.key_range(i);
         pairs += double(last - first);
     }
-    return 4.0 * double(a.batch) * double(a.heads) * double(a.head_dim) * pairs;
+    return (a.backward ? 10.0 : 4.0) * double(a.batch) * double(a.heads) * double(a.head_dim) * pairs;
 }
 
 double default_tolerance(const Problem& p) {
     // GEMM error metric: max |C - C_ref| / (|A| |B|) elementwise. Any summation order in the
     // problem's dtype stays within gamma_k = k u / (1 - k u) of the exact result, so a
+    // (attention: k = head_dim + kv_len, plus q_len * group for the gradients' sums)
     // candidate over that bound computed something else.
     // bf16 inputs multiply exactly in f32, so they too accumulate with f32 roundoff. A few
     // extra roundings cover the epilogue (bias, activation, residual).
     double u = unit_roundoff(p.dtype == DType::bf16 ? DType::f32 : p.dtype);
     double k = p.op == OpKind::gemm     ? double(p.dims[3])
                : p.op == OpKind::swiglu ? double(p.dims[2])
-                                        : double(p.dims[5] + p.dims[4]);
+                                        : double(p.dims[5] + p.dims[4] + (p.dims[8] ? p.dims[3] * (p.dims[1] / p.dims[2]) : 0));
     double ku = std::min((k + 8) * u, 0.5);
     return 2.0 * ku / (1.0 - ku);
 }

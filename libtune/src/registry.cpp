@@ -42,6 +42,7 @@ TemplateRegistry builtin_registry(const DeviceInfo& device) {
         r.add(make_cpu_swiglu_template(device));
         r.add(make_cpu_attention_fused_template(device));
         r.add(make_cpu_attention_unfused_template(device));
+        r.add(make_cpu_attention_backward_template(device));
     }
     return r;
 }

@@ -149,8 +149,22 @@ Workload::Workload(const Problem& p, std::uint64_t seed) : problem_(p) {
         inputs_.push_back(store(v, p.dtype));
         detail::attention_reference(a, q, k, v, reference_, scale_);
         const auto rows = std::size_t(a.batch * a.heads * a.q_len);
-        outputs_.emplace_back(rows * std::size_t(a.head_dim) * sizeof(float));  // O
-        outputs_.emplace_back(rows * sizeof(float));                            // LSE
+        if (a.backward) {
+            // The forward's outputs become inputs, as the kernel sees them (rounded to f32).
+            std::vector<double> o(reference_.begin(), reference_.begin() + std::ptrdiff_t(q.size()));
+            std::vector<double> lse(reference_.begin() + std::ptrdiff_t(q.size()), reference_.end());
+            auto dout = uniform(q.size(), seed * 4 + 4);
+            inputs_.push_back(store(o, DType::f32));
+            inputs_.push_back(store(lse, DType::f32));
+            inputs_.push_back(store(dout, DType::f32));
+            detail::attention_backward_reference(a, q, k, v, o, lse, dout, reference_, scale_);
+            outputs_.emplace_back(q.size() * sizeof(float));  // dQ
+            outputs_.emplace_back(k.size() * sizeof(float));  // dK
+            outputs_.emplace_back(v.size() * sizeof(float));  // dV
+        } else {
+            outputs_.emplace_back(rows * std::size_t(a.head_dim) * sizeof(float));  // O
+            outputs_.emplace_back(rows * sizeof(float));                            // LSE
+        }
     } else {
         throw Error("workload: op " + std::string(to_string(p.op)) + " is not supported yet");
     }

@@ -83,6 +83,8 @@ Problem make_swiglu(std::int64_t m, std::int64_t n, std::int64_t k, DType dtype 
 // log of the softmax denominator of the scaled scores; -inf for a row that sees no key, whose
 // O row is 0). Query head h reads kv head h / (heads / kv_heads) (GQA; MQA when kv_heads = 1).
 // Query i sits at key position i + kv_len - q_len (the last query sees the last key).
+// Dim `backward` = 1: the gradients instead; inputs Q, K, V, O, LSE (the forward's) and dO (O's
+// layout), outputs dQ, dK, dV (the layouts of Q, K, V; dK and dV sum over the group's heads).
 Problem make_attention(std::int64_t batch, std::int64_t heads, std::int64_t kv_heads, std::int64_t q_len,
                        std::int64_t kv_len, std::int64_t head_dim, bool causal = false, std::int64_t window = 0,
                        DType dtype = DType::f32);
@@ -91,6 +93,7 @@ struct AttentionDims {
     std::int64_t batch, heads, kv_heads, q_len, kv_len, head_dim;
     bool causal;
     std::int64_t window;  // 0 = none
+    bool backward = false;  // gradients instead of the forward (see make_attention)
     std::int64_t group() const { return heads / kv_heads; }
     // The keys query i sees, [first, last): causal keeps keys at or before its position; a
     // window w keeps keys less than w positions before it (and, without causal, after it).

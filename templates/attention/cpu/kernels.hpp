@@ -22,6 +22,13 @@ float softmax_step(float* s, int n, int first, int last, float& m, float& l);
 void pv_update(const float* p, std::int64_t ldp, int rows, const float* alpha, const float* v, std::int64_t ldv,
                int keys, int d, float* o, std::int64_t ldo);
 
+// s[j] = exp(s[j] - shift) for j in [first, last), 0 elsewhere in [0, n) (backward: P from the
+// saved log-sum-exp).
+void exp_shifted(float* s, int n, int first, int last, float shift);
+
+// dp[j] = p[j] * (dp[j] - dot) for j < n: the softmax gradient dS of one row.
+void softmax_grad(const float* p, float* dp, int n, float dot);
+
 // x[0, n) *= factor.
 void scale_row(float* x, std::int64_t n, float factor);
 

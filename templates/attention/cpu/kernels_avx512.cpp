@@ -41,6 +41,28 @@ inline __m512 exp_ps(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+// Lanes j .. j + 15 that lie in [first, last).
+inline __mmask16 visible(int j, int first, int last) {
+    const __m512i idx = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(j));
+    return __mmask16(_mm512_cmpge_epi32_mask(idx, _mm512_set1_epi32(first)) &
+                     _mm512_cmplt_epi32_mask(idx, _mm512_set1_epi32(last)));
+}
+
+// s[j] = exp(s[j] - shift) on [first, last), 0 elsewhere in [0, n); returns the sum.
+inline float exp_masked(float* s, int n, int first, int last, float shift) {
+    const __m512 sh = _mm512_set1_ps(shift);
+    __m512 sum = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 keep = last > first ? visible(j, first, last) : __mmask16(0);
+        const __m512 p = keep ? _mm512_maskz_mov_ps(keep, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(keep, s + j), sh)))
+                              : _mm512_setzero_ps();
+        sum = _mm512_add_ps(sum, p);
+        _mm512_mask_storeu_ps(s + j, tail_mask(n - j), p);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
 // Lane i of the result is the sum of the lanes of a[i].
 inline __m512 reduce16(const __m512 a[16]) {
     __m512 b[8], c[4];
@@ -162,32 +184,28 @@ void scores(const float* const* q_rows, int rows, const float* k, std::int64_t l
 float softmax_step(float* s, int n, int first, int last, float& m, float& l) {
     first = std::max(first, 0);
     last = std::min(last, n);
-    if (last <= first) {
-        for (int j = 0; j < n; j += 16) _mm512_mask_storeu_ps(s + j, tail_mask(n - j), _mm512_setzero_ps());
-        return 1.0f;
-    }
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i lo = _mm512_set1_epi32(first), hi = _mm512_set1_epi32(last);
-    auto visible = [&](int j) {
-        const __m512i idx = _mm512_add_epi32(iota, _mm512_set1_epi32(j));
-        return __mmask16(_mm512_cmpge_epi32_mask(idx, lo) & _mm512_cmplt_epi32_mask(idx, hi));
-    };
+    if (last <= first) return exp_masked(s, n, first, last, 0.0f), 1.0f;
     __m512 top = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-    for (int j = first / 16 * 16; j < last; j += 16) top = _mm512_mask_max_ps(top, visible(j), top, _mm512_loadu_ps(s + j));
+    for (int j = first / 16 * 16; j < last; j += 16)
+        top = _mm512_mask_max_ps(top, visible(j, first, last), top, _mm512_loadu_ps(s + j));
     const float m_new = std::max(m, _mm512_reduce_max_ps(top));
     const float alpha = m == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(m - m_new);
-    const __m512 shift = _mm512_set1_ps(m_new);
-    __m512 sum = _mm512_setzero_ps();
-    for (int j = 0; j < n; j += 16) {
-        const __mmask16 keep = visible(j);
-        const __m512 p = keep ? _mm512_maskz_mov_ps(keep, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(keep, s + j), shift)))
-                              : _mm512_setzero_ps();
-        sum = _mm512_add_ps(sum, p);
-        _mm512_mask_storeu_ps(s + j, tail_mask(n - j), p);
-    }
-    l = l * alpha + _mm512_reduce_add_ps(sum);
+    l = l * alpha + exp_masked(s, n, first, last, m_new);
     m = m_new;
     return alpha;
+}
+
+void exp_shifted(float* s, int n, int first, int last, float shift) {
+    exp_masked(s, n, std::max(first, 0), std::min(last, n), shift);
+}
+
+void softmax_grad(const float* p, float* dp, int n, float dot) {
+    const __m512 d = _mm512_set1_ps(dot);
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = tail_mask(n - j);
+        const __m512 g = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + j), d);
+        _mm512_mask_storeu_ps(dp + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + j), g));
+    }
 }
 
 void pv_update(const float* p, std::int64_t ldp, int rows, const float* alpha, const float* v, std::int64_t ldv,

@@ -69,35 +69,26 @@ private:
     cpu_gemm::ScratchPool scratch_;
 };
 
-class UnfusedTemplate final : public Template {
+std::shared_ptr<const Space> unfused_space(const DeviceInfo& device) {
+    auto s = std::make_shared<Space>();
+    s->add(cpu_attention::threads_knob(std::max(1, device.cores),
+                                       "OpenBLAS threads for both GEMMs, and threads of the softmax pass"));
+    return s;
+}
+
+class UnfusedTemplate final : public cpu_attention::SingleSpaceTemplate {
 public:
     explicit UnfusedTemplate(const DeviceInfo& device)
-        : info_{kName, OpKind::attention, Backend::cpu, LIBTUNE_CPU_ATTENTION_VERSION, false}, device_(device) {
-        const int cores = std::max(1, device.cores);
-        auto s = std::make_shared<Space>();
-        s->add(cpu_attention::threads_knob(cores, "OpenBLAS threads for both GEMMs, and threads of the softmax pass"));
-        space_ = std::move(s);
-        pool_ = std::make_shared<ThreadPool>(cores);
-    }
-
-    const TemplateInfo& info() const override { return info_; }
-    bool supports(const Problem& p) const override { return cpu_attention::supports_problem(p, device_); }
-    std::shared_ptr<const Space> space(const Problem&) const override { return space_; }
-
-    std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
-        if (!supports(p)) throw Error(std::string(kName) + ": unsupported problem " + shape_key(p));
-        validate(p);
-        space_->validate(c);
-        return std::make_unique<UnfusedKernel>(attention_dims(p), int(c.get_int("threads")), pool_);
-    }
+        : SingleSpaceTemplate({kName, OpKind::attention, Backend::cpu, LIBTUNE_CPU_ATTENTION_VERSION, false}, device,
+                              false, unfused_space(device)) {}
 
     std::size_t workspace_bytes(const Problem& p, const Config&) const override { return score_bytes(attention_dims(p)); }
 
 private:
-    TemplateInfo info_;
-    DeviceInfo device_;
-    std::shared_ptr<const Space> space_;
-    std::shared_ptr<ThreadPool> pool_;
+    std::unique_ptr<Kernel> build(const AttentionDims& a, const Config& c,
+                                  std::shared_ptr<ThreadPool> pool) const override {
+        return std::make_unique<UnfusedKernel>(a, int(c.get_int("threads")), std::move(pool));
+    }
 };
 
 }  // namespace

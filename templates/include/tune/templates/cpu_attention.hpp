@@ -16,4 +16,9 @@ std::unique_ptr<Template> make_cpu_attention_fused_template(const DeviceInfo& de
 // (sgemm); the q_len x kv_len score matrix is its workspace. Knob threads.
 std::unique_ptr<Template> make_cpu_attention_unfused_template(const DeviceInfo& device);
 
+// "cpu.attention.backward": dQ, dK, dV on OpenBLAS sgemm; knob mode = recompute (P per block of
+// q_block query rows from Q, K and the saved LSE: O(N) workspace) or store (P and dP of all rows:
+// O(N^2)), threads.
+std::unique_ptr<Template> make_cpu_attention_backward_template(const DeviceInfo& device);
+
 }  // namespace tune
