@@ -16,6 +16,7 @@ namespace tune::cli {
 void add_tune_commands(CLI::App& app);  // model, gemm, lookup
 void add_db_commands(CLI::App& app);    // db list|show|export|import|verify
 void add_report_command(CLI::App& app);  // report --db --html
+void add_housekeeping_commands(CLI::App& db_cmd);  // db stats|prune
 
 // The --<dim> options of one or more ops (from dim_specs), kept as text until the op is
 // known; then parsed by the one dim parser (labels by name, no silent clamping).

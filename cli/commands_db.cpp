@@ -182,6 +182,8 @@ void add_db_commands(CLI::App& app) {
         if (!problems.empty()) throw Error("verify: " + std::to_string(problems.size()) + " problems found in " + *path);
         std::printf("ok: %s is healthy (schema v%d)\n", path->c_str(), db.schema_version());
     });
+
+    add_housekeeping_commands(*db_cmd);
 }
 
 }  // namespace tune::cli

@@ -64,6 +64,13 @@ CREATE TABLE measurements(
 ALTER TABLE measurements ADD COLUMN workspace_bytes INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX measurements_best ON measurements(status, problem_key, template, median_s, config_hash);
 )"},
+    // Version 3: settings that travel with the store, e.g. the shape-bucket rules the
+    // dispatcher applies ("buckets" -> "m:pow2").
+    {3, R"(
+CREATE TABLE settings(
+    name TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL);
+)"},
 };
 
 static_assert(std::size(kMigrations) == SqliteDatabase::kSchemaVersion);

@@ -167,6 +167,52 @@ std::vector<Measurement> SqliteDatabase::best(const MeasurementFilter& filter) c
     return out;
 }
 
+std::optional<std::string> SqliteDatabase::setting(std::string_view name) const {
+    std::lock_guard lock(impl_->mutex);
+    auto s = impl_->connection.prepare("SELECT value FROM settings WHERE name = ?1");
+    s.bind(1, name);
+    if (!s.step()) return std::nullopt;
+    auto value = s.get_text(0);
+    if (!value) throw Error("database '" + impl_->connection.path().string() + "': setting '" + std::string(name) +
+                            "' is not text");
+    return value;
+}
+
+void SqliteDatabase::set_setting(std::string_view name, std::string_view value) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->require_writable("set_setting");
+    auto s = impl_->connection.prepare(
+        "INSERT INTO settings(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value");
+    s.bind(1, name).bind(2, value);
+    s.run();
+}
+
+std::size_t SqliteDatabase::remove_measurements(const std::vector<std::int64_t>& ids) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->require_writable("remove");
+    auto& c = impl_->connection;
+    sqlite::Transaction tx(c);
+    auto s = c.prepare("DELETE FROM measurements WHERE id = ?1");
+    std::size_t removed = 0;
+    for (std::int64_t id : ids) {
+        s.bind(1, id);
+        s.run();
+        removed += static_cast<std::size_t>(c.changes());
+        s.reset();
+    }
+    tx.commit();
+    return removed;
+}
+
+void SqliteDatabase::vacuum() {
+    std::lock_guard lock(impl_->mutex);
+    impl_->require_writable("vacuum");
+    impl_->connection.exec("VACUUM");
+    impl_->connection.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+const std::filesystem::path& SqliteDatabase::path() const { return impl_->connection.path(); }
+
 int SqliteDatabase::schema_version() const {
     std::lock_guard lock(impl_->mutex);
     return user_version(impl_->connection);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 namespace fs = std::filesystem;
 
@@ -152,4 +153,55 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
     std::ifstream g(garbage_db);
     std::string content((std::istreambuf_iterator<char>(g)), {});
     CHECK(content == std::string(5000, 'x'));
+}
+
+TEST_CASE("tune db stats and prune report and shrink a store with stale rows", "[cli][housekeeping]") {
+    TempDir dir;
+    std::string db = dir.file("h.db"), json = dir.file("h.json"), old_json = dir.file("old.json");
+    REQUIRE(tune("gemm --m 8 --n 40 --k 24 --budget 6 --in-process -q --db " + db).code == 0);
+    // Rows of an older build of the same templates: the export with every version changed.
+    REQUIRE(tune("db export --db " + db + " -o " + json).code == 0);
+    {
+        std::ifstream in(json);
+        auto doc = nlohmann::json::parse(in);
+        for (auto& row : doc["measurements"]) row["template_version"] = "old-" + row["template_version"].get<std::string>();
+        std::ofstream(old_json) << doc.dump();
+    }
+    REQUIRE(tune("db import " + old_json + " --db " + db).code == 0);
+    auto before = tune("lookup gemm --m 8 --n 40 --k 24 --db " + db);
+
+    auto stats = tune("db stats --db " + db);
+    REQUIRE(stats.code == 0);
+    CHECK_THAT(stats.out, Catch::Contains("rows:      12") && Catch::Contains("stale:     6 rows") &&
+                              Catch::Contains("keys:      1 shapes") && Catch::Contains("runs:      2"));
+    auto dry = tune("db prune --keep 1 --dry-run --db " + db);
+    REQUIRE(dry.code == 0);
+    CHECK_THAT(dry.out, Catch::Contains("would drop") && Catch::Contains("6 of stale template versions"));
+    CHECK_THAT(tune("db stats --db " + db).out, Catch::Contains("rows:      12"));
+
+    auto prune = tune("db prune --keep 1 --db " + db);
+    REQUIRE(prune.code == 0);
+    CHECK_THAT(prune.out, Catch::Contains("dropped") && Catch::Contains("size:"));
+    CHECK_THAT(tune("db stats --db " + db).out, Catch::Contains("stale:     0 rows"));
+    CHECK(tune("db verify --db " + db).code == 0);
+    // The runtime's answer is unchanged: same template, config and snapshot id (only the
+    // count of stale rows it skipped differs).
+    auto after = tune("lookup gemm --m 8 --n 40 --k 24 --db " + db);
+    auto answer = [](const std::string& text) { return text.substr(0, text.find("store:")); };
+    CHECK(answer(after.out) == answer(before.out));
+    auto snapshot = [](const std::string& text) { return text.substr(text.find("snapshot ")); };
+    CHECK(snapshot(after.out) == snapshot(before.out));
+
+    std::string garbage = dir.file("garbage.db");
+    std::ofstream(garbage) << std::string(3000, 'x');
+    for (std::string verb : {"stats", "prune"}) {
+        auto missing = tune("db " + verb + " --db " + dir.file("nope.db"));
+        CHECK(missing.code != 0);
+        CHECK_THAT(missing.out, Catch::Contains("nope.db"));
+        auto bad = tune("db " + verb + " --db " + garbage);
+        CHECK(bad.code != 0);
+        CHECK_THAT(bad.out, Catch::Contains("garbage.db"));
+    }
+    CHECK_FALSE(fs::exists(dir.file("nope.db")));
+    CHECK(tune("db prune --keep 0 --db " + db).code != 0);
 }

@@ -355,7 +355,7 @@ TEST_CASE("several processes write one SQLite file concurrently without losing r
     CHECK(db.verify().empty());
 }
 
-TEST_CASE("an older schema is migrated with its rows; a newer one is refused", "[db]") {
+TEST_CASE("an older schema is migrated with its rows, a newer one is refused", "[db]") {
     TempDb file("migrate");
     SqliteDatabase::create_at_version(file.path, 1);
     auto device = test_device();
@@ -385,7 +385,7 @@ TEST_CASE("an older schema is migrated with its rows; a newer one is refused", "
     }
     SECTION("read-write migrates") {
         SqliteDatabase db(file.path);
-        CHECK(db.schema_version() == 2);
+        CHECK(db.schema_version() == SqliteDatabase::kSchemaVersion);
         auto rows = db.query({});
         REQUIRE(rows.size() == 1);
         CHECK(rows[0].workspace_bytes == 0);
@@ -402,11 +402,12 @@ TEST_CASE("an older schema is migrated with its rows; a newer one is refused", "
     }
     SECTION("a newer schema is refused, naming the file and both versions") {
         { SqliteDatabase db(file.path); }
-        raw_exec(file.path, "PRAGMA user_version = 3");
+        const std::string newer = std::to_string(SqliteDatabase::kSchemaVersion + 1);
+        raw_exec(file.path, "PRAGMA user_version = " + newer);
         for (auto mode : {SqliteDatabase::Mode::read_write, SqliteDatabase::Mode::read_only})
             CHECK_THROWS_WITH(SqliteDatabase(file.path, mode),
-                              Catch::Contains(file.path.string()) &&
-                                  Catch::Contains("version 3") && Catch::Contains("version 2"));
+                              Catch::Contains(file.path.string()) && Catch::Contains("version " + newer) &&
+                                  Catch::Contains("version " + std::to_string(SqliteDatabase::kSchemaVersion)));
     }
 }
 
@@ -525,7 +526,7 @@ TEST_CASE("read-only mode refuses writes and never modifies the file", "[db]") {
         CHECK(db.query({}).size() == 20);
         CHECK(db.best({}).size() == 20);
         CHECK(db.verify().empty());
-        CHECK(db.schema_version() == 2);
+        CHECK(db.schema_version() == SqliteDatabase::kSchemaVersion);
         CHECK_THROWS_WITH(db.record(sample(make_gemm(1, 1, 1), config_of(1), 1e-3)),
                           Catch::Contains("read-only"));
         CHECK_THROWS_AS(db.start_run({}, test_device()), Error);

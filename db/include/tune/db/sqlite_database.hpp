@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <iosfwd>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -14,7 +16,7 @@ namespace tune {
 
 class SqliteDatabase final : public Database {
 public:
-    static constexpr int kSchemaVersion = 2;
+    static constexpr int kSchemaVersion = 3;
     enum class Mode { read_write, read_only };
 
     // Opens (creating when read_write and absent) and migrates to kSchemaVersion. read_only
@@ -47,6 +49,16 @@ public:
     // integrity_check, quick_check, foreign_key_check, schema version and every device or
     // measurement row that fails to decode: one line per problem found; empty = healthy.
     std::vector<std::string> verify() const;
+
+    // Named settings stored with the measurements (e.g. "buckets"); nullopt when unset.
+    std::optional<std::string> setting(std::string_view name) const;
+    void set_setting(std::string_view name, std::string_view value);
+
+    // Deletes these measurement rows in ONE transaction (all or none); returns how many went.
+    std::size_t remove_measurements(const std::vector<std::int64_t>& ids);
+    // Rebuilds the file without free pages and truncates the WAL, returning space to the disk.
+    void vacuum();
+    const std::filesystem::path& path() const;
 
     // Creates a DB at an older schema version; tests use it to exercise migrations.
     static void create_at_version(const std::filesystem::path& path, int version);
