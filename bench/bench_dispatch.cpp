@@ -16,7 +16,7 @@ namespace {
 struct Setup {
     std::shared_ptr<tune::TemplateRegistry> registry;
     std::unique_ptr<tune::Database> db;
-    std::unique_ptr<tune::Dispatcher> dispatcher, recording;
+    std::unique_ptr<tune::Dispatcher> dispatcher, recording, online;
     std::vector<tune::Problem> tuned;
 
     Setup() {
@@ -65,6 +65,13 @@ struct Setup {
             g.trans_b = d.trans_b;
             c_tuned.push_back(g);
         }
+
+        // Online tuning and buckets on: misses are counted, hits take the same path.
+        tune::DispatcherOptions online_options;
+        online_options.online.after_misses = 1000000;
+        online_options.online.on_request = [](const tune::Problem&) {};
+        online_options.buckets = tune::BucketRules::parse("m:pow2");
+        online = std::make_unique<tune::Dispatcher>(*db, registry, device, online_options);
     }
     ~Setup() {
         tune_dispatcher_close(c_dispatcher);
@@ -81,40 +88,47 @@ Setup& setup() {
     return s;
 }
 
-void BM_LookupExact(benchmark::State& state) {
+// Exact hits, cycling through every tuned shape.
+void lookup_tuned(benchmark::State& state, const tune::Dispatcher& d) {
     auto& s = setup();
     std::size_t i = 0;
     for (auto _ : state) {
-        auto sel = s.dispatcher->lookup(s.tuned[i]);
-        benchmark::DoNotOptimize(sel);
-        i = (i + 1) % s.tuned.size();
-    }
-    state.counters["tuned_shapes"] = double(s.dispatcher->stats().entries);
-}
-BENCHMARK(BM_LookupExact)->Repetitions(5)->ReportAggregatesOnly(true);
-
-// The same exact hits with record mode on (misses would be counted; hits are not touched).
-void BM_LookupExactRecording(benchmark::State& state) {
-    auto& s = setup();
-    std::size_t i = 0;
-    for (auto _ : state) {
-        auto sel = s.recording->lookup(s.tuned[i]);
+        auto sel = d.lookup(s.tuned[i]);
         benchmark::DoNotOptimize(sel);
         i = (i + 1) % s.tuned.size();
     }
 }
-BENCHMARK(BM_LookupExactRecording)->Repetitions(5)->ReportAggregatesOnly(true);
 
-// Unseen shapes asked before, with record mode on: one relaxed atomic increment per lookup.
-void BM_LookupUnseenAgainRecording(benchmark::State& state) {
-    auto& s = setup();
+// Unseen shapes (odd m) asked again and again: answered from the memo of earlier answers.
+void lookup_unseen_again(benchmark::State& state, const tune::Dispatcher& d) {
     std::int64_t m = 3;
     for (auto _ : state) {
-        auto sel = s.recording->lookup(tune::make_gemm(m, 4096, 4096, tune::DType::f32, false, true));
+        auto sel = d.lookup(tune::make_gemm(m, 4096, 4096, tune::DType::f32, false, true));
         benchmark::DoNotOptimize(sel);
         m = m >= 2001 ? 3 : m + 2;
     }
 }
+
+void BM_LookupExact(benchmark::State& state) {
+    lookup_tuned(state, *setup().dispatcher);
+    state.counters["tuned_shapes"] = double(setup().dispatcher->stats().entries);
+}
+BENCHMARK(BM_LookupExact)->Repetitions(5)->ReportAggregatesOnly(true);
+
+// The same exact hits with record mode on (misses would be counted; hits are not touched).
+void BM_LookupExactRecording(benchmark::State& state) { lookup_tuned(state, *setup().recording); }
+BENCHMARK(BM_LookupExactRecording)->Repetitions(5)->ReportAggregatesOnly(true);
+
+// The same exact hits with online tuning (miss counting) and shape buckets on.
+void BM_LookupExactOnline(benchmark::State& state) { lookup_tuned(state, *setup().online); }
+BENCHMARK(BM_LookupExactOnline)->Repetitions(5)->ReportAggregatesOnly(true);
+
+// Unseen shapes asked before, answered by their bucket (m:pow2), misses counted for online tuning.
+void BM_LookupUnseenAgainOnline(benchmark::State& state) { lookup_unseen_again(state, *setup().online); }
+BENCHMARK(BM_LookupUnseenAgainOnline)->Repetitions(5)->ReportAggregatesOnly(true);
+
+// Unseen shapes asked before, with record mode on: one relaxed atomic increment per lookup.
+void BM_LookupUnseenAgainRecording(benchmark::State& state) { lookup_unseen_again(state, *setup().recording); }
 BENCHMARK(BM_LookupUnseenAgainRecording)->Repetitions(5)->ReportAggregatesOnly(true);
 
 // Every iteration asks for a shape never asked before: nearest search + config validation.
@@ -130,15 +144,7 @@ void BM_LookupUnseenFirstTime(benchmark::State& state) {
 BENCHMARK(BM_LookupUnseenFirstTime)->Iterations(100000)->Repetitions(5)->ReportAggregatesOnly(true);
 
 // The same unseen shapes again: answered from the dispatcher's memo of earlier answers.
-void BM_LookupUnseenAgain(benchmark::State& state) {
-    auto& s = setup();
-    std::int64_t m = 3;
-    for (auto _ : state) {
-        auto sel = s.dispatcher->lookup(tune::make_gemm(m, 4096, 4096, tune::DType::f32, false, true));
-        benchmark::DoNotOptimize(sel);
-        m = m >= 2001 ? 3 : m + 2;
-    }
-}
+void BM_LookupUnseenAgain(benchmark::State& state) { lookup_unseen_again(state, *setup().dispatcher); }
 BENCHMARK(BM_LookupUnseenAgain)->Repetitions(5)->ReportAggregatesOnly(true);
 
 // Exact hits through the C API: descriptor checks, the same lookup, and the config text.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -9,7 +10,10 @@
 
 #include "tune/executor.hpp"
 #include "tune/measurer.hpp"
+#include "tune/model.hpp"
 #include "tune/problem.hpp"
+#include "tune/tuner.hpp"
+#include "tune/db/sqlite_database.hpp"
 
 namespace tune::cli {
 
@@ -17,6 +21,53 @@ void add_tune_commands(CLI::App& app);  // model, gemm, lookup
 void add_db_commands(CLI::App& app);    // db list|show|export|import|verify
 void add_report_command(CLI::App& app);  // report --db --html
 void add_housekeeping_commands(CLI::App& db_cmd);  // db stats|prune
+
+// Options every tuning verb takes (--db, --budget, --strategy, accuracy budget, ...).
+struct TuneArgs {
+    std::string db = "tuned.db";
+    std::string dtype = "f32";
+    std::string backend = "cpu";
+    std::size_t budget = 24;
+    double time_limit = 60;
+    std::string strategy = "annealing";
+    std::uint64_t seed = 0;
+    bool flush_cache = false;
+    bool quiet = false;
+    double tolerance = 0;
+    bool allow_bf16 = false;
+    bool in_process = false;
+    bool mpi = false;
+    double rank_timeout = 30;
+    std::string max_workspace;  // e.g. "256MiB"; empty = no cap
+
+    // The accuracy budget the user opted into, applied to each problem.
+    Problem with_budget(Problem p) const {
+        if (tolerance > 0) p.tolerance = tolerance;
+        if (allow_bf16) p.tolerance = std::max(p.tolerance, bf16_compute_tolerance(p));
+        return p;
+    }
+};
+
+void add_tune_options(CLI::App& cmd, TuneArgs& a);
+
+// Runs after the summary table with the same store, measurer and run (e.g. bucket regret).
+using AfterTuning = std::function<void(Tuner&, Measurer&, SqliteDatabase&, std::int64_t run_id, const TuneOptions&)>;
+// Tunes the problems into the DB and prints the summary table; `intro` is printed first. With
+// --mpi only rank 0 does this; the other ranks measure for it.
+void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, const std::string& command,
+                const std::string& intro = "", const AfterTuning& after = {});
+
+// --buckets / --regret of `tune model`: stores the rules, tunes the bucket representatives
+// of the token range and measures each bucket's regret (commands_buckets.cpp).
+struct BucketArgs {
+    std::string rules;          // empty = no buckets
+    bool regret = false;
+    std::size_t samples = 2;    // shapes per bucket the regret is measured on
+    std::size_t regret_budget = 8;
+};
+void add_bucket_options(CLI::App& cmd, BucketArgs& b);
+void tune_model_buckets(const ModelShape& model, const std::vector<std::int64_t>& tokens, DType dtype,
+                        const BucketArgs& b, const TuneArgs& a, const std::string& command, const std::string& intro);
 
 // The --<dim> options of one or more ops (from dim_specs), kept as text until the op is
 // known; then parsed by the one dim parser (labels by name, no silent clamping).

@@ -43,30 +43,7 @@ std::size_t parse_bytes(const std::string& text, const std::string& flag) {
     return static_cast<std::size_t>(value * it->second);
 }
 
-struct TuneArgs {
-    std::string db = "tuned.db";
-    std::string dtype = "f32";
-    std::string backend = "cpu";
-    std::size_t budget = 24;
-    double time_limit = 60;
-    std::string strategy = "annealing";
-    std::uint64_t seed = 0;
-    bool flush_cache = false;
-    bool quiet = false;
-    double tolerance = 0;
-    bool allow_bf16 = false;
-    bool in_process = false;
-    bool mpi = false;
-    double rank_timeout = 30;
-    std::string max_workspace;  // e.g. "256MiB"; empty = no cap
-
-    // The accuracy budget the user opted into, applied to each problem.
-    Problem with_budget(Problem p) const {
-        if (tolerance > 0) p.tolerance = tolerance;
-        if (allow_bf16) p.tolerance = std::max(p.tolerance, bf16_compute_tolerance(p));
-        return p;
-    }
-};
+}  // namespace
 
 void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     cmd.add_option("--db", a.db, "SQLite file to tune into (created if absent)")->capture_default_str();
@@ -98,6 +75,8 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     cmd.add_flag("-q,--quiet", a.quiet, "no progress lines");
 }
 
+namespace {
+
 std::string describe(const Measurement& m) { return m.template_name + " " + m.config.text(); }
 
 std::string ratio(const std::optional<Measurement>& best, const std::optional<Measurement>& base) {
@@ -128,10 +107,10 @@ std::string shape_text(const Problem& p) {
 // The template a tuned pick is compared with in the "vs OpenBLAS" column.
 const char* baseline_template(OpKind op) { return op == OpKind::attention ? "cpu.attention.unfused" : "cpu.gemm.openblas"; }
 
-// Tunes the problems into the DB and prints the summary table; `intro` is printed first. With
-// --mpi only rank 0 does this; the other ranks measure for it.
+}  // namespace
+
 void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, const std::string& command,
-                const std::string& intro = "") {
+                const std::string& intro, const AfterTuning& after) {
     const Backend backend = parse_backend(a.backend, "--backend");
     require(backend == Backend::cpu, "--backend: '" + a.backend + "' is not available in this build (cpu only)");
     make_strategy(a.strategy, std::make_shared<Space>(), {});  // rejects an unknown name up front
@@ -214,7 +193,10 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
         if (!mpi->lost().empty())
             std::fprintf(stderr, "mpi: every result that reached rank 0 is stored; the ranks exit without MPI_Finalize\n");
     }
+    if (after) after(tuner, measurer, db, run_id, opt);
 }
+
+namespace {
 
 // Reads a record file: one JSON object per line with "problem" and "count"; counts of the
 // same shape add up. Returns (count, problem), most frequent first, ties by shape key.
@@ -330,6 +312,7 @@ void add_tune_commands(CLI::App& app) {
         auto args = std::make_shared<TuneArgs>();
         auto path = std::make_shared<std::string>();
         auto tokens = std::make_shared<std::string>("1,16,512");
+        auto buckets = std::make_shared<BucketArgs>();
         cmd->add_option("config", *path, "path to config.json")->required();
         cmd->add_option("--tokens", *tokens, "comma-separated token counts (the GEMMs' m)")->capture_default_str();
         auto attention = std::make_shared<AttentionWorkload>();
@@ -340,12 +323,14 @@ void add_tune_commands(CLI::App& app) {
                         "candidates per attention problem (at most --budget); 0 = skip attention")
             ->capture_default_str();
         add_tune_options(*cmd, *args);
+        add_bucket_options(*cmd, *buckets);
         cmd->callback([=] {
             ModelShape model = load_model_config(*path);
             const DType dtype = parse_dtype(args->dtype, "--dtype");
-            auto problems = layer_gemms(model, parse_tokens(*tokens), dtype);
+            auto token_counts = parse_tokens(*tokens);
+            auto problems = layer_gemms(model, token_counts, dtype);
             if (attention->budget > 0 && dtype == DType::f32)
-                for (auto& ap : layer_attention(model, parse_tokens(*tokens), attention->decode_kv_len)) {
+                for (auto& ap : layer_attention(model, token_counts, attention->decode_kv_len)) {
                     ap.budget = attention->budget;
                     problems.push_back(std::move(ap));
                 }
@@ -356,7 +341,12 @@ void add_tune_commands(CLI::App& app) {
                           model.gated_mlp ? " (gated)" : "",
                           model.sliding_window > 0 ? (", window " + std::to_string(model.sliding_window)).c_str() : "",
                           problems.size());
-            run_tuning(problems, *args, "tune model " + *path + " --tokens " + *tokens, intro);
+            std::string command = "tune model " + *path + " --tokens " + *tokens;
+            if (!buckets->rules.empty())
+                return tune_model_buckets(model, token_counts, dtype, *buckets, *args,
+                                          command + " --buckets " + buckets->rules, intro);
+            require(!buckets->regret, "--regret: needs --buckets");
+            run_tuning(problems, *args, command, intro);
         });
     }
     // tune recorded: what a dispatcher in record mode saw, most frequent first
@@ -425,6 +415,16 @@ void add_tune_commands(CLI::App& app) {
                     break;
                 case LookupSource::default_config:
                     std::printf("source:   default (no tuned shape of this kind in %s)\n", db->c_str());
+                    break;
+                case LookupSource::bucket:
+                    std::printf("source:   bucket (tuned for its bucket's representative '%s' in %s, measured %s there;"
+                                " buckets %s)\n",
+                                shape_key(*s.tuned_shape).c_str(), s.store->c_str(), format_seconds(s.tuned_median_s).c_str(),
+                                dispatcher->buckets().text().c_str());
+                    if (const BucketRegret* r = dispatcher->bucket_regret(p))
+                        std::printf("regret:   %s%% max, %s%% mean over %zu measured shapes of the bucket\n",
+                                    format_fixed(100 * r->max_regret(), 1).c_str(),
+                                    format_fixed(100 * r->mean_regret(), 1).c_str(), r->samples.size());
                     break;
             }
             const auto& st = dispatcher->stats();

@@ -205,3 +205,29 @@ TEST_CASE("tune db stats and prune report and shrink a store with stale rows", "
     CHECK_FALSE(fs::exists(dir.file("nope.db")));
     CHECK(tune("db prune --keep 0 --db " + db).code != 0);
 }
+
+TEST_CASE("tune model --buckets tunes bucket representatives, and lookups serve them with their regret", "[cli][buckets]") {
+    TempDir dir;
+    std::string cfg = dir.file("tiny.json"), db = dir.file("b.db");
+    std::ofstream(cfg) << R"({"model_type":"llama","hidden_size":64,"num_attention_heads":4,"num_key_value_heads":2,
+                             "intermediate_size":96,"hidden_act":"silu"})";
+    auto r = tune("model " + cfg + " --tokens 1,8 --buckets m:1,4,8 --regret --regret-samples 1 --regret-budget 2 "
+                  "--budget 2 --in-process -q --db " + db);
+    REQUIRE(r.code == 0);
+    // Representatives m = 1, 4, 8; regret on m = 2 (bucket 2..4) and m = 5 (bucket 5..8).
+    CHECK_THAT(r.out, Catch::Contains("12 problems tuned") && Catch::Contains("bucket regret") &&
+                          Catch::Contains("5..8") && Catch::Contains("regret over 8 shapes"));
+    auto bucket = tune("lookup gemm --m 3 --n 64 --k 64 --trans-b 1 --db " + db);
+    CHECK(bucket.code == 0);
+    CHECK_THAT(bucket.out, Catch::Contains("source:   bucket") && Catch::Contains("m=4 n=64") &&
+                               Catch::Contains("m:1,4,8") && Catch::Contains("regret:"));
+    CHECK_THAT(tune("lookup gemm --m 4 --n 64 --k 64 --trans-b 1 --db " + db).out, Catch::Contains("source:   exact"));
+    CHECK_THAT(tune("lookup gemm --m 9 --n 64 --k 64 --trans-b 1 --db " + db).out, Catch::Contains("source:   nearest"));
+
+    auto bad = tune("model " + cfg + " --buckets m:4,2 --db " + db);
+    CHECK(bad.code != 0);
+    CHECK_THAT(bad.out, Catch::Contains("--buckets") && Catch::Contains("ascending"));
+    auto no_buckets = tune("model " + cfg + " --regret --db " + db);
+    CHECK(no_buckets.code != 0);
+    CHECK_THAT(no_buckets.out, Catch::Contains("--regret"));
+}

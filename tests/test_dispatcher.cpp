@@ -1,5 +1,8 @@
 // Dispatcher: exact, nearest and default lookups; stale and tampered rows are never served.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -203,4 +206,240 @@ TEST_CASE("record mode counts every shape served without an exact entry", "[disp
     CHECK(counts[shape_key(make_gemm(40, 32, 32))] == 4);
     CHECK(counts[shape_key(make_gemm(7, 32, 32, DType::f32, true, false))] == 1);
     CHECK(counts.count(shape_key(make_gemm(32, 32, 32))) == 0);
+}
+
+TEST_CASE("bucket rules map a dim to its bucket's representative", "[dispatcher][buckets]") {
+    auto pow2 = BucketRules::parse("m:pow2");
+    CHECK(pow2.text() == "m:pow2");
+    CHECK(pow2.representative(make_gemm(33, 8, 8)) == make_gemm(64, 8, 8));
+    CHECK(pow2.representative(make_gemm(64, 8, 8)) == make_gemm(64, 8, 8));
+    CHECK(pow2.representative(make_gemm(1, 8, 8)) == make_gemm(1, 8, 8));
+    const BucketRule& r = pow2.rules()[0];
+    CHECK(r.lower(64) == 33);
+    CHECK(r.representatives(3, 20) == std::vector<std::int64_t>{4, 8, 16, 32});
+    CHECK(r.samples(64, 2) == std::vector<std::int64_t>{33, 46});
+    CHECK(r.samples(1, 2).empty());
+
+    auto list = BucketRules::parse("m:1,16,64;k:pow2");
+    CHECK(list.text() == "m:1,16,64;k:pow2");
+    CHECK(list.representative(make_gemm(17, 8, 100)) == make_gemm(64, 8, 128));
+    CHECK_FALSE(list.representative(make_gemm(65, 8, 8)).has_value());  // above the last bound
+    CHECK(list.rules()[0].lower(16) == 2);
+    CHECK(list.rules()[0].representatives(1, 4096) == std::vector<std::int64_t>{1, 16, 64});
+    CHECK(BucketRules::parse("").empty());
+
+    for (std::string bad : {"m", "m:", "x:pow2", "trans_a:pow2", "m:4,2", "m:1,1", "m:0,4", "m:a", "m:pow2;m:1"})
+        CHECK_THROWS_AS(BucketRules::parse(bad), Error);
+    CHECK_THROWS_WITH(BucketRules::parse("m:4,2"), Catch::Contains("m:4,2") && Catch::Contains("ascending"));
+}
+
+TEST_CASE("a shape without an entry is served its bucket representative's config, exact entries win",
+          "[dispatcher][buckets]") {
+    Fixture f;
+    f.add(make_gemm(32, 16, 16), "mode=good tile=1 unroll=1", 1e-4);
+    f.add(make_gemm(64, 16, 16), "mode=good tile=2 unroll=1", 2e-4);
+    f.add(make_gemm(40, 16, 16), "mode=good tile=3 unroll=1", 1.5e-4);
+    // Regret data: the bucket's config measured on m=50, slower than the best there.
+    f.add(make_gemm(50, 16, 16), "mode=good tile=2 unroll=1", 3e-4);
+    f.add(make_gemm(50, 16, 16), "mode=good tile=4 unroll=1", 2e-4);
+    DispatcherOptions options;
+    options.buckets = BucketRules::parse("m:pow2");
+    Dispatcher d(*f.db, f.registry, f.device, options);
+
+    Selection s = d.lookup(make_gemm(33, 16, 16));  // nearest would be m=32
+    CHECK(s.source == LookupSource::bucket);
+    CHECK(s.config->text() == "mode=good tile=2 unroll=1");
+    CHECK(shape_key(*s.tuned_shape) == shape_key(make_gemm(64, 16, 16)));
+    CHECK(d.lookup(make_gemm(40, 16, 16)).source == LookupSource::exact);
+    CHECK(d.lookup(make_gemm(100, 16, 16)).source == LookupSource::nearest);  // bucket 128 not tuned
+    CHECK(Dispatcher(*f.db, f.registry, f.device).lookup(make_gemm(33, 16, 16)).source == LookupSource::nearest);
+
+    REQUIRE(d.bucket_regrets().size() == 1);
+    const BucketRegret* r = d.bucket_regret(make_gemm(33, 16, 16));
+    REQUIRE(r != nullptr);
+    CHECK(r == &d.bucket_regrets()[0]);
+    CHECK(r->config == "mode=good tile=2 unroll=1");
+    REQUIRE(r->samples.size() == 1);  // m=40 never ran the bucket's config: no sample
+    CHECK(r->samples[0].shape == make_gemm(50, 16, 16));
+    CHECK(r->max_regret() == Approx(0.5));
+    CHECK(d.bucket_regret(make_gemm(20, 16, 16)) == nullptr);
+}
+
+namespace {
+
+// A fake template whose kernels wait at a gate before they build: a tuning job can be held
+// in flight while the test looks up shapes on its own thread.
+class GatedTemplate final : public Template {
+public:
+    const TemplateInfo& info() const override { return inner_.info(); }
+    bool supports(const Problem& p) const override { return inner_.supports(p); }
+    std::shared_ptr<const Space> space(const Problem& p) const override { return inner_.space(p); }
+    std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
+        std::unique_lock lock(mutex_);
+        entered_ = true;
+        changed_.notify_all();
+        if (!changed_.wait_for(lock, std::chrono::seconds(30), [&] { return open_; })) timed_out_ = true;
+        return inner_.instantiate(p, c);
+    }
+    void wait_entered() {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return entered_; });
+    }
+    void open() {
+        std::lock_guard lock(mutex_);
+        open_ = true;
+        changed_.notify_all();
+    }
+    bool timed_out() const {
+        std::lock_guard lock(mutex_);
+        return timed_out_;
+    }
+
+private:
+    testing::FakeGemmTemplate inner_;
+    mutable std::mutex mutex_;
+    mutable std::condition_variable changed_;
+    mutable bool entered_ = false, open_ = false, timed_out_ = false;
+};
+
+struct OnlineFixture {
+    std::unique_ptr<Database> system = make_memory_database(), user = make_memory_database();
+    std::shared_ptr<TemplateRegistry> registry = std::make_shared<TemplateRegistry>();
+    GatedTemplate* gate = nullptr;
+    DeviceInfo device = detect_cpu();
+    std::mutex mutex;
+    std::condition_variable done;
+    std::vector<std::string> tuned;
+
+    explicit OnlineFixture(bool gated = false) {
+        if (gated) {
+            auto g = std::make_unique<GatedTemplate>();
+            gate = g.get();
+            registry->add(std::move(g));
+        } else {
+            registry->add(std::make_unique<testing::FakeGemmTemplate>());
+        }
+    }
+    DispatcherOptions options(std::size_t after_misses) {
+        DispatcherOptions o;
+        o.online.after_misses = after_misses;
+        o.online.store = user.get();
+        o.online.tune.budget = 3;
+        o.online.on_tuned = [this](const Problem& p, const std::optional<Measurement>& best) {
+            std::lock_guard lock(mutex);
+            tuned.push_back(shape_key(p) + (best ? "" : " (none)"));
+            done.notify_all();
+        };
+        return o;
+    }
+    void wait_tuned(std::size_t n) {
+        std::unique_lock lock(mutex);
+        REQUIRE(done.wait_for(lock, std::chrono::seconds(60), [&] { return tuned.size() >= n; }));
+    }
+};
+
+}  // namespace
+
+TEST_CASE("online tuning: a shape missing N times is handed over exactly once", "[dispatcher][online]") {
+    Fixture f;
+    f.add(make_gemm(32, 32, 32), "mode=good tile=1 unroll=1", 1e-4);
+    std::vector<std::string> requests;
+    DispatcherOptions o;
+    o.online.after_misses = 3;
+    o.online.on_request = [&](const Problem& p) { requests.push_back(shape_key(p)); };
+    Dispatcher d(*f.db, f.registry, f.device, o);
+    for (int i = 0; i < 10; ++i) d.lookup(make_gemm(32, 32, 32));  // exact hits never count
+    d.lookup(make_gemm(40, 32, 32));
+    d.lookup(make_gemm(40, 32, 32));
+    CHECK(requests.empty());
+    d.lookup(make_gemm(40, 32, 32));
+    CHECK(requests == std::vector<std::string>{shape_key(make_gemm(40, 32, 32))});
+    for (int i = 0; i < 20; ++i) d.lookup(make_gemm(40, 32, 32));
+    for (int i = 0; i < 3; ++i) d.lookup(make_gemm(48, 32, 32));
+    CHECK(requests == std::vector<std::string>{shape_key(make_gemm(40, 32, 32)), shape_key(make_gemm(48, 32, 32))});
+    CHECK(d.online_stats().requested == 2);
+
+    // What the callback's tuner finds is served once published.
+    Measurement m;
+    m.problem = make_gemm(40, 32, 32);
+    m.device_id = f.device.id();
+    m.template_name = "test.gemm.fake";
+    m.template_version = "v1";
+    m.config = Config::parse("mode=good tile=4 unroll=1");
+    m.stats.median_s = 1e-4;
+    const std::string before = d.snapshot_id();
+    CHECK(d.publish(m));
+    CHECK(d.lookup(make_gemm(40, 32, 32)).source == LookupSource::exact);
+    CHECK(d.lookup(make_gemm(40, 32, 32)).config->text() == "mode=good tile=4 unroll=1");
+    CHECK(d.snapshot_id() != before);
+    m.template_version = "v0";  // stale: refused
+    m.problem = make_gemm(48, 32, 32);
+    CHECK_FALSE(d.publish(m));
+}
+
+TEST_CASE("online tuning: the background tuner's result is an exact hit for the next lookup", "[dispatcher][online]") {
+    OnlineFixture f;
+    Problem p = make_gemm(24, 16, 16);
+    {
+        Dispatcher d({{"system", f.system.get()}, {"user", f.user.get()}}, f.registry, f.device, f.options(2));
+        CHECK(d.lookup(p).source == LookupSource::default_config);
+        CHECK(d.lookup(p).source == LookupSource::default_config);
+        f.wait_tuned(1);
+        Selection s = d.lookup(p);
+        CHECK(s.source == LookupSource::exact);
+        CHECK(*s.store == "published");
+        OnlineStats st = d.online_stats();
+        CHECK(st.requested == 1);
+        CHECK(st.tuned == 1);
+        CHECK(st.spent_s > 0);
+        for (int i = 0; i < 5; ++i) d.lookup(p);
+        CHECK(d.online_stats().requested == 1);
+    }
+    // Written to the user store: the next process serves it without tuning.
+    CHECK(f.tuned == std::vector<std::string>{shape_key(p)});
+    Dispatcher next({{"system", f.system.get()}, {"user", f.user.get()}}, f.registry, f.device);
+    CHECK(next.lookup(p).source == LookupSource::exact);
+    CHECK(*next.lookup(p).store == "user");
+}
+
+TEST_CASE("online tuning never makes the caller wait, and shutdown joins the tuner", "[dispatcher][online]") {
+    OnlineFixture f(/*gated=*/true);
+    Problem p = make_gemm(24, 16, 16);
+    auto d = std::make_unique<Dispatcher>(std::vector<StoreLayer>{{"user", f.user.get()}}, f.registry, f.device,
+                                          f.options(1));
+    d->lookup(p);        // queues p
+    f.gate->wait_entered();  // the job is now inside tuning, held at the gate
+    for (int m = 1; m <= 200; ++m) CHECK(d->lookup(make_gemm(m, 16, 16)).tmpl != nullptr);  // queue more shapes
+    CHECK(d->lookup(p).source == LookupSource::default_config);
+    f.gate->open();
+    CHECK_FALSE(f.gate->timed_out());  // every lookup above returned while the job was held
+    d.reset();  // stops after the candidate in flight; queued shapes are dropped
+    CHECK(f.tuned.size() < 200);
+}
+
+TEST_CASE("online tuning respects the total time cap and frozen mode", "[dispatcher][online]") {
+    SECTION("no time left: jobs are skipped") {
+        OnlineFixture f;
+        auto o = f.options(1);
+        o.online.total_time_s = 0;
+        Dispatcher d({{"user", f.user.get()}}, f.registry, f.device, o);
+        d.lookup(make_gemm(24, 16, 16));
+        for (int i = 0; i < 200 && d.online_stats().skipped == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        CHECK(d.online_stats().skipped == 1);
+        CHECK(d.online_stats().tuned == 0);
+    }
+    SECTION("frozen: results are stored for the next process but never served in this one") {
+        OnlineFixture f;
+        auto o = f.options(1);
+        o.frozen = true;
+        Problem p = make_gemm(24, 16, 16);
+        Dispatcher d({{"user", f.user.get()}}, f.registry, f.device, o);
+        const std::string snapshot = d.snapshot_id();
+        const Config* first = d.lookup(p).config;
+        f.wait_tuned(1);
+        CHECK(d.lookup(p).source == LookupSource::default_config);
+        CHECK(d.lookup(p).config == first);
+        CHECK(d.snapshot_id() == snapshot);
+        CHECK_FALSE(f.user->best({}).empty());
+    }
 }

@@ -18,6 +18,7 @@ std::string_view to_string(LookupSource s) {
         case LookupSource::exact: return "exact";
         case LookupSource::nearest: return "nearest";
         case LookupSource::default_config: return "default";
+        case LookupSource::bucket: return "bucket";
     }
     return "?";
 }
@@ -30,16 +31,49 @@ Dispatcher::Dispatcher(std::vector<StoreLayer> layers, std::shared_ptr<const Tem
                        const DeviceInfo& device, DispatcherOptions options)
     : registry_(std::move(registry)), device_(device), options_(std::move(options)) {
     require(registry_ != nullptr, "dispatcher: null template registry");
+    ShapeTimes times;
+    EntryMap merged;
     for (std::size_t i = 0; i < layers.size(); ++i) {
         require(layers[i].db != nullptr, "dispatcher: store '" + layers[i].name + "' is null");
         layer_names_.push_back(layers[i].name);
-        load(layers[i], i);
+        load(layers[i], i, times, merged);
     }
+    layer_names_.push_back("published");  // results handed to publish() (online tuning)
+    std::vector<Entry> entries;
+    for (auto& [shape, e] : merged) entries.push_back(std::move(e));
+    // Sorted by key so the index order (and nearest-match ties) does not depend on hashing.
+    std::sort(entries.begin(), entries.end(),
+              [](const Entry& a, const Entry& b) { return shape_key(a.shape) < shape_key(b.shape); });
+    auto index = build_index(std::move(entries));
+    stats_.entries = index->entries.size();
+    index_.store(index.get(), std::memory_order_release);
+    indexes_.push_back(std::move(index));
+    compute_regrets(times);
+    start_online();
+}
+
+Dispatcher::~Dispatcher() {
+    {
+        std::lock_guard lock(online_mutex_);
+        online_stop_ = true;
+    }
+    online_wake_.notify_all();
+    if (online_thread_.joinable()) online_thread_.join();
+    try {
+        flush_record();
+    } catch (...) {
+        // A destructor must not throw; a failed final flush loses only these counts.
+    }
+}
+
+std::unique_ptr<Dispatcher::Index> Dispatcher::build_index(std::vector<Entry> entries) {
+    auto index = std::make_unique<Index>();
+    index->entries = std::move(entries);
     std::vector<std::string> lines;
-    for (std::size_t i = 0; i < entries_.size(); ++i) {
-        const Entry& e = entries_[i];
-        exact_.emplace(e.shape, i);
-        Group& g = groups_[group_key(e.shape)];
+    for (std::size_t i = 0; i < index->entries.size(); ++i) {
+        const Entry& e = index->entries[i];
+        index->exact.emplace(e.shape, i);
+        Group& g = index->groups[group_key(e.shape)];
         g.entries.push_back(i);
         auto specs = dim_specs(e.shape.op);
         for (std::size_t d = 0; d < specs.size(); ++d)
@@ -52,19 +86,32 @@ Dispatcher::Dispatcher(std::vector<StoreLayer> layers, std::shared_ptr<const Tem
     for (const auto& l : lines) all += l + '\n';
     char buf[17];
     std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a64(all)));
-    snapshot_id_ = buf;
-    stats_.entries = entries_.size();
+    index->snapshot_id = buf;
+    return index;
 }
 
-Dispatcher::~Dispatcher() {
-    try {
-        flush_record();
-    } catch (...) {
-        // A destructor must not throw; a failed final flush loses only these counts.
+// A stored (or published) measurement as a servable entry, after every check; nullopt with
+// `why` set when it is rejected, nullopt with `why` empty when it is stale.
+std::optional<Dispatcher::Entry> Dispatcher::checked_entry(const Measurement& m, std::size_t layer,
+                                                           std::string* why) const {
+    const Template* t = registry_->find(m.template_name);
+    if (!t || t->info().version != m.template_version) return std::nullopt;
+    if (!t->supports(m.problem)) {
+        *why = shape_key(m.problem) + ": template " + m.template_name + " does not support it";
+        return std::nullopt;
     }
+    if (auto bad = t->space(m.problem)->violation(m.config)) {
+        *why = shape_key(m.problem) + ": " + m.template_name + " config '" + m.config.text() + "': " + *bad;
+        return std::nullopt;
+    }
+    if (!(std::isfinite(m.stats.median_s) && m.stats.median_s > 0)) {
+        *why = shape_key(m.problem) + ": non-positive time";
+        return std::nullopt;
+    }
+    return Entry{m.problem, t, m.config, m.stats.median_s, m.problem.tolerance, layer};
 }
 
-void Dispatcher::load(const StoreLayer& layer, std::size_t index) {
+void Dispatcher::load(const StoreLayer& layer, std::size_t index, ShapeTimes& times, EntryMap& merged) {
     MeasurementFilter filter;
     filter.device_id = device_.id();
     auto reject = [&](const std::string& why) {
@@ -72,49 +119,74 @@ void Dispatcher::load(const StoreLayer& layer, std::size_t index) {
         stats_.rejections.push_back(layer.name + ": " + why);
     };
     // Best per shape within this layer; it then replaces whatever earlier layers had.
-    std::unordered_map<Problem, Entry, ShapeHash, SameShape> best;
+    EntryMap best;
     auto rows = layer.db->query(filter, [&](std::int64_t row, const std::string& why) {
         reject("row " + std::to_string(row) + ": " + why);
     });
     for (auto& m : rows) {
         if (m.status != Status::ok) continue;
-        const Template* t = registry_->find(m.template_name);
-        if (!t || t->info().version != m.template_version) {
-            ++stats_.stale;
+        std::string why;
+        auto e = checked_entry(m, index, &why);
+        if (!e) {
+            if (why.empty()) ++stats_.stale;
+            else reject(why);
             continue;
         }
-        if (!t->supports(m.problem)) {
-            reject(shape_key(m.problem) + ": template " + m.template_name + " does not support it");
-            continue;
-        }
-        if (auto why = t->space(m.problem)->violation(m.config)) {
-            reject(shape_key(m.problem) + ": " + m.template_name + " config '" + m.config.text() + "': " + *why);
-            continue;
-        }
-        if (!(std::isfinite(m.stats.median_s) && m.stats.median_s > 0)) {
-            reject(shape_key(m.problem) + ": non-positive time");
-            continue;
-        }
-        Entry e{m.problem, t, m.config, m.stats.median_s, m.problem.tolerance, index};
-        auto [it, inserted] = best.try_emplace(m.problem, e);
+        times[m.problem][m.template_name + '|' + m.config.text()] = m.stats.median_s;
+        auto [it, inserted] = best.try_emplace(m.problem, *e);
         // Fastest wins; ties go to the smaller config hash so the choice is deterministic.
-        if (!inserted && (e.median_s < it->second.median_s ||
-                          (e.median_s == it->second.median_s && e.config.hash() < it->second.config.hash())))
-            it->second = std::move(e);
+        if (!inserted && (e->median_s < it->second.median_s ||
+                          (e->median_s == it->second.median_s && e->config.hash() < it->second.config.hash())))
+            it->second = std::move(*e);
     }
-    std::unordered_map<Problem, std::size_t, ShapeHash, SameShape> position;
-    for (std::size_t i = 0; i < entries_.size(); ++i) position.emplace(entries_[i].shape, i);
-    // Sorted by key so the index order (and nearest-match ties) does not depend on hashing.
-    std::vector<Entry> fresh;
-    for (auto& [shape, e] : best) fresh.push_back(std::move(e));
-    std::sort(fresh.begin(), fresh.end(),
-              [](const Entry& a, const Entry& b) { return shape_key(a.shape) < shape_key(b.shape); });
-    for (auto& e : fresh) {
-        if (auto it = position.find(e.shape); it != position.end())
-            entries_[it->second] = std::move(e);
-        else
-            entries_.push_back(std::move(e));
+    for (auto& [shape, e] : best) merged.insert_or_assign(shape, std::move(e));
+}
+
+void Dispatcher::compute_regrets(const ShapeTimes& times) {
+    if (options_.buckets.empty()) return;
+    const Index& ix = *index_.load(std::memory_order_acquire);
+    std::map<std::string, BucketRegret> by_bucket;
+    for (const auto& [shape, configs] : times) {
+        auto rep = options_.buckets.representative(shape);
+        if (!rep || *rep == shape) continue;
+        auto it = ix.exact.find(*rep);
+        if (it == ix.exact.end()) continue;
+        const Entry& e = ix.entries[it->second];
+        auto served = configs.find(e.tmpl->info().name + '|' + e.config.text());
+        if (served == configs.end()) continue;  // the bucket's config was not measured there
+        double best_s = served->second;
+        for (const auto& [config, seconds] : configs) best_s = std::min(best_s, seconds);
+        auto& r = by_bucket[shape_key(*rep)];
+        r.representative = *rep;
+        r.template_name = e.tmpl->info().name;
+        r.config = e.config.text();
+        r.samples.push_back({shape, served->second, best_s});
     }
+    for (auto& [key, r] : by_bucket) {
+        std::sort(r.samples.begin(), r.samples.end(),
+                  [](const auto& a, const auto& b) { return shape_key(a.shape) < shape_key(b.shape); });
+        regrets_.push_back(std::move(r));
+    }
+}
+
+const BucketRegret* Dispatcher::bucket_regret(const Problem& p) const {
+    auto rep = options_.buckets.representative(p);
+    if (!rep) return nullptr;
+    for (const auto& r : regrets_)
+        if (r.representative == *rep) return &r;
+    return nullptr;
+}
+
+double BucketRegret::max_regret() const {
+    double worst = 0;
+    for (const auto& s : samples) worst = std::max(worst, s.regret());
+    return worst;
+}
+
+double BucketRegret::mean_regret() const {
+    double sum = 0;
+    for (const auto& s : samples) sum += s.regret();
+    return samples.empty() ? 0 : sum / double(samples.size());
 }
 
 Problem Dispatcher::group_key(const Problem& p) {
@@ -131,28 +203,53 @@ std::unique_ptr<Dispatcher> Dispatcher::open(const std::filesystem::path& system
     SqliteDatabase system(system_db, SqliteDatabase::Mode::read_only);
     std::unique_ptr<SqliteDatabase> user;
     std::vector<StoreLayer> layers{{system_db.string(), &system}};
+    std::vector<const SqliteDatabase*> stores{&system};
     if (!user_db.empty()) {
         user = std::make_unique<SqliteDatabase>(user_db, SqliteDatabase::Mode::read_only);
         layers.push_back({user_db.string(), user.get()});
+        stores.push_back(user.get());
     }
     if (options.record_path.empty())
         if (const char* env = std::getenv("LIBTUNE_RECORD"); env && *env) options.record_path = env;
+    if (options.buckets.empty())
+        for (const SqliteDatabase* db : stores)  // the user's rules over the system's
+            if (auto text = db->setting("buckets")) {
+                try {
+                    options.buckets = BucketRules::parse(*text);
+                } catch (const Error& e) {
+                    throw Error("database '" + db->path().string() + "': stored " + e.what());
+                }
+            }
+    std::unique_ptr<SqliteDatabase> online_store;
+    if (options.online.after_misses > 0 && !options.online.on_request && !options.online.store) {
+        require(!user_db.empty(), "dispatcher: online tuning needs a user store to write to (user_db)");
+        online_store = std::make_unique<SqliteDatabase>(user_db);
+        options.online.store = online_store.get();
+    }
     DeviceInfo device = detect_cpu();
     auto registry = std::make_shared<const TemplateRegistry>(builtin_registry(device));
-    return std::make_unique<Dispatcher>(std::move(layers), std::move(registry), device, std::move(options));
+    auto d = std::make_unique<Dispatcher>(std::move(layers), std::move(registry), device, std::move(options));
+    d->owned_store_ = std::move(online_store);
+    return d;
 }
 
 Selection Dispatcher::select(const Entry& e, LookupSource s) const {
+    // Entries live in an Index that is never freed before the dispatcher: the pointers stay valid.
     return Selection{e.tmpl, &e.config, s, &e.shape, e.median_s, &layer_names_[e.layer]};
 }
 
 Selection Dispatcher::lookup(const Problem& p) const {
-    if (auto it = exact_.find(p); it != exact_.end()) return select(entries_[it->second], LookupSource::exact);
+    const Index& ix = *index_.load(std::memory_order_acquire);
+    if (auto it = ix.exact.find(p); it != ix.exact.end()) return select(ix.entries[it->second], LookupSource::exact);
     {
         std::shared_lock lock(unseen_mutex_);
         if (auto it = unseen_.find(p); it != unseen_.end()) {
             if (!options_.record_path.empty()) it->second.hits.fetch_add(1, std::memory_order_relaxed);
-            return it->second.selection;
+            Selection s = it->second.selection;
+            bool request = reached_miss_count(it->second);
+            lock.unlock();
+            if (request) request_tuning(p);
+            return s;
         }
     }
     return resolve_unseen(p);
@@ -160,9 +257,10 @@ Selection Dispatcher::lookup(const Problem& p) const {
 
 Selection Dispatcher::resolve_unseen(const Problem& p) const {
     validate(p);
+    const Index& ix = *index_.load(std::memory_order_acquire);
     // Log-size distance to every tuned shape of the same group (op, dtype, exact dims).
     std::vector<std::pair<double, std::size_t>> candidates;
-    if (auto g = groups_.find(group_key(p)); g != groups_.end()) {
+    if (auto g = ix.groups.find(group_key(p)); g != ix.groups.end()) {
         auto specs = dim_specs(p.op);
         std::array<double, kMaxDims> log_sizes{};
         std::size_t n_sizes = 0;
@@ -173,7 +271,7 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
         const double* row = group.log_sizes.data();
         for (std::size_t e = 0; e < group.entries.size(); ++e, row += n_sizes) {
             // A config verified under a looser budget than the caller's is not a candidate.
-            const double tol = entries_[group.entries[e]].tolerance;
+            const double tol = ix.entries[group.entries[e]].tolerance;
             if (tol > 0 && !(p.tolerance >= tol)) continue;
             double dist = 0;
             for (std::size_t d = 0; d < n_sizes; ++d) dist += std::abs(log_sizes[d] - row[d]);
@@ -184,29 +282,41 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
     std::unique_lock lock(unseen_mutex_);
     if (auto it = unseen_.find(p); it != unseen_.end()) {  // another thread was first
         if (!options_.record_path.empty()) it->second.hits.fetch_add(1, std::memory_order_relaxed);
-        return it->second.selection;
+        Selection s = it->second.selection;
+        bool request = reached_miss_count(it->second);
+        lock.unlock();
+        if (request) request_tuning(p);
+        return s;
     }
     if (unseen_.size() >= kMemoCapacity) {
         flush_locked();
         unseen_.clear();
     }
+    // Whether entry i's config is valid for p (cached per space: many shapes share one).
+    auto valid_here = [&](std::size_t i) {
+        const Entry& e = ix.entries[i];
+        if (!e.tmpl->supports(p)) return false;
+        auto space = e.tmpl->space(p);
+        auto& facts = spaces_[space.get()];
+        if (!facts.space) facts.space = space;
+        if (facts.accepts_for != &ix) facts.accepts.assign(ix.entries.size(), -1);
+        facts.accepts_for = &ix;
+        auto& ok = facts.accepts[i];
+        if (ok < 0) ok = space->violation(e.config) ? 0 : 1;
+        return ok == 1;
+    };
+    Selection chosen;
+    // The bucket's representative, when it was tuned (same budget: it is part of the key).
+    if (auto rep = options_.buckets.representative(p); rep && !(*rep == p))
+        if (auto it = ix.exact.find(*rep); it != ix.exact.end() && valid_here(it->second))
+            chosen = select(ix.entries[it->second], LookupSource::bucket);
     // Nearest first; ties go to the earlier entry. Usually the first candidate is valid, so
     // pick minima one at a time instead of sorting.
-    Selection chosen;
-    while (!candidates.empty()) {
+    while (!chosen.tmpl && !candidates.empty()) {
         auto best = std::min_element(candidates.begin(), candidates.end());
-        const Entry& e = entries_[best->second];
-        if (e.tmpl->supports(p)) {
-            auto space = e.tmpl->space(p);
-            auto& facts = spaces_[space.get()];
-            if (!facts.space) facts.space = space;
-            facts.accepts.resize(entries_.size(), -1);
-            auto& ok = facts.accepts[best->second];
-            if (ok < 0) ok = space->violation(e.config) ? 0 : 1;
-            if (ok) {
-                chosen = select(e, LookupSource::nearest);
-                break;
-            }
+        if (valid_here(best->second)) {
+            chosen = select(ix.entries[best->second], LookupSource::nearest);
+            break;
         }
         *best = candidates.back();
         candidates.pop_back();
@@ -220,8 +330,16 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
         if (!facts.default_config) facts.default_config = std::make_unique<Config>(space->default_config());
         chosen = Selection{templates.front(), facts.default_config.get(), LookupSource::default_config, nullptr, 0};
     }
+    // An answer computed from an index that publish() has since replaced is not memoised.
+    if (index_.load(std::memory_order_acquire) != &ix) {
+        lock.unlock();
+        return resolve_unseen(p);
+    }
     auto [it, inserted] = unseen_.try_emplace(p, chosen);
     if (!options_.record_path.empty()) it->second.hits.fetch_add(1, std::memory_order_relaxed);
+    bool request = reached_miss_count(it->second);
+    lock.unlock();
+    if (request) request_tuning(p);
     return chosen;
 }
 

@@ -1,24 +1,34 @@
 // Dispatcher: the runtime side. Loads one or more stores once into an in-memory index and
-// answers "which config for this shape" (exact hit, nearest tuned shape, template default)
-// in nanoseconds, or runs the kernel directly. Thread-safe; the index never changes after
-// construction, so every lookup in a process sees the same snapshot.
+// answers "which config for this shape" (exact hit, bucket representative, nearest tuned
+// shape, template default) in nanoseconds, or runs the kernel directly. Thread-safe. The
+// index changes only when online tuning publishes a result, never in frozen mode.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "tune/buckets.hpp"
 #include "tune/db/database.hpp"
 #include "tune/kernel.hpp"
+#include "tune/measurer.hpp"
+#include "tune/tuner.hpp"
 
 namespace tune {
 
-enum class LookupSource : std::uint8_t { exact, nearest, default_config };
+// bucket: no entry for the shape itself; its bucket's representative (BucketRules) was tuned.
+enum class LookupSource : std::uint8_t { exact, nearest, default_config, bucket };
 std::string_view to_string(LookupSource s);
 
 struct Selection {
@@ -43,10 +53,66 @@ struct StoreLayer {
     const Database* db = nullptr;
 };
 
+// Fallback loss of serving a bucket's config to other shapes of the bucket, from the stored
+// measurements: for each shape of the bucket on which the representative's config was
+// measured, that time against the fastest config measured on the shape.
+struct BucketRegret {
+    Problem representative;
+    std::string template_name, config;  // what the bucket serves
+    struct Sample {
+        Problem shape;
+        double bucket_s = 0, best_s = 0;  // the bucket's config there; the best measured there
+        double regret() const { return bucket_s / best_s - 1; }
+    };
+    std::vector<Sample> samples;
+    double max_regret() const;
+    double mean_regret() const;
+};
+
+// Opt-in tuning of shapes the store does not hold, after they miss `after_misses` times.
+struct OnlineTuning {
+    std::size_t after_misses = 0;  // 0 = off. Counts lookups of a shape without an exact entry.
+    // If set, each shape is handed here (once, on the thread whose lookup reached the count;
+    // it must return quickly) instead of to the background tuner. Results come back through
+    // Dispatcher::publish.
+    std::function<void(const Problem&)> on_request;
+    // Background tuner: one thread, one shape at a time, results recorded in `store` (the
+    // user DB) and published to later lookups (unless frozen).
+    Database* store = nullptr;
+    TuneOptions tune = [] {  // per shape
+        TuneOptions t;
+        t.budget = 8;
+        t.time_limit_s = 10;
+        return t;
+    }();
+    double total_time_s = 60;  // for all shapes, per process
+    MeasureOptions measure = [] {  // in process, not pinned: the application keeps its CPUs
+        MeasureOptions m;
+        m.pin_cpu = -1;
+        return m;
+    }();
+    // Called on the background thread after each job (best is empty when none was correct).
+    std::function<void(const Problem&, const std::optional<Measurement>& best)> on_tuned;
+};
+
+struct OnlineStats {
+    std::size_t requested = 0;  // shapes queued or handed to on_request
+    std::size_t tuned = 0;      // jobs finished with a correct config
+    std::size_t failed = 0;     // jobs with no correct config, or that threw
+    std::size_t skipped = 0;    // dropped because the total time cap was spent
+    double spent_s = 0;         // background tuning time so far
+};
+
 struct DispatcherOptions {
     // Record mode: every shape served without an exact entry is counted and appended, with
     // its count, to this JSON-lines file on flush_record() and at destruction. Empty = off.
     std::filesystem::path record_path;
+    // Shape buckets; empty = none (open() then uses the rules stored in the DBs).
+    BucketRules buckets;
+    // Frozen: what a lookup answers never changes during the process (the snapshot taken at
+    // open); online tuning still records its results, for the next process.
+    bool frozen = false;
+    OnlineTuning online;
 };
 
 class Dispatcher {
@@ -62,9 +128,12 @@ public:
     Dispatcher(const Dispatcher&) = delete;
     Dispatcher& operator=(const Dispatcher&) = delete;
 
-    // Opens SQLite files read-only (never written) with the built-in templates of this CPU:
-    // a system store and, optionally, a user store that overrides it. Record mode is on
-    // when options say so or the environment variable LIBTUNE_RECORD names a file.
+    // Opens SQLite files read-only with the built-in templates of this CPU: a system store
+    // and, optionally, a user store that overrides it. Record mode is on when options say so
+    // or the environment variable LIBTUNE_RECORD names a file. Bucket rules come from the
+    // stores (the user's over the system's) unless options give some. Online tuning without
+    // on_request or a store writes to the user store (opened a second time, read-write);
+    // the system store is never written.
     static std::unique_ptr<Dispatcher> open(const std::filesystem::path& system_db,
                                             const std::filesystem::path& user_db = {},
                                             DispatcherOptions options = {});
@@ -76,10 +145,23 @@ public:
     // Appends the recorded misses counted since the last flush; no-op when recording is off.
     void flush_record() const;
     // Content hash of the served index (shapes, templates, versions, configs): applications
-    // log it to know exactly which tuning results a process used.
-    const std::string& snapshot_id() const { return snapshot_id_; }
+    // log it to know exactly which tuning results a process used. Changes only on publish.
+    const std::string& snapshot_id() const { return index_.load(std::memory_order_acquire)->snapshot_id; }
     const DispatcherStats& stats() const { return stats_; }
     const DeviceInfo& device() const { return device_; }
+    const BucketRules& buckets() const { return options_.buckets; }
+
+    // Regret of each bucket whose representative is served, from the measurements loaded at
+    // construction; sorted by representative key.
+    const std::vector<BucketRegret>& bucket_regrets() const { return regrets_; }
+    // The regret of the bucket that holds p; nullptr when p is in no measured bucket.
+    const BucketRegret* bucket_regret(const Problem& p) const;
+
+    // Serves a new ok measurement (e.g. an online tuning result) to later lookups, after the
+    // same checks as a stored row. Returns false, changing nothing, in frozen mode, for a
+    // stale/unknown template or an invalid config. Selections handed out stay valid.
+    bool publish(const Measurement& m);
+    OnlineStats online_stats() const;
 
 private:
     struct Entry {
@@ -104,28 +186,51 @@ private:
             return a.op == b.op && a.dtype == b.dtype && a.dims == b.dims && a.tolerance == b.tolerance;
         }
     };
+    // One immutable snapshot of the served entries. Lookups read the current one through an
+    // atomic pointer; publish() swaps in a new one and keeps the old (Selections point into it).
+    struct Index {
+        std::vector<Entry> entries;
+        std::unordered_map<Problem, std::size_t, ShapeHash, SameShape> exact;
+        std::unordered_map<Problem, Group, ShapeHash, SameShape> groups;
+        std::string snapshot_id;
+    };
     // An answer for an unseen shape, and how often it was asked since the last flush.
     struct Memo {
         Selection selection;
         mutable std::atomic<std::uint64_t> hits{0};
+        mutable std::atomic<std::uint64_t> misses{0};  // online tuning
         explicit Memo(Selection s) : selection(s) {}
     };
+    // Times of every served-quality measurement per shape: "template|config" -> median.
+    using ShapeTimes = std::unordered_map<Problem, std::unordered_map<std::string, double>, ShapeHash, SameShape>;
 
-    void load(const StoreLayer& layer, std::size_t index);
+    using EntryMap = std::unordered_map<Problem, Entry, ShapeHash, SameShape>;
+    void load(const StoreLayer& layer, std::size_t index, ShapeTimes& times, EntryMap& merged);
+    std::optional<Entry> checked_entry(const Measurement& m, std::size_t layer, std::string* why) const;
+    static std::unique_ptr<Index> build_index(std::vector<Entry> entries);
+    void compute_regrets(const ShapeTimes& times);
     Selection resolve_unseen(const Problem& p) const;
     Selection select(const Entry& e, LookupSource s) const;
+    // True exactly when this miss brings the shape to OnlineTuning::after_misses (never when off).
+    bool reached_miss_count(const Memo& memo) const {
+        return options_.online.after_misses &&
+               memo.misses.fetch_add(1, std::memory_order_relaxed) + 1 == options_.online.after_misses;
+    }
+    void request_tuning(const Problem& p) const;
     void flush_locked() const;  // caller holds unseen_mutex_ exclusively
     static Problem group_key(const Problem& p);  // p with its size dims and tolerance zeroed
+    void start_online();
+    void online_loop();
 
     std::shared_ptr<const TemplateRegistry> registry_;
     DeviceInfo device_;
     DispatcherOptions options_;
     std::vector<std::string> layer_names_;
-    std::vector<Entry> entries_;
-    std::unordered_map<Problem, std::size_t, ShapeHash, SameShape> exact_;  // read-only after construction
-    std::unordered_map<Problem, Group, ShapeHash, SameShape> groups_;       // read-only after construction
+    std::atomic<const Index*> index_{nullptr};
+    std::vector<std::unique_ptr<const Index>> indexes_;  // every index published; guarded by publish_mutex_
+    std::mutex publish_mutex_;
+    std::vector<BucketRegret> regrets_;
     DispatcherStats stats_;
-    std::string snapshot_id_;
 
     // Memo of answers for unseen shapes. Its Selections point into entries_ or spaces_,
     // never into the memo itself, so it can be cleared when full (after a record flush).
@@ -136,11 +241,22 @@ private:
     struct SpaceFacts {
         std::shared_ptr<const Space> space;  // keeps the pointer key alive
         std::unique_ptr<Config> default_config;
-        std::vector<std::int8_t> accepts;     // per entry: -1 unknown, 0 no, 1 yes
+        std::vector<std::int8_t> accepts;     // per entry of accepts_for: -1 unknown, 0 no, 1 yes
+        const Index* accepts_for = nullptr;
     };
     mutable std::unordered_map<const Space*, SpaceFacts> spaces_;  // guarded by unseen_mutex_
     mutable std::mutex kernels_mutex_;
     mutable std::unordered_map<std::string, std::shared_ptr<const Kernel>> kernels_;
+
+    // Online tuning: shapes requested once each, a queue for the background thread.
+    mutable std::mutex online_mutex_;
+    mutable std::condition_variable online_wake_;
+    mutable std::set<std::string> online_requested_;  // shape keys
+    mutable std::deque<Problem> online_queue_;
+    mutable OnlineStats online_stats_;
+    bool online_stop_ = false;
+    std::unique_ptr<Database> owned_store_;  // open(): the user store, read-write
+    std::thread online_thread_;
 };
 
 }  // namespace tune
