@@ -99,6 +99,7 @@ tune_source to_c(tune::LookupSource s) {
     switch (s) {
         case tune::LookupSource::exact: return TUNE_SOURCE_EXACT;
         case tune::LookupSource::nearest: return TUNE_SOURCE_NEAREST;
+        case tune::LookupSource::bucket: return TUNE_SOURCE_BUCKET;
         default: return TUNE_SOURCE_DEFAULT;
     }
 }
