@@ -13,6 +13,7 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -95,7 +96,6 @@ std::vector<Config> own_candidates(const Problem& p, int threads) {
 }
 
 struct Pick {
-    const Template* own_template = &own();
     Config own_best;                  // fastest own candidate
     const Template* pick = nullptr;   // fastest of own_best and the vendors
     Config pick_config;
