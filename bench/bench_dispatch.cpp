@@ -4,11 +4,13 @@
 #include <benchmark/benchmark.h>
 
 #include <filesystem>
+#include <random>
 
 #include "tune/c_api.h"
+#include "tune/cost_model/training.hpp"
 #include "tune/db/sqlite_database.hpp"
-#include "tune/error.hpp"
 #include "tune/dispatcher.hpp"
+#include "tune/error.hpp"
 #include "tune/model.hpp"
 
 namespace {
@@ -17,6 +19,8 @@ struct Setup {
     std::shared_ptr<tune::TemplateRegistry> registry;
     std::unique_ptr<tune::Database> db;
     std::unique_ptr<tune::Dispatcher> dispatcher, recording, online;
+    std::unique_ptr<tune::Database> modelled_db;       // the same entries plus a stored cost model
+    std::unique_ptr<tune::Dispatcher> predicting;
     std::vector<tune::Problem> tuned;
 
     Setup() {
@@ -48,6 +52,29 @@ struct Setup {
             tuned.push_back(np.problem);
         }
         dispatcher = std::make_unique<tune::Dispatcher>(*db, registry, device);
+        // A store with a cost model: the same entries, and trees of the usual size (80 rounds,
+        // depth 6) trained on random configs of the tuned shapes (times are synthetic: only the
+        // lookup cost is measured here).
+        modelled_db = tune::make_memory_database();
+        auto mrun = modelled_db->start_run({0, "bench", "none", 0, "", ""}, device);
+        std::vector<tune::Measurement> samples;
+        std::mt19937_64 rng(1);
+        for (auto m : db->query({})) {
+            m.run_id = mrun;
+            modelled_db->record(m);
+            auto space = t->space(m.problem);
+            for (int i = 0; i < 16; ++i) {
+                tune::Measurement x = m;
+                x.config = *space->sample(rng);
+                x.stats.median_s = x.stats.min_s = x.stats.mean_s =
+                    1e-3 * (1 + double(x.config.get_int("mc") % 7) + double(x.config.get_int("kc")) / 512);
+                samples.push_back(x);
+            }
+        }
+        auto data = tune::cost_model::training_set(samples, [t](const tune::Problem& p) { return t->space(p); }, device);
+        auto model = tune::cost_model::GbdtModel::train(data);
+        modelled_db->save_model(tune::cost_model::to_stored(*model, t->info().name, device.id(), 0));
+        predicting = std::make_unique<tune::Dispatcher>(*modelled_db, registry, device);
         tune::DispatcherOptions record;
         record.record_path = "/dev/null";
         recording = std::make_unique<tune::Dispatcher>(*db, registry, device, record);
@@ -159,6 +186,32 @@ void BM_CApiLookupExact(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_CApiLookupExact)->Repetitions(5)->ReportAggregatesOnly(true);
+
+// Unseen shapes with a cost model in the store, first time: the nearest-candidate scan plus
+// featurising the candidates (tuned neighbours' configs and the default) and one tree ensemble
+// prediction. Memoised afterwards.
+void BM_LookupUnseenFirstTimePredicted(benchmark::State& state) {
+    auto& s = setup();
+    static std::int64_t next_m = 3;
+    for (auto _ : state) {
+        auto sel = s.predicting->lookup(tune::make_gemm(next_m, 4096, 4096, tune::DType::f32, false, true));
+        benchmark::DoNotOptimize(sel);
+        next_m += 2;
+    }
+}
+BENCHMARK(BM_LookupUnseenFirstTimePredicted)->Iterations(2000)->Repetitions(3)->ReportAggregatesOnly(true);
+
+// The same predicted unseen shapes again: the memo answers.
+void BM_LookupUnseenAgainPredicted(benchmark::State& state) {
+    auto& s = setup();
+    std::int64_t m = 3;
+    for (auto _ : state) {
+        auto sel = s.predicting->lookup(tune::make_gemm(m, 4096, 4096, tune::DType::f32, false, true));
+        benchmark::DoNotOptimize(sel);
+        m = m >= 2001 ? 3 : m + 2;
+    }
+}
+BENCHMARK(BM_LookupUnseenAgainPredicted)->Repetitions(5)->ReportAggregatesOnly(true);
 
 }  // namespace
 

@@ -21,6 +21,7 @@ void add_tune_commands(CLI::App& app);  // model, gemm, lookup
 void add_db_commands(CLI::App& app);    // db list|show|export|import|verify
 void add_report_command(CLI::App& app);  // report --db --html
 void add_housekeeping_commands(CLI::App& db_cmd);  // db stats|prune
+void add_model_commands(CLI::App& app);  // sweep, replay, model-train, model-report
 
 // Options every tuning verb takes (--db, --budget, --strategy, accuracy budget, ...).
 struct TuneArgs {

@@ -426,6 +426,9 @@ void add_tune_commands(CLI::App& app) {
                                     format_fixed(100 * r->max_regret(), 1).c_str(),
                                     format_fixed(100 * r->mean_regret(), 1).c_str(), r->samples.size());
                     break;
+                case LookupSource::predicted:
+                    std::printf("source:   predicted (the store's cost model ranked the tuned shapes' configs and the default)\n");
+                    break;
             }
             const auto& st = dispatcher->stats();
             std::printf("store:    %zu tuned shapes, %zu stale rows, %zu rejected rows, snapshot %s\n", st.entries, st.stale,

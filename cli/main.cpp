@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     tune::cli::add_tune_commands(app);
     tune::cli::add_db_commands(app);
     tune::cli::add_report_command(app);
+    tune::cli::add_model_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

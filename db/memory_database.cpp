@@ -61,8 +61,25 @@ public:
         return out;
     }
 
+    void save_model(const StoredModel& model) override {
+        db_rules::require_sound_model(model);
+        std::lock_guard lock(mutex_);
+        StoredModel stored = model;
+        stored.created_at = db_rules::utc_now();
+        models_[{model.name, model.template_name, model.device_id}] = std::move(stored);
+    }
+
+    std::optional<StoredModel> load_model(const std::string& name, const std::string& template_name,
+                                          const std::string& device_id) const override {
+        std::lock_guard lock(mutex_);
+        auto it = models_.find({name, template_name, device_id});
+        if (it == models_.end()) return std::nullopt;
+        return it->second;
+    }
+
 private:
     mutable std::mutex mutex_;
+    std::map<std::tuple<std::string, std::string, std::string>, StoredModel> models_;
     std::vector<RunInfo> runs_;
     std::vector<Measurement> rows_;
     std::set<db_rules::Key> keys_;

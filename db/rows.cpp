@@ -94,4 +94,19 @@ bool is_timestamp(const std::string& text) {
     return true;
 }
 
+void require_sound_model(const StoredModel& model) {
+    auto need = [&](bool ok, const char* field) {
+        if (!ok) throw Error("cost model '" + model.name + "' for '" + model.template_name + "': " + field);
+    };
+    need(!model.name.empty(), "name is empty");
+    need(!model.template_name.empty(), "template is empty");
+    need(!model.device_id.empty(), "device is empty");
+    need(model.feature_schema >= 1, "feature schema must be >= 1");
+    need(!model.format.empty(), "format is empty");
+    need(!model.body.empty(), "body is empty");
+    need(!model.features.empty(), "no feature columns");
+    for (const auto& f : model.features) need(!f.empty(), "a feature column has no name");
+    need(model.trained_rows >= 0, "trained_rows is negative");
+}
+
 }  // namespace tune::db_rules

@@ -17,6 +17,10 @@ std::string find_defect(const Measurement& m);
 // Throws tune::Error("<context>: <defect>") when find_defect reports one.
 void require_sound(const Measurement& m, const std::string& context);
 
+// Throws tune::Error naming the field when a model row is unsound: name, template, device,
+// format, body or feature names empty, or a schema < 1.
+void require_sound_model(const StoredModel& model);
+
 // (problem key, device, template, template version, config hash): one row per value.
 using Key = std::tuple<std::string, std::string, std::string, std::string, std::string>;
 Key unique_key(const Measurement& m);

@@ -71,6 +71,20 @@ CREATE TABLE settings(
     name TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL);
 )"},
+    // Version 4: learned cost models, stored as data with the feature schema they read.
+    {4, R"(
+CREATE TABLE models(
+    name TEXT NOT NULL,
+    template TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    feature_schema INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    features TEXT NOT NULL,
+    body TEXT NOT NULL,
+    trained_rows INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY(name, template, device_id));
+)"},
 };
 
 static_assert(std::size(kMigrations) == SqliteDatabase::kSchemaVersion);

@@ -8,6 +8,7 @@
 #include <bit>
 #include <cstdint>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "rows.hpp"
 #include "schema.hpp"
@@ -295,6 +296,54 @@ std::vector<std::string> SqliteDatabase::verify() const {
         });
     });
     return problems;
+}
+
+void SqliteDatabase::save_model(const StoredModel& model) {
+    db_rules::require_sound_model(model);
+    std::lock_guard lock(impl_->mutex);
+    impl_->require_writable("save_model");
+    auto s = impl_->connection.prepare(
+        "INSERT OR REPLACE INTO models(name, template, device_id, feature_schema, format, features, body, "
+        "trained_rows, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    s.bind(1, model.name).bind(2, model.template_name).bind(3, model.device_id);
+    s.bind(4, std::int64_t{model.feature_schema}).bind(5, model.format);
+    s.bind(6, nlohmann::json(model.features).dump()).bind(7, model.body);
+    s.bind(8, model.trained_rows).bind(9, db_rules::utc_now());
+    s.run();
+}
+
+std::optional<StoredModel> SqliteDatabase::load_model(const std::string& name, const std::string& template_name,
+                                                      const std::string& device_id) const {
+    std::lock_guard lock(impl_->mutex);
+    auto& c = impl_->connection;
+    auto s = c.prepare(
+        "SELECT feature_schema, format, features, body, trained_rows, created_at FROM models "
+        "WHERE name = ?1 AND template = ?2 AND device_id = ?3");
+    s.bind(1, name).bind(2, template_name).bind(3, device_id);
+    if (!s.step()) return std::nullopt;
+    StoredModel m{name, template_name, device_id};
+    const std::string where = "database '" + c.path().string() + "': cost model '" + name + "' for '" + template_name + "': ";
+    auto schema = s.get_int(0);
+    auto format = s.get_text(1), features = s.get_text(2), body = s.get_text(3), created = s.get_text(5);
+    auto rows = s.get_int(4);
+    if (!schema || !format || !features || !body || !rows || !created)
+        throw Error(where + "a column has the wrong type");
+    m.feature_schema = static_cast<int>(*schema);
+    m.format = *format;
+    m.body = *body;
+    m.trained_rows = *rows;
+    m.created_at = *created;
+    try {
+        m.features = nlohmann::json::parse(*features).get<std::vector<std::string>>();
+    } catch (const std::exception& e) {
+        throw Error(where + "features are not a JSON list of names (" + e.what() + ")");
+    }
+    try {
+        db_rules::require_sound_model(m);
+    } catch (const Error& e) {
+        throw Error("database '" + c.path().string() + "': " + e.what());
+    }
+    return m;
 }
 
 }  // namespace tune

@@ -8,6 +8,8 @@ packages=(build-essential cmake ninja-build pkg-config libsqlite3-dev nlohmann-j
           catch2 libbenchmark-dev libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin
           python3-dev python3-venv python3-pip python3-setuptools python3-wheel pybind11-dev python3-pybind11
           python3-numpy python3-pytest chromium)
+# The learned cost model: Eigen (Gaussian process) and XGBoost's C API (gradient-boosted trees).
+packages+=(libeigen3-dev libxgboost-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -411,6 +411,23 @@ TEST_CASE("an older schema is migrated with its rows, a newer one is refused", "
     }
 }
 
+TEST_CASE("a version 3 store (settings, no models table) migrates to 4 keeping its settings", "[db]") {
+    TempDb file("migrate_v3");
+    SqliteDatabase::create_at_version(file.path, 3);
+    raw_exec(file.path, "INSERT INTO settings VALUES('buckets', 'm:pow2')");
+    SqliteDatabase db(file.path);
+    CHECK(db.schema_version() == SqliteDatabase::kSchemaVersion);
+    CHECK(db.setting("buckets") == "m:pow2");
+    CHECK_FALSE(db.load_model("gbdt", "cpu_gemm", "dev"));
+    StoredModel model{"gbdt", "cpu_gemm", "dev", 1, "xgboost-json", {"m", "n"}, "{}", 10, ""};
+    db.save_model(model);
+    auto loaded = db.load_model("gbdt", "cpu_gemm", "dev");
+    REQUIRE(loaded);
+    CHECK(loaded->features == model.features);
+    CHECK(loaded->trained_rows == 10);
+    CHECK(db.verify().empty());
+}
+
 TEST_CASE("files that are not libtune databases give tune::Error naming the path", "[db]") {
     TempDb file("garbage");
     SECTION("garbage bytes") {

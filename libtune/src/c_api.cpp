@@ -100,6 +100,7 @@ tune_source to_c(tune::LookupSource s) {
         case tune::LookupSource::exact: return TUNE_SOURCE_EXACT;
         case tune::LookupSource::nearest: return TUNE_SOURCE_NEAREST;
         case tune::LookupSource::bucket: return TUNE_SOURCE_BUCKET;
+        case tune::LookupSource::predicted: return TUNE_SOURCE_PREDICTED;
         default: return TUNE_SOURCE_DEFAULT;
     }
 }

@@ -7,7 +7,9 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
+#include "tune/cost_model/training.hpp"
 #include "tune/db/sqlite_database.hpp"
 #include "tune/error.hpp"
 
@@ -19,6 +21,7 @@ std::string_view to_string(LookupSource s) {
         case LookupSource::nearest: return "nearest";
         case LookupSource::default_config: return "default";
         case LookupSource::bucket: return "bucket";
+        case LookupSource::predicted: return "predicted";
     }
     return "?";
 }
@@ -37,6 +40,7 @@ Dispatcher::Dispatcher(std::vector<StoreLayer> layers, std::shared_ptr<const Tem
         require(layers[i].db != nullptr, "dispatcher: store '" + layers[i].name + "' is null");
         layer_names_.push_back(layers[i].name);
         load(layers[i], i, times, merged);
+        load_models(layers[i]);
     }
     layer_names_.push_back("published");  // results handed to publish() (online tuning)
     std::vector<Entry> entries;
@@ -189,6 +193,61 @@ double BucketRegret::mean_regret() const {
     return samples.empty() ? 0 : sum / double(samples.size());
 }
 
+void Dispatcher::load_models(const StoreLayer& layer) {
+    for (const Template* t : registry_->all()) {
+        try {
+            if (auto stored = layer.db->load_model(cost_model::kGbdtName, t->info().name, device_.id()))
+                models_[t] = cost_model::from_stored(*stored);
+        } catch (const Error& e) {
+            // A model of another feature schema (or a damaged one) is not used; lookups still work.
+            stats_.rejections.push_back(layer.name + ": " + e.what());
+            ++stats_.rejected;
+        }
+    }
+}
+
+bool Dispatcher::valid_here(const Index& ix, const Problem& p, std::size_t i) const {
+    const Entry& e = ix.entries[i];
+    if (!e.tmpl->supports(p)) return false;
+    auto space = e.tmpl->space(p);
+    auto& facts = spaces_[space.get()];
+    if (!facts.space) facts.space = space;
+    if (facts.accepts_for != &ix) facts.accepts.assign(ix.entries.size(), -1);
+    facts.accepts_for = &ix;
+    auto& ok = facts.accepts[i];
+    if (ok < 0) ok = space->violation(e.config) ? 0 : 1;
+    return ok == 1;
+}
+
+Selection Dispatcher::predict_unseen(const Problem& p, const Index& ix,
+                                     const std::vector<std::pair<double, std::size_t>>& candidates) const {
+    if (models_.empty()) return {};
+    for (const Template* t : registry_->for_problem(p, device_.backend)) {
+        auto model = models_.find(t);
+        if (model == models_.end()) continue;
+        auto space = t->space(p);
+        auto& facts = spaces_[space.get()];
+        if (!facts.space) facts.space = space;
+        if (!facts.default_config) facts.default_config = std::make_unique<Config>(space->default_config());
+        // The tuned neighbours' configs valid here (each once, nearest first) and the default.
+        auto nearest_first = candidates;
+        std::sort(nearest_first.begin(), nearest_first.end());
+        std::vector<Config> configs{*facts.default_config};
+        std::vector<std::size_t> from{SIZE_MAX};
+        std::unordered_set<std::uint64_t> seen{configs.front().hash()};
+        for (const auto& [dist, e] : nearest_first)
+            if (ix.entries[e].tmpl == t && valid_here(ix, p, e) && seen.insert(ix.entries[e].config.hash()).second) {
+                configs.push_back(ix.entries[e].config);
+                from.push_back(e);
+            }
+        auto score = cost_model::predict_configs(*model->second, p, space, device_, configs);
+        std::size_t best = std::size_t(std::min_element(score.begin(), score.end()) - score.begin());
+        if (from[best] != SIZE_MAX) return select(ix.entries[from[best]], LookupSource::predicted);
+        return Selection{t, facts.default_config.get(), LookupSource::predicted, nullptr, 0};
+    }
+    return {};
+}
+
 Problem Dispatcher::group_key(const Problem& p) {
     Problem key;  // tolerance stays 0: budgets are filtered per entry
     key.op = p.op;
@@ -292,29 +351,18 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
         flush_locked();
         unseen_.clear();
     }
-    // Whether entry i's config is valid for p (cached per space: many shapes share one).
-    auto valid_here = [&](std::size_t i) {
-        const Entry& e = ix.entries[i];
-        if (!e.tmpl->supports(p)) return false;
-        auto space = e.tmpl->space(p);
-        auto& facts = spaces_[space.get()];
-        if (!facts.space) facts.space = space;
-        if (facts.accepts_for != &ix) facts.accepts.assign(ix.entries.size(), -1);
-        facts.accepts_for = &ix;
-        auto& ok = facts.accepts[i];
-        if (ok < 0) ok = space->violation(e.config) ? 0 : 1;
-        return ok == 1;
-    };
     Selection chosen;
     // The bucket's representative, when it was tuned (same budget: it is part of the key).
     if (auto rep = options_.buckets.representative(p); rep && !(*rep == p))
-        if (auto it = ix.exact.find(*rep); it != ix.exact.end() && valid_here(it->second))
+        if (auto it = ix.exact.find(*rep); it != ix.exact.end() && valid_here(ix, p, it->second))
             chosen = select(ix.entries[it->second], LookupSource::bucket);
-    // Nearest first; ties go to the earlier entry. Usually the first candidate is valid, so
-    // pick minima one at a time instead of sorting.
+    // With a cost model for the template: its pick among the neighbours' configs and the default.
+    if (!chosen.tmpl) chosen = predict_unseen(p, ix, candidates);
+    // Else nearest first; ties go to the earlier entry. Usually the first candidate is valid,
+    // so pick minima one at a time instead of sorting.
     while (!chosen.tmpl && !candidates.empty()) {
         auto best = std::min_element(candidates.begin(), candidates.end());
-        if (valid_here(best->second)) {
+        if (valid_here(ix, p, best->second)) {
             chosen = select(ix.entries[best->second], LookupSource::nearest);
             break;
         }

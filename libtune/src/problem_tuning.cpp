@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "tune/cost_model/training.hpp"
+
 namespace tune::detail {
 namespace {
 
@@ -17,7 +19,7 @@ constexpr std::uint64_t kSmallSpace = 8;
 }  // namespace
 
 ProblemTuning::ProblemTuning(const Problem& p, Args args)
-    : options_(args.options), progress_(args.progress), start_(Clock::now()) {
+    : options_(args.options), db_(args.db), device_(args.device), progress_(args.progress), start_(Clock::now()) {
     result_.problem = p;
     progress_.problem = &result_.problem;
     progress_.budget = options_.budget;
@@ -121,6 +123,20 @@ bool ProblemTuning::open_round() {
     return false;
 }
 
+StrategyOptions ProblemTuning::strategy_options(const Plan& plan) const {
+    StrategyOptions so{options_.seed, 4096, nullptr};
+    if (!strategy_uses_model(options_.strategy) || !device_) return so;
+    // The model-guided strategies see this problem's features and, with transfer on, a model
+    // of the other shapes the store holds for this template and device.
+    std::shared_ptr<const cost_model::GbdtModel> prior;
+    if (options_.transfer)
+        prior = cost_model::transfer_prior(db_, result_.problem, plan.t->info().name, plan.t->info().version,
+                                           [t = plan.t](const Problem& q) { return t->space(q); }, *device_);
+    so.model = std::make_shared<cost_model::SearchContext>(
+        cost_model::make_search_context(result_.problem, plan.space, *device_, std::move(prior)));
+    return so;
+}
+
 bool ProblemTuning::open_search_round() {
     while (searching_ < searched_.size()) {
         Plan& plan = *searched_[searching_];
@@ -128,7 +144,7 @@ bool ProblemTuning::open_search_round() {
         if (!strategy_) {
             share_ = (options_.budget - std::min(options_.budget, spent_)) / (searched_.size() - searching_);
             used_ = 0;
-            strategy_ = make_strategy(options_.strategy, plan.space, {options_.seed, 4096});
+            strategy_ = make_strategy(options_.strategy, plan.space, strategy_options(plan));
             // The default was measured in the first round; the strategy still learns from it.
             if (auto it = plan.stored.find(def.hash()); it != plan.stored.end()) {
                 Trial trial{def, it->second.status == Status::ok, it->second.stats.median_s};

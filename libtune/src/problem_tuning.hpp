@@ -32,6 +32,7 @@ public:
         const Database& db;                      // stored results for them are reused
         const std::string& device_id;
         TuneProgress progress;
+        const DeviceInfo* device = nullptr;      // for the model-guided strategies' features
     };
     ProblemTuning(const Problem& p, Args args);
     ProblemTuning(const ProblemTuning&) = delete;  // progress reports point into it
@@ -71,7 +72,11 @@ private:
     void report(bool finished);
     double elapsed() const;
 
+    StrategyOptions strategy_options(const Plan& plan) const;
+
     TuneOptions options_;
+    const Database& db_;
+    const DeviceInfo* device_;
     TuneProgress progress_;
     TuneResult result_;
     std::chrono::steady_clock::time_point start_;

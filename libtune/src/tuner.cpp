@@ -112,7 +112,8 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
             if (next_problem < problems.size() && can_start(problems[next_problem])) {
                 const std::size_t i = next_problem++;
                 active.emplace_back(i, problems[i],
-                                    detail::ProblemTuning::Args{options, templates[i], db_, device_id, progress_for(i)});
+                                    detail::ProblemTuning::Args{options, templates[i], db_, device_id, progress_for(i),
+                                                                &executor_.device()});
                 advance(active.back());
                 continue;
             }

@@ -102,7 +102,7 @@ struct Dispatcher {
     py::dict lookup(const tune_gemm_desc& g) const {
         tune_selection s;
         raise_on_error(tune_lookup_gemm(handle.get(), &g, &s));
-        static const char* sources[] = {"exact", "nearest", "default", "bucket"};
+        static const char* sources[] = {"exact", "nearest", "default", "bucket", "predicted"};
         py::dict out;
         out["template"] = s.template_name;
         out["config"] = s.config;

@@ -34,12 +34,14 @@ typedef enum tune_status {
 
 typedef enum tune_dtype { TUNE_F32 = 0, TUNE_BF16 = 1 } tune_dtype;
 typedef enum tune_activation { TUNE_ACT_NONE = 0, TUNE_ACT_GELU = 1, TUNE_ACT_SILU = 2 } tune_activation;
-/* Why the dispatcher chose a config: tuned for this shape, closest tuned shape, template default. */
+/* Why the dispatcher chose a config: tuned for this shape, closest tuned shape, template default,
+ * shape bucket, or the store's cost model. */
 typedef enum tune_source {
     TUNE_SOURCE_EXACT = 0,
     TUNE_SOURCE_NEAREST = 1,
     TUNE_SOURCE_DEFAULT = 2,
-    TUNE_SOURCE_BUCKET = 3 /* its shape bucket's representative was tuned (buckets stored in the DB) */
+    TUNE_SOURCE_BUCKET = 3,   /* its shape bucket's representative was tuned (buckets stored in the DB) */
+    TUNE_SOURCE_PREDICTED = 4 /* the DB's cost model ranked tuned neighbours' configs and the default */
 } tune_source;
 
 /* Message of the last failed call on this thread ("" when none). Valid until this thread's

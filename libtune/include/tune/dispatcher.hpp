@@ -27,8 +27,14 @@
 
 namespace tune {
 
+namespace cost_model {
+class GbdtModel;
+}
+
 // bucket: no entry for the shape itself; its bucket's representative (BucketRules) was tuned.
-enum class LookupSource : std::uint8_t { exact, nearest, default_config, bucket };
+// predicted: no exact entry; the store's cost model ranked the tuned neighbours' configs and
+// the default for this shape (only when the store holds a model for the template).
+enum class LookupSource : std::uint8_t { exact, nearest, default_config, bucket, predicted };
 std::string_view to_string(LookupSource s);
 
 struct Selection {
@@ -209,6 +215,13 @@ private:
     std::optional<Entry> checked_entry(const Measurement& m, std::size_t layer, std::string* why) const;
     static std::unique_ptr<Index> build_index(std::vector<Entry> entries);
     void compute_regrets(const ShapeTimes& times);
+    void load_models(const StoreLayer& layer);
+    // Whether entry i of ix is valid for p (cached per space); caller holds unseen_mutex_.
+    bool valid_here(const Index& ix, const Problem& p, std::size_t i) const;
+    // The model's pick among the valid candidate entries' configs and the default; caller
+    // holds unseen_mutex_ exclusively. Empty (no tmpl) when no model applies.
+    Selection predict_unseen(const Problem& p, const Index& ix,
+                             const std::vector<std::pair<double, std::size_t>>& candidates) const;
     Selection resolve_unseen(const Problem& p) const;
     Selection select(const Entry& e, LookupSource s) const;
     // True exactly when this miss brings the shape to OnlineTuning::after_misses (never when off).
@@ -245,6 +258,8 @@ private:
         const Index* accepts_for = nullptr;
     };
     mutable std::unordered_map<const Space*, SpaceFacts> spaces_;  // guarded by unseen_mutex_
+    // Cost models per template (a later layer's replaces an earlier one's); empty: no prediction.
+    std::unordered_map<const Template*, std::shared_ptr<const cost_model::GbdtModel>> models_;
     mutable std::mutex kernels_mutex_;
     mutable std::unordered_map<std::string, std::shared_ptr<const Kernel>> kernels_;
 

@@ -35,6 +35,9 @@ struct TuneOptions {
     std::string strategy = "annealing";
     std::uint64_t seed = 0;
     std::size_t batch = 4;        // configs proposed per round
+    // Strategies model and bo: warm-start from the store's cost model for the template (saved
+    // by `tune model-train`), else from one trained on the store's other shapes.
+    bool transfer = true;
     std::vector<std::string> templates;  // restrict to these names; empty = all that apply
     // Memory cap: configs whose kernel would hold more workspace are outside the space (the
     // constraint `max_workspace`), never measured. 0 = no cap.

@@ -32,6 +32,20 @@ struct MeasurementFilter {
     std::optional<Status> status;
 };
 
+// A learned cost model as data: which template and device it was trained for, the feature
+// schema and column names it reads, and the model itself in a text format (e.g. XGBoost JSON).
+struct StoredModel {
+    std::string name;          // "gbdt"
+    std::string template_name;
+    std::string device_id;
+    int feature_schema = 0;    // readers refuse a schema other than theirs
+    std::string format;        // "xgboost-json"
+    std::vector<std::string> features;  // column names, in the model's order
+    std::string body;
+    std::int64_t trained_rows = 0;
+    std::string created_at;    // set by the store
+};
+
 class Database {
 public:
     virtual ~Database() = default;
@@ -48,6 +62,11 @@ public:
         const = 0;
     // Fastest ok measurement per (problem key, template) for this filter, sorted by key.
     virtual std::vector<Measurement> best(const MeasurementFilter& filter) const = 0;
+    // Cost models: one per (name, template, device); saving replaces the previous one. Loading
+    // checks the row (fields set, features a list of names) and returns nullopt when absent.
+    virtual void save_model(const StoredModel& model) = 0;
+    virtual std::optional<StoredModel> load_model(const std::string& name, const std::string& template_name,
+                                                  const std::string& device_id) const = 0;
 };
 
 // A Database kept in memory; for tests and for callers that do not want a file.

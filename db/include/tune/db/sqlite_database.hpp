@@ -16,7 +16,7 @@ namespace tune {
 
 class SqliteDatabase final : public Database {
 public:
-    static constexpr int kSchemaVersion = 3;
+    static constexpr int kSchemaVersion = 4;
     enum class Mode { read_write, read_only };
 
     // Opens (creating when read_write and absent) and migrates to kSchemaVersion. read_only
@@ -35,6 +35,9 @@ public:
         const std::function<void(std::int64_t, const std::string&)>& on_bad_row = {})
         const override;
     std::vector<Measurement> best(const MeasurementFilter& filter) const override;
+    void save_model(const StoredModel& model) override;
+    std::optional<StoredModel> load_model(const std::string& name, const std::string& template_name,
+                                          const std::string& device_id) const override;
 
     // Registers `run` (its device_id is ignored) and the devices, then records every row
     // under that run in ONE transaction: all or nothing. Rows keep their created_at when set;

@@ -14,6 +14,10 @@
 
 namespace tune {
 
+namespace cost_model {
+struct SearchContext;  // tune/cost_model/training.hpp
+}
+
 struct Trial {
     Config config;
     bool ok = false;     // verified and timed; failed candidates are still reported
@@ -32,6 +36,9 @@ public:
 struct StrategyOptions {
     std::uint64_t seed = 0;
     std::uint64_t exhaustive_cap = 4096;  // exhaustive refuses larger spaces rather than truncate silently
+    // For the model-guided strategies (model, bo): the problem's feature view and a model of
+    // other shapes. Null: they featurize with Space::encode alone and start without a prior.
+    std::shared_ptr<const cost_model::SearchContext> model;
 };
 
 using StrategyFactory =
@@ -43,7 +50,7 @@ struct StrategyEntry {
     StrategyFactory make;
 };
 
-// The registered strategies: "exhaustive", "random", "annealing".
+// The registered strategies: "exhaustive", "random", "annealing", "model", "bo".
 const std::vector<StrategyEntry>& strategies();
 // Throws tune::Error listing the known names when `name` is unknown.
 std::unique_ptr<SearchStrategy> make_strategy(std::string_view name, std::shared_ptr<const Space> space,
@@ -53,5 +60,10 @@ std::unique_ptr<SearchStrategy> make_strategy(std::string_view name, std::shared
 std::unique_ptr<SearchStrategy> make_exhaustive(std::shared_ptr<const Space>, const StrategyOptions&);
 std::unique_ptr<SearchStrategy> make_random(std::shared_ptr<const Space>, const StrategyOptions&);
 std::unique_ptr<SearchStrategy> make_annealing(std::shared_ptr<const Space>, const StrategyOptions&);
+std::unique_ptr<SearchStrategy> make_model_guided(std::shared_ptr<const Space>, const StrategyOptions&);
+std::unique_ptr<SearchStrategy> make_bayesian(std::shared_ptr<const Space>, const StrategyOptions&);
+
+// Whether the named strategy reads StrategyOptions::model (the Tuner then builds one).
+bool strategy_uses_model(std::string_view name);
 
 }  // namespace tune

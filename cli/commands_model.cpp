@@ -1,0 +1,214 @@
+// tune sweep | replay | model-train | model-report: recording whole (reduced) spaces, replaying search strategies
+// against them offline, and training / reporting the learned cost model.
+#include <cstdio>
+#include <memory>
+#include <unordered_set>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "cli.hpp"
+#include "tune/cost_model/replay.hpp"
+#include "tune/cost_model/subspace.hpp"
+#include "tune/cost_model/training.hpp"
+#include "tune/db/sqlite_database.hpp"
+#include "tune/error.hpp"
+#include "tune/measurer.hpp"
+#include "tune/search/strategy.hpp"
+
+namespace tune::cli {
+namespace {
+
+// Measures every config of a template's space (restricted by --only) for one problem: the
+// exhaustive record that `tune replay` replays. Resumes: stored configs are not re-measured.
+void sweep(const Problem& p, const std::string& db_path, const std::string& template_name, const std::string& only,
+           bool quiet) {
+    validate(p);
+    DeviceInfo device = detect_cpu();
+    TemplateRegistry registry = builtin_registry(device);
+    const Template* t = registry.find(template_name);
+    require(t != nullptr, "--template: unknown template '" + template_name + "'");
+    require(t->supports(p), "--template: " + template_name + " cannot compute '" + shape_key(p) + "' here");
+    auto space = cost_model::restrict_space(*t->space(p), only);
+    auto configs = space->enumerate_all();
+    require(!configs.empty(), "--only: no valid config is left in the restricted space");
+
+    SqliteDatabase db(db_path);
+    MeasureOptions mo;
+    mo.isolate = true;
+    mo.max_time_s = 0.25;  // thousands of candidates: a tighter timing cap than a tuning run's
+    Measurer measurer(device, mo);
+    std::int64_t run = db.start_run({0, "tune sweep " + shape_key(p) + " --only '" + only + "'", "sweep", 0, "", ""}, device);
+    std::unordered_set<std::uint64_t> stored;
+    for (const auto& m : db.query({shape_key(p), device.id(), t->info().name, t->info().version, std::nullopt}))
+        stored.insert(m.config.hash());
+    std::size_t measured = 0, failed = 0;
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+        if (stored.contains(configs[i].hash())) continue;
+        Measurement m = measurer.measure(p, *t, configs[i]);
+        m.run_id = run;
+        db.record(m);
+        ++measured;
+        failed += m.status != Status::ok;
+        if (!quiet && (i + 1) % 25 == 0) std::fprintf(stderr, "[%zu/%zu] %s\n", i + 1, configs.size(), shape_key(p).c_str());
+    }
+    std::printf("%s: %zu configs in the space, %zu measured now (%zu failed), %zu already stored\n",
+                shape_key(p).c_str(), configs.size(), measured, failed, configs.size() - measured);
+}
+
+// A store to read: a SQLite file, or a `tune db export` JSON file loaded into memory.
+std::unique_ptr<SqliteDatabase> open_store(const std::string& path) {
+    if (path.size() > 5 && path.ends_with(".json")) {
+        std::ifstream in(path);
+        require(in.good(), "--db: cannot read '" + path + "'");
+        auto db = std::make_unique<SqliteDatabase>(":memory:");
+        import_json(*db, in);
+        return db;
+    }
+    require(std::filesystem::exists(path), "--db: no such file '" + path + "'");
+    return std::make_unique<SqliteDatabase>(path, SqliteDatabase::Mode::read_only);
+}
+
+// The recorded spaces of a store; a shape's default is the one its template declares here.
+std::vector<cost_model::RecordedShape> load_recorded(const SqliteDatabase& db, std::size_t min_configs) {
+    auto registry = std::make_shared<TemplateRegistry>(builtin_registry(detect_cpu()));
+    auto shapes = cost_model::recorded_shapes(db.query({}), db.devices(), min_configs,
+                                              [registry](const cost_model::RecordedShape& s) -> std::optional<Config> {
+                                                  const Template* t = registry->find(s.template_name);
+                                                  if (!t || !t->supports(s.problem)) return std::nullopt;
+                                                  return t->space(s.problem)->default_config();
+                                              });
+    require(!shapes.empty(), "the store holds no recorded space (a shape with at least " + std::to_string(min_configs) +
+                                 " configs measured); record one with 'tune sweep'");
+    return shapes;
+}
+
+std::string percent(double fraction) { return format_fixed(100 * fraction, 1) + "%"; }
+
+void print_replay(const std::vector<cost_model::RecordedShape>& shapes, const cost_model::ReplayOptions& o) {
+    std::size_t configs = 0;
+    for (const auto& s : shapes) configs += s.configs.size();
+    std::printf("%zu recorded shapes, %zu configs (%.0f per shape), %zu seeds, batch %zu, up to %zu trials%s\n",
+                shapes.size(), configs, double(configs) / double(shapes.size()), o.seeds, o.batch, o.max_trials,
+                o.transfer ? ", model/bo warm-started from the other shapes" : "");
+    std::vector<std::string> header{"strategy", "trials to 95%", "to 99%", "95% at % of space", "runs reaching 95%"};
+    for (auto b : o.budgets) header.push_back("best@" + std::to_string(b));
+    Table table(header);
+    for (const auto& r : cost_model::replay(shapes, o)) {
+        std::vector<std::string> row{r.strategy, format_fixed(r.trials_95, 1), format_fixed(r.trials_99, 1),
+                                     percent(r.space_fraction_95), percent(r.reached_95)};
+        for (double f : r.fraction_at_budget) row.push_back(percent(f));
+        table.add(row);
+    }
+    std::printf("%s(medians over shapes x seeds; a run that never reaches a level counts as %zu trials)\n",
+                table.str().c_str(), o.max_trials + 1);
+}
+
+void print_model_report(const std::vector<cost_model::RecordedShape>& shapes) {
+    Table table({"held-out shape", "configs", "spearman", "top-10 recall", "unseen pick loss", "nearest-shape loss"});
+    std::vector<double> rho, recall, loss, nearest;
+    for (const auto& r : cost_model::model_report(shapes)) {
+        table.add({r.shape, std::to_string(r.configs), format_fixed(r.spearman, 3), percent(r.recall_top10),
+                   percent(r.predicted_pick_loss), percent(r.nearest_pick_loss)});
+        rho.push_back(r.spearman);
+        recall.push_back(r.recall_top10);
+        loss.push_back(r.predicted_pick_loss);
+        nearest.push_back(r.nearest_pick_loss);
+    }
+    auto med = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+    };
+    auto worst = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
+    table.add({"median", "", format_fixed(med(rho), 3), percent(med(recall)), percent(med(loss)), percent(med(nearest))});
+    table.add({"worst", "", "", "", percent(worst(loss)), percent(worst(nearest))});
+    std::printf("%s(each shape held out in turn: trees trained on the other shapes only)\n", table.str().c_str());
+}
+
+// Trains the boosted trees on every ok measurement of one template on this device (current
+// template version) and stores them: the prior for tuning new shapes and the ranker the
+// dispatcher uses for shapes it has no entry for.
+void train_model(const std::string& db_path, const std::string& template_name) {
+    DeviceInfo device = detect_cpu();
+    TemplateRegistry registry = builtin_registry(device);
+    const Template* t = registry.find(template_name);
+    require(t != nullptr, "--template: unknown template '" + template_name + "'");
+    require(std::filesystem::exists(db_path), "--db: no such file '" + db_path + "'");
+    SqliteDatabase db(db_path);
+    auto rows = db.query({"", device.id(), t->info().name, t->info().version, Status::ok});
+    require(rows.size() >= 16, "model-train: '" + db_path + "' holds " + std::to_string(rows.size()) +
+                                   " ok measurements of " + template_name +
+                                   " on this device (current version); at least 16 are needed");
+    std::set<std::string> shapes;
+    for (const auto& m : rows) shapes.insert(shape_key(m.problem));
+    auto data = cost_model::training_set(rows, [t](const Problem& p) { return t->space(p); }, device);
+    auto model = cost_model::GbdtModel::train(data);
+    db.save_model(cost_model::to_stored(*model, t->info().name, device.id(), std::int64_t(rows.size())));
+    std::printf("trained %s on %zu measurements of %zu shapes (%zu features, schema %d) into %s\n",
+                cost_model::kGbdtName, rows.size(), shapes.size(), data.names.size(), cost_model::kFeatureSchema,
+                db_path.c_str());
+}
+
+}  // namespace
+
+void add_model_commands(CLI::App& app) {
+    {
+        auto* cmd = app.add_subcommand("replay", "replay search strategies offline against recorded (exhaustive) spaces");
+        auto db = std::make_shared<std::string>();
+        auto o = std::make_shared<cost_model::ReplayOptions>();
+        auto names = std::make_shared<std::vector<std::string>>();
+        auto min_configs = std::make_shared<std::size_t>(16);
+        cmd->add_option("--db", *db, "recorded store (SQLite, or a 'tune db export' JSON file)")->required();
+        cmd->add_option("--strategy", *names, "strategies to replay (repeat; default: random annealing model bo)");
+        cmd->add_option("--seeds", o->seeds, "runs per shape and strategy")->capture_default_str()->check(CLI::Range(1, 10000));
+        cmd->add_option("--max-trials", o->max_trials, "trials per run")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+        cmd->add_option("--min-configs", *min_configs, "configs a shape needs to count as recorded")
+            ->capture_default_str()->check(CLI::Range(2, 1 << 20));
+        cmd->add_flag("--transfer", o->transfer, "model and bo start from trees trained on the other recorded shapes");
+        cmd->callback([=] {
+            if (!names->empty()) o->strategies = *names;
+            std::erase_if(o->budgets, [&](std::size_t b) { return b > o->max_trials; });  // not replayed that far
+            for (const auto& n : o->strategies) make_strategy(n, std::make_shared<Space>(), {});  // unknown names fail first
+            auto store = open_store(*db);
+            print_replay(load_recorded(*store, *min_configs), *o);
+        });
+    }
+    {
+        auto* train = app.add_subcommand("model-train", "train the cost model (boosted trees) on a store's measurements, save it there");
+        auto db = std::make_shared<std::string>("tuned.db");
+        auto tmpl = std::make_shared<std::string>("cpu.gemm.blocked");
+        train->add_option("--db", *db, "store to train on and save into")->capture_default_str();
+        train->add_option("--template", *tmpl, "template whose measurements are learned")->capture_default_str();
+        train->callback([=] { train_model(*db, *tmpl); });
+        auto* report = app.add_subcommand("model-report", "cost model quality on held-out shapes of a recorded store");
+        auto rdb = std::make_shared<std::string>();
+        auto min_configs = std::make_shared<std::size_t>(16);
+        report->add_option("--db", *rdb, "recorded store (SQLite, or a 'tune db export' JSON file)")->required();
+        report->add_option("--min-configs", *min_configs, "configs a shape needs to count as recorded")
+            ->capture_default_str()->check(CLI::Range(2, 1 << 20));
+        report->callback([=] {
+            auto store = open_store(*rdb);
+            print_model_report(load_recorded(*store, *min_configs));
+        });
+    }
+    {
+        auto* cmd = app.add_subcommand("sweep", "measure every config of a (restricted) space for one GEMM: a replay record");
+        auto dims = std::make_shared<DimOptions>();
+        auto db = std::make_shared<std::string>("recorded.db");
+        auto tmpl = std::make_shared<std::string>("cpu.gemm.blocked");
+        auto only = std::make_shared<std::string>();
+        auto dtype = std::make_shared<std::string>("f32");
+        auto quiet = std::make_shared<bool>(false);
+        dims->add_to(*cmd, {OpKind::gemm});
+        cmd->add_option("--db", *db, "SQLite file to record into")->capture_default_str();
+        cmd->add_option("--template", *tmpl, "template whose space is swept")->capture_default_str();
+        cmd->add_option("--only", *only, "knob values kept, e.g. 'mc=48,96 kc=128,256 threads=1'");
+        cmd->add_option("--dtype", *dtype, "element type")->capture_default_str();
+        cmd->add_flag("-q,--quiet", *quiet, "no progress lines");
+        cmd->callback([=] { sweep(dims->problem(OpKind::gemm, parse_dtype(*dtype, "--dtype")), *db, *tmpl, *only, *quiet); });
+    }
+}
+
+}  // namespace tune::cli

@@ -1,0 +1,166 @@
+#include "tune/cost_model/features.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "tune/error.hpp"
+
+namespace tune::cost_model {
+namespace {
+
+double log2p(double x) { return std::log2(std::max(x, 1.0)); }
+double ceil_div(double a, double b) { return std::ceil(a / b); }
+
+// The value of a dim named `name`, or 0 when the op has no such dim.
+std::int64_t dim_or_zero(const Problem& p, std::string_view name) {
+    auto specs = dim_specs(p.op);
+    for (std::size_t d = 0; d < specs.size(); ++d)
+        if (specs[d].name == name) return p.dims[d];
+    return 0;
+}
+
+// Operand and result bytes each touched once: the compulsory traffic.
+double bytes_moved(const Problem& p) {
+    const double m = double(dim_or_zero(p, "m")), n = double(dim_or_zero(p, "n")), k = double(dim_or_zero(p, "k"));
+    const double in = double(dtype_bytes(p.dtype)), batch = double(std::max<std::int64_t>(1, dim_or_zero(p, "batch")));
+    if (p.op == OpKind::gemm) return batch * ((m * k + k * n) * in + m * n * 4.0);
+    if (p.op == OpKind::swiglu) return (m * k + 2 * n * k) * in + m * n * 4.0;
+    double total = 1;  // attention and others: the product of sizes stands in for the traffic
+    auto specs = dim_specs(p.op);
+    for (std::size_t d = 0; d < specs.size(); ++d)
+        if (specs[d].kind == DimKind::size) total *= double(p.dims[d]);
+    return total * in;
+}
+
+// Register tile "MRxNR" at the end of a micro-kernel label ("avx512_8x32"); {0, 0} if absent.
+std::pair<int, int> tile_of(const std::string& label) {
+    auto x = label.rfind('x');
+    auto us = label.rfind('_', x);
+    if (x == std::string::npos || us == std::string::npos) return {0, 0};
+    try {
+        return {std::stoi(label.substr(us + 1, x - us - 1)), std::stoi(label.substr(x + 1))};
+    } catch (const std::exception&) {
+        return {0, 0};
+    }
+}
+
+// f32 lanes of one vector register for the label's ISA prefix.
+double lanes_of(const std::string& label) { return label.rfind("avx2", 0) == 0 ? 8.0 : 16.0; }
+
+const char* const kGemmNames[] = {
+    "mr", "nr", "accumulator_regs", "lane_fill_n", "tile_fill_m", "log2_tiles", "block_fill_m", "block_fill_n",
+    "block_fill_k", "log2_blocks", "c_passes", "a_block_vs_l2", "a_panel_vs_l1", "b_panel_vs_l1", "b_block_vs_l2",
+    "b_block_vs_l3", "threads_vs_cores", "waves", "thread_balance", "a_repacks", "log2_pack_bytes_per_flop"};
+
+}  // namespace
+
+double target_of(const Problem& p, double seconds) {
+    require(seconds > 0 && std::isfinite(seconds), "cost model: time must be positive and finite");
+    return std::log(seconds / std::max(flop_count(p), 1.0));
+}
+
+Featurizer::Featurizer(const Problem& p, std::shared_ptr<const Space> space, const DeviceInfo& device)
+    : problem_(p), space_(std::move(space)), device_(device) {
+    require(space_ != nullptr, "featurizer: null space");
+    auto specs = dim_specs(p.op);
+    for (std::size_t d = 0; d < specs.size(); ++d) {
+        bool size = specs[d].kind == DimKind::size;
+        names_.push_back((size ? "log2_" : "") + std::string(specs[d].name));
+        problem_values_.push_back(size ? log2p(double(p.dims[d])) : double(p.dims[d]));
+    }
+    const double flops = std::max(flop_count(p), 1.0), bytes = bytes_moved(p);
+    for (auto [name, value] : {std::pair<const char*, double>{"dtype_bytes", double(dtype_bytes(p.dtype))},
+                               {"log2_flops", log2p(flops)},
+                               {"log2_bytes", log2p(bytes)},
+                               {"log2_intensity", std::log2(flops / bytes)},
+                               {"cores", double(device.cores)},
+                               {"log2_l1", log2p(double(device.l1d_bytes))},
+                               {"log2_l2", log2p(double(device.l2_bytes))},
+                               {"log2_l3", log2p(double(device.l3_bytes))}}) {
+        names_.push_back(name);
+        problem_values_.push_back(value);
+    }
+    for (const Knob& k : space_->knobs()) {
+        if (k.kind == KnobKind::categorical)
+            for (const auto& v : k.values) names_.push_back("knob:" + k.name + "=" + to_string(v));
+        else
+            names_.push_back("knob:" + k.name);
+    }
+    gemm_ = (p.op == OpKind::gemm || p.op == OpKind::swiglu) && space_->knob("ukernel") && space_->knob("mc") &&
+            space_->knob("kc") && space_->knob("nc");
+    if (gemm_)
+        for (const char* n : kGemmNames) names_.push_back(n);
+}
+
+std::vector<double> Featurizer::operator()(const Config& c) const {
+    std::vector<double> out = problem_values_;
+    out.reserve(names_.size());
+    for (const Knob& k : space_->knobs()) {
+        const KnobValue* v = c.find(k.name);
+        require(v != nullptr, "featurizer: config '" + c.text() + "' lacks knob '" + k.name + "'");
+        if (k.kind == KnobKind::categorical) {
+            for (const auto& label : k.values) out.push_back(label == *v ? 1.0 : 0.0);
+        } else {
+            require(std::holds_alternative<std::int64_t>(*v), "featurizer: knob '" + k.name + "' is not a number");
+            out.push_back(std::log2(1.0 + double(std::max<std::int64_t>(0, std::get<std::int64_t>(*v)))));
+        }
+    }
+    if (gemm_) gemm_features(c, out);
+    return out;
+}
+
+// BLIS-style blocking: C is cut into mc x nc blocks over kc-deep passes; an MR x NR register
+// tile sweeps each block; threads share the tiles along `split`.
+void Featurizer::gemm_features(const Config& c, std::vector<double>& out) const {
+    const double m = double(dim_or_zero(problem_, "m")), n = double(dim_or_zero(problem_, "n")),
+                 k = double(dim_or_zero(problem_, "k"));
+    const std::string& label = c.get_str("ukernel");
+    auto [mr_i, nr_i] = tile_of(label);
+    const double mr = std::max(1, mr_i), nr = std::max(1, nr_i), lanes = lanes_of(label);
+    const double eb = double(dtype_bytes(problem_.dtype));
+    const double mc = std::min(double(c.get_int("mc")), ceil_div(m, mr) * mr);
+    const double nc = std::min(double(c.get_int("nc")), ceil_div(n, nr) * nr);
+    const double kc = std::min(double(c.get_int("kc")), k);
+    const double threads = c.has("threads") ? double(c.get_int("threads")) : 1.0;
+    const bool split_n = c.has("split") && c.get_str("split") == "n";
+    const double pack_a = c.has("pack_a") ? double(c.get_int("pack_a")) : 1.0;
+    const double pack_b = c.has("pack_b") ? double(c.get_int("pack_b")) : 1.0;
+    const double l1 = double(std::max<std::int64_t>(device_.l1d_bytes, 1));
+    const double l2 = double(std::max<std::int64_t>(device_.l2_bytes, 1));
+    const double l3 = double(std::max<std::int64_t>(device_.l3_bytes, 1));
+    const double units = split_n ? ceil_div(n, nr) : ceil_div(m, mr);
+    const double waves = ceil_div(units, threads);
+    const double flops = std::max(flop_count(problem_), 1.0);
+    const double pack_bytes = (pack_a * m * k * ceil_div(n, nc) + pack_b * k * n) * eb;
+    for (double v : {mr, nr, mr * nr / lanes, n / (ceil_div(n, nr) * nr), m / (ceil_div(m, mr) * mr),
+                     log2p(ceil_div(m, mr) * ceil_div(n, nr)), m / (ceil_div(m, mc) * mc), n / (ceil_div(n, nc) * nc),
+                     k / (ceil_div(k, kc) * kc), log2p(ceil_div(m, mc) * ceil_div(n, nc) * ceil_div(k, kc)),
+                     ceil_div(k, kc), std::log2(mc * kc * eb / l2), std::log2(mr * kc * eb / l1),
+                     std::log2(kc * nr * eb / l1), std::log2(kc * nc * eb / l2), std::log2(kc * nc * eb / l3),
+                     threads / std::max(1, device_.cores), waves, units / (waves * threads), ceil_div(n, nc),
+                     std::log2(1.0 + pack_bytes / flops)})
+        out.push_back(v);
+}
+
+std::vector<int> column_map(std::span<const std::string> from, std::span<const std::string> to) {
+    std::vector<int> map(to.size(), -1);
+    for (std::size_t j = 0; j < to.size(); ++j) {
+        auto it = std::find(from.begin(), from.end(), to[j]);
+        if (it != from.end()) map[j] = static_cast<int>(it - from.begin());
+        // A one-hot column of a label this space lacks: that label is never chosen here.
+        else if (to[j].starts_with("knob:") && to[j].find('=') != std::string::npos) map[j] = kAbsentLabel;
+    }
+    return map;
+}
+
+std::vector<double> remap(std::span<const double> values, std::span<const int> map) {
+    std::vector<double> out(map.size(), std::numeric_limits<double>::quiet_NaN());
+    for (std::size_t j = 0; j < map.size(); ++j) {
+        if (map[j] >= 0) out[j] = values[static_cast<std::size_t>(map[j])];
+        if (map[j] == kAbsentLabel) out[j] = 0.0;
+    }
+    return out;
+}
+
+}  // namespace tune::cost_model

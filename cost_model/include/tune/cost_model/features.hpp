@@ -1,0 +1,51 @@
+// Features of (problem, config, device) for the learned cost models: problem dims, knob values
+// and derived analytic quantities (FLOPs, bytes, intensity, tiles and waves, working sets vs
+// caches, padding waste, vector-lane use). Columns are named, so a model trained on one space
+// reads another's features by name; the schema number is stored with every model.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tune/device.hpp"
+#include "tune/problem.hpp"
+#include "tune/space.hpp"
+
+namespace tune::cost_model {
+
+// Bump when a column's meaning changes: stored models of another schema are then refused.
+inline constexpr int kFeatureSchema = 1;
+
+// The target every model learns: log(seconds per FLOP), comparable across shapes; ranking
+// configs of one shape by it is ranking them by time.
+double target_of(const Problem& p, double seconds);
+
+class Featurizer {
+public:
+    Featurizer(const Problem& p, std::shared_ptr<const Space> space, const DeviceInfo& device);
+
+    const std::vector<std::string>& names() const { return names_; }
+    // One value per name, in names() order.
+    std::vector<double> operator()(const Config& c) const;
+
+private:
+    void gemm_features(const Config& c, std::vector<double>& out) const;
+
+    Problem problem_;
+    std::shared_ptr<const Space> space_;
+    DeviceInfo device_;
+    std::vector<double> problem_values_;  // the config-independent columns, computed once
+    std::vector<std::string> names_;
+    bool gemm_ = false;
+};
+
+// Maps a featurizer's columns onto a model's: index into the featurizer's values per model
+// column, -1 when the featurizer lacks it (the value is missing: NaN), or kAbsentLabel for a
+// one-hot column of a label the featurizer's space does not have (the value is 0).
+inline constexpr int kAbsentLabel = -2;
+std::vector<int> column_map(std::span<const std::string> from, std::span<const std::string> to);
+std::vector<double> remap(std::span<const double> values, std::span<const int> map);
+
+}  // namespace tune::cost_model

@@ -1,0 +1,74 @@
+// Replay: search strategies run offline against whole spaces measured once (exhaustive
+// records in a store), many seeds, no device. Also the model's quality on held-out shapes
+// and the picks it would make for shapes never measured.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tune/db/database.hpp"
+#include "tune/space.hpp"
+
+namespace tune::cost_model {
+
+// One problem's recorded space: every config measured for (problem, device, template version).
+struct RecordedShape {
+    Problem problem;
+    std::string template_name;
+    DeviceInfo device;
+    std::shared_ptr<const Space> space;                 // exactly the recorded configs
+    std::vector<Config> configs;                         // recorded, in store order
+    std::unordered_map<std::uint64_t, double> seconds;  // config hash -> median, ok rows only
+    std::vector<Measurement> ok_rows;
+    double best_s = 0;
+};
+
+// Groups the rows of `measurements` by (problem, device, template, version); keeps groups with
+// at least `min_configs` configs and one ok row, sorted by shape key. `devices` supplies each
+// group's fingerprint (a group whose device is not listed is refused: its features need it).
+// `preferred_default` gives a template's default config for a problem when known.
+std::vector<RecordedShape> recorded_shapes(const std::vector<Measurement>& measurements,
+                                           const std::vector<DeviceInfo>& devices, std::size_t min_configs = 16,
+                                           const std::function<std::optional<Config>(const RecordedShape&)>&
+                                               preferred_default = {});
+
+struct ReplayOptions {
+    std::vector<std::string> strategies{"random", "annealing", "model", "bo"};
+    std::size_t seeds = 10;
+    std::vector<std::size_t> budgets{16, 32, 64, 128};
+    std::size_t batch = 4;
+    std::size_t max_trials = 128;  // per run (capped at the space size)
+    bool transfer = false;         // model/bo start from a model of the other recorded shapes
+};
+
+// Per strategy, over every (shape, seed): medians of trials to reach 95% / 99% of the best
+// (performance = best time / best-so-far time; a run that never reaches it counts as
+// max_trials + 1) and of the fraction of best reached at each budget.
+struct ReplayRow {
+    std::string strategy;
+    double trials_95 = 0, trials_99 = 0;
+    double space_fraction_95 = 0;   // median over runs of trials_95 / space size
+    std::vector<double> fraction_at_budget;  // median, aligned with ReplayOptions::budgets
+    double reached_95 = 0;          // share of runs that reached 95% within max_trials
+};
+
+std::vector<ReplayRow> replay(const std::vector<RecordedShape>& shapes, const ReplayOptions& options);
+
+// Leave-one-shape-out quality of the boosted trees: per held-out shape, Spearman rank
+// correlation of predicted vs measured time, recall of the 10 fastest configs in the
+// predicted top 10, and the loss of an unseen-shape pick (the model's choice among the other
+// shapes' best configs plus the default) against the shape's best; the nearest-shape pick
+// (the dispatcher without a model) is shown beside it.
+struct HeldOutReport {
+    std::string shape;
+    std::size_t configs = 0;
+    double spearman = 0, recall_top10 = 0;
+    double predicted_pick_loss = 0, nearest_pick_loss = 0;
+};
+std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes);
+
+}  // namespace tune::cost_model

@@ -1,0 +1,245 @@
+#include "tune/cost_model/replay.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <unordered_set>
+
+#include "tune/cost_model/subspace.hpp"
+#include "tune/cost_model/training.hpp"
+#include "tune/error.hpp"
+#include "tune/search/strategy.hpp"
+
+namespace tune::cost_model {
+namespace {
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const std::size_t h = v.size() / 2;
+    return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+// The recorded config that agrees with `wanted` on the most knobs (first one on ties).
+const Config& closest(const std::vector<Config>& configs, const Config& wanted) {
+    std::size_t best = 0, best_score = 0;
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+        std::size_t score = 0;
+        for (const auto& [name, v] : configs[i].values())
+            if (const KnobValue* w = wanted.find(name); w && *w == v) ++score;
+        if (score > best_score) best = i, best_score = score;
+    }
+    return configs[best];
+}
+
+// Boosted trees of every recorded shape but `held_out` (leave one shape out).
+std::shared_ptr<const GbdtModel> model_without(const std::vector<RecordedShape>& shapes, std::size_t held_out) {
+    std::vector<Measurement> rows;
+    std::map<std::string, std::shared_ptr<const Space>> spaces;
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+        if (i == held_out || shapes[i].device.id() != shapes[held_out].device.id() ||
+            shapes[i].template_name != shapes[held_out].template_name)
+            continue;
+        rows.insert(rows.end(), shapes[i].ok_rows.begin(), shapes[i].ok_rows.end());
+        spaces[shape_key(shapes[i].problem)] = shapes[i].space;
+    }
+    if (rows.empty()) return nullptr;
+    auto data = training_set(rows, [&](const Problem& p) { return spaces.at(shape_key(p)); }, shapes[held_out].device);
+    return GbdtModel::train(data);
+}
+
+// Ranks with ties averaged (1-based), for Spearman's correlation.
+std::vector<double> ranks(const std::vector<double>& v) {
+    std::vector<std::size_t> order(v.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+    std::vector<double> r(v.size());
+    for (std::size_t i = 0; i < order.size();) {
+        std::size_t j = i;
+        while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+        for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * double(i + j) + 1;
+        i = j + 1;
+    }
+    return r;
+}
+
+double spearman(const std::vector<double>& a, const std::vector<double>& b) {
+    auto ra = ranks(a), rb = ranks(b);
+    const double n = double(a.size()), mean = (n + 1) / 2;
+    double cov = 0, va = 0, vb = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        cov += (ra[i] - mean) * (rb[i] - mean);
+        va += (ra[i] - mean) * (ra[i] - mean);
+        vb += (rb[i] - mean) * (rb[i] - mean);
+    }
+    return va > 0 && vb > 0 ? cov / std::sqrt(va * vb) : 0;
+}
+
+// Best-so-far performance (best time / best time so far) after each trial of one run,
+// measured the way the Tuner measures: the default config first, then the strategy's batches.
+std::vector<double> run_once(const RecordedShape& shape, const std::string& strategy_name, std::uint64_t seed,
+                             std::shared_ptr<const GbdtModel> prior, const ReplayOptions& o) {
+    StrategyOptions so{seed, 1u << 20, nullptr};
+    if (strategy_uses_model(strategy_name))
+        so.model = std::make_shared<SearchContext>(make_search_context(shape.problem, shape.space, shape.device, prior));
+    auto strategy = make_strategy(strategy_name, shape.space, so);
+    const std::size_t limit = std::min(o.max_trials, shape.configs.size());
+    std::vector<double> curve;
+    double best = std::numeric_limits<double>::infinity();
+    auto evaluate = [&](const Config& c) {
+        auto it = shape.seconds.find(c.hash());
+        if (it != shape.seconds.end()) best = std::min(best, it->second);
+        curve.push_back(std::isfinite(best) ? shape.best_s / best : 0.0);
+        return Trial{c, it != shape.seconds.end(), it != shape.seconds.end() ? it->second : 0.0};
+    };
+    const Config def = shape.space->default_config();
+    Trial first = evaluate(def);
+    strategy->observe({&first, 1});
+    while (curve.size() < limit) {
+        auto batch = strategy->propose(std::min(o.batch, limit - curve.size()));
+        std::erase(batch, def);
+        if (batch.empty()) break;
+        std::vector<Trial> trials;
+        for (const auto& c : batch)
+            if (curve.size() < limit) trials.push_back(evaluate(c));
+        strategy->observe(trials);
+    }
+    return curve;
+}
+
+}  // namespace
+
+std::vector<RecordedShape> recorded_shapes(
+    const std::vector<Measurement>& measurements, const std::vector<DeviceInfo>& devices, std::size_t min_configs,
+    const std::function<std::optional<Config>(const RecordedShape&)>& preferred_default) {
+    std::map<std::string, std::vector<const Measurement*>> groups;
+    for (const auto& m : measurements)
+        groups[shape_key(m.problem) + '|' + m.device_id + '|' + m.template_name + '|' + m.template_version].push_back(&m);
+    std::vector<RecordedShape> out;
+    for (const auto& [key, rows] : groups) {
+        if (rows.size() < min_configs) continue;
+        RecordedShape s;
+        s.problem = rows.front()->problem;
+        s.template_name = rows.front()->template_name;
+        auto dev = std::find_if(devices.begin(), devices.end(),
+                                [&](const DeviceInfo& d) { return d.id() == rows.front()->device_id; });
+        require(dev != devices.end(), "replay: no device fingerprint for device '" + rows.front()->device_id + "'");
+        s.device = *dev;
+        s.best_s = std::numeric_limits<double>::infinity();
+        for (const Measurement* m : rows) {
+            s.configs.push_back(m->config);
+            if (m->status != Status::ok) continue;
+            s.seconds[m->config.hash()] = m->stats.median_s;
+            s.ok_rows.push_back(*m);
+            s.best_s = std::min(s.best_s, m->stats.median_s);
+        }
+        if (s.ok_rows.empty()) continue;
+        std::optional<Config> wanted = preferred_default ? preferred_default(s) : std::nullopt;
+        s.space = recorded_space(s.configs, wanted ? closest(s.configs, *wanted) : s.configs.front());
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+std::vector<ReplayRow> replay(const std::vector<RecordedShape>& shapes, const ReplayOptions& o) {
+    require(!shapes.empty(), "replay: no recorded space (a shape needs every config of a space measured)");
+    require(o.seeds >= 1 && o.batch >= 1 && o.max_trials >= 1, "replay: seeds, batch and max trials must be >= 1");
+    std::vector<std::shared_ptr<const GbdtModel>> priors(shapes.size());
+    if (o.transfer)
+        for (std::size_t i = 0; i < shapes.size(); ++i) priors[i] = model_without(shapes, i);
+    std::vector<ReplayRow> out;
+    for (const auto& name : o.strategies) {
+        ReplayRow row;
+        row.strategy = name + (o.transfer && strategy_uses_model(name) ? "+transfer" : "");
+        std::vector<double> t95, t99, frac95;
+        std::vector<std::vector<double>> at_budget(o.budgets.size());
+        double reached = 0;
+        for (std::size_t i = 0; i < shapes.size(); ++i) {
+            for (std::uint64_t seed = 1; seed <= o.seeds; ++seed) {
+                auto curve = run_once(shapes[i], name, seed, priors[i], o);
+                auto first = [&](double level) {
+                    for (std::size_t t = 0; t < curve.size(); ++t)
+                        if (curve[t] >= level - 1e-12) return double(t + 1);
+                    return double(o.max_trials + 1);
+                };
+                t95.push_back(first(0.95));
+                t99.push_back(first(0.99));
+                frac95.push_back(t95.back() / double(shapes[i].configs.size()));
+                reached += t95.back() <= double(o.max_trials);
+                for (std::size_t b = 0; b < o.budgets.size(); ++b)
+                    at_budget[b].push_back(curve.empty() ? 0 : curve[std::min(o.budgets[b], curve.size()) - 1]);
+            }
+        }
+        row.trials_95 = median(t95);
+        row.trials_99 = median(t99);
+        row.space_fraction_95 = median(frac95);
+        for (auto& v : at_budget) row.fraction_at_budget.push_back(median(v));
+        row.reached_95 = reached / double(t95.size());
+        out.push_back(std::move(row));
+    }
+    return out;
+}
+
+std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes) {
+    require(shapes.size() >= 2, "model report: needs at least two recorded shapes (one held out, the rest to train)");
+    std::vector<Config> best_config;
+    for (const auto& s : shapes) {
+        const Measurement* b = &s.ok_rows.front();
+        for (const auto& m : s.ok_rows)
+            if (m.stats.median_s < b->stats.median_s) b = &m;
+        best_config.push_back(b->config);
+    }
+    std::vector<HeldOutReport> out;
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+        const auto& s = shapes[i];
+        auto model = model_without(shapes, i);
+        if (!model) continue;
+        HeldOutReport r;
+        r.shape = shape_key(s.problem);
+        r.configs = s.ok_rows.size();
+        std::vector<Config> configs;
+        std::vector<double> measured;
+        for (const auto& m : s.ok_rows) {
+            configs.push_back(m.config);
+            measured.push_back(std::log(m.stats.median_s));
+        }
+        auto predicted = predict_configs(*model, s.problem, s.space, s.device, configs);
+        r.spearman = spearman(predicted, measured);
+        const std::size_t k = std::min<std::size_t>(10, configs.size());
+        std::vector<std::size_t> by_measured(configs.size()), by_predicted(configs.size());
+        std::iota(by_measured.begin(), by_measured.end(), 0);
+        std::iota(by_predicted.begin(), by_predicted.end(), 0);
+        std::sort(by_measured.begin(), by_measured.end(), [&](auto a, auto b) { return measured[a] < measured[b]; });
+        std::sort(by_predicted.begin(), by_predicted.end(), [&](auto a, auto b) { return predicted[a] < predicted[b]; });
+        std::unordered_set<std::size_t> top(by_measured.begin(), by_measured.begin() + long(k));
+        std::size_t hits = 0;
+        for (std::size_t j = 0; j < k; ++j) hits += top.contains(by_predicted[j]);
+        r.recall_top10 = double(hits) / double(k);
+
+        // Unseen shape: candidates are the other shapes' best configs plus the default.
+        std::vector<Config> candidates{s.space->default_config()};
+        for (std::size_t j = 0; j < shapes.size(); ++j)
+            if (j != i && s.seconds.contains(best_config[j].hash())) candidates.push_back(best_config[j]);
+        auto score = predict_configs(*model, s.problem, s.space, s.device, candidates);
+        const Config& pick = candidates[std::size_t(std::min_element(score.begin(), score.end()) - score.begin())];
+        auto time_of = [&](const Config& c) {
+            auto it = s.seconds.find(c.hash());
+            return it == s.seconds.end() ? std::numeric_limits<double>::infinity() : it->second;
+        };
+        r.predicted_pick_loss = time_of(pick) / s.best_s - 1;
+        double nearest = std::numeric_limits<double>::infinity();
+        r.nearest_pick_loss = time_of(s.space->default_config()) / s.best_s - 1;
+        for (std::size_t j = 0; j < shapes.size(); ++j) {
+            double d = shape_distance(s.problem, shapes[j].problem);
+            if (j != i && d < nearest && s.seconds.contains(best_config[j].hash())) {
+                nearest = d;
+                r.nearest_pick_loss = time_of(best_config[j]) / s.best_s - 1;
+            }
+        }
+        out.push_back(r);
+    }
+    return out;
+}
+
+}  // namespace tune::cost_model

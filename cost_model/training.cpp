@@ -1,0 +1,112 @@
+#include "tune/cost_model/training.hpp"
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "tune/error.hpp"
+
+namespace tune::cost_model {
+
+Dataset training_set(std::span<const Measurement> rows, const SpaceOf& space_of, const DeviceInfo& device) {
+    // One featurizer per distinct problem; columns are the union of their names, sorted.
+    std::map<std::string, std::unique_ptr<Featurizer>> featurizers;
+    std::map<std::string, int> columns;
+    for (const auto& m : rows) {
+        if (m.status != Status::ok) continue;
+        auto& f = featurizers[shape_key(m.problem)];
+        if (!f) {
+            f = std::make_unique<Featurizer>(m.problem, space_of(m.problem), device);
+            for (const auto& n : f->names()) columns.emplace(n, 0);
+        }
+    }
+    Dataset data;
+    for (auto& [name, index] : columns) {
+        index = static_cast<int>(data.names.size());
+        data.names.push_back(name);
+    }
+    std::map<std::string, std::vector<int>> maps;
+    for (const auto& [key, f] : featurizers) maps[key] = column_map(f->names(), data.names);
+    // Targets relative to the shape's median: the trees learn how configs compare within a
+    // shape (all that ranking needs), not how fast shapes are against each other.
+    std::map<std::string, std::vector<double>> per_shape;
+    for (const auto& m : rows)
+        if (m.status == Status::ok) per_shape[shape_key(m.problem)].push_back(target_of(m.problem, m.stats.median_s));
+    std::map<std::string, double> centre;
+    for (auto& [key, v] : per_shape) {
+        std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
+        centre[key] = v[v.size() / 2];
+    }
+    for (const auto& m : rows) {
+        if (m.status != Status::ok) continue;
+        const std::string key = shape_key(m.problem);
+        data.rows.push_back(remap((*featurizers[key])(m.config), maps[key]));
+        data.targets.push_back(target_of(m.problem, m.stats.median_s) - centre[key]);
+    }
+    return data;
+}
+
+StoredModel to_stored(const GbdtModel& model, const std::string& template_name, const std::string& device_id,
+                      std::int64_t trained_rows) {
+    require(!model.has_prior(), "cost model: a model trained on top of a prior cannot be stored alone");
+    StoredModel s;
+    s.name = kGbdtName;
+    s.template_name = template_name;
+    s.device_id = device_id;
+    s.feature_schema = kFeatureSchema;
+    s.format = kGbdtFormat;
+    s.features = model.names();
+    s.body = model.save_json();
+    s.trained_rows = trained_rows;
+    return s;
+}
+
+std::shared_ptr<const GbdtModel> from_stored(const StoredModel& stored) {
+    require(stored.feature_schema == kFeatureSchema,
+            "cost model '" + stored.name + "' for '" + stored.template_name + "' uses feature schema " +
+                std::to_string(stored.feature_schema) + " but this libtune computes schema " +
+                std::to_string(kFeatureSchema) + "; retrain it with 'tune model-train'");
+    require(stored.format == kGbdtFormat, "cost model '" + stored.name + "': unknown format '" + stored.format +
+                                              "' (expected " + kGbdtFormat + ")");
+    return GbdtModel::load_json(stored.body, stored.features);
+}
+
+SearchContext make_search_context(const Problem& p, std::shared_ptr<const Space> space, const DeviceInfo& device,
+                                  std::shared_ptr<const GbdtModel> prior) {
+    auto f = std::make_shared<Featurizer>(p, std::move(space), device);
+    SearchContext ctx;
+    ctx.prior = std::move(prior);
+    if (!ctx.prior) {
+        ctx.names = f->names();
+        ctx.features = [f](const Config& c) { return (*f)(c); };
+        return ctx;
+    }
+    ctx.names = ctx.prior->names();
+    auto map = std::make_shared<std::vector<int>>(column_map(f->names(), ctx.names));
+    ctx.features = [f, map](const Config& c) { return remap((*f)(c), *map); };
+    return ctx;
+}
+
+std::shared_ptr<const GbdtModel> transfer_prior(const Database& db, const Problem& p, const std::string& template_name,
+                                                const std::string& template_version, const SpaceOf& space_of,
+                                                const DeviceInfo& device, std::size_t min_rows) {
+    if (auto stored = db.load_model(kGbdtName, template_name, device.id())) return from_stored(*stored);
+    MeasurementFilter filter{"", device.id(), template_name, template_version, Status::ok};
+    auto rows = db.query(filter);
+    const std::string key = shape_key(p);
+    std::erase_if(rows, [&](const Measurement& m) { return shape_key(m.problem) == key; });
+    if (rows.size() < min_rows) return nullptr;
+    return GbdtModel::train(training_set(rows, space_of, device));
+}
+
+std::vector<double> predict_configs(const GbdtModel& model, const Problem& p, std::shared_ptr<const Space> space,
+                                    const DeviceInfo& device, std::span<const Config> configs) {
+    Featurizer f(p, std::move(space), device);
+    auto map = column_map(f.names(), model.names());
+    std::vector<std::vector<double>> rows;
+    rows.reserve(configs.size());
+    for (const auto& c : configs) rows.push_back(remap(f(c), map));
+    return model.predict(rows);
+}
+
+}  // namespace tune::cost_model
