@@ -105,6 +105,33 @@ TEST_CASE("both attention templates match the fp64 reference: masks, GQA/MQA, od
             }
 }
 
+TEST_CASE("every inner kernel of the fused template matches the reference: masks, GQA, odd sizes", "[attention]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto fused = make_cpu_attention_fused_template(host());
+    // Lengths and head dims off the tile sizes (MR 8..14, 32 columns, k_tile 32..), so every
+    // edge path (padded key panel, padded V columns, padding query rows) runs.
+    struct Shape {
+        std::int64_t heads, kv_heads, q, kv, d;
+    };
+    const Shape kShapes[] = {{4, 4, 37, 37, 80}, {4, 2, 45, 70, 37}, {3, 1, 29, 29, 128}, {2, 2, 1, 53, 96}};
+    std::uint64_t seed = 100;
+    for (const Mask& mask : kMasks)
+        for (const Shape& sh : kShapes) {
+            Problem p = make_attention(1, sh.heads, sh.kv_heads, sh.q, sh.kv, sh.d, mask.causal, mask.window);
+            const Space& s = *fused->space(p);
+            for (const auto& inner : s.knob("inner")->values)
+                for (std::int64_t q_tile : {8, 32})
+                    for (std::int64_t k_tile : {32, 64}) {
+                        Config c = s.default_config();
+                        c.set("inner", inner).set("k_tile", k_tile);
+                        if (sh.q > 16) c.set("q_tile", q_tile);
+                        if (s.knob("gqa_pack")) c.set("gqa_pack", std::int64_t(seed % 2));
+                        INFO(shape_key(p) << " " << c.text());
+                        test::check_against_reference(*fused, p, c, seed++);
+                    }
+        }
+}
+
 TEST_CASE("every head dim runs through the fused template", "[attention]") {
     if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
     auto fused = make_cpu_attention_fused_template(host());
@@ -137,10 +164,10 @@ TEST_CASE("attention configs report their peak workspace", "[attention]") {
     if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
     auto fused = make_cpu_attention_fused_template(host());
     auto unfused = make_cpu_attention_unfused_template(host());
-    Problem p = make_attention(1, 8, 2, 512, 512, 64, true);
+    Problem p = make_attention(1, 8, 2, 2048, 2048, 64, true);
     // The unfused schedule holds one head's q_len x kv_len scores.
     const Config uc = unfused->space(p)->default_config();
-    CHECK(unfused->workspace_bytes(p, uc) == 512u * 512u * sizeof(float));
+    CHECK(unfused->workspace_bytes(p, uc) == 2048u * 2048u * sizeof(float));
     CHECK(unfused->instantiate(p, uc)->workspace_bytes() == unfused->workspace_bytes(p, uc));
     // The fused one holds tiles only: far less, and the same figure the kernel reports.
     const Config fc = fused->space(p)->default_config();

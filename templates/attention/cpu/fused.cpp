@@ -1,10 +1,19 @@
 // "cpu.attention.fused": flash-style attention on the CPU. Each task takes a tile of query rows
 // (q_tile positions, times the group's query heads when gqa_pack is on, so each K/V tile is read
-// once for all heads sharing it) and walks the keys they can see in k_tile steps: scores into a
-// k_tile-wide buffer, an online-softmax step per row, then P V into the rows' accumulators. The
-// score matrix is never materialised, and key tiles no row sees are never visited. split_kv
-// (decode spaces) cuts each task's key range into parts that run as separate tasks, merged by a
-// combine pass through their log-sum-exps.
+// once for all heads sharing it) and walks the keys they can see in k_tile steps: scores of the
+// tile, an online-softmax step per row, then P V into the rows' accumulators. The score matrix
+// is never materialised, and key tiles no row sees are never visited. split_kv (decode spaces)
+// cuts each task's key range into parts that run as separate tasks, merged by a combine pass
+// through their log-sum-exps.
+//
+// Knob `inner` picks how a tile's two products are computed:
+//  - a GEMM micro-kernel label (e.g. avx512_14x32): the blocked GEMM's register-tiled kernels.
+//    S^T = K_tile (Q scale)^T is computed key-major (K rows read in place as the kernel's A; Q
+//    is transposed and scaled once per task, the kernel's B), so the softmax reduces each query's
+//    column 16 queries at a time, and the probabilities serve in place as the A operand of
+//    O += P V (V rows read in place as B). This runs both products at GEMM speed.
+//  - "dot": register-blocked dot products (4 rows x 4 keys reduced in registers), which need no
+//    transposed Q and no padding to the micro-kernel's tile: for decode's few rows.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -12,6 +21,7 @@
 #include <vector>
 
 #include "../../gemm/cpu/blocking_knobs.hpp"
+#include "../../gemm/cpu/ukernel.hpp"
 #include "common.hpp"
 #include "kernels.hpp"
 #include "tune/templates/cpu_attention.hpp"
@@ -30,27 +40,57 @@ constexpr const char* kName = "cpu.attention.fused";
 constexpr std::int64_t kDecodeQLen = 16;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+constexpr const char* kDot = "dot";
+// The GEMM micro-kernels `inner` may name: AVX-512 f32, 32 columns (two zmm per row, so a
+// query panel of the transposed Q and a d-panel of V are each one 32-float row per depth step).
+bool tile_kernel(const cpu_gemm::Ukernel& u) { return u.isa == cpu_gemm::Isa::avx512f && u.nr == 32 && u.mr >= 8; }
+
+const cpu_gemm::Ukernel* find_tile_kernel(const std::string& label) {
+    for (const auto& u : cpu_gemm::avx512_ukernels())
+        if (tile_kernel(u) && u.label == label) return &u;
+    return nullptr;
+}
+
 struct FusedConfig {
     std::int64_t q_tile, k_tile, split_kv;
     bool gqa_pack;
     int threads;
+    const cpu_gemm::Ukernel* ukernel;  // null: the "dot" inner loops
 };
 
 struct Layout {
     std::int64_t rows;      // query rows per task
     std::int64_t lds, ldo;  // score and accumulator row strides (floats)
+    // GEMM-tiled (ukernel set): scores are key-major, k_rows x lds with lds = query rows padded
+    // to the kernel's MR and then to NR (= 32); o_rows = rows padded to MR.
+    std::int64_t k_rows = 0, o_rows = 0;
     std::size_t per_thread_floats;
     std::size_t partial_floats;  // split_kv > 1: every split's normalised O and LSE
 };
 
+std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; }
+
 Layout layout(const AttentionDims& a, const FusedConfig& c) {
     Layout l;
     l.rows = std::min(c.q_tile, a.q_len) * (c.gqa_pack ? a.group() : 1);
-    l.lds = round16(c.k_tile);
-    l.ldo = round16(a.head_dim);
-    // Scores, accumulators, and m, l, alpha per row (rounded to keep 64-byte alignment).
-    l.per_thread_floats = std::size_t(l.rows * (l.lds + l.ldo) + round16(3 * l.rows));
-    l.partial_floats = c.split_kv > 1 ? std::size_t(a.batch * a.heads * a.q_len * c.split_kv * (a.head_dim + 1)) : 0;
+    const std::int64_t d = a.head_dim;
+    if (c.ukernel) {
+        const int MR = c.ukernel->mr, NR = c.ukernel->nr;
+        l.o_rows = round_up(l.rows, MR);
+        l.lds = round_up(l.o_rows, NR);
+        l.ldo = round_up(d, NR);
+        l.k_rows = round_up(c.k_tile, MR);
+        // Q^T, scores, accumulators, m / l / alpha, the rows' key ranges (int32), a zero-padded
+        // panel of the last K rows, and a zero-padded V panel when d is not a multiple of NR.
+        l.per_thread_floats = std::size_t(round16(d * l.lds) + l.k_rows * l.lds + l.o_rows * l.ldo + 5 * l.lds +
+                                          round16(MR * d) + (d % NR ? c.k_tile * NR : 0));
+    } else {
+        l.lds = round16(c.k_tile);
+        l.ldo = round16(d);
+        // Scores, accumulators, and m, l, alpha per row (rounded to keep 64-byte alignment).
+        l.per_thread_floats = std::size_t(l.rows * (l.lds + l.ldo) + round16(3 * l.rows));
+    }
+    l.partial_floats = c.split_kv > 1 ? std::size_t(a.batch * a.heads * a.q_len * c.split_kv * (d + 1)) : 0;
     return l;
 }
 
@@ -103,14 +143,6 @@ private:
             const std::int64_t h = head0 + r / positions, i = q0 + r % positions;
             q_rows[std::size_t(r)] = x.q + ((b * a_.heads + h) * a_.q_len + i) * d;
         }
-        float* s = ws;
-        float* o = s + l_.rows * l_.lds;
-        float* m = o + l_.rows * l_.ldo;
-        float* l = m + l_.rows;
-        float* alpha = l + l_.rows;
-        std::fill(o, o + rows * l_.ldo, 0.0f);
-        std::fill(m, m + rows, kNegInf);
-        std::fill(l, l + rows, 0.0f);
 
         // Keys any row of the tile sees (ranges move forward with the query), then this split's part.
         std::int64_t first = a_.key_range(q0).first, last = a_.key_range(q0 + positions - 1).second;
@@ -121,6 +153,41 @@ private:
         }
         const float* k = x.k + (b * a_.kv_heads + kvh) * a_.kv_len * d;
         const float* v = x.v + (b * a_.kv_heads + kvh) * a_.kv_len * d;
+        const Accumulators acc = c_.ukernel ? gemm_tiles(q_rows, rows, positions, q0, k, v, first, last, ws)
+                                            : dot_tiles(q_rows, rows, positions, q0, k, v, first, last, ws);
+        for (int r = 0; r < rows; ++r) {
+            const std::int64_t h = head0 + r / positions, i = q0 + r % positions;
+            const std::int64_t row = (b * a_.heads + h) * a_.q_len + i;
+            float* dst = c_.split_kv > 1 ? partial + (split * a_.batch * a_.heads * a_.q_len + row) * (d + 1)
+                                         : x.o + row * d;
+            const float lr = acc.l[r];
+            const float inv = lr > 0 ? 1.0f / lr : 0.0f;
+            for (std::int64_t e = 0; e < d; ++e) dst[e] = acc.o[r * l_.ldo + e] * inv;
+            const float lse = lr > 0 ? acc.m[r] + std::log(lr) : kNegInf;
+            if (c_.split_kv > 1)
+                dst[d] = lse;
+            else
+                x.lse[row] = lse;
+        }
+    }
+
+    // Where a task's unnormalised O rows (ldo apart), running maxima and denominators lie.
+    struct Accumulators {
+        const float *o, *m, *l;
+    };
+
+    // The register dot-product inner loops over keys [first, last).
+    Accumulators dot_tiles(const std::vector<const float*>& q_rows, int rows, std::int64_t positions, std::int64_t q0,
+                           const float* k, const float* v, std::int64_t first, std::int64_t last, float* ws) const {
+        const std::int64_t d = a_.head_dim;
+        float* s = ws;
+        float* o = s + l_.rows * l_.lds;
+        float* m = o + l_.rows * l_.ldo;
+        float* l = m + l_.rows;
+        float* alpha = l + l_.rows;
+        std::fill(o, o + rows * l_.ldo, 0.0f);
+        std::fill(m, m + rows, kNegInf);
+        std::fill(l, l + rows, 0.0f);
         const float scale = float(1.0 / std::sqrt(double(d)));
         for (std::int64_t j0 = first; j0 < last; j0 += c_.k_tile) {
             const int n = int(std::min(c_.k_tile, last - j0));
@@ -132,19 +199,83 @@ private:
             }
             cpu_attention::pv_update(s, l_.lds, rows, alpha, v + j0 * d, d, n, int(d), o, l_.ldo);
         }
-        for (int r = 0; r < rows; ++r) {
-            const std::int64_t h = head0 + r / positions, i = q0 + r % positions;
-            const std::int64_t row = (b * a_.heads + h) * a_.q_len + i;
-            float* dst = c_.split_kv > 1 ? partial + (split * a_.batch * a_.heads * a_.q_len + row) * (d + 1)
-                                         : x.o + row * d;
-            const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
-            for (std::int64_t e = 0; e < d; ++e) dst[e] = o[r * l_.ldo + e] * inv;
-            const float lse = l[r] > 0 ? m[r] + std::log(l[r]) : kNegInf;
-            if (c_.split_kv > 1)
-                dst[d] = lse;
-            else
-                x.lse[row] = lse;
+        return {o, m, l};
+    }
+
+    // The GEMM-tiled inner loops over keys [first, last) (see the file comment).
+    Accumulators gemm_tiles(const std::vector<const float*>& q_rows, int rows, std::int64_t positions,
+                            std::int64_t q0, const float* k, const float* v, std::int64_t first, std::int64_t last,
+                            float* ws) const {
+        const cpu_gemm::Ukernel& u = *c_.ukernel;
+        const int MR = u.mr, NR = u.nr;
+        const std::int64_t d = a_.head_dim, lds = l_.lds, ldo = l_.ldo;
+        float* qt = ws;  // d x lds: element (e, r) = scale * Q[row r][e]
+        float* s = qt + round16(d * lds);
+        float* o = s + l_.k_rows * lds;
+        float* m = o + l_.o_rows * ldo;
+        float* l = m + lds;
+        float* alpha = l + lds;
+        auto* lo = reinterpret_cast<std::int32_t*>(alpha + lds);
+        auto* hi = lo + lds;
+        float* k_edge = reinterpret_cast<float*>(hi + lds);
+        float* v_edge = k_edge + round16(MR * d);
+
+        // Q^T, scaled: rows of one head are contiguous, so transpose them in runs of up to 16.
+        for (int r = 0; r < rows;) {
+            const int run = int(std::min<std::int64_t>({cpu_gemm::kMaxTransposeRows, rows - r, positions - r % positions}));
+            u.transpose(q_rows[std::size_t(r)], d, run, d, qt + r, lds);
+            r += run;
         }
+        for (std::int64_t e = 0; e < d; ++e) std::fill(qt + e * lds + rows, qt + (e + 1) * lds, 0.0f);
+        cpu_attention::scale_row(qt, d * lds, float(1.0 / std::sqrt(double(d))));
+
+        // Key ranges per row; padding rows see nothing. A tile inside every real row's range
+        // needs no mask.
+        std::int64_t lo_max = 0, hi_min = a_.kv_len;
+        for (std::int64_t r = 0; r < lds; ++r) {
+            auto [f, e] = r < rows ? a_.key_range(q0 + r % positions) : std::pair<std::int64_t, std::int64_t>{0, 0};
+            lo[r] = std::int32_t(f);
+            hi[r] = std::int32_t(e);
+            if (r < rows) lo_max = std::max(lo_max, f), hi_min = std::min(hi_min, e);
+        }
+        std::fill(o, o + l_.o_rows * ldo, 0.0f);
+        std::fill(m, m + lds, kNegInf);
+        std::fill(l, l + lds, 0.0f);
+        const int cols = int(round16(l_.o_rows));  // score columns the softmax and P V use
+
+        for (std::int64_t j0 = first; j0 < last; j0 += c_.k_tile) {
+            const int n = int(std::min(c_.k_tile, last - j0));
+            // S^T = K_tile Q^T, one query panel (d x 32 of Q^T, in L1) against the tile's key panels.
+            const int full = n / MR * MR;
+            if (full < n) {  // the last keys, zero-padded to MR rows: nothing past K is read
+                std::copy(k + (j0 + full) * d, k + (j0 + n) * d, k_edge);
+                std::fill(k_edge + (n - full) * d, k_edge + MR * d, 0.0f);
+            }
+            for (std::int64_t jc = 0; jc < cols; jc += NR)
+                for (int i0 = 0; i0 < n; i0 += MR) {
+                    const float* a = i0 < full ? k + (j0 + i0) * d : k_edge;
+                    u.strided_rows(d, a, d, qt + jc, lds, s + i0 * lds + jc, lds, false);
+                }
+            const bool all_visible = lo_max <= j0 && j0 + n <= hi_min;
+            cpu_attention::softmax_columns(s, lds, n, cols, std::int32_t(j0), lo, hi, all_visible, m, l, alpha);
+            cpu_attention::scale_rows(o, ldo, int(l_.o_rows), int(ldo), alpha);
+            // O += P V: P^T (key-major scores) is the kernel's A in place, V's rows its B.
+            for (std::int64_t col = 0; col < ldo; col += NR) {
+                const float* b = v + j0 * d + col;
+                std::int64_t ldb = d;
+                if (col + NR > d) {  // the last columns, zero-padded: nothing past V is read
+                    for (int j = 0; j < n; ++j) {
+                        std::copy(b + j * d, b + j * d + (d - col), v_edge + j * NR);
+                        std::fill(v_edge + j * NR + (d - col), v_edge + (j + 1) * NR, 0.0f);
+                    }
+                    b = v_edge;
+                    ldb = NR;
+                }
+                for (std::int64_t i0 = 0; i0 < l_.o_rows; i0 += MR)
+                    u.contiguous(n, s + i0, lds, b, ldb, o + i0 * ldo + col, ldo, true);
+            }
+        }
+        return {o, m, l};
     }
 
     // O = sum_s w_s O_s / sum_s w_s with w_s = exp(lse_s - max lse): the splits' softmaxes merged.
@@ -183,8 +314,11 @@ private:
 };
 
 FusedConfig fused_config(const Config& c) {
+    const std::string inner = c.get_str("inner");
+    const cpu_gemm::Ukernel* u = inner == kDot ? nullptr : find_tile_kernel(inner);
+    if (inner != kDot && !u) throw Error(std::string(kName) + ": unknown inner kernel '" + inner + "'");
     return {c.get_int("q_tile"), c.get_int("k_tile"), c.has("split_kv") ? c.get_int("split_kv") : 1,
-            c.has("gqa_pack") && c.get_int("gqa_pack") != 0, int(c.get_int("threads"))};
+            c.has("gqa_pack") && c.get_int("gqa_pack") != 0, int(c.get_int("threads")), u};
 }
 
 class FusedTemplate final : public Template {
@@ -192,6 +326,9 @@ public:
     explicit FusedTemplate(const DeviceInfo& device)
         : info_{kName, OpKind::attention, Backend::cpu, LIBTUNE_CPU_ATTENTION_VERSION, false}, device_(device) {
         const int cores = std::max(1, device.cores);
+        std::vector<std::string> inner{kDot};
+        for (const auto& u : cpu_gemm::avx512_ukernels())
+            if (tile_kernel(u)) inner.emplace_back(u.label);
         // One space per (decode or not) x (grouped heads or not); built once.
         for (int decode = 0; decode < 2; ++decode)
             for (int grouped = 0; grouped < 2; ++grouped) {
@@ -202,6 +339,9 @@ public:
                     s->add(Knob::ints("q_tile", {8, 16, 32, 64, 128}, 32, "query positions per task"));
                 s->add(Knob::ints("k_tile", {32, 64, 128, 256, 512}, decode ? 256 : 128,
                                   "keys per online-softmax step (the score buffer is rows x k_tile)"));
+                // Decode has few rows per task: padding them to a micro-kernel tile wastes most of it.
+                s->add(Knob::categorical("inner", inner, decode ? kDot : "avx512_14x32",
+                                         "inner loops: a GEMM micro-kernel (MR x 32 register tile) or register dot products"));
                 if (grouped)
                     s->add(Knob::boolean("gqa_pack", true,
                                          "one task holds every query head of a KV head, so each K/V tile is read once"));

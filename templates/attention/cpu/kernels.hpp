@@ -32,4 +32,17 @@ void softmax_grad(const float* p, float* dp, int n, float dot);
 // x[0, n) *= factor.
 void scale_row(float* x, std::int64_t n, float factor);
 
+// One online-softmax step on a key-major score tile (the GEMM-tiled schedule): s[j * lds + c]
+// is key j0 + j of query row c, for j < keys and c < cols (a multiple of 16). Row c sees keys
+// [lo[c], hi[c]); `all_visible` says every row sees the whole tile (no mask work). Per row,
+// updates the running max m[c] and denominator l[c], replaces its scores with
+// exp(s - m_new) (0 where masked) and sets alpha[c] = exp(m_old - m_new), the factor for its
+// earlier sums (0 while nothing was visible). Columns are reduced 16 at a time down the keys,
+// so no horizontal reductions are needed.
+void softmax_columns(float* s, std::int64_t lds, int keys, int cols, std::int32_t j0, const std::int32_t* lo,
+                     const std::int32_t* hi, bool all_visible, float* m, float* l, float* alpha);
+
+// o[r * ldo + e] *= alpha[r] for r < rows, e < cols.
+void scale_rows(float* o, std::int64_t ldo, int rows, int cols, const float* alpha);
+
 }  // namespace tune::cpu_attention

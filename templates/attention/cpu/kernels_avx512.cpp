@@ -15,6 +15,7 @@
 // intrinsics' headers; the values are never read.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace tune::cpu_attention {
 namespace {
@@ -221,6 +222,45 @@ void scale_row(float* x, std::int64_t n, float factor) {
         const __mmask16 m = tail_mask(int(std::min<std::int64_t>(16, n - j)));
         _mm512_mask_storeu_ps(x + j, m, _mm512_mul_ps(f, _mm512_maskz_loadu_ps(m, x + j)));
     }
+}
+
+void softmax_columns(float* s, std::int64_t lds, int keys, int cols, std::int32_t j0, const std::int32_t* lo,
+                     const std::int32_t* hi, bool all_visible, float* m, float* l, float* alpha) {
+    const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    for (int c = 0; c < cols; c += 16) {
+        const __m512i first = _mm512_loadu_si512(lo + c), last = _mm512_loadu_si512(hi + c);
+        // Lanes of key j that this block's rows see.
+        auto seen = [&](int j) -> __mmask16 {
+            if (all_visible) return 0xffff;
+            const __m512i key = _mm512_set1_epi32(j0 + j);
+            return __mmask16(_mm512_cmple_epi32_mask(first, key) & _mm512_cmpgt_epi32_mask(last, key));
+        };
+        __m512 top = neg_inf;
+        for (int j = 0; j < keys; ++j) top = _mm512_mask_max_ps(top, seen(j), top, _mm512_loadu_ps(s + j * lds + c));
+        const __m512 m_old = _mm512_loadu_ps(m + c);
+        const __m512 m_new = _mm512_max_ps(m_old, top);
+        // Rows with nothing visible yet keep m = -inf: shift by 0 (their p are all masked to 0)
+        // and rescale by 0 (their sums are 0 anyway), never exp(-inf - -inf).
+        const __mmask16 live_old = _mm512_cmp_ps_mask(m_old, neg_inf, _CMP_NEQ_OQ);
+        const __mmask16 live_new = _mm512_cmp_ps_mask(m_new, neg_inf, _CMP_NEQ_OQ);
+        const __m512 shift = _mm512_maskz_mov_ps(live_new, m_new);
+        const __m512 a = _mm512_maskz_mov_ps(live_old, exp_ps(_mm512_sub_ps(m_old, shift)));
+        __m512 sum = _mm512_setzero_ps();
+        for (int j = 0; j < keys; ++j) {
+            float* row = s + j * lds + c;
+            const __m512 p = _mm512_maskz_mov_ps(seen(j), exp_ps(_mm512_sub_ps(_mm512_loadu_ps(row), shift)));
+            sum = _mm512_add_ps(sum, p);
+            _mm512_storeu_ps(row, p);
+        }
+        _mm512_storeu_ps(l + c, _mm512_fmadd_ps(_mm512_loadu_ps(l + c), a, sum));
+        _mm512_storeu_ps(m + c, m_new);
+        _mm512_storeu_ps(alpha + c, a);
+    }
+}
+
+void scale_rows(float* o, std::int64_t ldo, int rows, int cols, const float* alpha) {
+    for (int r = 0; r < rows; ++r)
+        if (alpha[r] != 1.0f) scale_row(o + r * ldo, cols, alpha[r]);
 }
 
 }  // namespace tune::cpu_attention
