@@ -71,10 +71,19 @@ std::unique_ptr<SqliteDatabase> open_store(const std::string& path) {
     return std::make_unique<SqliteDatabase>(path, SqliteDatabase::Mode::read_only);
 }
 
-// The recorded spaces of a store; a shape's default is the one its template declares here.
-std::vector<cost_model::RecordedShape> load_recorded(const SqliteDatabase& db, std::size_t min_configs) {
+// The recorded spaces of one or more stores (recordings of the same spaces combine: each
+// config keeps its fastest run); a shape's default is the one its template declares here.
+std::vector<cost_model::RecordedShape> load_recorded(const std::vector<std::string>& paths, std::size_t min_configs) {
+    std::vector<Measurement> rows;
+    std::vector<DeviceInfo> devices;
+    for (const auto& path : paths) {
+        auto store = open_store(path);
+        auto more = store->query({});
+        rows.insert(rows.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+        for (auto& d : store->devices()) devices.push_back(std::move(d));
+    }
     auto registry = std::make_shared<TemplateRegistry>(builtin_registry(detect_cpu()));
-    auto shapes = cost_model::recorded_shapes(db.query({}), db.devices(), min_configs,
+    auto shapes = cost_model::recorded_shapes(rows, devices, min_configs,
                                               [registry](const cost_model::RecordedShape& s) -> std::optional<Config> {
                                                   const Template* t = registry->find(s.template_name);
                                                   if (!t || !t->supports(s.problem)) return std::nullopt;
@@ -106,10 +115,10 @@ void print_replay(const std::vector<cost_model::RecordedShape>& shapes, const co
                 table.str().c_str(), o.max_trials + 1);
 }
 
-void print_model_report(const std::vector<cost_model::RecordedShape>& shapes) {
+void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, const cost_model::UnseenPolicy& policy) {
     Table table({"held-out shape", "configs", "spearman", "top-10 recall", "unseen pick loss", "nearest-shape loss"});
     std::vector<double> rho, recall, loss, nearest;
-    for (const auto& r : cost_model::model_report(shapes)) {
+    for (const auto& r : cost_model::model_report(shapes, policy)) {
         table.add({r.shape, std::to_string(r.configs), format_fixed(r.spearman, 3), percent(r.recall_top10),
                    percent(r.predicted_pick_loss), percent(r.nearest_pick_loss)});
         rho.push_back(r.spearman);
@@ -124,7 +133,9 @@ void print_model_report(const std::vector<cost_model::RecordedShape>& shapes) {
     auto worst = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
     table.add({"median", "", format_fixed(med(rho), 3), percent(med(recall)), percent(med(loss)), percent(med(nearest))});
     table.add({"worst", "", "", "", percent(worst(loss)), percent(worst(nearest))});
-    std::printf("%s(each shape held out in turn: trees trained on the other shapes only)\n", table.str().c_str());
+    std::printf("%s(each shape held out in turn: trees trained on the other shapes only; unseen pick among the\n"
+                " default and %zu neighbour configs, distance penalty %g per octave)\n",
+                table.str().c_str(), policy.neighbours, policy.distance_penalty);
 }
 
 // Trains the boosted trees on every ok measurement of one template on this device (current
@@ -156,11 +167,13 @@ void train_model(const std::string& db_path, const std::string& template_name) {
 void add_model_commands(CLI::App& app) {
     {
         auto* cmd = app.add_subcommand("replay", "replay search strategies offline against recorded (exhaustive) spaces");
-        auto db = std::make_shared<std::string>();
+        auto db = std::make_shared<std::vector<std::string>>();
         auto o = std::make_shared<cost_model::ReplayOptions>();
         auto names = std::make_shared<std::vector<std::string>>();
         auto min_configs = std::make_shared<std::size_t>(16);
-        cmd->add_option("--db", *db, "recorded store (SQLite, or a 'tune db export' JSON file)")->required();
+        cmd->add_option("--db", *db, "recorded store (SQLite, or a 'tune db export' JSON file); repeat to combine "
+                                     "recordings of the same spaces (each config keeps its fastest run)")
+            ->required();
         cmd->add_option("--strategy", *names, "strategies to replay (repeat; default: random annealing model bo)");
         cmd->add_option("--seeds", o->seeds, "runs per shape and strategy")->capture_default_str()->check(CLI::Range(1, 10000));
         cmd->add_option("--max-trials", o->max_trials, "trials per run")->capture_default_str()->check(CLI::Range(1, 1 << 20));
@@ -171,8 +184,7 @@ void add_model_commands(CLI::App& app) {
             if (!names->empty()) o->strategies = *names;
             std::erase_if(o->budgets, [&](std::size_t b) { return b > o->max_trials; });  // not replayed that far
             for (const auto& n : o->strategies) make_strategy(n, std::make_shared<Space>(), {});  // unknown names fail first
-            auto store = open_store(*db);
-            print_replay(load_recorded(*store, *min_configs), *o);
+            print_replay(load_recorded(*db, *min_configs), *o);
         });
     }
     {
@@ -183,14 +195,21 @@ void add_model_commands(CLI::App& app) {
         train->add_option("--template", *tmpl, "template whose measurements are learned")->capture_default_str();
         train->callback([=] { train_model(*db, *tmpl); });
         auto* report = app.add_subcommand("model-report", "cost model quality on held-out shapes of a recorded store");
-        auto rdb = std::make_shared<std::string>();
+        auto rdb = std::make_shared<std::vector<std::string>>();
         auto min_configs = std::make_shared<std::size_t>(16);
-        report->add_option("--db", *rdb, "recorded store (SQLite, or a 'tune db export' JSON file)")->required();
+        report->add_option("--db", *rdb, "recorded store (SQLite, or a 'tune db export' JSON file); repeat to "
+                                         "combine recordings (each config keeps its fastest run)")
+            ->required();
         report->add_option("--min-configs", *min_configs, "configs a shape needs to count as recorded")
             ->capture_default_str()->check(CLI::Range(2, 1 << 20));
+        auto policy = std::make_shared<cost_model::UnseenPolicy>();
+        report->add_option("--neighbours", policy->neighbours, "unseen pick: neighbour configs ranked")
+            ->capture_default_str()->check(CLI::Range(1, 1 << 10));
+        report->add_option("--distance-penalty", policy->distance_penalty,
+                           "unseen pick: log-time added per octave between the shape and a config's tuned shape")
+            ->capture_default_str()->check(CLI::Range(0.0, 10.0));
         report->callback([=] {
-            auto store = open_store(*rdb);
-            print_model_report(load_recorded(*store, *min_configs));
+            print_model_report(load_recorded(*rdb, *min_configs), *policy);
         });
     }
     {

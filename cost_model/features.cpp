@@ -51,7 +51,9 @@ double lanes_of(const std::string& label) { return label.rfind("avx2", 0) == 0 ?
 const char* const kGemmNames[] = {
     "mr", "nr", "accumulator_regs", "lane_fill_n", "tile_fill_m", "log2_tiles", "block_fill_m", "block_fill_n",
     "block_fill_k", "log2_blocks", "c_passes", "a_block_vs_l2", "a_panel_vs_l1", "b_panel_vs_l1", "b_block_vs_l2",
-    "b_block_vs_l3", "threads_vs_cores", "waves", "thread_balance", "a_repacks", "log2_pack_bytes_per_flop"};
+    "b_block_vs_l3", "threads_vs_cores", "waves", "thread_balance", "a_repacks", "log2_pack_bytes_per_flop",
+    "tile_fill", "block_fill", "edge_tiles", "idle_threads", "log2_tiles_per_thread", "log2_m_blocks", "log2_n_blocks",
+    "log2_tiles_per_block"};
 
 }  // namespace
 
@@ -63,39 +65,43 @@ double target_of(const Problem& p, double seconds) {
 Featurizer::Featurizer(const Problem& p, std::shared_ptr<const Space> space, const DeviceInfo& device)
     : problem_(p), space_(std::move(space)), device_(device) {
     require(space_ != nullptr, "featurizer: null space");
-    auto specs = dim_specs(p.op);
-    for (std::size_t d = 0; d < specs.size(); ++d) {
-        bool size = specs[d].kind == DimKind::size;
-        names_.push_back((size ? "log2_" : "") + std::string(specs[d].name));
-        problem_values_.push_back(size ? log2p(double(p.dims[d])) : double(p.dims[d]));
-    }
-    const double flops = std::max(flop_count(p), 1.0), bytes = bytes_moved(p);
-    for (auto [name, value] : {std::pair<const char*, double>{"dtype_bytes", double(dtype_bytes(p.dtype))},
-                               {"log2_flops", log2p(flops)},
-                               {"log2_bytes", log2p(bytes)},
-                               {"log2_intensity", std::log2(flops / bytes)},
-                               {"cores", double(device.cores)},
-                               {"log2_l1", log2p(double(device.l1d_bytes))},
-                               {"log2_l2", log2p(double(device.l2_bytes))},
-                               {"log2_l3", log2p(double(device.l3_bytes))}}) {
-        names_.push_back(name);
-        problem_values_.push_back(value);
-    }
+    auto names = std::make_shared<std::vector<std::string>>();
+    for (const auto& spec : dim_specs(p.op))
+        names->push_back((spec.kind == DimKind::size ? "log2_" : "") + std::string(spec.name));
+    for (const char* name : {"dtype_bytes", "log2_flops", "log2_bytes", "log2_intensity", "cores", "log2_l1", "log2_l2",
+                             "log2_l3"})
+        names->push_back(name);
     for (const Knob& k : space_->knobs()) {
         if (k.kind == KnobKind::categorical)
-            for (const auto& v : k.values) names_.push_back("knob:" + k.name + "=" + to_string(v));
+            for (const auto& v : k.values) names->push_back("knob:" + k.name + "=" + to_string(v));
         else
-            names_.push_back("knob:" + k.name);
+            names->push_back("knob:" + k.name);
     }
     gemm_ = (p.op == OpKind::gemm || p.op == OpKind::swiglu) && space_->knob("ukernel") && space_->knob("mc") &&
             space_->knob("kc") && space_->knob("nc");
     if (gemm_)
-        for (const char* n : kGemmNames) names_.push_back(n);
+        for (const char* n : kGemmNames) names->push_back(n);
+    names_ = std::move(names);
+    set_problem(p);
+}
+
+void Featurizer::set_problem(const Problem& p) {
+    require(p.op == problem_.op, "featurizer: set_problem needs a problem of the same op");
+    problem_ = p;
+    problem_values_.clear();
+    auto specs = dim_specs(p.op);
+    for (std::size_t d = 0; d < specs.size(); ++d)
+        problem_values_.push_back(specs[d].kind == DimKind::size ? log2p(double(p.dims[d])) : double(p.dims[d]));
+    const double flops = std::max(flop_count(p), 1.0), bytes = bytes_moved(p);
+    for (double v : {double(dtype_bytes(p.dtype)), log2p(flops), log2p(bytes), std::log2(flops / bytes),
+                     double(device_.cores), log2p(double(device_.l1d_bytes)), log2p(double(device_.l2_bytes)),
+                     log2p(double(device_.l3_bytes))})
+        problem_values_.push_back(v);
 }
 
 std::vector<double> Featurizer::operator()(const Config& c) const {
     std::vector<double> out = problem_values_;
-    out.reserve(names_.size());
+    out.reserve(names_->size());
     for (const Knob& k : space_->knobs()) {
         const KnobValue* v = c.find(k.name);
         require(v != nullptr, "featurizer: config '" + c.text() + "' lacks knob '" + k.name + "'");
@@ -133,13 +139,22 @@ void Featurizer::gemm_features(const Config& c, std::vector<double>& out) const 
     const double waves = ceil_div(units, threads);
     const double flops = std::max(flop_count(problem_), 1.0);
     const double pack_bytes = (pack_a * m * k * ceil_div(n, nc) + pack_b * k * n) * eb;
-    for (double v : {mr, nr, mr * nr / lanes, n / (ceil_div(n, nr) * nr), m / (ceil_div(m, mr) * mr),
-                     log2p(ceil_div(m, mr) * ceil_div(n, nr)), m / (ceil_div(m, mc) * mc), n / (ceil_div(n, nc) * nc),
-                     k / (ceil_div(k, kc) * kc), log2p(ceil_div(m, mc) * ceil_div(n, nc) * ceil_div(k, kc)),
-                     ceil_div(k, kc), std::log2(mc * kc * eb / l2), std::log2(mr * kc * eb / l1),
-                     std::log2(kc * nr * eb / l1), std::log2(kc * nc * eb / l2), std::log2(kc * nc * eb / l3),
-                     threads / std::max(1, device_.cores), waves, units / (waves * threads), ceil_div(n, nc),
-                     std::log2(1.0 + pack_bytes / flops)})
+    // Padding waste and parallel slack of this config on this shape: the work the register
+    // tiles and cache blocks cover beyond the problem, the share of tiles that run the slower
+    // edge path, and threads that get no tile.
+    const double tiles_m = ceil_div(m, mr), tiles_n = ceil_div(n, nr), tiles = tiles_m * tiles_n;
+    const double tile_fill = (m * n) / (tiles * mr * nr);
+    const double block_fill = (m * n * k) / (ceil_div(m, mc) * mc * ceil_div(n, nc) * nc * ceil_div(k, kc) * kc);
+    const double edge = (std::fmod(m, mr) != 0 ? tiles_n : 0) + (std::fmod(n, nr) != 0 ? tiles_m : 0) -
+                        (std::fmod(m, mr) != 0 && std::fmod(n, nr) != 0 ? 1 : 0);
+    for (double v : {mr, nr, mr * nr / lanes, n / (tiles_n * nr), m / (tiles_m * mr), log2p(tiles),
+                     m / (ceil_div(m, mc) * mc), n / (ceil_div(n, nc) * nc), k / (ceil_div(k, kc) * kc),
+                     log2p(ceil_div(m, mc) * ceil_div(n, nc) * ceil_div(k, kc)), ceil_div(k, kc),
+                     std::log2(mc * kc * eb / l2), std::log2(mr * kc * eb / l1), std::log2(kc * nr * eb / l1),
+                     std::log2(kc * nc * eb / l2), std::log2(kc * nc * eb / l3), threads / std::max(1, device_.cores),
+                     waves, units / (waves * threads), ceil_div(n, nc), std::log2(1.0 + pack_bytes / flops), tile_fill,
+                     block_fill, edge / tiles, std::max(0.0, threads - units) / threads, std::log2(tiles / threads),
+                     log2p(ceil_div(m, mc)), log2p(ceil_div(n, nc)), log2p(ceil_div(mc, mr) * ceil_div(nc, nr))})
         out.push_back(v);
 }
 

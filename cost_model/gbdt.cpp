@@ -2,6 +2,7 @@
 #include <xgboost/c_api.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "tune/cost_model/models.hpp"
@@ -41,7 +42,15 @@ struct GbdtModel::Handle {
         check(XGBoosterCreate(cache, cache ? 1 : 0, &h), "create");
     }
     ~Handle() { XGBoosterFree(h); }
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
     void set(const char* key, const std::string& value) { check(XGBoosterSetParam(h, key, value.c_str()), key); }
+    std::string save_json() const {
+        bst_ulong len = 0;
+        const char* buf = nullptr;
+        check(XGBoosterSaveModelToBuffer(h, R"({"format":"json"})", &len, &buf), "saving");
+        return std::string(buf, len);
+    }
 };
 
 GbdtModel::~GbdtModel() = default;
@@ -64,8 +73,10 @@ std::shared_ptr<const GbdtModel> GbdtModel::train(const Dataset& data, const Gbd
     std::shared_ptr<GbdtModel> model(new GbdtModel());
     model->names_ = data.names;
     model->prior_ = std::move(prior);
-    model->booster_ = std::make_unique<Handle>(&x.h);
-    auto& b = *model->booster_;
+    // The booster lives only for the training: XGBoost keeps per-thread state for each booster
+    // that it frees at thread exit, so a booster destroyed later (a model held by a static
+    // object) would touch freed memory. The model keeps the trees as JSON and flattened.
+    Handle b(&x.h);
     b.set("nthread", "1");
     b.set("seed", "0");
     b.set("tree_method", "exact");
@@ -76,6 +87,8 @@ std::shared_ptr<const GbdtModel> GbdtModel::train(const Dataset& data, const Gbd
     b.set("min_child_weight", std::to_string(params.min_child_weight));
     b.set("lambda", std::to_string(params.lambda));
     for (int i = 0; i < params.rounds; ++i) check(XGBoosterUpdateOneIter(b.h, i, x.h), "training");
+    model->json_ = b.save_json();
+    model->flatten();
     return model;
 }
 
@@ -83,34 +96,105 @@ std::shared_ptr<const GbdtModel> GbdtModel::load_json(const std::string& json, s
     require(!names.empty(), "cost model: a stored model names no feature columns");
     std::shared_ptr<GbdtModel> model(new GbdtModel());
     model->names_ = std::move(names);
-    model->booster_ = std::make_unique<Handle>();
-    check(XGBoosterLoadModelFromBuffer(model->booster_->h, json.data(), json.size()), "loading a stored model");
+    Handle b;  // only to check the text: XGBoost must accept it
+    check(XGBoosterLoadModelFromBuffer(b.h, json.data(), json.size()), "loading a stored model");
     bst_ulong features = 0;
-    check(XGBoosterGetNumFeature(model->booster_->h, &features), "reading the feature count");
+    check(XGBoosterGetNumFeature(b.h, &features), "reading the feature count");
+    model->json_ = json;
     require(features == model->names_.size(), "cost model: the stored trees read " + std::to_string(features) +
                                                   " features but the model names " +
                                                   std::to_string(model->names_.size()));
+    model->flatten();
     return model;
 }
 
+void GbdtModel::flatten() {
+    // XGBoost's JSON model: learner.learner_model_param.base_score and, per tree, parallel
+    // arrays of children, split features and conditions (a leaf's condition is its value).
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(json_);
+        const auto& learner = j.at("learner");
+        const auto& base = learner.at("learner_model_param").at("base_score");
+        base_score_ = base.is_string() ? std::stof(base.get<std::string>()) : base.get<float>();
+        const auto& booster = learner.at("gradient_booster");
+        require(booster.at("name") == "gbtree", "cost model: only tree boosters are supported");
+        nodes_.clear();
+        roots_.clear();
+        for (const auto& tree : booster.at("model").at("trees")) {
+            const auto& left = tree.at("left_children");
+            const auto& right = tree.at("right_children");
+            const auto& feature = tree.at("split_indices");
+            const auto& cond = tree.at("split_conditions");
+            const auto& missing = tree.at("default_left");
+            const std::size_t n = left.size();
+            require(n > 0 && right.size() == n && feature.size() == n && cond.size() == n && missing.size() == n,
+                    "cost model: a tree's node arrays differ in length");
+            const auto offset = static_cast<std::int32_t>(nodes_.size());
+            roots_.push_back(static_cast<std::uint32_t>(offset));
+            for (std::size_t i = 0; i < n; ++i) {
+                Node node;
+                const int l = left[i].get<int>(), r = right[i].get<int>();
+                node.value = cond[i].get<float>();
+                if (l >= 0) {
+                    require(std::size_t(l) < n && r >= 0 && std::size_t(r) < n, "cost model: a tree child is out of range");
+                    node.left = offset + l;
+                    node.right = offset + r;
+                    node.feature = feature[i].get<std::uint32_t>();
+                    require(node.feature < names_.size(), "cost model: a split reads feature " +
+                                                              std::to_string(node.feature) + " of " +
+                                                              std::to_string(names_.size()));
+                    node.missing_left = missing[i].is_boolean() ? missing[i].get<bool>() : missing[i].get<int>() != 0;
+                }
+                nodes_.push_back(node);
+            }
+        }
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("cost model: cannot read the trees of the model: ") + e.what());
+    } catch (const std::logic_error& e) {  // stof
+        throw Error(std::string("cost model: cannot read the model's base score: ") + e.what());
+    }
+}
+
+double GbdtModel::predict_one(std::span<const double> row) const {
+    require(row.size() == names_.size(), "cost model: a feature row has " + std::to_string(row.size()) +
+                                             " values, expected " + std::to_string(names_.size()));
+    // As XGBoost does: single-precision features and sums, NaN takes the default branch.
+    float sum = base_score_;
+    for (std::uint32_t root : roots_) {
+        const Node* node = &nodes_[root];
+        while (node->left >= 0) {
+            const float x = static_cast<float>(row[node->feature]);
+            const bool go_left = std::isnan(x) ? node->missing_left : x < node->value;
+            node = &nodes_[std::size_t(go_left ? node->left : node->right)];
+        }
+        sum += node->value;
+    }
+    return (prior_ ? prior_->predict_one(row) : 0.0) + double(sum);
+}
+
 std::vector<double> GbdtModel::predict(std::span<const std::vector<double>> rows) const {
+    std::vector<double> out;
+    out.reserve(rows.size());
+    for (const auto& r : rows) out.push_back(predict_one(r));
+    return out;
+}
+
+std::vector<double> GbdtModel::predict_with_xgboost(std::span<const std::vector<double>> rows) const {
     std::vector<double> out(rows.size(), 0.0);
     if (rows.empty()) return out;
-    if (prior_) out = prior_->predict(rows);
+    if (prior_) out = prior_->predict_with_xgboost(rows);
     Matrix x(rows, names_.size());
     bst_ulong len = 0;
     const float* values = nullptr;
-    check(XGBoosterPredict(booster_->h, x.h, 0, 0, 0, &len, &values), "prediction");
+    Handle b;
+    check(XGBoosterLoadModelFromBuffer(b.h, json_.data(), json_.size()), "loading the model");
+    check(XGBoosterPredict(b.h, x.h, 0, 0, 0, &len, &values), "prediction");
     require(len == rows.size(), "cost model: XGBoost returned a prediction count that does not match the rows");
     for (std::size_t i = 0; i < rows.size(); ++i) out[i] += values[i];
     return out;
 }
 
-std::string GbdtModel::save_json() const {
-    bst_ulong len = 0;
-    const char* buf = nullptr;
-    check(XGBoosterSaveModelToBuffer(booster_->h, R"({"format":"json"})", &len, &buf), "saving");
-    return std::string(buf, len);
-}
+std::string GbdtModel::save_json() const { return json_; }
 
 }  // namespace tune::cost_model

@@ -117,7 +117,21 @@ std::vector<RecordedShape> recorded_shapes(
     for (const auto& m : measurements)
         groups[shape_key(m.problem) + '|' + m.device_id + '|' + m.template_name + '|' + m.template_version].push_back(&m);
     std::vector<RecordedShape> out;
-    for (const auto& [key, rows] : groups) {
+    for (auto& [key, all_rows] : groups) {
+        // Several recordings of one space: per config, the fastest ok row (contention only
+        // ever slows a measurement down), else its first row.
+        std::vector<const Measurement*> rows;
+        std::unordered_map<std::uint64_t, std::size_t> at;
+        for (const Measurement* m : all_rows) {
+            auto [it, fresh] = at.try_emplace(m->config.hash(), rows.size());
+            if (fresh) {
+                rows.push_back(m);
+                continue;
+            }
+            const Measurement*& kept = rows[it->second];
+            if (m->status == Status::ok && (kept->status != Status::ok || m->stats.median_s < kept->stats.median_s))
+                kept = m;
+        }
         if (rows.size() < min_configs) continue;
         RecordedShape s;
         s.problem = rows.front()->problem;
@@ -181,7 +195,7 @@ std::vector<ReplayRow> replay(const std::vector<RecordedShape>& shapes, const Re
     return out;
 }
 
-std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes) {
+std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes, const UnseenPolicy& policy) {
     require(shapes.size() >= 2, "model report: needs at least two recorded shapes (one held out, the rest to train)");
     std::vector<Config> best_config;
     for (const auto& s : shapes) {
@@ -217,12 +231,26 @@ std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes
         for (std::size_t j = 0; j < k; ++j) hits += top.contains(by_predicted[j]);
         r.recall_top10 = double(hits) / double(k);
 
-        // Unseen shape: candidates are the other shapes' best configs plus the default.
-        std::vector<Config> candidates{s.space->default_config()};
+        // Unseen shape, as the dispatcher picks it: the default and the nearest other shapes'
+        // best configs valid here, ranked by the model and the distance to where they won.
+        std::vector<std::size_t> others;
         for (std::size_t j = 0; j < shapes.size(); ++j)
-            if (j != i && s.seconds.contains(best_config[j].hash())) candidates.push_back(best_config[j]);
+            if (j != i) others.push_back(j);
+        std::stable_sort(others.begin(), others.end(), [&](std::size_t a, std::size_t b) {
+            return shape_distance(s.problem, shapes[a].problem) < shape_distance(s.problem, shapes[b].problem);
+        });
+        std::vector<Config> candidates{s.space->default_config()};
+        std::vector<double> distances{std::numeric_limits<double>::infinity()};
+        for (std::size_t j : others) {
+            if (candidates.size() > policy.neighbours) break;
+            if (!s.seconds.contains(best_config[j].hash()) ||
+                std::find(candidates.begin(), candidates.end(), best_config[j]) != candidates.end())
+                continue;
+            candidates.push_back(best_config[j]);
+            distances.push_back(shape_distance(s.problem, shapes[j].problem));
+        }
         auto score = predict_configs(*model, s.problem, s.space, s.device, candidates);
-        const Config& pick = candidates[std::size_t(std::min_element(score.begin(), score.end()) - score.begin())];
+        const Config& pick = candidates[pick_unseen(score, distances, policy)];
         auto time_of = [&](const Config& c) {
             auto it = s.seconds.find(c.hash());
             return it == s.seconds.end() ? std::numeric_limits<double>::infinity() : it->second;

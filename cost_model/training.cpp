@@ -1,6 +1,7 @@
 #include "tune/cost_model/training.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -27,21 +28,22 @@ Dataset training_set(std::span<const Measurement> rows, const SpaceOf& space_of,
     }
     std::map<std::string, std::vector<int>> maps;
     for (const auto& [key, f] : featurizers) maps[key] = column_map(f->names(), data.names);
-    // Targets relative to the shape's median: the trees learn how configs compare within a
-    // shape (all that ranking needs), not how fast shapes are against each other.
-    std::map<std::string, std::vector<double>> per_shape;
-    for (const auto& m : rows)
-        if (m.status == Status::ok) per_shape[shape_key(m.problem)].push_back(target_of(m.problem, m.stats.median_s));
-    std::map<std::string, double> centre;
-    for (auto& [key, v] : per_shape) {
-        std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
-        centre[key] = v[v.size() / 2];
+    // Targets relative to the shape's fastest config, log(t / best), capped at kTargetCap: the
+    // trees learn how configs compare within a shape (all that ranking needs), not how fast
+    // shapes are against each other, and a pathological or contention-hit row (10x, 100x)
+    // counts as "bad" without pulling the squared loss towards itself.
+    std::map<std::string, double> best;
+    for (const auto& m : rows) {
+        if (m.status != Status::ok) continue;
+        auto [it, fresh] = best.try_emplace(shape_key(m.problem), m.stats.median_s);
+        if (!fresh) it->second = std::min(it->second, m.stats.median_s);
     }
     for (const auto& m : rows) {
         if (m.status != Status::ok) continue;
         const std::string key = shape_key(m.problem);
         data.rows.push_back(remap((*featurizers[key])(m.config), maps[key]));
-        data.targets.push_back(target_of(m.problem, m.stats.median_s) - centre[key]);
+        data.targets.push_back(
+            std::min(target_of(m.problem, m.stats.median_s) - target_of(m.problem, best[key]), kTargetCap));
     }
     return data;
 }
@@ -101,12 +103,50 @@ std::shared_ptr<const GbdtModel> transfer_prior(const Database& db, const Proble
 
 std::vector<double> predict_configs(const GbdtModel& model, const Problem& p, std::shared_ptr<const Space> space,
                                     const DeviceInfo& device, std::span<const Config> configs) {
-    Featurizer f(p, std::move(space), device);
-    auto map = column_map(f.names(), model.names());
-    std::vector<std::vector<double>> rows;
-    rows.reserve(configs.size());
-    for (const auto& c : configs) rows.push_back(remap(f(c), map));
-    return model.predict(rows);
+    // The scorer shares the model; this one is borrowed for the call.
+    std::shared_ptr<const GbdtModel> borrowed(std::shared_ptr<const GbdtModel>{}, &model);
+    ConfigScorer scorer(borrowed, p, std::move(space), device);
+    std::vector<const Config*> pointers;
+    for (const auto& c : configs) pointers.push_back(&c);
+    return scorer(p, pointers);
+}
+
+ConfigScorer::ConfigScorer(std::shared_ptr<const GbdtModel> model, const Problem& p, std::shared_ptr<const Space> space,
+                           const DeviceInfo& device)
+    : model_(std::move(model)), featurizer_(p, std::move(space), device) {
+    require(model_ != nullptr, "config scorer: null model");
+    map_ = column_map(featurizer_.names(), model_->names());
+    row_.resize(map_.size());
+}
+
+std::vector<double> ConfigScorer::operator()(const Problem& p, std::span<const Config* const> configs) {
+    featurizer_.set_problem(p);
+    std::vector<double> out;
+    out.reserve(configs.size());
+    for (const Config* c : configs) {
+        const auto values = featurizer_(*c);
+        for (std::size_t j = 0; j < map_.size(); ++j)
+            row_[j] = map_[j] >= 0                ? values[std::size_t(map_[j])]
+                      : map_[j] == kAbsentLabel ? 0.0
+                                                : std::numeric_limits<double>::quiet_NaN();
+        out.push_back(model_->predict_one(row_));
+    }
+    return out;
+}
+
+std::size_t pick_unseen(std::span<const double> scores, std::span<const double> distances, const UnseenPolicy& policy) {
+    require(!scores.empty() && scores.size() == distances.size(), "pick_unseen: one distance per scored candidate");
+    double farthest = 0;
+    for (double d : distances)
+        if (std::isfinite(d)) farthest = std::max(farthest, d);
+    std::size_t best = 0;
+    double best_value = std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < scores.size(); ++i) {
+        const double d = std::isfinite(distances[i]) ? distances[i] : farthest;
+        const double value = scores[i] + policy.distance_penalty * d;
+        if (value < best_value) best = i, best_value = value;
+    }
+    return best;
 }
 
 }  // namespace tune::cost_model

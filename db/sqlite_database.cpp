@@ -321,7 +321,10 @@ std::optional<StoredModel> SqliteDatabase::load_model(const std::string& name, c
         "WHERE name = ?1 AND template = ?2 AND device_id = ?3");
     s.bind(1, name).bind(2, template_name).bind(3, device_id);
     if (!s.step()) return std::nullopt;
-    StoredModel m{name, template_name, device_id};
+    StoredModel m;
+    m.name = name;
+    m.template_name = template_name;
+    m.device_id = device_id;
     const std::string where = "database '" + c.path().string() + "': cost model '" + name + "' for '" + template_name + "': ";
     auto schema = s.get_int(0);
     auto format = s.get_text(1), features = s.get_text(2), body = s.get_text(3), created = s.get_text(5);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <set>
 #include <unistd.h>
@@ -142,6 +143,17 @@ TEST_CASE("boosted trees rank unseen configs and survive a save/load round trip"
             }
     CHECK(double(agree) / double(pairs) > 0.85);
 
+    // The in-process trees predict what XGBoost's predictor does, missing values included.
+    auto with_missing = rows;
+    for (std::size_t i = 0; i < with_missing.size(); ++i)
+        with_missing[i][i % with_missing[i].size()] = std::numeric_limits<double>::quiet_NaN();
+    for (const auto& batch : {rows, with_missing}) {
+        auto ours = model->predict(batch), reference = model->predict_with_xgboost(batch);
+        REQUIRE(ours.size() == reference.size());
+        for (std::size_t i = 0; i < ours.size(); ++i) CHECK(ours[i] == Approx(reference[i]).margin(1e-4));
+        CHECK(model->predict_one(batch.front()) == ours.front());
+    }
+
     auto loaded = GbdtModel::load_json(model->save_json(), model->names());
     auto again = loaded->predict(rows);
     for (std::size_t i = 0; i < rows.size(); ++i) CHECK(again[i] == Approx(predicted[i]).margin(1e-5));
@@ -250,6 +262,34 @@ TEST_CASE("restricting a space keeps the listed values and names what is wrong",
     CHECK_THROWS_AS(restrict_space(*space, "mc"), Error);
 }
 
+TEST_CASE("recordings of the same space combine: each config keeps its fastest ok run", "[cost_model][replay]") {
+    std::ifstream in(std::string(LIBTUNE_SOURCE_DIR) + "/tests/data/recorded_gemm.json");
+    REQUIRE(in.good());
+    SqliteDatabase db(":memory:");
+    import_json(db, in);
+    auto first = db.query({});
+    auto once = recorded_shapes(first, db.devices());
+    // A second recording: every config slower except one that came out 10x faster, plus a failure.
+    auto rows = first;
+    for (std::size_t i = 0; i < first.size(); ++i) {
+        Measurement again = first[i];
+        again.stats.median_s *= i == 0 ? 0.1 : 2.0;
+        if (i == 1) again.status = Status::failed;
+        rows.push_back(again);
+    }
+    auto twice = recorded_shapes(rows, db.devices());
+    REQUIRE(twice.size() == once.size());
+    for (std::size_t s = 0; s < once.size(); ++s) {
+        CHECK(twice[s].configs.size() == once[s].configs.size());
+        CHECK(twice[s].ok_rows.size() == once[s].ok_rows.size());
+        for (const auto& [hash, seconds] : once[s].seconds)
+            CHECK(twice[s].seconds.at(hash) == (first[0].config.hash() == hash &&
+                                                        shape_key(first[0].problem) == shape_key(once[s].problem)
+                                                    ? 0.1 * seconds
+                                                    : seconds));
+    }
+}
+
 TEST_CASE("replay on the shipped recorded space is deterministic and the model ranks held-out shapes", "[cost_model][replay]") {
     auto shapes = shipped_record();
     REQUIRE(shapes.size() >= 3);
@@ -334,6 +374,10 @@ TEST_CASE("the dispatcher ranks candidates with a stored model, and without one 
     CHECK(d.lookup(make_gemm(64, 64, 64)).source == LookupSource::exact);
     Selection again = d.lookup(make_gemm(2048, 2048, 2048));
     CHECK(again.config == big.config);  // memoised
+    // Only configs known to be good somewhere are served: a tuned shape's winner or the default.
+    bool known = *big.config == t->space(make_gemm(2048, 2048, 2048))->default_config();
+    for (const auto& b : db->best({})) known = known || b.config == *big.config;
+    CHECK(known);
 
     StoredModel stale = *db->load_model(kGbdtName, t->info().name, device.id());
     stale.feature_schema = kFeatureSchema + 1;
@@ -342,4 +386,34 @@ TEST_CASE("the dispatcher ranks candidates with a stored model, and without one 
     CHECK(refusing.lookup(unseen).source == LookupSource::nearest);
     REQUIRE(refusing.stats().rejections.size() == 1);
     CHECK_THAT(refusing.stats().rejections[0], Catch::Contains("feature schema"));
+}
+
+TEST_CASE("unseen picks weigh the model against the distance to where a config won", "[cost_model]") {
+    // Scores are predicted log-times; distances in octaves; the default (infinite) counts as the farthest.
+    const double inf = std::numeric_limits<double>::infinity();
+    CHECK(pick_unseen(std::vector{0.3, 0.10, 0.12}, std::vector{inf, 1.0, 3.0}) == 1);
+    CHECK(pick_unseen(std::vector{0.10, 0.30, 0.02}, std::vector{inf, 1.0, 1.0}) == 2);
+    // Near-equal predictions: the nearer neighbour's winner is taken.
+    CHECK(pick_unseen(std::vector{0.0, 0.11, 0.10}, std::vector{inf, 0.5, 4.0}, UnseenPolicy{4, 0.05}) == 1);
+    CHECK(pick_unseen(std::vector{0.0, 0.11, 0.10}, std::vector{inf, 0.5, 4.0}, UnseenPolicy{4, 0.0}) == 0);
+    CHECK_THROWS_AS(pick_unseen(std::vector<double>{}, std::vector<double>{}), Error);
+    CHECK_THROWS_AS(pick_unseen(std::vector{1.0}, std::vector{1.0, 2.0}), Error);
+}
+
+TEST_CASE("a config scorer reused across shapes of one space predicts what a fresh one does", "[cost_model]") {
+    auto space = blocking_space();
+    Problem a = make_gemm(256, 1024, 512), b = make_gemm(40, 1000, 300);
+    Featurizer f(a, space, fixed_device());
+    auto all = space->enumerate_all();
+    Dataset train{f.names(), {}, {}};
+    for (const auto& c : all) {
+        train.rows.push_back(f(c));
+        train.targets.push_back(target_of(a, synthetic_seconds(c)));
+    }
+    auto model = GbdtModel::train(train, GbdtParams{20, 4});
+    std::vector<Config> configs(all.begin(), all.begin() + 8);
+    std::vector<const Config*> pointers;
+    for (const auto& c : configs) pointers.push_back(&c);
+    ConfigScorer scorer(model, a, space, fixed_device());
+    for (const Problem& p : {a, b, a}) CHECK(scorer(p, pointers) == predict_configs(*model, p, space, fixed_device(), configs));
 }

@@ -21,7 +21,7 @@ double cost(const Config& c) {
     return 100.0 / double(c.get_int("a") * c.get_int("b")) + (c.get_str("c") == "z" ? 0 : 1);
 }
 std::vector<Config> drive(const std::string& name, std::uint64_t seed, std::size_t budget) {
-    auto s = make_strategy(name, space(), {seed, 4096});
+    auto s = make_strategy(name, space(), {seed, 4096, nullptr});
     std::vector<Config> seen;
     while (seen.size() < budget) {
         auto batch = s->propose(std::min<std::size_t>(4, budget - seen.size()));
@@ -58,7 +58,7 @@ TEST_CASE("exhaustive visits the whole space and then stops", "[search]") {
 }
 
 TEST_CASE("exhaustive refuses a space larger than its cap", "[search]") {
-    CHECK_THROWS_WITH(make_strategy("exhaustive", space(), {0, 10}), Catch::Contains("more than 10"));
+    CHECK_THROWS_WITH(make_strategy("exhaustive", space(), {0, 10, nullptr}), Catch::Contains("more than 10"));
 }
 
 TEST_CASE("random and annealing stop when the space is used up", "[search]") {
@@ -91,7 +91,7 @@ TEST_CASE("a space's starts: the default first, added starts after, invalid ones
     CHECK_THROWS_WITH(s->add_start(bad), Catch::Contains("a_le_b"));
 
     // Annealing measures every start before it walks: the far start is in the first batch.
-    auto strategy = make_strategy("annealing", s, {1, 4096});
+    auto strategy = make_strategy("annealing", s, {1, 4096, nullptr});
     const auto first = strategy->propose(4);
     REQUIRE(first.size() == 4);
     CHECK(first[0] == s->default_config());

@@ -7,7 +7,6 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <unordered_set>
 
 #include "tune/cost_model/training.hpp"
 #include "tune/db/sqlite_database.hpp"
@@ -112,7 +111,7 @@ std::optional<Dispatcher::Entry> Dispatcher::checked_entry(const Measurement& m,
         *why = shape_key(m.problem) + ": non-positive time";
         return std::nullopt;
     }
-    return Entry{m.problem, t, m.config, m.stats.median_s, m.problem.tolerance, layer};
+    return Entry{m.problem, t, m.config, m.stats.median_s, m.problem.tolerance, layer, m.config.hash()};
 }
 
 void Dispatcher::load(const StoreLayer& layer, std::size_t index, ShapeTimes& times, EntryMap& merged) {
@@ -212,16 +211,21 @@ bool Dispatcher::valid_here(const Index& ix, const Problem& p, std::size_t i) co
     auto space = e.tmpl->space(p);
     auto& facts = spaces_[space.get()];
     if (!facts.space) facts.space = space;
+    return accepted(ix, facts, i);
+}
+
+bool Dispatcher::accepted(const Index& ix, SpaceFacts& facts, std::size_t i) const {
     if (facts.accepts_for != &ix) facts.accepts.assign(ix.entries.size(), -1);
     facts.accepts_for = &ix;
     auto& ok = facts.accepts[i];
-    if (ok < 0) ok = space->violation(e.config) ? 0 : 1;
+    if (ok < 0) ok = facts.space->violation(ix.entries[i].config) ? 0 : 1;
     return ok == 1;
 }
 
 Selection Dispatcher::predict_unseen(const Problem& p, const Index& ix,
                                      const std::vector<std::pair<double, std::size_t>>& candidates) const {
     if (models_.empty()) return {};
+    const cost_model::UnseenPolicy policy;
     for (const Template* t : registry_->for_problem(p, device_.backend)) {
         auto model = models_.find(t);
         if (model == models_.end()) continue;
@@ -229,19 +233,36 @@ Selection Dispatcher::predict_unseen(const Problem& p, const Index& ix,
         auto& facts = spaces_[space.get()];
         if (!facts.space) facts.space = space;
         if (!facts.default_config) facts.default_config = std::make_unique<Config>(space->default_config());
-        // The tuned neighbours' configs valid here (each once, nearest first) and the default.
-        auto nearest_first = candidates;
-        std::sort(nearest_first.begin(), nearest_first.end());
-        std::vector<Config> configs{*facts.default_config};
+        if (!facts.scorer) {
+            facts.scorer = std::make_shared<cost_model::ConfigScorer>(model->second, p, space, device_);
+            facts.default_hash = facts.default_config->hash();
+        }
+        // The default and the nearest tuned shapes' configs valid here (each once), nearest
+        // first, looking at no more than kScan of the nearest shapes (ties: earlier entry).
+        const std::size_t kScan = 8 * policy.neighbours;
+        auto nearest = candidates;
+        if (nearest.size() > kScan) {
+            std::nth_element(nearest.begin(), nearest.begin() + long(kScan), nearest.end());
+            nearest.resize(kScan);
+        }
+        std::sort(nearest.begin(), nearest.end());
+        std::vector<const Config*> configs{facts.default_config.get()};
+        std::vector<std::uint64_t> hashes{facts.default_hash};
+        std::vector<double> distances{std::numeric_limits<double>::infinity()};
         std::vector<std::size_t> from{SIZE_MAX};
-        std::unordered_set<std::uint64_t> seen{configs.front().hash()};
-        for (const auto& [dist, e] : nearest_first)
-            if (ix.entries[e].tmpl == t && valid_here(ix, p, e) && seen.insert(ix.entries[e].config.hash()).second) {
-                configs.push_back(ix.entries[e].config);
-                from.push_back(e);
-            }
-        auto score = cost_model::predict_configs(*model->second, p, space, device_, configs);
-        std::size_t best = std::size_t(std::min_element(score.begin(), score.end()) - score.begin());
+        for (const auto& [dist, e] : nearest) {
+            if (configs.size() > policy.neighbours) break;
+            const Entry& entry = ix.entries[e];
+            if (entry.tmpl != t || std::find(hashes.begin(), hashes.end(), entry.config_hash) != hashes.end() ||
+                !accepted(ix, facts, e))
+                continue;
+            configs.push_back(&entry.config);
+            hashes.push_back(entry.config_hash);
+            distances.push_back(dist);
+            from.push_back(e);
+        }
+        auto score = (*facts.scorer)(p, configs);
+        const std::size_t best = cost_model::pick_unseen(score, distances, policy);
         if (from[best] != SIZE_MAX) return select(ix.entries[from[best]], LookupSource::predicted);
         return Selection{t, facts.default_config.get(), LookupSource::predicted, nullptr, 0};
     }

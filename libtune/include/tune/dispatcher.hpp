@@ -29,6 +29,7 @@ namespace tune {
 
 namespace cost_model {
 class GbdtModel;
+class ConfigScorer;
 }
 
 // bucket: no entry for the shape itself; its bucket's representative (BucketRules) was tuned.
@@ -177,6 +178,7 @@ private:
         double median_s;
         double tolerance;   // explicit accuracy budget it was verified under (0 = the dtype's)
         std::size_t layer;  // index into layer_names_
+        std::uint64_t config_hash;
     };
     // Tuned shapes that share op, dtype and every exact dim: the candidates for a nearest
     // match, with their log2 sizes stored contiguously (size_dims per entry).
@@ -217,7 +219,9 @@ private:
     void compute_regrets(const ShapeTimes& times);
     void load_models(const StoreLayer& layer);
     // Whether entry i of ix is valid for p (cached per space); caller holds unseen_mutex_.
+    struct SpaceFacts;
     bool valid_here(const Index& ix, const Problem& p, std::size_t i) const;
+    bool accepted(const Index& ix, SpaceFacts& facts, std::size_t i) const;  // facts of p's space
     // The model's pick among the valid candidate entries' configs and the default; caller
     // holds unseen_mutex_ exclusively. Empty (no tmpl) when no model applies.
     Selection predict_unseen(const Problem& p, const Index& ix,
@@ -256,6 +260,8 @@ private:
         std::unique_ptr<Config> default_config;
         std::vector<std::int8_t> accepts;     // per entry of accepts_for: -1 unknown, 0 no, 1 yes
         const Index* accepts_for = nullptr;
+        std::shared_ptr<cost_model::ConfigScorer> scorer;  // the template's model on this space
+        std::uint64_t default_hash = 0;
     };
     mutable std::unordered_map<const Space*, SpaceFacts> spaces_;  // guarded by unseen_mutex_
     // Cost models per template (a later layer's replaces an earlier one's); empty: no prediction.

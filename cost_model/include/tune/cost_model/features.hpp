@@ -16,7 +16,7 @@
 namespace tune::cost_model {
 
 // Bump when a column's meaning changes: stored models of another schema are then refused.
-inline constexpr int kFeatureSchema = 1;
+inline constexpr int kFeatureSchema = 2;  // 2: padding waste and thread slack columns
 
 // The target every model learns: log(seconds per FLOP), comparable across shapes; ranking
 // configs of one shape by it is ranking them by time.
@@ -26,9 +26,12 @@ class Featurizer {
 public:
     Featurizer(const Problem& p, std::shared_ptr<const Space> space, const DeviceInfo& device);
 
-    const std::vector<std::string>& names() const { return names_; }
+    const std::vector<std::string>& names() const { return *names_; }
     // One value per name, in names() order.
     std::vector<double> operator()(const Config& c) const;
+    // Re-targets to another problem of the same op whose space has the same knobs (e.g. the
+    // same space object): the column names stay, the problem's own columns are recomputed.
+    void set_problem(const Problem& p);
 
 private:
     void gemm_features(const Config& c, std::vector<double>& out) const;
@@ -36,8 +39,8 @@ private:
     Problem problem_;
     std::shared_ptr<const Space> space_;
     DeviceInfo device_;
-    std::vector<double> problem_values_;  // the config-independent columns, computed once
-    std::vector<std::string> names_;
+    std::vector<double> problem_values_;  // the config-independent columns, computed per problem
+    std::shared_ptr<const std::vector<std::string>> names_;
     bool gemm_ = false;
 };
 

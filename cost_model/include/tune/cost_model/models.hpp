@@ -3,6 +3,7 @@
 // GaussianProcess: a small GP (Eigen) with predictive uncertainty, for Bayesian optimisation.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -38,14 +39,31 @@ public:
     const std::vector<std::string>& names() const { return names_; }
     // Rows in names() order (see column_map); NaN = missing.
     std::vector<double> predict(std::span<const std::vector<double>> rows) const;
+    // One row, without allocating: the dispatcher's unseen-shape lookups.
+    double predict_one(std::span<const double> row) const;
+    // The same through XGBoost's own predictor (slow): the reference the in-process trees are
+    // checked against.
+    std::vector<double> predict_with_xgboost(std::span<const std::vector<double>> rows) const;
     // The trees as XGBoost JSON (the prior is not included: save models trained without one).
     std::string save_json() const;
     bool has_prior() const { return prior_ != nullptr; }
 
 private:
     struct Handle;
+    // The trees, flattened for prediction in process: XGBoost's own prediction sets up a
+    // matrix per call (hundreds of microseconds), far too slow for a runtime lookup.
+    struct Node {
+        std::int32_t left = -1, right = -1;  // -1: a leaf, whose value is `value`
+        std::uint32_t feature = 0;
+        float value = 0;                     // split threshold (go left when x < value), or leaf value
+        bool missing_left = false;
+    };
     GbdtModel() = default;
-    std::unique_ptr<Handle> booster_;
+    void flatten();  // reads the trees from json_
+    std::string json_;  // the trees as XGBoost JSON
+    std::vector<Node> nodes_;
+    std::vector<std::uint32_t> roots_;
+    float base_score_ = 0;
     std::vector<std::string> names_;
     std::shared_ptr<const GbdtModel> prior_;
 };

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tune/cost_model/training.hpp"
 #include "tune/db/database.hpp"
 #include "tune/space.hpp"
 
@@ -28,7 +29,8 @@ struct RecordedShape {
 };
 
 // Groups the rows of `measurements` by (problem, device, template, version); keeps groups with
-// at least `min_configs` configs and one ok row, sorted by shape key. `devices` supplies each
+// at least `min_configs` configs and one ok row, sorted by shape key. A config recorded more
+// than once (several recordings of one space) keeps its fastest ok row. `devices` supplies each
 // group's fingerprint (a group whose device is not listed is refused: its features need it).
 // `preferred_default` gives a template's default config for a problem when known.
 std::vector<RecordedShape> recorded_shapes(const std::vector<Measurement>& measurements,
@@ -60,15 +62,15 @@ std::vector<ReplayRow> replay(const std::vector<RecordedShape>& shapes, const Re
 
 // Leave-one-shape-out quality of the boosted trees: per held-out shape, Spearman rank
 // correlation of predicted vs measured time, recall of the 10 fastest configs in the
-// predicted top 10, and the loss of an unseen-shape pick (the model's choice among the other
-// shapes' best configs plus the default) against the shape's best; the nearest-shape pick
-// (the dispatcher without a model) is shown beside it.
+// predicted top 10, and the loss of an unseen-shape pick (the dispatcher's: pick_unseen among
+// the default and the nearest other shapes' best configs) against the shape's best; the
+// nearest-shape pick (the dispatcher without a model) is shown beside it.
 struct HeldOutReport {
     std::string shape;
     std::size_t configs = 0;
     double spearman = 0, recall_top10 = 0;
     double predicted_pick_loss = 0, nearest_pick_loss = 0;
 };
-std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes);
+std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes, const UnseenPolicy& policy = {});
 
 }  // namespace tune::cost_model
