@@ -1,10 +1,12 @@
 // cpu.attention.fused against cpu.attention.unfused (OpenBLAS sgemm for Q K^T and P V, the
 // score matrix materialised) in one binary, all cores, GQA heads 8/2, batch 1:
-//   prefill/seq:S/hd:D/causal:C   fused_best (best of a small q_tile x k_tile sweep, measured
-//                                 once each before timing) vs unfused, seq 512 and 2048 by
+//   prefill/seq:S/hd:D/causal:C   fused_best (best of a small q_tile x k_tile sweep on the
+//                                 default GEMM micro-kernel inner loops, measured once each
+//                                 before timing), fused_dot (the register dot-product inner
+//                                 loops, default tiles) and unfused; seq 512 and 2048 by
 //                                 default, 4096 and 8192 with --long (both head dims, both masks)
-//   decode/heads:H-KV/kv:8192     fused with split_kv=1 vs the best split_kv (q_len 1; GQA 32/8
-//                                 and MQA 8/1)
+//   decode/heads:H-KV/q:Q/kv:N    fused with split_kv=1 vs the best split_kv (GQA 32/8 and MQA
+//                                 8/1, q_len 1 and 16; kv 8192 by default, 4096..32768 with --long)
 //   backward/seq:4096/hd:128      cpu.attention.backward mode=store vs mode=recompute (q_block
 //                                 256), heads 2/1, causal: time and workspace_MiB
 // Counter GFLOP/s (visible query-key pairs only); ratio tables at the end.
@@ -101,18 +103,21 @@ Config best_of(const Problem& p, const std::string& vary, AttentionOperands& o) 
     return best;
 }
 
-enum class Variant { fused_best, fused_no_split, unfused, backward_store, backward_recompute };
+enum class Variant { fused_best, fused_dot, fused_no_split, unfused, backward_store, backward_recompute };
 
 void bench(benchmark::State& state, Problem p, Variant v) {
     AttentionOperands o(p);
     Config c;
-    const bool decode = attention_dims(p).q_len == 1;
+    const bool decode = fused().space(p)->knob("split_kv") != nullptr;
     if (v == Variant::backward_store || v == Variant::backward_recompute) {
         c = backward().space(p)->default_config();
         c.set("mode", std::string(v == Variant::backward_store ? "store" : "recompute"));
         if (v == Variant::backward_recompute) c.set("q_block", std::int64_t{256});
     } else if (v == Variant::unfused) {
         c = unfused().space(p)->default_config();
+    } else if (v == Variant::fused_dot) {
+        c = fused().space(p)->default_config();
+        c.set("inner", std::string("dot"));
     } else if (v == Variant::fused_no_split) {
         c = fused().space(p)->default_config();
         c.set("split_kv", std::int64_t{1});
@@ -154,16 +159,22 @@ int main(int argc, char** argv) {
                 const std::string key = "/seq:" + std::to_string(seq) + "/hd:" + std::to_string(hd) +
                                         "/causal:" + std::to_string(causal);
                 add("prefill_fused_best" + key, p, Variant::fused_best);
+                add("prefill_fused_dot" + key, p, Variant::fused_dot);
                 add("prefill_unfused" + key, p, Variant::unfused);
             }
     // GQA 32/8 has 8 independent KV heads for 2 threads; MQA 8/1 has one, so only a split can
     // spread a decode step over the cores.
-    for (auto [heads, kv_heads] : {std::pair{32, 8}, std::pair{8, 1}}) {
-        const Problem decode = make_attention(1, heads, kv_heads, 1, 8192, 128, true);
-        const std::string key = "/heads:" + std::to_string(heads) + "-" + std::to_string(kv_heads) + "/kv:8192/hd:128";
-        add("decode_fused_no_split" + key, decode, Variant::fused_no_split);
-        add("decode_fused_best" + key, decode, Variant::fused_best);
-    }
+    std::vector<std::int64_t> kv_lengths{8192};
+    if (long_run) kv_lengths = {4096, 8192, 16384, 32768};
+    for (std::int64_t kv : kv_lengths)
+        for (std::int64_t q : {1, 16})
+            for (auto [heads, kv_heads] : {std::pair{32, 8}, std::pair{8, 1}}) {
+                const Problem decode = make_attention(1, heads, kv_heads, q, kv, 128, true);
+                const std::string key = "/heads:" + std::to_string(heads) + "-" + std::to_string(kv_heads) +
+                                        "/q:" + std::to_string(q) + "/kv:" + std::to_string(kv) + "/hd:128";
+                add("decode_fused_no_split" + key, decode, Variant::fused_no_split);
+                add("decode_fused_best" + key, decode, Variant::fused_best);
+            }
     Problem grad = make_attention(1, 2, 1, 4096, 4096, 128, true);
     grad.set_dim("backward", 1);
     add("backward_store/seq:4096/hd:128", grad, Variant::backward_store);
@@ -187,6 +198,8 @@ int main(int argc, char** argv) {
     };
     ratios("prefill: fused (best tiles) vs unfused (OpenBLAS), heads 8/2, all cores", "prefill_unfused",
            "prefill_fused_best");
+    ratios("prefill: fused GEMM micro-kernel inner loops (best tiles) vs dot-product inner loops (default tiles)",
+           "prefill_fused_dot", "prefill_fused_best");
     ratios("decode: fused best split_kv vs split_kv=1, all cores", "decode_fused_no_split",
            "decode_fused_best");
     ratios("backward: recompute (q_block 256) vs store, heads 2/1, causal, all cores", "backward_store",

@@ -389,20 +389,29 @@ void add_tune_commands(CLI::App& app) {
         auto dtype = std::make_shared<std::string>("f32");
         auto dims = std::make_shared<DimOptions>();
         auto tolerance = std::make_shared<double>(0);
-        cmd->add_option("op", *op, "operation: gemm, swiglu")->required();
+        auto max_workspace = std::make_shared<std::string>();
+        cmd->add_option("op", *op, "operation: gemm, swiglu, attention")->required();
+        cmd->add_option("--max-workspace", *max_workspace,
+                        "the fastest stored config whose workspace fits, e.g. 64MiB (from the shape's Pareto front)");
         auto user_db = std::make_shared<std::string>();
         cmd->add_option("--db", *db, "SQLite file to read (the system store)")->capture_default_str();
         cmd->add_option("--user-db", *user_db, "a user store whose entries override --db's");
         cmd->add_option("--dtype", *dtype, "element type")->capture_default_str();
         cmd->add_option("--tolerance", *tolerance, "the caller's accuracy budget (0 = exact semantics of the dtype)")
             ->check(CLI::Range(0.0, 1.0));
-        dims->add_to(*cmd, {OpKind::gemm, OpKind::swiglu});
+        dims->add_to(*cmd, {OpKind::gemm, OpKind::swiglu, OpKind::attention});
         cmd->callback([=] {
             Problem p = dims->problem(parse_op(*op, "lookup op"), parse_dtype(*dtype, "--dtype"));
             p.tolerance = *tolerance;
             auto dispatcher = Dispatcher::open(*db, *user_db);
-            Selection s = dispatcher->lookup(p);
+            const bool capped = !max_workspace->empty();
+            Selection s = capped ? dispatcher->lookup_under(p, parse_bytes(*max_workspace, "--max-workspace"))
+                                 : dispatcher->lookup(p);
             std::printf("problem:  %s\n", shape_key(p).c_str());
+            if (!s.tmpl) throw Error("no stored config for this shape fits --max-workspace " + *max_workspace);
+            if (capped)
+                std::printf("workspace: %s bytes (cap %s)\n",
+                            std::to_string(s.tmpl->workspace_bytes(p, *s.config)).c_str(), max_workspace->c_str());
             std::printf("template: %s\nconfig:   %s\n", s.tmpl->info().name.c_str(), s.config->text().c_str());
             switch (s.source) {
                 case LookupSource::exact:

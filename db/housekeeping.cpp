@@ -40,19 +40,7 @@ std::vector<std::size_t> keep_of_group(const std::vector<const Measurement*>& ro
     std::set<std::string> templates_seen;  // the first of each template in time order is its fastest
     for (std::size_t i : order)
         if (templates_seen.insert(rows[i]->template_name).second) kept.insert(i);
-    // Pareto front of (time, workspace): scanning by time, a row is on the front when it
-    // needs less workspace than every faster row (equal rows are all kept).
-    std::int64_t least_workspace = -1;
-    double time_of_least = 0;
-    for (std::size_t i : order) {
-        const Measurement& m = *rows[i];
-        if (least_workspace < 0 || m.workspace_bytes < least_workspace ||
-            (m.workspace_bytes == least_workspace && m.stats.median_s == time_of_least)) {
-            kept.insert(i);
-            least_workspace = m.workspace_bytes;
-            time_of_least = m.stats.median_s;
-        }
-    }
+    for (std::size_t i : pareto_front(rows)) kept.insert(i);
     return {kept.begin(), kept.end()};
 }
 

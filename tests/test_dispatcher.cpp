@@ -28,7 +28,7 @@ struct Fixture {
         run = db->start_run({0, "test", "manual", 0, "", ""}, device);
     }
     void add(const Problem& p, const std::string& config, double seconds, std::string version = "v1",
-             Status status = Status::ok, std::string device_id = {}) {
+             Status status = Status::ok, std::string device_id = {}, std::int64_t workspace_bytes = 0) {
         Measurement m;
         m.run_id = run;
         m.problem = p;
@@ -39,6 +39,7 @@ struct Fixture {
         m.status = status;
         m.stats.median_s = m.stats.min_s = m.stats.mean_s = seconds;
         m.stats.count = 5;
+        m.workspace_bytes = workspace_bytes;
         db->record(m);
     }
     Dispatcher make() const { return Dispatcher(*db, registry, device); }
@@ -58,6 +59,43 @@ TEST_CASE("an exact hit returns the fastest verified config for that shape", "[d
     CHECK(s.config->text() == "mode=good tile=3 unroll=1");
     CHECK(s.tuned_median_s == 1e-3);
     CHECK(d.stats().entries == 1);
+}
+
+TEST_CASE("under a workspace cap the dispatcher serves the fastest config on the shape's Pareto front", "[dispatcher]") {
+    Fixture f;
+    Problem p = make_gemm(256, 512, 128);
+    auto add = [&](const char* config, double seconds, std::int64_t bytes) {
+        f.add(p, config, seconds, "v1", Status::ok, {}, bytes);
+    };
+    add("mode=good tile=1 unroll=1", 1e-3, 4000);  // fastest, most memory
+    add("mode=good tile=2 unroll=1", 2e-3, 1000);
+    add("mode=good tile=3 unroll=1", 3e-3, 2000);  // dominated: slower and larger than tile=2
+    add("mode=good tile=4 unroll=1", 5e-3, 0);
+    auto d = f.make();
+    CHECK(d.lookup(p).config->text() == "mode=good tile=1 unroll=1");
+    auto under = [&](std::size_t cap) {
+        Selection s = d.lookup_under(p, cap);
+        return s.tmpl ? s.config->text() : std::string("none");
+    };
+    CHECK(under(1 << 20) == "mode=good tile=1 unroll=1");
+    CHECK(under(4000) == "mode=good tile=1 unroll=1");
+    CHECK(under(3999) == "mode=good tile=2 unroll=1");
+    CHECK(under(1999) == "mode=good tile=2 unroll=1");  // tile=3 is never the answer
+    CHECK(under(999) == "mode=good tile=4 unroll=1");
+    CHECK(d.lookup_under(p, 0).source == LookupSource::exact);
+    // The store's front is the same rule: pruning keeps exactly these rows (and the fastest).
+    auto rows = f.db->query({});
+    std::vector<const Measurement*> ptrs;
+    for (const auto& m : rows) ptrs.push_back(&m);
+    std::vector<std::string> front;
+    for (std::size_t i : pareto_front(ptrs)) front.push_back(rows[i].config.text());
+    CHECK(front == std::vector<std::string>{"mode=good tile=1 unroll=1", "mode=good tile=2 unroll=1",
+                                            "mode=good tile=4 unroll=1"});
+    // An untuned shape: what lookup serves, when its template's workspace fits.
+    Problem unseen = make_gemm(64, 64, 64);
+    Selection s = d.lookup_under(unseen, 1 << 30);
+    REQUIRE(s.tmpl != nullptr);
+    CHECK(s.config->text() == d.lookup(unseen).config->text());
 }
 
 TEST_CASE("an unseen shape uses the nearest tuned shape whose config is valid for it", "[dispatcher]") {

@@ -111,7 +111,8 @@ std::optional<Dispatcher::Entry> Dispatcher::checked_entry(const Measurement& m,
         *why = shape_key(m.problem) + ": non-positive time";
         return std::nullopt;
     }
-    return Entry{m.problem, t, m.config, m.stats.median_s, m.problem.tolerance, layer, m.config.hash()};
+    return Entry{m.problem, t, m.config, m.stats.median_s, m.problem.tolerance, layer, m.config.hash(),
+                 m.workspace_bytes};
 }
 
 void Dispatcher::load(const StoreLayer& layer, std::size_t index, ShapeTimes& times, EntryMap& merged) {
@@ -121,8 +122,11 @@ void Dispatcher::load(const StoreLayer& layer, std::size_t index, ShapeTimes& ti
         ++stats_.rejected;
         stats_.rejections.push_back(layer.name + ": " + why);
     };
-    // Best per shape within this layer; it then replaces whatever earlier layers had.
+    // Best per shape within this layer; it then replaces whatever earlier layers had. So does
+    // the layer's Pareto front of each shape it tuned.
     EntryMap best;
+    std::unordered_map<Problem, std::pair<std::vector<const Measurement*>, std::vector<Entry>>, ShapeHash, SameShape>
+        served;
     auto rows = layer.db->query(filter, [&](std::int64_t row, const std::string& why) {
         reject("row " + std::to_string(row) + ": " + why);
     });
@@ -136,6 +140,9 @@ void Dispatcher::load(const StoreLayer& layer, std::size_t index, ShapeTimes& ti
             continue;
         }
         times[m.problem][m.template_name + '|' + m.config.text()] = m.stats.median_s;
+        auto& [measured, entries] = served[m.problem];
+        measured.push_back(&m);
+        entries.push_back(*e);
         auto [it, inserted] = best.try_emplace(m.problem, *e);
         // Fastest wins; ties go to the smaller config hash so the choice is deterministic.
         if (!inserted && (e->median_s < it->second.median_s ||
@@ -143,6 +150,12 @@ void Dispatcher::load(const StoreLayer& layer, std::size_t index, ShapeTimes& ti
             it->second = std::move(*e);
     }
     for (auto& [shape, e] : best) merged.insert_or_assign(shape, std::move(e));
+    for (auto& [shape, measured_entries] : served) {
+        auto& [measured, entries] = measured_entries;
+        std::vector<Entry> front;
+        for (std::size_t i : pareto_front(measured)) front.push_back(std::move(entries[i]));
+        fronts_.insert_or_assign(shape, std::move(front));
+    }
 }
 
 void Dispatcher::compute_regrets(const ShapeTimes& times) {
@@ -333,6 +346,18 @@ Selection Dispatcher::lookup(const Problem& p) const {
         }
     }
     return resolve_unseen(p);
+}
+
+Selection Dispatcher::lookup_under(const Problem& p, std::size_t max_workspace_bytes) const {
+    if (auto it = fronts_.find(p); it != fronts_.end()) {
+        // Fastest first with falling workspace: the first that fits is the fastest that fits.
+        for (const Entry& e : it->second)
+            if (std::uint64_t(e.workspace_bytes) <= max_workspace_bytes) return select(e, LookupSource::exact);
+        return {};
+    }
+    Selection s = lookup(p);
+    if (s.tmpl && s.tmpl->workspace_bytes(p, *s.config) <= max_workspace_bytes) return s;
+    return {};
 }
 
 Selection Dispatcher::resolve_unseen(const Problem& p) const {

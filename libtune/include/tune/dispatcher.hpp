@@ -146,6 +146,11 @@ public:
                                             DispatcherOptions options = {});
 
     Selection lookup(const Problem& p) const;
+    // The fastest config for p whose workspace is at most max_workspace_bytes: from p's stored
+    // Pareto front of (time, workspace) when p was tuned (source exact), else what lookup(p)
+    // serves when its template reports a workspace within the cap. An empty Selection (tmpl
+    // null) when nothing known fits. Fronts are those of the stores read at construction.
+    Selection lookup_under(const Problem& p, std::size_t max_workspace_bytes) const;
     // lookup + instantiate (cached) + run.
     void run(const Problem& p, const OpArgs& args) const;
 
@@ -179,6 +184,7 @@ private:
         double tolerance;   // explicit accuracy budget it was verified under (0 = the dtype's)
         std::size_t layer;  // index into layer_names_
         std::uint64_t config_hash;
+        std::int64_t workspace_bytes = 0;
     };
     // Tuned shapes that share op, dtype and every exact dim: the candidates for a nearest
     // match, with their log2 sizes stored contiguously (size_dims per entry).
@@ -247,6 +253,8 @@ private:
     std::vector<std::unique_ptr<const Index>> indexes_;  // every index published; guarded by publish_mutex_
     std::mutex publish_mutex_;
     std::vector<BucketRegret> regrets_;
+    // Per tuned shape, its Pareto front of (time, workspace), fastest first (lookup_under).
+    std::unordered_map<Problem, std::vector<Entry>, ShapeHash, SameShape> fronts_;
     DispatcherStats stats_;
 
     // Memo of answers for unseen shapes. Its Selections point into entries_ or spaces_,

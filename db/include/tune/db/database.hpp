@@ -72,4 +72,11 @@ public:
 // A Database kept in memory; for tests and for callers that do not want a file.
 std::unique_ptr<Database> make_memory_database();
 
+// The Pareto front of (median time, workspace bytes) over measurements of one shape: indexes
+// into `rows`, fastest first, each needing less workspace than every faster one (rows equal
+// in both are all kept); time ties go to the smaller config hash. The one definition of the
+// front: store pruning keeps these rows and the Dispatcher answers "fastest under a workspace
+// cap" from them.
+std::vector<std::size_t> pareto_front(const std::vector<const Measurement*>& rows);
+
 }  // namespace tune

@@ -1,0 +1,28 @@
+// The Pareto front of (time, workspace) (database.hpp).
+#include <algorithm>
+#include <tuple>
+
+#include "tune/db/database.hpp"
+
+namespace tune {
+
+std::vector<std::size_t> pareto_front(const std::vector<const Measurement*>& rows) {
+    std::vector<std::size_t> order(rows.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return std::forward_as_tuple(rows[a]->stats.median_s, rows[a]->config.hash()) <
+               std::forward_as_tuple(rows[b]->stats.median_s, rows[b]->config.hash());
+    });
+    // Scanning by time, a row is on the front when it needs less workspace than every faster row.
+    std::vector<std::size_t> front;
+    for (std::size_t i : order) {
+        const Measurement& m = *rows[i];
+        const Measurement* last = front.empty() ? nullptr : rows[front.back()];
+        if (!last || m.workspace_bytes < last->workspace_bytes ||
+            (m.workspace_bytes == last->workspace_bytes && m.stats.median_s == last->stats.median_s))
+            front.push_back(i);
+    }
+    return front;
+}
+
+}  // namespace tune
