@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cli.hpp"
+#include "tune/backends.hpp"
 #include "tune/db/sqlite_database.hpp"
 #include "tune/dispatcher.hpp"
 #include "tune/error.hpp"
@@ -48,7 +49,7 @@ std::size_t parse_bytes(const std::string& text, const std::string& flag) {
 void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     cmd.add_option("--db", a.db, "SQLite file to tune into (created if absent)")->capture_default_str();
     cmd.add_option("--dtype", a.dtype, "element type: f32 (bf16 and f16 come with their templates)")->capture_default_str();
-    cmd.add_option("--backend", a.backend, "cpu (cuda and hip when built with them)")->capture_default_str();
+    cmd.add_option("--backend", a.backend, "cpu, or cuda (GPU GEMM; builds with the CUDA toolkit); hip is not implemented yet")->capture_default_str();
     cmd.add_option("--budget", a.budget, "candidates measured per problem, all templates together")
         ->capture_default_str()
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
@@ -105,29 +106,41 @@ std::string shape_text(const Problem& p) {
 }
 
 // The template a tuned pick is compared with in the "vs OpenBLAS" column.
-const char* baseline_template(OpKind op) { return op == OpKind::attention ? "cpu.attention.unfused" : "cpu.gemm.openblas"; }
+const char* baseline_template(OpKind op, Backend backend) {
+    if (backend == Backend::cuda) return "cuda.gemm.cublaslt";
+    return op == OpKind::attention ? "cpu.attention.unfused" : "cpu.gemm.openblas";
+}
 
 }  // namespace
 
 void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, const std::string& command,
                 const std::string& intro, const AfterTuning& after) {
     const Backend backend = parse_backend(a.backend, "--backend");
-    require(backend == Backend::cpu, "--backend: '" + a.backend + "' is not available in this build (cpu only)");
     make_strategy(a.strategy, std::make_shared<Space>(), {});  // rejects an unknown name up front
+    require(backend == Backend::cpu || !a.mpi, "--mpi: only with --backend cpu for now");
 
-    DeviceInfo device = detect_cpu();
+    DeviceInfo device;
+    try {
+        device = detect_device(backend);
+    } catch (const Error& e) {
+        throw Error("--backend " + a.backend + ": " + e.what());
+    }
     TemplateRegistry registry = builtin_registry(device);
     MeasureOptions mo;
     mo.flush_cache = a.flush_cache;
-    mo.isolate = !a.in_process;  // candidates run in a worker process: a crash costs only that candidate
-    Measurer measurer(device, mo);
+    std::shared_ptr<Accelerator> accelerator = make_accelerator(device);
+    // CPU candidates run in a worker process, so a crash costs only that candidate; a GPU
+    // context does not survive fork(), so GPU candidates run here.
+    mo.isolate = !a.in_process && !accelerator;
+    Measurer measurer = accelerator ? Measurer(device, mo, accelerator) : Measurer(device, mo);
     std::unique_ptr<MpiRun> mpi;  // before the store: it outlives it and stops the ranks last
     if (a.mpi) {
         mpi = start_mpi(device, registry, measurer, a.rank_timeout);
         if (!mpi->coordinator()) return;  // a measuring rank: it served rank 0 until the run ended
     }
     SqliteDatabase db(a.db);
-    LocalExecutor local(measurer);
+    // GPU: eight candidates in flight, so NVRTC compiles ahead of the device.
+    LocalExecutor local(measurer, accelerator ? 8 : 1);
     std::int64_t run_id = db.start_run({0, command, a.strategy, a.seed, "", ""}, device);
     Tuner tuner(db, registry, mpi ? *mpi->coordinator() : static_cast<Executor&>(local), run_id);
 
@@ -182,7 +195,7 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
         }
         table.add({problems[i].name, std::to_string(problems[i].tokens), dims, describe(*r.best),
                    format_seconds(r.best->stats.median_s), format_fixed(r.best->gflops(), 1),
-                   ratio(r.best, r.default_config), ratio(r.best, find_best(r, baseline_template(p.op))),
+                   ratio(r.best, r.default_config), ratio(r.best, find_best(r, baseline_template(p.op, backend))),
                    ratio(r.best, r.vendor_best)});
     }
     double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

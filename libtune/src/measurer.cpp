@@ -60,10 +60,19 @@ Measurer::Measurer(DeviceInfo device, MeasureOptions options)
     }
 }
 
+Measurer::Measurer(DeviceInfo device, MeasureOptions options, std::shared_ptr<Accelerator> accelerator)
+    : Measurer(std::move(device), options) {
+    require(accelerator != nullptr, "Measurer: null accelerator");
+    require(!options_.isolate, "measure options: isolate is not supported on a GPU (the device context does not survive fork)");
+    accelerator_ = std::move(accelerator);
+    flush_buffer_ = AlignedBuffer();  // the device flushes its own L2
+}
+
 Measurer::~Measurer() = default;
 
 Workload& Measurer::workload_for(const Problem& p) {
     if (!workload_ || !(workload_->problem() == p)) {
+        uploaded_ = nullptr;
         workload_.reset();  // free the old operands before allocating new ones
         workload_ = std::make_unique<Workload>(p, options_.seed);
     }
@@ -94,14 +103,39 @@ TimingStats Measurer::time(const std::function<void()>& run) {
     if (!options_.flush_cache && per_call < options_.min_sample_s)
         inner = static_cast<int>(std::min(1e6, std::ceil(options_.min_sample_s / std::max(per_call, 1e-9))));
 
+    return sample_until_stable(
+        [&](int calls) {
+            if (options_.flush_cache) flush_caches();
+            auto s0 = Clock::now();
+            for (int i = 0; i < calls; ++i) run();
+            return seconds_since(s0) / calls;
+        },
+        inner);
+}
+
+TimingStats Measurer::time_on_device(const std::function<void()>& run) {
+    // Warm-up by synchronised single calls (run() only enqueues: wall time of a bare loop
+    // would measure launch overhead and queue unbounded work).
+    auto t0 = Clock::now();
+    int calls = 0;
+    double device_s = 0;
+    do {
+        device_s += accelerator_->time_calls(run, 1, false);
+        ++calls;
+    } while (seconds_since(t0) < options_.warmup_s);
+    const double per_call = device_s / calls;
+    int inner = 1;
+    if (!options_.flush_cache && per_call < options_.min_sample_s)
+        inner = static_cast<int>(std::min(1e5, std::ceil(options_.min_sample_s / std::max(per_call, 1e-9))));
+    return sample_until_stable([&](int n) { return accelerator_->time_calls(run, n, options_.flush_cache); }, inner);
+}
+
+TimingStats Measurer::sample_until_stable(const std::function<double(int)>& sample, int inner) {
     std::vector<double> samples;
     auto start = Clock::now();
     TimingStats stats;
     while (true) {
-        if (options_.flush_cache) flush_caches();
-        auto s0 = Clock::now();
-        for (int i = 0; i < inner; ++i) run();
-        samples.push_back(seconds_since(s0) / inner);
+        samples.push_back(sample(inner));
         if (static_cast<int>(samples.size()) < options_.min_reps) continue;
         stats = summarize(samples);
         stats.stable = stats.ci_half_width_rel <= options_.target_ci_rel;
@@ -168,11 +202,19 @@ Measurement Measurer::measure_here(const Problem& p, const Template& t, const Co
     try {
         Workload& w = workload_for(p);
         OpArgs args = w.args();
+        if (accelerator_) {
+            if (uploaded_ != &w) {
+                device_args_ = accelerator_->upload(w);
+                uploaded_ = &w;
+            }
+            args = device_args_;
+        }
         // Verify before timing counts: a wrong candidate is recorded, never timed.
-        w.poison_outputs();
+        accelerator_ ? accelerator_->poison_outputs() : w.poison_outputs();
         if (phase) phase("verify");
         auto t0 = Clock::now();
         kernel->run(args);
+        if (accelerator_) accelerator_->download(w);  // waits for the kernel
         double first = seconds_since(t0);
         m.error = w.error();
         double tol = effective_tolerance(p);
@@ -185,7 +227,7 @@ Measurement Measurer::measure_here(const Problem& p, const Template& t, const Co
             return fail(Status::timeout, "one call took " + std::to_string(first) + " s (limit " +
                                              std::to_string(options_.timeout_s) + " s)");
         if (phase) phase("time");
-        m.stats = time([&] { kernel->run(args); });
+        m.stats = accelerator_ ? time_on_device([&] { kernel->run(args); }) : time([&] { kernel->run(args); });
         m.status = Status::ok;
     } catch (const std::bad_alloc&) {
         return fail(Status::failed, "run: out of memory (std::bad_alloc)");

@@ -4,6 +4,10 @@
 #include "tune/kernel.hpp"
 #include "tune/templates/cpu_attention.hpp"
 #include "tune/templates/cpu_gemm.hpp"
+#ifdef LIBTUNE_WITH_CUDA
+#include "tune/cuda/runtime.hpp"
+#include "tune/templates/cuda_gemm.hpp"
+#endif
 
 namespace tune {
 
@@ -44,6 +48,14 @@ TemplateRegistry builtin_registry(const DeviceInfo& device) {
         r.add(make_cpu_attention_unfused_template(device));
         r.add(make_cpu_attention_backward_template(device));
     }
+#ifdef LIBTUNE_WITH_CUDA
+    if (device.backend == Backend::cuda) {
+        auto rt = cuda::shared_runtime();
+        r.add(make_cuda_gemm_mma_template(rt));
+        r.add(make_cuda_gemm_wgmma_template(rt));
+        r.add(make_cuda_gemm_cublaslt_template(rt));
+    }
+#endif
     return r;
 }
 

@@ -43,20 +43,23 @@ public:
     virtual JobResult wait_next() = 0;
 };
 
-// Measures each job in this process when it is waited for; one slot.
+// Measures each job in this process when it is waited for. With lookahead > 1 it takes that
+// many jobs at once and starts compiling those of run-time compiled templates (GPU) on
+// submit, so the compiler works ahead of the device.
 class LocalExecutor final : public Executor {
 public:
-    LocalExecutor(DeviceInfo device, MeasureCandidateFn measure);
-    explicit LocalExecutor(Measurer& measurer);
+    LocalExecutor(DeviceInfo device, MeasureCandidateFn measure, std::size_t lookahead = 1);
+    explicit LocalExecutor(Measurer& measurer, std::size_t lookahead = 1);
 
     const DeviceInfo& device() const override { return device_; }
-    std::size_t slots() const override { return 1; }
+    std::size_t slots() const override { return lookahead_; }
     void submit(Job job) override;
     JobResult wait_next() override;
 
 private:
     DeviceInfo device_;
     MeasureCandidateFn measure_;
+    std::size_t lookahead_;
     std::deque<Job> queue_;
 };
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string_view>
 
+#include "tune/accelerator.hpp"
 #include "tune/device.hpp"
 #include "tune/kernel.hpp"
 #include "tune/measurement.hpp"
@@ -42,6 +43,10 @@ class Worker;
 class Measurer {
 public:
     Measurer(DeviceInfo device, MeasureOptions options = {});
+    // Measures on a GPU: operands live on the device, run() enqueues there, samples are device
+    // events, flush_cache flushes the L2. Verification stays the host fp64 reference. Not
+    // with options.isolate (a device context does not survive fork()).
+    Measurer(DeviceInfo device, MeasureOptions options, std::shared_ptr<Accelerator> accelerator);
     ~Measurer();
 
     const DeviceInfo& device() const { return device_; }
@@ -63,12 +68,18 @@ private:
                              const std::function<void(std::string_view)>& phase);
     Workload& workload_for(const Problem& p);
     void flush_caches();
+    // The sampling loop after warm-up: sample(inner) returns seconds per call.
+    TimingStats sample_until_stable(const std::function<double(int)>& sample, int inner);
+    TimingStats time_on_device(const std::function<void()>& run);
 
     DeviceInfo device_;
     MeasureOptions options_;
     std::unique_ptr<Workload> workload_;  // operands of the last problem measured
     AlignedBuffer flush_buffer_;
     std::unique_ptr<detail::Worker> worker_;  // isolated mode
+    std::shared_ptr<Accelerator> accelerator_;
+    const Workload* uploaded_ = nullptr;  // the workload whose operands are on the device
+    OpArgs device_args_;
 };
 
 // Order statistics of timing samples (seconds): median, min, mean, IQR and the relative

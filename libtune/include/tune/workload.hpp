@@ -18,6 +18,9 @@ public:
 
     const Problem& problem() const { return problem_; }
     OpArgs args() const { return {input_ptrs_, output_ptrs_}; }
+    // Byte sizes of the operands args() points to (for copies to and from a device).
+    std::size_t input_bytes(std::size_t i) const { return inputs_.at(i).bytes(); }
+    std::size_t output_bytes(std::size_t i) const { return outputs_.at(i).bytes(); }
     // Poisons outputs with NaN so a kernel that skips an element fails verification.
     void poison_outputs();
     // Error of the current outputs: max |C - C_ref| / scale elementwise, where scale bounds

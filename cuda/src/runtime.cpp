@@ -1,0 +1,80 @@
+#include "tune/cuda/runtime.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "tune/cuda/driver.hpp"
+#include "tune/cuda/nvrtc.hpp"
+#include "tune/error.hpp"
+
+namespace tune::cuda {
+namespace {
+
+std::unique_ptr<CompileService> make_compiler(const RuntimeOptions& o) {
+    std::optional<std::filesystem::path> dir = o.cache_dir ? *o.cache_dir : BinaryCache::default_dir();
+    if (dir && dir->empty()) dir.reset();
+    return std::make_unique<CompileService>(std::make_shared<NvrtcCompiler>(), dir, o.compile_threads);
+}
+
+}  // namespace
+
+std::shared_ptr<Runtime> Runtime::compile_only(std::string arch, RuntimeOptions options) {
+    std::shared_ptr<Runtime> r(new Runtime());
+    r->max_shared_bytes_ = cuda::max_shared_bytes(arch);  // validates the arch
+    r->arch_ = std::move(arch);
+    r->device_.backend = Backend::cuda;
+    r->device_.arch = r->arch_;
+    r->device_.model = "compile-only " + r->arch_;
+    r->compiler_ = make_compiler(options);
+    return r;
+}
+
+std::shared_ptr<Runtime> Runtime::for_device(int ordinal, RuntimeOptions options) {
+    std::shared_ptr<Runtime> r(new Runtime());
+    r->device_ = detect_device(ordinal);
+    r->arch_ = r->device_.arch;
+    r->max_shared_bytes_ = cuda::max_shared_bytes(r->arch_);
+    r->compiler_ = make_compiler(options);
+    r->context_ = std::make_unique<Context>(ordinal);
+    r->stream_ = std::make_unique<Stream>();
+    return r;
+}
+
+Runtime::~Runtime() {
+    stream_.reset();  // before the context it belongs to
+    context_.reset();
+}
+
+const Context& Runtime::context() const {
+    if (!context_) throw Error("no CUDA device: compile-only runtime for " + arch_);
+    context_->make_current();
+    return *context_;
+}
+
+const Stream& Runtime::stream() const {
+    context();
+    return *stream_;
+}
+
+std::shared_ptr<Runtime> shared_runtime() {
+    static std::mutex mutex;
+    static std::shared_ptr<Runtime> runtime;
+    std::lock_guard lock(mutex);
+    if (!runtime) {
+        RuntimeOptions o;
+        o.compile_threads = std::max(1, int(std::thread::hardware_concurrency()) - 1);
+        if (const char* t = std::getenv("LIBTUNE_COMPILE_THREADS"); t && *t) {
+            char* end = nullptr;
+            const long v = std::strtol(t, &end, 10);
+            require(*end == '\0' && v >= 1 && v <= 256,
+                    "LIBTUNE_COMPILE_THREADS: expected 1..256, got '" + std::string(t) + "'");
+            o.compile_threads = int(v);
+        }
+        runtime = Runtime::for_device(0, o);
+    }
+    return runtime;
+}
+
+}  // namespace tune::cuda

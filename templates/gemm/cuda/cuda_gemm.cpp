@@ -1,0 +1,187 @@
+#include "cuda_gemm.hpp"
+
+#include <cstring>
+
+#include "gemm_params.h"
+#include "tune/cuda/driver.hpp"
+#include "tune/cuda/kernel_sources.hpp"
+#include "tune/cuda/runtime.hpp"
+#include "tune/error.hpp"
+
+namespace tune::cuda {
+
+int element_kind(const Problem& p) {
+    if (p.dtype == DType::bf16) return 0;
+    if (p.dtype == DType::f16) return 1;
+    if (p.dtype == DType::f32 && admits_bf16_compute(p)) return 2;
+    return -1;
+}
+
+int epilogue_bits(const GemmDims& d) {
+    int bits = 0;
+    if (d.bias) bits |= libtune::kEpiBias;
+    if (d.act == Activation::gelu) bits |= libtune::kEpiGelu;
+    if (d.act == Activation::silu) bits |= libtune::kEpiSilu;
+    if (d.residual) bits |= libtune::kEpiResidual;
+    return bits;
+}
+
+CompileRequest kernel_request(const std::string& source, const std::string& instance, const std::string& arch) {
+    CompileRequest r;
+    r.source_name = source;
+    r.source = kernel_source(source);
+    r.headers = kernel_headers();
+    r.instance = instance;
+    r.arch = arch;
+    return r;
+}
+
+namespace {
+
+// A compiled and loaded GEMM instance. run() enqueues on the runtime's stream and returns:
+// operands are device pointers (A, B, then bias and residual when the problem has them; C).
+class GemmKernel final : public Kernel {
+public:
+    GemmKernel(std::shared_ptr<const Runtime> rt, const Problem& p, GemmPlan plan, const CompileResult& main,
+               const CompileResult* reduce)
+        : rt_(std::move(rt)), dims_(gemm_dims(p)), plan_(std::move(plan)) {
+        rt_->context();  // modules load into the current context
+        module_ = std::make_unique<Module>(main.binary);
+        function_ = module_->function(main.entry);
+        if (plan_.shared_bytes > 48 * 1024)  // above 48 KiB a kernel must opt in
+            check(driver().cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                              int(plan_.shared_bytes)),
+                  "cuFuncSetAttribute(max dynamic shared memory)");
+        if (reduce) {
+            reduce_module_ = std::make_unique<Module>(reduce->binary);
+            reduce_function_ = reduce_module_->function(reduce->entry);
+            workspace_ = DeviceMemory(plan_.workspace_bytes);
+        }
+        element_bytes_ = plan_.element == 2 ? 4 : 2;
+    }
+
+    std::size_t workspace_bytes() const override { return plan_.workspace_bytes; }
+
+    void run(const OpArgs& args) const override {
+        const std::size_t inputs = 2 + (dims_.bias ? 1 : 0) + (dims_.residual ? 1 : 0);
+        require(args.inputs.size() == inputs && args.outputs.size() == 1,
+                "cuda gemm: expected " + std::to_string(inputs) + " inputs and 1 output");
+        libtune::GemmParams p{};
+        p.a = args.inputs[0];
+        p.b = args.inputs[1];
+        std::size_t next = 2;
+        if (dims_.bias) p.bias = static_cast<const float*>(args.inputs[next++]);
+        if (dims_.residual) p.residual = static_cast<const float*>(args.inputs[next++]);
+        p.c = static_cast<float*>(args.outputs[0]);
+        p.workspace = static_cast<float*>(workspace_.as_ptr());
+        p.m = dims_.m, p.n = dims_.n, p.k = dims_.k, p.batch = dims_.batch;
+        p.k_per_split = plan_.k_per_split;
+        CUstream stream = rt_->stream().get();
+        const DriverApi& d = driver();
+        if (plan_.tma) {
+            libtune::TmaDescriptor ta = tensor_map(p.a, dims_.batch * dims_.m, plan_.tma_rows_a);
+            libtune::TmaDescriptor tb = tensor_map(p.b, dims_.batch * dims_.n, plan_.tma_rows_b);
+            void* params[] = {&p, &ta, &tb};
+            check(d.cuLaunchKernel(function_, plan_.grid[0], plan_.grid[1], plan_.grid[2], plan_.block, 1, 1,
+                                   plan_.shared_bytes, stream, params, nullptr),
+                  "cuLaunchKernel");
+        } else {
+            void* params[] = {&p};
+            check(d.cuLaunchKernel(function_, plan_.grid[0], plan_.grid[1], plan_.grid[2], plan_.block, 1, 1,
+                                   plan_.shared_bytes, stream, params, nullptr),
+                  "cuLaunchKernel");
+        }
+        if (reduce_function_) {
+            int splits = plan_.split_k;
+            void* params[] = {&p, &splits};
+            const long long total = dims_.batch * dims_.m * dims_.n;
+            const unsigned blocks = unsigned(std::min<long long>((total + 255) / 256, 65535));
+            check(d.cuLaunchKernel(reduce_function_, blocks, 1, 1, 256, 1, 1, 0, stream, params, nullptr),
+                  "cuLaunchKernel(split-K reduce)");
+        }
+    }
+
+private:
+    // 2-D tensor map over `rows` x k elements, box `box_rows` x 64, 128-byte swizzle (the
+    // layout the wgmma descriptors assume).
+    libtune::TmaDescriptor tensor_map(const void* base, long long rows, int box_rows) const {
+        static_assert(sizeof(libtune::TmaDescriptor) == sizeof(CUtensorMap), "TmaDescriptor is a CUtensorMap");
+        CUtensorMap map;
+        const cuuint64_t dims[2] = {cuuint64_t(dims_.k), cuuint64_t(rows)};
+        const cuuint64_t strides[1] = {cuuint64_t(dims_.k) * element_bytes_};
+        const cuuint32_t box[2] = {64, cuuint32_t(box_rows)};
+        const cuuint32_t element_strides[2] = {1, 1};
+        check(driver().cuTensorMapEncodeTiled(&map, plan_.element == 1 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                                                    : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+                                              2, const_cast<void*>(base), dims, strides, box, element_strides,
+                                              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+              "cuTensorMapEncodeTiled");
+        libtune::TmaDescriptor out;
+        std::memcpy(&out, &map, sizeof out);
+        return out;
+    }
+
+    std::shared_ptr<const Runtime> rt_;
+    GemmDims dims_;
+    GemmPlan plan_;
+    std::unique_ptr<Module> module_;
+    CUfunction function_ = nullptr;
+    std::unique_ptr<Module> reduce_module_;
+    CUfunction reduce_function_ = nullptr;
+    DeviceMemory workspace_;
+    std::size_t element_bytes_ = 2;
+};
+
+CompileResult compiled(CompileService& service, const CompileRequest& r) {
+    CompileResult result = service.get(r);
+    if (!result.ok) throw Error("compile error in " + r.instance + " (" + r.arch + "):\n" + result.log);
+    return result;
+}
+
+}  // namespace
+
+RuntimeGemmTemplate::RuntimeGemmTemplate(std::shared_ptr<Runtime> runtime, TemplateInfo info)
+    : runtime_(std::move(runtime)), info_(std::move(info)) {
+    require(runtime_ != nullptr, info_.name + ": no CUDA runtime");
+}
+
+std::shared_ptr<const Space> RuntimeGemmTemplate::space(const Problem& p) const {
+    const std::string key = shape_key(p);
+    std::lock_guard lock(mutex_);
+    auto& slot = spaces_[key];
+    if (!slot) slot = build_space(p);
+    return slot;
+}
+
+GemmPlan RuntimeGemmTemplate::plan(const Problem& p, const Config& c) const {
+    require(supports(p), info_.name + ": problem not supported: " + shape_key(p));
+    space(p)->validate(c);
+    return make_plan(p, c);
+}
+
+std::vector<CompileRequest> RuntimeGemmTemplate::compile_requests(const Problem& p, const Config& c) const {
+    GemmPlan pl = plan(p, c);
+    std::vector<CompileRequest> out = {std::move(pl.main)};
+    if (pl.reduce) out.push_back(std::move(*pl.reduce));
+    return out;
+}
+
+void RuntimeGemmTemplate::precompile(const Problem& p, const Config& c) const {
+    for (const auto& r : compile_requests(p, c)) runtime_->compiler().submit(r);
+}
+
+std::size_t RuntimeGemmTemplate::workspace_bytes(const Problem& p, const Config& c) const {
+    return plan(p, c).workspace_bytes;
+}
+
+std::unique_ptr<Kernel> RuntimeGemmTemplate::instantiate(const Problem& p, const Config& c) const {
+    GemmPlan pl = plan(p, c);
+    precompile(p, c);  // both programs compile in parallel
+    CompileResult main = compiled(runtime_->compiler(), pl.main);
+    std::optional<CompileResult> reduce;
+    if (pl.reduce) reduce = compiled(runtime_->compiler(), *pl.reduce);
+    return std::make_unique<GemmKernel>(runtime_, p, std::move(pl), main, reduce ? &*reduce : nullptr);
+}
+
+}  // namespace tune::cuda

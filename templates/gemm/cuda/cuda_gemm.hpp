@@ -1,0 +1,69 @@
+// Host side shared by the run-time compiled CUDA GEMM templates (cuda.gemm.mma,
+// cuda.gemm.wgmma): problem checks, element and epilogue kinds, the compile plan of a config
+// and the kernel object that launches a compiled instance on the runtime's stream.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "tune/kernel.hpp"
+#include "tune/runtime_compile.hpp"
+
+namespace tune::cuda {
+
+class Runtime;
+
+// Kernel template argument ELEM: 0 bf16, 1 f16, 2 tf32 (f32 problems whose tolerance admits
+// bf16 compute, hence tf32); -1 when the dtype is not computed on tensor cores.
+int element_kind(const Problem& p);
+// Kernel template argument EPI (gemm_params.h): bias 1, gelu 2, silu 4, residual 8.
+int epilogue_bits(const GemmDims& d);
+
+// Everything instantiate() needs besides the binaries: which programs, how to launch.
+struct GemmPlan {
+    CompileRequest main;
+    std::optional<CompileRequest> reduce;  // split-K > 1: sums the partials, then the epilogue
+    unsigned grid[3] = {1, 1, 1};
+    unsigned block = 0, shared_bytes = 0;
+    int element = 0;  // element_kind()
+    int split_k = 1;
+    long long k_per_split = 0;
+    bool tma = false;  // wgmma: A and B tensor maps with these boxes (rows x 64 elements)
+    int tma_rows_a = 0, tma_rows_b = 0;
+    std::size_t workspace_bytes = 0;
+};
+
+// A CompileRequest for `instance` of the embedded program `source` ("gemm_mma.cu").
+CompileRequest kernel_request(const std::string& source, const std::string& instance, const std::string& arch);
+
+class RuntimeGemmTemplate : public Template, public RuntimeCompiled {
+public:
+    RuntimeGemmTemplate(std::shared_ptr<Runtime> runtime, TemplateInfo info);
+    const TemplateInfo& info() const override { return info_; }
+    std::shared_ptr<const Space> space(const Problem& p) const override;
+    // Validates c, compiles (or takes from the cache) and loads the binaries: throws
+    // tune::Error with the NVRTC log on a compile error, "no CUDA device" without one.
+    std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override;
+    std::size_t workspace_bytes(const Problem& p, const Config& c) const override;
+    std::vector<CompileRequest> compile_requests(const Problem& p, const Config& c) const override;
+    void precompile(const Problem& p, const Config& c) const override;
+
+    // The validated plan of (p, c); throws tune::Error naming the violated constraint.
+    GemmPlan plan(const Problem& p, const Config& c) const;
+
+protected:
+    virtual std::shared_ptr<Space> build_space(const Problem& p) const = 0;
+    virtual GemmPlan make_plan(const Problem& p, const Config& c) const = 0;
+    const Runtime& runtime() const { return *runtime_; }
+
+private:
+    std::shared_ptr<Runtime> runtime_;
+    TemplateInfo info_;
+    mutable std::mutex mutex_;
+    mutable std::map<std::string, std::shared_ptr<const Space>> spaces_;  // by shape key
+};
+
+}  // namespace tune::cuda

@@ -1,0 +1,172 @@
+// tune_cuda_compile: compiles CUDA GEMM template instances with NVRTC, no GPU needed.
+//   --sample (default): a covering sample, every value of every knob and every problem variant
+//   (dtype, B layout, epilogue) at least once, per arch; the CI test.
+//   --all: every valid config of every default space (scripts/compile-all.sh).
+//   --count: only print how many configs each would compile.
+// Exit 0 when every instance compiled, 1 on any failure (logs printed), 77 without NVRTC.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tune/cuda/nvrtc.hpp"
+#include "tune/cuda/runtime.hpp"
+#include "tune/error.hpp"
+#include "tune/runtime_compile.hpp"
+#include "tune/templates/cuda_gemm.hpp"
+
+using namespace tune;
+
+namespace {
+
+struct Variant {
+    Problem problem;
+    std::string label;
+};
+
+// Problem variants: element type x B layout x epilogue. k = 4096 leaves every split_k legal.
+std::vector<Variant> variants() {
+    std::vector<Variant> out;
+    const std::vector<std::pair<DType, std::string>> dtypes = {{DType::bf16, "bf16"}, {DType::f16, "f16"}, {DType::f32, "tf32"}};
+    struct Epi {
+        bool bias;
+        Activation act;
+        bool residual;
+        const char* name;
+    };
+    const std::vector<Epi> epis = {{false, Activation::none, false, "none"},
+                                   {true, Activation::none, false, "bias"},
+                                   {true, Activation::gelu, false, "bias+gelu"},
+                                   {false, Activation::silu, false, "silu"},
+                                   {false, Activation::none, true, "residual"}};
+    for (const auto& [dtype, dname] : dtypes)
+        for (int trans_b = 0; trans_b < 2; ++trans_b)
+            for (const auto& e : epis) {
+                Problem p = with_epilogue(make_gemm(512, 512, 4096, dtype, false, trans_b == 1), e.bias, e.act, e.residual);
+                if (dtype == DType::f32) p.tolerance = bf16_compute_tolerance(p);  // admits tf32
+                out.push_back({p, dname + std::string(trans_b ? " B^T " : " B ") + e.name});
+            }
+    return out;
+}
+
+struct Job {
+    const Template* tmpl;
+    Variant variant;
+    Config config;
+};
+
+// Greedy covering: cycle through the variants a template supports; for each, take the valid
+// config that covers the most (knob, value) pairs not yet covered; stop when every pair and
+// every variant has been used.
+std::vector<Job> covering_sample(const Template& t, const std::vector<Variant>& all) {
+    std::vector<Variant> vs;
+    for (const auto& v : all)
+        if (t.supports(v.problem)) vs.push_back(v);
+    std::vector<Job> jobs;
+    if (vs.empty()) return jobs;
+    std::set<std::string> covered;
+    std::size_t total_pairs = 0;
+    for (const auto& k : t.space(vs[0].problem)->knobs()) total_pairs += k.values.size();
+    for (std::size_t i = 0; i < vs.size() || covered.size() < total_pairs; ++i) {
+        const Variant& v = vs[i % vs.size()];
+        const auto configs = t.space(v.problem)->enumerate_all();
+        const Config* best = nullptr;
+        std::size_t best_new = 0;
+        for (const auto& c : configs) {
+            std::size_t fresh = 0;
+            for (const auto& [name, value] : c.values()) fresh += !covered.count(name + "=" + to_string(value));
+            if (!best || fresh > best_new) best = &c, best_new = fresh;
+        }
+        if (i >= vs.size() && best_new == 0) break;  // nothing left that any config covers
+        for (const auto& [name, value] : best->values()) covered.insert(name + "=" + to_string(value));
+        jobs.push_back({&t, v, *best});
+    }
+    if (covered.size() < total_pairs) throw Error(t.info().name + ": the covering sample misses knob values");
+    return jobs;
+}
+
+std::vector<Job> full_sweep(const Template& t, const std::vector<Variant>& all) {
+    std::vector<Job> jobs;
+    for (const auto& v : all) {
+        if (!t.supports(v.problem)) continue;
+        const bool plain = v.label.find(" none") != std::string::npos;
+        const auto space = t.space(v.problem);
+        if (plain) {
+            for (const auto& c : space->enumerate_all()) jobs.push_back({&t, v, c});
+        } else {
+            jobs.push_back({&t, v, space->default_config()});  // epilogues: the default config
+        }
+    }
+    return jobs;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool all = false, count_only = false;
+    int threads = 2;
+    std::vector<std::string> archs = {"sm_80", "sm_90a"};
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--all") all = true;
+        else if (a == "--sample") all = false;
+        else if (a == "--count") count_only = true;
+        else if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
+        else if (a == "--arch" && i + 1 < argc) {
+            archs.clear();
+            std::stringstream ss(argv[++i]);
+            for (std::string s; std::getline(ss, s, ',');) archs.push_back(s);
+        } else {
+            std::cerr << "usage: tune_cuda_compile [--sample|--all] [--count] [--threads N] [--arch sm_80,sm_90a]\n";
+            return 2;
+        }
+    }
+    std::string why;
+    if (!cuda::nvrtc_available(&why)) {
+        std::cout << "skipped: NVRTC not available (" << why << ")\n";
+        return 77;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    int instances = 0, failures = 0;
+    for (const auto& arch : archs) {
+        cuda::RuntimeOptions options;
+        options.compile_threads = threads;
+        options.cache_dir = std::filesystem::path();  // no disk cache: really compile everything
+        auto rt = cuda::Runtime::compile_only(arch, options);
+        std::vector<std::unique_ptr<Template>> templates;
+        templates.push_back(make_cuda_gemm_mma_template(rt));
+        templates.push_back(make_cuda_gemm_wgmma_template(rt));
+        std::vector<Job> jobs;
+        for (const auto& t : templates) {
+            auto js = all ? full_sweep(*t, variants()) : covering_sample(*t, variants());
+            std::cout << arch << " " << t->info().name << ": " << js.size() << " configs\n";
+            jobs.insert(jobs.end(), js.begin(), js.end());
+        }
+        if (count_only) continue;
+        // Queue everything first: the service compiles on `threads` workers.
+        for (const auto& j : jobs) dynamic_cast<const RuntimeCompiled&>(*j.tmpl).precompile(j.variant.problem, j.config);
+        std::set<std::string> seen;
+        for (const auto& j : jobs) {
+            const auto& rc = dynamic_cast<const RuntimeCompiled&>(*j.tmpl);
+            for (const auto& r : rc.compile_requests(j.variant.problem, j.config)) {
+                if (!seen.insert(r.instance).second) continue;
+                ++instances;
+                CompileResult res = rt->compiler().get(r);
+                if (!res.ok) {
+                    ++failures;
+                    std::cout << "FAILED " << arch << " " << r.instance << " [" << j.variant.label << "]\n" << res.log << "\n";
+                }
+            }
+        }
+        const auto st = rt->compiler().stats();
+        std::printf("%s: %d compiles, %d failures, %.1f s compile time (summed over threads)\n", arch.c_str(),
+                    st.compiled, st.failures, st.compile_seconds);
+    }
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("%s: %d instances, %d failures, %.1f s wall\n", all ? "all" : "sample", instances, failures, wall);
+    return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,149 @@
+// tune_cuda_device_tests: numerical tests of the CUDA templates on a real device, against the
+// host fp64 reference through the Measurer (the path tuning uses). Without a CUDA device it
+// prints why and exits 77 (CTest: skipped); scripts/gpu-check.sh runs it on a GPU machine.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <set>
+
+#include "tune/backends.hpp"
+#include "tune/cuda/runtime.hpp"
+#include "tune/dispatcher.hpp"
+#include "tune/error.hpp"
+#include "tune/measurer.hpp"
+
+using namespace tune;
+
+namespace {
+
+struct Env {
+    DeviceInfo device;
+    TemplateRegistry registry;
+    std::unique_ptr<Measurer> measurer;
+};
+
+Env& env() {
+    static Env e = [] {
+        Env x;
+        x.device = detect_device(Backend::cuda);
+        x.registry = builtin_registry(x.device);
+        MeasureOptions o;
+        o.pin_cpu = -1;
+        o.warmup_s = 0.002;
+        o.max_time_s = 0.05;
+        o.min_reps = 3;
+        x.measurer = std::make_unique<Measurer>(x.device, o, make_accelerator(x.device));
+        return x;
+    }();
+    return e;
+}
+
+const Template& tmpl(const std::string& name) {
+    const Template* t = env().registry.find(name);
+    REQUIRE(t != nullptr);
+    return *t;
+}
+
+void expect_ok(const Problem& p, const Template& t, const Config& c) {
+    INFO(t.info().name << " " << c.text() << " on " << shape_key(p));
+    const Measurement m = env().measurer->measure(p, t, c);
+    INFO(m.reason);
+    CHECK(m.status == Status::ok);
+    CHECK(m.stats.median_s > 0);
+}
+
+// Every value of every knob at least once (greedy, as in the compile sample).
+std::vector<Config> covering(const Space& s) {
+    std::vector<Config> out;
+    std::set<std::string> covered;
+    const auto all = s.enumerate_all();
+    while (true) {
+        const Config* best = nullptr;
+        std::size_t best_new = 0;
+        for (const auto& c : all) {
+            std::size_t fresh = 0;
+            for (const auto& [n, v] : c.values()) fresh += !covered.count(n + "=" + to_string(v));
+            if (fresh > best_new) best = &c, best_new = fresh;
+        }
+        if (!best) return out;
+        for (const auto& [n, v] : best->values()) covered.insert(n + "=" + to_string(v));
+        out.push_back(*best);
+    }
+}
+
+std::vector<Problem> gemm_variants(DType dtype, bool trans_b) {
+    auto base = [&](std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t batch = 1) {
+        Problem p = make_gemm(m, n, k, dtype, false, trans_b, batch);
+        if (dtype == DType::f32) p.tolerance = bf16_compute_tolerance(p);
+        return p;
+    };
+    return {base(256, 256, 512),
+            base(333, 264, 520),  // ragged tiles in m, n and k
+            with_epilogue(base(192, 136, 264, 2), true, Activation::gelu, false),
+            with_epilogue(base(128, 512, 1024), false, Activation::silu, true),
+            with_epilogue(base(64, 64, 4096), true, Activation::none, true)};
+}
+
+}  // namespace
+
+TEST_CASE("cuda.gemm.mma default config is correct on every dtype, layout, ragged shape and epilogue", "[cuda]") {
+    const Template& t = tmpl("cuda.gemm.mma");
+    for (DType dt : {DType::bf16, DType::f32})
+        for (bool tb : {false, true})
+            for (const Problem& p : gemm_variants(dt, tb)) expect_ok(p, t, t.space(p)->default_config());
+}
+
+TEST_CASE("cuda.gemm.mma covering sample (every knob value) is correct", "[cuda]") {
+    const Template& t = tmpl("cuda.gemm.mma");
+    for (bool tb : {false, true}) {
+        const Problem p = make_gemm(520, 392, 1032, DType::bf16, false, tb);
+        for (const Config& c : covering(*t.space(p))) expect_ok(p, t, c);
+    }
+}
+
+TEST_CASE("cuda.gemm.wgmma (sm_90a) default and covering sample are correct", "[cuda]") {
+    const Template& t = tmpl("cuda.gemm.wgmma");
+    const Problem square = make_gemm(1024, 1024, 1024, DType::bf16, false, true);
+    if (!t.supports(square)) {
+        WARN("device is " << env().device.arch << ": cuda.gemm.wgmma needs sm_90a");
+        return;
+    }
+    for (const Problem& p : gemm_variants(DType::bf16, true)) expect_ok(p, t, t.space(p)->default_config());
+    const Problem ragged = make_gemm(520, 392, 1032, DType::bf16, false, true, 2);
+    for (const Config& c : covering(*t.space(ragged))) expect_ok(ragged, t, c);
+}
+
+TEST_CASE("cuda.gemm.cublaslt algorithms are correct or say the heuristic list is shorter", "[cuda]") {
+    const Template& t = tmpl("cuda.gemm.cublaslt");
+    const Problem p = with_epilogue(make_gemm(512, 384, 640, DType::bf16, false, true), true, Activation::gelu, false);
+    REQUIRE(t.supports(p));
+    expect_ok(p, t, Config{{"algo", std::int64_t{0}}});
+    for (std::int64_t a = 1; a < 4; ++a) {
+        const Measurement m = env().measurer->measure(p, t, Config{{"algo", a}});
+        INFO(m.reason);
+        CHECK((m.status == Status::ok || m.reason.find("heuristic returned") != std::string::npos));
+    }
+}
+
+TEST_CASE("instantiating a measured config (the Dispatcher's path) reuses its binary without compiling", "[cuda]") {
+    const Template& t = tmpl("cuda.gemm.mma");
+    const Problem p = make_gemm(256, 256, 256, DType::bf16, false, true);
+    const Config c = t.space(p)->default_config();
+    expect_ok(p, t, c);  // compiles and caches the binary
+    auto& compiler = cuda::shared_runtime()->compiler();
+    const int compiled = compiler.stats().compiled;
+    auto kernel = t.instantiate(p, c);
+    CHECK(compiler.stats().compiled == compiled);
+}
+
+int main(int argc, char** argv) {
+    try {
+        env();
+    } catch (const std::exception& e) {
+        std::printf("skipped: CUDA device tests: %s\n", e.what());
+        return 77;
+    }
+    std::printf("device: %s\n", env().device.summary().c_str());
+    return Catch::Session().run(argc, argv);
+}

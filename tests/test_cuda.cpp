@@ -1,0 +1,191 @@
+// CUDA backend host logic, on any machine: spaces and constraints of the CUDA GEMM templates,
+// compile requests and cache keys, "no CUDA device" reporting, and one real NVRTC compile
+// (success and a recorded compile error) when NVRTC is present.
+#include <catch2/catch.hpp>
+
+#include "tune/cuda/api.hpp"
+#include "tune/cuda/nvrtc.hpp"
+#include "tune/cuda/runtime.hpp"
+#include "tune/error.hpp"
+#include "tune/templates/cuda_gemm.hpp"
+
+using namespace tune;
+
+namespace {
+
+cuda::RuntimeOptions no_disk_cache() {
+    cuda::RuntimeOptions o;
+    o.cache_dir = std::filesystem::path();
+    return o;
+}
+
+Config mma_config(int bm, int bn, int bk, int wm, int wn, int stages, int split, int group) {
+    return Config{{"block_m", bm}, {"block_n", bn}, {"block_k", bk}, {"warp_m", wm}, {"warp_n", wn},
+                  {"stages", stages}, {"split_k", split}, {"group_m", group}};
+}
+
+bool nvrtc_here() { return cuda::nvrtc_available(); }
+
+}  // namespace
+
+TEST_CASE("without a driver or device the CUDA backend says so instead of crashing", "[cuda]") {
+    std::string why;
+    if (cuda::driver_api(&why) != nullptr) {
+        const DeviceInfo d = cuda::Runtime::for_device(0, no_disk_cache())->device();
+        CHECK(d.backend == Backend::cuda);
+        CHECK(d.arch.rfind("sm_", 0) == 0);
+        CHECK(d.cores > 0);
+        CHECK(d.memory_bytes > 0);
+        CHECK(d.versions.count("cuda_driver") == 1);
+        return;
+    }
+    CHECK_FALSE(why.empty());
+    CHECK_THROWS_WITH(cuda::driver(), Catch::StartsWith("no CUDA device: "));
+    if (!nvrtc_here()) return;
+    CHECK_THROWS_WITH(cuda::Runtime::for_device(0, no_disk_cache()), Catch::StartsWith("no CUDA device: "));
+}
+
+TEST_CASE("unknown CUDA arch is rejected by name", "[cuda]") {
+    if (!nvrtc_here()) return;
+    CHECK_THROWS_WITH(cuda::Runtime::compile_only("sm_70", no_disk_cache()), Catch::Contains("sm_70"));
+}
+
+TEST_CASE("cuda.gemm.mma space: shared memory per arch, warps, copies, split-K depth", "[cuda]") {
+    if (!nvrtc_here()) return;
+    auto sm80 = make_cuda_gemm_mma_template(cuda::Runtime::compile_only("sm_80", no_disk_cache()));
+    auto sm90 = make_cuda_gemm_mma_template(cuda::Runtime::compile_only("sm_90a", no_disk_cache()));
+    const Problem p = make_gemm(4096, 4096, 4096, DType::bf16, false, true);
+    REQUIRE(sm80->supports(p));
+    const auto s80 = sm80->space(p), s90 = sm90->space(p);
+    CHECK_FALSE(s80->violation(s80->default_config()).has_value());
+    // Stages x (256 + 128) rows x 72 bf16 (64 + 8 padding): 3 stages = 162 KiB fits sm_80
+    // (163 KiB); 4 stages = 216 KiB only fits sm_90a (227 KiB); 5 stages = 270 KiB neither.
+    CHECK_THAT(*s80->violation(mma_config(256, 128, 64, 64, 64, 5, 1, 8)), Catch::Contains("shared_memory_limit"));
+    CHECK_THAT(*s90->violation(mma_config(256, 128, 64, 64, 64, 5, 1, 8)), Catch::Contains("shared_memory_limit"));
+    CHECK_FALSE(s80->violation(mma_config(256, 128, 64, 64, 64, 3, 1, 8)).has_value());
+    CHECK_THAT(*s80->violation(mma_config(256, 128, 64, 64, 64, 4, 1, 8)), Catch::Contains("shared_memory_limit"));
+    CHECK_FALSE(s90->violation(mma_config(256, 128, 64, 64, 64, 4, 1, 8)).has_value());
+    CHECK_THAT(*s80->violation(mma_config(256, 256, 32, 32, 32, 2, 1, 8)), Catch::Contains("at_most_8_warps"));
+    // 64 x 32 bf16 = 256 copies of A over 8 warps (256 threads): balanced; 64 x 64 block with
+    // 32 x 32 warps is 4 warps = 128 threads: still balanced; tf32 halves the copy width.
+    CHECK_FALSE(s80->violation(mma_config(64, 64, 32, 32, 32, 2, 1, 1)).has_value());
+    CHECK(s80->count() > 100);
+    const Problem small_k = make_gemm(4096, 4096, 64, DType::bf16, false, true);
+    const auto sk = sm80->space(small_k);
+    CHECK_THAT(*sk->violation(mma_config(128, 128, 32, 64, 64, 3, 4, 8)), Catch::Contains("split_k_leaves_a_block_per_split"));
+    CHECK_FALSE(sk->violation(mma_config(128, 128, 32, 64, 64, 3, 2, 8)).has_value());
+    // Values outside a knob's list are named.
+    CHECK_THAT(*s80->violation(mma_config(96, 128, 32, 64, 64, 3, 1, 8)), Catch::Contains("block_m"));
+}
+
+TEST_CASE("cuda.gemm.mma supports tensor-core dtypes with 16-byte rows; wgmma only sm_90a with B as n x k", "[cuda]") {
+    if (!nvrtc_here()) return;
+    auto rt80 = cuda::Runtime::compile_only("sm_80", no_disk_cache());
+    auto rt90 = cuda::Runtime::compile_only("sm_90a", no_disk_cache());
+    auto mma = make_cuda_gemm_mma_template(rt80);
+    CHECK(mma->supports(make_gemm(128, 128, 128, DType::bf16)));
+    CHECK(mma->supports(make_gemm(128, 128, 128, DType::f16, false, true)));
+    CHECK_FALSE(mma->supports(make_gemm(128, 128, 100, DType::bf16)));      // k rows not 16-byte aligned
+    CHECK_FALSE(mma->supports(make_gemm(128, 100, 128, DType::bf16)));      // B (k x n) rows not aligned
+    CHECK(mma->supports(make_gemm(128, 100, 128, DType::bf16, false, true)));  // B^T rows are k long
+    CHECK_FALSE(mma->supports(make_gemm(128, 128, 128, DType::bf16, true)));   // A stored k x m
+    Problem f32 = make_gemm(128, 128, 128, DType::f32);
+    CHECK_FALSE(mma->supports(f32));  // f32 accuracy: not on tensor cores
+    f32.tolerance = bf16_compute_tolerance(f32);
+    CHECK(mma->supports(f32));  // tf32 admitted
+    auto wg80 = make_cuda_gemm_wgmma_template(rt80);
+    auto wg90 = make_cuda_gemm_wgmma_template(rt90);
+    const Problem bt = make_gemm(4096, 4096, 4096, DType::bf16, false, true);
+    CHECK_FALSE(wg80->supports(bt));
+    CHECK(wg90->supports(bt));
+    CHECK_FALSE(wg90->supports(make_gemm(4096, 4096, 4096, DType::bf16)));
+    const auto s = wg90->space(bt);
+    CHECK_FALSE(s->violation(s->default_config()).has_value());
+    Config c = s->default_config();
+    c.set("block_m", std::int64_t{64});  // 2 consumers x 64 rows > 64
+    CHECK_THAT(*s->violation(c), Catch::Contains("rows_per_consumer_multiple_of_64"));
+    c.set("consumers", std::int64_t{1});
+    c.set("block_m", std::int64_t{128});  // one consumer: 2 x 128 accumulators per thread
+    CHECK_THAT(*s->violation(c), Catch::Contains("accumulators_fit_registers"));
+    c.set("block_n", std::int64_t{128});
+    c.set("stages", std::int64_t{6});
+    CHECK_FALSE(s->violation(c).has_value());  // 6 x 32 KiB + 1 KiB fits 227 KiB
+    c.set("block_m", std::int64_t{256});
+    c.set("consumers", std::int64_t{2});
+    CHECK_THAT(*s->violation(c), Catch::Contains("shared_memory_limit"));  // 6 x 48 KiB
+}
+
+TEST_CASE("compile requests name every knob value as a template argument, per arch and epilogue", "[cuda]") {
+    if (!nvrtc_here()) return;
+    auto mma = make_cuda_gemm_mma_template(cuda::Runtime::compile_only("sm_80", no_disk_cache()));
+    const auto& rc = dynamic_cast<const RuntimeCompiled&>(*mma);
+    Problem p = with_epilogue(make_gemm(1024, 1024, 4096, DType::bf16, false, true), true, Activation::gelu, false);
+    const auto reqs = rc.compile_requests(p, mma_config(128, 256, 64, 64, 64, 2, 2, 16));
+    REQUIRE(reqs.size() == 2);  // split-K: GEMM and reduction
+    CHECK(reqs[0].instance == "libtune::gemm_mma<0,128,256,64,64,64,2,16,3,1,2>");
+    CHECK(reqs[1].instance == "libtune::splitk_reduce<3>");
+    CHECK(reqs[0].arch == "sm_80");
+    CHECK(reqs[0].source_name == "gemm_mma.cu");
+    CHECK(reqs[0].headers.size() >= 3);
+    CHECK(rc.compile_requests(p, mma_config(128, 256, 64, 64, 64, 2, 1, 16)).size() == 1);
+    CHECK(mma->workspace_bytes(p, mma_config(128, 256, 64, 64, 64, 2, 2, 16)) == 2u * 1024 * 1024 * 4);
+    CHECK_THROWS_WITH(rc.compile_requests(p, mma_config(96, 256, 64, 64, 64, 2, 2, 16)), Catch::Contains("block_m"));
+}
+
+TEST_CASE("NVRTC compiles a GEMM instance; instantiate without a device says no CUDA device", "[cuda]") {
+    if (!nvrtc_here()) {
+        WARN("NVRTC not available: real compiles not tested here");
+        return;
+    }
+    auto rt = cuda::Runtime::compile_only("sm_80", no_disk_cache());
+    auto mma = make_cuda_gemm_mma_template(rt);
+    const Problem p = make_gemm(256, 256, 256, DType::bf16, false, true);
+    const Config c = mma->space(p)->default_config();
+    const auto reqs = dynamic_cast<const RuntimeCompiled&>(*mma).compile_requests(p, c);
+    const CompileResult r = rt->compiler().get(reqs[0]);
+    INFO(r.log);
+    REQUIRE(r.ok);
+    CHECK(r.binary.size() > 1000);
+    CHECK(r.binary.substr(1, 3) == "ELF");  // a cubin
+    CHECK(r.entry.rfind("_ZN7libtune8gemm_mma", 0) == 0);
+    if (cuda::driver_api() == nullptr) CHECK_THROWS_WITH(mma->instantiate(p, c), Catch::StartsWith("no CUDA device"));
+}
+
+TEST_CASE("a later process instantiates from the disk cache without compiling (the Dispatcher's path)", "[cuda]") {
+    if (!nvrtc_here()) return;
+    const auto dir = std::filesystem::temp_directory_path() / ("libtune-cuda-cache-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    cuda::RuntimeOptions o;
+    o.cache_dir = dir;
+    const Problem p = make_gemm(256, 256, 256, DType::bf16, false, true);
+    Config c;
+    {
+        auto tuning = cuda::Runtime::compile_only("sm_80", o);  // the tuning process
+        auto mma = make_cuda_gemm_mma_template(tuning);
+        c = mma->space(p)->default_config();
+        dynamic_cast<const RuntimeCompiled&>(*mma).precompile(p, c);
+        REQUIRE(tuning->compiler().get(dynamic_cast<const RuntimeCompiled&>(*mma).compile_requests(p, c)[0]).ok);
+        CHECK(tuning->compiler().stats().compiled == 1);
+    }
+    auto serving = cuda::Runtime::compile_only("sm_80", o);  // a runtime process later
+    auto mma = make_cuda_gemm_mma_template(serving);
+    if (cuda::driver_api() == nullptr) CHECK_THROWS_WITH(mma->instantiate(p, c), Catch::StartsWith("no CUDA device"));
+    CHECK(serving->compiler().stats().compiled == 0);
+    CHECK(serving->compiler().stats().cache_hits == 1);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("an NVRTC compile error is a result with the compiler's log, not an exception", "[cuda]") {
+    if (!nvrtc_here()) return;
+    cuda::NvrtcCompiler nvrtc;
+    CHECK(nvrtc.version().rfind("nvrtc ", 0) == 0);
+    CompileRequest r;
+    r.source_name = "broken.cu";
+    r.source = "template <int N> __global__ void k(float* x) { x[0] = undefined_name; }";
+    r.instance = "k<1>";
+    r.arch = "sm_80";
+    const CompileResult res = nvrtc.compile(r);
+    CHECK_FALSE(res.ok);
+    CHECK_THAT(res.log, Catch::Contains("undefined_name"));
+    CHECK(res.binary.empty());
+}
