@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "fake_template.hpp"
+#include "fast_measure.hpp"
 #include "tune/accelerator.hpp"
 #include "tune/error.hpp"
 #include "tune/measurer.hpp"
@@ -58,13 +59,9 @@ private:
     std::vector<void*> out_ptrs_;
 };
 
+// The device reports 1 ms per call: no inner repetitions, a few samples.
 MeasureOptions fast_device_options() {
-    MeasureOptions o;
-    o.warmup_s = 0;
-    o.min_reps = 3;
-    o.max_reps = 5;
-    o.max_time_s = 0.5;
-    o.pin_cpu = -1;
+    MeasureOptions o = test::fast_measure_options();
     o.min_sample_s = 0;
     return o;
 }

@@ -37,98 +37,76 @@ namespace {
 #define LIBTUNE_CUDA_LOAD(name) \
     api.name = reinterpret_cast<decltype(api.name)>(api.lib->symbol(LIBTUNE_STR(name)));
 
-struct DriverState {
-    std::unique_ptr<DriverApi> api;
-    std::string why;
+template <class Api>
+struct Loaded {
+    std::unique_ptr<Api> api;
+    std::string why;  // when api is null
 };
 
-DriverState load_driver() {
-    DriverState s;
-    auto lib = SharedLibrary::open({"libcuda.so.1", "libcuda.so"}, &s.why);
+// Opens the first library of `names` that loads and fills the table with fill(api); a missing
+// symbol leaves api null with the reason.
+template <class Api, class Fill>
+Loaded<Api> load(std::initializer_list<const char*> names, Fill fill) {
+    Loaded<Api> s;
+    auto lib = SharedLibrary::open(names, &s.why);
     if (!lib) return s;
     try {
-        auto api_ptr = std::make_unique<DriverApi>();
-        DriverApi& api = *api_ptr;
-        api.lib = std::move(lib);
+        auto api = std::make_unique<Api>();
+        api->lib = std::move(lib);
+        fill(*api);
+        s.api = std::move(api);
+    } catch (const std::exception& e) {
+        s.why = e.what();
+    }
+    return s;
+}
+
+Loaded<DriverApi> load_driver() {
+    Loaded<DriverApi> s = load<DriverApi>({"libcuda.so.1", "libcuda.so"}, [](DriverApi& api) {
         LIBTUNE_CUDA_DRIVER_FUNCTIONS(LIBTUNE_CUDA_LOAD)
-        CUresult r = api.cuInit(0);
-        if (r != CUDA_SUCCESS) {
-            const char* name = nullptr;
-            api.cuGetErrorName(r, &name);
-            s.why = std::string("cuInit: ") + (name ? name : "error " + std::to_string(int(r)));
-            return s;
-        }
-        int count = 0;
-        if (api.cuDeviceGetCount(&count) != CUDA_SUCCESS || count == 0) {
-            s.why = "the driver reports no device";
-            return s;
-        }
-        s.api = std::move(api_ptr);
-    } catch (const std::exception& e) {
-        s.why = e.what();
+    });
+    if (!s.api) return s;
+    // A driver without a usable device is no driver for us.
+    const DriverApi& api = *s.api;
+    if (CUresult r = api.cuInit(0); r != CUDA_SUCCESS) {
+        const char* name = nullptr;
+        api.cuGetErrorName(r, &name);
+        s.why = std::string("cuInit: ") + (name ? name : "error " + std::to_string(int(r)));
+        s.api.reset();
+    } else if (int count = 0; api.cuDeviceGetCount(&count) != CUDA_SUCCESS || count == 0) {
+        s.why = "the driver reports no device";
+        s.api.reset();
     }
     return s;
 }
 
-struct NvrtcState {
-    std::unique_ptr<NvrtcApi> api;
-    std::string why;
-};
-
-NvrtcState load_nvrtc() {
-    NvrtcState s;
-    // The toolkit's major version first (the ABI the headers describe), then any.
-    auto lib = SharedLibrary::open({"libnvrtc.so." LIBTUNE_STR(LIBTUNE_CUDA_MAJOR), "libnvrtc.so"}, &s.why);
-    if (!lib) return s;
-    try {
-        auto api_ptr = std::make_unique<NvrtcApi>();
-        NvrtcApi& api = *api_ptr;
-        api.lib = std::move(lib);
-        LIBTUNE_NVRTC_FUNCTIONS(LIBTUNE_CUDA_LOAD)
-        s.api = std::move(api_ptr);
-    } catch (const std::exception& e) {
-        s.why = e.what();
-    }
-    return s;
+// The toolkit's major version first (the ABI the headers describe), then any.
+Loaded<NvrtcApi> load_nvrtc() {
+    return load<NvrtcApi>({"libnvrtc.so." LIBTUNE_STR(LIBTUNE_CUDA_MAJOR), "libnvrtc.so"},
+                          [](NvrtcApi& api) { LIBTUNE_NVRTC_FUNCTIONS(LIBTUNE_CUDA_LOAD) });
 }
 
-struct CublasLtState {
-    std::unique_ptr<CublasLtApi> api;
-    std::string why;
-};
-
-CublasLtState load_cublaslt() {
-    CublasLtState s;
-    auto lib = SharedLibrary::open({"libcublasLt.so." LIBTUNE_STR(LIBTUNE_CUDA_MAJOR), "libcublasLt.so"}, &s.why);
-    if (!lib) return s;
-    try {
-        auto api_ptr = std::make_unique<CublasLtApi>();
-        CublasLtApi& api = *api_ptr;
-        api.lib = std::move(lib);
-        LIBTUNE_CUBLASLT_FUNCTIONS(LIBTUNE_CUDA_LOAD)
-        s.api = std::move(api_ptr);
-    } catch (const std::exception& e) {
-        s.why = e.what();
-    }
-    return s;
+Loaded<CublasLtApi> load_cublaslt() {
+    return load<CublasLtApi>({"libcublasLt.so." LIBTUNE_STR(LIBTUNE_CUDA_MAJOR), "libcublasLt.so"},
+                             [](CublasLtApi& api) { LIBTUNE_CUBLASLT_FUNCTIONS(LIBTUNE_CUDA_LOAD) });
 }
 
 }  // namespace
 
 const CublasLtApi* cublaslt_api(std::string* why) {
-    static const CublasLtState state = load_cublaslt();
+    static const Loaded<CublasLtApi> state = load_cublaslt();
     if (!state.api && why) *why = state.why;
     return state.api.get();
 }
 
 const DriverApi* driver_api(std::string* why) {
-    static const DriverState state = load_driver();
+    static const Loaded<DriverApi> state = load_driver();
     if (!state.api && why) *why = state.why;
     return state.api.get();
 }
 
 const NvrtcApi* nvrtc_api(std::string* why) {
-    static const NvrtcState state = load_nvrtc();
+    static const Loaded<NvrtcApi> state = load_nvrtc();
     if (!state.api && why) *why = state.why;
     return state.api.get();
 }

@@ -26,6 +26,13 @@ int epilogue_bits(const GemmDims& d) {
     return bits;
 }
 
+std::string instance_name(const std::string& kernel, std::initializer_list<long long> args) {
+    std::string out = "libtune::" + kernel + "<";
+    for (long long a : args) out += std::to_string(a) + ",";
+    out.back() = '>';
+    return out;
+}
+
 CompileRequest kernel_request(const std::string& source, const std::string& instance, const std::string& arch) {
     CompileRequest r;
     r.source_name = source;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <initializer_list>
 #include <string>
 
 #include "tune/kernel.hpp"
@@ -35,6 +36,9 @@ struct GemmPlan {
     int tma_rows_a = 0, tma_rows_b = 0;
     std::size_t workspace_bytes = 0;
 };
+
+// "libtune::<kernel><a,b,...>": a kernel template instantiated with the given arguments.
+std::string instance_name(const std::string& kernel, std::initializer_list<long long> args);
 
 // A CompileRequest for `instance` of the embedded program `source` ("gemm_mma.cu").
 CompileRequest kernel_request(const std::string& source, const std::string& instance, const std::string& arch);

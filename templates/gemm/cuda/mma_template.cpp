@@ -82,13 +82,10 @@ protected:
         const int epi = epilogue_bits(d);
         GemmPlan plan;
         plan.element = m.element;
-        plan.main = kernel_request(
-            "gemm_mma.cu",
-            "libtune::gemm_mma<" + std::to_string(m.element) + "," + std::to_string(m.block_m) + "," +
-                std::to_string(m.block_n) + "," + std::to_string(m.block_k) + "," + std::to_string(m.warp_m) + "," +
-                std::to_string(m.warp_n) + "," + std::to_string(m.stages) + "," + std::to_string(m.group_m) + "," +
-                std::to_string(epi) + "," + std::to_string(int(m.trans_b)) + "," + std::to_string(m.split_k) + ">",
-            runtime().arch());
+        plan.main = kernel_request("gemm_mma.cu",
+                                   instance_name("gemm_mma", {m.element, m.block_m, m.block_n, m.block_k, m.warp_m,
+                                                              m.warp_n, m.stages, m.group_m, epi, m.trans_b, m.split_k}),
+                                   runtime().arch());
         const long long tiles = ((d.m + m.block_m - 1) / m.block_m) * ((d.n + m.block_n - 1) / m.block_n);
         require(tiles < (1ll << 31) && d.batch <= 65535, "cuda.gemm.mma: grid too large for " + shape_key(p));
         plan.grid[0] = unsigned(tiles);
@@ -100,8 +97,7 @@ protected:
         const long long per_split = (d.k + m.split_k - 1) / m.split_k;
         plan.k_per_split = (per_split + m.block_k - 1) / m.block_k * m.block_k;
         if (m.split_k > 1) {
-            plan.reduce = kernel_request("gemm_mma.cu", "libtune::splitk_reduce<" + std::to_string(epi) + ">",
-                                         runtime().arch());
+            plan.reduce = kernel_request("gemm_mma.cu", instance_name("splitk_reduce", {epi}), runtime().arch());
             plan.workspace_bytes = std::size_t(m.split_k) * d.batch * d.m * d.n * sizeof(float);
         }
         return plan;

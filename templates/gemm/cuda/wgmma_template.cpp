@@ -54,10 +54,8 @@ protected:
         GemmPlan plan;
         plan.element = element_kind(p);
         plan.main = kernel_request("gemm_wgmma.cu",
-                                   "libtune::gemm_wgmma<" + std::to_string(plan.element) + "," + std::to_string(bm) +
-                                       "," + std::to_string(bn) + "," + std::to_string(c.get_int("stages")) + "," +
-                                       std::to_string(consumers) + "," + std::to_string(c.get_int("group_m")) + "," +
-                                       std::to_string(epilogue_bits(d)) + ">",
+                                   instance_name("gemm_wgmma", {plan.element, bm, bn, c.get_int("stages"), consumers,
+                                                                c.get_int("group_m"), epilogue_bits(d)}),
                                    runtime().arch());
         plan.grid[0] = unsigned(((d.m + bm - 1) / bm) * ((d.n + bn - 1) / bn));
         plan.grid[1] = unsigned(d.batch);
