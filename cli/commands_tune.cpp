@@ -49,7 +49,7 @@ std::size_t parse_bytes(const std::string& text, const std::string& flag) {
 void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     cmd.add_option("--db", a.db, "SQLite file to tune into (created if absent)")->capture_default_str();
     cmd.add_option("--dtype", a.dtype, "element type: f32 (bf16 and f16 come with their templates)")->capture_default_str();
-    cmd.add_option("--backend", a.backend, "cpu, or cuda (GPU GEMM; builds with the CUDA toolkit); hip is not implemented yet")->capture_default_str();
+    cmd.add_option("--backend", a.backend, "cpu, cuda or hip (GPU GEMM; in builds with the CUDA toolkit / ROCm headers)")->capture_default_str();
     cmd.add_option("--budget", a.budget, "candidates measured per problem, all templates together")
         ->capture_default_str()
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
@@ -108,6 +108,7 @@ std::string shape_text(const Problem& p) {
 // The template a tuned pick is compared with in the "vs OpenBLAS" column.
 const char* baseline_template(OpKind op, Backend backend) {
     if (backend == Backend::cuda) return "cuda.gemm.cublaslt";
+    if (backend == Backend::hip) return "hip.gemm.mfma";  // no vendor template on HIP yet
     return op == OpKind::attention ? "cpu.attention.unfused" : "cpu.gemm.openblas";
 }
 

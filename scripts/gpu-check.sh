@@ -40,12 +40,12 @@ export PATH
 # Build only what the check runs (the CPU-only parts are built and tested in CI).
 step configure 60 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLIBTUNE_WITH_CUDA=ON \
   -DLIBTUNE_BUILD_BENCH=ON -DLIBTUNE_BUILD_TESTS=ON -DLIBTUNE_BUILD_CLI=ON || exit 1
-step build 240 cmake --build "$build" -j "$jobs" --target tune_tests tune_cuda_compile tune_cuda_device_tests \
+step build 240 cmake --build "$build" -j "$jobs" --target tune_tests tune_gpu_compile tune_cuda_device_tests \
   bench_cuda_gemm tune_cli || exit 1
 
 # Host logic of the CUDA backend, the compile sample, then the numerics on the device.
 step cuda_unit_tests 40 "$build/tests/tune_tests" "[cuda]" -r junit -o "$out/cuda_unit_tests.xml"
-step compile_sample 60 "$build/tests/tune_cuda_compile" --sample --threads "$jobs"
+step compile_sample 60 "$build/tests/tune_gpu_compile" --backend cuda --sample --threads "$jobs"
 step device_tests 90 "$build/tests/tune_cuda_device_tests" -r junit -o "$out/device_tests.xml"
 
 # Benchmarks: tuning (budget 24 per shape) then event-timed own vs cuBLAS vs tuned pick, in

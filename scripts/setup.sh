@@ -10,6 +10,10 @@ packages=(build-essential cmake ninja-build pkg-config libsqlite3-dev nlohmann-j
           python3-numpy python3-pytest chromium)
 # The learned cost model: Eigen (Gaussian process) and XGBoost's C API (gradient-boosted trees).
 packages+=(libeigen3-dev libxgboost-dev)
+# The HIP backend: ROCm 5.2's headers and hiprtc (in libamdhip64) with its device libraries;
+# kernels compile for gfx90a without a GPU. The CUDA backend is built when a CUDA toolkit is
+# installed (/usr/local/cuda; not a Debian package here).
+packages+=(libamdhip64-dev rocm-device-libs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,9 +1,6 @@
 #include "tune/cuda/runtime.hpp"
 
-#include <algorithm>
-#include <cstdlib>
 #include <mutex>
-#include <thread>
 
 #include "tune/cuda/driver.hpp"
 #include "tune/cuda/nvrtc.hpp"
@@ -13,9 +10,7 @@ namespace tune::cuda {
 namespace {
 
 std::unique_ptr<CompileService> make_compiler(const RuntimeOptions& o) {
-    std::optional<std::filesystem::path> dir = o.cache_dir ? *o.cache_dir : BinaryCache::default_dir();
-    if (dir && dir->empty()) dir.reset();
-    return std::make_unique<CompileService>(std::make_shared<NvrtcCompiler>(), dir, o.compile_threads);
+    return make_compile_service(std::make_shared<NvrtcCompiler>(), o.cache_dir, o.compile_threads);
 }
 
 }  // namespace
@@ -64,14 +59,7 @@ std::shared_ptr<Runtime> shared_runtime() {
     std::lock_guard lock(mutex);
     if (!runtime) {
         RuntimeOptions o;
-        o.compile_threads = std::max(1, int(std::thread::hardware_concurrency()) - 1);
-        if (const char* t = std::getenv("LIBTUNE_COMPILE_THREADS"); t && *t) {
-            char* end = nullptr;
-            const long v = std::strtol(t, &end, 10);
-            require(*end == '\0' && v >= 1 && v <= 256,
-                    "LIBTUNE_COMPILE_THREADS: expected 1..256, got '" + std::string(t) + "'");
-            o.compile_threads = int(v);
-        }
+        o.compile_threads = default_compile_threads();
         runtime = Runtime::for_device(0, o);
     }
     return runtime;

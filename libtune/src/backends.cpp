@@ -6,6 +6,9 @@
 #include "tune/cuda/accelerator.hpp"
 #include "tune/cuda/runtime.hpp"
 #endif
+#ifdef LIBTUNE_WITH_HIP
+#include "tune/hip/runtime.hpp"
+#endif
 
 namespace tune {
 
@@ -14,6 +17,9 @@ bool backend_built(Backend backend) {
         case Backend::cpu: return true;
 #ifdef LIBTUNE_WITH_CUDA
         case Backend::cuda: return true;
+#endif
+#ifdef LIBTUNE_WITH_HIP
+        case Backend::hip: return true;
 #endif
         default: return false;
     }
@@ -30,7 +36,12 @@ DeviceInfo detect_device(Backend backend) {
                         "-DLIBTUNE_WITH_CUDA=ON)");
 #endif
         case Backend::hip:
-            throw Error("no HIP device: this build has no HIP backend (not implemented yet)");
+#ifdef LIBTUNE_WITH_HIP
+            return hip::shared_runtime()->device();
+#else
+            throw Error("no HIP device: this build has no HIP backend (configure with ROCm's headers installed, "
+                        "-DLIBTUNE_WITH_HIP=ON)");
+#endif
     }
     throw Error("unknown backend");
 }
@@ -44,7 +55,12 @@ std::shared_ptr<Accelerator> make_accelerator(const DeviceInfo& device) {
 #else
             break;
 #endif
-        case Backend::hip: break;
+        case Backend::hip:
+#ifdef LIBTUNE_WITH_HIP
+            return std::make_shared<hip::HipAccelerator>(hip::shared_runtime());
+#else
+            break;
+#endif
     }
     throw Error("no accelerator for backend " + std::string(to_string(device.backend)) + " in this build");
 }

@@ -1,10 +1,49 @@
 #include "tune/compile_service.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #include "tune/error.hpp"
 
 namespace tune {
+
+CompileRequest program_request(const SourceFiles& files, const std::string& source, const std::string& instance,
+                               const std::string& arch) {
+    CompileRequest r;
+    r.source_name = source;
+    r.instance = instance;
+    r.arch = arch;
+    bool found = false;
+    for (const auto& [name, text] : files) {
+        if (name == source) {
+            r.source = text;
+            found = true;
+        } else if (name.ends_with(".h") || name.ends_with(".cuh")) {
+            r.headers.emplace_back(name, text);
+        }
+    }
+    require(found, "kernel source '" + source + "' is not embedded in this build");
+    return r;
+}
+
+int default_compile_threads() {
+    if (const char* t = std::getenv("LIBTUNE_COMPILE_THREADS"); t && *t) {
+        char* end = nullptr;
+        const long v = std::strtol(t, &end, 10);
+        require(*end == '\0' && v >= 1 && v <= 256, "LIBTUNE_COMPILE_THREADS: expected 1..256, got '" + std::string(t) + "'");
+        return int(v);
+    }
+    return std::max(1, int(std::thread::hardware_concurrency()) - 1);
+}
+
+std::unique_ptr<CompileService> make_compile_service(std::shared_ptr<const KernelCompiler> compiler,
+                                                     const std::optional<std::filesystem::path>& cache_dir,
+                                                     int threads) {
+    std::optional<std::filesystem::path> dir = cache_dir ? *cache_dir : BinaryCache::default_dir();
+    if (dir && dir->empty()) dir.reset();
+    return std::make_unique<CompileService>(std::move(compiler), dir, threads);
+}
 
 CompileService::CompileService(std::shared_ptr<const KernelCompiler> compiler,
                                std::optional<std::filesystem::path> cache_dir, int threads)

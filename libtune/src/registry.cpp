@@ -8,6 +8,10 @@
 #include "tune/cuda/runtime.hpp"
 #include "tune/templates/cuda_gemm.hpp"
 #endif
+#ifdef LIBTUNE_WITH_HIP
+#include "tune/hip/runtime.hpp"
+#include "tune/templates/hip_gemm.hpp"
+#endif
 
 namespace tune {
 
@@ -55,6 +59,9 @@ TemplateRegistry builtin_registry(const DeviceInfo& device) {
         r.add(make_cuda_gemm_wgmma_template(rt));
         r.add(make_cuda_gemm_cublaslt_template(rt));
     }
+#endif
+#ifdef LIBTUNE_WITH_HIP
+    if (device.backend == Backend::hip) r.add(make_hip_gemm_mfma_template(hip::shared_runtime()));
 #endif
     return r;
 }

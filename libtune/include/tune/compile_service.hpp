@@ -19,6 +19,16 @@
 
 namespace tune {
 
+// Compile threads for a GPU runtime: $LIBTUNE_COMPILE_THREADS (1..256; anything else throws
+// tune::Error naming it), else the hardware threads less one (at least 1).
+int default_compile_threads();
+
+// A GPU runtime's compile service: cache_dir nullopt = BinaryCache::default_dir(), an empty
+// path = no disk cache.
+std::unique_ptr<class CompileService> make_compile_service(std::shared_ptr<const KernelCompiler> compiler,
+                                                           const std::optional<std::filesystem::path>& cache_dir,
+                                                           int threads);
+
 class CompileService {
 public:
     struct Stats {

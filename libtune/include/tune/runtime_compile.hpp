@@ -36,6 +36,14 @@ struct CompileResult {
     bool from_cache = false;
 };
 
+// Kernel source files embedded into the library at build time: (file name, text).
+using SourceFiles = std::vector<std::pair<std::string, std::string>>;
+
+// A request for `instance` of the program `source` (one of `files`), with every header of
+// `files` (*.h, *.cuh) available to it by name. Throws tune::Error when `source` is absent.
+CompileRequest program_request(const SourceFiles& files, const std::string& source, const std::string& instance,
+                               const std::string& arch);
+
 class KernelCompiler {
 public:
     virtual ~KernelCompiler() = default;

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "gemm_params.h"
+#include "gemm_args.hpp"
 #include "tune/cuda/driver.hpp"
 #include "tune/cuda/kernel_sources.hpp"
 #include "tune/cuda/runtime.hpp"
@@ -17,15 +17,6 @@ int element_kind(const Problem& p) {
     return -1;
 }
 
-int epilogue_bits(const GemmDims& d) {
-    int bits = 0;
-    if (d.bias) bits |= libtune::kEpiBias;
-    if (d.act == Activation::gelu) bits |= libtune::kEpiGelu;
-    if (d.act == Activation::silu) bits |= libtune::kEpiSilu;
-    if (d.residual) bits |= libtune::kEpiResidual;
-    return bits;
-}
-
 std::string instance_name(const std::string& kernel, std::initializer_list<long long> args) {
     std::string out = "libtune::" + kernel + "<";
     for (long long a : args) out += std::to_string(a) + ",";
@@ -34,13 +25,7 @@ std::string instance_name(const std::string& kernel, std::initializer_list<long 
 }
 
 CompileRequest kernel_request(const std::string& source, const std::string& instance, const std::string& arch) {
-    CompileRequest r;
-    r.source_name = source;
-    r.source = kernel_source(source);
-    r.headers = kernel_headers();
-    r.instance = instance;
-    r.arch = arch;
-    return r;
+    return program_request(kernel_sources(), source, instance, arch);
 }
 
 namespace {
@@ -70,18 +55,8 @@ public:
     std::size_t workspace_bytes() const override { return plan_.workspace_bytes; }
 
     void run(const OpArgs& args) const override {
-        const std::size_t inputs = 2 + (dims_.bias ? 1 : 0) + (dims_.residual ? 1 : 0);
-        require(args.inputs.size() == inputs && args.outputs.size() == 1,
-                "cuda gemm: expected " + std::to_string(inputs) + " inputs and 1 output");
-        libtune::GemmParams p{};
-        p.a = args.inputs[0];
-        p.b = args.inputs[1];
-        std::size_t next = 2;
-        if (dims_.bias) p.bias = static_cast<const float*>(args.inputs[next++]);
-        if (dims_.residual) p.residual = static_cast<const float*>(args.inputs[next++]);
-        p.c = static_cast<float*>(args.outputs[0]);
+        libtune::GemmParams p = gemm_params(dims_, args, "cuda gemm");
         p.workspace = static_cast<float*>(workspace_.as_ptr());
-        p.m = dims_.m, p.n = dims_.n, p.k = dims_.k, p.batch = dims_.batch;
         p.k_per_split = plan_.k_per_split;
         CUstream stream = rt_->stream().get();
         const DriverApi& d = driver();

@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "gemm_args.hpp"
 #include "tune/kernel.hpp"
 #include "tune/runtime_compile.hpp"
 
@@ -20,8 +21,6 @@ class Runtime;
 // Kernel template argument ELEM: 0 bf16, 1 f16, 2 tf32 (f32 problems whose tolerance admits
 // bf16 compute, hence tf32); -1 when the dtype is not computed on tensor cores.
 int element_kind(const Problem& p);
-// Kernel template argument EPI (gemm_params.h): bias 1, gelu 2, silu 4, residual 8.
-int epilogue_bits(const GemmDims& d);
 
 // Everything instantiate() needs besides the binaries: which programs, how to launch.
 struct GemmPlan {

@@ -10,25 +10,9 @@
 #include <memory>
 #include <string>
 
+#include "tune/shared_library.hpp"
+
 namespace tune::cuda {
-
-// A dlopen'd shared library; closed when the last owner goes.
-class SharedLibrary {
-public:
-    // The first of `names` that loads, or nullptr with the loader's message in *why.
-    static std::shared_ptr<SharedLibrary> open(std::initializer_list<const char*> names, std::string* why);
-    ~SharedLibrary();
-    SharedLibrary(const SharedLibrary&) = delete;
-    SharedLibrary& operator=(const SharedLibrary&) = delete;
-    // Throws tune::Error naming the library and the symbol when absent.
-    void* symbol(const char* name) const;
-    const std::string& name() const { return name_; }
-
-private:
-    SharedLibrary(void* handle, std::string name) : handle_(handle), name_(std::move(name)) {}
-    void* handle_;
-    std::string name_;
-};
 
 // The driver entry points libtune uses. The macro-expanded names (cuMemAlloc -> cuMemAlloc_v2)
 // are the ones looked up, so each pointer has the ABI its header declares.
@@ -55,21 +39,19 @@ private:
     X(cublasLtMatmulPreferenceDestroy) X(cublasLtMatmulPreferenceSetAttribute)                         \
     X(cublasLtMatmulAlgoGetHeuristic) X(cublasLtMatmul)
 
-#define LIBTUNE_CUDA_POINTER(name) decltype(&::name) name = nullptr;
-
 struct DriverApi {
     std::shared_ptr<SharedLibrary> lib;
-    LIBTUNE_CUDA_DRIVER_FUNCTIONS(LIBTUNE_CUDA_POINTER)
+    LIBTUNE_CUDA_DRIVER_FUNCTIONS(LIBTUNE_API_POINTER)
 };
 
 struct NvrtcApi {
     std::shared_ptr<SharedLibrary> lib;
-    LIBTUNE_NVRTC_FUNCTIONS(LIBTUNE_CUDA_POINTER)
+    LIBTUNE_NVRTC_FUNCTIONS(LIBTUNE_API_POINTER)
 };
 
 struct CublasLtApi {
     std::shared_ptr<SharedLibrary> lib;
-    LIBTUNE_CUBLASLT_FUNCTIONS(LIBTUNE_CUDA_POINTER)
+    LIBTUNE_CUBLASLT_FUNCTIONS(LIBTUNE_API_POINTER)
 };
 
 // Loaded once per process (thread-safe); nullptr when the library or cuInit fails, with the

@@ -1,23 +1,33 @@
-// tune_cuda_compile: compiles CUDA GEMM template instances with NVRTC, no GPU needed.
+// tune_gpu_compile: compiles GPU GEMM template instances at run time, no GPU needed:
+// --backend cuda (NVRTC; sm_80 and sm_90a) or --backend hip (hiprtc; gfx90a with MFMA and
+// gfx1030 on the generic path).
 //   --sample (default): a covering sample, every value of every knob and every problem variant
 //   (dtype, B layout, epilogue) at least once, per arch; the CI test.
 //   --all: every valid config of every default space (scripts/compile-all.sh).
 //   --count: only print how many configs each would compile.
-// Exit 0 when every instance compiled, 1 on any failure (logs printed), 77 without NVRTC.
+// Exit 0 when every instance compiled, 1 on any failure (logs printed), 77 without the
+// compiler (or a build without the backend).
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "tune/cuda/nvrtc.hpp"
-#include "tune/cuda/runtime.hpp"
 #include "tune/error.hpp"
 #include "tune/runtime_compile.hpp"
+#ifdef LIBTUNE_WITH_CUDA
+#include "tune/cuda/nvrtc.hpp"
+#include "tune/cuda/runtime.hpp"
 #include "tune/templates/cuda_gemm.hpp"
+#endif
+#ifdef LIBTUNE_WITH_HIP
+#include "tune/hip/runtime.hpp"
+#include "tune/templates/hip_gemm.hpp"
+#endif
 
 using namespace tune;
 
@@ -104,44 +114,83 @@ std::vector<Job> full_sweep(const Template& t, const std::vector<Variant>& all) 
     return jobs;
 }
 
+// One arch's templates and their compile service (statistics).
+struct Target {
+    std::vector<std::unique_ptr<Template>> templates;
+    CompileService* compiler = nullptr;
+    std::shared_ptr<void> keep_alive;  // the backend's runtime
+};
+
+// Templates for `arch` of `backend`; nullopt with *why when the compiler is missing.
+std::optional<Target> target(const std::string& backend, const std::string& arch, int threads, std::string* why) {
+    Target t;
+#ifdef LIBTUNE_WITH_CUDA
+    if (backend == "cuda") {
+        if (!cuda::nvrtc_available(why)) return std::nullopt;
+        cuda::RuntimeOptions o;
+        o.compile_threads = threads;
+        o.cache_dir = std::filesystem::path();  // no disk cache: really compile everything
+        auto rt = cuda::Runtime::compile_only(arch, o);
+        t.templates.push_back(make_cuda_gemm_mma_template(rt));
+        t.templates.push_back(make_cuda_gemm_wgmma_template(rt));
+        t.compiler = &rt->compiler();
+        t.keep_alive = rt;
+        return t;
+    }
+#endif
+#ifdef LIBTUNE_WITH_HIP
+    if (backend == "hip") {
+        if (!hip::hiprtc_available(why)) return std::nullopt;
+        hip::RuntimeOptions o;
+        o.compile_threads = threads;
+        o.cache_dir = std::filesystem::path();
+        auto rt = hip::Runtime::compile_only(arch, o);
+        t.templates.push_back(make_hip_gemm_mfma_template(rt));
+        t.compiler = &rt->compiler();
+        t.keep_alive = rt;
+        return t;
+    }
+#endif
+    *why = "this build has no '" + backend + "' backend";
+    return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     bool all = false, count_only = false;
     int threads = 2;
-    std::vector<std::string> archs = {"sm_80", "sm_90a"};
+    std::string backend = "cuda";
+    std::vector<std::string> archs;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--all") all = true;
         else if (a == "--sample") all = false;
         else if (a == "--count") count_only = true;
         else if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
+        else if (a == "--backend" && i + 1 < argc) backend = argv[++i];
         else if (a == "--arch" && i + 1 < argc) {
             archs.clear();
             std::stringstream ss(argv[++i]);
             for (std::string s; std::getline(ss, s, ',');) archs.push_back(s);
         } else {
-            std::cerr << "usage: tune_cuda_compile [--sample|--all] [--count] [--threads N] [--arch sm_80,sm_90a]\n";
+            std::cerr << "usage: tune_gpu_compile [--backend cuda|hip] [--sample|--all] [--count] [--threads N] [--arch a,b]\n";
             return 2;
         }
     }
-    std::string why;
-    if (!cuda::nvrtc_available(&why)) {
-        std::cout << "skipped: NVRTC not available (" << why << ")\n";
-        return 77;
-    }
+    if (archs.empty()) archs = backend == "hip" ? std::vector<std::string>{"gfx90a", "gfx1030"}
+                                                : std::vector<std::string>{"sm_80", "sm_90a"};
     const auto t0 = std::chrono::steady_clock::now();
     int instances = 0, failures = 0;
     for (const auto& arch : archs) {
-        cuda::RuntimeOptions options;
-        options.compile_threads = threads;
-        options.cache_dir = std::filesystem::path();  // no disk cache: really compile everything
-        auto rt = cuda::Runtime::compile_only(arch, options);
-        std::vector<std::unique_ptr<Template>> templates;
-        templates.push_back(make_cuda_gemm_mma_template(rt));
-        templates.push_back(make_cuda_gemm_wgmma_template(rt));
+        std::string why;
+        auto tg = target(backend, arch, threads, &why);
+        if (!tg) {
+            std::cout << "skipped: " << backend << " compiler not available (" << why << ")\n";
+            return 77;
+        }
         std::vector<Job> jobs;
-        for (const auto& t : templates) {
+        for (const auto& t : tg->templates) {
             auto js = all ? full_sweep(*t, variants()) : covering_sample(*t, variants());
             std::cout << arch << " " << t->info().name << ": " << js.size() << " configs\n";
             jobs.insert(jobs.end(), js.begin(), js.end());
@@ -155,14 +204,14 @@ int main(int argc, char** argv) {
             for (const auto& r : rc.compile_requests(j.variant.problem, j.config)) {
                 if (!seen.insert(r.instance).second) continue;
                 ++instances;
-                CompileResult res = rt->compiler().get(r);
+                CompileResult res = tg->compiler->get(r);
                 if (!res.ok) {
                     ++failures;
                     std::cout << "FAILED " << arch << " " << r.instance << " [" << j.variant.label << "]\n" << res.log << "\n";
                 }
             }
         }
-        const auto st = rt->compiler().stats();
+        const auto st = tg->compiler->stats();
         std::printf("%s: %d compiles, %d failures, %.1f s compile time (summed over threads)\n", arch.c_str(),
                     st.compiled, st.failures, st.compile_seconds);
     }

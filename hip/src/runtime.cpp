@@ -1,0 +1,225 @@
+#include "tune/hip/runtime.hpp"
+
+#include <algorithm>
+#include <mutex>
+
+#include "tune/error.hpp"
+#include "tune/hip/api.hpp"
+
+namespace tune::hip {
+
+bool hiprtc_available(std::string* why) { return hip_api(why) != nullptr; }
+
+HiprtcCompiler::HiprtcCompiler() {
+    std::string why;
+    const HipApi* api = hip_api(&why);
+    if (!api) throw Error("hiprtc not available: " + why);
+    int major = 0, minor = 0;
+    api->hiprtcVersion(&major, &minor);
+    version_ = "hiprtc " + std::to_string(major) + "." + std::to_string(minor);
+}
+
+CompileResult HiprtcCompiler::compile(const CompileRequest& req) const {
+    const HipApi& api = *hip_api();
+    CompileResult result;
+    auto fail = [&](const std::string& what, hiprtcResult r) {
+        result.ok = false;
+        result.log = what + ": " + api.hiprtcGetErrorString(r) + (result.log.empty() ? "" : "\n" + result.log);
+        return result;
+    };
+    std::vector<const char*> texts, names;
+    for (const auto& [name, text] : req.headers) names.push_back(name.c_str()), texts.push_back(text.c_str());
+    hiprtcProgram prog = nullptr;
+    hiprtcResult r = api.hiprtcCreateProgram(&prog, req.source.c_str(), req.source_name.c_str(), int(texts.size()),
+                                             texts.data(), names.data());
+    if (r != HIPRTC_SUCCESS) return fail("hiprtcCreateProgram", r);
+    struct Destroy {
+        const HipApi& api;
+        hiprtcProgram& p;
+        ~Destroy() { api.hiprtcDestroyProgram(&p); }
+    } destroy{api, prog};
+    if (!req.instance.empty() && (r = api.hiprtcAddNameExpression(prog, req.instance.c_str())) != HIPRTC_SUCCESS)
+        return fail("hiprtcAddNameExpression " + req.instance, r);
+    std::vector<std::string> opts = {"--offload-arch=" + req.arch, "-O3", "-std=c++17"};
+    opts.insert(opts.end(), req.options.begin(), req.options.end());
+    std::vector<const char*> ptrs;
+    for (const auto& o : opts) ptrs.push_back(o.c_str());
+    const hiprtcResult compiled = api.hiprtcCompileProgram(prog, int(ptrs.size()), ptrs.data());
+    std::size_t log_size = 0;
+    if (api.hiprtcGetProgramLogSize(prog, &log_size) == HIPRTC_SUCCESS && log_size > 1) {
+        std::string log(log_size, '\0');
+        if (api.hiprtcGetProgramLog(prog, log.data()) == HIPRTC_SUCCESS) result.log = log.c_str();
+    }
+    if (compiled != HIPRTC_SUCCESS) return fail("compile " + req.instance + " for " + req.arch, compiled);
+    if (!req.instance.empty()) {
+        const char* lowered = nullptr;
+        if ((r = api.hiprtcGetLoweredName(prog, req.instance.c_str(), &lowered)) != HIPRTC_SUCCESS || !lowered)
+            return fail("hiprtcGetLoweredName " + req.instance, r);
+        result.entry = lowered;
+    }
+    std::size_t size = 0;
+    if ((r = api.hiprtcGetCodeSize(prog, &size)) != HIPRTC_SUCCESS) return fail("hiprtcGetCodeSize", r);
+    if (size == 0) {
+        result.log = "no code object produced for '" + req.arch + "'\n" + result.log;
+        return result;
+    }
+    result.binary.resize(size);
+    if ((r = api.hiprtcGetCode(prog, result.binary.data())) != HIPRTC_SUCCESS) return fail("hiprtcGetCode", r);
+    result.ok = true;
+    return result;
+}
+
+namespace {
+
+// gfx archs hiprtc of ROCm 5.2 compiles for (gfx942 needs ROCm 5.7+: it crashes 5.2's hiprtc).
+bool known_arch(const std::string& arch) {
+    for (const char* a : {"gfx900", "gfx906", "gfx908", "gfx90a", "gfx1030", "gfx1100"})
+        if (arch == a) return true;
+    return false;
+}
+
+std::unique_ptr<CompileService> make_compiler(const RuntimeOptions& o) {
+    return make_compile_service(std::make_shared<HiprtcCompiler>(), o.cache_dir, o.compile_threads);
+}
+
+}  // namespace
+
+std::shared_ptr<Runtime> Runtime::compile_only(std::string arch, RuntimeOptions options) {
+    require(known_arch(arch), "HIP arch '" + arch + "': not supported (gfx900, gfx906, gfx908, gfx90a, gfx1030, gfx1100)");
+    std::shared_ptr<Runtime> r(new Runtime());
+    r->device_.backend = Backend::hip;
+    r->device_.arch = std::move(arch);
+    r->device_.model = "compile-only " + r->device_.arch;
+    r->compiler_ = make_compiler(options);
+    return r;
+}
+
+std::shared_ptr<Runtime> Runtime::for_device(int ordinal, RuntimeOptions options) {
+    std::shared_ptr<Runtime> r(new Runtime());
+    r->device_ = detect_device(ordinal);
+    require(known_arch(r->device_.arch), "HIP device arch '" + r->device_.arch + "' is not supported by this build");
+    r->ordinal_ = ordinal;
+    r->compiler_ = make_compiler(options);
+    const HipApi& h = runtime_api();
+    check(h.hipSetDevice(ordinal), "hipSetDevice");
+    hipStream_t s = nullptr;
+    check(h.hipStreamCreate(&s), "hipStreamCreate");
+    r->stream_ = s;
+    return r;
+}
+
+Runtime::~Runtime() {
+    if (stream_) (void)runtime_api().hipStreamDestroy(static_cast<hipStream_t>(stream_));
+}
+
+void* Runtime::stream() const {
+    if (!stream_) throw Error("no HIP device: compile-only runtime for " + device_.arch);
+    check(runtime_api().hipSetDevice(ordinal_), "hipSetDevice");
+    return stream_;
+}
+
+std::shared_ptr<Runtime> shared_runtime() {
+    static std::mutex mutex;
+    static std::shared_ptr<Runtime> runtime;
+    std::lock_guard lock(mutex);
+    if (!runtime) {
+        RuntimeOptions o;
+        o.compile_threads = default_compile_threads();
+        runtime = Runtime::for_device(0, o);
+    }
+    return runtime;
+}
+
+DeviceMemory::DeviceMemory(std::size_t bytes) : bytes_(bytes) {
+    if (bytes) check(runtime_api().hipMalloc(&ptr_, bytes), "hipMalloc");
+}
+DeviceMemory::~DeviceMemory() {
+    if (ptr_) (void)runtime_api().hipFree(ptr_);  // nothing to do about a failure here
+}
+DeviceMemory& DeviceMemory::operator=(DeviceMemory&& o) noexcept {
+    if (this != &o) {
+        if (ptr_) (void)runtime_api().hipFree(ptr_);  // nothing to do about a failure here
+        ptr_ = o.ptr_, bytes_ = o.bytes_;
+        o.ptr_ = nullptr, o.bytes_ = 0;
+    }
+    return *this;
+}
+
+Module::Module(const std::string& binary, const std::string& entry) {
+    const HipApi& h = runtime_api();
+    hipModule_t m = nullptr;
+    check(h.hipModuleLoadData(&m, binary.data()), "hipModuleLoadData");
+    module_ = m;
+    hipFunction_t f = nullptr;
+    check(h.hipModuleGetFunction(&f, m, entry.c_str()), ("hipModuleGetFunction " + entry).c_str());
+    function_ = f;
+}
+Module::~Module() {
+    if (module_) (void)runtime_api().hipModuleUnload(static_cast<hipModule_t>(module_));
+}
+
+HipAccelerator::HipAccelerator(std::shared_ptr<const Runtime> runtime) : runtime_(std::move(runtime)) {
+    require(runtime_ != nullptr, "HipAccelerator: null runtime");
+    runtime_->stream();  // throws "no HIP device" for a compile-only runtime
+    flush_ = DeviceMemory(std::size_t(2 * std::max<std::int64_t>(runtime_->device().l2_bytes, 32 << 20)));
+    hipEvent_t a = nullptr, b = nullptr;
+    check(runtime_api().hipEventCreate(&a), "hipEventCreate");
+    start_ = a;
+    check(runtime_api().hipEventCreate(&b), "hipEventCreate");
+    stop_ = b;
+}
+
+HipAccelerator::~HipAccelerator() {
+    for (void* e : {start_, stop_})
+        if (e) (void)runtime_api().hipEventDestroy(static_cast<hipEvent_t>(e));
+}
+
+OpArgs HipAccelerator::upload(const Workload& w) {
+    runtime_->stream();
+    const OpArgs host = w.args();
+    inputs_.clear();
+    outputs_.clear();
+    input_ptrs_.clear();
+    output_ptrs_.clear();
+    for (std::size_t i = 0; i < host.inputs.size(); ++i) {
+        inputs_.emplace_back(w.input_bytes(i));
+        check(runtime_api().hipMemcpyHtoD(inputs_.back().get(), const_cast<void*>(host.inputs[i]), w.input_bytes(i)),
+              "hipMemcpyHtoD");
+        input_ptrs_.push_back(inputs_.back().get());
+    }
+    for (std::size_t i = 0; i < host.outputs.size(); ++i) {
+        outputs_.emplace_back(w.output_bytes(i));
+        output_ptrs_.push_back(outputs_.back().get());
+    }
+    return {input_ptrs_, output_ptrs_};
+}
+
+void HipAccelerator::poison_outputs() {
+    auto s = static_cast<hipStream_t>(runtime_->stream());
+    for (const auto& m : outputs_)  // quiet NaN in every f32 element
+        check(runtime_api().hipMemsetD32Async(m.get(), int(0x7fc00000), m.bytes() / 4, s), "hipMemsetD32Async");
+}
+
+void HipAccelerator::download(Workload& w) {
+    auto s = static_cast<hipStream_t>(runtime_->stream());
+    check(runtime_api().hipStreamSynchronize(s), "hipStreamSynchronize");
+    const OpArgs host = w.args();
+    for (std::size_t i = 0; i < outputs_.size(); ++i)
+        check(runtime_api().hipMemcpyDtoH(host.outputs[i], outputs_[i].get(), w.output_bytes(i)), "hipMemcpyDtoH");
+}
+
+double HipAccelerator::time_calls(const std::function<void()>& run, int calls, bool flush_l2) {
+    const HipApi& h = runtime_api();
+    auto s = static_cast<hipStream_t>(runtime_->stream());
+    if (flush_l2) check(h.hipMemsetD8Async(flush_.get(), 0, flush_.bytes(), s), "hipMemsetD8Async(L2 flush)");
+    check(h.hipEventRecord(static_cast<hipEvent_t>(start_), s), "hipEventRecord");
+    for (int i = 0; i < calls; ++i) run();
+    check(h.hipEventRecord(static_cast<hipEvent_t>(stop_), s), "hipEventRecord");
+    check(h.hipEventSynchronize(static_cast<hipEvent_t>(stop_)), "hipEventSynchronize");
+    float ms = 0;
+    check(h.hipEventElapsedTime(&ms, static_cast<hipEvent_t>(start_), static_cast<hipEvent_t>(stop_)),
+          "hipEventElapsedTime");
+    return double(ms) * 1e-3 / calls;
+}
+
+}  // namespace tune::hip

@@ -1,0 +1,30 @@
+#include "tune/shared_library.hpp"
+
+#include <dlfcn.h>
+
+#include "tune/error.hpp"
+
+namespace tune {
+
+std::shared_ptr<SharedLibrary> SharedLibrary::open(std::initializer_list<const char*> names, std::string* why) {
+    std::string errors;
+    for (const char* n : names) {
+        if (void* h = ::dlopen(n, RTLD_NOW | RTLD_LOCAL))
+            return std::shared_ptr<SharedLibrary>(new SharedLibrary(h, n));  // private constructor
+        const char* e = ::dlerror();
+        errors += (errors.empty() ? "" : "; ") + std::string(e ? e : n);
+    }
+    if (why) *why = errors;
+    return nullptr;
+}
+
+SharedLibrary::~SharedLibrary() { ::dlclose(handle_); }
+
+void* SharedLibrary::symbol(const char* name) const {
+    ::dlerror();
+    void* p = ::dlsym(handle_, name);
+    require(p != nullptr, name_ + ": symbol '" + std::string(name) + "' not found (library too old?)");
+    return p;
+}
+
+}  // namespace tune
