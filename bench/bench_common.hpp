@@ -1,6 +1,7 @@
 // Pieces shared by the GEMM benchmarks: the host, seeded operands in the problem's input type,
-// a quick best-of timing for candidate sweeps, and a reporter that keeps GFLOP/s per run name
-// for the ratio tables printed at the end.
+// the candidate sweep of cpu.gemm.blocked and the tuned pick (the Tuner's protocol, vendors
+// included), a quick best-of timing, and a reporter that keeps GFLOP/s per run name for the
+// ratio tables printed at the end.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -10,6 +11,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tune/bf16.hpp"
@@ -17,7 +19,11 @@
 #include "tune/device.hpp"
 #include "tune/kernel.hpp"
 #include "tune/problem.hpp"
+#include "tune/db/database.hpp"
+#include "tune/error.hpp"
+#include "tune/measurer.hpp"
 #include "tune/templates/cpu_gemm.hpp"
+#include "tune/tuner.hpp"
 
 namespace tune::bench {
 
@@ -26,18 +32,79 @@ inline const DeviceInfo& host() {
     return d;
 }
 
-// The GEMM templates, made once for the host.
-inline const Template& own_gemm() {
-    static const auto t = make_cpu_gemm_template(host());
+// The library's templates, made once for the host; the GEMM ones by name.
+inline const TemplateRegistry& registry() {
+    static const TemplateRegistry r = builtin_registry(host());
+    return r;
+}
+inline const Template& named(std::string_view name) {
+    const Template* t = registry().find(name);
+    if (!t) throw Error("bench: no template '" + std::string(name) + "' on this host");
     return *t;
 }
-inline const Template& openblas_gemm() {
-    static const auto t = make_openblas_gemm_template(host());
-    return *t;
+inline const Template& own_gemm() { return named("cpu.gemm.blocked"); }
+inline const Template& openblas_gemm() { return named("cpu.gemm.openblas"); }
+inline const Template& onednn_gemm() { return named("cpu.gemm.onednn"); }
+
+// The template's default config at a fixed thread count (one thread splits M: nothing to share).
+inline Config with_threads(const Template& t, const Problem& p, int threads) {
+    Config c = t.space(p)->default_config();
+    c.set("threads", std::int64_t{threads});
+    if (c.find("split") && threads == 1) c.set("split", std::string("m"));
+    return c;
 }
-inline const Template& onednn_gemm() {
-    static const auto t = make_onednn_gemm_template(host());
-    return *t;
+
+// cpu.gemm.blocked candidates covering the axes that decide speed on this machine: register
+// tile, depth, split and (for decode) in-place A. Earlier sweeps over 14x32/12x32/8x48/6x32/
+// 4x64 and kc 256..1024 picked 8x48 or 14x32 with kc 512 or 1024 on every suite shape.
+inline std::vector<Config> own_candidates(const Problem& p, int threads) {
+    const Space& s = *own_gemm().space(p);
+    const GemmDims d = gemm_dims(p);
+    const Config base = with_threads(own_gemm(), p, threads);
+    std::vector<std::string> tiles;
+    if (p.dtype == DType::bf16) {
+        for (const auto& v : s.knob("ukernel")->values) tiles.push_back(std::get<std::string>(v));
+        if (tiles.front().rfind("amx_", 0) == 0) tiles.resize(1);  // AMX beats AVX512-BF16 by ~10x
+    } else if (host().isa.avx512f) {
+        tiles = {"avx512_8x48", "avx512_14x32"};
+    } else {
+        tiles = {std::get<std::string>(s.knob("ukernel")->default_value)};
+    }
+    std::vector<std::string> splits{"m"};
+    if (threads > 1) splits.push_back("n");
+    std::vector<Config> out;
+    for (const auto& tile : tiles)
+        for (std::int64_t kc : {512, 1024})
+            for (const auto& split : splits)
+                for (std::int64_t pack_a : {0, 1}) {
+                    if (pack_a == 0 && d.m > 16) continue;  // in-place A only pays off for decode
+                    Config c = base;
+                    c.set("ukernel", tile).set("kc", kc).set("split", split).set("pack_a", pack_a);
+                    if (!s.violation(c)) out.push_back(c);
+                }
+    return out;
+}
+
+// What a user of the Tuner gets at a fixed thread count: cpu.gemm.blocked's sweep and the
+// vendor templates that support p, each measured with the Measurer's protocol (median until
+// stable, a quarter second cap per candidate here), then the confirmation round: finalists
+// re-measured three times in turn and ranked by median. In a memory store.
+inline TuneResult tune_pick(const Problem& p, int threads) {
+    MeasureOptions mo;
+    mo.max_time_s = 0.25;
+    Measurer measurer(host(), mo);
+    auto db = make_memory_database();
+    Tuner tuner(*db, registry(), measurer, db->start_run({0, "bench", "annealing", 0, "", ""}, host()));
+    TuneOptions opt;
+    opt.templates = {own_gemm().info().name};
+    for (const Template* v : {&openblas_gemm(), &onednn_gemm()})
+        if (v->supports(p)) opt.templates.push_back(v->info().name);
+    opt.fixed_knobs.set("threads", std::int64_t{threads});
+    opt.initial_configs[own_gemm().info().name] = own_candidates(p, threads);
+    // The default (when it has this thread count), the sweep, one config per vendor: no search.
+    opt.budget = 1 + opt.initial_configs.begin()->second.size() + opt.templates.size() - 1;
+    opt.confirm_rounds = 3;
+    return tuner.tune(p, opt);
 }
 
 // Seeded A and B in the problem's input type (f32 or bf16); C is f32.

@@ -1,7 +1,7 @@
 // cpu.gemm.blocked against OpenBLAS cblas_sgemm at the same thread count, in one binary:
 // squares 256..2048 and Llama-3-8B layer shapes (trans_b = 1). For each (shape, threads):
 //   own/default  the template's fallback config
-//   own/tuned    the best of a small candidate sweep (measured once each, before timing)
+//   own/tuned    the Tuner's best of the shared candidate sweep (bench::tune_pick, before timing)
 //   openblas     the vendor template (cblas_sgemm)
 // Counter GFLOP/s; a ratio table own/openblas is printed at the end.
 // OpenBLAS 0.3.21 may not recognise newer Xeons and fall back to SSE3 kernels ("Prescott");
@@ -10,15 +10,14 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "bench_common.hpp"
+#include "tune/error.hpp"
 #include "tune/openblas_env.hpp"
 #include "tune/templates/cpu_gemm.hpp"
 
@@ -28,44 +27,20 @@ namespace {
 
 using bench::host;
 using bench::Operands;
-using bench::seconds_of;
 
 const Template& own() { return bench::own_gemm(); }
 const Template& openblas() { return bench::openblas_gemm(); }
 
-// A handful of configs that cover the space's main axes (tile, kc, packing, split).
-std::vector<Config> candidates(const Problem& p, int threads) {
-    const Space& s = *own().space(p);
-    const GemmDims d = gemm_dims(p);
-    std::vector<Config> out;
-    const Config base = s.default_config();
-    std::vector<std::string> tiles = {std::get<std::string>(s.knob("ukernel")->default_value)};
-    if (host().isa.avx512f) tiles = {"avx512_14x32", "avx512_12x32", "avx512_8x48", "avx512_6x32"};
-    for (const auto& tile : tiles)
-        for (std::int64_t kc : {256, 512})
-            for (const char* split : {"m", "n"})
-                for (std::int64_t pack_a : {0, 1}) {
-                    if (pack_a == 0 && d.m > 16) continue;  // in-place A only pays off for decode
-                    Config c = base;
-                    c.set("ukernel", tile).set("kc", kc).set("threads", std::int64_t{threads});
-                    c.set("split", std::string(split)).set("pack_a", pack_a);
-                    if (!s.violation(c)) out.push_back(c);
-                }
-    return out;
-}
-
-// Cached per benchmark name so repeated invocations by the framework sweep only once.
-const Config& tuned_config(const std::string& name, const Problem& p, int threads, Operands& o) {
+// The Tuner's best cpu.gemm.blocked config (bench::tune_pick), cached per benchmark name so
+// repeated invocations by the framework tune only once.
+const Config& tuned_config(const std::string& name, const Problem& p, int threads) {
     static std::map<std::string, Config> cache;
     auto it = cache.find(name);
     if (it != cache.end()) return it->second;
-    Config best;
-    double best_s = 1e30;
-    for (const Config& c : candidates(p, threads)) {
-        const double s = seconds_of(*own().instantiate(p, c), o);
-        if (s < best_s) best_s = s, best = c;
-    }
-    return cache.emplace(name, best).first->second;
+    const TuneResult r = bench::tune_pick(p, threads);
+    const auto own_it = r.template_best.find(own().info().name);
+    if (own_it == r.template_best.end()) throw Error("bench: no correct own candidate for " + name);
+    return cache.emplace(name, own_it->second.config).first->second;
 }
 
 enum class Variant { own_default, own_tuned, openblas };
@@ -78,10 +53,7 @@ void bench_gemm(benchmark::State& state, std::string name, Problem p, int thread
         c.set("threads", std::int64_t{threads});
         k = openblas().instantiate(p, c);
     } else {
-        c = own().space(p)->default_config();
-        c.set("threads", std::int64_t{threads});
-        if (threads == 1) c.set("split", std::string("m"));
-        if (v == Variant::own_tuned) c = tuned_config(name, p, threads, o);
+        c = v == Variant::own_tuned ? tuned_config(name, p, threads) : bench::with_threads(own(), p, threads);
         k = own().instantiate(p, c);
     }
     for (auto _ : state) k->run(o.args());

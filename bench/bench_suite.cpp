@@ -3,13 +3,15 @@
 // (examples/models/*.json, weights [out, in]) at 1, 16, 128 and 2048 tokens; 1 thread and all
 // cores. Per (shape, threads):
 //   openblas, onednn_f32, onednn_bf16   the vendor templates
-//   own_f32, own_bf16                   cpu.gemm.blocked, best of a small candidate sweep
-//   pick_f32, pick_bf16                 what a tuner with the vendors in its space picks: the
-//                                       fastest of the own sweep and the vendors in that sweep
-// The sweep runs once per (shape, threads, dtype), before the first timed run that needs it.
-// Counter GFLOP/s; a ratio table and the geometric means of the targets are printed at the end.
-// The whole suite takes about an hour on 2 cores; select with --benchmark_filter, e.g.
-//   --benchmark_filter='square_(1024|2048)|_m1/|_m16/'
+//   own_f32, own_bf16                   cpu.gemm.blocked, the Tuner's best of its candidate sweep
+//   pick_f32, pick_bf16                 the Tuner's pick with the vendors in its space
+// Both come from one tuning per (shape, threads, dtype) with the protocol a user gets
+// (bench::tune_pick: Measurer medians, then the confirmation round), run before the first
+// timed benchmark that needs it. Counter GFLOP/s; a ratio table and the geometric means of the
+// targets are printed at the end. Run with repetitions interleaved at random, so a load change
+// on a shared machine hits every variant alike, and in parts with --benchmark_filter, e.g.
+//   bench_suite --benchmark_filter='square_(1024|2048)' --benchmark_repetitions=3 \
+//     --benchmark_enable_random_interleaving=true --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "tune/error.hpp"
 #include "tune/model.hpp"
 #include "tune/openblas_env.hpp"
 #include "tune/templates/cpu_gemm.hpp"
@@ -61,70 +64,26 @@ std::vector<Case> cases() {
     return out;
 }
 
-Config with_threads(const Template& t, const Problem& p, int threads) {
-    Config c = t.space(p)->default_config();
-    c.set("threads", std::int64_t{threads});
-    if (c.find("split") && threads == 1) c.set("split", std::string("m"));
-    return c;
-}
-
-// Own candidates covering the main axes: tile, depth, packing, split (and blocking for AMX).
-std::vector<Config> own_candidates(const Problem& p, int threads) {
-    const Space& s = *own().space(p);
-    const GemmDims d = gemm_dims(p);
-    const Config base = with_threads(own(), p, threads);
-    std::vector<std::string> tiles;
-    if (p.dtype == DType::bf16) {
-        for (const auto& v : s.knob("ukernel")->values) tiles.push_back(std::get<std::string>(v));
-        if (tiles.front().rfind("amx_", 0) == 0) tiles.resize(1);  // AMX beats AVX512-BF16 by ~10x
-    } else {
-        tiles = {"avx512_14x32", "avx512_8x48", "avx512_4x64"};
-    }
-    std::vector<std::string> splits{"m"};
-    if (threads > 1) splits.push_back("n");
-    std::vector<Config> out;
-    for (const auto& tile : tiles)
-        for (std::int64_t kc : {256, 512, 1024})
-            for (const auto& split : splits)
-                for (std::int64_t pack_a : {0, 1}) {
-                    if (pack_a == 0 && d.m > 16) continue;  // in-place A only pays off for decode
-                    Config c = base;
-                    c.set("ukernel", tile).set("kc", kc).set("split", split).set("pack_a", pack_a);
-                    if (!s.violation(c)) out.push_back(c);
-                }
-    return out;
-}
-
 struct Pick {
-    Config own_best;                  // fastest own candidate
-    const Template* pick = nullptr;   // fastest of own_best and the vendors
+    Config own_best;                  // own template's fastest (confirmed when a finalist)
+    const Template* pick = nullptr;   // the Tuner's pick, vendors included
     Config pick_config;
 };
 
-// Sweeps once per (case, threads, dtype); every later benchmark of the key reuses the result.
-const Pick& sweep(const Case& cs, int threads, DType dtype) {
+// Tunes once per (case, threads, dtype) with bench::tune_pick; later benchmarks of the key
+// reuse the result.
+const Pick& tuned(const Case& cs, int threads, DType dtype) {
     static std::map<std::string, Pick> cache;
     const std::string key = cs.name + "/" + std::to_string(threads) + "/" + std::string(to_string(dtype));
     if (auto it = cache.find(key); it != cache.end()) return it->second;
-    const Problem p = cs.problem(dtype);
-    Operands o(p);
-    const int reps = flop_count(p) > 2e10 ? 1 : 2;  // big shapes: one timed call is long enough
-    Pick r;
-    double own_s = 1e30;
-    for (const Config& c : own_candidates(p, threads)) {
-        const double s = bench::seconds_of(*own().instantiate(p, c), o, reps);
-        if (s < own_s) own_s = s, r.own_best = c;
-    }
-    r.pick = &own();
-    r.pick_config = r.own_best;
-    double pick_s = own_s;
-    for (const Template* v : {&openblas(), &onednn()}) {
-        if (!v->supports(p)) continue;
-        const Config c = with_threads(*v, p, threads);
-        const double s = bench::seconds_of(*v->instantiate(p, c), o, reps);
-        if (s < pick_s) pick_s = s, r.pick = v, r.pick_config = c;
-    }
-    return cache.emplace(key, std::move(r)).first->second;
+    const TuneResult r = bench::tune_pick(cs.problem(dtype), threads);
+    if (!r.best) throw Error("bench: no correct candidate for " + key);
+    const auto own_it = r.template_best.find(own().info().name);
+    if (own_it == r.template_best.end()) throw Error("bench: no correct own candidate for " + key);
+    Pick pk{own_it->second.config, &bench::named(r.best->template_name), r.best->config};
+    std::fprintf(stderr, "tuned %s: %zu measured, %zu confirmations; pick %s %s\n", key.c_str(), r.measured,
+                 r.confirmed, r.best->template_name.c_str(), r.best->config.text().c_str());
+    return cache.emplace(key, std::move(pk)).first->second;
 }
 
 enum class Kind { vendor, own, pick };
@@ -134,9 +93,9 @@ void run(benchmark::State& state, const Case& cs, int threads, DType dtype, Kind
     const Template* t = vendor;
     Config c;
     if (kind == Kind::vendor) {
-        c = with_threads(*vendor, p, threads);
+        c = bench::with_threads(*vendor, p, threads);
     } else {
-        const Pick& pk = sweep(cs, threads, dtype);
+        const Pick& pk = tuned(cs, threads, dtype);
         t = kind == Kind::own ? &own() : pk.pick;
         c = kind == Kind::own ? pk.own_best : pk.pick_config;
     }
@@ -223,9 +182,7 @@ int main(int argc, char** argv) {
     std::printf("own bf16 / oneDNN bf16, squares >= 1024: geomean %.2f over %zu (target >= 0.7)\n", geomean(sq_bf16),
                 sq_bf16.size());
     if (worst_pick < 1e30)
-        std::printf("tuned pick / best library, worst row: %.2f (target >= 1.0; the pick is chosen by one timed call,"
-                    " so noise can put it below)\n",
-                    worst_pick);
+        std::printf("tuned pick / best library, worst row: %.2f (target >= 1.0)\n", worst_pick);
     benchmark::Shutdown();
     return 0;
 }

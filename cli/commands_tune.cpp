@@ -56,6 +56,11 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     cmd.add_option("--time-limit", a.time_limit, "seconds per problem; 0 = no limit")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 1e7));
+    cmd.add_option("--confirm-rounds", a.confirm_rounds,
+                   "re-measure the finalists (each template's fastest and the 3 fastest) this many times, in turn, "
+                   "and pick by the median; 0 = pick by one measurement each")
+        ->capture_default_str()
+        ->check(CLI::Range(std::size_t{0}, std::size_t{100}));
     std::string names;
     for (const auto& s : strategies()) names += (names.empty() ? "" : ", ") + s.name;
     cmd.add_option("--strategy", a.strategy, "search strategy: " + names)->capture_default_str();
@@ -153,6 +158,7 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     TuneOptions opt;
     opt.budget = a.budget;
     opt.time_limit_s = a.time_limit;
+    opt.confirm_rounds = a.confirm_rounds;
     opt.strategy = a.strategy;
     opt.seed = a.seed;
     opt.backend = backend;

@@ -1,5 +1,6 @@
 // Measurer protocol, tuner resume, and the rule that a wrong candidate never wins.
 #include <algorithm>
+#include <map>
 #include <catch2/catch.hpp>
 
 #include "fake_template.hpp"
@@ -138,4 +139,96 @@ TEST_CASE("the time limit stops a problem early", "[tuner]") {
     opt.time_limit_s = 1e-9;
     auto r = tuner.tune(make_gemm(3, 3, 3), opt);
     CHECK(r.measured + r.reused <= 1);
+}
+
+TEST_CASE("initial configs are measured right after the defaults, from the budget", "[tuner]") {
+    auto db = make_memory_database();
+    TemplateRegistry reg;
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());
+    Measurer m(detect_cpu(), fast_options());
+    Tuner tuner(*db, reg, m, db->start_run({}, m.device()));
+    TuneOptions opt;
+    opt.budget = 3;
+    const Config listed = Config::parse("mode=good tile=3 unroll=2");
+    opt.initial_configs["test.gemm.fake"] = {listed, listed, Config::parse("mode=good tile=9 unroll=1")};
+    auto r = tuner.tune(make_gemm(6, 6, 6), opt);
+    CHECK(r.measured == 3);  // default, the listed config once, the invalid one
+    auto rows = db->query({});
+    REQUIRE(rows.size() == 3);
+    CHECK(rows[1].config == listed);
+    CHECK(rows[2].status == Status::invalid);
+}
+
+TEST_CASE("the confirmation round re-measures the finalists in turn and ranks by their median", "[tuner]") {
+    // Scripted timings: the default was lucky once (0.5 ms, then 3 ms every time after); the
+    // listed config always takes 2 ms; the vendor 4 ms. One measurement picks the default.
+    testing::FakeGemmTemplate own;
+    TemplateRegistry reg;
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());
+    reg.add(std::make_unique<testing::FakeGemmTemplate>("test.gemm.vendor", "v1", true));
+    const Config def = own.space(make_gemm(6, 6, 6))->default_config();
+    const Config steady = Config::parse("mode=good tile=2 unroll=1");
+    std::vector<std::string> order;
+    std::map<std::string, int> calls;
+    LocalExecutor exec(detect_cpu(), [&](const Problem& p, const Template& t, const Config& c) {
+        const std::string id = t.info().name + " " + c.text();
+        order.push_back(id);
+        Measurement m;
+        m.problem = p;
+        m.template_name = t.info().name;
+        m.template_version = t.info().version;
+        m.device_id = detect_cpu().id();
+        m.config = c;
+        m.stats.count = 5;
+        const bool first = calls[id]++ == 0;
+        m.stats.median_s = t.info().vendor ? 4e-3 : c == steady ? 2e-3 : first ? 0.5e-3 : 3e-3;
+        return m;
+    });
+    auto run = [&](std::size_t rounds) {
+        auto db = make_memory_database();
+        Tuner tuner(*db, reg, exec, db->start_run({}, exec.device()));
+        TuneOptions opt;
+        opt.budget = 3;  // both defaults and the listed config: no search
+        opt.initial_configs["test.gemm.fake"] = {steady};
+        opt.confirm_rounds = rounds;
+        opt.confirm_top = 2;
+        order.clear();
+        calls.clear();
+        auto r = tuner.tune(make_gemm(6, 6, 6), opt);
+        CHECK(db->query({}).size() == 3);  // re-measurements are not stored
+        return r;
+    };
+    auto single = run(0);
+    CHECK(single.confirmed == 0);
+    REQUIRE(single.best);
+    CHECK(single.best->config == def);
+
+    auto confirmed = run(3);
+    // Finalists: the two fastest (default, listed) and the vendor's best; three rounds in turn.
+    CHECK(confirmed.confirmed == 9);
+    REQUIRE(order.size() == 12);
+    for (std::size_t i = 3; i < 12; ++i) CHECK(order[i] == order[3 + (i - 3) % 3]);
+    CHECK(order[3] != order[4]);
+    REQUIRE(confirmed.best);
+    CHECK(confirmed.best->config == steady);
+    CHECK(confirmed.best->stats.median_s == 2e-3);
+    CHECK(confirmed.template_best.at("test.gemm.fake").config == steady);
+    REQUIRE(confirmed.vendor_best);
+    CHECK(confirmed.vendor_best->stats.median_s == 4e-3);
+}
+
+TEST_CASE("fixed knobs narrow every template's space that has them", "[tuner]") {
+    auto db = make_memory_database();
+    TemplateRegistry reg;
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());
+    Measurer m(detect_cpu(), fast_options());
+    Tuner tuner(*db, reg, m, db->start_run({}, m.device()));
+    TuneOptions opt;
+    opt.strategy = "exhaustive";
+    opt.budget = 100;
+    opt.fixed_knobs = Config::parse("tile=2 threads=1");  // the fake template has no threads knob
+    auto r = tuner.tune(make_gemm(6, 6, 6), opt);
+    CHECK(r.measured == 9);  // modes good and throws: unroll 1, 2, 4, 8; mode wrong: unroll 1
+    for (const auto& row : db->query({})) CHECK(row.config.get_int("tile") == 2);
+    CHECK_FALSE(r.default_config);  // tile=1: outside the narrowed space
 }

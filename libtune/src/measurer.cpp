@@ -1,5 +1,8 @@
 #include "tune/measurer.hpp"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -89,8 +92,33 @@ void Measurer::flush_caches() {
     (void)sink;
 }
 
+namespace {
+
+// Pins the calling thread for the timing loop and restores its mask afterwards: threads it
+// starts later (OpenMP's pool, created on oneDNN's first call) inherit the mask, and a pool
+// pinned to one CPU would run a multi-threaded candidate on a single core.
+class PinnedForTiming {
+public:
+    explicit PinnedForTiming(int cpu) {
+        if (cpu < 0) return;
+        saved_ = pthread_getaffinity_np(pthread_self(), sizeof mask_, &mask_) == 0;
+        pin_current_thread(cpu);
+    }
+    ~PinnedForTiming() {
+        if (saved_) pthread_setaffinity_np(pthread_self(), sizeof mask_, &mask_);
+    }
+    PinnedForTiming(const PinnedForTiming&) = delete;
+    PinnedForTiming& operator=(const PinnedForTiming&) = delete;
+
+private:
+    cpu_set_t mask_{};
+    bool saved_ = false;
+};
+
+}  // namespace
+
 TimingStats Measurer::time(const std::function<void()>& run) {
-    if (options_.pin_cpu >= 0) pin_current_thread(options_.pin_cpu);
+    const PinnedForTiming pinned(options_.pin_cpu);
     // Warm-up: at least one call and at least warmup_s; it also estimates the call time.
     auto t0 = Clock::now();
     int calls = 0;

@@ -1,6 +1,7 @@
 #include "problem_tuning.hpp"
 
 #include <algorithm>
+#include <map>
 
 #include "tune/cost_model/training.hpp"
 
@@ -25,12 +26,19 @@ ProblemTuning::ProblemTuning(const Problem& p, Args args)
     progress_.budget = options_.budget;
     for (const Template* t : args.templates) {
         Plan plan{t, t->space(p), {}};
-        if (options_.max_workspace_bytes > 0) {
-            auto capped = std::make_shared<Space>(*plan.space);
-            capped->require("max_workspace", [t, p, cap = options_.max_workspace_bytes](const Config& c) {
-                return t->workspace_bytes(p, c) <= cap;
-            });
-            plan.space = std::move(capped);
+        if (options_.max_workspace_bytes > 0 || !options_.fixed_knobs.empty()) {
+            auto narrowed = std::make_shared<Space>(*plan.space);
+            if (options_.max_workspace_bytes > 0)
+                narrowed->require("max_workspace", [t, p, cap = options_.max_workspace_bytes](const Config& c) {
+                    return t->workspace_bytes(p, c) <= cap;
+                });
+            for (const auto& [name, value] : options_.fixed_knobs.values())
+                if (plan.space->knob(name))
+                    narrowed->require("fixed_" + name, [name, value](const Config& c) {
+                        const KnobValue* v = c.find(name);
+                        return v && *v == value;
+                    });
+            plan.space = std::move(narrowed);
         }
         MeasurementFilter f{shape_key(p), args.device_id, t->info().name, t->info().version, std::nullopt};
         for (auto& m : args.db.query(f)) plan.stored.emplace(m.config.hash(), std::move(m));
@@ -65,6 +73,10 @@ std::vector<ProblemTuning::Pending> ProblemTuning::next_round() {
         std::vector<Pending> pending;
         for (std::size_t i = 0; i < round_.size(); ++i) {
             Slot& s = round_[i];
+            if (round_stage_ == Stage::confirm) {
+                pending.push_back({i, s.plan->t, s.config, true});
+                continue;
+            }
             // A stored measurement is reused, never measured again (resume).
             if (auto it = s.plan->stored.find(s.config.hash()); it != s.plan->stored.end())
                 resolve(i, it->second, true);
@@ -86,8 +98,8 @@ void ProblemTuning::add(Plan& plan, Config c) {
     ++spent_;
 }
 
-// Budget: every template's default first, vendor spaces whole when small, the rest shared
-// evenly by the own templates' search strategies.
+// Budget: every template's default and initial configs first, vendor spaces whole when small,
+// the rest shared evenly by the own templates' search strategies. Then the confirmation.
 bool ProblemTuning::open_round() {
     if (out_of_time()) return false;
     round_stage_ = stage_;
@@ -96,8 +108,19 @@ bool ProblemTuning::open_round() {
             stage_ = Stage::vendor_spaces;
             for (auto& plan : plans_) {
                 if (spent_ >= options_.budget) break;
-                if (plan.space->violation(plan.space->default_config())) continue;  // over the memory cap
+                if (plan.space->violation(plan.space->default_config())) continue;  // memory cap, fixed knobs
                 add(plan, plan.space->default_config());
+            }
+            for (auto& plan : plans_) {
+                auto it = options_.initial_configs.find(plan.t->info().name);
+                if (it == options_.initial_configs.end()) continue;
+                for (const Config& c : it->second) {
+                    if (spent_ >= options_.budget) break;
+                    const bool listed = std::any_of(round_.begin(), round_.end(), [&](const Slot& s) {
+                        return s.plan == &plan && s.config == c;
+                    });
+                    if (!listed) add(plan, c);  // one outside the space is recorded invalid
+                }
             }
             if (!round_.empty()) return true;
             [[fallthrough]];
@@ -116,7 +139,13 @@ bool ProblemTuning::open_round() {
             [[fallthrough]];
         case Stage::search:
             round_stage_ = Stage::search;
-            return open_search_round();
+            if (open_search_round()) return true;
+            stage_ = Stage::confirm;
+            [[fallthrough]];
+        case Stage::confirm:
+            round_stage_ = Stage::confirm;
+            stage_ = Stage::done;
+            return open_confirm_round();
         case Stage::done:
             return false;
     }
@@ -145,11 +174,16 @@ bool ProblemTuning::open_search_round() {
             share_ = (options_.budget - std::min(options_.budget, spent_)) / (searched_.size() - searching_);
             used_ = 0;
             strategy_ = make_strategy(options_.strategy, plan.space, strategy_options(plan));
-            // The default was measured in the first round; the strategy still learns from it.
-            if (auto it = plan.stored.find(def.hash()); it != plan.stored.end()) {
-                Trial trial{def, it->second.status == Status::ok, it->second.stats.median_s};
-                strategy_->observe({&trial, 1});
-            }
+            // The default and initial configs were measured in the first round; the strategy
+            // still learns from them.
+            std::vector<Config> first{def};
+            if (auto it = options_.initial_configs.find(plan.t->info().name); it != options_.initial_configs.end())
+                first.insert(first.end(), it->second.begin(), it->second.end());
+            std::vector<Trial> trials;
+            for (const Config& c : first)
+                if (auto it = plan.stored.find(c.hash()); it != plan.stored.end())
+                    trials.push_back({c, it->second.status == Status::ok, it->second.stats.median_s});
+            strategy_->observe(trials);
         }
         if (used_ < share_) {
             auto batch = strategy_->propose(std::min(options_.batch, share_ - used_));
@@ -171,8 +205,73 @@ bool ProblemTuning::open_search_round() {
     return false;
 }
 
+// Finalists: each template's fastest (so the best library is always among them) and the
+// `confirm_top` fastest overall; each is measured `confirm_rounds` times, in turn.
+bool ProblemTuning::open_confirm_round() {
+    if (options_.confirm_rounds == 0 || out_of_time()) return false;
+    std::vector<std::size_t> order(ok_.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return ok_[a].second.stats.median_s < ok_[b].second.stats.median_s;
+    });
+    std::vector<std::size_t> finalists;
+    auto has = [&](auto pred) {
+        return std::any_of(finalists.begin(), finalists.end(), [&](std::size_t f) { return pred(ok_[f]); });
+    };
+    std::size_t rank = 0;  // among distinct configs, fastest first
+    for (std::size_t i : order) {
+        const auto& [plan, m] = ok_[i];
+        if (has([&](const auto& f) { return f.first == plan && f.second.config == m.config; })) continue;
+        const bool in_top = rank++ < options_.confirm_top;
+        if (in_top || !has([&](const auto& f) { return f.first == plan; })) finalists.push_back(i);
+    }
+    if (finalists.size() < 2) return false;  // nothing to rank
+    for (std::size_t r = 0; r < options_.confirm_rounds; ++r)
+        for (std::size_t f : finalists) {
+            round_.push_back({ok_[f].first, ok_[f].second.config, std::nullopt});
+            ++unresolved_;
+        }
+    return true;
+}
+
+// Each finalist's confirmed timing is its re-measurement with the median time (the lower of
+// the two middle ones); the ranking uses only re-measurements, which shared the same load.
+void ProblemTuning::settle_confirmation() {
+    std::vector<std::pair<const Slot*, std::vector<const Measurement*>>> groups;
+    for (const Slot& s : round_) {
+        if (!s.m || s.m->status != Status::ok) continue;
+        auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) {
+            return x.first->plan == s.plan && x.first->config == s.config;
+        });
+        if (g == groups.end()) groups.push_back({&s, {}}), g = groups.end() - 1;
+        g->second.push_back(&*s.m);
+    }
+    if (groups.empty()) return;
+    std::optional<Measurement> best, vendor_best;
+    std::map<std::string, Measurement> template_best;
+    for (auto& [slot, ms] : groups) {
+        std::sort(ms.begin(), ms.end(), [](auto* a, auto* b) { return a->stats.median_s < b->stats.median_s; });
+        const Measurement& m = *ms[(ms.size() - 1) / 2];
+        const TemplateInfo& info = slot->plan->t->info();
+        if (faster(m, best)) best = m;
+        if (info.vendor && faster(m, vendor_best)) vendor_best = m;
+        auto [it, inserted] = template_best.try_emplace(info.name, m);
+        if (!inserted && m.stats.median_s < it->second.stats.median_s) it->second = m;
+    }
+    result_.best = best;
+    if (vendor_best) result_.vendor_best = vendor_best;
+    for (auto& [name, m] : template_best) result_.template_best[name] = std::move(m);
+}
+
 void ProblemTuning::resolve(std::size_t slot, Measurement m, bool reused) {
     Slot& s = round_.at(slot);
+    if (round_stage_ == Stage::confirm) {
+        ++result_.confirmed;
+        s.m = std::move(m);
+        --unresolved_;
+        report(false);
+        return;
+    }
     ++(reused ? result_.reused : result_.measured);
     if (m.status != Status::ok) ++result_.failed;
     s.m = std::move(m);
@@ -193,6 +292,12 @@ void ProblemTuning::skipped(std::size_t slot) {
 
 void ProblemTuning::close_round() {
     if (round_.empty()) return;
+    if (round_stage_ == Stage::confirm) {
+        settle_confirmation();
+        round_.clear();
+        unresolved_ = 0;
+        return;
+    }
     std::vector<Trial> trials;
     for (Slot& s : round_) {
         if (!s.m) continue;  // skipped: out of time
@@ -202,6 +307,7 @@ void ProblemTuning::close_round() {
         if (faster(m, result_.best)) result_.best = m;
         if (info.vendor && faster(m, result_.vendor_best)) result_.vendor_best = m;
         if (m.status == Status::ok) {
+            ok_.emplace_back(s.plan, m);
             auto [it, inserted] = result_.template_best.try_emplace(info.name, m);
             if (!inserted && m.stats.median_s < it->second.stats.median_s) it->second = m;
         }

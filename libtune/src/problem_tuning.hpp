@@ -1,6 +1,6 @@
 // ProblemTuning: the tuning of one problem as a sequence of rounds, each a list of candidates
-// that may be measured at once: every template's default, then small vendor spaces whole,
-// then one strategy batch at a time. The Tuner drives rounds over an Executor. A round's
+// that may be measured at once: every template's default and initial configs, then small
+// vendor spaces whole, then one strategy batch at a time, then the optional confirmation. The Tuner drives rounds over an Executor. A round's
 // results are folded in proposal order whatever order they arrive in, so the search and the
 // best pick do not depend on how many candidates were measured at once.
 #pragma once
@@ -24,6 +24,7 @@ public:
         std::size_t slot;  // position in the current round
         const Template* tmpl;
         Config config;
+        bool confirmation = false;  // a re-measurement of the confirmation round: not stored
     };
 
     struct Args {
@@ -62,10 +63,12 @@ private:
         Config config;
         std::optional<Measurement> m;
     };
-    enum class Stage { defaults, vendor_spaces, search, done };
+    enum class Stage { defaults, vendor_spaces, search, confirm, done };
 
     bool open_round();
     bool open_search_round();
+    bool open_confirm_round();
+    void settle_confirmation();
     void close_round();
     void add(Plan& plan, Config c);
     void resolve(std::size_t slot, Measurement m, bool reused);
@@ -82,6 +85,7 @@ private:
     std::chrono::steady_clock::time_point start_;
     std::vector<Plan> plans_;
     std::vector<Plan*> searched_;  // own templates, searched one after the other
+    std::vector<std::pair<Plan*, Measurement>> ok_;  // every ok result: the confirmation's pool
 
     Stage stage_ = Stage::defaults;
     Stage round_stage_ = Stage::defaults;  // the stage the open round belongs to

@@ -73,7 +73,12 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
     std::vector<TuneResult> results(problems.size());
     std::list<Active> active;  // stable addresses: queued and in-flight candidates point here
     std::deque<Queued> queue;  // candidates of open rounds, oldest problem first
-    std::unordered_map<std::uint64_t, std::pair<Active*, std::size_t>> in_flight;  // job id -> (problem, slot)
+    struct InFlight {
+        Active* problem;
+        std::size_t slot;
+        bool confirmation;
+    };
+    std::unordered_map<std::uint64_t, InFlight> in_flight;  // by job id
     std::size_t next_problem = 0;
     std::uint64_t next_job = 0;
     const std::string device_id = executor_.device().id();
@@ -105,7 +110,7 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
                     continue;
                 }
                 const std::uint64_t id = next_job++;
-                in_flight.emplace(id, std::pair{q.problem, q.candidate.slot});
+                in_flight.emplace(id, InFlight{q.problem, q.candidate.slot, q.candidate.confirmation});
                 executor_.submit({id, t.problem(), q.candidate.tmpl, std::move(q.candidate.config)});
                 continue;
             }
@@ -128,11 +133,12 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
         JobResult done = executor_.wait_next();
         auto it = in_flight.find(done.id);
         require(it != in_flight.end(), "tune: executor returned unknown job " + std::to_string(done.id));
-        auto [problem, slot] = it->second;
+        auto [problem, slot, confirmation] = it->second;
         in_flight.erase(it);
-        // Committed as it arrives: a killed run loses only the candidates in flight.
+        // Committed as it arrives: a killed run loses only the candidates in flight. A
+        // confirmation re-measurement is not stored: the store keeps each config's first.
         done.measurement.run_id = run_id_;
-        db_.record(done.measurement);
+        if (!confirmation) db_.record(done.measurement);
         problem->tuning.measured(slot, std::move(done.measurement));
         if (problem->tuning.round_resolved()) advance(*problem);
     }

@@ -23,7 +23,7 @@ struct MeasureOptions {
     double timeout_s = 30.0;       // a single verification call slower than this: timeout
     double min_sample_s = 2e-4;    // tiny kernels are repeated inside one sample
     bool flush_cache = false;      // cold-cache timing: evict caches before each sample
-    int pin_cpu = 0;               // pin the timing thread to this CPU; -1 = leave as is
+    int pin_cpu = 0;               // pin the timing thread to this CPU while it times; -1 = leave as is
     std::uint64_t seed = 1;        // operand values
     // Isolation: measure in a forked worker process, so a candidate that crashes (SIGSEGV,
     // SIGILL, abort), hangs or exhausts memory ends only the worker and is recorded as

@@ -1,6 +1,7 @@
 // Tuner: orchestrates the tuning of problems: each applicable template's space, a search
 // strategy, an executor (the measurer here, or remote ranks) and the store. Resumes from the
-// store and never re-measures.
+// store and never re-measures a stored candidate; only the optional confirmation round (see
+// TuneOptions::confirm_rounds) times finalists again.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +44,21 @@ struct TuneOptions {
     // constraint `max_workspace`), never measured. 0 = no cap.
     std::size_t max_workspace_bytes = 0;
     Backend backend = Backend::cpu;
+    // Knob values every candidate must have, for the knobs a template's space has (e.g.
+    // threads=1 for a runtime that gives each GEMM one core); others are outside the space.
+    Config fixed_knobs;
+    // Configs measured right after the defaults, per template name (a known-good list, like
+    // Triton's autotune configs); they take from the budget before the search does.
+    std::map<std::string, std::vector<Config>> initial_configs;
+    // Confirmation round, part of the measurement protocol: candidates measured minutes apart
+    // saw different machine load, so a single measurement can put a slower one first. After
+    // the search, each template's fastest and the `confirm_top` fastest overall are measured
+    // again `confirm_rounds` times, interleaved (A B C A B C ...), and ranked by the median of
+    // those re-measurements. The store keeps each config's first measurement; the confirmed
+    // ranking is in TuneResult. 0 rounds: rank by the single measurement. With an executor of
+    // several slots the re-measurements may run on different ranks at once.
+    std::size_t confirm_rounds = 0;
+    std::size_t confirm_top = 3;
     std::function<void(const TuneProgress&)> on_progress;
 };
 
@@ -53,6 +69,10 @@ struct TuneResult {
     std::optional<Measurement> vendor_best;    // fastest ok among vendor templates
     std::map<std::string, Measurement> template_best;  // fastest ok per template name
     std::size_t measured = 0, reused = 0, failed = 0;
+    // Re-measurements of the confirmation round (not in `measured`); when > 0, best,
+    // vendor_best and the finalists' template_best carry the confirmed timing: the
+    // re-measurement with the median time.
+    std::size_t confirmed = 0;
     double elapsed_s = 0;  // from the problem's start to its last result
 };
 
