@@ -32,9 +32,11 @@ struct Shape {
 
 // 1, primes, non-multiples of every tile, odd k (the VNNI pair padding), k = 1, shapes that
 // cross mc/kc/nc so every blocking loop runs more than once; k = 1101 exceeds the largest kc
-// and is odd.
+// and is odd; even k (trans_b packs B as 32-bit pairs then) with n off the 16-column transpose
+// blocks, k = 1100 across kc blocks.
 const std::vector<Shape> kEdgeShapes{{1, 1, 1},   {7, 13, 17},   {31, 67, 129}, {1, 100, 70},   {45, 70, 1},
-                                     {50, 1, 33}, {61, 200, 151}, {16, 33, 65},  {2, 37, 1101}, {130, 400, 299}};
+                                     {50, 1, 33}, {61, 200, 151}, {16, 33, 65},  {2, 37, 1101}, {130, 400, 299},
+                                     {3, 77, 1100}, {33, 45, 2},  {16, 50, 64}};
 
 
 }  // namespace

@@ -125,13 +125,37 @@ void pack_a_vnni(const GemmDims& d, const S* A, std::int64_t i0, std::int64_t ro
     }
 }
 
+// B is n x k in bf16 with an even row length (p0 and so kb even too): the VNNI pair (p, p+1) of column j
+// is one 32-bit word of that column, so a panel is the 32-bit transpose of its columns' words,
+// done 16 x 16 in registers by the ISA's f32 transpose (moves only: bit patterns are kept).
+// Before, each bf16 was stored on its own at a 2 * NR stride: that made B packing the
+// bottleneck of bf16 decode shapes, where each packed panel is used by only a few rows.
+void pack_b_vnni_words(const GemmDims& d, const bf16* B, std::int64_t p0, std::int64_t kb, std::int64_t kb2,
+                       std::int64_t j0, int nr, int NR, TransposeFn transpose, std::uint16_t* dst) {
+    const std::int64_t ld = d.k / 2, words = kb / 2;  // kb is even too
+    const auto* src = reinterpret_cast<const float*>(B + j0 * d.k + p0);
+    auto* out = reinterpret_cast<float*>(dst);
+    for (int j = 0; j < nr; j += kMaxTransposeRows)
+        transpose(src + j * ld, ld, std::min(kMaxTransposeRows, nr - j), words, out + j, NR);
+    if (nr < NR)
+        for (std::int64_t q = 0; q < words; ++q)
+            std::memset(dst + (q * NR + nr) * 2, 0, sizeof(std::uint32_t) * static_cast<std::size_t>(NR - nr));
+    std::memset(dst + words * NR * 2, 0, sizeof(std::uint32_t) * static_cast<std::size_t>((kb2 / 2 - words) * NR));
+}
+
 // B (VNNI pairs): panel q holds element (p, j) at [q * NR * kb2 + (p / 2) * 2 * NR + 2 * j + p % 2],
 // columns past `cols` zero.
 template <class S>
 void pack_b_vnni(const GemmDims& d, const S* B, std::int64_t p0, std::int64_t kb, std::int64_t kb2,
-                 std::int64_t j0, std::int64_t cols, int NR, std::uint16_t* dst) {
+                 std::int64_t j0, std::int64_t cols, int NR, TransposeFn transpose, std::uint16_t* dst) {
     for (std::int64_t jr = 0; jr < cols; jr += NR, dst += NR * kb2) {
         const int nr = static_cast<int>(std::min<std::int64_t>(NR, cols - jr));
+        if constexpr (std::is_same_v<S, bf16>) {
+            if (d.trans_b && d.k % 2 == 0 && p0 % 2 == 0) {
+                pack_b_vnni_words(d, B, p0, kb, kb2, j0 + jr, nr, NR, transpose, dst);
+                continue;
+            }
+        }
         if (!d.trans_b) {  // B is k x n: a pair of rows interleaves into one panel row
             for (std::int64_t p = 0; p < kb2; p += 2) {
                 std::uint16_t* out = dst + p * NR;
@@ -218,7 +242,7 @@ void gemm_part(const GemmDims& d, const Blocking& bl, const Job& job, std::int64
     auto padded = [&](std::int64_t kb) { return round_up(kb, uk.k_align); };
     auto pack_b_block = [&](int q, std::int64_t p0, std::int64_t kb, std::int64_t j0, std::int64_t cols) {
         if (vnni) {
-            pack_b_vnni(d, B[q], p0, kb, padded(kb), j0, cols, NR, b_vnni[q]);
+            pack_b_vnni(d, B[q], p0, kb, padded(kb), j0, cols, NR, uk.transpose, b_vnni[q]);
         } else if constexpr (std::is_same_v<S, float>) {
             pack_b(d, B[q], p0, kb, j0, cols, NR, uk.transpose, b_buf[q]);
         }
