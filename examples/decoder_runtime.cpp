@@ -1,13 +1,17 @@
 // Reference runtime: one transformer decoder layer of a Hugging Face config.json with random
 // weights (RMSNorm, QKV projection, attention with GQA and a KV cache, output projection,
-// SwiGLU MLP), running a prefill and then token-by-token decode. Every GEMM goes through one
-// of three back ends, run side by side in the same process on the same weights and inputs:
+// SwiGLU MLP), running a prefill and then token-by-token decode. Every GEMM and attention call
+// goes through one of three back ends, run side by side in the same process on the same weights
+// and inputs:
 //   tuned     the Dispatcher on the tuned store
 //   defaults  the Dispatcher with no store (each template's default config)
-//   openblas  OpenBLAS (libtune's cpu.gemm.openblas template, all cores)
-// Attention is a plain reference loop in this file (no cpu.attention template exists yet), the
-// same code for every back end. No RoPE and no LM head: the layer's output at the last
-// position is fed back as the next input, which keeps decode deterministic.
+//   openblas  OpenBLAS GEMMs (libtune's cpu.gemm.openblas template, all cores); attention as in
+//             defaults, so the two differ only in their GEMMs
+// The KV cache is head-major ([kv_head][position][head_dim]), so attention runs once per KV head
+// (batch 1, the group's query heads, one KV head) on the cache in place; only the step's query
+// rows are regrouped head-major.
+// No RoPE and no LM head: the layer's output at the last position is fed back as the next
+// input, which keeps decode deterministic.
 //
 //   decoder_runtime CONFIG.json TUNED.db [--prompt 64] [--decode 32] [--reps 3]
 // Tune the store first for the two GEMM token counts it uses:
@@ -33,11 +37,13 @@ namespace {
 
 using tune::Problem;
 
-// Runs C[m x n] = A[m x k] W[n x k]^T for one back end.
+// Runs C[m x n] = A[m x k] W[n x k]^T and attention (outputs O and LSE) for one back end.
 class GemmBackend {
 public:
     virtual ~GemmBackend() = default;
     virtual void gemm(const Problem& p, const float* a, const float* w, float* c) = 0;
+    virtual void attention(const Problem& p, const float* q, const float* k, const float* v, float* o,
+                           float* lse) = 0;
 };
 
 class DispatchBackend final : public GemmBackend {
@@ -48,25 +54,36 @@ public:
         void* out[] = {c};
         d_.run(p, {in, out});
     }
+    void attention(const Problem& p, const float* q, const float* k, const float* v, float* o, float* lse) override {
+        const void* in[] = {q, k, v};
+        void* out[] = {o, lse};
+        d_.run(p, {in, out});
+    }
 
 private:
     const tune::Dispatcher& d_;
 };
 
-// One template at its default config (for OpenBLAS: all cores); kernels built once per shape.
+// One GEMM template at its default config (for OpenBLAS: all cores; kernels built once per
+// shape); attention through the given Dispatcher, so that this back end differs from that
+// Dispatcher's only in its GEMMs.
 class TemplateBackend final : public GemmBackend {
 public:
-    explicit TemplateBackend(const tune::Template& t) : t_(t) {}
+    TemplateBackend(const tune::Template& gemm, const tune::Dispatcher& attention) : gemm_(gemm), attention_(attention) {}
     void gemm(const Problem& p, const float* a, const float* w, float* c) override {
         auto& k = kernels_[tune::shape_key(p)];
-        if (!k) k = t_.instantiate(p, t_.space(p)->default_config());
+        if (!k) k = gemm_.instantiate(p, gemm_.space(p)->default_config());
         const void* in[] = {a, w};
         void* out[] = {c};
         k->run({in, out});
     }
+    void attention(const Problem& p, const float* q, const float* k, const float* v, float* o, float* lse) override {
+        DispatchBackend(attention_).attention(p, q, k, v, o, lse);
+    }
 
 private:
-    const tune::Template& t_;
+    const tune::Template& gemm_;
+    const tune::Dispatcher& attention_;
     std::map<std::string, std::unique_ptr<tune::Kernel>> kernels_;
 };
 
@@ -84,7 +101,7 @@ std::vector<float> random_vector(std::size_t n, float scale, std::mt19937& rng) 
 class DecoderLayer {
 public:
     DecoderLayer(const tune::ModelShape& m, const Weights& w, std::int64_t max_positions)
-        : m_(m), w_(w), q_(m.num_heads * m.head_dim), kv_(m.num_kv_heads * m.head_dim),
+        : m_(m), w_(w), q_(m.num_heads * m.head_dim), kv_(m.num_kv_heads * m.head_dim), max_(max_positions),
           k_cache_(std::size_t(max_positions * kv_)), v_cache_(std::size_t(max_positions * kv_)) {}
 
     // x: [tokens x hidden], updated in place; positions pos0 .. pos0 + tokens - 1.
@@ -93,12 +110,8 @@ public:
         rms_norm(x, w_.norm1, tokens, normed_);
         resize(qkv_, tokens * (q_ + 2 * kv_));
         be.gemm(gemm(tokens, q_ + 2 * kv_, h), normed_.data(), w_.qkv.data(), qkv_.data());
-        for (std::int64_t t = 0; t < tokens; ++t) {  // append this step's K and V to the cache
-            const float* row = &qkv_[std::size_t(t * (q_ + 2 * kv_))];
-            std::memcpy(&k_cache_[std::size_t((pos0 + t) * kv_)], row + q_, sizeof(float) * std::size_t(kv_));
-            std::memcpy(&v_cache_[std::size_t((pos0 + t) * kv_)], row + q_ + kv_, sizeof(float) * std::size_t(kv_));
-        }
-        attention(tokens, pos0);
+        append_kv(tokens, pos0);
+        attention(be, tokens, pos0);
         resize(proj_, tokens * h);
         be.gemm(gemm(tokens, h, q_), attn_.data(), w_.o.data(), proj_.data());
         for (std::size_t i = 0; i < proj_.size(); ++i) x[i] += proj_[i];
@@ -132,42 +145,46 @@ private:
         }
     }
 
-    // Reference attention: causal, grouped-query (heads share K/V heads in groups), softmax
-    // over the cache up to each query's own position.
-    void attention(std::int64_t tokens, std::int64_t pos0) {
-        const std::int64_t d = m_.head_dim, group = m_.num_heads / m_.num_kv_heads;
-        const float scale = float(1 / std::sqrt(double(d)));
-        resize(attn_, tokens * q_);
-        scores_.resize(std::size_t(pos0 + tokens));
+    // Appends this step's K and V rows to the head-major cache.
+    void append_kv(std::int64_t tokens, std::int64_t pos0) {
+        const std::int64_t d = m_.head_dim, row = q_ + 2 * kv_;
+        const std::size_t bytes = sizeof(float) * std::size_t(d);
         for (std::int64_t t = 0; t < tokens; ++t)
-            for (std::int64_t head = 0; head < m_.num_heads; ++head) {
-                const float* q = &qkv_[std::size_t(t * (q_ + 2 * kv_) + head * d)];
-                const std::int64_t kv_head = head / group, len = pos0 + t + 1;
-                float top = -INFINITY;
-                for (std::int64_t p = 0; p < len; ++p) {
-                    const float* k = &k_cache_[std::size_t(p * kv_ + kv_head * d)];
-                    float s = 0;
-                    for (std::int64_t i = 0; i < d; ++i) s += q[i] * k[i];
-                    scores_[std::size_t(p)] = s * scale;
-                    top = std::max(top, scores_[std::size_t(p)]);
-                }
-                float sum = 0;
-                for (std::int64_t p = 0; p < len; ++p) sum += scores_[std::size_t(p)] = std::exp(scores_[std::size_t(p)] - top);
-                float* out = &attn_[std::size_t(t * q_ + head * d)];
-                std::fill(out, out + d, 0.0f);
-                for (std::int64_t p = 0; p < len; ++p) {
-                    const float* v = &v_cache_[std::size_t(p * kv_ + kv_head * d)];
-                    const float wgt = scores_[std::size_t(p)] / sum;
-                    for (std::int64_t i = 0; i < d; ++i) out[i] += wgt * v[i];
-                }
+            for (std::int64_t g = 0; g < m_.num_kv_heads; ++g) {
+                const float* src = &qkv_[std::size_t(t * row + q_ + g * d)];
+                const std::size_t dst = std::size_t((g * max_ + pos0 + t) * d);
+                std::memcpy(&k_cache_[dst], src, bytes);
+                std::memcpy(&v_cache_[dst], src + kv_, bytes);
             }
+    }
+
+    // Causal GQA attention over the cache, one call per KV head: its group of query heads
+    // (gathered head-major from the QKV rows) against that head's cache rows 0 .. pos0+tokens.
+    void attention(GemmBackend& be, std::int64_t tokens, std::int64_t pos0) {
+        const std::int64_t d = m_.head_dim, group = m_.num_heads / m_.num_kv_heads, row = q_ + 2 * kv_;
+        const Problem p = tune::make_attention(1, group, 1, tokens, pos0 + tokens, d, true, m_.sliding_window);
+        resize(attn_, tokens * q_);
+        resize(q_heads_, group * tokens * d);
+        resize(o_heads_, group * tokens * d);
+        resize(lse_, group * tokens);
+        const std::size_t bytes = sizeof(float) * std::size_t(d);
+        for (std::int64_t g = 0; g < m_.num_kv_heads; ++g) {
+            for (std::int64_t i = 0; i < group; ++i)
+                for (std::int64_t t = 0; t < tokens; ++t)
+                    std::memcpy(&q_heads_[std::size_t((i * tokens + t) * d)], &qkv_[std::size_t(t * row + (g * group + i) * d)], bytes);
+            const std::size_t cache = std::size_t(g * max_ * d);
+            be.attention(p, q_heads_.data(), &k_cache_[cache], &v_cache_[cache], o_heads_.data(), lse_.data());
+            for (std::int64_t i = 0; i < group; ++i)
+                for (std::int64_t t = 0; t < tokens; ++t)
+                    std::memcpy(&attn_[std::size_t(t * q_ + (g * group + i) * d)], &o_heads_[std::size_t((i * tokens + t) * d)], bytes);
+        }
     }
 
     const tune::ModelShape& m_;
     const Weights& w_;
-    std::int64_t q_, kv_;
-    std::vector<float> k_cache_, v_cache_;
-    std::vector<float> normed_, qkv_, attn_, proj_, gate_, up_, scores_;
+    std::int64_t q_, kv_, max_;
+    std::vector<float> k_cache_, v_cache_;  // [kv_head][max_][head_dim]
+    std::vector<float> normed_, qkv_, attn_, proj_, gate_, up_, q_heads_, o_heads_, lse_;
 };
 
 struct RunTimes {
@@ -252,11 +269,11 @@ int main(int argc, char** argv) {
                     (long long)m.num_heads, (long long)m.num_kv_heads, (long long)m.head_dim, (long long)inter);
         std::printf("store: %s, %d of %d GEMM shapes tuned exactly (snapshot %s)\n", argv[2], exact, total,
                     tuned->snapshot_id().c_str());
-        std::printf("attention: reference loop (no cpu.attention template); prompt %lld tokens, decode %lld tokens, %lld reps\n",
+        std::printf("attention: per KV head through each back end; prompt %lld tokens, decode %lld tokens, %lld reps\n",
                     (long long)prompt_len, (long long)decode_len, (long long)reps);
 
         DispatchBackend tuned_be(*tuned), default_be(defaults);
-        TemplateBackend openblas_be(*openblas);
+        TemplateBackend openblas_be(*openblas, defaults);
         struct Mode {
             const char* name;
             GemmBackend* backend;
@@ -278,7 +295,7 @@ int main(int argc, char** argv) {
             return v[v.size() / 2];
         };
         const double base_decode = median(modes[2].decode);
-        std::printf("%-9s %14s %14s %16s\n", "GEMMs", "prefill tok/s", "decode tok/s", "decode vs openblas");
+        std::printf("%-9s %14s %14s %16s\n", "back end", "prefill tok/s", "decode tok/s", "decode vs openblas");
         for (auto& mode : modes)
             std::printf("%-9s %14.1f %14.1f %15.2fx\n", mode.name, double(prompt_len) / median(mode.prefill),
                         double(decode_len) / median(mode.decode), base_decode / median(mode.decode));
