@@ -46,6 +46,13 @@ public:
                            float* lse) = 0;
 };
 
+void run_attention(const tune::Dispatcher& d, const Problem& p, const float* q, const float* k, const float* v,
+                   float* o, float* lse) {
+    const void* in[] = {q, k, v};
+    void* out[] = {o, lse};
+    d.run(p, {in, out});
+}
+
 class DispatchBackend final : public GemmBackend {
 public:
     explicit DispatchBackend(const tune::Dispatcher& d) : d_(d) {}
@@ -55,9 +62,7 @@ public:
         d_.run(p, {in, out});
     }
     void attention(const Problem& p, const float* q, const float* k, const float* v, float* o, float* lse) override {
-        const void* in[] = {q, k, v};
-        void* out[] = {o, lse};
-        d_.run(p, {in, out});
+        run_attention(d_, p, q, k, v, o, lse);
     }
 
 private:
@@ -78,7 +83,7 @@ public:
         k->run({in, out});
     }
     void attention(const Problem& p, const float* q, const float* k, const float* v, float* o, float* lse) override {
-        DispatchBackend(attention_).attention(p, q, k, v, o, lse);
+        run_attention(attention_, p, q, k, v, o, lse);
     }
 
 private:

@@ -12,6 +12,18 @@ using namespace tune;
 
 namespace {
 MeasureOptions fast_options() { return test::fast_measure_options(); }
+
+// A tuner over one fake GEMM template, measuring for real into an in-memory store.
+struct FakeTuning {
+    std::unique_ptr<Database> db = make_memory_database();
+    TemplateRegistry reg = [] {
+        TemplateRegistry r;
+        r.add(std::make_unique<testing::FakeGemmTemplate>());
+        return r;
+    }();
+    Measurer m{detect_cpu(), fast_options()};
+    Tuner tuner{*db, reg, m, db->start_run({}, m.device())};
+};
 }  // namespace
 
 TEST_CASE("summary statistics are order statistics of the samples", "[measurer]") {
@@ -129,31 +141,23 @@ TEST_CASE("a stale template version is measured again, not reused", "[tuner]") {
 }
 
 TEST_CASE("the time limit stops a problem early", "[tuner]") {
-    auto db = make_memory_database();
-    TemplateRegistry reg;
-    reg.add(std::make_unique<testing::FakeGemmTemplate>());
-    Measurer m(detect_cpu(), fast_options());
-    Tuner tuner(*db, reg, m, db->start_run({}, m.device()));
+    FakeTuning f;
     TuneOptions opt;
     opt.budget = 1000;
     opt.time_limit_s = 1e-9;
-    auto r = tuner.tune(make_gemm(3, 3, 3), opt);
+    auto r = f.tuner.tune(make_gemm(3, 3, 3), opt);
     CHECK(r.measured + r.reused <= 1);
 }
 
 TEST_CASE("initial configs are measured right after the defaults, from the budget", "[tuner]") {
-    auto db = make_memory_database();
-    TemplateRegistry reg;
-    reg.add(std::make_unique<testing::FakeGemmTemplate>());
-    Measurer m(detect_cpu(), fast_options());
-    Tuner tuner(*db, reg, m, db->start_run({}, m.device()));
+    FakeTuning f;
     TuneOptions opt;
     opt.budget = 3;
     const Config listed = Config::parse("mode=good tile=3 unroll=2");
     opt.initial_configs["test.gemm.fake"] = {listed, listed, Config::parse("mode=good tile=9 unroll=1")};
-    auto r = tuner.tune(make_gemm(6, 6, 6), opt);
+    auto r = f.tuner.tune(make_gemm(6, 6, 6), opt);
     CHECK(r.measured == 3);  // default, the listed config once, the invalid one
-    auto rows = db->query({});
+    auto rows = f.db->query({});
     REQUIRE(rows.size() == 3);
     CHECK(rows[1].config == listed);
     CHECK(rows[2].status == Status::invalid);
@@ -218,17 +222,13 @@ TEST_CASE("the confirmation round re-measures the finalists in turn and ranks by
 }
 
 TEST_CASE("fixed knobs narrow every template's space that has them", "[tuner]") {
-    auto db = make_memory_database();
-    TemplateRegistry reg;
-    reg.add(std::make_unique<testing::FakeGemmTemplate>());
-    Measurer m(detect_cpu(), fast_options());
-    Tuner tuner(*db, reg, m, db->start_run({}, m.device()));
+    FakeTuning f;
     TuneOptions opt;
     opt.strategy = "exhaustive";
     opt.budget = 100;
     opt.fixed_knobs = Config::parse("tile=2 threads=1");  // the fake template has no threads knob
-    auto r = tuner.tune(make_gemm(6, 6, 6), opt);
+    auto r = f.tuner.tune(make_gemm(6, 6, 6), opt);
     CHECK(r.measured == 9);  // modes good and throws: unroll 1, 2, 4, 8; mode wrong: unroll 1
-    for (const auto& row : db->query({})) CHECK(row.config.get_int("tile") == 2);
+    for (const auto& row : f.db->query({})) CHECK(row.config.get_int("tile") == 2);
     CHECK_FALSE(r.default_config);  // tile=1: outside the narrowed space
 }
