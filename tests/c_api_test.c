@@ -1,5 +1,6 @@
-/* The C API from C: tunes a small GEMM into a scratch store, serves it through a dispatcher,
- * checks results against a naive C GEMM, and checks the error paths.
+/* The C API from C: tunes a small GEMM and an attention problem into a scratch store, serves
+ * them through a dispatcher, checks results against naive C references (attention forward and
+ * gradients in double), and checks the error paths.
  *   c_api_test SCRATCH_DIR */
 #include <tune/c_api.h>
 
@@ -110,6 +111,161 @@ static void check_bf16(tune_dispatcher* d) {
     free(af), free(bf), free(a), free(b), free(c);
 }
 
+/* ---- Attention ---- */
+
+/* The keys query i sees, [*first, *last): the masks of tune/c_api.h. */
+static void key_range(const tune_attention_desc* a, int64_t i, int64_t* first, int64_t* last) {
+    const int64_t pos = i + a->kv_len - a->q_len;
+    *first = 0, *last = a->kv_len;
+    if (a->causal && pos + 1 < *last) *last = pos + 1;
+    if (a->window > 0) {
+        if (pos - a->window + 1 > *first) *first = pos - a->window + 1;
+        if (!a->causal && pos + a->window < *last) *last = pos + a->window;
+    }
+    if (*first > a->kv_len) *first = a->kv_len;
+    if (*last < *first) *last = *first;
+}
+
+/* Forward in double: o and lse, and optionally the gradients for d_o (dq, dk, dv zeroed here). */
+static void attention_reference(const tune_attention_desc* a, const float* q, const float* k, const float* v,
+                                double* o, double* lse, const float* d_o, double* dq, double* dk, double* dv) {
+    const int64_t hd = a->head_dim, group = a->heads / a->kv_heads;
+    const double scale = 1.0 / sqrt((double)hd);
+    double* p = malloc((size_t)a->kv_len * sizeof(double));
+    if (dq) {
+        memset(dq, 0, (size_t)(a->batch * a->heads * a->q_len * hd) * sizeof(double));
+        memset(dk, 0, (size_t)(a->batch * a->kv_heads * a->kv_len * hd) * sizeof(double));
+        memset(dv, 0, (size_t)(a->batch * a->kv_heads * a->kv_len * hd) * sizeof(double));
+    }
+    for (int64_t b = 0; b < a->batch; ++b)
+        for (int64_t h = 0; h < a->heads; ++h)
+            for (int64_t i = 0; i < a->q_len; ++i) {
+                const int64_t row = (b * a->heads + h) * a->q_len + i, kvh = b * a->kv_heads + h / group;
+                const float* qi = q + row * hd;
+                double* oi = o + row * hd;
+                int64_t first, last;
+                key_range(a, i, &first, &last);
+                double mx = -INFINITY, sum = 0;
+                for (int64_t j = first; j < last; ++j) {
+                    double s = 0;
+                    for (int64_t d = 0; d < hd; ++d) s += (double)qi[d] * k[(kvh * a->kv_len + j) * hd + d];
+                    p[j] = s * scale;
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (int64_t d = 0; d < hd; ++d) oi[d] = 0;
+                if (first == last) {
+                    lse[row] = -INFINITY;
+                    continue;
+                }
+                for (int64_t j = first; j < last; ++j) sum += exp(p[j] - mx);
+                lse[row] = mx + log(sum);
+                for (int64_t j = first; j < last; ++j) {
+                    p[j] = exp(p[j] - lse[row]);
+                    for (int64_t d = 0; d < hd; ++d) oi[d] += p[j] * v[(kvh * a->kv_len + j) * hd + d];
+                }
+                if (!dq) continue;
+                const float* doi = d_o + row * hd;
+                double di = 0;
+                for (int64_t d = 0; d < hd; ++d) di += (double)doi[d] * oi[d];
+                for (int64_t j = first; j < last; ++j) {
+                    const int64_t kj = (kvh * a->kv_len + j) * hd;
+                    double dp = 0;
+                    for (int64_t d = 0; d < hd; ++d) dp += (double)doi[d] * v[kj + d];
+                    const double ds = p[j] * (dp - di) * scale;
+                    for (int64_t d = 0; d < hd; ++d) {
+                        dq[row * hd + d] += ds * k[kj + d];
+                        dk[kj + d] += ds * qi[d];
+                        dv[kj + d] += p[j] * doi[d];
+                    }
+                }
+            }
+    free(p);
+}
+
+/* max |x - ref| / max(1, max |ref|), over finite references; -inf references must match. */
+static double max_error(const float* x, const double* ref, size_t n) {
+    double worst = 0, peak = 1;
+    for (size_t i = 0; i < n; ++i)
+        if (isfinite(ref[i]) && fabs(ref[i]) > peak) peak = fabs(ref[i]);
+    for (size_t i = 0; i < n; ++i) {
+        if (!isfinite(ref[i])) {
+            if (x[i] != ref[i]) return INFINITY;
+            continue;
+        }
+        double e = fabs(x[i] - ref[i]);
+        if (!(e <= worst)) worst = e; /* NaN in x: worst becomes NaN and fails every bound */
+    }
+    return worst / peak;
+}
+
+static void check_attention(tune_dispatcher* d, tune_attention_desc a, int backward) {
+    const size_t nq = (size_t)(a.batch * a.heads * a.q_len * a.head_dim);
+    const size_t nkv = (size_t)(a.batch * a.kv_heads * a.kv_len * a.head_dim);
+    const size_t rows = (size_t)(a.batch * a.heads * a.q_len);
+    float *q = random_floats(nq, 11), *k = random_floats(nkv, 12), *v = random_floats(nkv, 13);
+    float *o = calloc(nq, sizeof(float)), *lse = calloc(rows, sizeof(float));
+    double *o_ref = malloc(nq * sizeof(double)), *lse_ref = malloc(rows * sizeof(double));
+    float* d_o = random_floats(nq, 14);
+    double *dq_ref = malloc(nq * sizeof(double)), *dk_ref = malloc(nkv * sizeof(double)),
+           *dv_ref = malloc(nkv * sizeof(double));
+    attention_reference(&a, q, k, v, o_ref, lse_ref, d_o, dq_ref, dk_ref, dv_ref);
+
+    tune_selection s;
+    CHECK(tune_lookup_attention(d, &a, &s) == TUNE_OK);
+    CHECK(s.template_name && strncmp(s.template_name, "cpu.attention.", 14) == 0);
+    CHECK(tune_attention(d, &a, q, k, v, o, lse) == TUNE_OK);
+    CHECK(max_error(o, o_ref, nq) < 1e-5);
+    CHECK(max_error(lse, lse_ref, rows) < 1e-5);
+    /* Without LSE: the same O. */
+    float* o2 = calloc(nq, sizeof(float));
+    CHECK(tune_attention(d, &a, q, k, v, o2, NULL) == TUNE_OK);
+    CHECK(max_error(o2, o_ref, nq) < 1e-5);
+    printf("attention h%lld/%lld q%lld kv%lld d%lld causal=%d window=%lld: %s %s ok\n", (long long)a.heads,
+           (long long)a.kv_heads, (long long)a.q_len, (long long)a.kv_len, (long long)a.head_dim, a.causal,
+           (long long)a.window, s.template_name, s.config);
+
+    if (backward) {
+        tune_attention_desc g = a;
+        g.backward = 1;
+        float *dq = calloc(nq, sizeof(float)), *dk = calloc(nkv, sizeof(float)), *dv = calloc(nkv, sizeof(float));
+        CHECK(tune_lookup_attention(d, &g, &s) == TUNE_OK);
+        CHECK(tune_attention_backward(d, &g, q, k, v, o, lse, d_o, dq, dk, dv) == TUNE_OK);
+        CHECK(max_error(dq, dq_ref, nq) < 1e-4);
+        CHECK(max_error(dk, dk_ref, nkv) < 1e-4);
+        CHECK(max_error(dv, dv_ref, nkv) < 1e-4);
+        printf("attention backward: %s %s ok\n", s.template_name, s.config);
+        /* The forward entry point refuses a backward desc and vice versa. */
+        CHECK(tune_attention(d, &g, q, k, v, o, lse) == TUNE_ERR_INVALID_ARGUMENT);
+        CHECK(tune_attention_backward(d, &a, q, k, v, o, lse, d_o, dq, dk, dv) == TUNE_ERR_INVALID_ARGUMENT);
+        CHECK(tune_attention_backward(d, &g, q, k, v, o, NULL, d_o, dq, dk, dv) == TUNE_ERR_INVALID_ARGUMENT);
+        free(dq), free(dk), free(dv);
+    }
+    free(q), free(k), free(v), free(o), free(o2), free(lse), free(o_ref), free(lse_ref), free(d_o);
+    free(dq_ref), free(dk_ref), free(dv_ref);
+}
+
+static void check_attention_errors(tune_dispatcher* d) {
+    tune_selection s;
+    tune_attention_desc a = tune_attention_desc_init(1, 6, 4, 8, 8, 16); /* 6 heads over 4 KV heads */
+    CHECK(tune_lookup_attention(d, &a, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "kv_heads") != NULL);
+    a = tune_attention_desc_init(1, 4, 2, 8, 0, 16);
+    CHECK(tune_lookup_attention(d, &a, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "kv_len") != NULL);
+    a = tune_attention_desc_init(1, 4, 2, 8, 8, 16);
+    a.causal = 3;
+    CHECK(tune_lookup_attention(d, &a, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "causal") != NULL);
+    a.causal = 1;
+    a.tolerance = -1;
+    CHECK(tune_lookup_attention(d, &a, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    a.tolerance = 0;
+    float x[512] = {0};
+    CHECK(tune_attention(d, &a, x, x, NULL, x, NULL) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_attention(NULL, &a, x, x, x, x, NULL) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_lookup_attention(d, NULL, &s) == TUNE_ERR_INVALID_ARGUMENT);
+}
+
 static void check_errors(tune_dispatcher* d, const char* dir) {
     char path[4096];
     tune_dispatcher* none = NULL;
@@ -199,6 +355,14 @@ int main(int argc, char** argv) {
     CHECK(tune_tune_gemm(db, &g, &o, &again) == TUNE_OK);
     CHECK(again.measured == 0 && again.reused >= 1);
 
+    /* Attention: tuned into the same store, then served exactly; untuned masks from defaults. */
+    tune_attention_desc at = tune_attention_desc_init(1, 4, 2, 7, 13, 16);
+    at.causal = 1;
+    tune_tune_result ar;
+    CHECK(tune_tune_attention(db, &at, &o, &ar) == TUNE_OK);
+    CHECK(ar.found == 1 && strncmp(ar.template_name, "cpu.attention.", 14) == 0);
+    printf("tuned attention: %s %s %.3g s (%zu measured)\n", ar.template_name, ar.config, ar.median_s, ar.measured);
+
     tune_dispatcher* d = NULL;
     CHECK(tune_dispatcher_open(db, NULL, &d) == TUNE_OK);
     if (!d) return 1;
@@ -214,6 +378,17 @@ int main(int argc, char** argv) {
     check_run(d, 32, 64, 48, TUNE_SOURCE_EXACT);
     check_run(d, 40, 64, 48, TUNE_SOURCE_NEAREST);
     check_bf16(d);
+    {
+        tune_selection as;
+        CHECK(tune_lookup_attention(d, &at, &as) == TUNE_OK);
+        CHECK(as.source == TUNE_SOURCE_EXACT && strcmp(as.config, ar.config) == 0);
+        check_attention(d, at, 1);
+        tune_attention_desc w = tune_attention_desc_init(2, 3, 1, 5, 11, 24); /* MQA, sliding window */
+        w.window = 4;
+        check_attention(d, w, 1);
+        tune_attention_desc decode = tune_attention_desc_init(1, 8, 2, 1, 37, 64);
+        check_attention(d, decode, 0);
+    }
 
     /* No store: template defaults, still correct. */
     tune_dispatcher* defaults = NULL;
@@ -221,6 +396,7 @@ int main(int argc, char** argv) {
     if (defaults) check_run(defaults, 32, 64, 48, TUNE_SOURCE_DEFAULT);
     tune_dispatcher_close(defaults);
     check_errors(d, argv[1]);
+    check_attention_errors(d);
     tune_dispatcher_close(d);
 
     if (failures) {

@@ -6,6 +6,7 @@
 #include <new>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "tune/db/sqlite_database.hpp"
 #include "tune/dispatcher.hpp"
@@ -95,6 +96,20 @@ tune::Problem to_problem(const tune_gemm_desc* g, bool sizes = true) {
     return p;
 }
 
+tune::Problem to_problem(const tune_attention_desc* a, bool sizes = true) {
+    if (!a) fail(TUNE_ERR_INVALID_ARGUMENT, "attention descriptor is NULL");
+    check_flag(a->causal, "causal");
+    check_flag(a->backward, "backward");
+    if (!(a->tolerance >= 0 && a->tolerance <= 1))
+        fail(TUNE_ERR_INVALID_ARGUMENT, "tolerance must be in [0, 1], got " + std::to_string(a->tolerance));
+    tune::Problem p = tune::make_attention(a->batch, a->heads, a->kv_heads, a->q_len, a->kv_len, a->head_dim,
+                                           a->causal != 0, a->window);
+    if (a->backward) p.set_dim("backward", 1);
+    p.tolerance = a->tolerance;
+    if (sizes) check_sizes(p);
+    return p;
+}
+
 tune_source to_c(tune::LookupSource s) {
     switch (s) {
         case tune::LookupSource::exact: return TUNE_SOURCE_EXACT;
@@ -112,6 +127,83 @@ void copy_text(char (&dst)[N], const std::string& text, const char* what) {
                                                   std::to_string(text.size()) + " bytes)");
     text.copy(dst, text.size());
     dst[text.size()] = '\0';
+}
+
+// The dispatcher's selection for a descriptor, its config text kept alive by the handle.
+template <class Desc>
+void lookup(const tune_dispatcher* d, const Desc* desc, tune_selection* out) {
+    if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
+    if (!out) fail(TUNE_ERR_INVALID_ARGUMENT, "out is NULL");
+    const tune::Problem p = to_problem(desc, false);
+    tune::Selection s;
+    try {
+        s = d->dispatcher->lookup(p);
+    } catch (const tune::Error& e) {
+        check_sizes(p);  // bad sizes: an invalid argument, not an unsupported problem
+        throw;
+    }
+    const char* config = nullptr;
+    {
+        std::lock_guard lock(d->texts_mutex);
+        auto [it, inserted] = d->texts.try_emplace(s.config);
+        if (inserted) it->second = s.config->text();
+        config = it->second.c_str();
+    }
+    out->template_name = s.tmpl->info().name.c_str();
+    out->config = config;
+    out->store = s.store ? s.store->c_str() : "";
+    out->source = to_c(s.source);
+    out->tuned_median_s = s.tuned_median_s;
+}
+
+// Tunes one problem into the store at db_path with the C options; `label` names the run.
+void tune_into(const char* db_path, const tune::Problem& p, const tune_tune_options* options, tune_tune_result* out,
+               const char* label) {
+    if (!db_path || !*db_path) fail(TUNE_ERR_INVALID_ARGUMENT, "db_path is NULL or empty");
+    const tune_tune_options o = options ? *options : tune_tune_options_init();
+    if (o.budget < 1) fail(TUNE_ERR_INVALID_ARGUMENT, "budget must be at least 1");
+    if (!(o.time_limit_s >= 0)) fail(TUNE_ERR_INVALID_ARGUMENT, "time_limit_s must be >= 0");
+    check_flag(o.isolate, "isolate");
+    tune::TuneOptions opt;
+    opt.budget = o.budget;
+    opt.time_limit_s = o.time_limit_s;
+    opt.seed = o.seed;
+    if (o.strategy) opt.strategy = o.strategy;
+
+    tune::DeviceInfo device = tune::detect_cpu();
+    tune::TemplateRegistry registry = tune::builtin_registry(device);
+    if (registry.for_problem(p, tune::Backend::cpu).empty())
+        fail(TUNE_ERR_UNSUPPORTED, "no template on this device computes '" + tune::shape_key(p) + "'");
+    std::unique_ptr<tune::SqliteDatabase> db;
+    try {
+        db = std::make_unique<tune::SqliteDatabase>(db_path);
+    } catch (const tune::Error& e) {
+        throw StatusError(TUNE_ERR_DATABASE, e.what());
+    }
+    tune::MeasureOptions mo;
+    mo.isolate = o.isolate != 0;
+    tune::Measurer measurer(device, mo);
+    std::int64_t run_id = db->start_run({0, label, opt.strategy, opt.seed, "", ""}, device);
+    tune::Tuner tuner(*db, registry, measurer, run_id);
+    tune::TuneResult r = tuner.tune(p, opt);
+    if (out) {
+        *out = tune_tune_result{};
+        out->measured = r.measured;
+        out->reused = r.reused;
+        out->failed = r.failed;
+        if (r.default_config && r.default_config->status == tune::Status::ok)
+            out->default_median_s = r.default_config->stats.median_s;
+        if (r.best) {
+            out->found = 1;
+            copy_text(out->template_name, r.best->template_name, "template name");
+            copy_text(out->config, r.best->config.text(), "config text");
+            out->median_s = r.best->stats.median_s;
+            out->gflops = r.best->gflops();
+        }
+    }
+    if (!r.best)
+        fail(TUNE_ERR_NO_RESULT, "no correct candidate for '" + tune::shape_key(p) + "' (" + std::to_string(r.failed) +
+                                     " failed)");
 }
 
 }  // namespace
@@ -180,30 +272,11 @@ int tune_dispatcher_stats(const tune_dispatcher* d, size_t* entries, size_t* sta
 }
 
 int tune_lookup_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, tune_selection* out) {
-    return guarded("tune_lookup_gemm", TUNE_ERR_UNSUPPORTED, [&] {
-        if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
-        if (!out) fail(TUNE_ERR_INVALID_ARGUMENT, "out is NULL");
-        const tune::Problem p = to_problem(g, false);
-        tune::Selection s;
-        try {
-            s = d->dispatcher->lookup(p);
-        } catch (const tune::Error& e) {
-            check_sizes(p);  // bad sizes: an invalid argument, not an unsupported problem
-            throw;
-        }
-        const char* config = nullptr;
-        {
-            std::lock_guard lock(d->texts_mutex);
-            auto [it, inserted] = d->texts.try_emplace(s.config);
-            if (inserted) it->second = s.config->text();
-            config = it->second.c_str();
-        }
-        out->template_name = s.tmpl->info().name.c_str();
-        out->config = config;
-        out->store = s.store ? s.store->c_str() : "";
-        out->source = to_c(s.source);
-        out->tuned_median_s = s.tuned_median_s;
-    });
+    return guarded("tune_lookup_gemm", TUNE_ERR_UNSUPPORTED, [&] { lookup(d, g, out); });
+}
+
+int tune_lookup_attention(const tune_dispatcher* d, const tune_attention_desc* a, tune_selection* out) {
+    return guarded("tune_lookup_attention", TUNE_ERR_UNSUPPORTED, [&] { lookup(d, a, out); });
 }
 
 int tune_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, const void* a, const void* b, const float* bias,
@@ -239,54 +312,55 @@ tune_tune_options tune_tune_options_init(void) {
 
 int tune_tune_gemm(const char* db_path, const tune_gemm_desc* g, const tune_tune_options* options,
                    tune_tune_result* out) {
-    return guarded("tune_tune_gemm", TUNE_ERR_RUNTIME, [&] {
-        if (!db_path || !*db_path) fail(TUNE_ERR_INVALID_ARGUMENT, "db_path is NULL or empty");
-        tune::Problem p = to_problem(g);
-        const tune_tune_options o = options ? *options : tune_tune_options_init();
-        if (o.budget < 1) fail(TUNE_ERR_INVALID_ARGUMENT, "budget must be at least 1");
-        if (!(o.time_limit_s >= 0)) fail(TUNE_ERR_INVALID_ARGUMENT, "time_limit_s must be >= 0");
-        check_flag(o.isolate, "isolate");
-        tune::TuneOptions opt;
-        opt.budget = o.budget;
-        opt.time_limit_s = o.time_limit_s;
-        opt.seed = o.seed;
-        if (o.strategy) opt.strategy = o.strategy;
+    return guarded("tune_tune_gemm", TUNE_ERR_RUNTIME,
+                   [&] { tune_into(db_path, to_problem(g), options, out, "c_api tune_tune_gemm"); });
+}
 
-        tune::DeviceInfo device = tune::detect_cpu();
-        tune::TemplateRegistry registry = tune::builtin_registry(device);
-        if (registry.for_problem(p, tune::Backend::cpu).empty())
-            fail(TUNE_ERR_UNSUPPORTED, "no template on this device computes '" + tune::shape_key(p) + "'");
-        std::unique_ptr<tune::SqliteDatabase> db;
-        try {
-            db = std::make_unique<tune::SqliteDatabase>(db_path);
-        } catch (const tune::Error& e) {
-            throw StatusError(TUNE_ERR_DATABASE, e.what());
+tune_attention_desc tune_attention_desc_init(int64_t batch, int64_t heads, int64_t kv_heads, int64_t q_len,
+                                             int64_t kv_len, int64_t head_dim) {
+    return tune_attention_desc{
+        .batch = batch, .heads = heads, .kv_heads = kv_heads, .q_len = q_len, .kv_len = kv_len, .head_dim = head_dim};
+}
+
+int tune_attention(const tune_dispatcher* d, const tune_attention_desc* a, const float* q, const float* k,
+                   const float* v, float* o, float* lse) {
+    return guarded("tune_attention", TUNE_ERR_RUNTIME, [&] {
+        if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
+        const tune::Problem p = to_problem(a);
+        if (a->backward) fail(TUNE_ERR_INVALID_ARGUMENT, "desc has backward=1: use tune_attention_backward");
+        if (!q || !k || !v || !o) fail(TUNE_ERR_INVALID_ARGUMENT, "operand Q, K, V or O is NULL");
+        // Runtimes rarely need the LSE; the kernels always write it, so it goes to scratch.
+        thread_local std::vector<float> lse_scratch;
+        if (!lse) {
+            lse_scratch.resize(std::size_t(a->batch * a->heads * a->q_len));
+            lse = lse_scratch.data();
         }
-        tune::MeasureOptions mo;
-        mo.isolate = o.isolate != 0;
-        tune::Measurer measurer(device, mo);
-        std::int64_t run_id = db->start_run({0, "c_api tune_tune_gemm", opt.strategy, opt.seed, "", ""}, device);
-        tune::Tuner tuner(*db, registry, measurer, run_id);
-        tune::TuneResult r = tuner.tune(p, opt);
-        if (out) {
-            *out = tune_tune_result{};
-            out->measured = r.measured;
-            out->reused = r.reused;
-            out->failed = r.failed;
-            if (r.default_config && r.default_config->status == tune::Status::ok)
-                out->default_median_s = r.default_config->stats.median_s;
-            if (r.best) {
-                out->found = 1;
-                copy_text(out->template_name, r.best->template_name, "template name");
-                copy_text(out->config, r.best->config.text(), "config text");
-                out->median_s = r.best->stats.median_s;
-                out->gflops = r.best->gflops();
-            }
-        }
-        if (!r.best)
-            fail(TUNE_ERR_NO_RESULT, "no correct candidate for '" + tune::shape_key(p) + "' (" +
-                                         std::to_string(r.failed) + " failed)");
+        const void* inputs[] = {q, k, v};
+        void* outputs[] = {o, lse};
+        d->dispatcher->run(p, {inputs, outputs});
     });
+}
+
+int tune_attention_backward(const tune_dispatcher* d, const tune_attention_desc* a, const float* q, const float* k,
+                            const float* v, const float* o, const float* lse, const float* d_o, float* dq, float* dk,
+                            float* dv) {
+    return guarded("tune_attention_backward", TUNE_ERR_RUNTIME, [&] {
+        if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
+        const tune::Problem p = to_problem(a);
+        if (!a->backward) fail(TUNE_ERR_INVALID_ARGUMENT, "desc has backward=0: use tune_attention");
+        if (!q || !k || !v || !o || !lse || !d_o)
+            fail(TUNE_ERR_INVALID_ARGUMENT, "input Q, K, V, O, LSE or dO is NULL");
+        if (!dq || !dk || !dv) fail(TUNE_ERR_INVALID_ARGUMENT, "output dQ, dK or dV is NULL");
+        const void* inputs[] = {q, k, v, o, lse, d_o};
+        void* outputs[] = {dq, dk, dv};
+        d->dispatcher->run(p, {inputs, outputs});
+    });
+}
+
+int tune_tune_attention(const char* db_path, const tune_attention_desc* a, const tune_tune_options* options,
+                        tune_tune_result* out) {
+    return guarded("tune_tune_attention", TUNE_ERR_RUNTIME,
+                   [&] { tune_into(db_path, to_problem(a), options, out, "c_api tune_tune_attention"); });
 }
 
 }  // extern "C"

@@ -54,6 +54,17 @@ tune_gemm_desc make_desc(std::int64_t m, std::int64_t n, std::int64_t k, std::in
     return g;
 }
 
+tune_attention_desc make_attention_desc(std::int64_t batch, std::int64_t heads, std::int64_t kv_heads,
+                                        std::int64_t q_len, std::int64_t kv_len, std::int64_t head_dim, bool causal,
+                                        std::int64_t window, bool backward, double tolerance) {
+    tune_attention_desc a = tune_attention_desc_init(batch, heads, kv_heads, q_len, kv_len, head_dim);
+    a.causal = causal;
+    a.window = window;
+    a.backward = backward;
+    a.tolerance = tolerance;
+    return a;
+}
+
 // A buffer checked to be C-contiguous with the expected element kind; `name` is used in messages.
 struct Operand {
     py::buffer_info info;
@@ -90,6 +101,22 @@ std::string shape_text(const std::vector<py::ssize_t>& s) {
     return out + (s.size() == 1 ? ",)" : ")");
 }
 
+// The attention desc that q (batch, heads, q_len, head_dim) and k, v (batch, kv_heads, kv_len,
+// head_dim) describe; mismatched shapes are named in the error.
+tune_attention_desc attention_shapes(const Operand& q, const Operand& k, const Operand& v, bool causal,
+                                     std::int64_t window, bool backward, double tolerance) {
+    if (q.info.ndim != 4 || k.info.ndim != 4 || v.info.ndim != 4)
+        throw py::value_error("q, k and v must be 4-D (batch, heads, length, head_dim); got shapes " +
+                              shape_text(q.shape()) + ", " + shape_text(k.shape()) + ", " + shape_text(v.shape()));
+    const auto& sq = q.shape();
+    const auto& sk = k.shape();
+    if (sk != v.shape() || sk[0] != sq[0] || sk[3] != sq[3])
+        throw py::value_error("shapes do not match: q " + shape_text(sq) + ", k " + shape_text(sk) + ", v " +
+                              shape_text(v.shape()) + " (k and v: (batch, kv_heads, kv_len, head_dim) with q's batch "
+                              "and head_dim)");
+    return make_attention_desc(sq[0], sq[1], sk[1], sq[2], sk[2], sq[3], causal, window, backward, tolerance);
+}
+
 struct Dispatcher {
     std::unique_ptr<tune_dispatcher, void (*)(tune_dispatcher*)> handle{nullptr, tune_dispatcher_close};
 
@@ -102,6 +129,16 @@ struct Dispatcher {
     py::dict lookup(const tune_gemm_desc& g) const {
         tune_selection s;
         raise_on_error(tune_lookup_gemm(handle.get(), &g, &s));
+        return selection(s);
+    }
+
+    py::dict lookup_attention(const tune_attention_desc& a) const {
+        tune_selection s;
+        raise_on_error(tune_lookup_attention(handle.get(), &a, &s));
+        return selection(s);
+    }
+
+    static py::dict selection(const tune_selection& s) {
         static const char* sources[] = {"exact", "nearest", "default", "bucket", "predicted"};
         py::dict out;
         out["template"] = s.template_name;
@@ -159,6 +196,63 @@ struct Dispatcher {
         raise_on_error(status);
     }
 
+    // out = attention(q, k, v) with q (batch, heads, q_len, head_dim) and k, v (batch, kv_heads,
+    // kv_len, head_dim), float32; lse (batch, heads, q_len) when given. Dims come from the shapes.
+    void attention(const py::buffer& q, const py::buffer& k, const py::buffer& v, const py::buffer& out,
+                   std::optional<py::buffer> lse, bool causal, std::int64_t window, double tolerance) const {
+        Operand oq = request(q, "q", false, false), ok = request(k, "k", false, false);
+        Operand ov = request(v, "v", false, false), oo = request(out, "out", true, false);
+        const tune_attention_desc a = attention_shapes(oq, ok, ov, causal, window, false, tolerance);
+        if (oo.shape() != oq.shape())
+            throw py::value_error("out: expected the shape of q " + shape_text(oq.shape()) + ", got " +
+                                  shape_text(oo.shape()));
+        std::optional<Operand> olse;
+        if (lse) {
+            olse = request(*lse, "lse", true, false);
+            const std::vector<py::ssize_t> expect(oq.shape().begin(), oq.shape().end() - 1);
+            if (olse->shape() != expect)
+                throw py::value_error("lse: expected shape " + shape_text(expect) + ", got " + shape_text(olse->shape()));
+        }
+        int status;
+        {
+            py::gil_scoped_release release;
+            status = tune_attention(handle.get(), &a, static_cast<const float*>(oq.info.ptr),
+                                    static_cast<const float*>(ok.info.ptr), static_cast<const float*>(ov.info.ptr),
+                                    static_cast<float*>(oo.info.ptr),
+                                    olse ? static_cast<float*>(olse->info.ptr) : nullptr);
+        }
+        raise_on_error(status);
+    }
+
+    // dq, dk, dv from the forward's q, k, v, o, lse and the output gradient d_o.
+    void attention_backward(const py::buffer& q, const py::buffer& k, const py::buffer& v, const py::buffer& o,
+                            const py::buffer& lse, const py::buffer& d_o, const py::buffer& dq, const py::buffer& dk,
+                            const py::buffer& dv, bool causal, std::int64_t window, double tolerance) const {
+        Operand oq = request(q, "q", false, false), ok = request(k, "k", false, false);
+        Operand ov = request(v, "v", false, false), oo = request(o, "o", false, false);
+        Operand olse = request(lse, "lse", false, false), odo = request(d_o, "d_o", false, false);
+        Operand odq = request(dq, "dq", true, false), odk = request(dk, "dk", true, false);
+        Operand odv = request(dv, "dv", true, false);
+        const tune_attention_desc a = attention_shapes(oq, ok, ov, causal, window, true, tolerance);
+        const std::vector<py::ssize_t> rows(oq.shape().begin(), oq.shape().end() - 1);
+        auto same = [](const Operand& x, const std::vector<py::ssize_t>& shape, const char* name) {
+            if (x.shape() != shape)
+                throw py::value_error(std::string(name) + ": expected shape " + shape_text(shape) + ", got " +
+                                      shape_text(x.shape()));
+        };
+        same(oo, oq.shape(), "o"), same(odo, oq.shape(), "d_o"), same(odq, oq.shape(), "dq");
+        same(olse, rows, "lse"), same(odk, ok.shape(), "dk"), same(odv, ok.shape(), "dv");
+        auto f = [](const Operand& x) { return static_cast<const float*>(x.info.ptr); };
+        auto w = [](const Operand& x) { return static_cast<float*>(x.info.ptr); };
+        int status;
+        {
+            py::gil_scoped_release release;
+            status = tune_attention_backward(handle.get(), &a, f(oq), f(ok), f(ov), f(oo), f(olse), f(odo), w(odq),
+                                             w(odk), w(odv));
+        }
+        raise_on_error(status);
+    }
+
     py::dict stats() const {
         size_t entries = 0, stale = 0, rejected = 0;
         raise_on_error(tune_dispatcher_stats(handle.get(), &entries, &stale, &rejected));
@@ -170,21 +264,7 @@ struct Dispatcher {
     }
 };
 
-py::dict tune_gemm_py(const std::string& db, const tune_gemm_desc& g, std::size_t budget, double time_limit,
-                      std::uint64_t seed, std::optional<std::string> strategy, bool isolate) {
-    tune_tune_options o = tune_tune_options_init();
-    o.budget = budget;
-    o.time_limit_s = time_limit;
-    o.seed = seed;
-    o.strategy = strategy ? strategy->c_str() : nullptr;
-    o.isolate = isolate;
-    tune_tune_result r;
-    int status;
-    {
-        py::gil_scoped_release release;
-        status = tune_tune_gemm(db.c_str(), &g, &o, &r);
-    }
-    raise_on_error(status);
+py::dict result_dict(const tune_tune_result& r) {
     py::dict out;
     out["template"] = r.template_name;
     out["config"] = r.config;
@@ -195,6 +275,32 @@ py::dict tune_gemm_py(const std::string& db, const tune_gemm_desc& g, std::size_
     out["reused"] = r.reused;
     out["failed"] = r.failed;
     return out;
+}
+
+tune_tune_options tune_options(std::size_t budget, double time_limit, std::uint64_t seed,
+                               const std::optional<std::string>& strategy, bool isolate) {
+    tune_tune_options o = tune_tune_options_init();
+    o.budget = budget;
+    o.time_limit_s = time_limit;
+    o.seed = seed;
+    o.strategy = strategy ? strategy->c_str() : nullptr;
+    o.isolate = isolate;
+    return o;
+}
+
+// Tunes one problem through the C API's tune_tune_gemm or tune_tune_attention.
+template <class Desc, int (*Tune)(const char*, const Desc*, const tune_tune_options*, tune_tune_result*)>
+py::dict tune_py(const std::string& db, const Desc& desc, std::size_t budget, double time_limit, std::uint64_t seed,
+                 std::optional<std::string> strategy, bool isolate) {
+    const tune_tune_options o = tune_options(budget, time_limit, seed, strategy, isolate);
+    tune_tune_result r;
+    int status;
+    {
+        py::gil_scoped_release release;
+        status = Tune(db.c_str(), &desc, &o, &r);
+    }
+    raise_on_error(status);
+    return result_dict(r);
 }
 
 }  // namespace
@@ -213,15 +319,28 @@ PYBIND11_MODULE(_libtune, mod) {
             py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("dtype") = "f32", py::arg("bias") = false,
             py::arg("act") = "none", py::arg("residual") = false, py::arg("tolerance") = 0.0);
 
+    py::class_<tune_attention_desc>(mod, "AttentionDesc");
+    mod.def("attention_desc", &make_attention_desc, py::arg("batch"), py::arg("heads"), py::arg("kv_heads"),
+            py::arg("q_len"), py::arg("kv_len"), py::arg("head_dim"), py::arg("causal") = false, py::arg("window") = 0,
+            py::arg("backward") = false, py::arg("tolerance") = 0.0);
+
     py::class_<Dispatcher>(mod, "Dispatcher")
         .def(py::init<std::optional<std::string>, std::optional<std::string>>(), py::arg("db"),
              py::arg("user_db") = py::none())
         .def("lookup", &Dispatcher::lookup, py::arg("desc"))
+        .def("lookup_attention", &Dispatcher::lookup_attention, py::arg("desc"))
+        .def("attention", &Dispatcher::attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"),
+             py::arg("lse"), py::arg("causal"), py::arg("window"), py::arg("tolerance"))
+        .def("attention_backward", &Dispatcher::attention_backward, py::arg("q"), py::arg("k"), py::arg("v"),
+             py::arg("o"), py::arg("lse"), py::arg("d_o"), py::arg("dq"), py::arg("dk"), py::arg("dv"),
+             py::arg("causal"), py::arg("window"), py::arg("tolerance"))
         .def("stats", &Dispatcher::stats)
         .def("gemm", &Dispatcher::gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("bias"),
              py::arg("residual"), py::arg("trans_a"), py::arg("trans_b"), py::arg("act"), py::arg("tolerance"),
              py::arg("dtype"));
 
-    mod.def("tune_gemm", &tune_gemm_py, py::arg("db"), py::arg("desc"), py::arg("budget"), py::arg("time_limit"),
+    mod.def("tune_attention", &tune_py<tune_attention_desc, tune_tune_attention>, py::arg("db"), py::arg("desc"), py::arg("budget"),
+            py::arg("time_limit"), py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
+    mod.def("tune_gemm", &tune_py<tune_gemm_desc, tune_tune_gemm>, py::arg("db"), py::arg("desc"), py::arg("budget"), py::arg("time_limit"),
             py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
 }

@@ -1,5 +1,5 @@
-"""libtune's Python package: tuning, lookup and GEMM on NumPy arrays and PyTorch tensors,
-checked against NumPy in float64."""
+"""libtune's Python package: tuning, lookup, GEMM and attention on NumPy arrays and PyTorch
+tensors, checked against NumPy in float64."""
 import numpy as np
 import pytest
 
@@ -120,6 +120,98 @@ def test_bad_input_gives_clear_errors(tmp_path):
         libtune.Dispatcher(None).lookup(0, 8, 8)
     with pytest.raises(ValueError, match="budget"):
         libtune.tune_gemm(8, 8, 8, db=tmp_path / "t.db", budget=0)
+
+
+def ref_attention(q, k, v, causal=False, window=0):
+    """O, LSE and the softmax P in float64, with the library's mask convention (query i sits at
+    key position i + kv_len - q_len)."""
+    q, k, v = (x.astype(np.float64) for x in (q, k, v))
+    group = q.shape[1] // k.shape[1]
+    k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
+    q_len, kv_len = q.shape[2], k.shape[2]
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[3])
+    pos = np.arange(q_len)[:, None] + kv_len - q_len
+    j = np.arange(kv_len)[None, :]
+    keep = np.ones((q_len, kv_len), bool)
+    if causal:
+        keep &= j <= pos
+    if window:
+        keep &= j > pos - window
+        if not causal:
+            keep &= j < pos + window
+    s = np.where(keep, s, -np.inf)
+    lse = np.log(np.sum(np.exp(s - s.max(-1, keepdims=True)), -1)) + s.max(-1)
+    p = np.exp(s - lse[..., None])
+    return p @ v, lse, p
+
+
+@pytest.mark.parametrize("causal,window", [(False, 0), (True, 0), (False, 3), (True, 4)])
+def test_attention_matches_numpy(causal, window):
+    q, k, v = rand(2, 4, 9, 16, seed=1), rand(2, 2, 13, 16, seed=2), rand(2, 2, 13, 16, seed=3)
+    o_ref, lse_ref, _ = ref_attention(q, k, v, causal, window)
+    lse = np.empty((2, 4, 9), np.float32)
+    o = libtune.attention(q, k, v, lse=lse, causal=causal, window=window)
+    assert o.shape == q.shape and o.dtype == np.float32
+    np.testing.assert_allclose(o, o_ref, atol=2e-6)
+    np.testing.assert_allclose(lse, lse_ref, atol=2e-6)
+    out = np.zeros_like(q)
+    assert libtune.attention(q, k, v, out, causal=causal, window=window) is out
+    np.testing.assert_allclose(out, o_ref, atol=2e-6)
+
+
+def test_attention_backward_matches_numpy():
+    q, k, v = rand(1, 6, 7, 8, seed=4), rand(1, 2, 11, 8, seed=5), rand(1, 2, 11, 8, seed=6)
+    d_o = rand(1, 6, 7, 8, seed=7)
+    d = libtune.Dispatcher(None)
+    lse = np.empty((1, 6, 7), np.float32)
+    o = d.attention(q, k, v, lse=lse, causal=True)
+    dq, dk, dv = d.attention_backward(q, k, v, o, lse, d_o, causal=True)
+    _, _, p = ref_attention(q, k, v, causal=True)
+    # dV = P^T dO and dP = dO V^T summed over each KV head's group; dS = P (dP - rowsum(dO O)).
+    qd, kd, vd, dod = (x.astype(np.float64) for x in (q, k, v, d_o))
+    group = 3
+    vr, kr = np.repeat(vd, group, axis=1), np.repeat(kd, group, axis=1)
+    ds = p * (dod @ np.swapaxes(vr, -1, -2) - np.sum(dod * (p @ vr), -1, keepdims=True)) / np.sqrt(8)
+    dq_ref = ds @ kr
+    dk_ref = (np.swapaxes(ds, -1, -2) @ qd).reshape(1, 2, group, 11, 8).sum(2)
+    dv_ref = (np.swapaxes(p, -1, -2) @ dod).reshape(1, 2, group, 11, 8).sum(2)
+    np.testing.assert_allclose(dq, dq_ref, atol=2e-5)
+    np.testing.assert_allclose(dk, dk_ref, atol=2e-5)
+    np.testing.assert_allclose(dv, dv_ref, atol=2e-5)
+
+
+def test_tune_attention_then_lookup(tmp_path):
+    db = tmp_path / "attention.db"
+    r = libtune.tune_attention(1, 4, 1, 8, 24, 16, db=db, causal=True, budget=3, seed=1, time_limit=30)
+    assert r["template"].startswith("cpu.attention.") and r["median_s"] > 0
+    d = libtune.Dispatcher(db)
+    sel = d.lookup_attention(1, 4, 1, 8, 24, 16, causal=True)
+    assert sel["source"] == "exact" and sel["config"] == r["config"]
+    q, k, v = rand(1, 4, 8, 16, seed=8), rand(1, 1, 24, 16, seed=9), rand(1, 1, 24, 16, seed=10)
+    np.testing.assert_allclose(d.attention(q, k, v, causal=True), ref_attention(q, k, v, True)[0], atol=2e-6)
+
+
+def test_attention_bad_input():
+    q, k = rand(1, 4, 8, 16), rand(1, 2, 8, 16)
+    with pytest.raises(ValueError, match="4-D"):
+        libtune.attention(q[0], k[0], k[0])
+    with pytest.raises(ValueError, match="shapes do not match"):
+        libtune.attention(q, k, rand(1, 2, 9, 16))
+    with pytest.raises(ValueError, match="kv_heads"):
+        libtune.attention(rand(1, 3, 8, 16), k, k)
+    with pytest.raises(ValueError, match="lse"):
+        libtune.attention(q, k, k, lse=np.empty((1, 4, 9), np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        libtune.attention(q.astype(np.float64), k, k)
+
+
+def test_torch_attention(tuned_db):
+    torch = pytest.importorskip("torch")
+    q, k, v = (torch.rand(1, 8, 5, 32) - 0.5), (torch.rand(1, 2, 12, 32) - 0.5), (torch.rand(1, 2, 12, 32) - 0.5)
+    o = libtune.attention(q, k, v)
+    assert isinstance(o, torch.Tensor)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k.repeat_interleave(4, 1), v.repeat_interleave(4, 1))
+    torch.testing.assert_close(o, ref, rtol=1e-4, atol=1e-5)
 
 
 def test_torch_tensors_zero_copy(tuned_db):

@@ -6,6 +6,8 @@
  *   if (tune_dispatcher_open("tuned.db", NULL, &d) != TUNE_OK) fprintf(stderr, "%s\n", tune_last_error());
  *   tune_gemm_desc g = tune_gemm_desc_init(m, n, k);  g.trans_b = 1;
  *   tune_gemm(d, &g, a, b, NULL, NULL, c);
+ *   tune_attention_desc at = tune_attention_desc_init(1, 32, 8, 1, 4096, 128);  at.causal = 1;
+ *   tune_attention(d, &at, q, k, v, o, NULL);
  *   tune_dispatcher_close(d);
  */
 #ifndef LIBTUNE_C_API_H
@@ -116,6 +118,44 @@ typedef struct tune_tune_result {
 /* `out` may be NULL. Re-running resumes: what the store holds is reused, never re-measured. */
 int tune_tune_gemm(const char* db_path, const tune_gemm_desc* g, const tune_tune_options* options,
                    tune_tune_result* out);
+
+/* ---- Attention: O = softmax(scale Q K^T + mask) V per (batch, query head), f32 operands. ----
+ * Row-major: Q [batch, heads, q_len, head_dim], K and V [batch, kv_heads, kv_len, head_dim],
+ * O like Q, LSE [batch, heads, q_len] (natural log of each row's softmax denominator; -inf for
+ * a row that sees no key, whose O row is 0). Query head h reads kv head h / (heads / kv_heads)
+ * (GQA; MQA when kv_heads = 1); query i sits at key position i + kv_len - q_len. causal keeps
+ * keys at or before the query's position; window w > 0 keeps keys less than w positions before
+ * it (and, without causal, after it). tolerance > 0 lets the tuner pick reduced-precision
+ * candidates within that relative error. */
+typedef struct tune_attention_desc {
+    int64_t batch, heads, kv_heads, q_len, kv_len, head_dim;
+    int causal;
+    int64_t window;   /* 0 = no sliding window */
+    int backward;     /* 1: the gradients problem (tune_attention_backward) instead of the forward */
+    double tolerance; /* 0 = f32 exact semantics */
+} tune_attention_desc;
+
+/* A forward desc without masks. */
+tune_attention_desc tune_attention_desc_init(int64_t batch, int64_t heads, int64_t kv_heads, int64_t q_len,
+                                             int64_t kv_len, int64_t head_dim);
+
+/* The config the dispatcher runs for this attention problem (see tune_lookup_gemm). */
+int tune_lookup_attention(const tune_dispatcher* d, const tune_attention_desc* a, tune_selection* out);
+
+/* Forward (a->backward must be 0). lse may be NULL when the caller does not need it (a
+ * per-thread scratch buffer takes it). Thread-safe. */
+int tune_attention(const tune_dispatcher* d, const tune_attention_desc* a, const float* q, const float* k,
+                   const float* v, float* o, float* lse);
+
+/* Backward (a->backward must be 1): from the forward's Q, K, V, O, LSE and dO, writes dQ, dK,
+ * dV in the layouts of Q, K, V (dK and dV sum over each KV head's group of query heads). */
+int tune_attention_backward(const tune_dispatcher* d, const tune_attention_desc* a, const float* q, const float* k,
+                            const float* v, const float* o, const float* lse, const float* d_o, float* dq, float* dk,
+                            float* dv);
+
+/* Measures candidates for one attention problem into a SQLite store (see tune_tune_gemm). */
+int tune_tune_attention(const char* db_path, const tune_attention_desc* a, const tune_tune_options* options,
+                        tune_tune_result* out);
 
 #ifdef __cplusplus
 }

@@ -1,11 +1,12 @@
-"""libtune from Python: tune GEMM shapes into a SQLite store, then look up and run the tuned
-kernels on NumPy arrays (or PyTorch CPU tensors) in place, without copies.
+"""libtune from Python: tune GEMM and attention shapes into a SQLite store, then look up and
+run the tuned kernels on NumPy arrays (or PyTorch CPU tensors) in place, without copies.
 
     import libtune, numpy as np
     libtune.tune_gemm(64, 4096, 4096, db="tuned.db", trans_b=True, budget=16)
     d = libtune.Dispatcher("tuned.db")
     d.lookup(64, 4096, 4096, trans_b=True)     # {'template': ..., 'config': ..., 'source': 'exact', ...}
     c = d.gemm(a, w, trans_b=True)             # a: (64, 4096) float32, w: (4096, 4096) float32
+    o = d.attention(q, k, v, causal=True)      # q: (batch, heads, q_len, head_dim), k/v: (batch, kv_heads, kv_len, head_dim)
 """
 import functools
 
@@ -14,7 +15,7 @@ import numpy as np
 from . import _libtune
 from ._libtune import DatabaseError, Error
 
-__all__ = ["Dispatcher", "gemm", "tune_gemm", "Error", "DatabaseError", "__version__", "c_api_version"]
+__all__ = ["Dispatcher", "gemm", "attention", "tune_gemm", "tune_attention", "Error", "DatabaseError", "__version__", "c_api_version"]
 __version__ = _libtune.version
 c_api_version = _libtune.c_api_version
 
@@ -40,6 +41,16 @@ def _view(x, name):
     if hasattr(x, "__dlpack__"):
         return np.from_dlpack(x)
     raise TypeError(f"{name}: expected a NumPy array or a PyTorch CPU tensor, got {type(x).__name__}")
+
+
+def _like(x, shape, returns_torch):
+    """A new float32 array (and the NumPy view of it) to return in the caller's array type."""
+    v = np.empty(shape, dtype=np.float32)
+    if returns_torch:
+        import torch
+
+        return torch.from_numpy(v), v
+    return v, v
 
 
 def _dtype_of(a, b):
@@ -93,6 +104,43 @@ class Dispatcher:
         return out
 
 
+    def lookup_attention(self, batch, heads, kv_heads, q_len, kv_len, head_dim, *, causal=False, window=0,
+                         backward=False, tolerance=0.0):
+        """The config the runtime uses for this attention problem (dict as for lookup)."""
+        desc = _libtune.attention_desc(batch, heads, kv_heads, q_len, kv_len, head_dim, causal, window, backward,
+                                       tolerance)
+        return self._d.lookup_attention(desc)
+
+    def attention(self, q, k, v, out=None, *, lse=None, causal=False, window=0, tolerance=0.0):
+        """out = softmax(Q K^T / sqrt(head_dim) + mask) V, written into `out` (allocated when None)
+        and returned. q: (batch, heads, q_len, head_dim); k, v: (batch, kv_heads, kv_len,
+        head_dim), all C-contiguous float32 (GQA/MQA when kv_heads < heads). Query i sits at key
+        position i + kv_len - q_len. causal: keys at or before that position; window w: keys
+        less than w positions before it. lse (batch, heads, q_len), when given, receives each
+        row's log-sum-exp (what backward needs)."""
+        returns_torch = _is_torch(q)
+        vq, vk, vv = _view(q, "q"), _view(k, "k"), _view(v, "v")
+        if out is None:
+            out, vout = _like(q, vq.shape, returns_torch)
+        else:
+            vout = _view(out, "out")
+        vlse = None if lse is None else _view(lse, "lse")
+        self._d.attention(vq, vk, vv, vout, vlse, causal, window, tolerance)
+        return out
+
+    def attention_backward(self, q, k, v, o, lse, d_o, *, causal=False, window=0, tolerance=0.0):
+        """Gradients (dq, dk, dv) of attention for the output gradient d_o, from the forward's
+        q, k, v, o and lse; dk and dv sum over each KV head's query heads."""
+        returns_torch = _is_torch(q)
+        vq, vk, vv = _view(q, "q"), _view(k, "k"), _view(v, "v")
+        dq, vdq = _like(q, vq.shape, returns_torch)
+        dk, vdk = _like(q, vk.shape, returns_torch)
+        dv, vdv = _like(q, vv.shape, returns_torch)
+        self._d.attention_backward(vq, vk, vv, _view(o, "o"), _view(lse, "lse"), _view(d_o, "d_o"), vdq, vdk, vdv,
+                                   causal, window, tolerance)
+        return dq, dk, dv
+
+
 @functools.lru_cache(maxsize=16)
 def _dispatcher(db):
     return Dispatcher(db)
@@ -102,6 +150,21 @@ def gemm(a, b, out=None, *, db=None, **kwargs):
     """Dispatcher(db).gemm(a, b, out, ...), with the dispatcher of each store opened once per
     process (db=None: template defaults)."""
     return _dispatcher(None if db is None else str(db)).gemm(a, b, out, **kwargs)
+
+
+def attention(q, k, v, out=None, *, db=None, **kwargs):
+    """Dispatcher(db).attention(q, k, v, out, ...), one dispatcher per store and process."""
+    return _dispatcher(None if db is None else str(db)).attention(q, k, v, out, **kwargs)
+
+
+def tune_attention(batch, heads, kv_heads, q_len, kv_len, head_dim, *, db, causal=False, window=0, backward=False,
+                   budget=24, seed=0, time_limit=60.0, strategy=None, isolate=False, tolerance=0.0):
+    """Measures up to `budget` candidates for this attention problem (fused vs unfused, tiles,
+    ...; backward=True: the gradients, recompute vs store) into the SQLite store `db`.
+    Returns the best as tune_gemm does."""
+    desc = _libtune.attention_desc(batch, heads, kv_heads, q_len, kv_len, head_dim, causal, window, backward,
+                                   tolerance)
+    return _libtune.tune_attention(str(db), desc, budget, time_limit, seed, strategy, isolate)
 
 
 def tune_gemm(m, n, k, *, db, budget=24, seed=0, time_limit=60.0, strategy=None, isolate=False, batch=1,

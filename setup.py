@@ -1,4 +1,4 @@
-# Builds the extension with CMake (python/CMakeLists.txt). LIBTUNE_PREFIX=<prefix of an
+# `pip install .`: builds the extension with CMake (python/CMakeLists.txt). LIBTUNE_PREFIX=<prefix of an
 # installed libtune> links that instead of compiling the C++ core again.
 import os
 import subprocess
@@ -9,7 +9,8 @@ import pybind11
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-HERE = Path(__file__).resolve().parent
+# The extension's CMake project (it builds or finds the C++ core one level up).
+HERE = Path(__file__).resolve().parent / "python"
 
 
 class CMakeExtension(Extension):
@@ -35,4 +36,9 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "--build", str(build_dir), "--target", "_libtune", "-j", jobs], check=True)
 
 
-setup(ext_modules=[CMakeExtension("libtune._libtune")], cmdclass={"build_ext": CMakeBuild})
+# setuptools' default build folder, ./build, is the C++ build tree: keep its files in a corner of it.
+setup(
+    ext_modules=[CMakeExtension("libtune._libtune")],
+    cmdclass={"build_ext": CMakeBuild},
+    options={"build": {"build_base": "build/python-package"}},
+)
