@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_common.hpp"
+#include "bench_cuda_common.hpp"
 #include "tune/backends.hpp"
 #include "tune/cuda/driver.hpp"
 #include "tune/cuda/runtime.hpp"
@@ -45,7 +46,6 @@ bool own(const std::string& name) { return name == "cuda.gemm.mma" || name == "c
 
 // Times one kernel on device operands with CUDA events (manual time per iteration).
 void time_kernel(benchmark::State& state, const Template& t, const Problem& p, const Config& c) {
-    auto rt = cuda::shared_runtime();
     const bench::Operands host(p);
     cuda::DeviceMemory a(host.a.bytes()), b(host.b.bytes()), out(host.c.bytes());
     a.upload(host.a.data(), host.a.bytes());
@@ -54,15 +54,7 @@ void time_kernel(benchmark::State& state, const Template& t, const Problem& p, c
     void* outs[] = {out.as_ptr()};
     const OpArgs args{in, outs};
     auto kernel = t.instantiate(p, c);  // from the binary cache: tuning compiled it
-    cuda::Event start, stop;
-    const CUstream s = rt->stream().get();
-    kernel->run(args);
-    for (auto _ : state) {
-        start.record(s);
-        kernel->run(args);
-        stop.record(s);
-        state.SetIterationTime(stop.seconds_since(start));
-    }
+    bench::time_on_device(state, *kernel, args);
     state.counters["TFLOP/s"] = benchmark::Counter(flop_count(p) * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
     state.SetLabel(t.info().name + " " + c.text());
 }
@@ -70,36 +62,14 @@ void time_kernel(benchmark::State& state, const Template& t, const Problem& p, c
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::size_t budget = 24;
-    std::string summary_path, db_path;
-    std::vector<char*> rest = {argv[0]};
-    for (int i = 1; i < argc; ++i) {
-        if (!std::strcmp(argv[i], "--budget") && i + 1 < argc) budget = std::stoul(argv[++i]);
-        else if (!std::strcmp(argv[i], "--summary") && i + 1 < argc) summary_path = argv[++i];
-        else if (!std::strcmp(argv[i], "--db") && i + 1 < argc) db_path = argv[++i];
-        else rest.push_back(argv[i]);
-    }
-    int bargc = int(rest.size());
-    benchmark::Initialize(&bargc, rest.data());
-
-    DeviceInfo device;
-    try {
-        device = detect_device(Backend::cuda);
-    } catch (const std::exception& e) {
-        std::printf("skipped: %s\n", e.what());
-        return 0;
-    }
-    std::printf("device: %s\n", device.summary().c_str());
-    const TemplateRegistry registry = builtin_registry(device);
-    MeasureOptions mo;
-    mo.pin_cpu = -1;
-    mo.max_time_s = 0.5;
-    Measurer measurer(device, mo, make_accelerator(device));
-    LocalExecutor executor(measurer, 8);
-    if (db_path.empty()) db_path = (std::filesystem::temp_directory_path() / "bench_cuda_gemm.sqlite").string();
-    SqliteDatabase db(db_path);
-    const std::int64_t run_id = db.start_run({0, "bench_cuda_gemm", "annealing", 0, "", ""}, device);
-    Tuner tuner(db, registry, executor, run_id);
+    const bench::CudaBenchArgs args = bench::parse_cuda_bench_args(argc, argv, 24);
+    auto session = bench::start_cuda_session("bench_cuda_gemm", args.db_path);
+    if (!session) return 0;
+    const std::size_t budget = args.budget;
+    const DeviceInfo& device = session->device;
+    const TemplateRegistry& registry = session->registry;
+    Measurer& measurer = *session->measurer;
+    Tuner& tuner = *session->tuner;
     const Template& cublaslt = *registry.find("cuda.gemm.cublaslt");
     auto& compiler = cuda::shared_runtime()->compiler();
 
@@ -166,7 +136,7 @@ int main(int argc, char** argv) {
     std::printf("tuning: %zu candidates in %.1f s = %.1f per minute; %.1f s of NVRTC time on %d compiles ran beside it\n",
                 total_measured, total_tuning_s, summary["candidates_per_minute"].get<double>(), compile_s,
                 compile_after.compiled - compile_before.compiled);
-    if (!summary_path.empty()) std::ofstream(summary_path) << summary.dump(2) << "\n";
+    if (!args.summary_path.empty()) std::ofstream(args.summary_path) << summary.dump(2) << "\n";
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     return 0;

@@ -49,7 +49,7 @@ std::size_t parse_bytes(const std::string& text, const std::string& flag) {
 void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     cmd.add_option("--db", a.db, "SQLite file to tune into (created if absent)")->capture_default_str();
     cmd.add_option("--dtype", a.dtype, "element type: f32 (bf16 and f16 come with their templates)")->capture_default_str();
-    cmd.add_option("--backend", a.backend, "cpu, cuda or hip (GPU GEMM; in builds with the CUDA toolkit / ROCm headers)")->capture_default_str();
+    cmd.add_option("--backend", a.backend, "cpu, cuda or hip (GPU GEMM and bf16/f16 attention; in builds with the CUDA toolkit / ROCm headers)")->capture_default_str();
     cmd.add_option("--budget", a.budget, "candidates measured per problem, all templates together")
         ->capture_default_str()
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
@@ -254,6 +254,14 @@ struct AttentionWorkload {
     std::int64_t decode_kv_len = 4096;
 };
 
+// Whether the backend's attention templates take Q, K, V in `dtype`: f32 on the CPU, bf16 /
+// f16 on the GPUs (cuda.attention.flash, hip.attention.flash). tune model leaves attention
+// out otherwise, as before.
+bool attention_dtype(Backend backend, DType dtype) {
+    if (backend == Backend::cpu) return dtype == DType::f32;
+    return dtype == DType::bf16 || dtype == DType::f16;
+}
+
 std::vector<std::int64_t> parse_tokens(const std::string& text) {
     std::vector<std::int64_t> out;
     std::stringstream ss(text);
@@ -349,8 +357,8 @@ void add_tune_commands(CLI::App& app) {
             const DType dtype = parse_dtype(args->dtype, "--dtype");
             auto token_counts = parse_tokens(*tokens);
             auto problems = layer_gemms(model, token_counts, dtype);
-            if (attention->budget > 0 && dtype == DType::f32)
-                for (auto& ap : layer_attention(model, token_counts, attention->decode_kv_len)) {
+            if (attention->budget > 0 && attention_dtype(parse_backend(args->backend, "--backend"), dtype))
+                for (auto& ap : layer_attention(model, token_counts, attention->decode_kv_len, dtype)) {
                     ap.budget = attention->budget;
                     problems.push_back(std::move(ap));
                 }

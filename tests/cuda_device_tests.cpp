@@ -1,5 +1,5 @@
-// tune_cuda_device_tests: numerical tests of the CUDA templates on a real device, against the
-// host fp64 reference through the Measurer (the path tuning uses). Without a CUDA device it
+// tune_cuda_device_tests: numerical tests of the CUDA templates (GEMM and attention) on a real
+// device, against the host fp64 reference through the Measurer (the path tuning uses). Without a CUDA device it
 // prints why and exits 77 (CTest: skipped); scripts/gpu-check.sh runs it on a GPU machine.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
@@ -12,6 +12,7 @@
 #include "tune/dispatcher.hpp"
 #include "tune/error.hpp"
 #include "tune/measurer.hpp"
+#include "tune/runtime_compile.hpp"
 
 using namespace tune;
 
@@ -135,6 +136,63 @@ TEST_CASE("instantiating a measured config (the Dispatcher's path) reuses its bi
     const int compiled = compiler.stats().compiled;
     auto kernel = t.instantiate(p, c);
     CHECK(compiler.stats().compiled == compiled);
+}
+
+namespace {
+
+// Attention problems (bf16: the Workload's 16-bit type) that exercise every mask and mapping:
+// ragged tiles, causal with q_len < kv_len (a KV cache), a sliding window, GQA and MQA, no mask,
+// and decode steps long enough for split-KV.
+std::vector<Problem> attention_variants(std::int64_t d) {
+    return {make_attention(1, 8, 2, 333, 333, d, true, 0, DType::bf16),
+            make_attention(2, 4, 4, 100, 420, d, true, 0, DType::bf16),
+            make_attention(1, 8, 1, 257, 257, d, true, 64, DType::bf16),
+            make_attention(1, 4, 2, 77, 150, d, false, 0, DType::bf16),
+            make_attention(1, 32, 8, 1, 9000, d, true, 0, DType::bf16),
+            make_attention(2, 8, 2, 16, 3000, d, true, 1000, DType::bf16)};
+}
+
+// Compiles every (problem, config) on the runtime's threads before measuring them in turn.
+void expect_all_ok(const Template& t, const std::vector<std::pair<Problem, Config>>& cases) {
+    const auto& rc = dynamic_cast<const RuntimeCompiled&>(t);
+    for (const auto& [p, c] : cases) rc.precompile(p, c);
+    for (const auto& [p, c] : cases) expect_ok(p, t, c);
+}
+
+}  // namespace
+
+TEST_CASE("cuda.attention.flash default config is correct for every head dim, mask, GQA and decode split", "[cuda][attention]") {
+    const Template& t = tmpl("cuda.attention.flash");
+    std::vector<std::pair<Problem, Config>> cases;
+    for (std::int64_t d : {64, 80, 96, 128, 256})
+        for (const Problem& p : attention_variants(d)) {
+            REQUIRE(t.supports(p));
+            cases.emplace_back(p, t.space(p)->default_config());
+        }
+    expect_all_ok(t, cases);
+}
+
+TEST_CASE("cuda.attention.flash covering samples (every knob value, p_split off under a loose tolerance) are correct", "[cuda][attention]") {
+    const Template& t = tmpl("cuda.attention.flash");
+    std::vector<std::pair<Problem, Config>> cases;
+    for (Problem p : {make_attention(1, 8, 2, 300, 300, 128, true, 0, DType::bf16),
+                      make_attention(1, 16, 2, 3, 5000, 64, true, 0, DType::bf16),
+                      make_attention(1, 4, 4, 200, 200, 256, false, 48, DType::bf16)}) {
+        p.tolerance = 0.02;  // admits rounding P once (p_split = 0)
+        for (const Config& c : covering(*t.space(p))) cases.emplace_back(p, c);
+    }
+    expect_all_ok(t, cases);
+}
+
+TEST_CASE("cuda.attention.flash split-KV reports its workspace; a memory cap can exclude it", "[cuda][attention]") {
+    const Template& t = tmpl("cuda.attention.flash");
+    const Problem p = make_attention(1, 32, 8, 1, 16384, 128, true, 0, DType::bf16);
+    Config c = t.space(p)->default_config();
+    c.set("split_kv", std::int64_t{16});
+    const std::size_t expected = std::size_t(16) * 32 * (128 + 1) * sizeof(float);
+    CHECK(t.workspace_bytes(p, c) == expected);
+    CHECK(t.instantiate(p, c)->workspace_bytes() == expected);
+    expect_ok(p, t, c);
 }
 
 int main(int argc, char** argv) {

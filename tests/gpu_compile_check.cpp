@@ -1,9 +1,11 @@
-// tune_gpu_compile: compiles GPU GEMM template instances at run time, no GPU needed:
-// --backend cuda (NVRTC; sm_80 and sm_90a) or --backend hip (hiprtc; gfx90a with MFMA and
-// gfx1030 on the generic path).
+// tune_gpu_compile: compiles GPU GEMM and attention template instances at run time, no GPU
+// needed: --backend cuda (NVRTC; sm_80 and sm_90a) or --backend hip (hiprtc; GEMM for gfx90a
+// with MFMA and gfx1030 on the generic path, attention for gfx90a).
 //   --sample (default): a covering sample, every value of every knob and every problem variant
-//   (dtype, B layout, epilogue) at least once, per arch; the CI test.
+//   (GEMM: dtype, B layout, epilogue; attention: dtype, head_dim, prefill / GQA decode) at
+//   least once, per arch; the CI test.
 //   --all: every valid config of every default space (scripts/compile-all.sh).
+//   --op gemm|attention: only that op's templates.
 //   --count: only print how many configs each would compile.
 // Exit 0 when every instance compiled, 1 on any failure (logs printed), 77 without the
 // compiler (or a build without the backend).
@@ -24,6 +26,9 @@
 #include "tune/cuda/runtime.hpp"
 #include "tune/templates/cuda_gemm.hpp"
 #endif
+#if defined(LIBTUNE_WITH_CUDA) || defined(LIBTUNE_WITH_HIP)
+#include "tune/templates/gpu_attention.hpp"
+#endif
 #ifdef LIBTUNE_WITH_HIP
 #include "tune/hip/runtime.hpp"
 #include "tune/templates/hip_gemm.hpp"
@@ -36,10 +41,11 @@ namespace {
 struct Variant {
     Problem problem;
     std::string label;
+    bool sweep = true;  // --all compiles its whole space (else only the default config)
 };
 
-// Problem variants: element type x B layout x epilogue. k = 4096 leaves every split_k legal.
-std::vector<Variant> variants() {
+// GEMM problem variants: element type x B layout x epilogue. k = 4096 leaves every split_k legal.
+std::vector<Variant> gemm_variants() {
     std::vector<Variant> out;
     const std::vector<std::pair<DType, std::string>> dtypes = {{DType::bf16, "bf16"}, {DType::f16, "f16"}, {DType::f32, "tf32"}};
     struct Epi {
@@ -58,9 +64,34 @@ std::vector<Variant> variants() {
             for (const auto& e : epis) {
                 Problem p = with_epilogue(make_gemm(512, 512, 4096, dtype, false, trans_b == 1), e.bias, e.act, e.residual);
                 if (dtype == DType::f32) p.tolerance = bf16_compute_tolerance(p);  // admits tf32
-                out.push_back({p, dname + std::string(trans_b ? " B^T " : " B ") + e.name});
+                out.push_back({p, dname + std::string(trans_b ? " B^T " : " B ") + e.name, e.bias == false &&
+                               e.act == Activation::none && !e.residual});
             }
     return out;
+}
+
+// Attention variants: element type x head_dim, prefill (causal, GQA group 4) and decode (one
+// query, 8k keys, group 8: split_kv). Masks are run-time arguments, so they add no instances.
+// The tolerance admits rounding P once, so both p_split values are legal.
+std::vector<Variant> attention_variants() {
+    std::vector<Variant> out;
+    for (const auto& [dtype, dname] : {std::pair{DType::bf16, "bf16"}, std::pair{DType::f16, "f16"}})
+        for (std::int64_t d : {64, 80, 96, 128, 256}) {
+            Problem prefill = make_attention(1, 16, 4, 2048, 2048, d, true, 0, dtype);
+            prefill.tolerance = 0.02;
+            out.push_back({prefill, std::string(dname) + " d" + std::to_string(d) + " prefill"});
+        }
+    for (std::int64_t d : {64, 128}) {
+        Problem decode = make_attention(1, 32, 4, 1, 8192, d, true, 0, d == 64 ? DType::f16 : DType::bf16);
+        decode.tolerance = 0.02;
+        out.push_back({decode, "d" + std::to_string(d) + " decode"});
+    }
+    return out;
+}
+
+const std::vector<Variant>& variants(OpKind op) {
+    static const std::vector<Variant> gemm = gemm_variants(), attention = attention_variants();
+    return op == OpKind::attention ? attention : gemm;
 }
 
 struct Job {
@@ -78,10 +109,14 @@ std::vector<Job> covering_sample(const Template& t, const std::vector<Variant>& 
         if (t.supports(v.problem)) vs.push_back(v);
     std::vector<Job> jobs;
     if (vs.empty()) return jobs;
-    std::set<std::string> covered;
-    std::size_t total_pairs = 0;
-    for (const auto& k : t.space(vs[0].problem)->knobs()) total_pairs += k.values.size();
-    for (std::size_t i = 0; i < vs.size() || covered.size() < total_pairs; ++i) {
+    std::set<std::string> covered, all_pairs;  // "knob=value" over every variant's space
+    for (const auto& v : vs)
+        for (const auto& k : t.space(v.problem)->knobs())
+            for (const auto& value : k.values) all_pairs.insert(k.name + "=" + to_string(value));
+    const std::size_t total_pairs = all_pairs.size();
+    // Past the first round, a variant whose configs add nothing is passed over; a whole round of
+    // those means no config of any variant covers what is left.
+    for (std::size_t i = 0, idle = 0; (i < vs.size() || covered.size() < total_pairs) && idle < vs.size(); ++i) {
         const Variant& v = vs[i % vs.size()];
         const auto configs = t.space(v.problem)->enumerate_all();
         const Config* best = nullptr;
@@ -91,11 +126,20 @@ std::vector<Job> covering_sample(const Template& t, const std::vector<Variant>& 
             for (const auto& [name, value] : c.values()) fresh += !covered.count(name + "=" + to_string(value));
             if (!best || fresh > best_new) best = &c, best_new = fresh;
         }
-        if (i >= vs.size() && best_new == 0) break;  // nothing left that any config covers
+        if (i >= vs.size() && best_new == 0) {
+            ++idle;
+            continue;
+        }
+        idle = 0;
         for (const auto& [name, value] : best->values()) covered.insert(name + "=" + to_string(value));
         jobs.push_back({&t, v, *best});
     }
-    if (covered.size() < total_pairs) throw Error(t.info().name + ": the covering sample misses knob values");
+    if (covered.size() < total_pairs) {
+        std::string missing;
+        for (const auto& pair : all_pairs)
+            if (!covered.count(pair)) missing += " " + pair;
+        throw Error(t.info().name + ": no valid config of any variant has" + missing);
+    }
     return jobs;
 }
 
@@ -103,9 +147,8 @@ std::vector<Job> full_sweep(const Template& t, const std::vector<Variant>& all) 
     std::vector<Job> jobs;
     for (const auto& v : all) {
         if (!t.supports(v.problem)) continue;
-        const bool plain = v.label.find(" none") != std::string::npos;
         const auto space = t.space(v.problem);
-        if (plain) {
+        if (v.sweep) {
             for (const auto& c : space->enumerate_all()) jobs.push_back({&t, v, c});
         } else {
             jobs.push_back({&t, v, space->default_config()});  // epilogues: the default config
@@ -133,6 +176,7 @@ std::optional<Target> target(const std::string& backend, const std::string& arch
         auto rt = cuda::Runtime::compile_only(arch, o);
         t.templates.push_back(make_cuda_gemm_mma_template(rt));
         t.templates.push_back(make_cuda_gemm_wgmma_template(rt));
+        t.templates.push_back(make_cuda_attention_flash_template(rt));
         t.compiler = &rt->compiler();
         t.keep_alive = rt;
         return t;
@@ -146,6 +190,8 @@ std::optional<Target> target(const std::string& backend, const std::string& arch
         o.cache_dir = std::filesystem::path();
         auto rt = hip::Runtime::compile_only(arch, o);
         t.templates.push_back(make_hip_gemm_mfma_template(rt));
+        // One arch suffices for attention: its generic kernel is the same code on every arch.
+        if (arch == "gfx90a") t.templates.push_back(make_hip_attention_flash_template(rt));
         t.compiler = &rt->compiler();
         t.keep_alive = rt;
         return t;
@@ -160,7 +206,7 @@ std::optional<Target> target(const std::string& backend, const std::string& arch
 int main(int argc, char** argv) {
     bool all = false, count_only = false;
     int threads = 2;
-    std::string backend = "cuda";
+    std::string backend = "cuda", only_op;
     std::vector<std::string> archs;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -169,12 +215,13 @@ int main(int argc, char** argv) {
         else if (a == "--count") count_only = true;
         else if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
         else if (a == "--backend" && i + 1 < argc) backend = argv[++i];
+        else if (a == "--op" && i + 1 < argc) only_op = argv[++i];
         else if (a == "--arch" && i + 1 < argc) {
             archs.clear();
             std::stringstream ss(argv[++i]);
             for (std::string s; std::getline(ss, s, ',');) archs.push_back(s);
         } else {
-            std::cerr << "usage: tune_gpu_compile [--backend cuda|hip] [--sample|--all] [--count] [--threads N] [--arch a,b]\n";
+            std::cerr << "usage: tune_gpu_compile [--backend cuda|hip] [--sample|--all] [--count] [--threads N] [--arch a,b] [--op gemm|attention]\n";
             return 2;
         }
     }
@@ -191,7 +238,9 @@ int main(int argc, char** argv) {
         }
         std::vector<Job> jobs;
         for (const auto& t : tg->templates) {
-            auto js = all ? full_sweep(*t, variants()) : covering_sample(*t, variants());
+            if (!only_op.empty() && only_op != to_string(t->info().op)) continue;
+            const auto& vs = variants(t->info().op);
+            auto js = all ? full_sweep(*t, vs) : covering_sample(*t, vs);
             std::cout << arch << " " << t->info().name << ": " << js.size() << " configs\n";
             jobs.insert(jobs.end(), js.begin(), js.end());
         }

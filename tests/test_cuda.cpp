@@ -8,6 +8,7 @@
 #include "tune/cuda/runtime.hpp"
 #include "tune/error.hpp"
 #include "tune/templates/cuda_gemm.hpp"
+#include "tune/templates/gpu_attention.hpp"
 
 using namespace tune;
 
@@ -188,4 +189,56 @@ TEST_CASE("an NVRTC compile error is a result with the compiler's log, not an ex
     CHECK_FALSE(res.ok);
     CHECK_THAT(res.log, Catch::Contains("undefined_name"));
     CHECK(res.binary.empty());
+}
+
+TEST_CASE("cuda.attention.flash: shared memory per arch, instances per config, split-KV adds the combine", "[cuda][attention]") {
+    if (!nvrtc_here()) return;
+    auto sm80 = make_cuda_attention_flash_template(cuda::Runtime::compile_only("sm_80", no_disk_cache()));
+    auto sm90 = make_cuda_attention_flash_template(cuda::Runtime::compile_only("sm_90a", no_disk_cache()));
+    const Problem p = make_attention(1, 32, 8, 4096, 4096, 256, true, 0, DType::bf16);
+    REQUIRE(sm80->supports(p));
+    CHECK_FALSE(sm80->supports(make_attention(1, 32, 8, 4096, 4096, 128, true, 0, DType::f32)));
+    Config c = sm80->space(p)->default_config();
+    c.set("k_tile", std::int64_t{64});
+    c.set("stages", std::int64_t{3});
+    // (64 + 2 x 3 x 64) x 264 x 2 bytes = 236 KiB: neither arch; 2 stages = 167 KiB: sm_90a only.
+    CHECK_THAT(*sm90->space(p)->violation(c), Catch::Contains("shared_memory_limit"));
+    c.set("stages", std::int64_t{2});
+    CHECK_THAT(*sm80->space(p)->violation(c), Catch::Contains("shared_memory_limit"));
+    CHECK_FALSE(sm90->space(p)->violation(c).has_value());
+
+    const auto& rc = dynamic_cast<const RuntimeCompiled&>(*sm80);
+    const Problem decode = make_attention(1, 32, 8, 1, 8192, 128, true, 0, DType::f16);
+    Config d = sm80->space(decode)->default_config();
+    const auto reqs = rc.compile_requests(decode, d);
+    REQUIRE(reqs.size() == 2);  // split-KV (default 8 parts): the kernel and the combine
+    CHECK(reqs[0].instance == "libtune::attention_flash<1,128,16,64,1,2,1,1,1>");
+    CHECK(reqs[1].instance == "libtune::attention_combine<128>");
+    CHECK(reqs[0].source_name == "attention_flash.cu");
+    CHECK(sm80->workspace_bytes(decode, d) == std::size_t(8) * 32 * 129 * 4);
+    d.set("split_kv", std::int64_t{1});
+    CHECK(rc.compile_requests(decode, d).size() == 1);
+    CHECK(sm80->workspace_bytes(decode, d) == 0);
+    d.set("q_tile", std::int64_t{48});
+    CHECK_THROWS_WITH(rc.compile_requests(decode, d), Catch::Contains("q_tile"));
+}
+
+TEST_CASE("NVRTC compiles a split-KV attention instance and its combine; instantiate without a device says no CUDA device", "[cuda][attention]") {
+    if (!nvrtc_here()) {
+        WARN("NVRTC not available: real compiles not tested here");
+        return;
+    }
+    auto rt = cuda::Runtime::compile_only("sm_80", no_disk_cache());
+    auto t = make_cuda_attention_flash_template(rt);
+    const Problem p = make_attention(1, 16, 2, 4, 4096, 80, true, 0, DType::bf16);
+    const Config c = t->space(p)->default_config();
+    const auto reqs = dynamic_cast<const RuntimeCompiled&>(*t).compile_requests(p, c);
+    REQUIRE(reqs.size() == 2);
+    for (const auto& req : reqs) {
+        const CompileResult r = rt->compiler().get(req);
+        INFO(req.instance << "\n" << r.log);
+        REQUIRE(r.ok);
+        CHECK(r.binary.substr(1, 3) == "ELF");
+    }
+    if (cuda::driver_api() == nullptr) CHECK_THROWS_WITH(t->instantiate(p, c), Catch::StartsWith("no CUDA device"));
 }

@@ -6,6 +6,7 @@
 #include "tune/backends.hpp"
 #include "tune/error.hpp"
 #include "tune/hip/runtime.hpp"
+#include "tune/templates/gpu_attention.hpp"
 #include "tune/templates/hip_gemm.hpp"
 
 using namespace tune;
@@ -80,4 +81,27 @@ TEST_CASE("hiprtc compiles an MFMA instance for gfx90a; a compile error keeps th
     const CompileResult res = hiprtc.compile(bad);
     CHECK_FALSE(res.ok);
     CHECK_THAT(res.log, Catch::Contains("undefined_name"));
+}
+
+TEST_CASE("hiprtc compiles the generic attention instance and its split-KV combine for gfx90a", "[hip][attention]") {
+    if (!hip::hiprtc_available()) {
+        WARN("hiprtc not available: real compiles not tested here");
+        return;
+    }
+    auto rt = hip::Runtime::compile_only("gfx90a", no_disk_cache());
+    auto t = make_hip_attention_flash_template(rt);
+    const Problem p = make_attention(1, 32, 8, 1, 4096, 128, true, 0, DType::f16);
+    REQUIRE(t->supports(p));
+    const Config c = t->space(p)->default_config();
+    CHECK(t->space(p)->knob("stages") == nullptr);  // no cp.async pipeline on the generic path
+    const auto reqs = dynamic_cast<const RuntimeCompiled&>(*t).compile_requests(p, c);
+    REQUIRE(reqs.size() == 2);
+    CHECK(reqs[0].instance == "libtune::attention_flash_generic<1,128,16,32,1,1,1>");
+    for (const auto& req : reqs) {
+        const CompileResult r = rt->compiler().get(req);
+        INFO(req.instance << "\n" << r.log);
+        REQUIRE(r.ok);
+        CHECK(r.binary.size() > 1000);
+    }
+    CHECK_THROWS_WITH(t->instantiate(p, c), Catch::StartsWith("no HIP device"));
 }

@@ -75,3 +75,15 @@ TEST_CASE("bad config.json contents are named in the error", "[model]") {
     CHECK_THROWS_WITH(layer_gemms(parse_model_config(json::parse(R"({"hidden_size": 64, "num_attention_heads": 8})")), {0}, DType::f32),
                       Catch::Contains("tokens"));
 }
+
+TEST_CASE("a layer's attention problems carry the requested dtype (bf16 for the GPU templates)", "[model]") {
+    ModelShape m = load_model_config(model_path("llama-3-8b.json"));
+    const auto problems = layer_attention(m, {1, 512}, 8192, DType::bf16);
+    REQUIRE(problems.size() == 2);  // prefill at 512 tokens, one decode step
+    for (const auto& np : problems) {
+        CHECK(np.problem.dtype == DType::bf16);
+        CHECK(attention_dims(np.problem).head_dim == 128);
+    }
+    CHECK(attention_dims(problems[1].problem).kv_len == 8192);
+    CHECK(layer_attention(m, {512}, 64).front().problem.dtype == DType::f32);  // the default
+}

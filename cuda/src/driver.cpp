@@ -77,6 +77,14 @@ CUfunction Module::function(const std::string& entry) const {
     return f;
 }
 
+CUfunction Module::function(const std::string& entry, unsigned dynamic_shared_bytes) const {
+    CUfunction f = function(entry);
+    if (dynamic_shared_bytes > 48 * 1024)
+        check(driver().cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, int(dynamic_shared_bytes)),
+              "cuFuncSetAttribute(max dynamic shared memory)");
+    return f;
+}
+
 std::int64_t max_shared_bytes(const std::string& arch) {
     // Opt-in maximum per block (CUDA programming guide, compute capability table).
     if (arch.rfind("sm_90", 0) == 0 || arch.rfind("sm_100", 0) == 0) return 227 * 1024;

@@ -101,12 +101,12 @@ std::vector<NamedProblem> layer_gemms(const ModelShape& m, const std::vector<std
 }
 
 std::vector<NamedProblem> layer_attention(const ModelShape& m, const std::vector<std::int64_t>& tokens,
-                                          std::int64_t decode_kv_len) {
+                                          std::int64_t decode_kv_len, DType dtype) {
     require(decode_kv_len >= 1 && decode_kv_len <= kMaxModelDim,
             "kv-len: must be in [1, " + std::to_string(kMaxModelDim) + "], got " + std::to_string(decode_kv_len));
     std::vector<NamedProblem> out;
     auto add = [&](const char* name, std::int64_t t, std::int64_t q_len, std::int64_t kv_len) {
-        Problem p = make_attention(1, m.num_heads, m.num_kv_heads, q_len, kv_len, m.head_dim, true, m.sliding_window);
+        Problem p = make_attention(1, m.num_heads, m.num_kv_heads, q_len, kv_len, m.head_dim, true, m.sliding_window, dtype);
         validate(p);
         for (const auto& e : out)
             if (e.problem == p) return;

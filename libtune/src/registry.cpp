@@ -7,9 +7,11 @@
 #ifdef LIBTUNE_WITH_CUDA
 #include "tune/cuda/runtime.hpp"
 #include "tune/templates/cuda_gemm.hpp"
+#include "tune/templates/gpu_attention.hpp"
 #endif
 #ifdef LIBTUNE_WITH_HIP
 #include "tune/hip/runtime.hpp"
+#include "tune/templates/gpu_attention.hpp"
 #include "tune/templates/hip_gemm.hpp"
 #endif
 
@@ -58,10 +60,15 @@ TemplateRegistry builtin_registry(const DeviceInfo& device) {
         r.add(make_cuda_gemm_mma_template(rt));
         r.add(make_cuda_gemm_wgmma_template(rt));
         r.add(make_cuda_gemm_cublaslt_template(rt));
+        r.add(make_cuda_attention_flash_template(rt));
     }
 #endif
 #ifdef LIBTUNE_WITH_HIP
-    if (device.backend == Backend::hip) r.add(make_hip_gemm_mfma_template(hip::shared_runtime()));
+    if (device.backend == Backend::hip) {
+        auto rt = hip::shared_runtime();
+        r.add(make_hip_gemm_mfma_template(rt));
+        r.add(make_hip_attention_flash_template(rt));
+    }
 #endif
     return r;
 }

@@ -44,10 +44,10 @@ std::vector<NamedProblem> layer_gemms(const ModelShape& model, const std::vector
 
 namespace tune {
 
-// One layer's attention (f32, batch 1): "attention_prefill" for each token count > 1 (q_len =
-// kv_len = tokens, causal, the model's sliding window), and one "attention_decode" step (q_len
-// 1 against decode_kv_len cached keys).
+// One layer's attention (batch 1, Q/K/V in `dtype`): "attention_prefill" for each token count
+// > 1 (q_len = kv_len = tokens, causal, the model's sliding window), and one "attention_decode"
+// step (q_len 1 against decode_kv_len cached keys).
 std::vector<NamedProblem> layer_attention(const ModelShape& model, const std::vector<std::int64_t>& tokens,
-                                          std::int64_t decode_kv_len);
+                                          std::int64_t decode_kv_len, DType dtype = DType::f32);
 
 }  // namespace tune

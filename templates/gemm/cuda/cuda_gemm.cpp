@@ -39,11 +39,7 @@ public:
         : rt_(std::move(rt)), dims_(gemm_dims(p)), plan_(std::move(plan)) {
         rt_->context();  // modules load into the current context
         module_ = std::make_unique<Module>(main.binary);
-        function_ = module_->function(main.entry);
-        if (plan_.shared_bytes > 48 * 1024)  // above 48 KiB a kernel must opt in
-            check(driver().cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                              int(plan_.shared_bytes)),
-                  "cuFuncSetAttribute(max dynamic shared memory)");
+        function_ = module_->function(main.entry, plan_.shared_bytes);
         if (reduce) {
             reduce_module_ = std::make_unique<Module>(reduce->binary);
             reduce_function_ = reduce_module_->function(reduce->entry);

@@ -83,6 +83,9 @@ public:
     Module& operator=(const Module&) = delete;
     // Throws tune::Error naming the entry when absent.
     CUfunction function(const std::string& entry) const;
+    // The entry, opted in to `dynamic_shared_bytes` of dynamic shared memory per block (a
+    // launch above 48 KiB fails without it).
+    CUfunction function(const std::string& entry, unsigned dynamic_shared_bytes) const;
 
 private:
     CUmodule module_ = nullptr;

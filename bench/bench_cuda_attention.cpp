@@ -1,0 +1,133 @@
+// bench_cuda_attention: cuda.attention.flash on a CUDA device, tuned (the Tuner's protocol:
+// every candidate verified against the fp64 reference) and at its default config. Forward:
+// Llama-3-8B attention (32 / 8 heads, head_dim 128, bf16) at 8k tokens, causal and full,
+// reported in TFLOP/s (visible query-key pairs only). Decode: one query step against 8k and 32k
+// cached keys (batch 1 and 8), reported in GB/s of K and V read. Without a device it prints why
+// and exits 0.
+//   bench_cuda_attention [--budget N] [--summary file.json] [--db file.sqlite] [benchmark flags]
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "bench_cuda_common.hpp"
+#include "tune/bf16.hpp"
+#include "tune/error.hpp"
+
+using namespace tune;
+
+namespace {
+
+struct Shape {
+    std::string name;
+    Problem problem;
+    bool decode;
+};
+
+std::vector<Shape> shapes() {
+    auto a = [](std::int64_t batch, std::int64_t q, std::int64_t kv, bool causal) {
+        return make_attention(batch, 32, 8, q, kv, 128, causal, 0, DType::bf16);
+    };
+    return {{"fwd_hd128_8k_causal", a(1, 8192, 8192, true), false},
+            {"fwd_hd128_8k_full", a(1, 8192, 8192, false), false},
+            {"decode_hd128_kv8k", a(1, 1, 8192, true), true},
+            {"decode_hd128_kv32k", a(1, 1, 32768, true), true},
+            {"decode_hd128_kv8k_batch8", a(8, 1, 8192, true), true}};
+}
+
+// Bytes a decode step must move: K and V once (bf16), plus Q, O and LSE.
+double decode_bytes(const Problem& p) {
+    const AttentionDims a = attention_dims(p);
+    const double kv = 2.0 * double(a.batch * a.kv_heads * a.kv_len * a.head_dim) * 2;
+    const double rows = double(a.batch * a.heads * a.q_len);
+    return kv + rows * double(a.head_dim) * (2 + 4) + rows * 4;
+}
+
+// Device operands: Q, K, V with bf16 values in [-1, 1]; O and LSE.
+struct DeviceOperands {
+    std::vector<cuda::DeviceMemory> in, out;
+    std::vector<const void*> in_ptrs;
+    std::vector<void*> out_ptrs;
+    explicit DeviceOperands(const Problem& p) {
+        const AttentionDims a = attention_dims(p);
+        const std::size_t q = std::size_t(a.batch * a.heads * a.q_len * a.head_dim);
+        const std::size_t kv = std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim);
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<float> dist(-1.f, 1.f);
+        for (std::size_t n : {q, kv, kv}) {
+            std::vector<bf16> host(n);
+            for (auto& x : host) x = to_bf16(dist(rng));
+            in.emplace_back(n * sizeof(bf16));
+            in.back().upload(host.data(), n * sizeof(bf16));
+            in_ptrs.push_back(in.back().as_ptr());
+        }
+        out.emplace_back(q * sizeof(float));
+        out.emplace_back(std::size_t(a.batch * a.heads * a.q_len) * sizeof(float));
+        for (auto& m : out) out_ptrs.push_back(m.as_ptr());
+    }
+    OpArgs args() const { return {in_ptrs, out_ptrs}; }
+};
+
+void time_kernel(benchmark::State& state, const Template& t, const Shape& shape, const Config& c) {
+    const DeviceOperands ops(shape.problem);
+    auto kernel = t.instantiate(shape.problem, c);  // from the binary cache: tuning compiled it
+    bench::time_on_device(state, *kernel, ops.args());
+    if (shape.decode)
+        state.counters["GB/s"] = benchmark::Counter(decode_bytes(shape.problem) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    else
+        state.counters["TFLOP/s"] = benchmark::Counter(flop_count(shape.problem) * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
+    state.SetLabel(t.info().name + " " + c.text());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const bench::CudaBenchArgs args = bench::parse_cuda_bench_args(argc, argv, 16);
+    auto session = bench::start_cuda_session("bench_cuda_attention", args.db_path);
+    if (!session) return 0;
+    const std::size_t budget = args.budget;
+    const DeviceInfo& device = session->device;
+    const TemplateRegistry& registry = session->registry;
+    const Template& flash = *registry.find("cuda.attention.flash");
+    Measurer& measurer = *session->measurer;
+    Tuner& tuner = *session->tuner;
+
+    nlohmann::json summary = {{"device", device}, {"budget", budget}, {"shapes", nlohmann::json::array()}};
+    static std::vector<Shape> all = shapes();  // outlives the registered benchmarks
+    for (const Shape& shape : all) {
+        TuneOptions opt;
+        opt.budget = budget;
+        opt.backend = Backend::cuda;
+        TuneResult r = tuner.tune(shape.problem, opt);
+        const Config def = flash.space(shape.problem)->default_config();
+        const Measurement at_default = measurer.measure(shape.problem, flash, def);
+        auto rate = [&](const Measurement& m) {
+            if (m.status != Status::ok) return 0.0;
+            return shape.decode ? decode_bytes(shape.problem) / m.stats.median_s * 1e-9
+                                : flop_count(shape.problem) / m.stats.median_s * 1e-12;
+        };
+        const char* unit = shape.decode ? "GB/s" : "TFLOP/s";
+        nlohmann::json js = {{"name", shape.name}, {"problem", shape_key(shape.problem)}, {"measured", r.measured},
+                             {"failed", r.failed}, {"unit", unit}, {"default", at_default},
+                             {"default_rate", rate(at_default)}};
+        if (r.best) js["tuned_pick"] = *r.best, js["tuned_rate"] = rate(*r.best);
+        summary["shapes"].push_back(js);
+        std::printf("%-26s default %.3f ms (%.1f %s)  tuned %.3f ms (%.1f %s) %s\n", shape.name.c_str(),
+                    at_default.stats.median_s * 1e3, rate(at_default), unit, r.best ? r.best->stats.median_s * 1e3 : 0.0,
+                    r.best ? rate(*r.best) : 0.0, unit, r.best ? r.best->config.text().c_str() : "(no correct candidate)");
+        benchmark::RegisterBenchmark(("default/" + shape.name).c_str(),
+                                     [&flash, &shape, def](benchmark::State& s) { time_kernel(s, flash, shape, def); })
+            ->UseManualTime();
+        if (r.best)
+            benchmark::RegisterBenchmark(("tuned_pick/" + shape.name).c_str(),
+                                         [&t = *registry.find(r.best->template_name), &shape, c = r.best->config](
+                                             benchmark::State& s) { time_kernel(s, t, shape, c); })
+                ->UseManualTime();
+    }
+    if (!args.summary_path.empty()) std::ofstream(args.summary_path) << summary.dump(2) << "\n";
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1,0 +1,92 @@
+// Pieces shared by the CUDA benchmarks: their command line (--budget, --summary, --db, then
+// Google Benchmark's flags), the tuning session on device 0 (registry, event-timing Measurer,
+// store, Tuner), and CUDA-event timing of a kernel for Google Benchmark's manual time.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tune/backends.hpp"
+#include "tune/cuda/driver.hpp"
+#include "tune/cuda/runtime.hpp"
+#include "tune/db/sqlite_database.hpp"
+#include "tune/executor.hpp"
+#include "tune/measurer.hpp"
+#include "tune/tuner.hpp"
+
+namespace tune::bench {
+
+struct CudaBenchArgs {
+    std::size_t budget;
+    std::string summary_path, db_path;
+};
+
+// Reads the benchmark's own flags and hands the rest to Google Benchmark.
+inline CudaBenchArgs parse_cuda_bench_args(int argc, char** argv, std::size_t default_budget) {
+    CudaBenchArgs a{default_budget, "", ""};
+    std::vector<char*> rest = {argv[0]};
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--budget") && i + 1 < argc) a.budget = std::stoul(argv[++i]);
+        else if (!std::strcmp(argv[i], "--summary") && i + 1 < argc) a.summary_path = argv[++i];
+        else if (!std::strcmp(argv[i], "--db") && i + 1 < argc) a.db_path = argv[++i];
+        else rest.push_back(argv[i]);
+    }
+    int bargc = int(rest.size());
+    benchmark::Initialize(&bargc, rest.data());
+    return a;
+}
+
+// Tuning on device 0 into the store at db_path (a temporary file when empty).
+struct CudaSession {
+    DeviceInfo device;
+    TemplateRegistry registry;
+    std::unique_ptr<Measurer> measurer;
+    std::unique_ptr<LocalExecutor> executor;
+    std::unique_ptr<SqliteDatabase> db;
+    std::unique_ptr<Tuner> tuner;
+};
+
+// Null, after printing why, when there is no CUDA device.
+inline std::unique_ptr<CudaSession> start_cuda_session(const std::string& name, std::string db_path) {
+    auto s = std::make_unique<CudaSession>();
+    try {
+        s->device = detect_device(Backend::cuda);
+    } catch (const std::exception& e) {
+        std::printf("skipped: %s\n", e.what());
+        return nullptr;
+    }
+    std::printf("device: %s\n", s->device.summary().c_str());
+    s->registry = builtin_registry(s->device);
+    MeasureOptions mo;
+    mo.pin_cpu = -1;
+    mo.max_time_s = 0.5;
+    s->measurer = std::make_unique<Measurer>(s->device, mo, make_accelerator(s->device));
+    s->executor = std::make_unique<LocalExecutor>(*s->measurer, 8);  // NVRTC compiles ahead of the device
+    if (db_path.empty()) db_path = (std::filesystem::temp_directory_path() / (name + ".sqlite")).string();
+    s->db = std::make_unique<SqliteDatabase>(db_path);
+    const std::int64_t run_id = s->db->start_run({0, name, "annealing", 0, "", ""}, s->device);
+    s->tuner = std::make_unique<Tuner>(*s->db, s->registry, *s->executor, run_id);
+    return s;
+}
+
+// Times kernel.run(args) with CUDA events around each call (after one warm-up call).
+inline void time_on_device(benchmark::State& state, const Kernel& kernel, const OpArgs& args) {
+    auto rt = cuda::shared_runtime();
+    cuda::Event start, stop;
+    const CUstream s = rt->stream().get();
+    kernel.run(args);
+    for (auto _ : state) {
+        start.record(s);
+        kernel.run(args);
+        stop.record(s);
+        state.SetIterationTime(stop.seconds_since(start));
+    }
+}
+
+}  // namespace tune::bench
