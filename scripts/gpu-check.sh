@@ -51,7 +51,7 @@ step device_tests 180 "$build/tests/tune_cuda_device_tests" -r junit -o "$out/de
 
 # Attention: cuda.attention.flash tuned (budget 16 per shape) and at its default config;
 # forward hd128 8k TFLOP/s, decode at 8k / 32k keys GB/s.
-step bench_cuda_attention 120 "$build/bench/bench_cuda_attention" --budget 16 \
+step bench_cuda_attention 110 "$build/bench/bench_cuda_attention" --budget 16 \
   --summary "$out/bench_cuda_attention_summary.json" --db "$out/bench_cuda_attention.sqlite" \
   --benchmark_min_time=0.2 --benchmark_out="$out/bench_cuda_attention.json" --benchmark_out_format=json
 

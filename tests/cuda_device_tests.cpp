@@ -140,7 +140,7 @@ TEST_CASE("instantiating a measured config (the Dispatcher's path) reuses its bi
 
 namespace {
 
-// Attention problems (bf16: the Workload's 16-bit type) that exercise every mask and mapping:
+// Attention problems (bf16) that exercise every mask and mapping:
 // ragged tiles, causal with q_len < kv_len (a KV cache), a sliding window, GQA and MQA, no mask,
 // and decode steps long enough for split-KV.
 std::vector<Problem> attention_variants(std::int64_t d) {
@@ -161,7 +161,7 @@ void expect_all_ok(const Template& t, const std::vector<std::pair<Problem, Confi
 
 }  // namespace
 
-TEST_CASE("cuda.attention.flash default config is correct for every head dim, mask, GQA and decode split", "[cuda][attention]") {
+TEST_CASE("cuda.attention.flash default config is correct for every head dim, mask, GQA, decode split and both 16-bit types", "[cuda][attention]") {
     const Template& t = tmpl("cuda.attention.flash");
     std::vector<std::pair<Problem, Config>> cases;
     for (std::int64_t d : {64, 80, 96, 128, 256})
@@ -169,6 +169,13 @@ TEST_CASE("cuda.attention.flash default config is correct for every head dim, ma
             REQUIRE(t.supports(p));
             cases.emplace_back(p, t.space(p)->default_config());
         }
+    for (Problem p : attention_variants(128)) {  // f16 inputs, held to the f32 bound (exact products, f32 sums)
+        p.dtype = DType::f16;
+        Problem f32 = p;
+        f32.dtype = DType::f32;
+        p.tolerance = default_tolerance(f32);
+        cases.emplace_back(p, t.space(p)->default_config());
+    }
     expect_all_ok(t, cases);
 }
 

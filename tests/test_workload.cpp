@@ -76,3 +76,17 @@ TEST_CASE("bf16 inputs are the rounded values the reference sees", "[workload]")
     CHECK(to_float(to_bf16(1.01171875f)) == 1.015625f);  // tie rounds to even (up)
     CHECK(std::isnan(to_float(to_bf16(std::nanf("")))));
 }
+
+TEST_CASE("f16 operands hold the half-precision values the reference sees", "[workload]") {
+    Workload w(make_gemm(8, 8, 8, DType::f16), 5);
+    CHECK(w.input_bytes(0) == 8 * 8 * 2);
+    const auto* a = static_cast<const _Float16*>(w.args().inputs[0]);
+    bool some_fraction = false;
+    for (int i = 0; i < 64; ++i) {
+        const float x = static_cast<float>(a[i]);
+        CHECK(std::fabs(x) <= 1.0f);
+        some_fraction |= x != std::nearbyint(x);
+    }
+    CHECK(some_fraction);  // not truncated to integers, not all zero
+    CHECK(static_cast<float>(static_cast<_Float16>(1.00048828125f)) == 1.0f);  // tie rounds to even
+}

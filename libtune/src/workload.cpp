@@ -35,6 +35,15 @@ AlignedBuffer store(std::vector<double>& values, DType dtype) {
         }
         return b;
     }
+    if (dtype == DType::f16) {  // IEEE half, rounded to nearest even (GCC/Clang _Float16 on x86-64)
+        AlignedBuffer b(values.size() * sizeof(_Float16));
+        auto* out = b.as<_Float16>();
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            out[i] = static_cast<_Float16>(static_cast<float>(values[i]));
+            values[i] = static_cast<float>(out[i]);
+        }
+        return b;
+    }
     AlignedBuffer b(values.size() * sizeof(float));
     auto* out = b.as<float>();
     for (std::size_t i = 0; i < values.size(); ++i) out[i] = static_cast<float>(values[i]);
@@ -72,7 +81,7 @@ constexpr double kActivationSlope = 1.2;
 
 Workload::Workload(const Problem& p, std::uint64_t seed) : problem_(p) {
     validate(p);
-    require(p.dtype == DType::f32 || p.dtype == DType::bf16,
+    require(p.dtype == DType::f32 || p.dtype == DType::bf16 || p.dtype == DType::f16,
             "workload: dtype " + std::string(to_string(p.dtype)) + " is not supported yet");
     if (p.op == OpKind::gemm) {
         auto g = gemm_dims(p);

@@ -11,27 +11,6 @@
 
 namespace libtune {
 
-// Two floats as one register of 16-bit elements (lo in the low half), as mma's A operand.
-template <int ELEM>
-__device__ __forceinline__ unsigned pack_half2(float lo, float hi) {
-    unsigned r;
-    if constexpr (ELEM == kBf16) asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    else asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-// The two values pack_half2 stored, back in f32 (for the rounding residual of p_split).
-template <int ELEM>
-__device__ __forceinline__ void unpack_half2(unsigned r, float& lo, float& hi) {
-    if constexpr (ELEM == kBf16) {
-        lo = __uint_as_float(r << 16);
-        hi = __uint_as_float(r & 0xffff0000u);
-    } else {
-        const unsigned short l = (unsigned short)(r & 0xffffu), h = (unsigned short)(r >> 16);
-        asm("cvt.f32.f16 %0, %1;\n" : "=f"(lo) : "h"(l));
-        asm("cvt.f32.f16 %0, %1;\n" : "=f"(hi) : "h"(h));
-    }
-}
-
 template <int ELEM, int HEAD_DIM, int Q_TILE, int K_TILE, int WARPS, int STAGES, int GQA, int SPLIT, int P_SPLIT>
 __global__ void __launch_bounds__(WARPS * 32) attention_flash(AttentionParams p) {
     constexpr int kThreads = WARPS * 32, kWarpRows = Q_TILE / WARPS, kMi = kWarpRows / 16;

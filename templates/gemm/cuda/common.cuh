@@ -1,6 +1,7 @@
-// Device helpers shared by libtune's CUDA GEMM kernels: PTX wrappers (cp.async, ldmatrix,
-// mma.sync); rasterisation, epilogue and split-K reduction come from the portable
-// gemm_epilogue.h (shared with HIP). Compiled by NVRTC (C++17).
+// Device helpers shared by libtune's CUDA kernels (GEMM, attention): PTX wrappers (cp.async,
+// ldmatrix, mma.sync, f32 <-> 16-bit pair conversions); rasterisation, the GEMM epilogue and
+// split-K reduction come from the portable gemm_epilogue.h (shared with HIP). Compiled by
+// NVRTC (C++17); tests/emulation/common.cuh is its host twin for kernel unit tests.
 #pragma once
 
 #include "gemm_epilogue.h"
@@ -66,6 +67,27 @@ __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], const
             "{%8, %9}, {%0, %1, %2, %3};\n"
             : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+}
+
+// Two floats as one register of 16-bit elements (lo in the low half), as mma's A operand.
+template <int ELEM>
+__device__ __forceinline__ unsigned pack_half2(float lo, float hi) {
+    unsigned r;
+    if constexpr (ELEM == kBf16) asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    else asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+// The two values pack_half2 stored, back in f32 (for the rounding residual of p_split).
+template <int ELEM>
+__device__ __forceinline__ void unpack_half2(unsigned r, float& lo, float& hi) {
+    if constexpr (ELEM == kBf16) {
+        lo = __uint_as_float(r << 16);
+        hi = __uint_as_float(r & 0xffff0000u);
+    } else {
+        const unsigned short l = (unsigned short)(r & 0xffffu), h = (unsigned short)(r >> 16);
+        asm("cvt.f32.f16 %0, %1;\n" : "=f"(lo) : "h"(l));
+        asm("cvt.f32.f16 %0, %1;\n" : "=f"(hi) : "h"(h));
     }
 }
 
