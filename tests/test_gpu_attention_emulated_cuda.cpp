@@ -2,7 +2,8 @@
 // host by the GPU emulator (tests/emulation): mma.sync, ldmatrix and shuffles in their PTX
 // fragment layouts, so the fragment bookkeeping, masks, tile skipping, online softmax, GQA
 // packing, p_split, both 16-bit input types and split-KV with its combine are checked against the fp64 reference
-// without a GPU. The cp.async pipeline runs as immediate copies (its overlap is not tested).
+// without a GPU. Each case runs twice: cp.async copies landing at once and only at their
+// wait_group, so the pipeline's group accounting is checked too.
 #include "emulation/gpu_emulator.hpp"
 
 #define __shared__
@@ -24,10 +25,15 @@ const gpu_attention::Target kSm80{"attention_flash", 32, true, 163 * 1024};
 template <int ELEM, int D, int QT, int KT, int W, int ST, int GQA, int SPLIT, int PS>
 void check(const Problem& p, const Config& c, const std::string& instance) {
     REQUIRE(gpu_attention::launch(p, c, kSm80).shared_bytes <= sizeof libtune::smem_raw);
-    attention_check::expect_correct(
-        p, c, kSm80, instance,
-        [](const libtune::AttentionParams& a) { libtune::attention_flash<ELEM, D, QT, KT, W, ST, GQA, SPLIT, PS>(a); },
-        [](const libtune::AttentionParams& a) { libtune::attention_combine<D>(a); });
+    // cp.async landing as early and as late as the hardware may let it.
+    for (auto timing : {gpu_emulator::CopyTiming::immediate, gpu_emulator::CopyTiming::at_wait}) {
+        gpu_emulator::copy_timing = timing;
+        INFO((timing == gpu_emulator::CopyTiming::immediate ? "copies land at once" : "copies land at their wait"));
+        attention_check::expect_correct(
+            p, c, kSm80, instance,
+            [](const libtune::AttentionParams& a) { libtune::attention_flash<ELEM, D, QT, KT, W, ST, GQA, SPLIT, PS>(a); },
+            [](const libtune::AttentionParams& a) { libtune::attention_combine<D>(a); });
+    }
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 // Host twin of templates/gemm/cuda/common.cuh for kernel unit tests (gpu_emulator.hpp): the same
-// helpers written from the PTX ISA's definitions instead of inline PTX. cp.async copies at once
-// (a legal schedule of an asynchronous copy); ldmatrix and mma.sync gather the warp's fragments
+// helpers written from the PTX ISA's definitions instead of inline PTX. ldmatrix and mma.sync gather the warp's fragments
 // through the emulator's per-warp exchange and hand each lane its elements in the documented
 // fragment layouts (m8n8.x4(.trans).b16; m16n8k16 row.col, f32 accumulate).
 #pragma once
@@ -16,13 +15,27 @@ typedef unsigned short u16;
 
 enum : int { kBf16 = 0, kF16 = 1, kTf32 = 2 };
 
+// cp.async: copies either land at once or, with CopyTiming::at_wait, only when a
+// cp.async.wait_group retires their commit group: the earliest and the latest moment the
+// hardware may complete them, so a read before its wait or a miscounted group shows.
 inline void cp_async16(void* smem, const void* gmem, bool valid) {
-    if (valid) std::memcpy(smem, gmem, 16);
-    else std::memset(smem, 0, 16);
+    gpu_emulator::AsyncCopy copy{smem, gmem, valid};
+    if (gpu_emulator::copy_timing == gpu_emulator::CopyTiming::immediate) copy.run();
+    else gpu_emulator::copies.open.push_back(copy);
 }
-inline void cp_async_commit() {}
+inline void cp_async_commit() {
+    auto& c = gpu_emulator::copies;
+    c.committed.push_back(std::move(c.open));
+    c.open.clear();
+}
 template <int N>
-inline void cp_async_wait() {}
+inline void cp_async_wait() {  // all but the newest N committed groups complete
+    auto& c = gpu_emulator::copies;
+    while (c.committed.size() > std::size_t(N)) {
+        for (auto& copy : c.committed.front()) copy.run();
+        c.committed.pop_front();
+    }
+}
 
 // x4: lanes 8i .. 8i + 7 give the rows of matrix i; lane l receives, of each matrix, row l / 4,
 // columns 2 (l % 4) and 2 (l % 4) + 1 (.trans: rows 2 (l % 4) and 2 (l % 4) + 1 of column l / 4).

@@ -10,6 +10,7 @@
 #include <barrier>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -45,6 +46,24 @@ struct ThreadState {
     int lane = 0;
 };
 inline thread_local ThreadState self;
+
+// Asynchronous global -> shared copies (cp.async): when they land, per emulated thread.
+enum class CopyTiming { immediate, at_wait };
+inline CopyTiming copy_timing = CopyTiming::immediate;  // set before a launch
+struct AsyncCopy {
+    void* dst;
+    const void* src;
+    bool valid;  // false: zero-fill
+    void run() const {
+        if (valid) std::memcpy(dst, src, 16);
+        else std::memset(dst, 0, 16);
+    }
+};
+struct AsyncCopies {
+    std::vector<AsyncCopy> open;                   // issued since the last commit
+    std::deque<std::vector<AsyncCopy>> committed;  // commit groups, oldest first
+};
+inline thread_local AsyncCopies copies;
 
 // Runs kernel() for every block of `grid` with `threads` threads each (warp size 32 or 64).
 inline void launch(const unsigned (&grid)[3], unsigned threads, int warp_size, const std::function<void()>& kernel) {
