@@ -2,9 +2,12 @@
 // score matrix materialised) in one binary, all cores, GQA heads 8/2, batch 1:
 //   prefill/seq:S/hd:D/causal:C   fused_best (best of a small q_tile x k_tile sweep on the
 //                                 default GEMM micro-kernel inner loops, measured once each
-//                                 before timing), fused_dot (the register dot-product inner
-//                                 loops, default tiles) and unfused; seq 512 and 2048 by
-//                                 default, 4096 and 8192 with --long (both head dims, both masks)
+//                                 before timing), fused_bf16 (the same sweep on the first bf16
+//                                 inner kernel, AMX where present, under the bf16 accuracy
+//                                 budget; only on CPUs with AVX512-BF16), fused_dot (the register
+//                                 dot-product inner loops, default tiles) and unfused; seq 512
+//                                 and 2048 by default, 4096 and 8192 with --long (both head
+//                                 dims, both masks)
 //   decode/heads:H-KV/q:Q/kv:N    fused with split_kv=1 vs the best split_kv (GQA 32/8 and MQA
 //                                 8/1, q_len 1 and 16; kv 8192 by default, 4096..32768 with --long)
 //   backward/seq:4096/hd:128      cpu.attention.backward mode=store vs mode=recompute (q_block
@@ -78,19 +81,19 @@ struct AttentionOperands {
 
 // The sweep behind fused_best: q_tile >= 16 x k_tile 64..256 for prefill, every split_kv for
 // decode (knob `vary`).
-Config best_of(const Problem& p, const std::string& vary, AttentionOperands& o) {
+Config best_of(const Problem& p, const std::string& vary, AttentionOperands& o, const Config& base) {
     const Space& s = *fused().space(p);
     std::vector<Config> sweep;
     for (const auto& value : s.knob(vary)->values) {
         if (vary == "split_kv") {
-            Config c = s.default_config();
+            Config c = base;
             sweep.push_back(c.set("split_kv", value));
             continue;
         }
         // The middle of the tile ranges only, to keep the default run short (the tuner searches all).
         if (std::get<std::int64_t>(value) < 16) continue;
         for (std::int64_t k_tile : {64, 128, 256}) {
-            Config c = s.default_config();
+            Config c = base;
             sweep.push_back(c.set("q_tile", value).set("k_tile", k_tile));
         }
     }
@@ -103,7 +106,23 @@ Config best_of(const Problem& p, const std::string& vary, AttentionOperands& o) 
     return best;
 }
 
-enum class Variant { fused_best, fused_dot, fused_no_split, unfused, backward_store, backward_recompute };
+enum class Variant { fused_best, fused_bf16, fused_dot, fused_no_split, unfused, backward_store, backward_recompute };
+
+// p with the accuracy budget of bf16 compute (what --allow-bf16 sets).
+Problem admitting_bf16(Problem p) {
+    p.tolerance = bf16_compute_tolerance(p);
+    return p;
+}
+
+// The first bf16 inner kernel the fused template offers for p under the bf16 budget (AMX
+// first where present); empty on CPUs without one.
+std::string bf16_inner(const Problem& p) {
+    for (const auto& v : fused().space(admitting_bf16(p))->knob("inner")->values) {
+        const auto& label = std::get<std::string>(v);
+        if (label.rfind("amx_", 0) == 0 || label.rfind("avx512bf16_", 0) == 0) return label;
+    }
+    return {};
+}
 
 void bench(benchmark::State& state, Problem p, Variant v) {
     AttentionOperands o(p);
@@ -121,8 +140,12 @@ void bench(benchmark::State& state, Problem p, Variant v) {
     } else if (v == Variant::fused_no_split) {
         c = fused().space(p)->default_config();
         c.set("split_kv", std::int64_t{1});
+    } else if (v == Variant::fused_bf16) {
+        p = admitting_bf16(p);
+        c = fused().space(p)->default_config();
+        c = best_of(p, "q_tile", o, c.set("inner", bf16_inner(p)));
     } else {
-        c = best_of(p, decode ? "split_kv" : "q_tile", o);
+        c = best_of(p, decode ? "split_kv" : "q_tile", o, fused().space(p)->default_config());
     }
     const Template& t = v == Variant::unfused                                         ? unfused()
                         : v == Variant::backward_store || v == Variant::backward_recompute ? backward()
@@ -159,6 +182,7 @@ int main(int argc, char** argv) {
                 const std::string key = "/seq:" + std::to_string(seq) + "/hd:" + std::to_string(hd) +
                                         "/causal:" + std::to_string(causal);
                 add("prefill_fused_best" + key, p, Variant::fused_best);
+                if (!bf16_inner(p).empty()) add("prefill_fused_bf16" + key, p, Variant::fused_bf16);
                 add("prefill_fused_dot" + key, p, Variant::fused_dot);
                 add("prefill_unfused" + key, p, Variant::unfused);
             }
@@ -198,6 +222,9 @@ int main(int argc, char** argv) {
     };
     ratios("prefill: fused (best tiles) vs unfused (OpenBLAS), heads 8/2, all cores", "prefill_unfused",
            "prefill_fused_best");
+    ratios("prefill: fused bf16 inner loops (best tiles, bf16 accuracy budget) vs unfused f32 (OpenBLAS)",
+           "prefill_unfused", "prefill_fused_bf16");
+    ratios("prefill: fused bf16 vs fused f32 inner loops (best tiles each)", "prefill_fused_best", "prefill_fused_bf16");
     ratios("prefill: fused GEMM micro-kernel inner loops (best tiles) vs dot-product inner loops (default tiles)",
            "prefill_fused_dot", "prefill_fused_best");
     ratios("decode: fused best split_kv vs split_kv=1, all cores", "decode_fused_no_split",

@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <span>
 #include <sstream>
@@ -96,6 +97,19 @@ std::optional<Measurement> find_best(const TuneResult& r, const std::string& tem
     return it->second;
 }
 
+// --scale of attention problems: kept 0 (the default, 1/sqrt(head_dim)) unless given; a given
+// value must be finite and > 0.
+void add_scale_option(CLI::App& cmd, double& scale) {
+    cmd.add_option("--scale", scale, "attention: factor on Q K^T before the softmax (default 1/sqrt(head_dim))")
+        ->check([](const std::string& text) -> std::string {
+            char* end = nullptr;
+            const double v = std::strtod(text.c_str(), &end);
+            if (text.empty() || *end != '\0' || !std::isfinite(v) || v <= 0)
+                return "--scale must be a finite number > 0, got '" + text + "'";
+            return {};
+        });
+}
+
 // The table's shape column: "m x n x k", or for attention "heads/kv_heads h, q x kv, d, masks".
 std::string shape_text(const Problem& p) {
     if (p.op != OpKind::attention)
@@ -107,6 +121,7 @@ std::string shape_text(const Problem& p) {
     if (a.causal) text += " causal";
     if (a.window > 0) text += " window " + std::to_string(a.window);
     if (a.backward) text += " backward";
+    if (p.scale > 0) text += " scale " + format_fixed(p.scale, 4);
     return text;
 }
 
@@ -402,9 +417,12 @@ void add_tune_commands(CLI::App& app) {
         auto args = std::make_shared<TuneArgs>();
         auto dims = std::make_shared<DimOptions>();
         dims->add_to(*cmd, {op});
+        auto scale = std::make_shared<double>(0);
+        if (op == OpKind::attention) add_scale_option(*cmd, *scale);
         add_tune_options(*cmd, *args);
         cmd->callback([=] {
             Problem p = dims->problem(op, parse_dtype(args->dtype, "--dtype"));
+            if (*scale != 0) p = with_scale(p, *scale);
             const std::int64_t tokens = op == OpKind::attention ? p.dim("q_len") : p.dim("m");
             run_tuning({{name, tokens, p}}, *args, "tune " + shape_key(p));
         });
@@ -428,9 +446,12 @@ void add_tune_commands(CLI::App& app) {
         cmd->add_option("--tolerance", *tolerance, "the caller's accuracy budget (0 = exact semantics of the dtype)")
             ->check(CLI::Range(0.0, 1.0));
         dims->add_to(*cmd, {OpKind::gemm, OpKind::swiglu, OpKind::attention});
+        auto scale = std::make_shared<double>(0);
+        add_scale_option(*cmd, *scale);
         cmd->callback([=] {
             Problem p = dims->problem(parse_op(*op, "lookup op"), parse_dtype(*dtype, "--dtype"));
             p.tolerance = *tolerance;
+            if (*scale != 0) p = with_scale(p, *scale);
             auto dispatcher = Dispatcher::open(*db, *user_db);
             const bool capped = !max_workspace->empty();
             Selection s = capped ? dispatcher->lookup_under(p, parse_bytes(*max_workspace, "--max-workspace"))

@@ -20,8 +20,8 @@ std::vector<double> absolute(const std::vector<double>& x) {
 
 }  // namespace
 
-// Error model, per query row with scaled scores s_j = c q.k_j (c = 1/sqrt(d)) and M the largest
-// c |q|.|k_j| over the visible keys: an f32 score is off by at most gamma_d M, which moves each
+// Error model, per query row with scaled scores s_j = c q.k_j (c = the problem's scale) and M
+// the largest c |q|.|k_j| over the visible keys: an f32 score is off by at most gamma_d M, which moves each
 // softmax weight p_j by a relative 2 gamma_d M (its own score and the max/denominator), the
 // exponent's rounding adds u |s_j - m| <= u 2M, and the weighted sum adds gamma_kv. So
 // |O - O_ref| <= gamma_(d+kv) (2 + 2M) sum_j p_j |v_j|, and |LSE - LSE_ref| <= gamma_(d+kv)
@@ -29,7 +29,7 @@ std::vector<double> absolute(const std::vector<double>& x) {
 void attention_reference(const AttentionDims& a, const std::vector<double>& q, const std::vector<double>& k,
                          const std::vector<double>& v, std::vector<double>& reference, std::vector<double>& scale) {
     const std::int64_t d = a.head_dim, kv = a.kv_len, group = a.group();
-    const double c = 1.0 / std::sqrt(double(d));
+    const double c = a.scale;
     const auto o_n = std::size_t(a.batch * a.heads * a.q_len * d);
     const auto rows_n = std::size_t(a.batch * a.heads * a.q_len);
     reference.assign(o_n + rows_n, 0.0);
@@ -97,7 +97,7 @@ void attention_backward_reference(const AttentionDims& a, const std::vector<doub
                                   const std::vector<double>& lse, const std::vector<double>& dout,
                                   std::vector<double>& reference, std::vector<double>& scale) {
     const std::int64_t d = a.head_dim, kv = a.kv_len, group = a.group();
-    const double c = 1.0 / std::sqrt(double(d));
+    const double c = a.scale;
     const auto q_n = std::size_t(a.batch * a.heads * a.q_len * d), kv_n = std::size_t(a.batch * a.kv_heads * kv * d);
     reference.assign(q_n + 2 * kv_n, 0.0);
     scale.assign(reference.size(), 0.0);

@@ -142,9 +142,21 @@ Problem make_attention(std::int64_t batch, std::int64_t heads, std::int64_t kv_h
     return p;
 }
 
+Problem with_scale(Problem attention, double scale) {
+    if (attention.op != OpKind::attention)
+        throw Error("problem: scale applies to attention only, not " + std::string(to_string(attention.op)));
+    if (!(std::isfinite(scale) && scale > 0))
+        throw Error("problem: attention scale must be finite and > 0, got " + std::to_string(scale));
+    attention.scale = scale;
+    return attention;
+}
+
 AttentionDims attention_dims(const Problem& p) {
     if (p.op != OpKind::attention) throw Error("attention_dims: problem is " + std::string(to_string(p.op)));
-    return {p.dims[0], p.dims[1], p.dims[2], p.dims[3], p.dims[4], p.dims[5], p.dims[6] != 0, p.dims[7], p.dims[8] != 0};
+    // The one place the default scale is decided.
+    const double scale = p.scale > 0 ? p.scale : 1.0 / std::sqrt(double(std::max<std::int64_t>(p.dims[5], 1)));
+    return {p.dims[0], p.dims[1], p.dims[2], p.dims[3], p.dims[4], p.dims[5], p.dims[6] != 0, p.dims[7], p.dims[8] != 0,
+            scale};
 }
 
 double gelu(double x) {
@@ -170,6 +182,11 @@ void validate(const Problem& p) {
         if (p.dims[i] != 0) throw Error("problem: unused dim slot " + std::to_string(i) + " must be 0");
     if (!(std::isfinite(p.tolerance) && p.tolerance >= 0))
         throw Error("problem: tolerance must be finite and >= 0, got " + std::to_string(p.tolerance));
+    // 0 = the default scale; an explicit one must be usable as a float factor.
+    if (!(std::isfinite(p.scale) && p.scale >= 0 && p.scale <= std::numeric_limits<float>::max()))
+        throw Error("problem: attention scale must be finite and > 0, got " + std::to_string(p.scale));
+    if (p.scale != 0 && p.op != OpKind::attention)
+        throw Error("problem: scale applies to attention only, not " + std::string(to_string(p.op)));
     // Every operand's byte count must fit in 63 bits (and so in size_t and ptrdiff_t).
     const auto bytes = static_cast<std::int64_t>(dtype_bytes(p.dtype));
     auto check = [&](std::initializer_list<std::int64_t> factors, const char* what) {
@@ -211,6 +228,13 @@ std::string shape_key(const Problem& p) {
         key += '=';
         key += dim_text(specs[i], p.dims[i]);
     }
+    if (p.scale > 0) {
+        // Shortest text that reads back as the same double: keys round-trip exactly.
+        char buf[32];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, p.scale);
+        key += " scale=";
+        key.append(buf, end);
+    }
     if (p.tolerance > 0) {
         // The accuracy budget is part of what to compute: a looser one admits other configs.
         char buf[40];
@@ -236,14 +260,18 @@ Problem parse_shape_key(std::string_view key) {
     p.op = parse_op(words[0], "shape key op");
     p.dtype = parse_dtype(words[1], "shape key dtype");
     auto specs = dim_specs(p.op);
-    if (words.size() == 3 + specs.size() && words.back().starts_with("tol=")) {
-        std::string text(words.back().substr(4));
+    // Optional trailing fields, in key order: scale= (attention), then tol=.
+    auto trailing = [&](std::string_view name, double& out) {
+        if (words.size() <= 2 + specs.size() || !words.back().starts_with(name)) return;
+        std::string text(words.back().substr(name.size()));
         char* end = nullptr;
-        p.tolerance = std::strtod(text.c_str(), &end);
-        if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(p.tolerance) || p.tolerance <= 0)
-            throw fail("'tol' must be a positive number, got '" + text + "'");
+        out = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(out) || out <= 0)
+            throw fail("'" + std::string(name.substr(0, name.size() - 1)) + "' must be a positive number, got '" + text + "'");
         words.pop_back();
-    }
+    };
+    trailing("tol=", p.tolerance);
+    if (p.op == OpKind::attention) trailing("scale=", p.scale);
     if (words.size() != 2 + specs.size()) throw fail("expected " + std::to_string(specs.size()) + " dims");
     for (std::size_t i = 0; i < specs.size(); ++i) {
         auto w = words[2 + i];
@@ -344,6 +372,7 @@ void to_json(nlohmann::json& j, const Problem& p) {
             j[std::string(specs[i].name)] = dim_text(specs[i], p.dims[i]);
     }
     if (p.tolerance > 0) j["tolerance"] = p.tolerance;
+    if (p.scale > 0) j["scale"] = p.scale;
 }
 
 void from_json(const nlohmann::json& j, Problem& p) {
@@ -372,13 +401,18 @@ void from_json(const nlohmann::json& j, Problem& p) {
         out.dims[i] = j[name].get<std::int64_t>();
     }
     for (const auto& [key, value] : j.items()) {
-        bool known = key == "op" || key == "dtype" || key == "tolerance";
+        bool known = key == "op" || key == "dtype" || key == "tolerance" || (key == "scale" && out.op == OpKind::attention);
         for (const auto& s : specs) known = known || key == s.name;
         require(known, "problem JSON: unknown field '" + key + "'");
     }
     if (j.contains("tolerance")) {
         require(j["tolerance"].is_number(), "problem JSON: 'tolerance' must be a number");
         out.tolerance = j["tolerance"].get<double>();
+    }
+    if (j.contains("scale")) {
+        require(j["scale"].is_number(), "problem JSON: 'scale' must be a number");
+        out.scale = j["scale"].get<double>();
+        require(out.scale > 0, "problem JSON: 'scale' must be finite and > 0");
     }
     validate(out);
     p = out;

@@ -197,7 +197,8 @@ private:
     };
     struct SameShape {
         bool operator()(const Problem& a, const Problem& b) const noexcept {
-            return a.op == b.op && a.dtype == b.dtype && a.dims == b.dims && a.tolerance == b.tolerance;
+            return a.op == b.op && a.dtype == b.dtype && a.dims == b.dims && a.tolerance == b.tolerance &&
+                   a.scale == b.scale;
         }
     };
     // One immutable snapshot of the served entries. Lookups read the current one through an

@@ -46,6 +46,9 @@ struct Problem {
     // Largest error the caller accepts, as defined by the op's error metric; 0 = what the
     // dtype implies (see default_tolerance).
     double tolerance = 0;
+    // Attention only: the factor on Q K^T; 0 = 1/sqrt(head_dim) (see attention_dims). Other
+    // ops keep 0.
+    double scale = 0;
 
     std::int64_t dim(std::string_view name) const;
     void set_dim(std::string_view name, std::int64_t value);
@@ -77,7 +80,8 @@ Problem with_epilogue(Problem gemm, bool bias, Activation act, bool residual);
 // template can fuse both GEMMs and the activation.
 Problem make_swiglu(std::int64_t m, std::int64_t n, std::int64_t k, DType dtype = DType::f32);
 
-// Attention: O = softmax(scale * Q K^T + mask) V per (batch, query head), scale = 1/sqrt(head_dim).
+// Attention: O = softmax(scale * Q K^T + mask) V per (batch, query head); scale is the problem's
+// (finite, > 0), 1/sqrt(head_dim) by default.
 // Row-major operands: Q [batch, heads, q_len, head_dim], K and V [batch, kv_heads, kv_len,
 // head_dim]; outputs O [batch, heads, q_len, head_dim] and LSE [batch, heads, q_len] (natural
 // log of the softmax denominator of the scaled scores; -inf for a row that sees no key, whose
@@ -88,12 +92,15 @@ Problem make_swiglu(std::int64_t m, std::int64_t n, std::int64_t k, DType dtype 
 Problem make_attention(std::int64_t batch, std::int64_t heads, std::int64_t kv_heads, std::int64_t q_len,
                        std::int64_t kv_len, std::int64_t head_dim, bool causal = false, std::int64_t window = 0,
                        DType dtype = DType::f32);
+// The same problem with an explicit softmax scale (throws unless finite and > 0).
+Problem with_scale(Problem attention, double scale);
 
 struct AttentionDims {
     std::int64_t batch, heads, kv_heads, q_len, kv_len, head_dim;
     bool causal;
     std::int64_t window;  // 0 = none
     bool backward = false;  // gradients instead of the forward (see make_attention)
+    double scale = 0;       // the factor on Q K^T: the problem's, or 1/sqrt(head_dim)
     std::int64_t group() const { return heads / kv_heads; }
     // The keys query i sees, [first, last): causal keeps keys at or before its position; a
     // window w keeps keys less than w positions before it (and, without causal, after it).
@@ -121,7 +128,8 @@ double silu(double x);  // x / (1 + exp(-x))
 void validate(const Problem& p);
 
 // Canonical text key, e.g. "gemm f32 batch=1 m=512 n=4096 k=4096 trans_a=0 trans_b=1 bias=0
-// act=none residual=0", with " tol=<tolerance>" appended when the problem sets one.
+// act=none residual=0", with " tol=<tolerance>" appended when the problem sets one (and, for
+// attention, " scale=<scale>" before it when the problem sets a scale).
 // The one place a shape key is computed.
 std::string shape_key(const Problem& p);
 Problem parse_shape_key(std::string_view key);

@@ -65,7 +65,7 @@ public:
         const std::int64_t d = a_.head_dim, rows_max = block_rows(a_, c_);
         float* p = lease.floats();
         float* dp = p + rows_max * a_.kv_len;
-        const float scale = float(1.0 / std::sqrt(double(d)));
+        const auto scale = float(a_.scale);
         std::fill(dk, dk + a_.batch * a_.kv_heads * a_.kv_len * d, 0.0f);
         std::fill(dv, dv + a_.batch * a_.kv_heads * a_.kv_len * d, 0.0f);
         openblas_set_num_threads(c_.threads);

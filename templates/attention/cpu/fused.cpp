@@ -8,10 +8,17 @@
 //
 // Knob `inner` picks how a tile's two products are computed:
 //  - a GEMM micro-kernel label (e.g. avx512_14x32): the blocked GEMM's register-tiled kernels.
-//    S^T = K_tile (Q scale)^T is computed key-major (K rows read in place as the kernel's A; Q
-//    is transposed and scaled once per task, the kernel's B), so the softmax reduces each query's
+//    S^T = K_tile (Q scale)^T is computed key-major (each K tile packed into MR-key panels as
+//    the kernel's A; Q is transposed and scaled once per task, the kernel's B), so the softmax reduces each query's
 //    column 16 queries at a time, and the probabilities serve in place as the A operand of
 //    O += P V (V rows read in place as B). This runs both products at GEMM speed.
+//  - a bf16 GEMM micro-kernel label (amx_32x32, avx512bf16_MRx32): both products in bf16 with
+//    f32 accumulation, the softmax in f32. Offered only where the CPU has the ISA and the
+//    problem's accuracy budget admits bf16 compute (admits_bf16_compute; the measurer still
+//    checks every candidate against the fp64 reference). K and V are rounded to bf16 once per
+//    call, into the kernels' VNNI panels (32 keys of K, 32 columns of V), shared by every query
+//    tile and head of the group; each task rounds its scaled Q rows once, and S = Q K^T is
+//    row-major, so each P tile is rounded to bf16 as the A operand of O += P V.
 //  - "dot": register-blocked dot products (4 rows x 4 keys reduced in registers), which need no
 //    transposed Q and no padding to the micro-kernel's tile: for decode's few rows.
 #include <algorithm>
@@ -23,6 +30,7 @@
 #include "../../gemm/cpu/blocking_knobs.hpp"
 #include "../../gemm/cpu/ukernel.hpp"
 #include "common.hpp"
+#include "fused.hpp"
 #include "kernels.hpp"
 #include "tune/templates/cpu_attention.hpp"
 
@@ -33,7 +41,12 @@
 namespace tune {
 namespace {
 
+using cpu_attention::Accumulators;
+using cpu_attention::FusedConfig;
+using cpu_attention::kKeyPanel;
+using cpu_attention::Layout;
 using cpu_attention::round16;
+using cpu_attention::round_up;
 
 constexpr const char* kName = "cpu.attention.fused";
 // Query lengths up to this are decode steps: their spaces add split_kv.
@@ -41,49 +54,36 @@ constexpr std::int64_t kDecodeQLen = 16;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 constexpr const char* kDot = "dot";
-// The GEMM micro-kernels `inner` may name: AVX-512 f32, 32 columns (two zmm per row, so a
-// query panel of the transposed Q and a d-panel of V are each one 32-float row per depth step).
-bool tile_kernel(const cpu_gemm::Ukernel& u) { return u.isa == cpu_gemm::Isa::avx512f && u.nr == 32 && u.mr >= 8; }
-
-const cpu_gemm::Ukernel* find_tile_kernel(const std::string& label) {
-    for (const auto& u : cpu_gemm::avx512_ukernels())
-        if (tile_kernel(u) && u.label == label) return &u;
-    return nullptr;
+// The GEMM micro-kernels `inner` may name: 32 columns (f32: two zmm per row, so a query panel of
+// the transposed Q and a d-panel of V are each one 32-float row per depth step; bf16: a VNNI
+// panel of 32 keys of K or 32 columns of V).
+bool tile_kernel(const cpu_gemm::Ukernel& u) {
+    return u.nr == 32 && (u.bf16 ? true : u.isa == cpu_gemm::Isa::avx512f && u.mr >= 8);
 }
 
-struct FusedConfig {
-    std::int64_t q_tile, k_tile, split_kv;
-    bool gqa_pack;
-    int threads;
-    const cpu_gemm::Ukernel* ukernel;  // null: the "dot" inner loops
-};
-
-struct Layout {
-    std::int64_t rows;      // query rows per task
-    std::int64_t lds, ldo;  // score and accumulator row strides (floats)
-    // GEMM-tiled (ukernel set): scores are key-major, k_rows x lds with lds = query rows padded
-    // to the kernel's MR and then to NR (= 32); o_rows = rows padded to MR.
-    std::int64_t k_rows = 0, o_rows = 0;
-    std::size_t per_thread_floats;
-    std::size_t partial_floats;  // split_kv > 1: every split's normalised O and LSE
-};
-
-std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; }
+const cpu_gemm::Ukernel* find_tile_kernel(const std::string& label) {
+    for (auto list : {cpu_gemm::avx512_ukernels(), cpu_gemm::amx_ukernels(), cpu_gemm::avx512bf16_ukernels()})
+        for (const auto& u : list)
+            if (tile_kernel(u) && u.label == label) return &u;
+    return nullptr;
+}
 
 Layout layout(const AttentionDims& a, const FusedConfig& c) {
     Layout l;
     l.rows = std::min(c.q_tile, a.q_len) * (c.gqa_pack ? a.group() : 1);
     const std::int64_t d = a.head_dim;
-    if (c.ukernel) {
+    if (c.bf16()) {
+        cpu_attention::bf16_layout(a, c, l);
+    } else if (c.ukernel) {
         const int MR = c.ukernel->mr, NR = c.ukernel->nr;
         l.o_rows = round_up(l.rows, MR);
         l.lds = round_up(l.o_rows, NR);
         l.ldo = round_up(d, NR);
         l.k_rows = round_up(c.k_tile, MR);
-        // Q^T, scores, accumulators, m / l / alpha, the rows' key ranges (int32), a zero-padded
-        // panel of the last K rows, and a zero-padded V panel when d is not a multiple of NR.
+        // Q^T, scores, accumulators, m / l / alpha, the rows' key ranges (int32), the key tile
+        // packed into MR-key panels, and a zero-padded V panel when d is not a multiple of NR.
         l.per_thread_floats = std::size_t(round16(d * l.lds) + l.k_rows * l.lds + l.o_rows * l.ldo + 5 * l.lds +
-                                          round16(MR * d) + (d % NR ? c.k_tile * NR : 0));
+                                          round16(l.k_rows * d) + (d % NR ? c.k_tile * NR : 0));
     } else {
         l.lds = round16(c.k_tile);
         l.ldo = round16(d);
@@ -96,7 +96,7 @@ Layout layout(const AttentionDims& a, const FusedConfig& c) {
 
 std::size_t workspace_floats(const AttentionDims& a, const FusedConfig& c) {
     const Layout l = layout(a, c);
-    return l.per_thread_floats * std::size_t(c.threads) + l.partial_floats;
+    return l.per_thread_floats * std::size_t(c.threads) + l.partial_floats + l.packed_kv_floats;
 }
 
 class FusedKernel final : public Kernel {
@@ -109,6 +109,8 @@ public:
         auto lease = scratch_.take();
         float* ws = lease.floats();
         float* partial = ws + l_.per_thread_floats * std::size_t(c_.threads);
+        auto* packed_kv = reinterpret_cast<std::uint16_t*>(partial + l_.partial_floats);
+        if (c_.bf16()) cpu_attention::pack_kv_bf16(a_, c_, l_, x, packed_kv, ws, *pool_);
 
         const std::int64_t head_units = c_.gqa_pack ? a_.kv_heads : a_.heads;
         const std::int64_t q_tiles = (a_.q_len + c_.q_tile - 1) / c_.q_tile;
@@ -123,8 +125,10 @@ public:
                 std::int64_t rest = id / c_.split_kv;
                 const std::int64_t tile = q_tiles - 1 - rest % q_tiles;
                 rest /= q_tiles;
-                run_task(x, rest / head_units, rest % head_units, tile * c_.q_tile, split, mine, q_rows, partial);
+                run_task(x, rest / head_units, rest % head_units, tile * c_.q_tile, split, mine, q_rows, partial,
+                         packed_kv);
             }
+            if (c_.ukernel && c_.ukernel->release) c_.ukernel->release();
         });
         if (c_.split_kv > 1) combine(x, partial);
     }
@@ -133,7 +137,8 @@ public:
 
 private:
     void run_task(const cpu_attention::Operands& x, std::int64_t b, std::int64_t unit, std::int64_t q0,
-                  std::int64_t split, float* ws, std::vector<const float*>& q_rows, float* partial) const {
+                  std::int64_t split, float* ws, std::vector<const float*>& q_rows, float* partial,
+                  const std::uint16_t* packed_kv) const {
         const std::int64_t d = a_.head_dim, positions = std::min(c_.q_tile, a_.q_len - q0);
         const std::int64_t heads = c_.gqa_pack ? a_.group() : 1;
         const std::int64_t head0 = c_.gqa_pack ? unit * a_.group() : unit;
@@ -146,15 +151,25 @@ private:
 
         // Keys any row of the tile sees (ranges move forward with the query), then this split's part.
         std::int64_t first = a_.key_range(q0).first, last = a_.key_range(q0 + positions - 1).second;
+        // bf16 key tiles start on a packed K panel (the keys before `first` are masked).
+        const std::int64_t align = c_.bf16() ? kKeyPanel : 16;
+        if (c_.bf16()) first = first / kKeyPanel * kKeyPanel;
         if (c_.split_kv > 1) {
-            const std::int64_t part = round16((last - first + c_.split_kv - 1) / c_.split_kv);
+            const std::int64_t part = round_up((last - first + c_.split_kv - 1) / c_.split_kv, align);
             last = std::min(last, first + (split + 1) * part);
             first = std::min(last, first + split * part);
         }
         const float* k = x.k + (b * a_.kv_heads + kvh) * a_.kv_len * d;
         const float* v = x.v + (b * a_.kv_heads + kvh) * a_.kv_len * d;
-        const Accumulators acc = c_.ukernel ? gemm_tiles(q_rows, rows, positions, q0, k, v, first, last, ws)
-                                            : dot_tiles(q_rows, rows, positions, q0, k, v, first, last, ws);
+        const std::size_t head = std::size_t(b * a_.kv_heads + kvh);
+        const Accumulators acc =
+            c_.bf16()    ? cpu_attention::bf16_tiles(a_, c_, l_, {q_rows.data(), rows, positions, q0},
+                                                     packed_kv + head * std::size_t(l_.kv_pad * l_.depth),
+                                                     packed_kv + std::size_t(a_.batch * a_.kv_heads * l_.kv_pad * l_.depth) +
+                                                         head * std::size_t(l_.kv_pad * l_.ldo),
+                                                     first, last, ws)
+            : c_.ukernel ? gemm_tiles(q_rows, rows, positions, q0, k, v, first, last, ws)
+                         : dot_tiles(q_rows, rows, positions, q0, k, v, first, last, ws);
         for (int r = 0; r < rows; ++r) {
             const std::int64_t h = head0 + r / positions, i = q0 + r % positions;
             const std::int64_t row = (b * a_.heads + h) * a_.q_len + i;
@@ -171,11 +186,6 @@ private:
         }
     }
 
-    // Where a task's unnormalised O rows (ldo apart), running maxima and denominators lie.
-    struct Accumulators {
-        const float *o, *m, *l;
-    };
-
     // The register dot-product inner loops over keys [first, last).
     Accumulators dot_tiles(const std::vector<const float*>& q_rows, int rows, std::int64_t positions, std::int64_t q0,
                            const float* k, const float* v, std::int64_t first, std::int64_t last, float* ws) const {
@@ -188,7 +198,7 @@ private:
         std::fill(o, o + rows * l_.ldo, 0.0f);
         std::fill(m, m + rows, kNegInf);
         std::fill(l, l + rows, 0.0f);
-        const float scale = float(1.0 / std::sqrt(double(d)));
+        const auto scale = float(a_.scale);
         for (std::int64_t j0 = first; j0 < last; j0 += c_.k_tile) {
             const int n = int(std::min(c_.k_tile, last - j0));
             cpu_attention::scores(q_rows.data(), rows, k + j0 * d, d, n, int(d), scale, s, l_.lds);
@@ -217,8 +227,8 @@ private:
         float* alpha = l + lds;
         auto* lo = reinterpret_cast<std::int32_t*>(alpha + lds);
         auto* hi = lo + lds;
-        float* k_edge = reinterpret_cast<float*>(hi + lds);
-        float* v_edge = k_edge + round16(MR * d);
+        float* k_pack = reinterpret_cast<float*>(hi + lds);
+        float* v_edge = k_pack + round16(l_.k_rows * d);
 
         // Q^T, scaled: rows of one head are contiguous, so transpose them in runs of up to 16.
         for (int r = 0; r < rows;) {
@@ -227,7 +237,7 @@ private:
             r += run;
         }
         for (std::int64_t e = 0; e < d; ++e) std::fill(qt + e * lds + rows, qt + (e + 1) * lds, 0.0f);
-        cpu_attention::scale_row(qt, d * lds, float(1.0 / std::sqrt(double(d))));
+        cpu_attention::scale_row(qt, d * lds, float(a_.scale));
 
         // Key ranges per row; padding rows see nothing. A tile inside every real row's range
         // needs no mask.
@@ -245,17 +255,20 @@ private:
 
         for (std::int64_t j0 = first; j0 < last; j0 += c_.k_tile) {
             const int n = int(std::min(c_.k_tile, last - j0));
-            // S^T = K_tile Q^T, one query panel (d x 32 of Q^T, in L1) against the tile's key panels.
-            const int full = n / MR * MR;
-            if (full < n) {  // the last keys, zero-padded to MR rows: nothing past K is read
-                std::copy(k + (j0 + full) * d, k + (j0 + n) * d, k_edge);
-                std::fill(k_edge + (n - full) * d, k_edge + MR * d, 0.0f);
+            // The tile's keys packed into panels of MR (key i0 + i, element e at k_pack[i0 * d +
+            // e * MR + i]; zero past the tile), so the kernel reads its A contiguously rather than
+            // MR strided rows, once per query panel.
+            for (int i0 = 0; i0 < n; i0 += MR) {
+                const int keys = std::min(MR, n - i0);
+                float* panel = k_pack + i0 * d;
+                u.transpose(k + (j0 + i0) * d, d, keys, d, panel, MR);
+                if (keys < MR)
+                    for (std::int64_t e = 0; e < d; ++e) std::fill(panel + e * MR + keys, panel + (e + 1) * MR, 0.0f);
             }
+            // S^T = K_tile Q^T, one query panel (d x 32 of Q^T, in L1) against the tile's key panels.
             for (std::int64_t jc = 0; jc < cols; jc += NR)
-                for (int i0 = 0; i0 < n; i0 += MR) {
-                    const float* a = i0 < full ? k + (j0 + i0) * d : k_edge;
-                    u.strided_rows(d, a, d, qt + jc, lds, s + i0 * lds + jc, lds, false);
-                }
+                for (int i0 = 0; i0 < n; i0 += MR)
+                    u.contiguous(d, k_pack + i0 * d, MR, qt + jc, lds, s + i0 * lds + jc, lds, false);
             const bool all_visible = lo_max <= j0 && j0 + n <= hi_min;
             cpu_attention::softmax_columns(s, lds, n, cols, std::int32_t(j0), lo, hi, all_visible, m, l, alpha);
             cpu_attention::scale_rows(o, ldo, int(l_.o_rows), int(ldo), alpha);
@@ -329,28 +342,16 @@ public:
         std::vector<std::string> inner{kDot};
         for (const auto& u : cpu_gemm::avx512_ukernels())
             if (tile_kernel(u)) inner.emplace_back(u.label);
-        // One space per (decode or not) x (grouped heads or not); built once.
+        std::vector<std::string> inner_bf16 = inner;
+        for (const cpu_gemm::Ukernel* u : cpu_gemm::device_bf16_ukernels(device))
+            if (tile_kernel(*u)) inner_bf16.emplace_back(u->label);
+        has_bf16_ = inner_bf16.size() > inner.size();
+        // One space per (decode or not) x (grouped heads or not) x (bf16 compute admitted and
+        // runnable or not); built once.
         for (int decode = 0; decode < 2; ++decode)
-            for (int grouped = 0; grouped < 2; ++grouped) {
-                auto s = std::make_shared<Space>();
-                if (decode)
-                    s->add(Knob::ints("q_tile", {1, 4, 16}, 16, "query positions per task"));
-                else
-                    s->add(Knob::ints("q_tile", {8, 16, 32, 64, 128}, 32, "query positions per task"));
-                s->add(Knob::ints("k_tile", {32, 64, 128, 256, 512}, decode ? 256 : 128,
-                                  "keys per online-softmax step (the score buffer is rows x k_tile)"));
-                // Decode has few rows per task: padding them to a micro-kernel tile wastes most of it.
-                s->add(Knob::categorical("inner", inner, decode ? kDot : "avx512_14x32",
-                                         "inner loops: a GEMM micro-kernel (MR x 32 register tile) or register dot products"));
-                if (grouped)
-                    s->add(Knob::boolean("gqa_pack", true,
-                                         "one task holds every query head of a KV head, so each K/V tile is read once"));
-                if (decode)
-                    s->add(Knob::ints("split_kv", {1, 2, 4, 8, 16}, 4,
-                                      "parts each task's key range is cut into (separate tasks, merged by a combine pass)"));
-                s->add(cpu_attention::threads_knob(cores, "threads taking tasks"));
-                spaces_[decode][grouped] = std::move(s);
-            }
+            for (int grouped = 0; grouped < 2; ++grouped)
+                for (int bf16 = 0; bf16 < 2; ++bf16)
+                    spaces_[decode][grouped][bf16] = make_space(decode != 0, grouped != 0, bf16 ? inner_bf16 : inner, cores);
         pool_ = std::make_shared<ThreadPool>(cores);
     }
 
@@ -359,7 +360,7 @@ public:
 
     std::shared_ptr<const Space> space(const Problem& p) const override {
         const AttentionDims a = attention_dims(p);
-        return spaces_[a.q_len <= kDecodeQLen][a.group() > 1];
+        return spaces_[a.q_len <= kDecodeQLen][a.group() > 1][has_bf16_ && admits_bf16_compute(p)];
     }
 
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
@@ -374,9 +375,42 @@ public:
     }
 
 private:
+    static std::shared_ptr<const Space> make_space(bool decode, bool grouped, const std::vector<std::string>& inner,
+                                                   int cores) {
+        auto s = std::make_shared<Space>();
+        if (decode)
+            s->add(Knob::ints("q_tile", {1, 4, 16}, 16, "query positions per task"));
+        else
+            s->add(Knob::ints("q_tile", {8, 16, 32, 64, 128}, 32, "query positions per task"));
+        s->add(Knob::ints("k_tile", {32, 64, 128, 256, 512}, decode ? 256 : 128,
+                          "keys per online-softmax step (the score buffer is rows x k_tile)"));
+        // Decode has few rows per task: padding them to a micro-kernel tile wastes most of it.
+        s->add(Knob::categorical("inner", inner, decode ? kDot : "avx512_14x32",
+                                 "inner loops: a GEMM micro-kernel (MR x 32 register tile; bf16 kernels compute "
+                                 "both products in bf16) or register dot products"));
+        if (grouped)
+            s->add(Knob::boolean("gqa_pack", true,
+                                 "one task holds every query head of a KV head, so each K/V tile is read once"));
+        if (decode)
+            s->add(Knob::ints("split_kv", {1, 2, 4, 8, 16}, 4,
+                              "parts each task's key range is cut into (separate tasks, merged by a combine pass)"));
+        s->add(cpu_attention::threads_knob(cores, "threads taking tasks"));
+        // Mixed precision: local search also starts from the defaults on the first (fastest)
+        // bf16 kernel, a region one neighbour step rarely reaches.
+        if (!decode)
+            for (const std::string& label : inner)
+                if (const cpu_gemm::Ukernel* u = find_tile_kernel(label); u && u->bf16) {
+                    Config c = s->default_config();
+                    s->add_start(c.set("inner", label));
+                    break;
+                }
+        return s;
+    }
+
     TemplateInfo info_;
     DeviceInfo device_;
-    std::shared_ptr<const Space> spaces_[2][2];
+    std::shared_ptr<const Space> spaces_[2][2][2];
+    bool has_bf16_ = false;  // a bf16 micro-kernel with 32 columns runs here
     std::shared_ptr<ThreadPool> pool_;
 };
 

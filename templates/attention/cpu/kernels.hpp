@@ -1,6 +1,7 @@
 // The AVX-512 building blocks of the CPU attention templates (kernels_avx512.cpp): score
-// tiles, the online-softmax step and the P V update. The drivers (fused.cpp, unfused.cpp)
-// hold the loops, masks, tiling and threading; these are the only ISA-specific code.
+// tiles, the online-softmax step and the P V update, and the bf16 roundings of the bf16 inner
+// loops. The drivers (fused.cpp, fused_bf16.cpp, unfused.cpp, backward.cpp) hold the loops,
+// masks, tiling and threading; these and the GEMM micro-kernels are the only ISA-specific code.
 #pragma once
 
 #include <cstdint>
@@ -44,5 +45,21 @@ void softmax_columns(float* s, std::int64_t lds, int keys, int cols, std::int32_
 
 // o[r * ldo + e] *= alpha[r] for r < rows, e < cols.
 void scale_rows(float* o, std::int64_t ldo, int rows, int cols, const float* alpha);
+
+// bf16 values are bit patterns (std::uint16_t), rounded to nearest even like tune::to_bf16.
+// dst[j] = bf16(factor * src[j]) for j < n, 0 for n <= j < n_pad.
+void to_bf16(const float* src, int n, float factor, std::uint16_t* dst, int n_pad);
+
+// The VNNI pairs of two rows: dst[2 j] = bf16(r0[j]), dst[2 j + 1] = bf16(r1[j]) for j < n, zeros
+// for n <= j < n_pad (n_pad a multiple of 16); a null row reads as zeros.
+void interleave_bf16(const float* r0, const float* r1, int n, std::uint16_t* dst, int n_pad);
+
+// softmax_step on each of `rows` row-major score rows (s, lds apart) of a tile of n keys from
+// key j0, row r seeing keys [lo[r], hi[r]): updates m[r], l[r], sets alpha[r], and writes the
+// row's probabilities as bf16 to p[r * ldp, + width) (0 where masked and past n; width a
+// multiple of 16), leaving s as it was.
+void softmax_rows_bf16(const float* s, std::int64_t lds, int rows, int n, int width, std::int32_t j0,
+                       const std::int32_t* lo, const std::int32_t* hi, float* m, float* l, float* alpha,
+                       std::uint16_t* p, std::int64_t ldp);
 
 }  // namespace tune::cpu_attention

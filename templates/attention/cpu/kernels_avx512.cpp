@@ -50,8 +50,10 @@ inline __mmask16 visible(int j, int first, int last) {
                      _mm512_cmplt_epi32_mask(idx, _mm512_set1_epi32(last)));
 }
 
-// s[j] = exp(s[j] - shift) on [first, last), 0 elsewhere in [0, n); returns the sum.
-inline float exp_masked(float* s, int n, int first, int last, float shift) {
+// p_j = exp(s[j] - shift) on [first, last), 0 elsewhere in [0, n), handed to put(j, p) 16 at a
+// time; returns their sum.
+template <class Put>
+inline float exp_masked(const float* s, int n, int first, int last, float shift, Put put) {
     const __m512 sh = _mm512_set1_ps(shift);
     __m512 sum = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
@@ -59,9 +61,43 @@ inline float exp_masked(float* s, int n, int first, int last, float shift) {
         const __m512 p = keep ? _mm512_maskz_mov_ps(keep, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(keep, s + j), sh)))
                               : _mm512_setzero_ps();
         sum = _mm512_add_ps(sum, p);
-        _mm512_mask_storeu_ps(s + j, tail_mask(n - j), p);
+        put(j, p);
     }
     return _mm512_reduce_add_ps(sum);
+}
+
+// put() for exp_masked that writes the probabilities back over the scores s[0, n).
+inline auto in_place(float* s, int n) {
+    return [=](int j, __m512 p) { _mm512_mask_storeu_ps(s + j, tail_mask(n - j), p); };
+}
+
+// 16 floats rounded to bf16 (to nearest even, as vcvtneps2bf16 and tune::to_bf16 do), with
+// AVX-512F integer arithmetic; NaN stays a quiet NaN.
+inline __m256i bf16_bits(__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+    rounded = _mm512_mask_or_epi32(rounded, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), bits, _mm512_set1_epi32(0x400000));
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16));
+}
+
+// One online-softmax step on a row of n scores, the probabilities handed to put (see
+// softmax_step in kernels.hpp).
+template <class Put>
+float online_step(const float* s, int n, int first, int last, float& m, float& l, Put put) {
+    first = std::max(first, 0);
+    last = std::min(last, n);
+    if (last <= first) return exp_masked(s, n, first, last, 0.0f, put), 1.0f;
+    __m512 top = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    for (int j = first / 16 * 16; j < last; j += 16)
+        top = _mm512_mask_max_ps(top, visible(j, first, last), top, _mm512_loadu_ps(s + j));
+    const float m_new = std::max(m, _mm512_reduce_max_ps(top));
+    const float alpha = m == -std::numeric_limits<float>::infinity()
+                            ? 0.0f
+                            : _mm512_cvtss_f32(exp_ps(_mm512_set1_ps(m - m_new)));
+    l = l * alpha + exp_masked(s, n, first, last, m_new, put);
+    m = m_new;
+    return alpha;
 }
 
 // Lane i of the result is the sum of the lanes of a[i].
@@ -183,21 +219,45 @@ void scores(const float* const* q_rows, int rows, const float* k, std::int64_t l
 }
 
 float softmax_step(float* s, int n, int first, int last, float& m, float& l) {
-    first = std::max(first, 0);
-    last = std::min(last, n);
-    if (last <= first) return exp_masked(s, n, first, last, 0.0f), 1.0f;
-    __m512 top = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-    for (int j = first / 16 * 16; j < last; j += 16)
-        top = _mm512_mask_max_ps(top, visible(j, first, last), top, _mm512_loadu_ps(s + j));
-    const float m_new = std::max(m, _mm512_reduce_max_ps(top));
-    const float alpha = m == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(m - m_new);
-    l = l * alpha + exp_masked(s, n, first, last, m_new);
-    m = m_new;
-    return alpha;
+    return online_step(s, n, first, last, m, l, in_place(s, n));
+}
+
+void softmax_rows_bf16(const float* s, std::int64_t lds, int rows, int n, int width, std::int32_t j0,
+                       const std::int32_t* lo, const std::int32_t* hi, float* m, float* l, float* alpha,
+                       std::uint16_t* p, std::int64_t ldp) {
+    for (int r = 0; r < rows; ++r) {
+        std::uint16_t* out = p + r * ldp;
+        const auto put = [out](int j, __m512 x) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), bf16_bits(x)); };
+        alpha[r] = online_step(s + r * lds, width, lo[r] - j0, std::min(hi[r] - j0, n), m[r], l[r], put);
+    }
+}
+
+void to_bf16(const float* src, int n, float factor, std::uint16_t* dst, int n_pad) {
+    const __m512 f = _mm512_set1_ps(factor);
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), bf16_bits(_mm512_mul_ps(_mm512_loadu_ps(src + j), f)));
+    if (j < n) {  // the last block through a buffer: 16-bit masked stores need AVX512BW
+        alignas(32) std::uint16_t last[16];
+        const __mmask16 m = tail_mask(n - j);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(last), bf16_bits(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + j), f)));
+        std::copy(last, last + (n - j), dst + j);
+    }
+    std::fill(dst + n, dst + n_pad, std::uint16_t{0});
+}
+
+void interleave_bf16(const float* r0, const float* r1, int n, std::uint16_t* dst, int n_pad) {
+    for (int j = 0; j < n_pad; j += 16) {
+        const __mmask16 m = j < n ? tail_mask(n - j) : __mmask16(0);
+        const __m512i lo = _mm512_cvtepu16_epi32(m && r0 ? bf16_bits(_mm512_maskz_loadu_ps(m, r0 + j)) : _mm256_setzero_si256());
+        const __m512i hi = _mm512_cvtepu16_epi32(m && r1 ? bf16_bits(_mm512_maskz_loadu_ps(m, r1 + j)) : _mm256_setzero_si256());
+        // Column j's pair as one 32-bit element: r0's value in the low half, r1's in the high.
+        _mm512_storeu_si512(dst + 2 * j, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
 }
 
 void exp_shifted(float* s, int n, int first, int last, float shift) {
-    exp_masked(s, n, std::max(first, 0), std::min(last, n), shift);
+    exp_masked(s, n, std::max(first, 0), std::min(last, n), shift, in_place(s, n));
 }
 
 void softmax_grad(const float* p, float* dp, int n, float dot) {

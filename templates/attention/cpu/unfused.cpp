@@ -35,7 +35,7 @@ public:
         auto lease = scratch_.take();
         float* s = lease.floats();
         const int q = int(a_.q_len), kv = int(a_.kv_len), d = int(a_.head_dim);
-        const float scale = float(1.0 / std::sqrt(double(d)));
+        const auto scale = float(a_.scale);
         openblas_set_num_threads(threads_);
         for (std::int64_t b = 0; b < a_.batch; ++b)
             for (std::int64_t h = 0; h < a_.heads; ++h) {
