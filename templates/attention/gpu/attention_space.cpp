@@ -173,7 +173,7 @@ libtune::AttentionParams params(const AttentionDims& a, const OpArgs& args, cons
     p.window = a.window;
     p.causal = a.causal ? 1 : 0;
     p.splits = l.splits;
-    p.scale_log2 = float(1.0 / std::sqrt(double(a.head_dim)) / std::log(2.0));
+    p.scale_log2 = float(a.scale / std::log(2.0));  // the problem's scale, in base 2
     return p;
 }
 
