@@ -114,40 +114,52 @@ public:
 
         const std::int64_t head_units = c_.gqa_pack ? a_.kv_heads : a_.heads;
         const std::int64_t q_tiles = (a_.q_len + c_.q_tile - 1) / c_.q_tile;
-        const std::int64_t tasks = a_.batch * head_units * q_tiles * c_.split_kv;
+        const std::int64_t groups = a_.batch * head_units * q_tiles, tasks = groups * c_.split_kv;
+        // Splits of a group done so far: the last one to finish merges the group's rows, so the
+        // combine needs no second pass over the threads.
+        std::vector<std::atomic<std::int64_t>> done(c_.split_kv > 1 ? std::size_t(groups) : 0);
         std::atomic<std::int64_t> next{0};
         pool_->parallel_for(c_.threads, [&](int t) {
             float* mine = ws + l_.per_thread_floats * std::size_t(t);
             std::vector<const float*> q_rows(std::size_t(l_.rows));
             for (std::int64_t id; (id = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
                 // Last query tiles first: under a causal mask they see the most keys.
-                const std::int64_t split = id % c_.split_kv;
-                std::int64_t rest = id / c_.split_kv;
-                const std::int64_t tile = q_tiles - 1 - rest % q_tiles;
-                rest /= q_tiles;
-                run_task(x, rest / head_units, rest % head_units, tile * c_.q_tile, split, mine, q_rows, partial,
-                         packed_kv);
+                const std::int64_t split = id % c_.split_kv, group = id / c_.split_kv;
+                const std::int64_t tile = q_tiles - 1 - group % q_tiles, b = group / q_tiles / head_units;
+                const Task task = task_of(b, group / q_tiles % head_units, tile * c_.q_tile);
+                run_task(x, task, split, mine, q_rows, partial, packed_kv);
+                if (c_.split_kv > 1 &&
+                    done[std::size_t(group)].fetch_add(1, std::memory_order_acq_rel) + 1 == c_.split_kv)
+                    for (int r = 0; r < task.rows; ++r) combine(x, partial, task.row(r));
             }
             if (c_.ukernel && c_.ukernel->release) c_.ukernel->release();
         });
-        if (c_.split_kv > 1) combine(x, partial);
     }
 
     std::size_t workspace_bytes() const override { return scratch_.bytes(); }
 
 private:
-    void run_task(const cpu_attention::Operands& x, std::int64_t b, std::int64_t unit, std::int64_t q0,
-                  std::int64_t split, float* ws, std::vector<const float*>& q_rows, float* partial,
-                  const std::uint16_t* packed_kv) const {
-        const std::int64_t d = a_.head_dim, positions = std::min(c_.q_tile, a_.q_len - q0);
-        const std::int64_t heads = c_.gqa_pack ? a_.group() : 1;
+    // One task's query rows: `positions` positions from q0 of each query head from head0 (one,
+    // or the KV head's group with gqa_pack); row r is position r % positions of head r / positions.
+    struct Task {
+        std::int64_t b, head0, q0, positions, all_heads, q_len;
+        int rows;
+        // Its index among the rows of O (and of LSE).
+        std::int64_t row(int r) const { return (b * all_heads + head0 + r / positions) * q_len + q0 + r % positions; }
+    };
+
+    Task task_of(std::int64_t b, std::int64_t unit, std::int64_t q0) const {
+        const std::int64_t positions = std::min(c_.q_tile, a_.q_len - q0);
         const std::int64_t head0 = c_.gqa_pack ? unit * a_.group() : unit;
-        const std::int64_t kvh = head0 / a_.group();
-        const int rows = int(positions * heads);
-        for (int r = 0; r < rows; ++r) {
-            const std::int64_t h = head0 + r / positions, i = q0 + r % positions;
-            q_rows[std::size_t(r)] = x.q + ((b * a_.heads + h) * a_.q_len + i) * d;
-        }
+        return {b, head0, q0, positions, a_.heads, a_.q_len, int(positions * (c_.gqa_pack ? a_.group() : 1))};
+    }
+
+    void run_task(const cpu_attention::Operands& x, const Task& task, std::int64_t split, float* ws,
+                  std::vector<const float*>& q_rows, float* partial, const std::uint16_t* packed_kv) const {
+        const std::int64_t d = a_.head_dim, positions = task.positions, q0 = task.q0, b = task.b;
+        const std::int64_t kvh = task.head0 / a_.group();
+        const int rows = task.rows;
+        for (int r = 0; r < rows; ++r) q_rows[std::size_t(r)] = x.q + task.row(r) * d;
 
         // Keys any row of the tile sees (ranges move forward with the query), then this split's part.
         std::int64_t first = a_.key_range(q0).first, last = a_.key_range(q0 + positions - 1).second;
@@ -171,8 +183,7 @@ private:
             : c_.ukernel ? gemm_tiles(q_rows, rows, positions, q0, k, v, first, last, ws)
                          : dot_tiles(q_rows, rows, positions, q0, k, v, first, last, ws);
         for (int r = 0; r < rows; ++r) {
-            const std::int64_t h = head0 + r / positions, i = q0 + r % positions;
-            const std::int64_t row = (b * a_.heads + h) * a_.q_len + i;
+            const std::int64_t row = task.row(r);
             float* dst = c_.split_kv > 1 ? partial + (split * a_.batch * a_.heads * a_.q_len + row) * (d + 1)
                                          : x.o + row * d;
             const float lr = acc.l[r];
@@ -291,32 +302,28 @@ private:
         return {o, m, l};
     }
 
-    // O = sum_s w_s O_s / sum_s w_s with w_s = exp(lse_s - max lse): the splits' softmaxes merged.
-    void combine(const cpu_attention::Operands& x, const float* partial) const {
-        const std::int64_t rows = a_.batch * a_.heads * a_.q_len, d = a_.head_dim;
-        const std::int64_t stride = rows * (d + 1);
-        pool_->parallel_for(c_.threads, [&](int t) {
-            for (std::int64_t row = t; row < rows; row += c_.threads) {
-                float top = kNegInf;
-                for (std::int64_t s = 0; s < c_.split_kv; ++s) top = std::max(top, partial[s * stride + row * (d + 1) + d]);
-                float* out = x.o + row * d;
-                std::fill(out, out + d, 0.0f);
-                if (top == kNegInf) {
-                    x.lse[row] = kNegInf;
-                    continue;
-                }
-                float total = 0;
-                for (std::int64_t s = 0; s < c_.split_kv; ++s) {
-                    const float* part = partial + s * stride + row * (d + 1);
-                    if (part[d] == kNegInf) continue;
-                    const float w = std::exp(part[d] - top);
-                    total += w;
-                    for (std::int64_t e = 0; e < d; ++e) out[e] += w * part[e];
-                }
-                cpu_attention::scale_row(out, d, 1.0f / total);
-                x.lse[row] = top + std::log(total);
-            }
-        });
+    // Row `row` of O = sum_s w_s O_s / sum_s w_s with w_s = exp(lse_s - max lse): the splits'
+    // softmaxes merged.
+    void combine(const cpu_attention::Operands& x, const float* partial, std::int64_t row) const {
+        const std::int64_t d = a_.head_dim, stride = a_.batch * a_.heads * a_.q_len * (d + 1);
+        float top = kNegInf;
+        for (std::int64_t s = 0; s < c_.split_kv; ++s) top = std::max(top, partial[s * stride + row * (d + 1) + d]);
+        float* out = x.o + row * d;
+        std::fill(out, out + d, 0.0f);
+        if (top == kNegInf) {
+            x.lse[row] = kNegInf;
+            return;
+        }
+        float total = 0;
+        for (std::int64_t s = 0; s < c_.split_kv; ++s) {
+            const float* part = partial + s * stride + row * (d + 1);
+            if (part[d] == kNegInf) continue;
+            const float w = std::exp(part[d] - top);
+            total += w;
+            for (std::int64_t e = 0; e < d; ++e) out[e] += w * part[e];
+        }
+        cpu_attention::scale_row(out, d, 1.0f / total);
+        x.lse[row] = top + std::log(total);
     }
 
     AttentionDims a_;
