@@ -134,8 +134,9 @@ void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, co
     table.add({"median", "", format_fixed(med(rho), 3), percent(med(recall)), percent(med(loss)), percent(med(nearest))});
     table.add({"worst", "", "", "", percent(worst(loss)), percent(worst(nearest))});
     std::printf("%s(each shape held out in turn: trees trained on the other shapes only; unseen pick among the\n"
-                " default and %zu neighbour configs, distance penalty %g per octave)\n",
-                table.str().c_str(), policy.neighbours, policy.distance_penalty);
+                " default and %zu neighbour winners, scored by their losses on the %zu nearest shapes weighted\n"
+                " exp(-octaves / %g), the model filling unmeasured ones, model weight %g)\n",
+                table.str().c_str(), policy.neighbours, policy.evidence, policy.bandwidth, policy.model_weight);
 }
 
 // Trains the boosted trees on every ok measurement of one template on this device (current
@@ -203,11 +204,15 @@ void add_model_commands(CLI::App& app) {
         report->add_option("--min-configs", *min_configs, "configs a shape needs to count as recorded")
             ->capture_default_str()->check(CLI::Range(2, 1 << 20));
         auto policy = std::make_shared<cost_model::UnseenPolicy>();
-        report->add_option("--neighbours", policy->neighbours, "unseen pick: neighbour configs ranked")
+        report->add_option("--neighbours", policy->neighbours, "unseen pick: neighbour winners scored")
             ->capture_default_str()->check(CLI::Range(1, 1 << 10));
-        report->add_option("--distance-penalty", policy->distance_penalty,
-                           "unseen pick: log-time added per octave between the shape and a config's tuned shape")
-            ->capture_default_str()->check(CLI::Range(0.0, 10.0));
+        report->add_option("--evidence", policy->evidence, "unseen pick: nearest shapes whose measurements score them")
+            ->capture_default_str()->check(CLI::Range(0, 1 << 10));
+        report->add_option("--bandwidth", policy->bandwidth, "unseen pick: octaves over which a shape's weight falls by e")
+            ->capture_default_str()->check(CLI::Range(0.01, 100.0));
+        report->add_option("--model-weight", policy->model_weight,
+                           "unseen pick: weight of the model's prediction beside a measured shape at distance 0")
+            ->capture_default_str()->check(CLI::Range(0.0, 100.0));
         report->callback([=] {
             print_model_report(load_recorded(*rdb, *min_configs), *policy);
         });

@@ -93,51 +93,75 @@ void Featurizer::set_problem(const Problem& p) {
     for (std::size_t d = 0; d < specs.size(); ++d)
         problem_values_.push_back(specs[d].kind == DimKind::size ? log2p(double(p.dims[d])) : double(p.dims[d]));
     const double flops = std::max(flop_count(p), 1.0), bytes = bytes_moved(p);
+    m_ = double(dim_or_zero(p, "m"));
+    n_ = double(dim_or_zero(p, "n"));
+    k_ = double(dim_or_zero(p, "k"));
+    flops_ = flops;
     for (double v : {double(dtype_bytes(p.dtype)), log2p(flops), log2p(bytes), std::log2(flops / bytes),
                      double(device_.cores), log2p(double(device_.l1d_bytes)), log2p(double(device_.l2_bytes)),
                      log2p(double(device_.l3_bytes))})
         problem_values_.push_back(v);
 }
 
-std::vector<double> Featurizer::operator()(const Config& c) const {
-    std::vector<double> out = problem_values_;
-    out.reserve(names_->size());
+ConfigInputs Featurizer::inputs(const Config& c) const {
+    ConfigInputs in;
     for (const Knob& k : space_->knobs()) {
         const KnobValue* v = c.find(k.name);
         require(v != nullptr, "featurizer: config '" + c.text() + "' lacks knob '" + k.name + "'");
         if (k.kind == KnobKind::categorical) {
-            for (const auto& label : k.values) out.push_back(label == *v ? 1.0 : 0.0);
+            for (const auto& label : k.values) in.knob_values.push_back(label == *v ? 1.0 : 0.0);
         } else {
             require(std::holds_alternative<std::int64_t>(*v), "featurizer: knob '" + k.name + "' is not a number");
-            out.push_back(std::log2(1.0 + double(std::max<std::int64_t>(0, std::get<std::int64_t>(*v)))));
+            in.knob_values.push_back(std::log2(1.0 + double(std::max<std::int64_t>(0, std::get<std::int64_t>(*v)))));
         }
     }
-    if (gemm_) gemm_features(c, out);
+    if (!gemm_) return in;
+    const std::string& label = c.get_str("ukernel");
+    auto [mr, nr] = tile_of(label);
+    in.mr = std::max(1, mr);
+    in.nr = std::max(1, nr);
+    in.lanes = lanes_of(label);
+    in.mc = double(c.get_int("mc"));
+    in.nc = double(c.get_int("nc"));
+    in.kc = double(c.get_int("kc"));
+    in.threads = c.has("threads") ? double(c.get_int("threads")) : 1.0;
+    in.split_n = c.has("split") && c.get_str("split") == "n";
+    in.pack_a = c.has("pack_a") ? double(c.get_int("pack_a")) : 1.0;
+    in.pack_b = c.has("pack_b") ? double(c.get_int("pack_b")) : 1.0;
+    return in;
+}
+
+void Featurizer::write(const ConfigInputs& in, std::span<double> out) const {
+    require(out.size() == names_->size() &&
+                problem_values_.size() + in.knob_values.size() + (gemm_ ? std::size(kGemmNames) : 0) == out.size(),
+            "featurizer: the row or the config inputs do not match the feature columns");
+    double* o = std::copy(problem_values_.begin(), problem_values_.end(), out.data());
+    o = std::copy(in.knob_values.begin(), in.knob_values.end(), o);
+    if (gemm_) gemm_features(in, o);
+}
+
+std::vector<double> Featurizer::operator()(const Config& c) const {
+    std::vector<double> out(names_->size());
+    write(inputs(c), out);
     return out;
 }
 
 // BLIS-style blocking: C is cut into mc x nc blocks over kc-deep passes; an MR x NR register
 // tile sweeps each block; threads share the tiles along `split`.
-void Featurizer::gemm_features(const Config& c, std::vector<double>& out) const {
-    const double m = double(dim_or_zero(problem_, "m")), n = double(dim_or_zero(problem_, "n")),
-                 k = double(dim_or_zero(problem_, "k"));
-    const std::string& label = c.get_str("ukernel");
-    auto [mr_i, nr_i] = tile_of(label);
-    const double mr = std::max(1, mr_i), nr = std::max(1, nr_i), lanes = lanes_of(label);
+void Featurizer::gemm_features(const ConfigInputs& in, double* out) const {
+    const double m = m_, n = n_, k = k_, flops = flops_;
+    const double mr = in.mr, nr = in.nr, lanes = in.lanes, threads = in.threads, pack_a = in.pack_a,
+                 pack_b = in.pack_b;
+    const bool split_n = in.split_n;
     const double eb = double(dtype_bytes(problem_.dtype));
-    const double mc = std::min(double(c.get_int("mc")), ceil_div(m, mr) * mr);
-    const double nc = std::min(double(c.get_int("nc")), ceil_div(n, nr) * nr);
-    const double kc = std::min(double(c.get_int("kc")), k);
-    const double threads = c.has("threads") ? double(c.get_int("threads")) : 1.0;
-    const bool split_n = c.has("split") && c.get_str("split") == "n";
-    const double pack_a = c.has("pack_a") ? double(c.get_int("pack_a")) : 1.0;
-    const double pack_b = c.has("pack_b") ? double(c.get_int("pack_b")) : 1.0;
+    const double mc = std::min(in.mc, ceil_div(m, mr) * mr);
+    const double nc = std::min(in.nc, ceil_div(n, nr) * nr);
+    const double kc = std::min(in.kc, k);
     const double l1 = double(std::max<std::int64_t>(device_.l1d_bytes, 1));
     const double l2 = double(std::max<std::int64_t>(device_.l2_bytes, 1));
     const double l3 = double(std::max<std::int64_t>(device_.l3_bytes, 1));
     const double units = split_n ? ceil_div(n, nr) : ceil_div(m, mr);
     const double waves = ceil_div(units, threads);
-    const double flops = std::max(flop_count(problem_), 1.0);
     const double pack_bytes = (pack_a * m * k * ceil_div(n, nc) + pack_b * k * n) * eb;
     // Padding waste and parallel slack of this config on this shape: the work the register
     // tiles and cache blocks cover beyond the problem, the share of tiles that run the slower
@@ -155,7 +179,7 @@ void Featurizer::gemm_features(const Config& c, std::vector<double>& out) const 
                      waves, units / (waves * threads), ceil_div(n, nc), std::log2(1.0 + pack_bytes / flops), tile_fill,
                      block_fill, edge / tiles, std::max(0.0, threads - units) / threads, std::log2(tiles / threads),
                      log2p(ceil_div(m, mc)), log2p(ceil_div(n, nc)), log2p(ceil_div(mc, mr) * ceil_div(nc, nr))})
-        out.push_back(v);
+        *out++ = v;
 }
 
 std::vector<int> column_map(std::span<const std::string> from, std::span<const std::string> to) {

@@ -232,7 +232,7 @@ std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes
         r.recall_top10 = double(hits) / double(k);
 
         // Unseen shape, as the dispatcher picks it: the default and the nearest other shapes'
-        // best configs valid here, ranked by the model and the distance to where they won.
+        // winners valid here, scored by their measurements on the nearest other shapes and the model.
         std::vector<std::size_t> others;
         for (std::size_t j = 0; j < shapes.size(); ++j)
             if (j != i) others.push_back(j);
@@ -240,17 +240,25 @@ std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes
             return shape_distance(s.problem, shapes[a].problem) < shape_distance(s.problem, shapes[b].problem);
         });
         std::vector<Config> candidates{s.space->default_config()};
-        std::vector<double> distances{std::numeric_limits<double>::infinity()};
         for (std::size_t j : others) {
             if (candidates.size() > policy.neighbours) break;
-            if (!s.seconds.contains(best_config[j].hash()) ||
-                std::find(candidates.begin(), candidates.end(), best_config[j]) != candidates.end())
-                continue;
-            candidates.push_back(best_config[j]);
-            distances.push_back(shape_distance(s.problem, shapes[j].problem));
+            if (s.seconds.contains(best_config[j].hash()) &&
+                std::find(candidates.begin(), candidates.end(), best_config[j]) == candidates.end())
+                candidates.push_back(best_config[j]);
         }
-        auto score = predict_configs(*model, s.problem, s.space, s.device, candidates);
-        const Config& pick = candidates[pick_unseen(score, distances, policy)];
+        others.resize(std::min(others.size(), policy.evidence));
+        std::vector<double> distances;
+        for (std::size_t j : others) distances.push_back(shape_distance(s.problem, shapes[j].problem));
+        std::vector<float> losses;
+        for (const Config& c : candidates)
+            for (std::size_t j : others) {
+                auto it = shapes[j].seconds.find(c.hash());
+                losses.push_back(it == shapes[j].seconds.end() ? std::nanf("")
+                                                                 : float(relative_loss(it->second, shapes[j].best_s)));
+            }
+        ConfigScorer scorer(model, s.problem, s.space, s.device);
+        auto predict = [&](std::size_t c) { return scorer(candidates[c]); };
+        const Config& pick = candidates[pick_unseen({candidates.size(), distances, losses}, predict, policy)];
         auto time_of = [&](const Config& c) {
             auto it = s.seconds.find(c.hash());
             return it == s.seconds.end() ? std::numeric_limits<double>::infinity() : it->second;

@@ -42,8 +42,7 @@ Dataset training_set(std::span<const Measurement> rows, const SpaceOf& space_of,
         if (m.status != Status::ok) continue;
         const std::string key = shape_key(m.problem);
         data.rows.push_back(remap((*featurizers[key])(m.config), maps[key]));
-        data.targets.push_back(
-            std::min(target_of(m.problem, m.stats.median_s) - target_of(m.problem, best[key]), kTargetCap));
+        data.targets.push_back(relative_loss(m.stats.median_s, best[key]));
     }
     return data;
 }
@@ -116,37 +115,27 @@ ConfigScorer::ConfigScorer(std::shared_ptr<const GbdtModel> model, const Problem
     : model_(std::move(model)), featurizer_(p, std::move(space), device) {
     require(model_ != nullptr, "config scorer: null model");
     map_ = column_map(featurizer_.names(), model_->names());
+    values_.resize(featurizer_.names().size());
     row_.resize(map_.size());
 }
 
-std::vector<double> ConfigScorer::operator()(const Problem& p, std::span<const Config* const> configs) {
-    featurizer_.set_problem(p);
-    std::vector<double> out;
-    out.reserve(configs.size());
-    for (const Config* c : configs) {
-        const auto values = featurizer_(*c);
-        for (std::size_t j = 0; j < map_.size(); ++j)
-            row_[j] = map_[j] >= 0                ? values[std::size_t(map_[j])]
-                      : map_[j] == kAbsentLabel ? 0.0
-                                                : std::numeric_limits<double>::quiet_NaN();
-        out.push_back(model_->predict_one(row_));
-    }
-    return out;
+void ConfigScorer::set_problem(const Problem& p) { featurizer_.set_problem(p); }
+
+double ConfigScorer::operator()(const ConfigInputs& in) {
+    featurizer_.write(in, values_);
+    for (std::size_t j = 0; j < map_.size(); ++j)
+        row_[j] = map_[j] >= 0                ? values_[std::size_t(map_[j])]
+                  : map_[j] == kAbsentLabel ? 0.0
+                                            : std::numeric_limits<double>::quiet_NaN();
+    return model_->predict_one(row_);
 }
 
-std::size_t pick_unseen(std::span<const double> scores, std::span<const double> distances, const UnseenPolicy& policy) {
-    require(!scores.empty() && scores.size() == distances.size(), "pick_unseen: one distance per scored candidate");
-    double farthest = 0;
-    for (double d : distances)
-        if (std::isfinite(d)) farthest = std::max(farthest, d);
-    std::size_t best = 0;
-    double best_value = std::numeric_limits<double>::infinity();
-    for (std::size_t i = 0; i < scores.size(); ++i) {
-        const double d = std::isfinite(distances[i]) ? distances[i] : farthest;
-        const double value = scores[i] + policy.distance_penalty * d;
-        if (value < best_value) best = i, best_value = value;
-    }
-    return best;
+std::vector<double> ConfigScorer::operator()(const Problem& p, std::span<const Config* const> configs) {
+    set_problem(p);
+    std::vector<double> out;
+    out.reserve(configs.size());
+    for (const Config* c : configs) out.push_back((*this)(*c));
+    return out;
 }
 
 }  // namespace tune::cost_model

@@ -388,16 +388,109 @@ TEST_CASE("the dispatcher ranks candidates with a stored model, and without one 
     CHECK_THAT(refusing.stats().rejections[0], Catch::Contains("feature schema"));
 }
 
-TEST_CASE("unseen picks weigh the model against the distance to where a config won", "[cost_model]") {
-    // Scores are predicted log-times; distances in octaves; the default (infinite) counts as the farthest.
-    const double inf = std::numeric_limits<double>::infinity();
-    CHECK(pick_unseen(std::vector{0.3, 0.10, 0.12}, std::vector{inf, 1.0, 3.0}) == 1);
-    CHECK(pick_unseen(std::vector{0.10, 0.30, 0.02}, std::vector{inf, 1.0, 1.0}) == 2);
-    // Near-equal predictions: the nearer neighbour's winner is taken.
-    CHECK(pick_unseen(std::vector{0.0, 0.11, 0.10}, std::vector{inf, 0.5, 4.0}, UnseenPolicy{4, 0.05}) == 1);
-    CHECK(pick_unseen(std::vector{0.0, 0.11, 0.10}, std::vector{inf, 0.5, 4.0}, UnseenPolicy{4, 0.0}) == 0);
-    CHECK_THROWS_AS(pick_unseen(std::vector<double>{}, std::vector<double>{}), Error);
-    CHECK_THROWS_AS(pick_unseen(std::vector{1.0}, std::vector{1.0, 2.0}), Error);
+TEST_CASE("unseen picks trust measurements on the nearest shapes over the model", "[cost_model]") {
+    const float nan = std::nanf("");
+    // Candidates: the default, then two neighbours' winners; neighbours at 1 and 3 octaves.
+    std::vector<double> distances{1.0, 3.0};
+    std::vector<double> model{0.0, 0.3, 0.2};  // the model prefers the default
+    std::vector<float> measured{0.40f, 0.40f,   // the default: 49% slower on both neighbours
+                                0.00f, 0.05f,   // winner of the nearest: near-best on both
+                                0.20f, 0.00f};  // winner of the farther one
+    std::vector<std::size_t> asked;
+    auto predict = [&](std::size_t i) {
+        asked.push_back(i);
+        return model[i];
+    };
+    CHECK(pick_unseen({3, distances, measured}, predict) == 1);
+    CHECK(asked.empty());  // every candidate measured everywhere: the model is not consulted
+    // Nothing measured: the model alone decides (what the dispatcher did before measurements counted).
+    std::vector<float> none(6, nan);
+    CHECK(pick_unseen({3, distances, none}, predict) == 0);
+    CHECK(asked.size() == 3);
+    // A gap is filled by the prediction: candidate 1 unmeasured on the nearest shape, where the
+    // model predicts 0.3, now loses to candidate 2 (0.20 there).
+    measured[2] = nan;
+    CHECK(pick_unseen({3, distances, measured}, predict) == 2);
+    // Weighed in beside the measurements, a model that is sure enough overrides them.
+    measured[2] = 0.0f;
+    UnseenPolicy heavy;
+    heavy.model_weight = 100;
+    CHECK(pick_unseen({3, distances, measured}, predict, heavy) == 0);
+    // The bandwidth sets how fast evidence fades with distance: narrow, the nearest shape
+    // decides; wide, both count about equally.
+    UnseenPolicy narrow;
+    narrow.bandwidth = 0.1;
+    measured = {0.40f, 0.40f, 0.00f, 0.20f, 0.10f, 0.00f};
+    CHECK(pick_unseen({3, distances, measured}, predict, narrow) == 1);  // the nearest shape decides
+    UnseenPolicy wide;
+    wide.bandwidth = 100;
+    CHECK(pick_unseen({3, distances, measured}, predict, wide) == 2);  // means 0.10 vs 0.05
+    // Neither measured nor predicted: never preferred; nothing known at all: the first.
+    CHECK(pick_unseen({3, distances, std::vector<float>{nan, nan, 0.3f, 0.3f, nan, nan}}, {}) == 1);
+    CHECK(pick_unseen({3, distances, none}, {}) == 0);
+    CHECK_THROWS_AS(pick_unseen({3, distances, std::vector<float>(5, 0.0f)}, predict), Error);
+    CHECK_THROWS_AS(pick_unseen({1, std::vector<double>{-1.0}, std::vector<float>{0.0f}}, predict), Error);
+    CHECK(relative_loss(2.0, 1.0) == Approx(std::log(2.0)));
+    CHECK(relative_loss(100.0, 1.0) == Approx(kTargetCap));  // capped: one spiked row weighs no more than 4x
+    CHECK_THROWS_AS(relative_loss(0.0, 1.0), Error);
+}
+
+TEST_CASE("the dispatcher serves the config that measured well on the nearest shapes, not the nearest winner",
+          "[cost_model][dispatcher]") {
+    auto db = make_memory_database();
+    auto registry = std::make_shared<TemplateRegistry>();
+    registry->add(std::make_unique<testing::FakeGemmTemplate>());
+    const Template* t = registry->find("test.gemm.fake");
+    DeviceInfo device = detect_cpu();
+    auto run = db->start_run({0, "test", "manual", 0, "", ""}, device);
+    // Three tuned shapes, each with its own narrow winner that is 2x slower on the others; the
+    // default is 5% off on the small shapes, 20% on the large one. Every candidate is measured
+    // on every shape.
+    auto config = [&](std::int64_t unroll, std::int64_t tile) {
+        Config c = t->space(make_gemm(64, 64, 64))->default_config();
+        c.set("unroll", unroll);
+        c.set("tile", tile);
+        return c;
+    };
+    const Config def = config(1, 1), win_a = config(2, 1), win_b = config(4, 1), win_c = config(1, 4);
+    struct Tuned {
+        Problem shape;
+        const Config* winner;
+    };
+    std::vector<Tuned> tuned{{make_gemm(64, 64, 64), &win_a}, {make_gemm(128, 128, 128), &win_b},
+                             {make_gemm(1024, 1024, 1024), &win_c}};
+    std::vector<Measurement> rows;
+    for (const auto& [shape, winner] : tuned)
+        for (const Config* c : {&def, &win_a, &win_b, &win_c}) {
+            Measurement x;
+            x.run_id = run;
+            x.problem = shape;
+            x.device_id = device.id();
+            x.template_name = t->info().name;
+            x.template_version = t->info().version;
+            x.config = *c;
+            const double relative = c == winner ? 1.0 : c == &def ? (gemm_dims(shape).m == 1024 ? 1.2 : 1.05) : 2.0;
+            x.stats.median_s = x.stats.min_s = x.stats.mean_s = flop_count(shape) * 1e-10 * relative;
+            x.stats.count = 5;
+            db->record(x);
+            rows.push_back(x);
+        }
+    Problem unseen = make_gemm(90, 90, 90);  // between the two small shapes, nearest to 64^3
+    {
+        Dispatcher plain(*db, registry, device);
+        CHECK(plain.lookup(unseen).source == LookupSource::nearest);
+        CHECK(*plain.lookup(unseen).config == win_a);  // right for 64^3 only
+    }
+    auto data = training_set(rows, [t](const Problem& p) { return t->space(p); }, device);
+    db->save_model(to_stored(*GbdtModel::train(data), t->info().name, device.id(), std::int64_t(rows.size())));
+    Dispatcher d(*db, registry, device);
+    Selection s = d.lookup(unseen);
+    CHECK(s.source == LookupSource::predicted);
+    CHECK(*s.config == def);  // near-best on both nearest shapes
+    // Near the large shape its winner serves: the small shapes, 10 and more octaves away, weigh little.
+    Selection big = d.lookup(make_gemm(1024, 1024, 2048));
+    CHECK(big.source == LookupSource::predicted);
+    CHECK(*big.config == win_c);
 }
 
 TEST_CASE("a config scorer reused across shapes of one space predicts what a fresh one does", "[cost_model]") {

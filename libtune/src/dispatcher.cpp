@@ -33,7 +33,7 @@ Dispatcher::Dispatcher(std::vector<StoreLayer> layers, std::shared_ptr<const Tem
                        const DeviceInfo& device, DispatcherOptions options)
     : registry_(std::move(registry)), device_(device), options_(std::move(options)) {
     require(registry_ != nullptr, "dispatcher: null template registry");
-    ShapeTimes times;
+    TimesMap times;
     EntryMap merged;
     for (std::size_t i = 0; i < layers.size(); ++i) {
         require(layers[i].db != nullptr, "dispatcher: store '" + layers[i].name + "' is null");
@@ -43,7 +43,11 @@ Dispatcher::Dispatcher(std::vector<StoreLayer> layers, std::shared_ptr<const Tem
     }
     layer_names_.push_back("published");  // results handed to publish() (online tuning)
     std::vector<Entry> entries;
-    for (auto& [shape, e] : merged) entries.push_back(std::move(e));
+    for (auto& [shape, e] : merged) {
+        if (auto t = times.find(shape); t != times.end())
+            e.times = std::make_shared<const ShapeTimes>(t->second.begin(), t->second.end());
+        entries.push_back(std::move(e));
+    }
     // Sorted by key so the index order (and nearest-match ties) does not depend on hashing.
     std::sort(entries.begin(), entries.end(),
               [](const Entry& a, const Entry& b) { return shape_key(a.shape) < shape_key(b.shape); });
@@ -52,6 +56,7 @@ Dispatcher::Dispatcher(std::vector<StoreLayer> layers, std::shared_ptr<const Tem
     index_.store(index.get(), std::memory_order_release);
     indexes_.push_back(std::move(index));
     compute_regrets(times);
+    prepare_predictors();
     start_online();
 }
 
@@ -84,6 +89,7 @@ std::unique_ptr<Dispatcher::Index> Dispatcher::build_index(std::vector<Entry> en
         lines.push_back(shape_key(e.shape) + '|' + e.tmpl->info().name + '|' + e.tmpl->info().version + '|' +
                         e.config.text());
     }
+    for (auto& [key, g] : index->groups) add_unseen_evidence(index->entries, g);
     std::sort(lines.begin(), lines.end());
     std::string all;
     for (const auto& l : lines) all += l + '\n';
@@ -112,10 +118,10 @@ std::optional<Dispatcher::Entry> Dispatcher::checked_entry(const Measurement& m,
         return std::nullopt;
     }
     return Entry{m.problem, t, m.config, m.stats.median_s, m.problem.tolerance, layer, m.config.hash(),
-                 m.workspace_bytes};
+                 m.workspace_bytes, nullptr};
 }
 
-void Dispatcher::load(const StoreLayer& layer, std::size_t index, ShapeTimes& times, EntryMap& merged) {
+void Dispatcher::load(const StoreLayer& layer, std::size_t index, TimesMap& times, EntryMap& merged) {
     MeasurementFilter filter;
     filter.device_id = device_.id();
     auto reject = [&](const std::string& why) {
@@ -139,7 +145,7 @@ void Dispatcher::load(const StoreLayer& layer, std::size_t index, ShapeTimes& ti
             else reject(why);
             continue;
         }
-        times[m.problem][m.template_name + '|' + m.config.text()] = m.stats.median_s;
+        times[m.problem][ConfigKey{e->tmpl, e->config_hash}] = m.stats.median_s;
         auto& [measured, entries] = served[m.problem];
         measured.push_back(&m);
         entries.push_back(*e);
@@ -158,7 +164,7 @@ void Dispatcher::load(const StoreLayer& layer, std::size_t index, ShapeTimes& ti
     }
 }
 
-void Dispatcher::compute_regrets(const ShapeTimes& times) {
+void Dispatcher::compute_regrets(const TimesMap& times) {
     if (options_.buckets.empty()) return;
     const Index& ix = *index_.load(std::memory_order_acquire);
     std::map<std::string, BucketRegret> by_bucket;
@@ -168,7 +174,7 @@ void Dispatcher::compute_regrets(const ShapeTimes& times) {
         auto it = ix.exact.find(*rep);
         if (it == ix.exact.end()) continue;
         const Entry& e = ix.entries[it->second];
-        auto served = configs.find(e.tmpl->info().name + '|' + e.config.text());
+        auto served = configs.find(ConfigKey{e.tmpl, e.config_hash});
         if (served == configs.end()) continue;  // the bucket's config was not measured there
         double best_s = served->second;
         for (const auto& [config, seconds] : configs) best_s = std::min(best_s, seconds);
@@ -233,53 +239,6 @@ bool Dispatcher::accepted(const Index& ix, SpaceFacts& facts, std::size_t i) con
     auto& ok = facts.accepts[i];
     if (ok < 0) ok = facts.space->violation(ix.entries[i].config) ? 0 : 1;
     return ok == 1;
-}
-
-Selection Dispatcher::predict_unseen(const Problem& p, const Index& ix,
-                                     const std::vector<std::pair<double, std::size_t>>& candidates) const {
-    if (models_.empty()) return {};
-    const cost_model::UnseenPolicy policy;
-    for (const Template* t : registry_->for_problem(p, device_.backend)) {
-        auto model = models_.find(t);
-        if (model == models_.end()) continue;
-        auto space = t->space(p);
-        auto& facts = spaces_[space.get()];
-        if (!facts.space) facts.space = space;
-        if (!facts.default_config) facts.default_config = std::make_unique<Config>(space->default_config());
-        if (!facts.scorer) {
-            facts.scorer = std::make_shared<cost_model::ConfigScorer>(model->second, p, space, device_);
-            facts.default_hash = facts.default_config->hash();
-        }
-        // The default and the nearest tuned shapes' configs valid here (each once), nearest
-        // first, looking at no more than kScan of the nearest shapes (ties: earlier entry).
-        const std::size_t kScan = 8 * policy.neighbours;
-        auto nearest = candidates;
-        if (nearest.size() > kScan) {
-            std::nth_element(nearest.begin(), nearest.begin() + long(kScan), nearest.end());
-            nearest.resize(kScan);
-        }
-        std::sort(nearest.begin(), nearest.end());
-        std::vector<const Config*> configs{facts.default_config.get()};
-        std::vector<std::uint64_t> hashes{facts.default_hash};
-        std::vector<double> distances{std::numeric_limits<double>::infinity()};
-        std::vector<std::size_t> from{SIZE_MAX};
-        for (const auto& [dist, e] : nearest) {
-            if (configs.size() > policy.neighbours) break;
-            const Entry& entry = ix.entries[e];
-            if (entry.tmpl != t || std::find(hashes.begin(), hashes.end(), entry.config_hash) != hashes.end() ||
-                !accepted(ix, facts, e))
-                continue;
-            configs.push_back(&entry.config);
-            hashes.push_back(entry.config_hash);
-            distances.push_back(dist);
-            from.push_back(e);
-        }
-        auto score = (*facts.scorer)(p, configs);
-        const std::size_t best = cost_model::pick_unseen(score, distances, policy);
-        if (from[best] != SIZE_MAX) return select(ix.entries[from[best]], LookupSource::predicted);
-        return Selection{t, facts.default_config.get(), LookupSource::predicted, nullptr, 0};
-    }
-    return {};
 }
 
 Problem Dispatcher::group_key(const Problem& p) {
@@ -363,24 +322,26 @@ Selection Dispatcher::lookup_under(const Problem& p, std::size_t max_workspace_b
 Selection Dispatcher::resolve_unseen(const Problem& p) const {
     validate(p);
     const Index& ix = *index_.load(std::memory_order_acquire);
-    // Log-size distance to every tuned shape of the same group (op, dtype, exact dims).
+    // Log-size distance to every tuned shape of the same group (op, dtype, exact dims), with
+    // the entry's index in the group.
     std::vector<std::pair<double, std::size_t>> candidates;
+    const Group* group = nullptr;
     if (auto g = ix.groups.find(group_key(p)); g != ix.groups.end()) {
+        group = &g->second;
         auto specs = dim_specs(p.op);
         std::array<double, kMaxDims> log_sizes{};
         std::size_t n_sizes = 0;
         for (std::size_t d = 0; d < specs.size(); ++d)
             if (specs[d].kind == DimKind::size) log_sizes[n_sizes++] = std::log2(double(p.dims[d]));
-        const auto& group = g->second;
-        candidates.reserve(group.entries.size());
-        const double* row = group.log_sizes.data();
-        for (std::size_t e = 0; e < group.entries.size(); ++e, row += n_sizes) {
+        candidates.reserve(group->entries.size());
+        const double* row = group->log_sizes.data();
+        for (std::size_t e = 0; e < group->entries.size(); ++e, row += n_sizes) {
             // A config verified under a looser budget than the caller's is not a candidate.
-            const double tol = ix.entries[group.entries[e]].tolerance;
+            const double tol = ix.entries[group->entries[e]].tolerance;
             if (tol > 0 && !(p.tolerance >= tol)) continue;
             double dist = 0;
             for (std::size_t d = 0; d < n_sizes; ++d) dist += std::abs(log_sizes[d] - row[d]);
-            candidates.emplace_back(dist, group.entries[e]);
+            candidates.emplace_back(dist, e);
         }
     }
 
@@ -403,13 +364,13 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
         if (auto it = ix.exact.find(*rep); it != ix.exact.end() && valid_here(ix, p, it->second))
             chosen = select(ix.entries[it->second], LookupSource::bucket);
     // With a cost model for the template: its pick among the neighbours' configs and the default.
-    if (!chosen.tmpl) chosen = predict_unseen(p, ix, candidates);
+    if (!chosen.tmpl && group) chosen = predict_unseen(p, ix, *group, candidates);
     // Else nearest first; ties go to the earlier entry. Usually the first candidate is valid,
     // so pick minima one at a time instead of sorting.
     while (!chosen.tmpl && !candidates.empty()) {
         auto best = std::min_element(candidates.begin(), candidates.end());
-        if (valid_here(ix, p, best->second)) {
-            chosen = select(ix.entries[best->second], LookupSource::nearest);
+        if (const std::size_t e = group->entries[best->second]; valid_here(ix, p, e)) {
+            chosen = select(ix.entries[e], LookupSource::nearest);
             break;
         }
         *best = candidates.back();

@@ -1,7 +1,7 @@
 // Dispatcher: the runtime side. Loads one or more stores once into an in-memory index and
-// answers "which config for this shape" (exact hit, bucket representative, nearest tuned
-// shape, template default) in nanoseconds, or runs the kernel directly. Thread-safe. The
-// index changes only when online tuning publishes a result, never in frozen mode.
+// answers "which config for this shape" (exact hit, bucket representative, predicted, nearest
+// tuned shape, template default) in nanoseconds, or runs the kernel directly. Thread-safe.
+// The index changes only when online tuning publishes a result, never in frozen mode.
 #pragma once
 
 #include <atomic>
@@ -9,6 +9,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,12 +30,12 @@ namespace tune {
 
 namespace cost_model {
 class GbdtModel;
-class ConfigScorer;
 }
 
 // bucket: no entry for the shape itself; its bucket's representative (BucketRules) was tuned.
-// predicted: no exact entry; the store's cost model ranked the tuned neighbours' configs and
-// the default for this shape (only when the store holds a model for the template).
+// predicted: no exact entry; the tuned neighbours' configs and the default were scored by how
+// they measured on the nearest tuned shapes, the store's cost model standing in for what was
+// not measured (only when the store holds a model for the template; cost_model::pick_unseen).
 enum class LookupSource : std::uint8_t { exact, nearest, default_config, bucket, predicted };
 std::string_view to_string(LookupSource s);
 
@@ -176,6 +177,14 @@ public:
     OnlineStats online_stats() const;
 
 private:
+    // A config of a template: what a shape's measurements are keyed by.
+    struct ConfigKey {
+        const Template* tmpl = nullptr;
+        std::uint64_t config_hash = 0;
+        auto operator<=>(const ConfigKey&) const = default;
+    };
+    // Every served-quality time of one tuned shape, sorted by key (later layers' times win).
+    using ShapeTimes = std::vector<std::pair<ConfigKey, double>>;
     struct Entry {
         Problem shape;
         const Template* tmpl;
@@ -185,12 +194,20 @@ private:
         std::size_t layer;  // index into layer_names_
         std::uint64_t config_hash;
         std::int64_t workspace_bytes = 0;
+        std::shared_ptr<const ShapeTimes> times;  // null: only this config is known
     };
     // Tuned shapes that share op, dtype and every exact dim: the candidates for a nearest
-    // match, with their log2 sizes stored contiguously (size_dims per entry).
+    // match, with their log2 sizes stored contiguously (size_dims per entry). For unseen
+    // shapes, the group's candidate configs (`columns`: each entry's winner and each entry's
+    // space's default, sorted) and, per entry, the relative loss of those measured there
+    // (cells[cell_begin[r] .. cell_begin[r + 1]), sorted by column), computed once per index.
     struct Group {
         std::vector<std::size_t> entries;
         std::vector<double> log_sizes;
+        std::vector<ConfigKey> columns;
+        std::vector<std::uint32_t> winner_column;  // per entry of the group
+        std::vector<std::uint32_t> cell_begin;     // entries + 1
+        std::vector<std::pair<std::uint32_t, float>> cells;
     };
     struct ShapeHash {
         std::size_t operator()(const Problem& p) const noexcept { return ProblemHash{}(p); }
@@ -216,23 +233,28 @@ private:
         mutable std::atomic<std::uint64_t> misses{0};  // online tuning
         explicit Memo(Selection s) : selection(s) {}
     };
-    // Times of every served-quality measurement per shape: "template|config" -> median.
-    using ShapeTimes = std::unordered_map<Problem, std::unordered_map<std::string, double>, ShapeHash, SameShape>;
+    // Times of every served-quality measurement per shape, while loading.
+    using TimesMap = std::unordered_map<Problem, std::map<ConfigKey, double>, ShapeHash, SameShape>;
 
     using EntryMap = std::unordered_map<Problem, Entry, ShapeHash, SameShape>;
-    void load(const StoreLayer& layer, std::size_t index, ShapeTimes& times, EntryMap& merged);
+    void load(const StoreLayer& layer, std::size_t index, TimesMap& times, EntryMap& merged);
     std::optional<Entry> checked_entry(const Measurement& m, std::size_t layer, std::string* why) const;
     static std::unique_ptr<Index> build_index(std::vector<Entry> entries);
-    void compute_regrets(const ShapeTimes& times);
+    static void add_unseen_evidence(const std::vector<Entry>& entries, Group& g);  // dispatcher_unseen.cpp
+    void compute_regrets(const TimesMap& times);
     void load_models(const StoreLayer& layer);
     // Whether entry i of ix is valid for p (cached per space); caller holds unseen_mutex_.
     struct SpaceFacts;
     bool valid_here(const Index& ix, const Problem& p, std::size_t i) const;
     bool accepted(const Index& ix, SpaceFacts& facts, std::size_t i) const;  // facts of p's space
-    // The model's pick among the valid candidate entries' configs and the default; caller
-    // holds unseen_mutex_ exclusively. Empty (no tmpl) when no model applies.
-    Selection predict_unseen(const Problem& p, const Index& ix,
-                             const std::vector<std::pair<double, std::size_t>>& candidates) const;
+    // The pick among the default and the valid configs of the nearest entries of group g
+    // (`near`: distance and index into g.entries); caller holds unseen_mutex_ exclusively.
+    // Empty (no tmpl) when no model applies.
+    struct Predictor;
+    Selection predict_unseen(const Problem& p, const Index& ix, const Group& g,
+                             std::vector<std::pair<double, std::size_t>> near) const;
+    Predictor& predictor(SpaceFacts& facts, const Template* t, const Problem& p) const;
+    void prepare_predictors();  // at load: each model's features of every tuned config
     Selection resolve_unseen(const Problem& p) const;
     Selection select(const Entry& e, LookupSource s) const;
     // True exactly when this miss brings the shape to OnlineTuning::after_misses (never when off).
@@ -269,8 +291,7 @@ private:
         std::unique_ptr<Config> default_config;
         std::vector<std::int8_t> accepts;     // per entry of accepts_for: -1 unknown, 0 no, 1 yes
         const Index* accepts_for = nullptr;
-        std::shared_ptr<cost_model::ConfigScorer> scorer;  // the template's model on this space
-        std::uint64_t default_hash = 0;
+        std::shared_ptr<Predictor> predictor;  // the template's model on this space
     };
     mutable std::unordered_map<const Space*, SpaceFacts> spaces_;  // guarded by unseen_mutex_
     // Cost models per template (a later layer's replaces an earlier one's); empty: no prediction.

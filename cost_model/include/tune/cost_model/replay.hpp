@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tune/cost_model/training.hpp"
+#include "tune/cost_model/unseen.hpp"
 #include "tune/db/database.hpp"
 #include "tune/space.hpp"
 
@@ -63,8 +64,9 @@ std::vector<ReplayRow> replay(const std::vector<RecordedShape>& shapes, const Re
 // Leave-one-shape-out quality of the boosted trees: per held-out shape, Spearman rank
 // correlation of predicted vs measured time, recall of the 10 fastest configs in the
 // predicted top 10, and the loss of an unseen-shape pick (the dispatcher's: pick_unseen among
-// the default and the nearest other shapes' best configs) against the shape's best; the
-// nearest-shape pick (the dispatcher without a model) is shown beside it.
+// the default and the nearest other shapes' best configs, scored by their measurements on the
+// nearest other shapes and the model) against the shape's best; the nearest-shape pick (the
+// dispatcher without a model) is shown beside it.
 struct HeldOutReport {
     std::string shape;
     std::size_t configs = 0;

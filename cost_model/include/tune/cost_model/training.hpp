@@ -1,9 +1,8 @@
 // Glue between stored measurements and the models: training sets from measurements, models
 // to and from the store (feature schema checked), the feature view a search strategy uses,
-// and ranking a few candidate configs of one problem (the dispatcher's unseen shapes).
+// and scoring a few candidate configs of one problem (the dispatcher's unseen shapes).
 #pragma once
 
-#include <cmath>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -11,6 +10,7 @@
 
 #include "tune/cost_model/features.hpp"
 #include "tune/cost_model/models.hpp"
+#include "tune/cost_model/unseen.hpp"
 #include "tune/db/database.hpp"
 
 namespace tune::cost_model {
@@ -19,9 +19,6 @@ inline constexpr const char* kGbdtName = "gbdt";
 inline constexpr const char* kGbdtFormat = "xgboost-json";
 
 using SpaceOf = std::function<std::shared_ptr<const Space>(const Problem&)>;
-
-// Per-shape targets are capped here: log(4), i.e. 4x slower than the shape's best or worse.
-inline const double kTargetCap = std::log(4.0);
 
 // The ok measurements as a training set: features from each problem's space on `device`,
 // columns the union of every featurizer's (missing = NaN), target log(median / the shape's
@@ -56,35 +53,26 @@ std::vector<double> predict_configs(const GbdtModel& model, const Problem& p, st
 
 // Scores candidate configs of the problems that share one space: the featurizer and the mapping
 // onto the model's columns are built once and reused for every problem (the dispatcher keeps
-// one per space, so a lookup pays only for the features and the trees).
+// one per space, so a lookup pays only for the problem's features and the trees).
 class ConfigScorer {
 public:
     ConfigScorer(std::shared_ptr<const GbdtModel> model, const Problem& p, std::shared_ptr<const Space> space,
                  const DeviceInfo& device);
-    // Predicted score of each config on p (p of the op and space given at construction).
+    // Re-targets to p (of the op and space given at construction).
+    void set_problem(const Problem& p);
+    // Predicted score of a config on the current problem, without allocating when its inputs
+    // were read beforehand (inputs()).
+    double operator()(const ConfigInputs& in);
+    double operator()(const Config& c) { return (*this)(featurizer_.inputs(c)); }
+    ConfigInputs inputs(const Config& c) const { return featurizer_.inputs(c); }
+    // Predicted score of each config on p.
     std::vector<double> operator()(const Problem& p, std::span<const Config* const> configs);
 
 private:
     std::shared_ptr<const GbdtModel> model_;
     Featurizer featurizer_;
     std::vector<int> map_;
-    std::vector<double> row_;  // reused between calls
+    std::vector<double> values_, row_;  // reused between calls
 };
-
-// Unseen shapes (no measurement at all): the candidates are the template's default and the
-// best configs of the nearest tuned shapes, up to `neighbours` distinct configs valid for the
-// shape, nearest first (the dispatcher looks at the 8 x neighbours nearest tuned shapes).
-// Only configs known to be good somewhere are ranked: a model that extrapolates badly can
-// then at worst pick a neighbour's winner, never a pathological config.
-struct UnseenPolicy {
-    std::size_t neighbours = 4;
-    // Added to a candidate's predicted log-time per unit of shape_distance (octaves) between
-    // the shape and the one it was tuned for: a near neighbour's winner needs less trust in the model.
-    double distance_penalty = 0.2;
-};
-// The index of the pick: argmin of score + penalty * distance. A distance that is not finite
-// (pass infinity for the default: it was tuned for no neighbour) counts as the largest given.
-std::size_t pick_unseen(std::span<const double> scores, std::span<const double> distances,
-                        const UnseenPolicy& policy = {});
 
 }  // namespace tune::cost_model
