@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <unordered_set>
 
 #include "tune/cost_model/subspace.hpp"
@@ -249,13 +250,20 @@ std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes
         others.resize(std::min(others.size(), policy.evidence));
         std::vector<double> distances;
         for (std::size_t j : others) distances.push_back(shape_distance(s.problem, shapes[j].problem));
-        std::vector<float> losses;
-        for (const Config& c : candidates)
-            for (std::size_t j : others) {
-                auto it = shapes[j].seconds.find(c.hash());
-                losses.push_back(it == shapes[j].seconds.end() ? std::nanf("")
-                                                                 : float(relative_loss(it->second, shapes[j].best_s)));
+        // Measured there, else the model's prediction for that shape (as the dispatcher does at load).
+        std::vector<float> losses(candidates.size() * others.size());
+        for (std::size_t j = 0; j < others.size(); ++j) {
+            const RecordedShape& o = shapes[others[j]];
+            std::optional<ConfigScorer> there;
+            for (std::size_t c = 0; c < candidates.size(); ++c) {
+                auto it = o.seconds.find(candidates[c].hash());
+                if (it == o.seconds.end() && !there) there.emplace(model, o.problem, o.space, o.device);
+                losses[c * others.size() + j] =
+                    it != o.seconds.end() ? float(relative_loss(it->second, o.best_s))
+                    : o.space->violation(candidates[c]) ? std::nanf("")
+                                                        : float(predicted_loss((*there)(candidates[c])));
             }
+        }
         ConfigScorer scorer(model, s.problem, s.space, s.device);
         auto predict = [&](std::size_t c) { return scorer(candidates[c]); };
         const Config& pick = candidates[pick_unseen({candidates.size(), distances, losses}, predict, policy)];

@@ -15,10 +15,15 @@ double relative_loss(double seconds, double best_seconds) {
     return std::min(std::log(seconds / best_seconds), kTargetCap);
 }
 
+double predicted_loss(double prediction) {
+    require(std::isfinite(prediction), "cost model: a prediction is not finite");
+    return std::clamp(prediction, 0.0, kTargetCap);
+}
+
 std::size_t pick_unseen(const UnseenEvidence& e, const UnseenPrediction& predict, const UnseenPolicy& policy) {
     const std::size_t n = e.distances.size();
-    require(e.measured.size() == e.candidates * n,
-            "pick_unseen: " + std::to_string(e.measured.size()) + " measured losses for " +
+    require(e.losses.size() == e.candidates * n,
+            "pick_unseen: " + std::to_string(e.losses.size()) + " losses for " +
                 std::to_string(e.candidates) + " candidates x " + std::to_string(n) + " neighbours");
     require(policy.bandwidth > 0 && policy.model_weight >= 0,
             "pick_unseen: the bandwidth must be positive and the model weight non-negative");
@@ -38,20 +43,15 @@ std::size_t pick_unseen(const UnseenEvidence& e, const UnseenPrediction& predict
     std::size_t best = 0;
     double best_score = std::numeric_limits<double>::infinity();
     for (std::size_t i = 0; i < e.candidates; ++i) {
-        const float* row = e.measured.data() + i * n;
-        bool complete = true;
-        for (std::size_t j = 0; j < n && complete; ++j) complete = !std::isnan(row[j]);
-        // The model is asked only when its answer counts: to fill a gap, or when it is weighed in.
-        const double predicted = (!complete || policy.model_weight > 0) && predict
-                                     ? predict(i)
-                                     : std::numeric_limits<double>::quiet_NaN();
+        const float* row = e.losses.data() + i * n;
         double sum = 0, total = 0;
         for (std::size_t j = 0; j < n; ++j) {
-            const double v = std::isnan(row[j]) ? predicted : double(row[j]);
-            if (std::isnan(v)) continue;
-            sum += weight[j] * v;
+            if (std::isnan(row[j])) continue;
+            sum += weight[j] * double(row[j]);
             total += weight[j];
         }
+        const double predicted =
+            policy.model_weight > 0 && predict ? predict(i) : std::numeric_limits<double>::quiet_NaN();
         if (!std::isnan(predicted) && policy.model_weight > 0) {
             sum += policy.model_weight * predicted;
             total += policy.model_weight;

@@ -402,15 +402,24 @@ TEST_CASE("unseen picks trust measurements on the nearest shapes over the model"
         return model[i];
     };
     CHECK(pick_unseen({3, distances, measured}, predict) == 1);
-    CHECK(asked.empty());  // every candidate measured everywhere: the model is not consulted
-    // Nothing measured: the model alone decides (what the dispatcher did before measurements counted).
+    CHECK(asked.empty());  // model weight 0: no prediction for the unseen shape is asked for
+    // Nothing measured, the model's prediction for the unseen shape alone (what the dispatcher
+    // served before measurements counted) picks the default.
     std::vector<float> none(6, nan);
-    CHECK(pick_unseen({3, distances, none}, predict) == 0);
+    UnseenPolicy model_only;
+    model_only.model_weight = 1;
+    CHECK(pick_unseen({3, distances, none}, predict, model_only) == 0);
     CHECK(asked.size() == 3);
-    // A gap is filled by the prediction: candidate 1 unmeasured on the nearest shape, where the
-    // model predicts 0.3, now loses to candidate 2 (0.20 there).
+    // A loss the store lacks is left out: candidate 1 then rests on the farther shape alone...
     measured[2] = nan;
+    CHECK(pick_unseen({3, distances, measured}, predict) == 1);
+    // ...unless a prediction for the nearest shape stands in (as the callers fill gaps): 0.3
+    // there, and candidate 2 (0.20 there) wins.
+    measured[2] = float(predicted_loss(0.3));
     CHECK(pick_unseen({3, distances, measured}, predict) == 2);
+    CHECK(predicted_loss(-0.1) == 0.0);  // predictions are clamped to the range of measured losses
+    CHECK(predicted_loss(9.0) == Approx(kTargetCap));
+    CHECK_THROWS_AS(predicted_loss(std::nan("")), Error);
     // Weighed in beside the measurements, a model that is sure enough overrides them.
     measured[2] = 0.0f;
     UnseenPolicy heavy;

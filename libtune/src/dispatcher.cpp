@@ -56,7 +56,6 @@ Dispatcher::Dispatcher(std::vector<StoreLayer> layers, std::shared_ptr<const Tem
     index_.store(index.get(), std::memory_order_release);
     indexes_.push_back(std::move(index));
     compute_regrets(times);
-    prepare_predictors();
     start_online();
 }
 
@@ -74,7 +73,7 @@ Dispatcher::~Dispatcher() {
     }
 }
 
-std::unique_ptr<Dispatcher::Index> Dispatcher::build_index(std::vector<Entry> entries) {
+std::unique_ptr<Dispatcher::Index> Dispatcher::build_index(std::vector<Entry> entries) const {
     auto index = std::make_unique<Index>();
     index->entries = std::move(entries);
     std::vector<std::string> lines;
@@ -89,7 +88,7 @@ std::unique_ptr<Dispatcher::Index> Dispatcher::build_index(std::vector<Entry> en
         lines.push_back(shape_key(e.shape) + '|' + e.tmpl->info().name + '|' + e.tmpl->info().version + '|' +
                         e.config.text());
     }
-    for (auto& [key, g] : index->groups) add_unseen_evidence(index->entries, g);
+    add_unseen_evidence(*index);
     std::sort(lines.begin(), lines.end());
     std::string all;
     for (const auto& l : lines) all += l + '\n';

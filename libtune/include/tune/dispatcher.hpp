@@ -199,8 +199,9 @@ private:
     // Tuned shapes that share op, dtype and every exact dim: the candidates for a nearest
     // match, with their log2 sizes stored contiguously (size_dims per entry). For unseen
     // shapes, the group's candidate configs (`columns`: each entry's winner and each entry's
-    // space's default, sorted) and, per entry, the relative loss of those measured there
-    // (cells[cell_begin[r] .. cell_begin[r + 1]), sorted by column), computed once per index.
+    // space's default, sorted) and, per entry, the loss of those measured there or, with a
+    // model, predicted for it (cells[cell_begin[r] .. cell_begin[r + 1]), sorted by column),
+    // computed once per index.
     struct Group {
         std::vector<std::size_t> entries;
         std::vector<double> log_sizes;
@@ -239,8 +240,8 @@ private:
     using EntryMap = std::unordered_map<Problem, Entry, ShapeHash, SameShape>;
     void load(const StoreLayer& layer, std::size_t index, TimesMap& times, EntryMap& merged);
     std::optional<Entry> checked_entry(const Measurement& m, std::size_t layer, std::string* why) const;
-    static std::unique_ptr<Index> build_index(std::vector<Entry> entries);
-    static void add_unseen_evidence(const std::vector<Entry>& entries, Group& g);  // dispatcher_unseen.cpp
+    std::unique_ptr<Index> build_index(std::vector<Entry> entries) const;  // needs models_ loaded
+    void add_unseen_evidence(Index& ix) const;  // dispatcher_unseen.cpp
     void compute_regrets(const TimesMap& times);
     void load_models(const StoreLayer& layer);
     // Whether entry i of ix is valid for p (cached per space); caller holds unseen_mutex_.
@@ -248,13 +249,10 @@ private:
     bool valid_here(const Index& ix, const Problem& p, std::size_t i) const;
     bool accepted(const Index& ix, SpaceFacts& facts, std::size_t i) const;  // facts of p's space
     // The pick among the default and the valid configs of the nearest entries of group g
-    // (`near`: distance and index into g.entries); caller holds unseen_mutex_ exclusively.
-    // Empty (no tmpl) when no model applies.
-    struct Predictor;
+    // (`near`: distance and index into g.entries, reordered here); caller holds unseen_mutex_
+    // exclusively. Empty (no tmpl) when no model applies.
     Selection predict_unseen(const Problem& p, const Index& ix, const Group& g,
-                             std::vector<std::pair<double, std::size_t>> near) const;
-    Predictor& predictor(SpaceFacts& facts, const Template* t, const Problem& p) const;
-    void prepare_predictors();  // at load: each model's features of every tuned config
+                             std::vector<std::pair<double, std::size_t>>& near) const;
     Selection resolve_unseen(const Problem& p) const;
     Selection select(const Entry& e, LookupSource s) const;
     // True exactly when this miss brings the shape to OnlineTuning::after_misses (never when off).
@@ -291,7 +289,7 @@ private:
         std::unique_ptr<Config> default_config;
         std::vector<std::int8_t> accepts;     // per entry of accepts_for: -1 unknown, 0 no, 1 yes
         const Index* accepts_for = nullptr;
-        std::shared_ptr<Predictor> predictor;  // the template's model on this space
+        std::uint64_t default_hash = 0;
     };
     mutable std::unordered_map<const Space*, SpaceFacts> spaces_;  // guarded by unseen_mutex_
     // Cost models per template (a later layer's replaces an earlier one's); empty: no prediction.

@@ -1,7 +1,8 @@
 // The config for a shape that was never measured: candidates (the template default and the
-// nearest tuned shapes' winners) scored by how they measured on those tuned shapes, with the
-// cost model filling in what was not measured. The dispatcher and `tune model-report` both pick
-// through pick_unseen, so the report measures what the dispatcher serves.
+// nearest tuned shapes' winners) scored by how they measured on those tuned shapes, the cost
+// model's prediction for a shape standing in where a candidate was not measured there. The
+// dispatcher and `tune model-report` both pick through pick_unseen, so the report measures
+// what the dispatcher serves.
 #pragma once
 
 #include <cmath>
@@ -17,6 +18,9 @@ inline const double kTargetCap = std::log(4.0);
 
 // log(seconds / best_seconds) capped at kTargetCap: how far a config is from its shape's best.
 double relative_loss(double seconds, double best_seconds);
+// A model's prediction (trained on relative_loss targets) as a loss: clamped to [0, kTargetCap].
+// Throws tune::Error when it is not finite.
+double predicted_loss(double prediction);
 
 struct UnseenPolicy {
     // Candidates: the default and the winners of the nearest tuned shapes, up to this many
@@ -28,29 +32,30 @@ struct UnseenPolicy {
     // evidence fades slowly, a shape 4 octaves away counting e^-1 as much as one at distance 0,
     // so a config must do well on several near shapes, not only on the nearest one.
     double bandwidth = 4.0;
-    // Weight of the model's prediction beside the measurements (a measured neighbour at
-    // distance 0 weighs 1). 0: the model only stands in for measurements the store lacks.
+    // Weight of the model's prediction for the unseen shape itself beside the evidence (a
+    // neighbour at distance 0 weighs 1). 0: the model only stands in for measurements the
+    // store lacks, and the pick needs no prediction at lookup.
     double model_weight = 0.0;
 };
 
-// What the store knows about the candidates of one unseen shape. Evidence neighbours come
-// nearest first; `measured` holds, per candidate, one relative_loss per neighbour (row-major,
-// candidates x neighbours), NaN where the store has no measurement of that config there.
+// What is known about the candidates of one unseen shape. Evidence neighbours come nearest
+// first; `losses` holds, per candidate, its loss on each neighbour (row-major, candidates x
+// neighbours): relative_loss where the store measured it there, else predicted_loss of the
+// model's prediction for that config on that neighbour, else NaN.
 struct UnseenEvidence {
     std::size_t candidates = 0;
     std::span<const double> distances;
-    std::span<const float> measured;
+    std::span<const float> losses;
 };
 
-// The model's predicted relative loss of candidate i on the unseen shape; called only for the
-// candidates that need it (NaN: no prediction).
+// The model's predicted relative loss of candidate i on the unseen shape (NaN: none); asked
+// only when policy.model_weight > 0.
 using UnseenPrediction = std::function<double(std::size_t)>;
 
-// Each candidate's score is the weighted mean of its losses on the evidence neighbours, a
-// missing measurement replaced by the model's prediction (left out when there is none), plus
-// the prediction itself at model_weight. Returns the candidate with the lowest score (ties:
-// the lower index); a candidate with neither measurements nor a prediction is never preferred
-// to one with either; when none has either, candidate 0. Throws tune::Error on inconsistent sizes.
+// Each candidate's score is the weighted mean of its known losses on the evidence neighbours,
+// with its prediction for the unseen shape at model_weight. Returns the candidate with the
+// lowest score (ties: the lower index); a candidate with nothing known is never preferred to
+// one with something; when none has anything, candidate 0. Throws tune::Error on inconsistent sizes.
 std::size_t pick_unseen(const UnseenEvidence& evidence, const UnseenPrediction& predict,
                         const UnseenPolicy& policy = {});
 
