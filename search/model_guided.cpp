@@ -15,9 +15,10 @@ public:
     std::vector<Config> propose(std::size_t n) override {
         std::vector<Config> out;
         const auto& prior = state_.context().prior;
-        // Without a prior, a few random measurements first: trees fitted to one or two points rank nothing.
+        // Without a prior, a few measurements first (local steps and random picks): trees
+        // fitted to one or two points rank nothing.
         if (!prior && state_.measured_ok() < kWarmup) {
-            state_.random_fill(n, out);
+            state_.warm_fill(n, out);
             return out;
         }
         auto pool = state_.pool(kPoolSize);

@@ -107,6 +107,31 @@ void ModelSearchState::random_fill(std::size_t n, std::vector<Config>& out) {
     sample_unseen(*space_, rng_, seen_, n, out);
 }
 
+void ModelSearchState::warm_fill(std::size_t n, std::vector<Config>& out) {
+    std::vector<Config> near;
+    if (!ok_.empty()) {
+        const auto& best = *std::min_element(ok_.begin(), ok_.end(),
+                                             [](const auto& a, const auto& b) { return a.first < b.first; });
+        near = space_->neighbours(best.second);
+        std::erase_if(near, [&](const Config& c) { return seen_.contains(c.hash()); });
+        std::shuffle(near.begin(), near.end(), rng_);
+    }
+    std::size_t next = 0;
+    auto local_step = [&] {  // false when no unseen neighbour is left
+        while (next < near.size() && seen_.contains(near[next].hash())) ++next;
+        if (next >= near.size()) return false;
+        seen_.insert(near[next].hash());
+        out.push_back(std::move(near[next++]));
+        return true;
+    };
+    while (out.size() < n) {
+        if (out.size() % 2 == 0 && local_step()) continue;
+        const std::size_t before = out.size();
+        random_fill(before + 1, out);
+        if (out.size() == before && !local_step()) return;  // the space is used up
+    }
+}
+
 std::vector<Config> ModelSearchState::take(std::vector<Config> ranked, std::size_t n, double epsilon) {
     std::vector<Config> out;
     std::uniform_real_distribution<double> u(0.0, 1.0);

@@ -33,6 +33,10 @@ public:
 
     // Random unseen configs appended until `out` holds n (marked as proposed).
     void random_fill(std::size_t n, std::vector<Config>& out);
+    // The same, every other slot taking an unseen neighbour of the best config measured so far
+    // instead (while it has any): before a model can rank, a local step from the incumbent is
+    // the likeliest improvement, and the random half spreads the first training rows.
+    void warm_fill(std::size_t n, std::vector<Config>& out);
     // Takes n of `ranked` (best first) and marks them proposed; with probability epsilon a
     // slot takes a random pool member instead (exploration).
     std::vector<Config> take(std::vector<Config> ranked, std::size_t n, double epsilon);
