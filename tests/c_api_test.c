@@ -130,7 +130,7 @@ static void key_range(const tune_attention_desc* a, int64_t i, int64_t* first, i
 static void attention_reference(const tune_attention_desc* a, const float* q, const float* k, const float* v,
                                 double* o, double* lse, const float* d_o, double* dq, double* dk, double* dv) {
     const int64_t hd = a->head_dim, group = a->heads / a->kv_heads;
-    const double scale = 1.0 / sqrt((double)hd);
+    const double scale = a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd);
     double* p = malloc((size_t)a->kv_len * sizeof(double));
     if (dq) {
         memset(dq, 0, (size_t)(a->batch * a->heads * a->q_len * hd) * sizeof(double));
@@ -220,9 +220,9 @@ static void check_attention(tune_dispatcher* d, tune_attention_desc a, int backw
     float* o2 = calloc(nq, sizeof(float));
     CHECK(tune_attention(d, &a, q, k, v, o2, NULL) == TUNE_OK);
     CHECK(max_error(o2, o_ref, nq) < 1e-5);
-    printf("attention h%lld/%lld q%lld kv%lld d%lld causal=%d window=%lld: %s %s ok\n", (long long)a.heads,
+    printf("attention h%lld/%lld q%lld kv%lld d%lld causal=%d window=%lld scale=%g: %s %s ok\n", (long long)a.heads,
            (long long)a.kv_heads, (long long)a.q_len, (long long)a.kv_len, (long long)a.head_dim, a.causal,
-           (long long)a.window, s.template_name, s.config);
+           (long long)a.window, a.scale, s.template_name, s.config);
 
     if (backward) {
         tune_attention_desc g = a;
@@ -260,6 +260,12 @@ static void check_attention_errors(tune_dispatcher* d) {
     a.tolerance = -1;
     CHECK(tune_lookup_attention(d, &a, &s) == TUNE_ERR_INVALID_ARGUMENT);
     a.tolerance = 0;
+    a.scale = -0.5;
+    CHECK(tune_lookup_attention(d, &a, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "scale") != NULL);
+    a.scale = NAN;
+    CHECK(tune_lookup_attention(d, &a, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    a.scale = 0;
     float x[512] = {0};
     CHECK(tune_attention(d, &a, x, x, NULL, x, NULL) == TUNE_ERR_INVALID_ARGUMENT);
     CHECK(tune_attention(NULL, &a, x, x, x, x, NULL) == TUNE_ERR_INVALID_ARGUMENT);
@@ -388,6 +394,10 @@ int main(int argc, char** argv) {
         check_attention(d, w, 1);
         tune_attention_desc decode = tune_attention_desc_init(1, 8, 2, 1, 37, 64);
         check_attention(d, decode, 0);
+        tune_attention_desc scaled = tune_attention_desc_init(1, 4, 4, 6, 6, 32); /* a user softmax scale */
+        scaled.causal = 1;
+        scaled.scale = 0.3;
+        check_attention(d, scaled, 1);
     }
 
     /* No store: template defaults, still correct. */

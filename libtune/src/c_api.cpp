@@ -105,6 +105,13 @@ tune::Problem to_problem(const tune_attention_desc* a, bool sizes = true) {
     tune::Problem p = tune::make_attention(a->batch, a->heads, a->kv_heads, a->q_len, a->kv_len, a->head_dim,
                                            a->causal != 0, a->window);
     if (a->backward) p.set_dim("backward", 1);
+    if (a->scale != 0) {  // with_scale names what is wrong with it
+        try {
+            p = tune::with_scale(p, a->scale);
+        } catch (const tune::Error& e) {
+            throw StatusError(TUNE_ERR_INVALID_ARGUMENT, e.what());
+        }
+    }
     p.tolerance = a->tolerance;
     if (sizes) check_sizes(p);
     return p;

@@ -56,8 +56,9 @@ tune_gemm_desc make_desc(std::int64_t m, std::int64_t n, std::int64_t k, std::in
 
 tune_attention_desc make_attention_desc(std::int64_t batch, std::int64_t heads, std::int64_t kv_heads,
                                         std::int64_t q_len, std::int64_t kv_len, std::int64_t head_dim, bool causal,
-                                        std::int64_t window, bool backward, double tolerance) {
+                                        std::int64_t window, bool backward, double tolerance, double scale) {
     tune_attention_desc a = tune_attention_desc_init(batch, heads, kv_heads, q_len, kv_len, head_dim);
+    a.scale = scale;
     a.causal = causal;
     a.window = window;
     a.backward = backward;
@@ -104,7 +105,7 @@ std::string shape_text(const std::vector<py::ssize_t>& s) {
 // The attention desc that q (batch, heads, q_len, head_dim) and k, v (batch, kv_heads, kv_len,
 // head_dim) describe; mismatched shapes are named in the error.
 tune_attention_desc attention_shapes(const Operand& q, const Operand& k, const Operand& v, bool causal,
-                                     std::int64_t window, bool backward, double tolerance) {
+                                     std::int64_t window, bool backward, double tolerance, double scale) {
     if (q.info.ndim != 4 || k.info.ndim != 4 || v.info.ndim != 4)
         throw py::value_error("q, k and v must be 4-D (batch, heads, length, head_dim); got shapes " +
                               shape_text(q.shape()) + ", " + shape_text(k.shape()) + ", " + shape_text(v.shape()));
@@ -114,7 +115,7 @@ tune_attention_desc attention_shapes(const Operand& q, const Operand& k, const O
         throw py::value_error("shapes do not match: q " + shape_text(sq) + ", k " + shape_text(sk) + ", v " +
                               shape_text(v.shape()) + " (k and v: (batch, kv_heads, kv_len, head_dim) with q's batch "
                               "and head_dim)");
-    return make_attention_desc(sq[0], sq[1], sk[1], sq[2], sk[2], sq[3], causal, window, backward, tolerance);
+    return make_attention_desc(sq[0], sq[1], sk[1], sq[2], sk[2], sq[3], causal, window, backward, tolerance, scale);
 }
 
 struct Dispatcher {
@@ -199,10 +200,11 @@ struct Dispatcher {
     // out = attention(q, k, v) with q (batch, heads, q_len, head_dim) and k, v (batch, kv_heads,
     // kv_len, head_dim), float32; lse (batch, heads, q_len) when given. Dims come from the shapes.
     void attention(const py::buffer& q, const py::buffer& k, const py::buffer& v, const py::buffer& out,
-                   std::optional<py::buffer> lse, bool causal, std::int64_t window, double tolerance) const {
+                   std::optional<py::buffer> lse, bool causal, std::int64_t window, double tolerance,
+                   double scale) const {
         Operand oq = request(q, "q", false, false), ok = request(k, "k", false, false);
         Operand ov = request(v, "v", false, false), oo = request(out, "out", true, false);
-        const tune_attention_desc a = attention_shapes(oq, ok, ov, causal, window, false, tolerance);
+        const tune_attention_desc a = attention_shapes(oq, ok, ov, causal, window, false, tolerance, scale);
         if (oo.shape() != oq.shape())
             throw py::value_error("out: expected the shape of q " + shape_text(oq.shape()) + ", got " +
                                   shape_text(oo.shape()));
@@ -227,13 +229,14 @@ struct Dispatcher {
     // dq, dk, dv from the forward's q, k, v, o, lse and the output gradient d_o.
     void attention_backward(const py::buffer& q, const py::buffer& k, const py::buffer& v, const py::buffer& o,
                             const py::buffer& lse, const py::buffer& d_o, const py::buffer& dq, const py::buffer& dk,
-                            const py::buffer& dv, bool causal, std::int64_t window, double tolerance) const {
+                            const py::buffer& dv, bool causal, std::int64_t window, double tolerance,
+                            double scale) const {
         Operand oq = request(q, "q", false, false), ok = request(k, "k", false, false);
         Operand ov = request(v, "v", false, false), oo = request(o, "o", false, false);
         Operand olse = request(lse, "lse", false, false), odo = request(d_o, "d_o", false, false);
         Operand odq = request(dq, "dq", true, false), odk = request(dk, "dk", true, false);
         Operand odv = request(dv, "dv", true, false);
-        const tune_attention_desc a = attention_shapes(oq, ok, ov, causal, window, true, tolerance);
+        const tune_attention_desc a = attention_shapes(oq, ok, ov, causal, window, true, tolerance, scale);
         const std::vector<py::ssize_t> rows(oq.shape().begin(), oq.shape().end() - 1);
         auto same = [](const Operand& x, const std::vector<py::ssize_t>& shape, const char* name) {
             if (x.shape() != shape)
@@ -322,7 +325,7 @@ PYBIND11_MODULE(_libtune, mod) {
     py::class_<tune_attention_desc>(mod, "AttentionDesc");
     mod.def("attention_desc", &make_attention_desc, py::arg("batch"), py::arg("heads"), py::arg("kv_heads"),
             py::arg("q_len"), py::arg("kv_len"), py::arg("head_dim"), py::arg("causal") = false, py::arg("window") = 0,
-            py::arg("backward") = false, py::arg("tolerance") = 0.0);
+            py::arg("backward") = false, py::arg("tolerance") = 0.0, py::arg("scale") = 0.0);
 
     py::class_<Dispatcher>(mod, "Dispatcher")
         .def(py::init<std::optional<std::string>, std::optional<std::string>>(), py::arg("db"),
@@ -330,10 +333,10 @@ PYBIND11_MODULE(_libtune, mod) {
         .def("lookup", &Dispatcher::lookup, py::arg("desc"))
         .def("lookup_attention", &Dispatcher::lookup_attention, py::arg("desc"))
         .def("attention", &Dispatcher::attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"),
-             py::arg("lse"), py::arg("causal"), py::arg("window"), py::arg("tolerance"))
+             py::arg("lse"), py::arg("causal"), py::arg("window"), py::arg("tolerance"), py::arg("scale"))
         .def("attention_backward", &Dispatcher::attention_backward, py::arg("q"), py::arg("k"), py::arg("v"),
              py::arg("o"), py::arg("lse"), py::arg("d_o"), py::arg("dq"), py::arg("dk"), py::arg("dv"),
-             py::arg("causal"), py::arg("window"), py::arg("tolerance"))
+             py::arg("causal"), py::arg("window"), py::arg("tolerance"), py::arg("scale"))
         .def("stats", &Dispatcher::stats)
         .def("gemm", &Dispatcher::gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("bias"),
              py::arg("residual"), py::arg("trans_a"), py::arg("trans_b"), py::arg("act"), py::arg("tolerance"),

@@ -122,14 +122,14 @@ def test_bad_input_gives_clear_errors(tmp_path):
         libtune.tune_gemm(8, 8, 8, db=tmp_path / "t.db", budget=0)
 
 
-def ref_attention(q, k, v, causal=False, window=0):
+def ref_attention(q, k, v, causal=False, window=0, scale=None):
     """O, LSE and the softmax P in float64, with the library's mask convention (query i sits at
     key position i + kv_len - q_len)."""
     q, k, v = (x.astype(np.float64) for x in (q, k, v))
     group = q.shape[1] // k.shape[1]
     k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
     q_len, kv_len = q.shape[2], k.shape[2]
-    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[3])
+    s = q @ np.swapaxes(k, -1, -2) * (1 / np.sqrt(q.shape[3]) if scale is None else scale)
     pos = np.arange(q_len)[:, None] + kv_len - q_len
     j = np.arange(kv_len)[None, :]
     keep = np.ones((q_len, kv_len), bool)
@@ -157,6 +157,17 @@ def test_attention_matches_numpy(causal, window):
     out = np.zeros_like(q)
     assert libtune.attention(q, k, v, out, causal=causal, window=window) is out
     np.testing.assert_allclose(out, o_ref, atol=2e-6)
+
+
+def test_attention_user_scale():
+    q, k, v = rand(1, 2, 6, 16, seed=11), rand(1, 2, 9, 16, seed=12), rand(1, 2, 9, 16, seed=13)
+    o = libtune.attention(q, k, v, causal=True, scale=0.7)
+    np.testing.assert_allclose(o, ref_attention(q, k, v, True, scale=0.7)[0], atol=2e-6)
+    assert not np.allclose(o, ref_attention(q, k, v, True)[0], atol=1e-3)  # the scale changes the result
+    with pytest.raises(ValueError, match="scale"):
+        libtune.attention(q, k, v, scale=-1.0)
+    with pytest.raises(ValueError, match="scale"):
+        libtune.attention(q, k, v, scale=0)
 
 
 def test_attention_backward_matches_numpy():

@@ -120,6 +120,7 @@ int tune_tune_gemm(const char* db_path, const tune_gemm_desc* g, const tune_tune
                    tune_tune_result* out);
 
 /* ---- Attention: O = softmax(scale Q K^T + mask) V per (batch, query head), f32 operands. ----
+ * scale: the factor on Q K^T; 0 means 1/sqrt(head_dim).
  * Row-major: Q [batch, heads, q_len, head_dim], K and V [batch, kv_heads, kv_len, head_dim],
  * O like Q, LSE [batch, heads, q_len] (natural log of each row's softmax denominator; -inf for
  * a row that sees no key, whose O row is 0). Query head h reads kv head h / (heads / kv_heads)
@@ -133,6 +134,7 @@ typedef struct tune_attention_desc {
     int64_t window;   /* 0 = no sliding window */
     int backward;     /* 1: the gradients problem (tune_attention_backward) instead of the forward */
     double tolerance; /* 0 = f32 exact semantics */
+    double scale;     /* softmax scale; 0 = 1/sqrt(head_dim), else finite and > 0 */
 } tune_attention_desc;
 
 /* A forward desc without masks. */

@@ -43,6 +43,16 @@ def _view(x, name):
     raise TypeError(f"{name}: expected a NumPy array or a PyTorch CPU tensor, got {type(x).__name__}")
 
 
+def _scale(scale):
+    """The C API's encoding of the softmax scale: 0 for the default 1/sqrt(head_dim)."""
+    if scale is None:
+        return 0.0
+    scale = float(scale)
+    if scale == 0.0:  # 0 would silently mean the default
+        raise ValueError("scale must be finite and > 0 (None: 1/sqrt(head_dim)), got 0")
+    return scale
+
+
 def _like(x, shape, returns_torch):
     """A new float32 array (and the NumPy view of it) to return in the caller's array type."""
     v = np.empty(shape, dtype=np.float32)
@@ -105,14 +115,14 @@ class Dispatcher:
 
 
     def lookup_attention(self, batch, heads, kv_heads, q_len, kv_len, head_dim, *, causal=False, window=0,
-                         backward=False, tolerance=0.0):
+                         backward=False, tolerance=0.0, scale=None):
         """The config the runtime uses for this attention problem (dict as for lookup)."""
         desc = _libtune.attention_desc(batch, heads, kv_heads, q_len, kv_len, head_dim, causal, window, backward,
-                                       tolerance)
+                                       tolerance, _scale(scale))
         return self._d.lookup_attention(desc)
 
-    def attention(self, q, k, v, out=None, *, lse=None, causal=False, window=0, tolerance=0.0):
-        """out = softmax(Q K^T / sqrt(head_dim) + mask) V, written into `out` (allocated when None)
+    def attention(self, q, k, v, out=None, *, lse=None, causal=False, window=0, tolerance=0.0, scale=None):
+        """out = softmax(scale Q K^T + mask) V (scale None: 1/sqrt(head_dim)), written into `out` (allocated when None)
         and returned. q: (batch, heads, q_len, head_dim); k, v: (batch, kv_heads, kv_len,
         head_dim), all C-contiguous float32 (GQA/MQA when kv_heads < heads). Query i sits at key
         position i + kv_len - q_len. causal: keys at or before that position; window w: keys
@@ -125,10 +135,10 @@ class Dispatcher:
         else:
             vout = _view(out, "out")
         vlse = None if lse is None else _view(lse, "lse")
-        self._d.attention(vq, vk, vv, vout, vlse, causal, window, tolerance)
+        self._d.attention(vq, vk, vv, vout, vlse, causal, window, tolerance, _scale(scale))
         return out
 
-    def attention_backward(self, q, k, v, o, lse, d_o, *, causal=False, window=0, tolerance=0.0):
+    def attention_backward(self, q, k, v, o, lse, d_o, *, causal=False, window=0, tolerance=0.0, scale=None):
         """Gradients (dq, dk, dv) of attention for the output gradient d_o, from the forward's
         q, k, v, o and lse; dk and dv sum over each KV head's query heads."""
         returns_torch = _is_torch(q)
@@ -137,7 +147,7 @@ class Dispatcher:
         dk, vdk = _like(q, vk.shape, returns_torch)
         dv, vdv = _like(q, vv.shape, returns_torch)
         self._d.attention_backward(vq, vk, vv, _view(o, "o"), _view(lse, "lse"), _view(d_o, "d_o"), vdq, vdk, vdv,
-                                   causal, window, tolerance)
+                                   causal, window, tolerance, _scale(scale))
         return dq, dk, dv
 
 
@@ -158,12 +168,12 @@ def attention(q, k, v, out=None, *, db=None, **kwargs):
 
 
 def tune_attention(batch, heads, kv_heads, q_len, kv_len, head_dim, *, db, causal=False, window=0, backward=False,
-                   budget=24, seed=0, time_limit=60.0, strategy=None, isolate=False, tolerance=0.0):
+                   budget=24, seed=0, time_limit=60.0, strategy=None, isolate=False, tolerance=0.0, scale=None):
     """Measures up to `budget` candidates for this attention problem (fused vs unfused, tiles,
     ...; backward=True: the gradients, recompute vs store) into the SQLite store `db`.
     Returns the best as tune_gemm does."""
     desc = _libtune.attention_desc(batch, heads, kv_heads, q_len, kv_len, head_dim, causal, window, backward,
-                                   tolerance)
+                                   tolerance, _scale(scale))
     return _libtune.tune_attention(str(db), desc, budget, time_limit, seed, strategy, isolate)
 
 
