@@ -2,8 +2,9 @@
 // every candidate verified against the fp64 reference) and at its default config. Forward:
 // Llama-3-8B attention (32 / 8 heads, head_dim 128, bf16) at 8k tokens, causal and full,
 // reported in TFLOP/s (visible query-key pairs only). Decode: one query step against 8k and 32k
-// cached keys (batch 1 and 8), reported in GB/s of K and V read. Without a device it prints why
-// and exits 0.
+// cached keys (batch 1 and 8), reported in GB/s of K and V read. Backward
+// (cuda.attention.flash_backward, f32 scalar arithmetic): the same heads at 4k tokens, causal,
+// in TFLOP/s of the gradients' visible pairs. Without a device it prints why and exits 0.
 //   bench_cuda_attention [--budget N] [--summary file.json] [--db file.sqlite] [benchmark flags]
 #include <benchmark/benchmark.h>
 
@@ -24,7 +25,13 @@ struct Shape {
     std::string name;
     Problem problem;
     bool decode;
+    std::string default_template = "cuda.attention.flash";  // the template whose default config is timed
 };
+
+Problem backward(Problem p) {
+    p.set_dim("backward", 1);
+    return p;
+}
 
 std::vector<Shape> shapes() {
     auto a = [](std::int64_t batch, std::int64_t q, std::int64_t kv, bool causal) {
@@ -34,7 +41,8 @@ std::vector<Shape> shapes() {
             {"fwd_hd128_8k_full", a(1, 8192, 8192, false), false},
             {"decode_hd128_kv8k", a(1, 1, 8192, true), true},
             {"decode_hd128_kv32k", a(1, 1, 32768, true), true},
-            {"decode_hd128_kv8k_batch8", a(8, 1, 8192, true), true}};
+            {"decode_hd128_kv8k_batch8", a(8, 1, 8192, true), true},
+            {"bwd_hd128_4k_causal", backward(a(1, 4096, 4096, true)), false, "cuda.attention.flash_backward"}};
 }
 
 // Bytes a decode step must move: K and V once (bf16), plus Q, O and LSE.
@@ -45,7 +53,8 @@ double decode_bytes(const Problem& p) {
     return kv + rows * double(a.head_dim) * (2 + 4) + rows * 4;
 }
 
-// Device operands: Q, K, V with bf16 values in [-1, 1]; O and LSE.
+// Device operands: Q, K, V with bf16 values in [-1, 1]; O and LSE (forward). Backward: also
+// O = 0, LSE = 0 and dO in [-1, 1] (f32) in; dQ, dK, dV out (timing only: not a consistent O).
 struct DeviceOperands {
     std::vector<cuda::DeviceMemory> in, out;
     std::vector<const void*> in_ptrs;
@@ -63,8 +72,21 @@ struct DeviceOperands {
             in.back().upload(host.data(), n * sizeof(bf16));
             in_ptrs.push_back(in.back().as_ptr());
         }
-        out.emplace_back(q * sizeof(float));
-        out.emplace_back(std::size_t(a.batch * a.heads * a.q_len) * sizeof(float));
+        const std::size_t rows = std::size_t(a.batch * a.heads * a.q_len);
+        if (a.backward) {
+            for (const auto& [n, random] : {std::pair{q, false}, std::pair{rows, false}, std::pair{q, true}}) {  // O, LSE, dO
+                std::vector<float> host(n, 0.f);
+                if (random)
+                    for (auto& x : host) x = dist(rng);
+                in.emplace_back(n * sizeof(float));
+                in.back().upload(host.data(), n * sizeof(float));
+                in_ptrs.push_back(in.back().as_ptr());
+            }
+            for (std::size_t n : {q, kv, kv}) out.emplace_back(n * sizeof(float));
+        } else {
+            out.emplace_back(q * sizeof(float));
+            out.emplace_back(rows * sizeof(float));
+        }
         for (auto& m : out) out_ptrs.push_back(m.as_ptr());
     }
     OpArgs args() const { return {in_ptrs, out_ptrs}; }
@@ -90,7 +112,6 @@ int main(int argc, char** argv) {
     const std::size_t budget = args.budget;
     const DeviceInfo& device = session->device;
     const TemplateRegistry& registry = session->registry;
-    const Template& flash = *registry.find("cuda.attention.flash");
     Measurer& measurer = *session->measurer;
     Tuner& tuner = *session->tuner;
 
@@ -101,6 +122,7 @@ int main(int argc, char** argv) {
         opt.budget = budget;
         opt.backend = Backend::cuda;
         TuneResult r = tuner.tune(shape.problem, opt);
+        const Template& flash = *registry.find(shape.default_template);
         const Config def = flash.space(shape.problem)->default_config();
         const Measurement at_default = measurer.measure(shape.problem, flash, def);
         auto rate = [&](const Measurement& m) {
@@ -118,7 +140,7 @@ int main(int argc, char** argv) {
                     at_default.stats.median_s * 1e3, rate(at_default), unit, r.best ? r.best->stats.median_s * 1e3 : 0.0,
                     r.best ? rate(*r.best) : 0.0, unit, r.best ? r.best->config.text().c_str() : "(no correct candidate)");
         benchmark::RegisterBenchmark(("default/" + shape.name).c_str(),
-                                     [&flash, &shape, def](benchmark::State& s) { time_kernel(s, flash, shape, def); })
+                                     [&t = flash, &shape, def](benchmark::State& s) { time_kernel(s, t, shape, def); })
             ->UseManualTime();
         if (r.best)
             benchmark::RegisterBenchmark(("tuned_pick/" + shape.name).c_str(),

@@ -202,6 +202,49 @@ TEST_CASE("cuda.attention.flash split-KV reports its workspace; a memory cap can
     expect_ok(p, t, c);
 }
 
+std::vector<Problem> backward_variants(std::int64_t d) {
+    std::vector<Problem> out = {make_attention(1, 8, 2, 333, 333, d, true, 0, DType::bf16),
+                                make_attention(2, 4, 1, 100, 420, d, true, 64, DType::bf16),
+                                make_attention(1, 4, 4, 77, 150, d, false, 0, DType::f16),
+                                make_attention(1, 4, 2, 150, 40, d, true, 0, DType::bf16)};  // rows without keys
+    for (Problem& p : out) p.set_dim("backward", 1);
+    return out;
+}
+
+TEST_CASE("cuda.attention.flash_backward default config is correct in both modes for every head dim, mask and GQA", "[cuda][attention]") {
+    const Template& t = tmpl("cuda.attention.flash_backward");
+    std::vector<std::pair<Problem, Config>> cases;
+    for (std::int64_t d : {64, 80, 96, 128, 256})
+        for (const Problem& p : backward_variants(d)) {
+            REQUIRE(t.supports(p));
+            for (const char* mode : {"recompute", "store"}) {
+                Config c = t.space(p)->default_config();
+                c.set("mode", std::string(mode));
+                cases.emplace_back(p, c);
+            }
+        }
+    expect_all_ok(t, cases);
+}
+
+TEST_CASE("cuda.attention.flash_backward covering sample (every knob value) is correct; store reports its dS workspace", "[cuda][attention]") {
+    const Template& t = tmpl("cuda.attention.flash_backward");
+    std::vector<std::pair<Problem, Config>> cases;
+    for (Problem p : {make_attention(1, 8, 2, 300, 300, 128, true, 0, DType::bf16),
+                      make_attention(1, 4, 4, 200, 200, 64, false, 48, DType::f16)}) {
+        p.set_dim("backward", 1);
+        for (const Config& c : covering(*t.space(p))) cases.emplace_back(p, c);
+    }
+    expect_all_ok(t, cases);
+    Problem p = make_attention(1, 8, 2, 300, 300, 128, true, 0, DType::bf16);
+    p.set_dim("backward", 1);
+    Config c = t.space(p)->default_config();
+    c.set("mode", std::string("store"));
+    CHECK(t.workspace_bytes(p, c) == std::size_t(8) * 300 * 300 * sizeof(float));
+    CHECK(t.instantiate(p, c)->workspace_bytes() == t.workspace_bytes(p, c));
+    c.set("mode", std::string("recompute"));
+    CHECK(t.workspace_bytes(p, c) == 0);
+}
+
 int main(int argc, char** argv) {
     try {
         env();

@@ -2,7 +2,7 @@
 // needed: --backend cuda (NVRTC; sm_80 and sm_90a) or --backend hip (hiprtc; GEMM for gfx90a
 // with MFMA and gfx1030 on the generic path, attention for gfx90a).
 //   --sample (default): a covering sample, every value of every knob and every problem variant
-//   (GEMM: dtype, B layout, epilogue; attention: dtype, head_dim, prefill / GQA decode) at
+//   (GEMM: dtype, B layout, epilogue; attention: dtype, head_dim, prefill / GQA decode / backward) at
 //   least once, per arch; the CI test.
 //   --all: every valid config of every default space (scripts/compile-all.sh).
 //   --op gemm|attention: only that op's templates.
@@ -85,6 +85,13 @@ std::vector<Variant> attention_variants() {
         Problem decode = make_attention(1, 32, 4, 1, 8192, d, true, 0, d == 64 ? DType::f16 : DType::bf16);
         decode.tolerance = 0.02;
         out.push_back({decode, "d" + std::to_string(d) + " decode"});
+    }
+    // Backward: both element types, the smallest and largest head_dim (the backward space's
+    // defaults and register shares change with it).
+    for (const auto& [dtype, d] : {std::pair{DType::bf16, std::int64_t(64)}, std::pair{DType::f16, std::int64_t(256)}}) {
+        Problem backward = make_attention(1, 16, 4, 2048, 2048, d, true, 0, dtype);
+        backward.set_dim("backward", 1);
+        out.push_back({backward, std::string(dtype == DType::bf16 ? "bf16" : "f16") + " d" + std::to_string(d) + " backward"});
     }
     return out;
 }
@@ -177,6 +184,7 @@ std::optional<Target> target(const std::string& backend, const std::string& arch
         t.templates.push_back(make_cuda_gemm_mma_template(rt));
         t.templates.push_back(make_cuda_gemm_wgmma_template(rt));
         t.templates.push_back(make_cuda_attention_flash_template(rt));
+        t.templates.push_back(make_cuda_attention_flash_backward_template(rt));
         t.compiler = &rt->compiler();
         t.keep_alive = rt;
         return t;
@@ -191,7 +199,10 @@ std::optional<Target> target(const std::string& backend, const std::string& arch
         auto rt = hip::Runtime::compile_only(arch, o);
         t.templates.push_back(make_hip_gemm_mfma_template(rt));
         // One arch suffices for attention: its generic kernel is the same code on every arch.
-        if (arch == "gfx90a") t.templates.push_back(make_hip_attention_flash_template(rt));
+        if (arch == "gfx90a") {
+            t.templates.push_back(make_hip_attention_flash_template(rt));
+            t.templates.push_back(make_hip_attention_flash_backward_template(rt));
+        }
         t.compiler = &rt->compiler();
         t.keep_alive = rt;
         return t;

@@ -223,6 +223,26 @@ TEST_CASE("cuda.attention.flash: shared memory per arch, instances per config, s
     CHECK_THROWS_WITH(rc.compile_requests(decode, d), Catch::Contains("q_tile"));
 }
 
+TEST_CASE("cuda.attention.flash_backward: one instance per config from attention_backward.cu, workspace per mode", "[cuda][attention]") {
+    if (!nvrtc_here()) return;
+    auto t = make_cuda_attention_flash_backward_template(cuda::Runtime::compile_only("sm_80", no_disk_cache()));
+    Problem p = make_attention(2, 16, 4, 1000, 1500, 128, true, 0, DType::bf16);
+    CHECK_FALSE(t->supports(p));  // the forward
+    p.set_dim("backward", 1);
+    REQUIRE(t->supports(p));
+    Config c = t->space(p)->default_config();
+    CHECK(c.get_str("mode") == "recompute");
+    const auto reqs = dynamic_cast<const RuntimeCompiled&>(*t).compile_requests(p, c);
+    REQUIRE(reqs.size() == 1);
+    CHECK(reqs[0].instance == "libtune::attention_backward<0,128,32,32,128,0>");
+    CHECK(reqs[0].source_name == "attention_backward.cu");
+    CHECK(t->workspace_bytes(p, c) == 0);
+    c.set("mode", std::string("store"));
+    CHECK(t->workspace_bytes(p, c) == std::size_t(2) * 16 * 1000 * 1500 * sizeof(float));
+    c.set("warps", std::int64_t{3});
+    CHECK_THROWS_WITH(t->workspace_bytes(p, c), Catch::Contains("warps"));
+}
+
 TEST_CASE("NVRTC compiles a split-KV attention instance and its combine; instantiate without a device says no CUDA device", "[cuda][attention]") {
     if (!nvrtc_here()) {
         WARN("NVRTC not available: real compiles not tested here");

@@ -61,6 +61,7 @@ TemplateRegistry builtin_registry(const DeviceInfo& device) {
         r.add(make_cuda_gemm_wgmma_template(rt));
         r.add(make_cuda_gemm_cublaslt_template(rt));
         r.add(make_cuda_attention_flash_template(rt));
+        r.add(make_cuda_attention_flash_backward_template(rt));
     }
 #endif
 #ifdef LIBTUNE_WITH_HIP
@@ -68,6 +69,7 @@ TemplateRegistry builtin_registry(const DeviceInfo& device) {
         auto rt = hip::shared_runtime();
         r.add(make_hip_gemm_mfma_template(rt));
         r.add(make_hip_attention_flash_template(rt));
+        r.add(make_hip_attention_flash_backward_template(rt));
     }
 #endif
     return r;

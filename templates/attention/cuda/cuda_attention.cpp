@@ -1,5 +1,7 @@
-// cuda.attention.flash: the GPU attention space and plan (templates/attention/gpu) on NVRTC and
-// the driver API: loads attention_flash.cu's instances and launches them on the runtime's stream.
+// cuda.attention.flash and cuda.attention.flash_backward: the GPU attention spaces and plans
+// (templates/attention/gpu) on NVRTC and the driver API: load attention_flash.cu's and
+// attention_backward.cu's instances and launch them on the runtime's stream.
+#include "attention_backward_template.hpp"
 #include "attention_template.hpp"
 #include "tune/cuda/driver.hpp"
 #include "tune/cuda/kernel_sources.hpp"
@@ -54,6 +56,42 @@ private:
     DeviceMemory workspace_;
 };
 
+// A loaded backward instance: run() enqueues its two passes (dK and dV, then dQ) and returns.
+// Operands: device pointers Q, K, V, O, LSE, dO; outputs dQ, dK, dV.
+class AttentionBackwardKernel final : public Kernel {
+public:
+    AttentionBackwardKernel(std::shared_ptr<const Runtime> rt, const AttentionDims& a, gpu_attention::BackwardLaunch l,
+                            const CompileResult& compiled)
+        : rt_(std::move(rt)), a_(a), l_(std::move(l)) {
+        rt_->context();
+        module_ = std::make_unique<Module>(compiled.binary);
+        function_ = module_->function(compiled.entry, l_.shared_bytes);
+        if (l_.workspace_bytes > 0) workspace_ = DeviceMemory(l_.workspace_bytes);
+    }
+
+    std::size_t workspace_bytes() const override { return l_.workspace_bytes; }
+
+    void run(const OpArgs& args) const override {
+        CUstream stream = rt_->stream().get();
+        for (int pass = 0; pass < 2; ++pass) {  // in stream order: the dQ pass may read pass 0's dS
+            libtune::AttentionBackwardParams p = gpu_attention::backward_params(a_, args, l_, workspace_.as_ptr(), pass);
+            const unsigned* grid = pass == 0 ? l_.key_grid : l_.query_grid;
+            void* params[] = {&p};
+            check(driver().cuLaunchKernel(function_, grid[0], grid[1], grid[2], l_.block, 1, 1, l_.shared_bytes, stream,
+                                          params, nullptr),
+                  "cuLaunchKernel(attention backward)");
+        }
+    }
+
+private:
+    std::shared_ptr<const Runtime> rt_;
+    AttentionDims a_;
+    gpu_attention::BackwardLaunch l_;
+    std::unique_ptr<Module> module_;
+    CUfunction function_ = nullptr;
+    DeviceMemory workspace_;
+};
+
 }  // namespace
 }  // namespace tune::cuda
 
@@ -64,5 +102,15 @@ std::unique_ptr<Template> make_cuda_attention_flash_template(std::shared_ptr<cud
         TemplateInfo{"cuda.attention.flash", OpKind::attention, Backend::cuda, LIBTUNE_CUDA_ATTENTION_VERSION},
         gpu_attention::Target{"attention_flash", 32, true, runtime->max_shared_bytes()}, runtime, cuda::kernel_sources(),
         "attention_flash.cu");
+}
+}  // namespace tune
+
+namespace tune {
+std::unique_ptr<Template> make_cuda_attention_flash_backward_template(std::shared_ptr<cuda::Runtime> runtime) {
+    require(runtime != nullptr, "cuda.attention.flash_backward: no CUDA runtime");
+    return std::make_unique<gpu_attention::BackwardBackendTemplate<cuda::Runtime, cuda::AttentionBackwardKernel>>(
+        TemplateInfo{"cuda.attention.flash_backward", OpKind::attention, Backend::cuda, LIBTUNE_CUDA_ATTENTION_VERSION},
+        gpu_attention::Target{"attention_backward", 32, false, runtime->max_shared_bytes()}, runtime,
+        cuda::kernel_sources(), "attention_backward.cu");
 }
 }  // namespace tune

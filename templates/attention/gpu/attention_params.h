@@ -26,6 +26,17 @@ struct AttentionParams {
     float scale_log2;     // softmax scale * log2(e): the kernels work in base 2
 };
 
+// The argument of the backward kernel (attention_backward.h), both of its passes.
+struct AttentionBackwardParams {
+    AttentionParams a;  // Q, K, V; o and lse carry the forward's O and LSE (read only); shape, masks, scale
+    const float* dout;  // [batch][heads][q_len][head_dim]
+    float* dq;          // Q's layout
+    float* dk;          // K's layout
+    float* dv;          // V's layout
+    float* ds;          // STORE: [batch][heads][q_len][kv_len], pass 0 writes, pass 1 reads
+    int pass;           // 0: dK, dV; 1: dQ
+};
+
 // The keys query position `pos` (= i + kv_len - q_len) sees, [*first, *last): the device twin
 // of tune::AttentionDims::key_range (a unit test holds the two equal).
 LIBTUNE_HD void attention_key_range(long long pos, long long kv_len, int causal, long long window, long long* first,

@@ -18,14 +18,15 @@ bool decode(const AttentionDims& a) { return a.q_len <= kDecodeQLen; }
 
 }  // namespace
 
-bool supports(const Problem& p) {
+bool supported_shape(const Problem& p) {
     if (p.op != OpKind::attention || (p.dtype != DType::bf16 && p.dtype != DType::f16)) return false;
     const AttentionDims a = attention_dims(p);
     constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
     const bool head_dim_ok = a.head_dim == 64 || a.head_dim == 80 || a.head_dim == 96 || a.head_dim == 128 || a.head_dim == 256;
-    return !a.backward && head_dim_ok && a.batch * a.heads <= 65535 && a.q_len * a.group() <= kIntMax / 2 &&
-           a.kv_len <= kIntMax / 2;
+    return head_dim_ok && a.batch * a.heads <= 65535 && a.q_len * a.group() <= kIntMax / 2 && a.kv_len <= kIntMax / 2;
 }
+
+bool supports(const Problem& p) { return supported_shape(p) && !attention_dims(p).backward; }
 
 Shape Shape::of(const Problem& p, const Config& c) {
     Shape s;

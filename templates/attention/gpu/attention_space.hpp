@@ -27,8 +27,10 @@ struct Target {
 // Query lengths up to this are decode steps: their spaces add split_kv (as cpu.attention.fused).
 inline constexpr std::int64_t kDecodeQLen = 16;
 
-// bf16 / f16 forward problems with head_dim 64, 80, 96, 128 or 256 whose sizes fit the
-// kernels' 32-bit tile indices and the grid (batch x heads <= 65535).
+// bf16 / f16 attention problems (forward or backward) with head_dim 64, 80, 96, 128 or 256
+// whose sizes fit the kernels' 32-bit tile indices and the grid (batch x heads <= 65535).
+bool supported_shape(const Problem& p);
+// The forward problems among them.
 bool supports(const Problem& p);
 
 // One config's knob values (absent knobs take their neutral value).

@@ -1,5 +1,7 @@
-// hip.attention.flash: the GPU attention space and plan (templates/attention/gpu) on hiprtc:
-// loads attention_flash.hip's instances and launches them on the runtime's stream.
+// hip.attention.flash and hip.attention.flash_backward: the GPU attention spaces and plans
+// (templates/attention/gpu) on hiprtc: load attention_flash.hip's and attention_backward.hip's
+// instances and launch them on the runtime's stream.
+#include "attention_backward_template.hpp"
 #include "attention_template.hpp"
 #include "tune/error.hpp"
 #include "tune/hip/api.hpp"
@@ -53,6 +55,39 @@ private:
     DeviceMemory workspace_;
 };
 
+// A loaded backward instance: run() enqueues its two passes (dK and dV, then dQ) and returns.
+class AttentionBackwardKernel final : public Kernel {
+public:
+    AttentionBackwardKernel(std::shared_ptr<const Runtime> rt, const AttentionDims& a, gpu_attention::BackwardLaunch l,
+                            const CompileResult& compiled)
+        : rt_(std::move(rt)), a_(a), l_(std::move(l)) {
+        rt_->stream();
+        module_ = std::make_unique<Module>(compiled.binary, compiled.entry);
+        if (l_.workspace_bytes > 0) workspace_ = DeviceMemory(l_.workspace_bytes);
+    }
+
+    std::size_t workspace_bytes() const override { return l_.workspace_bytes; }
+
+    void run(const OpArgs& args) const override {
+        auto stream = static_cast<hipStream_t>(rt_->stream());
+        for (int pass = 0; pass < 2; ++pass) {  // in stream order: the dQ pass may read pass 0's dS
+            libtune::AttentionBackwardParams p = gpu_attention::backward_params(a_, args, l_, workspace_.get(), pass);
+            const unsigned* grid = pass == 0 ? l_.key_grid : l_.query_grid;
+            void* params[] = {&p};
+            check(runtime_api().hipModuleLaunchKernel(static_cast<hipFunction_t>(module_->function()), grid[0], grid[1],
+                                                      grid[2], l_.block, 1, 1, l_.shared_bytes, stream, params, nullptr),
+                  "hipModuleLaunchKernel(attention backward)");
+        }
+    }
+
+private:
+    std::shared_ptr<const Runtime> rt_;
+    AttentionDims a_;
+    gpu_attention::BackwardLaunch l_;
+    std::unique_ptr<Module> module_;
+    DeviceMemory workspace_;
+};
+
 }  // namespace
 }  // namespace tune::hip
 
@@ -63,5 +98,15 @@ std::unique_ptr<Template> make_hip_attention_flash_template(std::shared_ptr<hip:
         TemplateInfo{"hip.attention.flash", OpKind::attention, Backend::hip, LIBTUNE_HIP_ATTENTION_VERSION},
         gpu_attention::Target{"attention_flash_generic", 64, false, hip::kLdsBytes}, runtime, hip::kernel_sources(),
         "attention_flash.hip");
+}
+}  // namespace tune
+
+namespace tune {
+std::unique_ptr<Template> make_hip_attention_flash_backward_template(std::shared_ptr<hip::Runtime> runtime) {
+    require(runtime != nullptr, "hip.attention.flash_backward: no HIP runtime");
+    return std::make_unique<gpu_attention::BackwardBackendTemplate<hip::Runtime, hip::AttentionBackwardKernel>>(
+        TemplateInfo{"hip.attention.flash_backward", OpKind::attention, Backend::hip, LIBTUNE_HIP_ATTENTION_VERSION},
+        gpu_attention::Target{"attention_backward", 64, false, hip::kLdsBytes}, runtime, hip::kernel_sources(),
+        "attention_backward.hip");
 }
 }  // namespace tune

@@ -1,4 +1,5 @@
-// GPU attention templates (forward, bf16 / f16 inputs, f32 O and LSE), compiled at run time:
+// GPU attention templates (forward: bf16 / f16 inputs, f32 O and LSE; backward: f32 dQ, dK, dV
+// from bf16 / f16 Q, K, V and f32 O, LSE, dO), compiled at run time:
 // CUDA with NVRTC, HIP with hiprtc. Each takes its backend's process runtime.
 #pragma once
 
@@ -24,5 +25,14 @@ std::unique_ptr<Template> make_cuda_attention_flash_template(std::shared_ptr<cud
 // "hip.attention.flash": the same algorithm, space vocabulary and split-KV combine on the
 // generic path (f32 scalar arithmetic, no MFMA); knobs q_tile, k_tile, warps, gqa_pack, split_kv.
 std::unique_ptr<Template> make_hip_attention_flash_template(std::shared_ptr<hip::Runtime> runtime);
+
+// "cuda.attention.flash_backward" / "hip.attention.flash_backward": attention gradients (dim
+// backward = 1) in plain f32 scalar arithmetic (no tensor cores): a dK/dV pass per key tile,
+// summing over the GQA group without atomics, then a dQ pass per query tile; causal /
+// sliding-window tile skipping. Knob mode = recompute (dS recomputed in the dQ pass, no
+// workspace) or store (dS kept between the passes, batch x heads x q_len x kv_len floats of
+// workspace), plus q_tile, k_tile, warps.
+std::unique_ptr<Template> make_cuda_attention_flash_backward_template(std::shared_ptr<cuda::Runtime> runtime);
+std::unique_ptr<Template> make_hip_attention_flash_backward_template(std::shared_ptr<hip::Runtime> runtime);
 
 }  // namespace tune
