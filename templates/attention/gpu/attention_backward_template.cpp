@@ -12,10 +12,7 @@ GpuAttentionBackwardTemplate::GpuAttentionBackwardTemplate(TemplateInfo info, Ta
 
 std::shared_ptr<const Space> GpuAttentionBackwardTemplate::space(const Problem& p) const {
     require(supports(p), info_.name + ": problem not supported: " + shape_key(p));
-    std::lock_guard lock(mutex_);
-    auto& slot = spaces_[shape_key(p)];
-    if (!slot) slot = build_backward_space(p, target_);
-    return slot;
+    return spaces_.get(p, [&] { return build_backward_space(p, target_); });
 }
 
 BackwardPlan GpuAttentionBackwardTemplate::plan(const Problem& p, const Config& c) const {
@@ -41,9 +38,7 @@ std::size_t GpuAttentionBackwardTemplate::workspace_bytes(const Problem& p, cons
 
 std::unique_ptr<Kernel> GpuAttentionBackwardTemplate::instantiate(const Problem& p, const Config& c) const {
     const BackwardPlan pl = plan(p, c);
-    CompileResult compiled = compiler_.get(pl.request);
-    if (!compiled.ok) throw Error("compile error in " + pl.request.instance + " (" + pl.request.arch + "):\n" + compiled.log);
-    return load(attention_dims(p), pl.launch, compiled);
+    return load(attention_dims(p), pl.launch, compiled_or_throw(compiler_, pl.request));
 }
 
 }  // namespace tune::gpu_attention

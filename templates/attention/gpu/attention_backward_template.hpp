@@ -4,12 +4,8 @@
 // launched.
 #pragma once
 
-#include <map>
-#include <mutex>
-
 #include "attention_backward_space.hpp"
-#include "tune/compile_service.hpp"
-#include "tune/runtime_compile.hpp"
+#include "attention_template.hpp"
 
 namespace tune::gpu_attention {
 
@@ -47,8 +43,7 @@ private:
     std::string arch_;
     const SourceFiles& sources_;
     std::string program_;
-    mutable std::mutex mutex_;
-    mutable std::map<std::string, std::shared_ptr<const Space>> spaces_;  // by shape key
+    SpaceCache spaces_;
 };
 
 // A backend's backward template: its runtime and the Kernel class constructed as

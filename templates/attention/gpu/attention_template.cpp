@@ -4,6 +4,12 @@
 
 namespace tune::gpu_attention {
 
+CompileResult compiled_or_throw(CompileService& compiler, const CompileRequest& request) {
+    CompileResult result = compiler.get(request);
+    if (!result.ok) throw Error("compile error in " + request.instance + " (" + request.arch + "):\n" + result.log);
+    return result;
+}
+
 GpuAttentionTemplate::GpuAttentionTemplate(TemplateInfo info, Target target, CompileService& compiler, std::string arch,
                                            const SourceFiles& sources, std::string program)
     : info_(std::move(info)), target_(std::move(target)), compiler_(compiler), arch_(std::move(arch)), sources_(sources),
@@ -11,11 +17,7 @@ GpuAttentionTemplate::GpuAttentionTemplate(TemplateInfo info, Target target, Com
 
 std::shared_ptr<const Space> GpuAttentionTemplate::space(const Problem& p) const {
     require(supports(p), info_.name + ": problem not supported: " + shape_key(p));
-    const std::string key = shape_key(p);
-    std::lock_guard lock(mutex_);
-    auto& slot = spaces_[key];
-    if (!slot) slot = build_space(p, target_);
-    return slot;
+    return spaces_.get(p, [&] { return build_space(p, target_); });
 }
 
 Plan GpuAttentionTemplate::plan(const Problem& p, const Config& c) const {
@@ -47,14 +49,9 @@ std::size_t GpuAttentionTemplate::workspace_bytes(const Problem& p, const Config
 std::unique_ptr<Kernel> GpuAttentionTemplate::instantiate(const Problem& p, const Config& c) const {
     Plan pl = plan(p, c);
     precompile(p, c);  // both programs compile in parallel
-    auto compiled = [&](const CompileRequest& r) {
-        CompileResult result = compiler_.get(r);
-        if (!result.ok) throw Error("compile error in " + r.instance + " (" + r.arch + "):\n" + result.log);
-        return result;
-    };
-    const CompileResult main = compiled(pl.main);
+    const CompileResult main = compiled_or_throw(compiler_, pl.main);
     std::optional<CompileResult> combine;
-    if (pl.combine) combine = compiled(*pl.combine);
+    if (pl.combine) combine = compiled_or_throw(compiler_, *pl.combine);
     return load(attention_dims(p), pl.launch, main, combine ? &*combine : nullptr);
 }
 

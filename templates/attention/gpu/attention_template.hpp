@@ -13,6 +13,25 @@
 
 namespace tune::gpu_attention {
 
+// Spaces by shape key, built once per shape (the forward and backward templates' cache).
+class SpaceCache {
+public:
+    template <class Build>
+    std::shared_ptr<const Space> get(const Problem& p, Build&& build) const {
+        std::lock_guard lock(mutex_);
+        auto& slot = spaces_[shape_key(p)];
+        if (!slot) slot = build();
+        return slot;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    mutable std::map<std::string, std::shared_ptr<const Space>> spaces_;
+};
+
+// The compiled binary of `request`, or tune::Error with the compiler's log.
+CompileResult compiled_or_throw(CompileService& compiler, const CompileRequest& request);
+
 struct Plan {
     Launch launch;
     CompileRequest main;
@@ -49,8 +68,7 @@ private:
     std::string arch_;
     const SourceFiles& sources_;
     std::string program_;
-    mutable std::mutex mutex_;
-    mutable std::map<std::string, std::shared_ptr<const Space>> spaces_;  // by shape key
+    SpaceCache spaces_;
 };
 
 // A backend's template: its runtime (compile service, arch) and the Kernel class that loads a
