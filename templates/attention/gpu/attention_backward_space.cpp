@@ -90,7 +90,7 @@ libtune::AttentionBackwardParams backward_params(const AttentionDims& a, const O
     p.window = a.window;
     p.causal = a.causal ? 1 : 0;
     p.splits = 1;
-    p.scale_log2 = float(1.0 / std::sqrt(double(a.head_dim)) / std::log(2.0));
+    p.scale_log2 = float(a.scale / std::log(2.0));  // the problem's scale, in base 2
     b.dout = static_cast<const float*>(args.inputs[5]);
     b.dq = static_cast<float*>(args.outputs[0]);
     b.dk = static_cast<float*>(args.outputs[1]);
