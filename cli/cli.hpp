@@ -40,6 +40,7 @@ struct TuneArgs {
     bool in_process = false;
     bool mpi = false;
     double rank_timeout = 30;
+    bool mpi_share_host = false;  // MpiOptions::share_host
     std::string max_workspace;  // e.g. "256MiB"; empty = no cap
 
     // The accuracy budget the user opted into, applied to each problem.
@@ -107,7 +108,7 @@ public:
 // Throws tune::Error when this build has no MPI. rank_timeout_s: a measuring rank silent
 // this long is declared lost.
 std::unique_ptr<MpiRun> start_mpi(const DeviceInfo& device, const TemplateRegistry& registry, Measurer& measurer,
-                                  double rank_timeout_s);
+                                  double rank_timeout_s, bool share_host);
 
 std::string format_seconds(double s);
 std::string format_fixed(double v, int digits);

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "cli.hpp"
 #include "tune/db/sqlite_database.hpp"
@@ -16,6 +17,30 @@ namespace {
 
 void print_bad_rows(std::size_t count) {
     if (count) std::fprintf(stderr, "warning: %zu rows failed validation and were skipped (see 'tune db verify')\n", count);
+}
+
+struct ShapeBest {
+    std::size_t total = 0, ok = 0;
+    const Measurement* best = nullptr;
+    std::optional<ConfirmedChoice> confirmed;  // set when `best` is a confirmed pick
+};
+
+// Per shape key: the confirmed pick of a current confirmation round, else the fastest ok row.
+std::map<std::string, ShapeBest> best_per_shape(const Database& db, const std::vector<Measurement>& rows) {
+    std::map<std::string, ShapeBest> by_key;
+    for (const auto& m : rows) {
+        auto& s = by_key[shape_key(m.problem)];
+        ++s.total;
+        if (m.status != Status::ok) continue;
+        ++s.ok;
+        if (!s.best || m.stats.median_s < s.best->stats.median_s) s.best = &m;
+    }
+    for (const ConfirmedPick& pick : confirmed_picks(db, {}, false)) {
+        auto& s = by_key[shape_key(pick.measurement.problem)];
+        for (const auto& m : rows)
+            if (m.id == pick.measurement.id) s.best = &m, s.confirmed = pick.choice;
+    }
+    return by_key;
 }
 
 }  // namespace
@@ -34,18 +59,7 @@ void add_db_commands(CLI::App& app) {
         SqliteDatabase db(*path, SqliteDatabase::Mode::read_only);
         std::size_t bad = 0;
         auto rows = db.query({}, [&](std::int64_t, const std::string&) { ++bad; });
-        struct Summary {
-            std::size_t total = 0, ok = 0;
-            const Measurement* best = nullptr;
-        };
-        std::map<std::string, Summary> by_key;
-        for (const auto& m : rows) {
-            auto& s = by_key[shape_key(m.problem)];
-            ++s.total;
-            if (m.status != Status::ok) continue;
-            ++s.ok;
-            if (!s.best || m.stats.median_s < s.best->stats.median_s) s.best = &m;
-        }
+        auto by_key = best_per_shape(db, rows);
         Table t({"shape key", "measured", "ok", "best template", "best config", "median", "GFLOP/s"});
         for (const auto& [key, s] : by_key) {
             if (s.best)
@@ -56,6 +70,29 @@ void add_db_commands(CLI::App& app) {
         }
         std::printf("%s%zu shapes, %zu measurements, %zu runs, %zu devices, schema v%d\n", t.str().c_str(), by_key.size(),
                     rows.size(), db.runs().size(), db.devices().size(), db.schema_version());
+        print_bad_rows(bad);
+    });
+
+    auto* best = db_cmd->add_subcommand(
+        "best", "the best config of each shape, tab-separated for diffs: key, template, config, how it was picked, time");
+    add_db_option(best);
+    best->callback([=] {
+        SqliteDatabase db(*path, SqliteDatabase::Mode::read_only);
+        std::size_t bad = 0;
+        auto rows = db.query({}, [&](std::int64_t, const std::string&) { ++bad; });
+        for (const auto& [key, s] : best_per_shape(db, rows)) {
+            if (!s.best) continue;
+            std::string how = "fastest single measurement", time = format_seconds(s.best->stats.median_s);
+            if (s.confirmed) {
+                how = "confirmed";
+                if (s.confirmed->tied > 1)
+                    how += ", " + std::to_string(s.confirmed->tied) + " within noise of " +
+                           format_seconds(s.confirmed->fastest_s) + ": smallest (template, config hash)";
+                time = format_seconds(s.confirmed->confirmed_s);
+            }
+            std::printf("%s\t%s\t%s\t%s\t%s\n", key.c_str(), s.best->template_name.c_str(), s.best->config.text().c_str(),
+                        how.c_str(), time.c_str());
+        }
         print_bad_rows(bad);
     });
 

@@ -77,6 +77,9 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     cmd.add_option("--rank-timeout", a.rank_timeout, "--mpi: seconds a measuring rank may stay silent before it counts as lost")
         ->capture_default_str()
         ->check(CLI::Range(1.0, 1e6));
+    cmd.add_flag("--mpi-share-host", a.mpi_share_host,
+                 "--mpi: let ranks on one host measure at the same time (give each its own cores, e.g. mpirun "
+                 "--bind-to core); by default they take turns so their timings do not disturb each other");
     cmd.add_option("--max-workspace", a.max_workspace,
                    "skip configs whose kernel needs more workspace memory, e.g. 256MiB, 1GiB, 65536 (bytes)");
     cmd.add_flag("-q,--quiet", a.quiet, "no progress lines");
@@ -156,7 +159,7 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     Measurer measurer = accelerator ? Measurer(device, mo, accelerator) : Measurer(device, mo);
     std::unique_ptr<MpiRun> mpi;  // before the store: it outlives it and stops the ranks last
     if (a.mpi) {
-        mpi = start_mpi(device, registry, measurer, a.rank_timeout);
+        mpi = start_mpi(device, registry, measurer, a.rank_timeout, a.mpi_share_host);
         if (!mpi->coordinator()) return;  // a measuring rank: it served rank 0 until the run ended
     }
     SqliteDatabase db(a.db);

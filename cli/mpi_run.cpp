@@ -14,8 +14,11 @@ namespace {
 
 class Run final : public MpiRun {
 public:
-    Run(const DeviceInfo& device, const TemplateRegistry& registry, Measurer& measurer, double rank_timeout_s) {
+    Run(const DeviceInfo& device, const TemplateRegistry& registry, Measurer& measurer, double rank_timeout_s,
+        bool share_host) {
         mpi::MpiOptions options;
+        options.share_host = share_host;
+        share_host_ = share_host;
         options.rank_timeout_s = rank_timeout_s;
         options.heartbeat_s = std::min(0.5, rank_timeout_s / 6);
         options.on_event = [](const std::string& what) { std::fprintf(stderr, "mpi: %s\n", what.c_str()); };
@@ -29,24 +32,28 @@ public:
     Executor* coordinator() override { return coordinator_.get(); }
     std::string summary() const override {
         int measuring = coordinator_ ? coordinator_->measuring_ranks() : 0;
-        return std::to_string(session_.size()) + " ranks: rank 0 coordinates and stores, " + std::to_string(measuring) +
-               " measure" + (measuring == 0 ? " (rank 0 measures itself)" : "");
+        std::string text = std::to_string(session_.size()) + " ranks: rank 0 coordinates and stores, " +
+                           std::to_string(measuring) + " measure";
+        if (measuring == 0) return text + " (rank 0 measures itself)";
+        return text + ", " + std::to_string(coordinator_->slots()) + " at a time" +
+               (share_host_ ? " (--mpi-share-host)" : " (ranks on one host take turns)");
     }
     std::vector<std::string> lost() const override { return coordinator_ ? coordinator_->lost() : std::vector<std::string>{}; }
 
 private:
     mpi::Session session_;  // first in, last out: finalizes after the coordinator stopped the ranks
     std::unique_ptr<mpi::Coordinator> coordinator_;
+    bool share_host_ = false;
 };
 
 }  // namespace
 
 std::unique_ptr<MpiRun> start_mpi(const DeviceInfo& device, const TemplateRegistry& registry, Measurer& measurer,
-                                  double rank_timeout_s) {
-    return std::make_unique<Run>(device, registry, measurer, rank_timeout_s);
+                                  double rank_timeout_s, bool share_host) {
+    return std::make_unique<Run>(device, registry, measurer, rank_timeout_s, share_host);
 }
 #else
-std::unique_ptr<MpiRun> start_mpi(const DeviceInfo&, const TemplateRegistry&, Measurer&, double) {
+std::unique_ptr<MpiRun> start_mpi(const DeviceInfo&, const TemplateRegistry&, Measurer&, double, bool) {
     throw Error("--mpi: this tune was built without MPI (install libopenmpi-dev, reconfigure with -DLIBTUNE_WITH_MPI=ON)");
 }
 #endif

@@ -58,6 +58,34 @@ public:
         }
         std::vector<Measurement> out;
         for (auto& [key, m] : winners) out.push_back(std::move(m));
+        return db_rules::with_confirmed_picks(*this, filter, std::move(out));
+    }
+
+    bool record_confirmation(const Confirmation& c) override {
+        if (auto why = db_rules::find_confirmation_defect(c); !why.empty()) throw Error("record_confirmation: " + why);
+        std::lock_guard lock(mutex_);
+        auto key = std::tuple{c.problem_key, c.device_id, c.template_name, c.template_version, c.config_hash,
+                              c.finalists, c.round};
+        if (!confirmation_keys_.insert(key).second) return false;
+        Confirmation stored = c;
+        stored.id = static_cast<std::int64_t>(confirmations_.size()) + 1;
+        stored.snapshot = 0;
+        for (const Measurement& m : rows_)
+            if (m.device_id == c.device_id && shape_key(m.problem) == c.problem_key) stored.snapshot = m.id;
+        stored.created_at = db_rules::utc_now();
+        confirmations_.push_back(std::move(stored));
+        return true;
+    }
+
+    std::vector<Confirmation> confirmations(const MeasurementFilter& f) const override {
+        std::lock_guard lock(mutex_);
+        std::vector<Confirmation> out;
+        for (const Confirmation& c : confirmations_)
+            if ((f.problem_key.empty() || f.problem_key == c.problem_key) &&
+                (f.device_id.empty() || f.device_id == c.device_id) &&
+                (f.template_name.empty() || f.template_name == c.template_name) &&
+                (f.template_version.empty() || f.template_version == c.template_version))
+                out.push_back(c);
         return out;
     }
 
@@ -83,6 +111,9 @@ private:
     std::vector<RunInfo> runs_;
     std::vector<Measurement> rows_;
     std::set<db_rules::Key> keys_;
+    std::vector<Confirmation> confirmations_;
+    std::set<std::tuple<std::string, std::string, std::string, std::string, std::string, std::string, int>>
+        confirmation_keys_;
 };
 
 }  // namespace

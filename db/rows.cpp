@@ -46,6 +46,25 @@ std::string find_defect(const Measurement& m) {
     return {};
 }
 
+std::string find_confirmation_defect(const Confirmation& c) {
+    for (auto [name, value] : {std::pair{"problem_key", &c.problem_key}, std::pair{"device_id", &c.device_id},
+                               std::pair{"template", &c.template_name}, std::pair{"config_hash", &c.config_hash},
+                               std::pair{"finalists", &c.finalists}})
+        if (value->empty()) return std::string(name) + " is empty";
+    if (c.run_id < 0) return "run_id is negative (" + std::to_string(c.run_id) + ")";
+    if (c.round < 0) return "round is negative (" + std::to_string(c.round) + ")";
+    const TimingStats& s = c.stats;
+    for (auto [name, value] : {std::pair{"median_s", s.median_s}, std::pair{"min_s", s.min_s},
+                               std::pair{"mean_s", s.mean_s}, std::pair{"iqr_s", s.iqr_s},
+                               std::pair{"ci_rel", s.ci_half_width_rel}}) {
+        if (auto why = check_timing(name, value); !why.empty()) return why;
+    }
+    if (!(s.median_s > 0)) return "median_s = 0";
+    if (s.count < 0) return "reps is negative (" + std::to_string(s.count) + ")";
+    if (s.inner < 1) return "inner is < 1 (" + std::to_string(s.inner) + ")";
+    return {};
+}
+
 void require_sound(const Measurement& m, const std::string& context) {
     if (auto why = find_defect(m); !why.empty()) throw Error(context + ": " + why);
 }

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "tune/db/database.hpp"
 
@@ -16,6 +17,15 @@ std::string find_defect(const Measurement& m);
 
 // Throws tune::Error("<context>: <defect>") when find_defect reports one.
 void require_sound(const Measurement& m, const std::string& context);
+
+// Why a confirmation cannot be stored or served, or "": the key fields and finalist set are
+// set, the round is >= 0, timings are finite and >= 0 with a positive median, counts in range.
+std::string find_confirmation_defect(const Confirmation& c);
+
+// `best` (the fastest per (problem key, template)) with each group that has a confirmed pick
+// (confirmed_picks, per template) replaced by it; best() of every store ends here.
+std::vector<Measurement> with_confirmed_picks(const Database& db, const MeasurementFilter& filter,
+                                              std::vector<Measurement> best);
 
 // Throws tune::Error naming the field when a model row is unsound: name, template, device,
 // format, body or feature names empty, or a schema < 1.

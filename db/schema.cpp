@@ -85,6 +85,32 @@ CREATE TABLE models(
     created_at TEXT NOT NULL,
     PRIMARY KEY(name, template, device_id));
 )"},
+    // Version 5: the confirmation round's re-measurements, so the store's best per shape is
+    // the Tuner's confirmed pick and a resumed run re-measures no finalist twice. A finalist is
+    // named by its measurement's unique key; `snapshot` is the shape's newest measurement id
+    // when the row was stored (a later candidate makes the round out of date).
+    {5, R"(
+CREATE TABLE confirmations(
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER REFERENCES runs(id),
+    problem_key TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    template TEXT NOT NULL,
+    template_version TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    finalists TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    median_s REAL NOT NULL,
+    min_s REAL NOT NULL,
+    mean_s REAL NOT NULL,
+    iqr_s REAL NOT NULL,
+    ci_rel REAL NOT NULL,
+    reps INTEGER NOT NULL,
+    inner INTEGER NOT NULL,
+    snapshot INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE(problem_key, device_id, template, template_version, config_hash, finalists, round));
+)"},
 };
 
 static_assert(std::size(kMigrations) == SqliteDatabase::kSchemaVersion);

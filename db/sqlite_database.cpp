@@ -131,6 +131,34 @@ std::vector<Measurement> SqliteDatabase::query(
 }
 
 std::vector<Measurement> SqliteDatabase::best(const MeasurementFilter& filter) const {
+    return db_rules::with_confirmed_picks(*this, filter, fastest(filter));
+}
+
+bool SqliteDatabase::record_confirmation(const Confirmation& conf) {
+    if (auto why = db_rules::find_confirmation_defect(conf); !why.empty())
+        throw Error("record_confirmation: " + why);
+    std::lock_guard lock(impl_->mutex);
+    impl_->require_writable("record_confirmation");
+    return insert_confirmation(impl_->connection, conf);
+}
+
+std::vector<Confirmation> SqliteDatabase::confirmations(const MeasurementFilter& filter) const {
+    std::lock_guard lock(impl_->mutex);
+    std::vector<std::string> args;
+    MeasurementFilter any_status = filter;
+    any_status.status = std::nullopt;
+    auto s = prepare_with(impl_->connection, std::string("SELECT ") + kConfirmationColumns + " FROM confirmations" +
+                                                 where(any_status, false, args) + " ORDER BY id",
+                          args);
+    std::vector<Confirmation> out;
+    while (s.step()) {
+        Confirmation c;
+        if (decode_confirmation(s, c).empty()) out.push_back(std::move(c));
+    }
+    return out;
+}
+
+std::vector<Measurement> SqliteDatabase::fastest(const MeasurementFilter& filter) const {
     std::lock_guard lock(impl_->mutex);
     auto& c = impl_->connection;
     std::vector<std::string> args;
@@ -294,6 +322,15 @@ std::vector<std::string> SqliteDatabase::verify() const {
         query({}, [&](std::int64_t id, const std::string& why) {
             problems.push_back("measurement " + std::to_string(id) + ": " + why);
         });
+    });
+    section("confirmations", [&] {
+        std::lock_guard lock(impl_->mutex);
+        auto s = c.prepare(std::string("SELECT ") + kConfirmationColumns + " FROM confirmations ORDER BY id");
+        while (s.step()) {
+            Confirmation conf;
+            if (auto why = decode_confirmation(s, conf); !why.empty())
+                problems.push_back("confirmation " + std::to_string(s.get_int(0).value_or(0)) + ": " + why);
+        }
     });
     return problems;
 }

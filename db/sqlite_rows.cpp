@@ -147,6 +147,80 @@ std::string decode(const sqlite::Statement& s, Measurement& out) {
     return {};
 }
 
+bool insert_confirmation(sqlite::Connection& c, const Confirmation& conf) {
+    auto s = c.prepare(
+        "INSERT OR IGNORE INTO confirmations(run_id, problem_key, device_id, template, template_version, config_hash, "
+        "finalists, round, median_s, min_s, mean_s, iqr_s, ci_rel, reps, inner, snapshot, created_at) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+        "(SELECT IFNULL(MAX(id), 0) FROM measurements WHERE problem_key = ?2 AND device_id = ?3), ?16)");
+    if (conf.run_id > 0) s.bind(1, conf.run_id);
+    else s.bind_null(1);
+    s.bind(2, conf.problem_key)
+        .bind(3, conf.device_id)
+        .bind(4, conf.template_name)
+        .bind(5, conf.template_version)
+        .bind(6, conf.config_hash)
+        .bind(7, conf.finalists)
+        .bind(8, std::int64_t{conf.round})
+        .bind(9, conf.stats.median_s)
+        .bind(10, conf.stats.min_s)
+        .bind(11, conf.stats.mean_s)
+        .bind(12, conf.stats.iqr_s)
+        .bind(13, conf.stats.ci_half_width_rel)
+        .bind(14, std::int64_t{conf.stats.count})
+        .bind(15, std::int64_t{conf.stats.inner})
+        .bind(16, db_rules::utc_now())
+        .run();
+    return c.changes() == 1;
+}
+
+std::string decode_confirmation(const sqlite::Statement& s, Confirmation& out) {
+    Confirmation c;
+    auto id = s.get_int(0);
+    if (!id) return "id is not an integer";
+    c.id = *id;
+    if (!s.is_null(1)) {
+        auto run = s.get_int(1);
+        if (!run) return "run_id is not an integer";
+        c.run_id = *run;
+    }
+    for (auto [column, name, field] :
+         {std::tuple{2, "problem_key", &c.problem_key}, std::tuple{3, "device_id", &c.device_id},
+          std::tuple{4, "template", &c.template_name}, std::tuple{5, "template_version", &c.template_version},
+          std::tuple{6, "config_hash", &c.config_hash}, std::tuple{7, "finalists", &c.finalists},
+          std::tuple{17, "created_at", &c.created_at}}) {
+        auto t = s.get_text(column);
+        if (!t) return std::string(name) + " is not text";
+        *field = std::move(*t);
+    }
+    for (auto [column, name, field] :
+         {std::tuple{9, "median_s", &c.stats.median_s}, std::tuple{10, "min_s", &c.stats.min_s},
+          std::tuple{11, "mean_s", &c.stats.mean_s}, std::tuple{12, "iqr_s", &c.stats.iqr_s},
+          std::tuple{13, "ci_rel", &c.stats.ci_half_width_rel}}) {
+        auto r = s.get_real(column);
+        if (!r) return std::string(name) + " is not a number";
+        *field = *r;
+    }
+    auto round = s.get_int(8), reps = s.get_int(14), inner = s.get_int(15), snapshot = s.get_int(16);
+    if (!round || !reps || !inner || !snapshot) return "round, reps, inner or snapshot is not an integer";
+    constexpr std::int64_t kMaxCount = 1'000'000'000;
+    if (*round < 0 || *round > kMaxCount) return "round out of range (" + std::to_string(*round) + ")";
+    if (*reps < 0 || *reps > kMaxCount) return "reps out of range (" + std::to_string(*reps) + ")";
+    if (*inner < 1 || *inner > kMaxCount) return "inner out of range (" + std::to_string(*inner) + ")";
+    if (*snapshot < 0) return "snapshot is negative";
+    c.round = static_cast<int>(*round);
+    c.stats.count = static_cast<int>(*reps);
+    c.stats.inner = static_cast<int>(*inner);
+    c.stats.stable = true;
+    c.snapshot = *snapshot;
+    if (c.config_hash.size() != 16 || c.config_hash.find_first_not_of("0123456789abcdef") != std::string::npos)
+        return "config_hash '" + c.config_hash + "' is not 16 hex digits";
+    if (!db_rules::is_timestamp(c.created_at)) return "created_at is not an ISO-8601 UTC time";
+    if (auto defect = db_rules::find_confirmation_defect(c); !defect.empty()) return defect;
+    out = std::move(c);
+    return {};
+}
+
 // WHERE clause for a filter; parameters are the returned strings in order.
 std::string where(const MeasurementFilter& f, bool ok_only, std::vector<std::string>& args) {
     std::string sql = " WHERE 1";

@@ -25,6 +25,17 @@ std::int64_t insert_run(sqlite::Connection& c, const RunInfo& run, const std::st
 bool insert_measurement(sqlite::Connection& c, const Measurement& m, std::int64_t run_id,
                         const std::string& created_at);
 
+// The confirmation columns, in the order decode_confirmation() reads them.
+inline constexpr const char* kConfirmationColumns =
+    "id, run_id, problem_key, device_id, template, template_version, config_hash, finalists, round, "
+    "median_s, min_s, mean_s, iqr_s, ci_rel, reps, inner, snapshot, created_at";
+
+// Inserts one sound re-measurement, its snapshot taken in the same statement; false when its
+// (finalist, finalist set, round) is stored.
+bool insert_confirmation(sqlite::Connection& c, const Confirmation& conf);
+// Reads the current row (kConfirmationColumns order); returns why it cannot be trusted, or "".
+std::string decode_confirmation(const sqlite::Statement& s, Confirmation& out);
+
 // Reads the current row (kColumns order) into `out`; returns why the row cannot be trusted,
 // or "" when every value decodes and checks.
 std::string decode(const sqlite::Statement& s, Measurement& out);

@@ -34,6 +34,7 @@ struct Coordinator::Impl {
         State state = State::starting;
         std::optional<Job> job;
         Clock::time_point last_heard;
+        std::string host;   // from its hello: ranks of one host take turns measuring
         std::string where;  // "host/pid" from its hello
         std::string last_key;  // shape key of the last job: its operands are still set up there
     };
@@ -51,11 +52,17 @@ struct Coordinator::Impl {
     std::vector<std::string> lost;
     Outbox outbox;
     bool fallback_announced = false;
+    std::size_t next_rank = 0;  // dispatch() starts looking here
 
     Impl(Session& s, DeviceInfo d, const TemplateRegistry& r, MeasureCandidateFn f, MpiOptions o)
         : session(s), comm(SessionAccess::of(s).comm), device(std::move(d)), registry(r), fallback(std::move(f)),
           options(std::move(o)) {
-        for (int r = 1; r < SessionAccess::of(s).size; ++r) ranks.push_back({r, State::starting, {}, Clock::now(), ""});
+        for (int r = 1; r < SessionAccess::of(s).size; ++r) {
+            Rank rank;
+            rank.rank = r;
+            rank.last_heard = Clock::now();
+            ranks.push_back(std::move(rank));
+        }
     }
     ~Impl() { stop_all(); }
 
@@ -104,7 +111,8 @@ struct Coordinator::Impl {
 
     void check_hello(Rank& r, const json& hello) {
         const std::string who = "rank " + std::to_string(r.rank);
-        r.where = hello.at("host").get<std::string>() + "/pid " + std::to_string(hello.at("pid").get<long>());
+        r.host = hello.at("host").get<std::string>();
+        r.where = r.host + "/pid " + std::to_string(hello.at("pid").get<long>());
         DeviceInfo theirs = hello.at("device").get<DeviceInfo>();
         require(theirs.id() == device.id(), who + " measures on another device than rank 0 (" + theirs.summary() +
                                                 ", id " + theirs.id() + " vs " + device.summary() + ", id " + device.id() +
@@ -154,10 +162,32 @@ struct Coordinator::Impl {
         return same != waiting.end() ? same : waiting.begin();
     }
 
+    // The host's measurement token: unless share_host, a rank measures only while no other
+    // rank of its host does, so co-located ranks never time candidates on the same cores.
+    bool host_free(const Rank& r) const {
+        return options.share_host || std::none_of(ranks.begin(), ranks.end(), [&](const Rank& o) {
+                   return o.state == State::busy && o.host == r.host;
+               });
+    }
+
+    // Candidates that can be measured at once: one per host with a live rank (share_host: one
+    // per live rank).
+    std::size_t concurrent() const {
+        std::vector<std::string> hosts;
+        for (const Rank& r : ranks)
+            if (live(r) && (options.share_host || std::find(hosts.begin(), hosts.end(), r.host) == hosts.end()))
+                hosts.push_back(r.host);
+        return hosts.size();
+    }
+
+    // Idle ranks are served in turn, starting after the last one given a job, so ranks that
+    // take turns on a host all measure (and a lost one is noticed by its work, not its silence).
     void dispatch() {
-        for (Rank& r : ranks) {
+        for (std::size_t i = 0; i < ranks.size(); ++i) {
             if (waiting.empty()) return;
-            if (r.state != State::idle) continue;
+            const std::size_t index = (next_rank + i) % ranks.size();
+            Rank& r = ranks[index];
+            if (r.state != State::idle || !host_free(r)) continue;
             auto picked = pick_for(r);
             const Job& job = *picked;
             json message{{"id", job.id},
@@ -170,6 +200,7 @@ struct Coordinator::Impl {
                 continue;
             }
             r.state = State::busy;
+            next_rank = index + 1;
             r.last_key = shape_key(job.problem);
             r.job = std::move(*picked);
             r.last_heard = Clock::now();
@@ -304,7 +335,7 @@ Coordinator::~Coordinator() = default;
 
 const DeviceInfo& Coordinator::device() const { return impl_->device; }
 
-std::size_t Coordinator::slots() const { return static_cast<std::size_t>(std::max(1, impl_->live_count())); }
+std::size_t Coordinator::slots() const { return std::max<std::size_t>(1, impl_->concurrent()); }
 
 void Coordinator::submit(Job job) {
     require(job.tmpl != nullptr, "MPI coordinator: job without a template");

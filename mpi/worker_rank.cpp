@@ -52,10 +52,12 @@ private:
     std::thread thread_;  // last: starts after the members it uses
 };
 
-std::string hostname() {
-    char name[256] = {};
-    ::gethostname(name, sizeof name - 1);
-    return name;
+// The host as MPI names it: ranks with the same name share a machine's cores.
+std::string processor_name() {
+    char name[MPI_MAX_PROCESSOR_NAME] = {};
+    int length = 0;
+    if (MPI_Get_processor_name(name, &length) != MPI_SUCCESS) return "unknown";
+    return std::string(name, static_cast<std::size_t>(length));
 }
 
 json measure_job(const json& job, const TemplateRegistry& registry, const MeasureCandidateFn& measure,
@@ -91,7 +93,7 @@ void serve(Session& session, const DeviceInfo& device, const TemplateRegistry& r
     Outbox outbox;
     json templates = json::object();
     for (const Template* t : registry.all()) templates[t->info().name] = t->info().version;
-    json hello{{"device", device}, {"templates", templates}, {"host", hostname()}, {"pid", static_cast<long>(::getpid())}};
+    json hello{{"device", device}, {"templates", templates}, {"host", options.host.empty() ? processor_name() : options.host}, {"pid", static_cast<long>(::getpid())}};
     if (auto why = outbox.send(comm, 0, kHello, hello.dump()); !why.empty())
         throw Error("MPI: rank " + std::to_string(session.rank()) + " cannot reach rank 0: " + why);
     for (;;) {

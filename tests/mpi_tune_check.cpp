@@ -4,7 +4,11 @@
 // function of (shape, template, config): the search then takes the same path whatever the
 // machine's load, and the comparison tests the distribution, not timing noise.
 // --die-rank R --die-at K: rank R kills itself (SIGKILL) while measuring its K-th candidate.
+// --overlap-dir D: a measurement holds the file D/measuring; one that finds it taken (two
+// ranks measuring at once) creates D/overlap. --distinct-hosts: each rank names its own host.
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -30,6 +34,8 @@ struct Args {
     int delay_ms = 20;
     int die_rank = -1, die_at = 0;
     double rank_timeout = 3;
+    std::string overlap_dir;
+    bool distinct_hosts = false;
 };
 
 TemplateRegistry test_registry() {
@@ -59,7 +65,17 @@ MeasureCandidateFn synthetic_measure(Measurer& measurer, const Args& a, int rank
     auto count = std::make_shared<int>(0);
     return [&measurer, a, rank, count](const Problem& p, const Template& t, const Config& c) {
         if (rank == a.die_rank && ++*count == a.die_at) ::raise(SIGKILL);  // as kill -9 mid-measurement
+        const std::string busy = a.overlap_dir + "/measuring";
+        int held = -1;
+        if (!a.overlap_dir.empty()) {
+            held = ::open(busy.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+            if (held < 0) ::close(::open((a.overlap_dir + "/overlap").c_str(), O_CREAT | O_WRONLY, 0644));
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(a.delay_ms));
+        if (held >= 0) {
+            ::close(held);
+            ::unlink(busy.c_str());
+        }
         Measurement m = measurer.measure(p, t, c);
         if (m.status == Status::ok) {
             double s = synthetic_seconds(p, t, c);
@@ -87,6 +103,7 @@ int run(const Args& a) {
         mpi::MpiOptions options;
         options.rank_timeout_s = a.rank_timeout;
         options.heartbeat_s = std::min(0.5, a.rank_timeout / 6);
+        if (a.distinct_hosts) options.host = "node" + std::to_string(session->rank());
         options.on_event = [](const std::string& what) { std::fprintf(stderr, "mpi: %s\n", what.c_str()); };
         auto measure = synthetic_measure(measurer, a, session->rank());
         if (session->rank() != 0) {
@@ -115,6 +132,7 @@ int run(const Args& a) {
     }
     out["lost"] = coordinator ? coordinator->lost() : std::vector<std::string>{};
     out["measuring_ranks"] = coordinator ? coordinator->measuring_ranks() : 0;
+    out["slots"] = coordinator ? coordinator->slots() : 1;
     std::printf("%s\n", out.dump().c_str());
     return 0;
 }
@@ -133,6 +151,8 @@ int main(int argc, char** argv) {
     app.add_option("--die-rank", a.die_rank);
     app.add_option("--die-at", a.die_at);
     app.add_option("--rank-timeout", a.rank_timeout);
+    app.add_option("--overlap-dir", a.overlap_dir);
+    app.add_flag("--distinct-hosts", a.distinct_hosts);
     CLI11_PARSE(app, argc, argv);
     try {
         return run(a);

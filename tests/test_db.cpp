@@ -213,6 +213,64 @@ void check_store_rules(Database& db) {
     CHECK(db.query({}).size() == before);
 }
 
+Confirmation confirmation_of(const Measurement& m, const std::string& finalists, int round, double median_s) {
+    Confirmation c;
+    c.problem_key = shape_key(m.problem);
+    c.device_id = m.device_id;
+    c.template_name = m.template_name;
+    c.template_version = m.template_version;
+    c.config_hash = m.config.hash_hex();
+    c.finalists = finalists;
+    c.round = round;
+    c.stats.median_s = c.stats.min_s = c.stats.mean_s = median_s;
+    c.stats.count = 5;
+    return c;
+}
+
+// The store's best follows a current confirmation round, whatever stores it.
+void check_confirmed_rules(Database& db) {
+    const Problem p = make_gemm(64, 128, 256);
+    // First measurements: a looks 2x faster than b, the vendor row slower than both.
+    auto a = sample(p, config_of(64), 1e-3), b = sample(p, config_of(32), 2e-3);
+    auto v = sample(p, config_of(8), 3e-3, Status::ok, test_device().id(), "openblas");
+    for (const auto* m : {&a, &b, &v}) REQUIRE(db.record(*m));
+    const std::string set = finalist_set_id({"a", "b", "v"});
+    // Re-measured three times in turn: b is the fastest, by far more than the noise.
+    for (int r = 0; r < 3; ++r) {
+        REQUIRE(db.record_confirmation(confirmation_of(a, set, r, 2.0e-3 + r * 1e-5)));
+        REQUIRE(db.record_confirmation(confirmation_of(b, set, r, 1.5e-3 + r * 1e-5)));
+        REQUIRE(db.record_confirmation(confirmation_of(v, set, r, 2.5e-3)));
+    }
+    CHECK_FALSE(db.record_confirmation(confirmation_of(a, set, 0, 1e-9)));  // stored once: resume
+    auto bad = confirmation_of(a, set, 3, -1);
+    CHECK_THROWS_WITH(db.record_confirmation(bad), Catch::Contains("median_s"));
+    bad = confirmation_of(a, "", 3, 1e-3);
+    CHECK_THROWS_WITH(db.record_confirmation(bad), Catch::Contains("finalists is empty"));
+    REQUIRE(db.confirmations({}).size() == 9);
+    CHECK(db.confirmations({shape_key(p), "", "openblas", "", std::nullopt}).size() == 3);
+
+    auto best = db.best({});
+    REQUIRE(best.size() == 2);
+    CHECK(best[0].template_name == "cpu_gemm");
+    CHECK(best[0].config == b.config);                  // the confirmed pick, not the first measurement
+    CHECK(best[0].stats.median_s == 2e-3);              // the row as stored
+    CHECK(best[1].config == v.config);
+    auto picks = confirmed_picks(db, {}, false);
+    REQUIRE(picks.size() == 1);
+    CHECK(picks[0].measurement.config == b.config);
+    CHECK(picks[0].choice.confirmed_s == Approx(1.51e-3));
+    CHECK(picks[0].choice.tied == 1);
+    CHECK(confirmed_picks(db, {}, true).size() == 2);
+    CHECK(confirmed_picks(db, {"", "", "openblas", "", std::nullopt}, true).size() == 1);
+
+    // A later candidate of the shape makes the round out of date: the fastest serves again.
+    REQUIRE(db.record(sample(p, config_of(16), 5e-3)));
+    CHECK(confirmed_picks(db, {}, false).empty());
+    best = db.best({});
+    REQUIRE(best.size() == 2);
+    CHECK(best[0].config == a.config);
+}
+
 std::unique_ptr<SqliteDatabase> filled_db(const fs::path& path, int rows) {
     auto db = std::make_unique<SqliteDatabase>(path);
     std::int64_t run = db->start_run({0, "tune gemm", "exhaustive", 1, "", ""}, test_device());
@@ -237,6 +295,63 @@ TEST_CASE("memory and SQLite stores keep the same rules", "[db]") {
         check_store_rules(db);
         CHECK(db.verify().empty());
     }
+}
+
+TEST_CASE("memory and SQLite stores serve the confirmed pick while its round is current", "[db]") {
+    SECTION("memory") {
+        auto db = make_memory_database();
+        db->start_run({}, test_device());
+        check_confirmed_rules(*db);
+    }
+    SECTION("sqlite") {
+        TempDb file("confirmed");
+        SqliteDatabase db(file.path);
+        db.start_run({}, test_device());
+        check_confirmed_rules(db);
+        CHECK(db.verify().empty());
+    }
+}
+
+TEST_CASE("a damaged confirmation row is never trusted: skipped, reported, the fastest serves", "[db]") {
+    TempDb file("confirmed_bad");
+    const Problem p = make_gemm(16, 16, 16);
+    auto a = sample(p, config_of(64), 1e-3), b = sample(p, config_of(32), 2e-3);
+    const std::string set = finalist_set_id({"a", "b"});
+    {
+        SqliteDatabase db(file.path);
+        REQUIRE(db.record(a));
+        REQUIRE(db.record(b));
+        REQUIRE(db.record_confirmation(confirmation_of(a, set, 0, 3e-3)));
+        REQUIRE(db.record_confirmation(confirmation_of(b, set, 0, 1e-3)));
+        REQUIRE(db.best({})[0].config == b.config);
+    }
+    raw_exec(file.path, "UPDATE confirmations SET median_s = 'fast' WHERE config_hash = '" + b.config.hash_hex() + "'");
+    SqliteDatabase db(file.path);
+    CHECK(db.confirmations({}).size() == 1);
+    auto problems = db.verify();
+    REQUIRE(problems.size() == 1);
+    CHECK_THAT(problems[0], Catch::StartsWith("confirmation 2") && Catch::Contains("median_s is not a number"));
+    // Only a was re-measured soundly: a round of one finalist still ranks, and a wins.
+    CHECK(db.best({})[0].config == a.config);
+    raw_exec(file.path, "UPDATE confirmations SET config_hash = 'zz' WHERE id = 1");
+    CHECK(db.confirmations({}).empty());
+    CHECK(db.best({})[0].config == a.config);  // no round left: the fastest first measurement
+}
+
+TEST_CASE("a version 4 store migrates to 5 and keeps confirmation rounds from then on", "[db]") {
+    TempDb file("migrate_v4");
+    SqliteDatabase::create_at_version(file.path, 4);
+    SqliteDatabase db(file.path);
+    CHECK(db.schema_version() == 5);
+    const Problem p = make_gemm(16, 16, 16);
+    auto a = sample(p, config_of(64), 1e-3);
+    REQUIRE(db.record(a));
+    REQUIRE(db.record_confirmation(confirmation_of(a, "0123456789abcdef", 0, 1e-3)));
+    auto stored = db.confirmations({});
+    REQUIRE(stored.size() == 1);
+    CHECK(stored[0].snapshot == db.query({})[0].id);
+    CHECK(stored[0].round == 0);
+    CHECK(db.verify().empty());
 }
 
 TEST_CASE("one store shared by several threads keeps every row", "[db]") {

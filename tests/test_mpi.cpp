@@ -120,6 +120,29 @@ TEST_CASE("mpirun -np 3 tunes the same candidates and best configs as one proces
     CHECK(best_table(dir.file("mpi.db")) == best_table(dir.file("single.db")));
 }
 
+TEST_CASE("ranks on one host take turns measuring; ranks on different hosts measure at once", "[mpi]") {
+    Scratch dir;
+    Run single = shell(check_tool(kArgs + " --db " + dir.file("single.db")), dir);
+    REQUIRE(single.code == 0);
+    fs::create_directories(dir.path / "same");
+    Run same = shell(mpirun() + check_tool(kArgs + " --mpi --overlap-dir " + (dir.path / "same").string() +
+                                           " --db " + dir.file("same.db")),
+                     dir);
+    INFO(same.out << same.err);
+    REQUIRE(same.code == 0);
+    CHECK(same.summary["measuring_ranks"] == 2);
+    CHECK(same.summary["slots"] == 1);                 // one host: one measurement at a time
+    CHECK_FALSE(fs::exists(dir.path / "same" / "overlap"));  // never two at once
+    CHECK(stored_rows(dir.file("same.db")) == stored_rows(dir.file("single.db")));
+
+    Run apart = shell(mpirun() + check_tool(kArgs + " --mpi --distinct-hosts --db " + dir.file("apart.db")), dir);
+    INFO(apart.out << apart.err);
+    REQUIRE(apart.code == 0);
+    CHECK(apart.summary["slots"] == 2);                // two hosts: both measure
+    CHECK(stored_rows(dir.file("apart.db")) == stored_rows(dir.file("single.db")));
+    CHECK(apart.summary["best"] == single.summary["best"]);
+}
+
 TEST_CASE("a measuring rank killed mid-run loses nothing: its candidate goes to another rank", "[mpi]") {
     Scratch dir;
     Run single = shell(check_tool(kArgs + " --db " + dir.file("single.db")), dir);

@@ -1,6 +1,7 @@
 // Measurer protocol, tuner resume, and the rule that a wrong candidate never wins.
 #include <algorithm>
 #include <map>
+#include <stdexcept>
 #include <catch2/catch.hpp>
 
 #include "fake_template.hpp"
@@ -163,62 +164,117 @@ TEST_CASE("initial configs are measured right after the defaults, from the budge
     CHECK(rows[2].status == Status::invalid);
 }
 
-TEST_CASE("the confirmation round re-measures the finalists in turn and ranks by their median", "[tuner]") {
-    // Scripted timings: the default was lucky once (0.5 ms, then 3 ms every time after); the
-    // listed config always takes 2 ms; the vendor 4 ms. One measurement picks the default.
+namespace {
+// Scripted timings for the confirmation round: the default was lucky once (0.5 ms, then 3 ms
+// every time after); the listed config always takes 2 ms; the vendor 4 ms. One measurement
+// picks the default. `interrupt_after` measurements end the run with an exception, as a
+// killed process would end it (what was stored stays).
+struct ScriptedConfirmation {
     testing::FakeGemmTemplate own;
-    TemplateRegistry reg;
-    reg.add(std::make_unique<testing::FakeGemmTemplate>());
-    reg.add(std::make_unique<testing::FakeGemmTemplate>("test.gemm.vendor", "v1", true));
-    const Config def = own.space(make_gemm(6, 6, 6))->default_config();
+    TemplateRegistry reg = [] {
+        TemplateRegistry r;
+        r.add(std::make_unique<testing::FakeGemmTemplate>());
+        r.add(std::make_unique<testing::FakeGemmTemplate>("test.gemm.vendor", "v1", true));
+        return r;
+    }();
+    const Problem problem = make_gemm(6, 6, 6);
+    const Config def = own.space(problem)->default_config();
     const Config steady = Config::parse("mode=good tile=2 unroll=1");
     std::vector<std::string> order;
     std::map<std::string, int> calls;
-    LocalExecutor exec(detect_cpu(), [&](const Problem& p, const Template& t, const Config& c) {
-        const std::string id = t.info().name + " " + c.text();
-        order.push_back(id);
-        Measurement m;
-        m.problem = p;
-        m.template_name = t.info().name;
-        m.template_version = t.info().version;
-        m.device_id = detect_cpu().id();
-        m.config = c;
-        m.stats.count = 5;
-        const bool first = calls[id]++ == 0;
-        m.stats.median_s = t.info().vendor ? 4e-3 : c == steady ? 2e-3 : first ? 0.5e-3 : 3e-3;
-        return m;
-    });
-    auto run = [&](std::size_t rounds) {
-        auto db = make_memory_database();
-        Tuner tuner(*db, reg, exec, db->start_run({}, exec.device()));
+    std::size_t interrupt_after = 0;  // 0: never
+    LocalExecutor exec{detect_cpu(), [this](const Problem& p, const Template& t, const Config& c) {
+                           if (interrupt_after && order.size() == interrupt_after) throw std::runtime_error("killed");
+                           const std::string id = t.info().name + " " + c.text();
+                           order.push_back(id);
+                           Measurement m;
+                           m.problem = p;
+                           m.template_name = t.info().name;
+                           m.template_version = t.info().version;
+                           m.device_id = detect_cpu().id();
+                           m.config = c;
+                           m.stats.count = 5;
+                           const bool first = calls[id]++ == 0;
+                           m.stats.median_s = t.info().vendor ? 4e-3 : c == steady ? 2e-3 : first ? 0.5e-3 : 3e-3;
+                           return m;
+                       }};
+
+    TuneResult run(Database& db, std::size_t rounds) {
+        Tuner tuner(db, reg, exec, db.start_run({}, exec.device()));
         TuneOptions opt;
         opt.budget = 3;  // both defaults and the listed config: no search
         opt.initial_configs["test.gemm.fake"] = {steady};
         opt.confirm_rounds = rounds;
         opt.confirm_top = 2;
         order.clear();
-        calls.clear();
-        auto r = tuner.tune(make_gemm(6, 6, 6), opt);
-        CHECK(db->query({}).size() == 3);  // re-measurements are not stored
-        return r;
-    };
-    auto single = run(0);
+        return tuner.tune(problem, opt);
+    }
+};
+}  // namespace
+
+TEST_CASE("the confirmation round re-measures the finalists in turn and ranks by their median", "[tuner]") {
+    ScriptedConfirmation s;
+    auto single_db = make_memory_database();
+    auto single = s.run(*single_db, 0);
     CHECK(single.confirmed == 0);
     REQUIRE(single.best);
-    CHECK(single.best->config == def);
+    CHECK(single.best->config == s.def);
+    CHECK(single_db->confirmations({}).empty());
 
-    auto confirmed = run(3);
+    s.calls.clear();
+    auto db = make_memory_database();
+    auto confirmed = s.run(*db, 3);
     // Finalists: the two fastest (default, listed) and the vendor's best; three rounds in turn.
     CHECK(confirmed.confirmed == 9);
-    REQUIRE(order.size() == 12);
-    for (std::size_t i = 3; i < 12; ++i) CHECK(order[i] == order[3 + (i - 3) % 3]);
-    CHECK(order[3] != order[4]);
+    REQUIRE(s.order.size() == 12);
+    for (std::size_t i = 3; i < 12; ++i) CHECK(s.order[i] == s.order[3 + (i - 3) % 3]);
+    CHECK(s.order[3] != s.order[4]);
     REQUIRE(confirmed.best);
-    CHECK(confirmed.best->config == steady);
+    CHECK(confirmed.best->config == s.steady);
     CHECK(confirmed.best->stats.median_s == 2e-3);
-    CHECK(confirmed.template_best.at("test.gemm.fake").config == steady);
+    CHECK(confirmed.template_best.at("test.gemm.fake").config == s.steady);
     REQUIRE(confirmed.vendor_best);
     CHECK(confirmed.vendor_best->stats.median_s == 4e-3);
+
+    // The store keeps the first measurements and, beside them, every re-measurement: its best
+    // is the Tuner's pick.
+    CHECK(db->query({}).size() == 3);
+    CHECK(db->confirmations({}).size() == 9);
+    auto best = db->best({});
+    REQUIRE(best.size() == 2);
+    CHECK(best[0].template_name == "test.gemm.fake");
+    CHECK(best[0].config == s.steady);
+    auto pick = confirmed_picks(*db, {}, false);
+    REQUIRE(pick.size() == 1);
+    CHECK(pick[0].measurement.config == confirmed.best->config);
+
+    // Running again resumes: nothing is measured, the pick comes from the store.
+    auto again = s.run(*db, 3);
+    CHECK(s.order.empty());
+    CHECK(again.measured == 0);
+    CHECK(again.confirmed == 0);
+    REQUIRE(again.best);
+    CHECK(again.best->config == s.steady);
+    CHECK(db->confirmations({}).size() == 9);
+}
+
+TEST_CASE("a run stopped during the confirmation round resumes without repeating a re-measurement", "[tuner]") {
+    ScriptedConfirmation s;
+    auto db = make_memory_database();
+    s.interrupt_after = 3 + 4;  // the three candidates, then four of the nine re-measurements
+    CHECK_THROWS_WITH(s.run(*db, 3), "killed");
+    CHECK(db->query({}).size() == 3);
+    CHECK(db->confirmations({}).size() == 4);  // each committed as it completed
+
+    s.interrupt_after = 0;
+    auto resumed = s.run(*db, 3);
+    CHECK(resumed.measured == 0);
+    CHECK(resumed.confirmed == 5);
+    CHECK(s.order.size() == 5);
+    CHECK(db->confirmations({}).size() == 9);
+    REQUIRE(resumed.best);
+    CHECK(resumed.best->config == s.steady);
+    CHECK(db->best({})[0].config == s.steady);
 }
 
 TEST_CASE("fixed knobs narrow every template's space that has them", "[tuner]") {

@@ -154,6 +154,15 @@ void Dispatcher::load(const StoreLayer& layer, std::size_t index, TimesMap& time
                           (e->median_s == it->second.median_s && e->config.hash() < it->second.config.hash())))
             it->second = std::move(*e);
     }
+    // Where the layer holds a current confirmation round, the Tuner's confirmed pick serves
+    // instead of the fastest single measurement (if its row passed the checks above).
+    for (const ConfirmedPick& pick : confirmed_picks(*layer.db, filter, false)) {
+        auto it = served.find(pick.measurement.problem);
+        if (it == served.end()) continue;
+        const auto& [measured, entries] = it->second;
+        for (std::size_t i = 0; i < measured.size(); ++i)
+            if (measured[i]->id == pick.measurement.id) best.insert_or_assign(it->first, entries[i]);
+    }
     for (auto& [shape, e] : best) merged.insert_or_assign(shape, std::move(e));
     for (auto& [shape, measured_entries] : served) {
         auto& [measured, entries] = measured_entries;

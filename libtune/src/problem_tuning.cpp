@@ -20,7 +20,7 @@ constexpr std::uint64_t kSmallSpace = 8;
 }  // namespace
 
 ProblemTuning::ProblemTuning(const Problem& p, Args args)
-    : options_(args.options), db_(args.db), device_(args.device), progress_(args.progress), start_(Clock::now()) {
+    : options_(args.options), db_(args.db), device_id_(args.device_id), device_(args.device), progress_(args.progress), start_(Clock::now()) {
     result_.problem = p;
     progress_.problem = &result_.problem;
     progress_.budget = options_.budget;
@@ -74,14 +74,31 @@ std::vector<ProblemTuning::Pending> ProblemTuning::next_round() {
         for (std::size_t i = 0; i < round_.size(); ++i) {
             Slot& s = round_[i];
             if (round_stage_ == Stage::confirm) {
-                pending.push_back({i, s.plan->t, s.config, true});
+                // A re-measurement an interrupted run stored is reused (resume).
+                const TemplateInfo& info = s.plan->t->info();
+                const std::string key = finalist_key(info.name, info.version, s.config.hash_hex());
+                if (auto it = stored_confirmations_.find({key, s.round}); it != stored_confirmations_.end()) {
+                    Measurement m = s.plan->stored.at(s.config.hash());
+                    m.stats = it->second;
+                    resolve(i, std::move(m), true);
+                    continue;
+                }
+                Confirmation c;
+                c.problem_key = shape_key(result_.problem);
+                c.device_id = device_id_;
+                c.template_name = info.name;
+                c.template_version = info.version;
+                c.config_hash = s.config.hash_hex();
+                c.finalists = finalists_;
+                c.round = s.round;
+                pending.push_back({i, s.plan->t, s.config, std::move(c)});
                 continue;
             }
             // A stored measurement is reused, never measured again (resume).
             if (auto it = s.plan->stored.find(s.config.hash()); it != s.plan->stored.end())
                 resolve(i, it->second, true);
             else
-                pending.push_back({i, s.plan->t, s.config});
+                pending.push_back({i, s.plan->t, s.config, std::nullopt});
         }
         if (!pending.empty()) return pending;
         close_round();
@@ -226,47 +243,71 @@ bool ProblemTuning::open_confirm_round() {
         if (in_top || !has([&](const auto& f) { return f.first == plan; })) finalists.push_back(i);
     }
     if (finalists.size() < 2) return false;  // nothing to rank
+    std::vector<std::string> keys;
+    for (std::size_t f : finalists) {
+        const TemplateInfo& info = ok_[f].first->t->info();
+        keys.push_back(finalist_key(info.name, info.version, ok_[f].second.config.hash_hex()));
+    }
+    finalists_ = finalist_set_id(keys);
+    stored_confirmations_.clear();
+    for (const Confirmation& c : db_.confirmations({shape_key(result_.problem), device_id_, "", "", std::nullopt}))
+        if (c.finalists == finalists_)
+            stored_confirmations_[{finalist_key(c.template_name, c.template_version, c.config_hash), c.round}] = c.stats;
     for (std::size_t r = 0; r < options_.confirm_rounds; ++r)
         for (std::size_t f : finalists) {
-            round_.push_back({ok_[f].first, ok_[f].second.config, std::nullopt});
+            round_.push_back({ok_[f].first, ok_[f].second.config, std::nullopt, static_cast<int>(r)});
             ++unresolved_;
         }
     return true;
 }
 
-// Each finalist's confirmed timing is its re-measurement with the median time (the lower of
-// the two middle ones); the ranking uses only re-measurements, which shared the same load.
+// The ranking uses only re-measurements, which shared the same load, and the one rule of
+// choose_confirmed (the store ranks its stored re-measurements with it too). A finalist's
+// confirmed timing is its re-measurement with the confirmed (lower median) time.
 void ProblemTuning::settle_confirmation() {
-    std::vector<std::pair<const Slot*, std::vector<const Measurement*>>> groups;
+    struct Group {
+        const Slot* slot;
+        std::vector<const Measurement*> ms;
+    };
+    std::vector<Group> groups;
     for (const Slot& s : round_) {
         if (!s.m || s.m->status != Status::ok) continue;
-        auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) {
-            return x.first->plan == s.plan && x.first->config == s.config;
+        auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) {
+            return x.slot->plan == s.plan && x.slot->config == s.config;
         });
         if (g == groups.end()) groups.push_back({&s, {}}), g = groups.end() - 1;
-        g->second.push_back(&*s.m);
+        g->ms.push_back(&*s.m);
     }
     if (groups.empty()) return;
-    std::optional<Measurement> best, vendor_best;
-    std::map<std::string, Measurement> template_best;
-    for (auto& [slot, ms] : groups) {
-        std::sort(ms.begin(), ms.end(), [](auto* a, auto* b) { return a->stats.median_s < b->stats.median_s; });
-        const Measurement& m = *ms[(ms.size() - 1) / 2];
-        const TemplateInfo& info = slot->plan->t->info();
-        if (faster(m, best)) best = m;
-        if (info.vendor && faster(m, vendor_best)) vendor_best = m;
-        auto [it, inserted] = template_best.try_emplace(info.name, m);
-        if (!inserted && m.stats.median_s < it->second.stats.median_s) it->second = m;
+    for (Group& g : groups)
+        std::sort(g.ms.begin(), g.ms.end(), [](auto* a, auto* b) { return a->stats.median_s < b->stats.median_s; });
+    auto pick = [&](auto in_scope) -> std::optional<Measurement> {
+        std::vector<FinalistTimes> times;
+        std::vector<const Group*> members;
+        for (const Group& g : groups) {
+            if (!in_scope(*g.slot->plan->t)) continue;
+            FinalistTimes t{g.slot->plan->t->info().name, g.slot->config.hash_hex(), {}};
+            for (const Measurement* m : g.ms) t.samples.push_back(m->stats.median_s);
+            times.push_back(std::move(t));
+            members.push_back(&g);
+        }
+        auto choice = choose_confirmed(times);
+        if (!choice) return std::nullopt;
+        const auto& ms = members[choice->index]->ms;
+        return *ms[(ms.size() - 1) / 2];
+    };
+    result_.best = pick([](const Template&) { return true; });
+    if (auto v = pick([](const Template& t) { return t.info().vendor; })) result_.vendor_best = std::move(v);
+    for (const Group& g : groups) {
+        const std::string& name = g.slot->plan->t->info().name;
+        if (auto m = pick([&](const Template& t) { return t.info().name == name; })) result_.template_best[name] = *m;
     }
-    result_.best = best;
-    if (vendor_best) result_.vendor_best = vendor_best;
-    for (auto& [name, m] : template_best) result_.template_best[name] = std::move(m);
 }
 
 void ProblemTuning::resolve(std::size_t slot, Measurement m, bool reused) {
     Slot& s = round_.at(slot);
     if (round_stage_ == Stage::confirm) {
-        ++result_.confirmed;
+        if (!reused) ++result_.confirmed;
         s.m = std::move(m);
         --unresolved_;
         report(false);
@@ -281,7 +322,7 @@ void ProblemTuning::resolve(std::size_t slot, Measurement m, bool reused) {
 
 void ProblemTuning::measured(std::size_t slot, Measurement m) {
     Slot& s = round_.at(slot);
-    s.plan->stored.emplace(s.config.hash(), m);
+    if (round_stage_ != Stage::confirm) s.plan->stored.emplace(s.config.hash(), m);
     resolve(slot, std::move(m), false);
 }
 

@@ -1,17 +1,20 @@
 // ProblemTuning: the tuning of one problem as a sequence of rounds, each a list of candidates
 // that may be measured at once: every template's default and initial configs, then small
-// vendor spaces whole, then one strategy batch at a time, then the optional confirmation. The Tuner drives rounds over an Executor. A round's
+// vendor spaces whole, then one strategy batch at a time, then the optional confirmation. The
+// Tuner drives rounds over an Executor. A round's
 // results are folded in proposal order whatever order they arrive in, so the search and the
 // best pick do not depend on how many candidates were measured at once.
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "tune/confirmation.hpp"
 #include "tune/db/database.hpp"
 #include "tune/search/strategy.hpp"
 #include "tune/tuner.hpp"
@@ -24,7 +27,8 @@ public:
         std::size_t slot;  // position in the current round
         const Template* tmpl;
         Config config;
-        bool confirmation = false;  // a re-measurement of the confirmation round: not stored
+        // A re-measurement of the confirmation round: the record to store once it is timed.
+        std::optional<Confirmation> confirmation;
     };
 
     struct Args {
@@ -62,6 +66,7 @@ private:
         Plan* plan;
         Config config;
         std::optional<Measurement> m;
+        int round = -1;  // confirmation round: which pass over the finalists
     };
     enum class Stage { defaults, vendor_spaces, search, confirm, done };
 
@@ -79,6 +84,7 @@ private:
 
     TuneOptions options_;
     const Database& db_;
+    std::string device_id_;
     const DeviceInfo* device_;
     TuneProgress progress_;
     TuneResult result_;
@@ -86,6 +92,8 @@ private:
     std::vector<Plan> plans_;
     std::vector<Plan*> searched_;  // own templates, searched one after the other
     std::vector<std::pair<Plan*, Measurement>> ok_;  // every ok result: the confirmation's pool
+    std::string finalists_;  // finalist_set_id of the confirmation round
+    std::map<std::pair<std::string, int>, TimingStats> stored_confirmations_;  // (finalist key, round)
 
     Stage stage_ = Stage::defaults;
     Stage round_stage_ = Stage::defaults;  // the stage the open round belongs to

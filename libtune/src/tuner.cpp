@@ -76,7 +76,7 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
     struct InFlight {
         Active* problem;
         std::size_t slot;
-        bool confirmation;
+        std::optional<Confirmation> confirmation;
     };
     std::unordered_map<std::uint64_t, InFlight> in_flight;  // by job id
     std::size_t next_problem = 0;
@@ -110,7 +110,7 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
                     continue;
                 }
                 const std::uint64_t id = next_job++;
-                in_flight.emplace(id, InFlight{q.problem, q.candidate.slot, q.candidate.confirmation});
+                in_flight.emplace(id, InFlight{q.problem, q.candidate.slot, std::move(q.candidate.confirmation)});
                 executor_.submit({id, t.problem(), q.candidate.tmpl, std::move(q.candidate.config)});
                 continue;
             }
@@ -133,12 +133,18 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
         JobResult done = executor_.wait_next();
         auto it = in_flight.find(done.id);
         require(it != in_flight.end(), "tune: executor returned unknown job " + std::to_string(done.id));
-        auto [problem, slot, confirmation] = it->second;
+        auto [problem, slot, confirmation] = std::move(it->second);
         in_flight.erase(it);
         // Committed as it arrives: a killed run loses only the candidates in flight. A
-        // confirmation re-measurement is not stored: the store keeps each config's first.
+        // confirmation re-measurement goes beside the config's first measurement, which stays.
         done.measurement.run_id = run_id_;
-        if (!confirmation) db_.record(done.measurement);
+        if (!confirmation) {
+            db_.record(done.measurement);
+        } else if (done.measurement.status == Status::ok) {
+            confirmation->stats = done.measurement.stats;
+            confirmation->run_id = run_id_;
+            db_.record_confirmation(*confirmation);
+        }
         problem->tuning.measured(slot, std::move(done.measurement));
         if (problem->tuning.round_resolved()) advance(*problem);
     }

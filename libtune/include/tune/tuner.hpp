@@ -1,7 +1,7 @@
 // Tuner: orchestrates the tuning of problems: each applicable template's space, a search
 // strategy, an executor (the measurer here, or remote ranks) and the store. Resumes from the
 // store and never re-measures a stored candidate; only the optional confirmation round (see
-// TuneOptions::confirm_rounds) times finalists again.
+// TuneOptions::confirm_rounds) times finalists again, and stores those re-measurements too.
 #pragma once
 
 #include <cstdint>
@@ -53,9 +53,13 @@ struct TuneOptions {
     // Confirmation round, part of the measurement protocol: candidates measured minutes apart
     // saw different machine load, so a single measurement can put a slower one first. After
     // the search, each template's fastest and the `confirm_top` fastest overall are measured
-    // again `confirm_rounds` times, interleaved (A B C A B C ...), and ranked by the median of
-    // those re-measurements. The store keeps each config's first measurement; the confirmed
-    // ranking is in TuneResult. 0 rounds: rank by the single measurement. With an executor of
+    // again `confirm_rounds` times, interleaved (A B C A B C ...), and ranked by
+    // choose_confirmed (tune/confirmation.hpp): the lower median of the re-measurements, and
+    // among finalists within the measured spread of the fastest (at least 2%, at most 10%)
+    // the smallest (template, config hash), so runs with the same seed agree. Each
+    // re-measurement is stored as it completes (Database::record_confirmation) beside the
+    // config's first measurement, so the store's best() is this pick and a resumed run
+    // re-measures no finalist. 0 rounds: rank by the single measurement. With an executor of
     // several slots the re-measurements may run on different ranks at once.
     std::size_t confirm_rounds = 0;
     std::size_t confirm_top = 3;
@@ -69,9 +73,10 @@ struct TuneResult {
     std::optional<Measurement> vendor_best;    // fastest ok among vendor templates
     std::map<std::string, Measurement> template_best;  // fastest ok per template name
     std::size_t measured = 0, reused = 0, failed = 0;
-    // Re-measurements of the confirmation round (not in `measured`); when > 0, best,
-    // vendor_best and the finalists' template_best carry the confirmed timing: the
-    // re-measurement with the median time.
+    // Re-measurements of the confirmation round made by this run (not in `measured`; those
+    // reused from the store are not counted). With a confirmation round, best, vendor_best and
+    // the finalists' template_best are its picks and carry the confirmed timing: the
+    // re-measurement with the confirmed (lower median) time.
     std::size_t confirmed = 0;
     double elapsed_s = 0;  // from the problem's start to its last result
 };

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tune/confirmation.hpp"
 #include "tune/device.hpp"
 #include "tune/measurement.hpp"
 
@@ -60,14 +61,35 @@ public:
         const MeasurementFilter& filter,
         const std::function<void(std::int64_t row_id, const std::string& why)>& on_bad_row = {})
         const = 0;
-    // Fastest ok measurement per (problem key, template) for this filter, sorted by key.
+    // Best ok measurement per (problem key, template) for this filter, sorted by key: the
+    // template's confirmed pick where the shape has a current confirmation round (see
+    // confirmed_picks), else the fastest.
     virtual std::vector<Measurement> best(const MeasurementFilter& filter) const = 0;
+    // Commits one re-measurement of the confirmation round durably. One of the same finalist,
+    // finalist set and round is already stored: nothing changes and false is returned.
+    virtual bool record_confirmation(const Confirmation& c) = 0;
+    // Re-measurements of the filter's problem key, device, template and version (its status
+    // is ignored), oldest first, each decoded and checked; unsound rows are skipped.
+    virtual std::vector<Confirmation> confirmations(const MeasurementFilter& filter) const = 0;
     // Cost models: one per (name, template, device); saving replaces the previous one. Loading
     // checks the row (fields set, features a list of names) and returns nullopt when absent.
     virtual void save_model(const StoredModel& model) = 0;
     virtual std::optional<StoredModel> load_model(const std::string& name, const std::string& template_name,
                                                   const std::string& device_id) const = 0;
 };
+
+// The Tuner's pick of a shape as the store can prove it: from the shape's newest confirmation
+// round on a device, the finalists' stored rows ranked by choose_confirmed. A round is current
+// while no measurement of the shape was stored after it (a later run with new candidates and
+// no confirmation falls back to the fastest). Finalists whose row is gone or fails to decode
+// take no part.
+struct ConfirmedPick {
+    Measurement measurement;  // the picked row as stored (its first measurement)
+    ConfirmedChoice choice;
+};
+// One pick per (problem key, device) over all templates, or with per_template one per
+// (problem key, device, template); for the filter's problem key, device, template, version.
+std::vector<ConfirmedPick> confirmed_picks(const Database& db, const MeasurementFilter& filter, bool per_template);
 
 // A Database kept in memory; for tests and for callers that do not want a file.
 std::unique_ptr<Database> make_memory_database();

@@ -16,7 +16,7 @@ namespace tune {
 
 class SqliteDatabase final : public Database {
 public:
-    static constexpr int kSchemaVersion = 4;
+    static constexpr int kSchemaVersion = 5;
     enum class Mode { read_write, read_only };
 
     // Opens (creating when read_write and absent) and migrates to kSchemaVersion. read_only
@@ -35,6 +35,8 @@ public:
         const std::function<void(std::int64_t, const std::string&)>& on_bad_row = {})
         const override;
     std::vector<Measurement> best(const MeasurementFilter& filter) const override;
+    bool record_confirmation(const Confirmation& c) override;
+    std::vector<Confirmation> confirmations(const MeasurementFilter& filter) const override;
     void save_model(const StoredModel& model) override;
     std::optional<StoredModel> load_model(const std::string& name, const std::string& template_name,
                                           const std::string& device_id) const override;
@@ -49,8 +51,8 @@ public:
     int schema_version() const;
     std::vector<RunInfo> runs() const;
     std::vector<DeviceInfo> devices() const;
-    // integrity_check, quick_check, foreign_key_check, schema version and every device or
-    // measurement row that fails to decode: one line per problem found; empty = healthy.
+    // integrity_check, quick_check, foreign_key_check, schema version and every device,
+    // measurement or confirmation row that fails to decode: one line per problem; empty = healthy.
     std::vector<std::string> verify() const;
 
     // Named settings stored with the measurements (e.g. "buckets"); nullopt when unset.
@@ -67,6 +69,8 @@ public:
     static void create_at_version(const std::filesystem::path& path, int version);
 
 private:
+    std::vector<Measurement> fastest(const MeasurementFilter& filter) const;  // best() before confirmation
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

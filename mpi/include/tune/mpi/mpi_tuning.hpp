@@ -15,6 +15,12 @@ struct MpiOptions {
     double heartbeat_s = 0.5;         // a measuring rank says it is alive this often
     double rank_timeout_s = 30;       // a measuring rank silent this long is declared lost
     double startup_timeout_s = 120;   // every rank reports its device within this
+    // Ranks on one host (the same MPI_Get_processor_name) share its cores and memory, so by
+    // default rank 0 lets one of them measure at a time: their timings never overlap. Ranks on
+    // different hosts measure at once. share_host: let co-located ranks measure at once too,
+    // for ranks given their own cores (e.g. mpirun --bind-to core with threads=1 configs).
+    bool share_host = false;
+    std::string host;                 // a measuring rank's host name; empty: MPI_Get_processor_name
     std::function<void(const std::string&)> on_event;  // rank 0: a rank lost, fallback to rank 0
 };
 
@@ -40,7 +46,8 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-// Rank 0: an Executor whose slots are the live measuring ranks. Each rank reports its device
+// Rank 0: an Executor whose slots are the live measuring ranks (one per host unless
+// share_host: see MpiOptions). Each rank reports its device
 // and template versions first; they must match rank 0's (one store key). A rank that stops
 // answering while it holds a candidate is declared lost: the candidate goes to another rank,
 // once; a candidate that loses a second rank is recorded as crashed. With no rank left,

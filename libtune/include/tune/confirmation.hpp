@@ -1,0 +1,63 @@
+// Confirmation: a finalist's re-measurement in the Tuner's confirmation round, as the store
+// keeps it, and the one rule that ranks finalists by their re-measurements (used by the Tuner
+// for its pick and by the store for its best per shape).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tune/measurement.hpp"
+
+namespace tune {
+
+struct Confirmation {
+    std::int64_t id = 0;      // assigned by the store
+    std::int64_t run_id = 0;
+    // The finalist: the unique key of its measurement row.
+    std::string problem_key, device_id, template_name, template_version, config_hash;
+    std::string finalists;    // finalist_set_id() of the round it was ranked in
+    int round = 0;            // 0-based pass over the finalists
+    TimingStats stats;        // of an ok re-measurement (failed ones are not kept)
+    // Set by the store: the newest measurement row id of the shape on this device when this
+    // was stored. A later row (a new candidate) makes the round out of date.
+    std::int64_t snapshot = 0;
+    std::string created_at;   // set by the store
+};
+
+// Names a finalist set: the same finalists give the same id in any run or order, so a resumed
+// run finds the re-measurements an interrupted one stored.
+std::string finalist_set_id(std::vector<std::string> finalist_keys);
+// "template|version|config_hash": a finalist's entry in finalist_set_id.
+std::string finalist_key(const std::string& template_name, const std::string& template_version,
+                         const std::string& config_hash);
+
+// The ranking rule. A finalist's confirmed time is the lower median of its re-measurements'
+// medians; its spread is half their range. Finalist i is indistinguishable from the fastest f
+// when  t_i - t_f <= min(kTieCapRel * t_f, max(kTieFloorRel * t_f, spread_f + spread_i)).
+// Among those, the smallest (template name, config hash) wins: two runs whose noise reorders
+// near-equal finalists still agree. The pick is never more than kTieCapRel slower than the
+// fastest confirmed time.
+inline constexpr double kTieFloorRel = 0.02;  // the measurement protocol's CI target
+inline constexpr double kTieCapRel = 0.10;
+
+struct FinalistTimes {
+    std::string template_name;
+    std::string config_hash;      // Config::hash_hex()
+    std::vector<double> samples;  // medians of its re-measurements, any order
+};
+
+struct ConfirmedChoice {
+    std::size_t index = 0;   // into the finalists
+    double confirmed_s = 0;  // the pick's confirmed time
+    double fastest_s = 0;    // the fastest confirmed time
+    std::size_t tied = 1;    // finalists indistinguishable from the fastest (the pick included)
+};
+
+double confirmed_time(std::vector<double> samples);  // lower median; throws on none
+
+// Finalists without samples take no part; nullopt when none has any.
+std::optional<ConfirmedChoice> choose_confirmed(const std::vector<FinalistTimes>& finalists);
+
+}  // namespace tune
