@@ -110,11 +110,17 @@ PruneReport prune_store(SqliteDatabase& db, const TemplateVersions& current, con
             ++r.kept_failed;
         }
     }
+    // Rows re-measured in a confirmation round stay: the store's pick is ranked among them.
+    std::set<std::tuple<std::string, std::string, std::string, std::string, std::string>> finalists;
+    for (const Confirmation& c : db.confirmations({}))
+        finalists.insert({c.problem_key, c.device_id, c.template_name, c.template_version, c.config_hash});
     for (const auto& [key, group] : groups) {
         auto kept = keep_of_group(group, options.keep);
         std::unordered_set<std::size_t> keep_set(kept.begin(), kept.end());
         for (std::size_t i = 0; i < group.size(); ++i)
-            if (!keep_set.count(i)) {
+            if (!keep_set.count(i) &&
+                !finalists.count({key.first, key.second, group[i]->template_name, group[i]->template_version,
+                                  group[i]->config.hash_hex()})) {
                 drop.push_back(group[i]->id);
                 ++r.dropped_slow;
             }

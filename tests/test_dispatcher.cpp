@@ -61,6 +61,34 @@ TEST_CASE("an exact hit returns the fastest verified config for that shape", "[d
     CHECK(d.stats().entries == 1);
 }
 
+TEST_CASE("an exact hit serves the Tuner's confirmed pick while its confirmation round is current", "[dispatcher]") {
+    Fixture f;
+    Problem p = make_gemm(256, 512, 128);
+    f.add(p, "mode=good tile=2 unroll=1", 2e-3);
+    f.add(p, "mode=good tile=3 unroll=1", 1e-3);  // lucky once: slower in every re-measurement
+    auto confirm = [&](const std::string& config, int round, double seconds) {
+        Confirmation c;
+        c.problem_key = shape_key(p);
+        c.device_id = f.device.id();
+        c.template_name = "test.gemm.fake";
+        c.template_version = "v1";
+        c.config_hash = Config::parse(config).hash_hex();
+        c.finalists = "00000000000000aa";
+        c.round = round;
+        c.stats.median_s = c.stats.min_s = c.stats.mean_s = seconds;
+        c.stats.count = 5;
+        REQUIRE(f.db->record_confirmation(c));
+    };
+    for (int r = 0; r < 3; ++r) {
+        confirm("mode=good tile=2 unroll=1", r, 1.5e-3);
+        confirm("mode=good tile=3 unroll=1", r, 3e-3);
+    }
+    CHECK(f.make().lookup(p).config->text() == "mode=good tile=2 unroll=1");
+    // A later candidate of the shape: the round no longer ranks it, the fastest serves.
+    f.add(p, "mode=good tile=1 unroll=1", 5e-3);
+    CHECK(f.make().lookup(p).config->text() == "mode=good tile=3 unroll=1");
+}
+
 TEST_CASE("under a workspace cap the dispatcher serves the fastest config on the shape's Pareto front", "[dispatcher]") {
     Fixture f;
     Problem p = make_gemm(256, 512, 128);

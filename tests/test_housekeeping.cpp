@@ -146,3 +146,36 @@ TEST_CASE("db prune drops stale versions and slow rows but keeps the best K, eac
     CHECK(failed.dropped_failed == 1);
     CHECK(failed.dropped() == 1);
 }
+
+TEST_CASE("db prune keeps every row a confirmation round re-measured, so the store's pick stays", "[housekeeping]") {
+    Store s;
+    Problem p = make_gemm(64, 64, 64);
+    fill(s, p);
+    // tile=4 (the slowest first measurement, else pruned) was a finalist and won the round.
+    for (int round = 0; round < 2; ++round)
+        for (auto [config, seconds] : {std::pair{cfg(1, 1), 1.5e-3}, std::pair{cfg(4, 1), 1.0e-3}}) {
+            Confirmation c;
+            c.problem_key = shape_key(p);
+            c.device_id = s.device.id();
+            c.template_name = "test.gemm.fake";
+            c.template_version = "v1";
+            c.config_hash = Config::parse(config).hash_hex();
+            c.finalists = "00000000000000bb";
+            c.round = round;
+            c.stats.median_s = c.stats.min_s = c.stats.mean_s = seconds;
+            c.stats.count = 5;
+            REQUIRE(s.db->record_confirmation(c));
+        }
+    auto picked = [&] {
+        auto best = s.db->best({shape_key(p), "", "test.gemm.fake", "v1", std::nullopt});
+        REQUIRE(best.size() == 1);
+        return best[0].config.text();
+    };
+    REQUIRE(picked() == cfg(4, 1));
+    PruneOptions keep2;
+    keep2.keep = 2;
+    PruneReport r = prune_store(*s.db, kCurrent, keep2);
+    CHECK(r.dropped_slow == 1);  // tile=3 only
+    CHECK(s.configs(p).count("test.gemm.fake@v1 " + cfg(4, 1) + " ok") == 1);
+    CHECK(picked() == cfg(4, 1));
+}

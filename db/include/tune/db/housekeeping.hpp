@@ -50,8 +50,9 @@ struct PruneReport {
 };
 
 // Per (problem key, device), among ok rows of current template versions, keeps: the `keep`
-// fastest (ties to the smaller config hash), the fastest of each template, and every row on
-// the Pareto front of (median time, workspace bytes). Drops every row of a stale template
+// fastest (ties to the smaller config hash), the fastest of each template, every row on the
+// Pareto front of (median time, workspace bytes) and every row re-measured in a confirmation
+// round (the store's pick is ranked among them). Drops every row of a stale template
 // version, the other ok rows, and failed rows only with drop_failed. Rows that fail to decode
 // and rows of unknown templates are left alone. The deletion is one transaction (a crash
 // leaves the store as it was), followed by VACUUM and a WAL checkpoint to return the space.
