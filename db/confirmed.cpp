@@ -21,14 +21,22 @@ std::vector<ConfirmedPick> confirmed_picks(const Database& db, const Measurement
                                 })->finalists;
         std::int64_t snapshot = 0;
         std::map<std::string, std::vector<double>> samples;  // by finalist_key
+        std::map<std::string, std::string> versions;          // the round's templates and their versions
         for (const auto& c : all) {
             if (c.finalists != set) continue;
             snapshot = std::max(snapshot, c.snapshot);
             samples[finalist_key(c.template_name, c.template_version, c.config_hash)].push_back(c.stats.median_s);
+            versions[c.template_name] = c.template_version;
         }
+        // A candidate stored after the round that the round's Tuner would have ranked (a template
+        // of the round at its version, or another template) means it no longer ranks the shape.
+        // Rows of other versions of the round's templates (e.g. an imported old build) do not.
         auto rows = db.query({shape.first, shape.second, "", "", Status::ok});
-        if (std::any_of(rows.begin(), rows.end(), [&](const Measurement& m) { return m.id > snapshot; }))
-            continue;  // a candidate came after the round: it no longer ranks the shape
+        if (std::any_of(rows.begin(), rows.end(), [&](const Measurement& m) {
+                auto v = versions.find(m.template_name);
+                return m.id > snapshot && (v == versions.end() || v->second == m.template_version);
+            }))
+            continue;
         // Finalists grouped by what the pick is for: the shape, or each template.
         std::map<std::string, std::pair<std::vector<FinalistTimes>, std::vector<const Measurement*>>> groups;
         for (const Measurement& m : rows) {

@@ -18,6 +18,18 @@ std::string check_timing(const char* name, double value) {
     return {};
 }
 
+// Timings finite and >= 0, reps >= 0, inner >= 1.
+std::string check_stats(const TimingStats& s) {
+    for (auto [name, value] : {std::pair{"median_s", s.median_s}, std::pair{"min_s", s.min_s},
+                               std::pair{"mean_s", s.mean_s}, std::pair{"iqr_s", s.iqr_s},
+                               std::pair{"ci_rel", s.ci_half_width_rel}}) {
+        if (auto why = check_timing(name, value); !why.empty()) return why;
+    }
+    if (s.count < 0) return "reps is negative (" + std::to_string(s.count) + ")";
+    if (s.inner < 1) return "inner is < 1 (" + std::to_string(s.inner) + ")";
+    return {};
+}
+
 }  // namespace
 
 std::string find_defect(const Measurement& m) {
@@ -30,13 +42,7 @@ std::string find_defect(const Measurement& m) {
     if (m.template_name.empty()) return "template is empty";
     if (m.run_id < 0) return "run_id is negative (" + std::to_string(m.run_id) + ")";
     const TimingStats& s = m.stats;
-    for (auto [name, value] : {std::pair{"median_s", s.median_s}, std::pair{"min_s", s.min_s},
-                               std::pair{"mean_s", s.mean_s}, std::pair{"iqr_s", s.iqr_s},
-                               std::pair{"ci_rel", s.ci_half_width_rel}}) {
-        if (auto why = check_timing(name, value); !why.empty()) return why;
-    }
-    if (s.count < 0) return "reps is negative (" + std::to_string(s.count) + ")";
-    if (s.inner < 1) return "inner is < 1 (" + std::to_string(s.inner) + ")";
+    if (auto why = check_stats(s); !why.empty()) return why;
     if (!std::isnan(m.error) && m.error < 0) return "error is negative";
     if (m.workspace_bytes < 0) return "workspace_bytes is negative";
     if (m.status == Status::ok) {
@@ -53,15 +59,8 @@ std::string find_confirmation_defect(const Confirmation& c) {
         if (value->empty()) return std::string(name) + " is empty";
     if (c.run_id < 0) return "run_id is negative (" + std::to_string(c.run_id) + ")";
     if (c.round < 0) return "round is negative (" + std::to_string(c.round) + ")";
-    const TimingStats& s = c.stats;
-    for (auto [name, value] : {std::pair{"median_s", s.median_s}, std::pair{"min_s", s.min_s},
-                               std::pair{"mean_s", s.mean_s}, std::pair{"iqr_s", s.iqr_s},
-                               std::pair{"ci_rel", s.ci_half_width_rel}}) {
-        if (auto why = check_timing(name, value); !why.empty()) return why;
-    }
-    if (!(s.median_s > 0)) return "median_s = 0";
-    if (s.count < 0) return "reps is negative (" + std::to_string(s.count) + ")";
-    if (s.inner < 1) return "inner is < 1 (" + std::to_string(s.inner) + ")";
+    if (auto why = check_stats(c.stats); !why.empty()) return why;
+    if (!(c.stats.median_s > 0)) return "median_s = 0";
     return {};
 }
 

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "confirmations.hpp"
 #include "tune/db/sqlite_database.hpp"
 #include "tune/error.hpp"
 
@@ -214,17 +215,8 @@ void check_store_rules(Database& db) {
 }
 
 Confirmation confirmation_of(const Measurement& m, const std::string& finalists, int round, double median_s) {
-    Confirmation c;
-    c.problem_key = shape_key(m.problem);
-    c.device_id = m.device_id;
-    c.template_name = m.template_name;
-    c.template_version = m.template_version;
-    c.config_hash = m.config.hash_hex();
-    c.finalists = finalists;
-    c.round = round;
-    c.stats.median_s = c.stats.min_s = c.stats.mean_s = median_s;
-    c.stats.count = 5;
-    return c;
+    return testing::confirmation_of(m.problem, m.device_id, m.template_name, m.template_version, m.config, finalists,
+                                    round, median_s);
 }
 
 // The store's best follows a current confirmation round, whatever stores it.
@@ -263,10 +255,14 @@ void check_confirmed_rules(Database& db) {
     CHECK(confirmed_picks(db, {}, true).size() == 2);
     CHECK(confirmed_picks(db, {"", "", "openblas", "", std::nullopt}, true).size() == 1);
 
+    // A row of another version of a round's template (an imported old build) changes nothing.
+    REQUIRE(db.record(sample(p, config_of(4), 1e-6, Status::ok, test_device().id(), "cpu_gemm", "v0")));
+    REQUIRE(confirmed_picks(db, {}, false).size() == 1);
+    CHECK(db.best({"", "", "cpu_gemm", "v1", std::nullopt})[0].config == b.config);
     // A later candidate of the shape makes the round out of date: the fastest serves again.
     REQUIRE(db.record(sample(p, config_of(16), 5e-3)));
     CHECK(confirmed_picks(db, {}, false).empty());
-    best = db.best({});
+    best = db.best({"", "", "", "v1", std::nullopt});
     REQUIRE(best.size() == 2);
     CHECK(best[0].config == a.config);
 }

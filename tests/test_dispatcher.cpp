@@ -10,6 +10,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "confirmations.hpp"
 #include "fake_template.hpp"
 #include "tune/dispatcher.hpp"
 
@@ -67,17 +68,9 @@ TEST_CASE("an exact hit serves the Tuner's confirmed pick while its confirmation
     f.add(p, "mode=good tile=2 unroll=1", 2e-3);
     f.add(p, "mode=good tile=3 unroll=1", 1e-3);  // lucky once: slower in every re-measurement
     auto confirm = [&](const std::string& config, int round, double seconds) {
-        Confirmation c;
-        c.problem_key = shape_key(p);
-        c.device_id = f.device.id();
-        c.template_name = "test.gemm.fake";
-        c.template_version = "v1";
-        c.config_hash = Config::parse(config).hash_hex();
-        c.finalists = "00000000000000aa";
-        c.round = round;
-        c.stats.median_s = c.stats.min_s = c.stats.mean_s = seconds;
-        c.stats.count = 5;
-        REQUIRE(f.db->record_confirmation(c));
+        REQUIRE(f.db->record_confirmation(testing::confirmation_of(p, f.device.id(), "test.gemm.fake", "v1",
+                                                                   Config::parse(config), "00000000000000aa", round,
+                                                                   seconds)));
     };
     for (int r = 0; r < 3; ++r) {
         confirm("mode=good tile=2 unroll=1", r, 1.5e-3);

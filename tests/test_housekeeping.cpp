@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 
+#include "confirmations.hpp"
 #include "fake_template.hpp"
 #include "tune/db/housekeeping.hpp"
 #include "tune/dispatcher.hpp"
@@ -153,19 +154,10 @@ TEST_CASE("db prune keeps every row a confirmation round re-measured, so the sto
     fill(s, p);
     // tile=4 (the slowest first measurement, else pruned) was a finalist and won the round.
     for (int round = 0; round < 2; ++round)
-        for (auto [config, seconds] : {std::pair{cfg(1, 1), 1.5e-3}, std::pair{cfg(4, 1), 1.0e-3}}) {
-            Confirmation c;
-            c.problem_key = shape_key(p);
-            c.device_id = s.device.id();
-            c.template_name = "test.gemm.fake";
-            c.template_version = "v1";
-            c.config_hash = Config::parse(config).hash_hex();
-            c.finalists = "00000000000000bb";
-            c.round = round;
-            c.stats.median_s = c.stats.min_s = c.stats.mean_s = seconds;
-            c.stats.count = 5;
-            REQUIRE(s.db->record_confirmation(c));
-        }
+        for (auto [config, seconds] : {std::pair{cfg(1, 1), 1.5e-3}, std::pair{cfg(4, 1), 1.0e-3}})
+            REQUIRE(s.db->record_confirmation(testing::confirmation_of(p, s.device.id(), "test.gemm.fake", "v1",
+                                                                       Config::parse(config), "00000000000000bb",
+                                                                       round, seconds)));
     auto picked = [&] {
         auto best = s.db->best({shape_key(p), "", "test.gemm.fake", "v1", std::nullopt});
         REQUIRE(best.size() == 1);

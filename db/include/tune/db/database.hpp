@@ -80,8 +80,9 @@ public:
 
 // The Tuner's pick of a shape as the store can prove it: from the shape's newest confirmation
 // round on a device, the finalists' stored rows ranked by choose_confirmed. A round is current
-// while no measurement of the shape was stored after it (a later run with new candidates and
-// no confirmation falls back to the fastest). Finalists whose row is gone or fails to decode
+// while no ok measurement of the shape that it would have ranked (a template of the round at
+// its version, or another template) was stored after it: a later run with new candidates and
+// no confirmation falls back to the fastest. Finalists whose row is gone or fails to decode
 // take no part.
 struct ConfirmedPick {
     Measurement measurement;  // the picked row as stored (its first measurement)
