@@ -25,7 +25,7 @@ std::vector<ConfirmedPick> confirmed_picks(const Database& db, const Measurement
         for (const auto& c : all) {
             if (c.finalists != set) continue;
             snapshot = std::max(snapshot, c.snapshot);
-            samples[finalist_key(c.template_name, c.template_version, c.config_hash)].push_back(c.stats.median_s);
+            samples[finalist_key(c.template_name, c.template_version, c.config_hash)].push_back(ranking_time(c.stats));
             versions[c.template_name] = c.template_version;
         }
         // A candidate stored after the round that the round's Tuner would have ranked (a template

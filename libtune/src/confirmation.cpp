@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <tuple>
 
 #include "tune/config.hpp"
 #include "tune/error.hpp"
@@ -22,42 +23,33 @@ std::string finalist_set_id(std::vector<std::string> finalist_keys) {
     return buf;
 }
 
-double confirmed_time(std::vector<double> samples) {
+double ranking_time(const TimingStats& stats) {
+    return stats.min_s > 0 && stats.min_s <= stats.median_s ? stats.min_s : stats.median_s;
+}
+
+double confirmed_time(const std::vector<double>& samples) {
     require(!samples.empty(), "confirmed_time: no re-measurements");
-    std::sort(samples.begin(), samples.end());
-    return samples[(samples.size() - 1) / 2];
+    return *std::min_element(samples.begin(), samples.end());
 }
 
 std::optional<ConfirmedChoice> choose_confirmed(const std::vector<FinalistTimes>& finalists) {
-    struct Ranked {
-        std::size_t index;
-        double time, spread;
-    };
-    std::vector<Ranked> ranked;
-    for (std::size_t i = 0; i < finalists.size(); ++i) {
-        const auto& s = finalists[i].samples;
-        if (s.empty()) continue;
-        auto [lo, hi] = std::minmax_element(s.begin(), s.end());
-        ranked.push_back({i, confirmed_time(s), (*hi - *lo) / 2});
-    }
+    auto order_key = [&](std::size_t i) { return std::tie(finalists[i].template_name, finalists[i].config_hash); };
+    std::vector<std::pair<std::size_t, double>> ranked;  // (index, confirmed time)
+    for (std::size_t i = 0; i < finalists.size(); ++i)
+        if (!finalists[i].samples.empty()) ranked.emplace_back(i, confirmed_time(finalists[i].samples));
     if (ranked.empty()) return std::nullopt;
-    auto order_key = [&](const Ranked& r) {
-        return std::tie(finalists[r.index].template_name, finalists[r.index].config_hash);
-    };
-    const Ranked fastest = *std::min_element(ranked.begin(), ranked.end(), [&](const Ranked& a, const Ranked& b) {
-        return a.time != b.time ? a.time < b.time : order_key(a) < order_key(b);
-    });
-    ConfirmedChoice choice{fastest.index, fastest.time, fastest.time, 0};
-    const Ranked* pick = nullptr;
-    for (const Ranked& r : ranked) {
-        const double allowed =
-            std::min(kTieCapRel * fastest.time, std::max(kTieFloorRel * fastest.time, fastest.spread + r.spread));
-        if (r.time - fastest.time > allowed) continue;
+    const double fastest = std::min_element(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+                               return a.second < b.second;
+                           })->second;
+    ConfirmedChoice choice{0, 0, fastest, 0};
+    const std::pair<std::size_t, double>* pick = nullptr;
+    for (const auto& r : ranked) {
+        if (r.second - fastest > kTieRel * fastest) continue;
         ++choice.tied;
-        if (!pick || order_key(r) < order_key(*pick)) pick = &r;
+        if (!pick || order_key(r.first) < order_key(pick->first)) pick = &r;
     }
-    choice.index = pick->index;
-    choice.confirmed_s = pick->time;
+    choice.index = pick->first;
+    choice.confirmed_s = pick->second;
     return choice;
 }
 

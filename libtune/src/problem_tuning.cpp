@@ -263,7 +263,7 @@ bool ProblemTuning::open_confirm_round() {
 
 // The ranking uses only re-measurements, which shared the same load, and the one rule of
 // choose_confirmed (the store ranks its stored re-measurements with it too). A finalist's
-// confirmed timing is its re-measurement with the confirmed (lower median) time.
+// confirmed timing is its re-measurement with the confirmed (fastest) time.
 void ProblemTuning::settle_confirmation() {
     struct Group {
         const Slot* slot;
@@ -280,21 +280,21 @@ void ProblemTuning::settle_confirmation() {
     }
     if (groups.empty()) return;
     for (Group& g : groups)
-        std::sort(g.ms.begin(), g.ms.end(), [](auto* a, auto* b) { return a->stats.median_s < b->stats.median_s; });
+        std::sort(g.ms.begin(), g.ms.end(),
+                  [](auto* a, auto* b) { return ranking_time(a->stats) < ranking_time(b->stats); });
     auto pick = [&](auto in_scope) -> std::optional<Measurement> {
         std::vector<FinalistTimes> times;
         std::vector<const Group*> members;
         for (const Group& g : groups) {
             if (!in_scope(*g.slot->plan->t)) continue;
             FinalistTimes t{g.slot->plan->t->info().name, g.slot->config.hash_hex(), {}};
-            for (const Measurement* m : g.ms) t.samples.push_back(m->stats.median_s);
+            for (const Measurement* m : g.ms) t.samples.push_back(ranking_time(m->stats));
             times.push_back(std::move(t));
             members.push_back(&g);
         }
         auto choice = choose_confirmed(times);
         if (!choice) return std::nullopt;
-        const auto& ms = members[choice->index]->ms;
-        return *ms[(ms.size() - 1) / 2];
+        return *members[choice->index]->ms.front();
     };
     result_.best = pick([](const Template&) { return true; });
     if (auto v = pick([](const Template& t) { return t.info().vendor; })) result_.vendor_best = std::move(v);

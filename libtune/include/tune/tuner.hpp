@@ -54,9 +54,9 @@ struct TuneOptions {
     // saw different machine load, so a single measurement can put a slower one first. After
     // the search, each template's fastest and the `confirm_top` fastest overall are measured
     // again `confirm_rounds` times, interleaved (A B C A B C ...), and ranked by
-    // choose_confirmed (tune/confirmation.hpp): the lower median of the re-measurements, and
-    // among finalists within the measured spread of the fastest (at least 2%, at most 10%)
-    // the smallest (template, config hash), so runs with the same seed agree. Each
+    // choose_confirmed (tune/confirmation.hpp): the fastest repetition over the
+    // re-measurements, and among finalists within 2% of the fastest the smallest (template,
+    // config hash), so runs with the same seed agree. Each
     // re-measurement is stored as it completes (Database::record_confirmation) beside the
     // config's first measurement, so the store's best() is this pick and a resumed run
     // re-measures no finalist. 0 rounds: rank by the single measurement. With an executor of
@@ -76,7 +76,7 @@ struct TuneResult {
     // Re-measurements of the confirmation round made by this run (not in `measured`; those
     // reused from the store are not counted). With a confirmation round, best, vendor_best and
     // the finalists' template_best are its picks and carry the confirmed timing: the
-    // re-measurement with the confirmed (lower median) time.
+    // re-measurement with the confirmed (fastest) time.
     std::size_t confirmed = 0;
     double elapsed_s = 0;  // from the problem's start to its last result
 };
