@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "cli.hpp"
 #include "tune/db/sqlite_database.hpp"
@@ -173,6 +174,13 @@ void add_db_commands(CLI::App& app) {
             std::vector<DeviceInfo> devices;
             std::map<std::int64_t, std::vector<Measurement>> by_run;
             std::size_t bad = 0;
+            // The re-measurements of each current confirmation round, by (shape, device), with
+            // the candidates the round ranked among (the shape's ok rows in the source).
+            struct Round {
+                std::vector<Confirmation> rows;
+                std::set<std::string> candidates;
+            };
+            std::map<std::pair<std::string, std::string>, Round> rounds;
         };
         std::vector<Source> loaded;
         for (const auto& src : *sources) {
@@ -180,6 +188,15 @@ void add_db_commands(CLI::App& app) {
             Source s{src, db.runs(), db.devices(), {}, 0};
             for (auto& m : db.query({}, [&](std::int64_t, const std::string&) { ++s.bad; }))
                 s.by_run[m.run_id].push_back(std::move(m));
+            for (const ConfirmedPick& pick : confirmed_picks(db, {}, false)) {
+                auto& round = s.rounds[{shape_key(pick.measurement.problem), pick.measurement.device_id}];
+                for (auto& c : db.confirmations({shape_key(pick.measurement.problem), pick.measurement.device_id, "", "",
+                                                 std::nullopt}))
+                    if (c.finalists == pick.finalists) round.rows.push_back(std::move(c));
+                for (const auto& m : db.query({shape_key(pick.measurement.problem), pick.measurement.device_id, "", "",
+                                               Status::ok}))
+                    round.candidates.insert(finalist_key(m.template_name, m.template_version, m.config.hash_hex()));
+            }
             loaded.push_back(std::move(s));
         }
         SqliteDatabase out(*merged);
@@ -205,8 +222,27 @@ void add_db_commands(CLI::App& app) {
                                          s.devices, rows);
             }
         }
-        std::printf("merged %zu sources into %s: %zu measurements read, %zu added, %zu duplicates skipped\n",
-                    loaded.size(), merged->c_str(), seen, added, seen - added);
+        // A source's confirmation round still ranks its shape in the merged store only when no
+        // other source added a candidate the round did not see; otherwise the merged best is the
+        // fastest first measurement until a new round (e.g. `tune` with --confirm-rounds) ranks all.
+        std::size_t carried = 0, dropped = 0;
+        for (const auto& s : loaded)
+            for (const auto& [shape, round] : s.rounds) {
+                bool covered = true;
+                for (const auto& m : out.query({shape.first, shape.second, "", "", Status::ok})) {
+                    const std::string key = finalist_key(m.template_name, m.template_version, m.config.hash_hex());
+                    covered = covered && round.candidates.count(key) > 0;
+                }
+                if (!covered) {
+                    ++dropped;
+                    continue;
+                }
+                for (const Confirmation& c : round.rows) out.record_confirmation(c);
+                ++carried;
+            }
+        std::printf("merged %zu sources into %s: %zu measurements read, %zu added, %zu duplicates skipped; "
+                    "confirmation rounds: %zu carried, %zu not (their shape gained other sources' candidates)\n",
+                    loaded.size(), merged->c_str(), seen, added, seen - added, carried, dropped);
         print_bad_rows(bad);
     });
 

@@ -51,7 +51,7 @@ std::vector<ConfirmedPick> confirmed_picks(const Database& db, const Measurement
             if (!choice) continue;
             const Measurement& picked = *group.second[choice->index];
             if (!db_rules::matches(filter, picked)) continue;
-            out.push_back({picked, *choice});
+            out.push_back({picked, *choice, set});
         }
     }
     return out;

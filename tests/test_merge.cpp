@@ -72,4 +72,61 @@ TEST_CASE("tune db merge keeps every run and removes duplicates", "[merge][cli]"
     CHECK_FALSE(fs::exists(file("x.db")));
     fs::remove_all(dir);
 }
+
+TEST_CASE("tune db merge carries a confirmation round while it still ranks every candidate", "[merge][cli]") {
+    fs::path dir = fs::temp_directory_path() / ("libtune-merge-rounds-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    auto file = [&](const char* name) { return (dir / name).string(); };
+    const std::string common = " --m 64 --n 64 --k 64 --strategy random -q --time-limit 0 --confirm-rounds 2";
+    REQUIRE(tune_cli("gemm --seed 3 --budget 5 --db " + file("a.db") + common) == 0);
+    REQUIRE(tune_cli("gemm --seed 11 --budget 12 --db " + file("b.db") + common) == 0);  // more candidates
+    auto best_of = [](const std::string& path) {
+        SqliteDatabase db(path, SqliteDatabase::Mode::read_only);
+        auto best = db.best({});
+        REQUIRE(best.size() >= 1);
+        return best;
+    };
+    SqliteDatabase a(file("a.db"), SqliteDatabase::Mode::read_only);
+    REQUIRE_FALSE(a.confirmations({}).empty());
+    auto a_picks = confirmed_picks(a, {}, false);
+    REQUIRE(a_picks.size() == 1);
+
+    // Alone, a's round comes along and the merged store's pick is a's confirmed pick.
+    std::string out;
+    REQUIRE(tune_cli("db merge " + file("a.db") + " -o " + file("one.db"), &out) == 0);
+    INFO(out);
+    CHECK_THAT(out, Catch::Contains("confirmation rounds: 1 carried, 0 not"));
+    SqliteDatabase one(file("one.db"), SqliteDatabase::Mode::read_only);
+    CHECK(one.confirmations({}).size() == a.confirmations({}).size());
+    auto one_picks = confirmed_picks(one, {}, false);
+    REQUIRE(one_picks.size() == 1);
+    CHECK(one_picks[0].measurement.config == a_picks[0].measurement.config);
+    CHECK(one_picks[0].measurement.template_name == a_picks[0].measurement.template_name);
+    CHECK(best_of(file("one.db"))[0].config == best_of(file("a.db"))[0].config);
+
+    // b measured candidates a's round never saw, so a's round is not carried; b's is when b
+    // measured every candidate of a too. Otherwise the merged pick is the fastest first measurement.
+    REQUIRE(tune_cli("db merge " + file("a.db") + " " + file("b.db") + " -o " + file("both.db"), &out) == 0);
+    SqliteDatabase both(file("both.db"), SqliteDatabase::Mode::read_only);
+    SqliteDatabase b(file("b.db"), SqliteDatabase::Mode::read_only);
+    REQUIRE(both.query({}).size() > a.query({}).size());
+    std::set<std::string> in_b;
+    for (const auto& m : b.query({})) in_b.insert(m.template_name + m.config.hash_hex());
+    bool b_covers = true;
+    for (const auto& m : a.query({})) b_covers = b_covers && in_b.count(m.template_name + m.config.hash_hex()) > 0;
+    auto both_picks = confirmed_picks(both, {}, false);
+    if (b_covers) {
+        CHECK_THAT(out, Catch::Contains("confirmation rounds: 1 carried, 1 not"));
+        CHECK(both.confirmations({}).size() == b.confirmations({}).size());
+        REQUIRE(both_picks.size() == 1);
+        CHECK(both_picks[0].measurement.config == confirmed_picks(b, {}, false).at(0).measurement.config);
+    } else {
+        CHECK_THAT(out, Catch::Contains("confirmation rounds: 0 carried, 2 not"));
+        CHECK(both.confirmations({}).empty());
+        CHECK(both_picks.empty());
+    }
+    CHECK(both.verify().empty());
+    fs::remove_all(dir);
+}
 #endif

@@ -87,6 +87,7 @@ public:
 struct ConfirmedPick {
     Measurement measurement;  // the picked row as stored (its first measurement)
     ConfirmedChoice choice;
+    std::string finalists;    // the round: finalist_set_id() of its finalists
 };
 // One pick per (problem key, device) over all templates, or with per_template one per
 // (problem key, device, template); for the filter's problem key, device, template, version.
