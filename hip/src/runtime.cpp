@@ -1,10 +1,10 @@
 #include "tune/hip/runtime.hpp"
 
 #include <algorithm>
-#include <mutex>
 
 #include "tune/error.hpp"
 #include "tune/hip/api.hpp"
+#include "tune/shared_runtime.hpp"
 
 namespace tune::hip {
 
@@ -118,17 +118,7 @@ void* Runtime::stream() const {
     return stream_;
 }
 
-std::shared_ptr<Runtime> shared_runtime() {
-    static std::mutex mutex;
-    static std::shared_ptr<Runtime> runtime;
-    std::lock_guard lock(mutex);
-    if (!runtime) {
-        RuntimeOptions o;
-        o.compile_threads = default_compile_threads();
-        runtime = Runtime::for_device(0, o);
-    }
-    return runtime;
-}
+std::shared_ptr<Runtime> shared_runtime() { return shared_device_runtime<Runtime, RuntimeOptions>(); }
 
 DeviceMemory::DeviceMemory(std::size_t bytes) : bytes_(bytes) {
     if (bytes) check(runtime_api().hipMalloc(&ptr_, bytes), "hipMalloc");
