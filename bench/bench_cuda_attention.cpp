@@ -9,7 +9,6 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -103,28 +102,14 @@ void time_kernel(benchmark::State& state, const Template& t, const Shape& shape,
     state.SetLabel(t.info().name + " " + c.text());
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    const bench::CudaBenchArgs args = bench::parse_cuda_bench_args(argc, argv, 16);
-    auto session = bench::start_cuda_session("bench_cuda_attention", args.db_path);
-    if (!session) return 0;
-    const std::size_t budget = args.budget;
-    const DeviceInfo& device = session->device;
-    const TemplateRegistry& registry = session->registry;
-    Measurer& measurer = *session->measurer;
-    Tuner& tuner = *session->tuner;
-
-    nlohmann::json summary = {{"device", device}, {"budget", budget}, {"shapes", nlohmann::json::array()}};
+// Tunes every shape, measures its default config, and registers the timings.
+void tune_and_register(bench::CudaSession& session, nlohmann::json& summary) {
     static std::vector<Shape> all = shapes();  // outlives the registered benchmarks
     for (const Shape& shape : all) {
-        TuneOptions opt;
-        opt.budget = budget;
-        opt.backend = Backend::cuda;
-        TuneResult r = tuner.tune(shape.problem, opt);
-        const Template& flash = *registry.find(shape.default_template);
+        TuneResult r = session.tune(shape.problem);
+        const Template& flash = *session.registry.find(shape.default_template);
         const Config def = flash.space(shape.problem)->default_config();
-        const Measurement at_default = measurer.measure(shape.problem, flash, def);
+        const Measurement at_default = session.measurer->measure(shape.problem, flash, def);
         auto rate = [&](const Measurement& m) {
             if (m.status != Status::ok) return 0.0;
             return shape.decode ? decode_bytes(shape.problem) / m.stats.median_s * 1e-9
@@ -139,17 +124,15 @@ int main(int argc, char** argv) {
         std::printf("%-26s default %.3f ms (%.1f %s)  tuned %.3f ms (%.1f %s) %s\n", shape.name.c_str(),
                     at_default.stats.median_s * 1e3, rate(at_default), unit, r.best ? r.best->stats.median_s * 1e3 : 0.0,
                     r.best ? rate(*r.best) : 0.0, unit, r.best ? r.best->config.text().c_str() : "(no correct candidate)");
-        benchmark::RegisterBenchmark(("default/" + shape.name).c_str(),
-                                     [&t = flash, &shape, def](benchmark::State& s) { time_kernel(s, t, shape, def); })
-            ->UseManualTime();
+        bench::register_device_timed("default/" + shape.name,
+                                     [&t = flash, &shape, def](benchmark::State& s) { time_kernel(s, t, shape, def); });
         if (r.best)
-            benchmark::RegisterBenchmark(("tuned_pick/" + shape.name).c_str(),
-                                         [&t = *registry.find(r.best->template_name), &shape, c = r.best->config](
-                                             benchmark::State& s) { time_kernel(s, t, shape, c); })
-                ->UseManualTime();
+            bench::register_device_timed("tuned_pick/" + shape.name,
+                                         [&t = *session.registry.find(r.best->template_name), &shape, c = r.best->config](
+                                             benchmark::State& s) { time_kernel(s, t, shape, c); });
     }
-    if (!args.summary_path.empty()) std::ofstream(args.summary_path) << summary.dump(2) << "\n";
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return bench::run_cuda_bench(argc, argv, "bench_cuda_attention", 16, tune_and_register); }

@@ -1,6 +1,7 @@
 // Pieces shared by the CUDA benchmarks: their command line (--budget, --summary, --db, then
 // Google Benchmark's flags), the tuning session on device 0 (registry, event-timing Measurer,
-// store, Tuner), and CUDA-event timing of a kernel for Google Benchmark's manual time.
+// store, Tuner), the main() around a benchmark's own shapes (summary JSON, Google Benchmark's
+// run), and CUDA-event timing of a kernel for Google Benchmark's manual time.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -8,7 +9,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -44,17 +48,27 @@ inline CudaBenchArgs parse_cuda_bench_args(int argc, char** argv, std::size_t de
 
 // Tuning on device 0 into the store at db_path (a temporary file when empty).
 struct CudaSession {
+    std::size_t budget = 0;  // candidates per tuned problem
     DeviceInfo device;
     TemplateRegistry registry;
     std::unique_ptr<Measurer> measurer;
     std::unique_ptr<LocalExecutor> executor;
     std::unique_ptr<SqliteDatabase> db;
     std::unique_ptr<Tuner> tuner;
+
+    // The tuner's pick for p on the CUDA templates, measuring at most `budget` candidates.
+    TuneResult tune(const Problem& p) const {
+        TuneOptions opt;
+        opt.budget = budget;
+        opt.backend = Backend::cuda;
+        return tuner->tune(p, opt);
+    }
 };
 
 // Null, after printing why, when there is no CUDA device.
-inline std::unique_ptr<CudaSession> start_cuda_session(const std::string& name, std::string db_path) {
+inline std::unique_ptr<CudaSession> start_cuda_session(const std::string& name, std::size_t budget, std::string db_path) {
     auto s = std::make_unique<CudaSession>();
+    s->budget = budget;
     try {
         s->device = detect_device(Backend::cuda);
     } catch (const std::exception& e) {
@@ -73,6 +87,27 @@ inline std::unique_ptr<CudaSession> start_cuda_session(const std::string& name, 
     const std::int64_t run_id = s->db->start_run({0, name, "annealing", 0, "", ""}, s->device);
     s->tuner = std::make_unique<Tuner>(*s->db, s->registry, *s->executor, run_id);
     return s;
+}
+
+// A benchmark's main(): reads the flags, starts the session (exits 0 without a device), lets
+// `body` tune its shapes, add them to summary["shapes"] and register their timings, writes the
+// summary (--summary) and runs the registered benchmarks.
+inline int run_cuda_bench(int argc, char** argv, const std::string& name, std::size_t default_budget,
+                          const std::function<void(CudaSession&, nlohmann::json& summary)>& body) {
+    const CudaBenchArgs args = parse_cuda_bench_args(argc, argv, default_budget);
+    auto session = start_cuda_session(name, args.budget, args.db_path);
+    if (!session) return 0;
+    nlohmann::json summary = {{"device", session->device}, {"budget", args.budget}, {"shapes", nlohmann::json::array()}};
+    body(*session, summary);
+    if (!args.summary_path.empty()) std::ofstream(args.summary_path) << summary.dump(2) << "\n";
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}
+
+// Registers a benchmark that reports the device time it sets (time_on_device).
+inline void register_device_timed(const std::string& name, std::function<void(benchmark::State&)> fn) {
+    benchmark::RegisterBenchmark(name.c_str(), std::move(fn))->UseManualTime();
 }
 
 // Times kernel.run(args) with CUDA events around each call (after one warm-up call).

@@ -8,21 +8,11 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "bench_common.hpp"
 #include "bench_cuda_common.hpp"
-#include "tune/backends.hpp"
-#include "tune/cuda/driver.hpp"
-#include "tune/cuda/runtime.hpp"
-#include "tune/db/sqlite_database.hpp"
 #include "tune/error.hpp"
-#include "tune/executor.hpp"
-#include "tune/measurer.hpp"
-#include "tune/tuner.hpp"
 
 using namespace tune;
 
@@ -59,34 +49,22 @@ void time_kernel(benchmark::State& state, const Template& t, const Problem& p, c
     state.SetLabel(t.info().name + " " + c.text());
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    const bench::CudaBenchArgs args = bench::parse_cuda_bench_args(argc, argv, 24);
-    auto session = bench::start_cuda_session("bench_cuda_gemm", args.db_path);
-    if (!session) return 0;
-    const std::size_t budget = args.budget;
-    const DeviceInfo& device = session->device;
-    const TemplateRegistry& registry = session->registry;
-    Measurer& measurer = *session->measurer;
-    Tuner& tuner = *session->tuner;
+// Tunes every shape, compares with cuBLAS's default, and registers the timings.
+void tune_and_register(bench::CudaSession& session, nlohmann::json& summary) {
+    const TemplateRegistry& registry = session.registry;
     const Template& cublaslt = *registry.find("cuda.gemm.cublaslt");
     auto& compiler = cuda::shared_runtime()->compiler();
-
-    nlohmann::json summary = {{"device", device}, {"budget", budget}, {"shapes", nlohmann::json::array()}};
     std::size_t total_measured = 0;
     double total_tuning_s = 0;
     const auto compile_before = compiler.stats();
     for (const auto& shape : shapes()) {
-        TuneOptions opt;
-        opt.budget = budget;
-        opt.backend = Backend::cuda;
         const auto t0 = std::chrono::steady_clock::now();
-        TuneResult r = tuner.tune(shape.problem, opt);
+        TuneResult r = session.tune(shape.problem);
         const double tuning_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         total_measured += r.measured;
         total_tuning_s += tuning_s;
-        const Measurement cublas_default = measurer.measure(shape.problem, cublaslt, Config{{"algo", std::int64_t{0}}});
+        const Measurement cublas_default =
+            session.measurer->measure(shape.problem, cublaslt, Config{{"algo", std::int64_t{0}}});
         const Measurement* own_best = nullptr;
         for (const auto& [name, m] : r.template_best)
             if (own(name) && (!own_best || m.stats.median_s < own_best->stats.median_s)) own_best = &m;
@@ -111,20 +89,16 @@ int main(int argc, char** argv) {
                     ratio(own_best), ratio(r.best ? &*r.best : nullptr));
         const Problem p = shape.problem;
         if (own_best)
-            benchmark::RegisterBenchmark(("own_bf16/" + shape.name).c_str(),
+            bench::register_device_timed("own_bf16/" + shape.name,
                                          [&t = *registry.find(own_best->template_name), p, c = own_best->config](
-                                             benchmark::State& s) { time_kernel(s, t, p, c); })
-                ->UseManualTime();
-        benchmark::RegisterBenchmark(("cublas_default/" + shape.name).c_str(),
-                                     [&cublaslt, p](benchmark::State& s) {
-                                         time_kernel(s, cublaslt, p, Config{{"algo", std::int64_t{0}}});
-                                     })
-            ->UseManualTime();
+                                             benchmark::State& s) { time_kernel(s, t, p, c); });
+        bench::register_device_timed("cublas_default/" + shape.name, [&cublaslt, p](benchmark::State& s) {
+            time_kernel(s, cublaslt, p, Config{{"algo", std::int64_t{0}}});
+        });
         if (r.best)
-            benchmark::RegisterBenchmark(("tuned_pick/" + shape.name).c_str(),
+            bench::register_device_timed("tuned_pick/" + shape.name,
                                          [&t = *registry.find(r.best->template_name), p, c = r.best->config](
-                                             benchmark::State& s) { time_kernel(s, t, p, c); })
-                ->UseManualTime();
+                                             benchmark::State& s) { time_kernel(s, t, p, c); });
     }
     const auto compile_after = compiler.stats();
     const double compile_s = compile_after.compile_seconds - compile_before.compile_seconds;
@@ -136,8 +110,8 @@ int main(int argc, char** argv) {
     std::printf("tuning: %zu candidates in %.1f s = %.1f per minute; %.1f s of NVRTC time on %d compiles ran beside it\n",
                 total_measured, total_tuning_s, summary["candidates_per_minute"].get<double>(), compile_s,
                 compile_after.compiled - compile_before.compiled);
-    if (!args.summary_path.empty()) std::ofstream(args.summary_path) << summary.dump(2) << "\n";
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return bench::run_cuda_bench(argc, argv, "bench_cuda_gemm", 24, tune_and_register); }

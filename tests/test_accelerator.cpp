@@ -23,28 +23,17 @@ public:
 
     OpArgs upload(const Workload& w) override {
         ++uploads;
-        const OpArgs host = w.args();
-        inputs_.clear();
-        outputs_.clear();
-        for (std::size_t i = 0; i < host.inputs.size(); ++i) {
-            inputs_.emplace_back(w.input_bytes(i));
-            std::memcpy(inputs_.back().data(), host.inputs[i], w.input_bytes(i));
-        }
-        for (std::size_t i = 0; i < host.outputs.size(); ++i) outputs_.emplace_back(w.output_bytes(i));
-        in_ptrs_.clear();
-        out_ptrs_.clear();
-        for (auto& b : inputs_) in_ptrs_.push_back(b.data());
-        for (auto& b : outputs_) out_ptrs_.push_back(b.data());
-        return {in_ptrs_, out_ptrs_};
+        return buffers_.upload(
+            w, [](AlignedBuffer& b, const void* host, std::size_t bytes) { std::memcpy(b.data(), host, bytes); },
+            [](AlignedBuffer& b) { return static_cast<void*>(b.data()); });
     }
     void poison_outputs() override {
         ++poisons;
-        for (auto& b : outputs_) std::fill_n(b.as<float>(), b.bytes() / 4, std::numeric_limits<float>::quiet_NaN());
+        for (auto& b : buffers_.outputs()) std::fill_n(b.as<float>(), b.bytes() / 4, std::numeric_limits<float>::quiet_NaN());
     }
     void download(Workload& w) override {
         ++downloads;
-        const OpArgs host = w.args();
-        for (std::size_t i = 0; i < outputs_.size(); ++i) std::memcpy(host.outputs[i], outputs_[i].data(), outputs_[i].bytes());
+        buffers_.download(w, [](void* host, const AlignedBuffer& b, std::size_t bytes) { std::memcpy(host, b.data(), bytes); });
     }
     double time_calls(const std::function<void()>& run, int calls, bool flush_l2) override {
         if (flush_l2) ++flushed_samples;
@@ -54,9 +43,7 @@ public:
     }
 
 private:
-    std::vector<AlignedBuffer> inputs_, outputs_;
-    std::vector<const void*> in_ptrs_;
-    std::vector<void*> out_ptrs_;
+    OperandBuffers<AlignedBuffer> buffers_;
 };
 
 // The device reports 1 ms per call: no inner repetitions, a few samples.

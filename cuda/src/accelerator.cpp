@@ -24,31 +24,20 @@ CudaAccelerator::~CudaAccelerator() {
 
 OpArgs CudaAccelerator::upload(const Workload& w) {
     runtime_->context();
-    const OpArgs host = w.args();
-    inputs_.clear();
-    outputs_.clear();
-    for (std::size_t i = 0; i < host.inputs.size(); ++i) {
-        inputs_.emplace_back(w.input_bytes(i));
-        inputs_.back().upload(host.inputs[i], w.input_bytes(i));
-    }
-    for (std::size_t i = 0; i < host.outputs.size(); ++i) outputs_.emplace_back(w.output_bytes(i));
-    input_ptrs_.clear();
-    output_ptrs_.clear();
-    for (const auto& m : inputs_) input_ptrs_.push_back(m.as_ptr());
-    for (const auto& m : outputs_) output_ptrs_.push_back(m.as_ptr());
-    return {input_ptrs_, output_ptrs_};
+    return buffers_.upload(
+        w, [](DeviceMemory& m, const void* host, std::size_t bytes) { m.upload(host, bytes); },
+        [](const DeviceMemory& m) { return m.as_ptr(); });
 }
 
 void CudaAccelerator::poison_outputs() {
     const CUstream s = runtime_->stream().get();
-    for (const auto& m : outputs_)  // quiet NaN in every f32 element
+    for (const auto& m : buffers_.outputs())  // quiet NaN in every f32 element
         check(driver().cuMemsetD32Async(m.get(), 0x7fc00000u, m.bytes() / 4, s), "cuMemsetD32Async");
 }
 
 void CudaAccelerator::download(Workload& w) {
     runtime_->stream().synchronize();
-    const OpArgs host = w.args();
-    for (std::size_t i = 0; i < outputs_.size(); ++i) outputs_[i].download(host.outputs[i], w.output_bytes(i));
+    buffers_.download(w, [](void* host, const DeviceMemory& m, std::size_t bytes) { m.download(host, bytes); });
 }
 
 double CudaAccelerator::time_calls(const std::function<void()>& run, int calls, bool flush_l2) {

@@ -1,10 +1,9 @@
 #include "tune/cuda/runtime.hpp"
 
-#include <mutex>
-
 #include "tune/cuda/driver.hpp"
 #include "tune/cuda/nvrtc.hpp"
 #include "tune/error.hpp"
+#include "tune/shared_runtime.hpp"
 
 namespace tune::cuda {
 namespace {
@@ -53,16 +52,6 @@ const Stream& Runtime::stream() const {
     return *stream_;
 }
 
-std::shared_ptr<Runtime> shared_runtime() {
-    static std::mutex mutex;
-    static std::shared_ptr<Runtime> runtime;
-    std::lock_guard lock(mutex);
-    if (!runtime) {
-        RuntimeOptions o;
-        o.compile_threads = default_compile_threads();
-        runtime = Runtime::for_device(0, o);
-    }
-    return runtime;
-}
+std::shared_ptr<Runtime> shared_runtime() { return shared_device_runtime<Runtime, RuntimeOptions>(); }
 
 }  // namespace tune::cuda

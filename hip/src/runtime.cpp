@@ -1,10 +1,10 @@
 #include "tune/hip/runtime.hpp"
 
 #include <algorithm>
-#include <mutex>
 
 #include "tune/error.hpp"
 #include "tune/hip/api.hpp"
+#include "tune/shared_runtime.hpp"
 
 namespace tune::hip {
 
@@ -118,17 +118,7 @@ void* Runtime::stream() const {
     return stream_;
 }
 
-std::shared_ptr<Runtime> shared_runtime() {
-    static std::mutex mutex;
-    static std::shared_ptr<Runtime> runtime;
-    std::lock_guard lock(mutex);
-    if (!runtime) {
-        RuntimeOptions o;
-        o.compile_threads = default_compile_threads();
-        runtime = Runtime::for_device(0, o);
-    }
-    return runtime;
-}
+std::shared_ptr<Runtime> shared_runtime() { return shared_device_runtime<Runtime, RuntimeOptions>(); }
 
 DeviceMemory::DeviceMemory(std::size_t bytes) : bytes_(bytes) {
     if (bytes) check(runtime_api().hipMalloc(&ptr_, bytes), "hipMalloc");
@@ -176,36 +166,26 @@ HipAccelerator::~HipAccelerator() {
 
 OpArgs HipAccelerator::upload(const Workload& w) {
     runtime_->stream();
-    const OpArgs host = w.args();
-    inputs_.clear();
-    outputs_.clear();
-    input_ptrs_.clear();
-    output_ptrs_.clear();
-    for (std::size_t i = 0; i < host.inputs.size(); ++i) {
-        inputs_.emplace_back(w.input_bytes(i));
-        check(runtime_api().hipMemcpyHtoD(inputs_.back().get(), const_cast<void*>(host.inputs[i]), w.input_bytes(i)),
-              "hipMemcpyHtoD");
-        input_ptrs_.push_back(inputs_.back().get());
-    }
-    for (std::size_t i = 0; i < host.outputs.size(); ++i) {
-        outputs_.emplace_back(w.output_bytes(i));
-        output_ptrs_.push_back(outputs_.back().get());
-    }
-    return {input_ptrs_, output_ptrs_};
+    return buffers_.upload(
+        w,
+        [](DeviceMemory& m, const void* host, std::size_t bytes) {
+            check(runtime_api().hipMemcpyHtoD(m.get(), const_cast<void*>(host), bytes), "hipMemcpyHtoD");
+        },
+        [](const DeviceMemory& m) { return m.get(); });
 }
 
 void HipAccelerator::poison_outputs() {
     auto s = static_cast<hipStream_t>(runtime_->stream());
-    for (const auto& m : outputs_)  // quiet NaN in every f32 element
+    for (const auto& m : buffers_.outputs())  // quiet NaN in every f32 element
         check(runtime_api().hipMemsetD32Async(m.get(), int(0x7fc00000), m.bytes() / 4, s), "hipMemsetD32Async");
 }
 
 void HipAccelerator::download(Workload& w) {
     auto s = static_cast<hipStream_t>(runtime_->stream());
     check(runtime_api().hipStreamSynchronize(s), "hipStreamSynchronize");
-    const OpArgs host = w.args();
-    for (std::size_t i = 0; i < outputs_.size(); ++i)
-        check(runtime_api().hipMemcpyDtoH(host.outputs[i], outputs_[i].get(), w.output_bytes(i)), "hipMemcpyDtoH");
+    buffers_.download(w, [](void* host, const DeviceMemory& m, std::size_t bytes) {
+        check(runtime_api().hipMemcpyDtoH(host, m.get(), bytes), "hipMemcpyDtoH");
+    });
 }
 
 double HipAccelerator::time_calls(const std::function<void()>& run, int calls, bool flush_l2) {

@@ -22,6 +22,7 @@ struct Target {
     int wave = 32;                   // threads per warp / wavefront
     bool tensor_cores = true;        // mma.sync: knobs stages (cp.async) and p_split
     std::int64_t max_shared_bytes;   // per block (opt-in limit)
+    bool static_shared = false;      // the forward kernel declares its shared memory (HIP's LDS)
 };
 
 // Query lengths up to this are decode steps: their spaces add split_kv (as cpu.attention.fused).

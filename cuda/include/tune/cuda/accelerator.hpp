@@ -27,9 +27,7 @@ public:
 
 private:
     std::shared_ptr<const Runtime> runtime_;
-    std::vector<DeviceMemory> inputs_, outputs_;
-    std::vector<const void*> input_ptrs_;
-    std::vector<void*> output_ptrs_;
+    OperandBuffers<DeviceMemory> buffers_;
     std::unique_ptr<DeviceMemory> flush_;
     std::unique_ptr<Event> start_, stop_;
 };

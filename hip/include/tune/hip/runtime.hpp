@@ -103,9 +103,7 @@ public:
 
 private:
     std::shared_ptr<const Runtime> runtime_;
-    std::vector<DeviceMemory> inputs_, outputs_;
-    std::vector<const void*> input_ptrs_;
-    std::vector<void*> output_ptrs_;
+    OperandBuffers<DeviceMemory> buffers_;
     DeviceMemory flush_;
     void* start_ = nullptr;  // hipEvent_t
     void* stop_ = nullptr;
