@@ -75,4 +75,22 @@ struct HeldOutReport {
 };
 std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes, const UnseenPolicy& policy = {});
 
+// The unseen pick with its settings chosen out of sample (nested leave one shape out): per
+// held-out shape, each policy of `grid` is scored by its mean pick loss over the other shapes,
+// each held out in turn from the rest (the model then trained without both); the best (the
+// first on ties) picks for the held-out shape, which took no part in choosing it. At least
+// three shapes. Trees are trained only where a round needs them (a loss not measured, or a
+// policy that weighs the model in).
+struct NestedHeldOut {
+    std::string shape;
+    UnseenPolicy chosen;
+    double inner_mean_loss = 0;  // the chosen policy's mean loss over the other shapes
+    double pick_loss = 0;        // time / best - 1 on the held-out shape, with the chosen policy
+};
+std::vector<NestedHeldOut> nested_unseen_report(const std::vector<RecordedShape>& shapes,
+                                                const std::vector<UnseenPolicy>& grid);
+// The settings `tune model-report --nested` chooses among: 2 to 12 candidates, 2 to 8
+// evidence shapes, bandwidths of 0.5 to 8 octaves; model weight 0 (as the dispatcher runs).
+std::vector<UnseenPolicy> unseen_policy_grid();
+
 }  // namespace tune::cost_model
