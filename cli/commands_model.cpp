@@ -104,15 +104,20 @@ void print_replay(const std::vector<cost_model::RecordedShape>& shapes, const co
                 o.transfer ? ", model/bo warm-started from the other shapes" : "");
     std::vector<std::string> header{"strategy", "trials to 95%", "to 99%", "95% at % of space", "runs reaching 95%"};
     for (auto b : o.budgets) header.push_back("best@" + std::to_string(b));
+    header.push_back("best@10% of space");
     Table table(header);
+    auto median_mean = [](double median, double mean) { return percent(median) + " (" + percent(mean) + ")"; };
     for (const auto& r : cost_model::replay(shapes, o)) {
         std::vector<std::string> row{r.strategy, format_fixed(r.trials_95, 1), format_fixed(r.trials_99, 1),
                                      percent(r.space_fraction_95), percent(r.reached_95)};
-        for (double f : r.fraction_at_budget) row.push_back(percent(f));
+        for (std::size_t b = 0; b < r.fraction_at_budget.size(); ++b)
+            row.push_back(median_mean(r.fraction_at_budget[b], r.mean_at_budget[b]));
+        row.push_back(median_mean(r.fraction_at_tenth, r.mean_at_tenth));
         table.add(row);
     }
-    std::printf("%s(medians over shapes x seeds; a run that never reaches a level counts as %zu trials)\n",
-                table.str().c_str(), o.max_trials + 1);
+    std::printf("%s(medians over shapes x seeds, means in parentheses; a run that never reaches a level counts as\n"
+                " %zu trials; 10%% of space: of each shape's, rounded up, at most %zu)\n",
+                table.str().c_str(), o.max_trials + 1, o.max_trials);
 }
 
 void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, const cost_model::UnseenPolicy& policy) {

@@ -246,6 +246,7 @@ std::vector<ReplayRow> replay(const std::vector<RecordedShape>& shapes, const Re
         row.strategy = name + (o.transfer && strategy_uses_model(name) ? "+transfer" : "");
         std::vector<double> t95, t99, frac95;
         std::vector<std::vector<double>> at_budget(o.budgets.size());
+        std::vector<double> at_tenth;
         double reached = 0;
         for (std::size_t i = 0; i < shapes.size(); ++i) {
             for (std::uint64_t seed = 1; seed <= o.seeds; ++seed) {
@@ -259,14 +260,21 @@ std::vector<ReplayRow> replay(const std::vector<RecordedShape>& shapes, const Re
                 t99.push_back(first(0.99));
                 frac95.push_back(t95.back() / double(shapes[i].configs.size()));
                 reached += t95.back() <= double(o.max_trials);
-                for (std::size_t b = 0; b < o.budgets.size(); ++b)
-                    at_budget[b].push_back(curve.empty() ? 0 : curve[std::min(o.budgets[b], curve.size()) - 1]);
+                auto at = [&](std::size_t budget) { return curve.empty() ? 0 : curve[std::min(budget, curve.size()) - 1]; };
+                for (std::size_t b = 0; b < o.budgets.size(); ++b) at_budget[b].push_back(at(o.budgets[b]));
+                at_tenth.push_back(at(std::max<std::size_t>(1, (shapes[i].configs.size() + 9) / 10)));
             }
         }
         row.trials_95 = median(t95);
         row.trials_99 = median(t99);
         row.space_fraction_95 = median(frac95);
-        for (auto& v : at_budget) row.fraction_at_budget.push_back(median(v));
+        auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); };
+        for (auto& v : at_budget) {
+            row.fraction_at_budget.push_back(median(v));
+            row.mean_at_budget.push_back(mean(v));
+        }
+        row.fraction_at_tenth = median(at_tenth);
+        row.mean_at_tenth = mean(at_tenth);
         row.reached_95 = reached / double(t95.size());
         out.push_back(std::move(row));
     }

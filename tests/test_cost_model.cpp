@@ -331,6 +331,31 @@ TEST_CASE("replay on the shipped recorded space is deterministic and the model r
     CHECK(rho[rho.size() / 2] > 0.1);
 }
 
+TEST_CASE("replay reports the mean beside the median, and the best at a tenth of each space", "[cost_model][replay]") {
+    auto shapes = shipped_record();
+    REQUIRE(shapes.size() >= 2);
+    // Shapes of one space size, so a tenth of it is one budget for all of them.
+    const std::size_t size = shapes[0].configs.size();
+    std::erase_if(shapes, [&](const RecordedShape& s) { return s.configs.size() != size; });
+    const std::size_t tenth = (size + 9) / 10;
+    ReplayOptions o;
+    o.seeds = 2;
+    o.strategies = {"random", "annealing"};
+    o.max_trials = 64;
+    o.budgets = {1, tenth};
+    for (const auto& r : replay(shapes, o)) {
+        REQUIRE(r.mean_at_budget.size() == o.budgets.size());
+        CHECK(r.fraction_at_tenth == r.fraction_at_budget[1]);
+        CHECK(r.mean_at_tenth == Approx(r.mean_at_budget[1]));
+        // The first trial is the default on every run: its fraction is the mean of the defaults'.
+        double defaults = 0;
+        for (const auto& s : shapes) defaults += s.best_s / s.seconds.at(s.space->default_config().hash());
+        CHECK(r.mean_at_budget[0] == Approx(defaults / double(shapes.size())));
+        CHECK(r.mean_at_budget[1] >= r.mean_at_budget[0]);
+        CHECK(r.mean_at_budget[1] <= 1.0);
+    }
+}
+
 TEST_CASE("nested held-out settings: chosen on the other shapes only, one setting is plain leave-one-out",
           "[cost_model][replay]") {
     auto shapes = shipped_record();

@@ -56,6 +56,10 @@ struct ReplayRow {
     double trials_95 = 0, trials_99 = 0;
     double space_fraction_95 = 0;   // median over runs of trials_95 / space size
     std::vector<double> fraction_at_budget;  // median, aligned with ReplayOptions::budgets
+    std::vector<double> mean_at_budget;      // mean over the same runs
+    // At a tenth of each shape's space (rounded up; capped at max_trials): a budget that
+    // scales with the space, median and mean.
+    double fraction_at_tenth = 0, mean_at_tenth = 0;
     double reached_95 = 0;          // share of runs that reached 95% within max_trials
 };
 
