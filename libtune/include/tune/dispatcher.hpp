@@ -201,8 +201,8 @@ private:
     // shapes, the group's candidate configs (`columns`: each entry's winner and each entry's
     // space's default, sorted) and, per entry, the loss of those measured there or, with a
     // model, predicted for it (cell_columns and cell_losses [cell_begin[r], cell_begin[r + 1]),
-    // sorted by column), computed once per index. Columns and losses apart: a lookup searches
-    // up to 72 rows' columns, and a dense array of them keeps those searches in cache.
+    // sorted by column), computed once per index. Columns and losses apart: a lookup runs up
+    // to 72 searches (9 candidates x 8 rows) over the columns, which a dense array keeps in cache.
     struct Group {
         std::vector<std::size_t> entries;
         std::vector<double> log_sizes;
