@@ -104,15 +104,20 @@ void print_replay(const std::vector<cost_model::RecordedShape>& shapes, const co
                 o.transfer ? ", model/bo warm-started from the other shapes" : "");
     std::vector<std::string> header{"strategy", "trials to 95%", "to 99%", "95% at % of space", "runs reaching 95%"};
     for (auto b : o.budgets) header.push_back("best@" + std::to_string(b));
+    header.push_back("best@10% of space");
     Table table(header);
+    auto median_mean = [](double median, double mean) { return percent(median) + " (" + percent(mean) + ")"; };
     for (const auto& r : cost_model::replay(shapes, o)) {
         std::vector<std::string> row{r.strategy, format_fixed(r.trials_95, 1), format_fixed(r.trials_99, 1),
                                      percent(r.space_fraction_95), percent(r.reached_95)};
-        for (double f : r.fraction_at_budget) row.push_back(percent(f));
+        for (std::size_t b = 0; b < r.fraction_at_budget.size(); ++b)
+            row.push_back(median_mean(r.fraction_at_budget[b], r.mean_at_budget[b]));
+        row.push_back(median_mean(r.fraction_at_tenth, r.mean_at_tenth));
         table.add(row);
     }
-    std::printf("%s(medians over shapes x seeds; a run that never reaches a level counts as %zu trials)\n",
-                table.str().c_str(), o.max_trials + 1);
+    std::printf("%s(medians over shapes x seeds, means in parentheses; a run that never reaches a level counts as\n"
+                " %zu trials; 10%% of space: of each shape's, rounded up, at most %zu)\n",
+                table.str().c_str(), o.max_trials + 1, o.max_trials);
 }
 
 void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, const cost_model::UnseenPolicy& policy) {
@@ -137,6 +142,25 @@ void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, co
                 " default and %zu neighbour winners, scored by their losses on the %zu nearest shapes weighted\n"
                 " exp(-octaves / %g), the model filling unmeasured ones, model weight %g)\n",
                 table.str().c_str(), policy.neighbours, policy.evidence, policy.bandwidth, policy.model_weight);
+}
+
+void print_nested_report(const std::vector<cost_model::RecordedShape>& shapes) {
+    const auto grid = cost_model::unseen_policy_grid();
+    Table table({"held-out shape", "neighbours", "evidence", "bandwidth", "inner mean loss", "unseen pick loss"});
+    std::vector<double> loss;
+    for (const auto& r : cost_model::nested_unseen_report(shapes, grid)) {
+        table.add({r.shape, std::to_string(r.chosen.neighbours), std::to_string(r.chosen.evidence),
+                   format_fixed(r.chosen.bandwidth, 1), percent(r.inner_mean_loss), percent(r.pick_loss)});
+        loss.push_back(r.pick_loss);
+    }
+    std::sort(loss.begin(), loss.end());
+    const std::size_t n = loss.size();
+    table.add({"median", "", "", "", "", percent(n % 2 ? loss[n / 2] : 0.5 * (loss[n / 2 - 1] + loss[n / 2]))});
+    table.add({"worst", "", "", "", "", percent(loss.back())});
+    std::printf("%s(nested: per held-out shape, the settings of lowest mean pick loss over the other shapes, each\n"
+                " held out in turn from the rest, among %zu (neighbours 2-12, evidence 2-8, bandwidth 0.5-8,\n"
+                " model weight 0); the held-out shape takes no part in choosing them)\n",
+                table.str().c_str(), grid.size());
 }
 
 // Trains the boosted trees on every ok measurement of one template on this device (current
@@ -213,8 +237,14 @@ void add_model_commands(CLI::App& app) {
         report->add_option("--model-weight", policy->model_weight,
                            "unseen pick: weight of the model's prediction beside a measured shape at distance 0")
             ->capture_default_str()->check(CLI::Range(0.0, 100.0));
+        auto nested = std::make_shared<bool>(false);
+        report->add_flag("--nested", *nested,
+                         "also choose the unseen-pick settings out of sample: per held-out shape, from a small grid "
+                         "scored on the other shapes only");
         report->callback([=] {
-            print_model_report(load_recorded(*rdb, *min_configs), *policy);
+            auto shapes = load_recorded(*rdb, *min_configs);
+            print_model_report(shapes, *policy);
+            if (*nested) print_nested_report(shapes);
         });
     }
     {

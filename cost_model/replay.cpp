@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -34,12 +36,14 @@ const Config& closest(const std::vector<Config>& configs, const Config& wanted) 
     return configs[best];
 }
 
-// Boosted trees of every recorded shape but `held_out` (leave one shape out).
-std::shared_ptr<const GbdtModel> model_without(const std::vector<RecordedShape>& shapes, std::size_t held_out) {
+// Boosted trees of every recorded shape but `held_out` (leave one shape out) and `also_out`
+// (leave two out: the inner round of a nested evaluation).
+std::shared_ptr<const GbdtModel> model_without(const std::vector<RecordedShape>& shapes, std::size_t held_out,
+                                               std::size_t also_out = SIZE_MAX) {
     std::vector<Measurement> rows;
     std::map<std::string, std::shared_ptr<const Space>> spaces;
     for (std::size_t i = 0; i < shapes.size(); ++i) {
-        if (i == held_out || shapes[i].device.id() != shapes[held_out].device.id() ||
+        if (i == held_out || i == also_out || shapes[i].device.id() != shapes[held_out].device.id() ||
             shapes[i].template_name != shapes[held_out].template_name)
             continue;
         rows.insert(rows.end(), shapes[i].ok_rows.begin(), shapes[i].ok_rows.end());
@@ -48,6 +52,79 @@ std::shared_ptr<const GbdtModel> model_without(const std::vector<RecordedShape>&
     if (rows.empty()) return nullptr;
     auto data = training_set(rows, [&](const Problem& p) { return spaces.at(shape_key(p)); }, shapes[held_out].device);
     return GbdtModel::train(data);
+}
+
+// Each shape's fastest config.
+std::vector<Config> best_configs(const std::vector<RecordedShape>& shapes) {
+    std::vector<Config> best;
+    for (const auto& s : shapes) {
+        const Measurement* b = &s.ok_rows.front();
+        for (const auto& m : s.ok_rows)
+            if (m.stats.median_s < b->stats.median_s) b = &m;
+        best.push_back(b->config);
+    }
+    return best;
+}
+
+std::vector<std::size_t> others_than(std::size_t count, std::size_t i, std::size_t j = SIZE_MAX) {
+    std::vector<std::size_t> out;
+    for (std::size_t k = 0; k < count; ++k)
+        if (k != i && k != j) out.push_back(k);
+    return out;
+}
+
+using ModelSource = std::function<std::shared_ptr<const GbdtModel>()>;
+
+// The loss (time / best - 1) of the unseen-shape pick for shapes[i] as the dispatcher makes
+// it with only the shapes in `known` tuned: the default and the nearest known shapes'
+// winners valid here, scored by their measurements on the nearest known shapes, the model
+// (asked for only when a loss is missing or the policy weighs it in) filling the gaps.
+double unseen_pick_loss(const std::vector<RecordedShape>& shapes, const std::vector<Config>& best_config,
+                        std::size_t i, std::vector<std::size_t> known, const ModelSource& model_source,
+                        const UnseenPolicy& policy) {
+    const RecordedShape& s = shapes[i];
+    std::shared_ptr<const GbdtModel> model;
+    auto get_model = [&] {
+        if (!model) model = model_source();
+        require(model != nullptr, "model report: no other shape of " + s.template_name + " to train a model on");
+        return model;
+    };
+    std::stable_sort(known.begin(), known.end(), [&](std::size_t a, std::size_t b) {
+        return shape_distance(s.problem, shapes[a].problem) < shape_distance(s.problem, shapes[b].problem);
+    });
+    std::vector<Config> candidates{s.space->default_config()};
+    for (std::size_t j : known) {
+        if (candidates.size() > policy.neighbours) break;
+        if (s.seconds.contains(best_config[j].hash()) &&
+            std::find(candidates.begin(), candidates.end(), best_config[j]) == candidates.end())
+            candidates.push_back(best_config[j]);
+    }
+    known.resize(std::min(known.size(), policy.evidence));
+    std::vector<double> distances;
+    for (std::size_t j : known) distances.push_back(shape_distance(s.problem, shapes[j].problem));
+    // Measured there, else the model's prediction for that shape (as the dispatcher does at load).
+    std::vector<float> losses(candidates.size() * known.size());
+    for (std::size_t j = 0; j < known.size(); ++j) {
+        const RecordedShape& o = shapes[known[j]];
+        std::optional<ConfigScorer> there;
+        for (std::size_t c = 0; c < candidates.size(); ++c) {
+            auto it = o.seconds.find(candidates[c].hash());
+            if (it == o.seconds.end() && !o.space->violation(candidates[c]) && !there)
+                there.emplace(get_model(), o.problem, o.space, o.device);
+            losses[c * known.size() + j] =
+                it != o.seconds.end() ? float(relative_loss(it->second, o.best_s))
+                : o.space->violation(candidates[c]) ? std::nanf("")
+                                                    : float(predicted_loss((*there)(candidates[c])));
+        }
+    }
+    std::optional<ConfigScorer> scorer;
+    auto predict = [&](std::size_t c) {
+        if (!scorer) scorer.emplace(get_model(), s.problem, s.space, s.device);
+        return (*scorer)(candidates[c]);
+    };
+    const Config& pick = candidates[pick_unseen({candidates.size(), distances, losses}, predict, policy)];
+    auto it = s.seconds.find(pick.hash());
+    return it == s.seconds.end() ? std::numeric_limits<double>::infinity() : it->second / s.best_s - 1;
 }
 
 // Ranks with ties averaged (1-based), for Spearman's correlation.
@@ -169,6 +246,7 @@ std::vector<ReplayRow> replay(const std::vector<RecordedShape>& shapes, const Re
         row.strategy = name + (o.transfer && strategy_uses_model(name) ? "+transfer" : "");
         std::vector<double> t95, t99, frac95;
         std::vector<std::vector<double>> at_budget(o.budgets.size());
+        std::vector<double> at_tenth;
         double reached = 0;
         for (std::size_t i = 0; i < shapes.size(); ++i) {
             for (std::uint64_t seed = 1; seed <= o.seeds; ++seed) {
@@ -182,14 +260,21 @@ std::vector<ReplayRow> replay(const std::vector<RecordedShape>& shapes, const Re
                 t99.push_back(first(0.99));
                 frac95.push_back(t95.back() / double(shapes[i].configs.size()));
                 reached += t95.back() <= double(o.max_trials);
-                for (std::size_t b = 0; b < o.budgets.size(); ++b)
-                    at_budget[b].push_back(curve.empty() ? 0 : curve[std::min(o.budgets[b], curve.size()) - 1]);
+                auto at = [&](std::size_t budget) { return curve.empty() ? 0 : curve[std::min(budget, curve.size()) - 1]; };
+                for (std::size_t b = 0; b < o.budgets.size(); ++b) at_budget[b].push_back(at(o.budgets[b]));
+                at_tenth.push_back(at(std::max<std::size_t>(1, (shapes[i].configs.size() + 9) / 10)));
             }
         }
         row.trials_95 = median(t95);
         row.trials_99 = median(t99);
         row.space_fraction_95 = median(frac95);
-        for (auto& v : at_budget) row.fraction_at_budget.push_back(median(v));
+        auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); };
+        for (auto& v : at_budget) {
+            row.fraction_at_budget.push_back(median(v));
+            row.mean_at_budget.push_back(mean(v));
+        }
+        row.fraction_at_tenth = median(at_tenth);
+        row.mean_at_tenth = mean(at_tenth);
         row.reached_95 = reached / double(t95.size());
         out.push_back(std::move(row));
     }
@@ -198,13 +283,7 @@ std::vector<ReplayRow> replay(const std::vector<RecordedShape>& shapes, const Re
 
 std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes, const UnseenPolicy& policy) {
     require(shapes.size() >= 2, "model report: needs at least two recorded shapes (one held out, the rest to train)");
-    std::vector<Config> best_config;
-    for (const auto& s : shapes) {
-        const Measurement* b = &s.ok_rows.front();
-        for (const auto& m : s.ok_rows)
-            if (m.stats.median_s < b->stats.median_s) b = &m;
-        best_config.push_back(b->config);
-    }
+    const std::vector<Config> best_config = best_configs(shapes);
     std::vector<HeldOutReport> out;
     for (std::size_t i = 0; i < shapes.size(); ++i) {
         const auto& s = shapes[i];
@@ -232,46 +311,12 @@ std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes
         for (std::size_t j = 0; j < k; ++j) hits += top.contains(by_predicted[j]);
         r.recall_top10 = double(hits) / double(k);
 
-        // Unseen shape, as the dispatcher picks it: the default and the nearest other shapes'
-        // winners valid here, scored by their measurements on the nearest other shapes and the model.
-        std::vector<std::size_t> others;
-        for (std::size_t j = 0; j < shapes.size(); ++j)
-            if (j != i) others.push_back(j);
-        std::stable_sort(others.begin(), others.end(), [&](std::size_t a, std::size_t b) {
-            return shape_distance(s.problem, shapes[a].problem) < shape_distance(s.problem, shapes[b].problem);
-        });
-        std::vector<Config> candidates{s.space->default_config()};
-        for (std::size_t j : others) {
-            if (candidates.size() > policy.neighbours) break;
-            if (s.seconds.contains(best_config[j].hash()) &&
-                std::find(candidates.begin(), candidates.end(), best_config[j]) == candidates.end())
-                candidates.push_back(best_config[j]);
-        }
-        others.resize(std::min(others.size(), policy.evidence));
-        std::vector<double> distances;
-        for (std::size_t j : others) distances.push_back(shape_distance(s.problem, shapes[j].problem));
-        // Measured there, else the model's prediction for that shape (as the dispatcher does at load).
-        std::vector<float> losses(candidates.size() * others.size());
-        for (std::size_t j = 0; j < others.size(); ++j) {
-            const RecordedShape& o = shapes[others[j]];
-            std::optional<ConfigScorer> there;
-            for (std::size_t c = 0; c < candidates.size(); ++c) {
-                auto it = o.seconds.find(candidates[c].hash());
-                if (it == o.seconds.end() && !there) there.emplace(model, o.problem, o.space, o.device);
-                losses[c * others.size() + j] =
-                    it != o.seconds.end() ? float(relative_loss(it->second, o.best_s))
-                    : o.space->violation(candidates[c]) ? std::nanf("")
-                                                        : float(predicted_loss((*there)(candidates[c])));
-            }
-        }
-        ConfigScorer scorer(model, s.problem, s.space, s.device);
-        auto predict = [&](std::size_t c) { return scorer(candidates[c]); };
-        const Config& pick = candidates[pick_unseen({candidates.size(), distances, losses}, predict, policy)];
+        r.predicted_pick_loss =
+            unseen_pick_loss(shapes, best_config, i, others_than(shapes.size(), i), [&] { return model; }, policy);
         auto time_of = [&](const Config& c) {
             auto it = s.seconds.find(c.hash());
             return it == s.seconds.end() ? std::numeric_limits<double>::infinity() : it->second;
         };
-        r.predicted_pick_loss = time_of(pick) / s.best_s - 1;
         double nearest = std::numeric_limits<double>::infinity();
         r.nearest_pick_loss = time_of(s.space->default_config()) / s.best_s - 1;
         for (std::size_t j = 0; j < shapes.size(); ++j) {
@@ -281,6 +326,54 @@ std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes
                 r.nearest_pick_loss = time_of(best_config[j]) / s.best_s - 1;
             }
         }
+        out.push_back(r);
+    }
+    return out;
+}
+
+std::vector<UnseenPolicy> unseen_policy_grid() {
+    std::vector<UnseenPolicy> grid;
+    for (std::size_t neighbours : {2, 4, 8, 12})
+        for (std::size_t evidence : {2, 4, 8})
+            for (double bandwidth : {0.5, 1.0, 2.0, 4.0, 8.0}) grid.push_back({neighbours, evidence, bandwidth, 0.0});
+    return grid;
+}
+
+std::vector<NestedHeldOut> nested_unseen_report(const std::vector<RecordedShape>& shapes,
+                                                const std::vector<UnseenPolicy>& grid) {
+    require(shapes.size() >= 3, "nested report: needs at least three recorded shapes (one held out, one held out "
+                                "of the rest, the others to score it)");
+    require(!grid.empty(), "nested report: no settings to choose among");
+    const std::vector<Config> best_config = best_configs(shapes);
+    std::vector<NestedHeldOut> out;
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+        // Trees without the held-out shape (and without the inner one), trained when first asked.
+        std::map<std::size_t, std::shared_ptr<const GbdtModel>> models;
+        auto model_for = [&](std::size_t k) -> ModelSource {
+            return [&, k] {
+                auto& m = models[k];
+                if (!m) m = model_without(shapes, i, k);
+                return m;
+            };
+        };
+        NestedHeldOut r;
+        r.shape = shape_key(shapes[i].problem);
+        r.inner_mean_loss = std::numeric_limits<double>::infinity();
+        for (const UnseenPolicy& policy : grid) {
+            double sum = 0;
+            std::size_t count = 0;
+            for (std::size_t k : others_than(shapes.size(), i)) {
+                sum += unseen_pick_loss(shapes, best_config, k, others_than(shapes.size(), i, k), model_for(k), policy);
+                ++count;
+            }
+            if (const double mean = sum / double(count); mean < r.inner_mean_loss) {
+                r.inner_mean_loss = mean;
+                r.chosen = policy;
+            }
+        }
+        if (!std::isfinite(r.inner_mean_loss)) r.chosen = grid.front();  // every setting missed: none is better
+        r.pick_loss = unseen_pick_loss(shapes, best_config, i, others_than(shapes.size(), i), model_for(SIZE_MAX),
+                                       r.chosen);
         out.push_back(r);
     }
     return out;

@@ -22,11 +22,12 @@ double predicted_loss(double prediction) {
 
 std::size_t pick_unseen(const UnseenEvidence& e, const UnseenPrediction& predict, const UnseenPolicy& policy) {
     const std::size_t n = e.distances.size();
-    require(e.losses.size() == e.candidates * n,
-            "pick_unseen: " + std::to_string(e.losses.size()) + " losses for " +
-                std::to_string(e.candidates) + " candidates x " + std::to_string(n) + " neighbours");
-    require(policy.bandwidth > 0 && policy.model_weight >= 0,
-            "pick_unseen: the bandwidth must be positive and the model weight non-negative");
+    // On the dispatcher's lookup path: messages are built only on failure.
+    if (e.losses.size() != e.candidates * n)
+        throw Error("pick_unseen: " + std::to_string(e.losses.size()) + " losses for " +
+                    std::to_string(e.candidates) + " candidates x " + std::to_string(n) + " neighbours");
+    if (!(policy.bandwidth > 0 && policy.model_weight >= 0))
+        throw Error("pick_unseen: the bandwidth must be positive and the model weight non-negative");
     // The weights are the same for every candidate: computed once (on the stack for the usual
     // few neighbours, so a lookup does not allocate).
     std::array<double, 32> small;
@@ -37,7 +38,7 @@ std::size_t pick_unseen(const UnseenEvidence& e, const UnseenPrediction& predict
         weight = large.data();
     }
     for (std::size_t j = 0; j < n; ++j) {
-        require(e.distances[j] >= 0, "pick_unseen: a negative shape distance");
+        if (!(e.distances[j] >= 0)) throw Error("pick_unseen: a negative shape distance");
         weight[j] = std::exp(-e.distances[j] / policy.bandwidth);
     }
     std::size_t best = 0;

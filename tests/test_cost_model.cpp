@@ -331,6 +331,72 @@ TEST_CASE("replay on the shipped recorded space is deterministic and the model r
     CHECK(rho[rho.size() / 2] > 0.1);
 }
 
+TEST_CASE("replay reports the mean beside the median, and the best at a tenth of each space", "[cost_model][replay]") {
+    auto shapes = shipped_record();
+    REQUIRE(shapes.size() >= 2);
+    // Shapes of one space size, so a tenth of it is one budget for all of them.
+    const std::size_t size = shapes[0].configs.size();
+    std::erase_if(shapes, [&](const RecordedShape& s) { return s.configs.size() != size; });
+    const std::size_t tenth = (size + 9) / 10;
+    ReplayOptions o;
+    o.seeds = 2;
+    o.strategies = {"random", "annealing"};
+    o.max_trials = 64;
+    o.budgets = {1, tenth};
+    for (const auto& r : replay(shapes, o)) {
+        REQUIRE(r.mean_at_budget.size() == o.budgets.size());
+        CHECK(r.fraction_at_tenth == r.fraction_at_budget[1]);
+        CHECK(r.mean_at_tenth == Approx(r.mean_at_budget[1]));
+        // The first trial is the default on every run: its fraction is the mean of the defaults'.
+        double defaults = 0;
+        for (const auto& s : shapes) defaults += s.best_s / s.seconds.at(s.space->default_config().hash());
+        CHECK(r.mean_at_budget[0] == Approx(defaults / double(shapes.size())));
+        CHECK(r.mean_at_budget[1] >= r.mean_at_budget[0]);
+        CHECK(r.mean_at_budget[1] <= 1.0);
+    }
+}
+
+TEST_CASE("nested held-out settings: chosen on the other shapes only, one setting is plain leave-one-out",
+          "[cost_model][replay]") {
+    auto shapes = shipped_record();
+    REQUIRE(shapes.size() >= 3);
+    // With a single setting there is nothing to choose: the held-out losses are the plain report's.
+    const UnseenPolicy fixed{};
+    auto plain = model_report(shapes, fixed);
+    auto only = nested_unseen_report(shapes, {fixed});
+    REQUIRE(only.size() == shapes.size());
+    REQUIRE(plain.size() == shapes.size());
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+        CHECK(only[i].shape == plain[i].shape);
+        CHECK(only[i].chosen.neighbours == fixed.neighbours);
+        CHECK(only[i].pick_loss == Approx(plain[i].predicted_pick_loss));
+    }
+    // A larger grid holding that setting can only lower the inner loss it is chosen by, and
+    // what it chooses is one of its settings.
+    const auto grid = unseen_policy_grid();
+    auto nested = nested_unseen_report(shapes, grid);
+    REQUIRE(nested.size() == shapes.size());
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+        CHECK(nested[i].inner_mean_loss <= only[i].inner_mean_loss);
+        CHECK(nested[i].pick_loss >= 0);
+        CHECK(std::any_of(grid.begin(), grid.end(), [&](const UnseenPolicy& p) {
+            return p.neighbours == nested[i].chosen.neighbours && p.evidence == nested[i].chosen.evidence &&
+                   p.bandwidth == nested[i].chosen.bandwidth;
+        }));
+    }
+    // The held-out shape takes no part in choosing: its own timings changed, the choice stays.
+    auto changed = shapes;
+    auto slower = [](std::uint64_t hash) { return 1.0 + 0.5 * double(hash % 7); };
+    for (auto& [hash, seconds] : changed[0].seconds) seconds *= slower(hash);
+    for (auto& m : changed[0].ok_rows) m.stats.median_s *= slower(m.config.hash());
+    auto again = nested_unseen_report(changed, grid);
+    CHECK(again[0].chosen.neighbours == nested[0].chosen.neighbours);
+    CHECK(again[0].chosen.evidence == nested[0].chosen.evidence);
+    CHECK(again[0].chosen.bandwidth == nested[0].chosen.bandwidth);
+    CHECK(again[0].inner_mean_loss == nested[0].inner_mean_loss);
+    CHECK_THROWS_WITH(nested_unseen_report({shapes[0], shapes[1]}, grid), Catch::Contains("three"));
+}
+
 TEST_CASE("the dispatcher ranks candidates with a stored model, and without one works as before", "[cost_model][dispatcher]") {
     auto db = make_memory_database();
     auto registry = std::make_shared<TemplateRegistry>();

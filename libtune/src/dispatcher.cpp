@@ -42,6 +42,10 @@ Dispatcher::Dispatcher(std::vector<StoreLayer> layers, std::shared_ptr<const Tem
         load_models(layers[i]);
     }
     layer_names_.push_back("published");  // results handed to publish() (online tuning)
+    for (const Template* t : registry_->all())
+        if (models_.contains(t)) model_templates_.push_back(t);
+    std::stable_partition(model_templates_.begin(), model_templates_.end(),
+                          [](const Template* t) { return !t->info().vendor; });
     std::vector<Entry> entries;
     for (auto& [shape, e] : merged) {
         if (auto t = times.find(shape); t != times.end())

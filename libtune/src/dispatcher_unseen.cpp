@@ -26,6 +26,19 @@ constexpr std::size_t kScan = 8 * kPolicy.neighbours;  // nearest shapes searche
 constexpr std::size_t kPredictedNear = 2 * (kPolicy.neighbours + kPolicy.evidence);
 constexpr std::uint32_t kNoColumn = std::numeric_limits<std::uint32_t>::max();
 
+// Where `column` is or would go in the sorted columns[0, size): a lower bound without
+// branches on the data (a lookup runs up to 72 of these; mispredictions would dominate).
+std::uint32_t find_column(const std::uint32_t* columns, std::uint32_t size, std::uint32_t column) {
+    if (size == 0) return 0;
+    const std::uint32_t* base = columns;
+    for (std::uint32_t len = size; len > 1;) {
+        const std::uint32_t half = len / 2;
+        base += base[half] < column ? half : 0;
+        len -= half;
+    }
+    return std::uint32_t(base - columns) + (*base < column);
+}
+
 using Near = std::pair<double, std::size_t>;  // distance, entry of the group
 constexpr auto kFarther = [](const Near& a, const Near& b) { return b < a; };  // min-heap order
 
@@ -124,8 +137,11 @@ void Dispatcher::add_unseen_evidence(Index& ix) const {
                 }
                 std::sort(row.begin(), row.end());
             }
-            g.cells.insert(g.cells.end(), row.begin(), row.end());
-            g.cell_begin.push_back(std::uint32_t(g.cells.size()));
+            for (const auto& [column, loss] : row) {
+                g.cell_columns.push_back(column);
+                g.cell_losses.push_back(loss);
+            }
+            g.cell_begin.push_back(std::uint32_t(g.cell_columns.size()));
         }
     }
 }
@@ -153,8 +169,8 @@ Selection Dispatcher::predict_unseen(const Problem& p, const Index& ix, const Gr
         distances[evidence] = x->first;
         evidence_rows[evidence] = x->second;
     }
-    for (const Template* t : registry_->for_problem(p, device_.backend)) {
-        if (!models_.contains(t)) continue;
+    for (const Template* t : model_templates_) {
+        if (t->info().op != p.op || t->info().backend != device_.backend || !t->supports(p)) continue;
         auto space = t->space(p);
         auto& facts = spaces_[space.get()];
         if (!facts.space) facts.space = space;
@@ -187,13 +203,13 @@ Selection Dispatcher::predict_unseen(const Problem& p, const Index& ix, const Gr
         std::array<float, kMaxCandidates * kPolicy.evidence> losses;
         for (std::size_t j = 0; j < evidence; ++j) {
             const std::size_t r = evidence_rows[j];
-            const auto* first = g.cells.data() + g.cell_begin[r];
-            const auto* last = g.cells.data() + g.cell_begin[r + 1];
+            const std::uint32_t begin = g.cell_begin[r], size = g.cell_begin[r + 1] - begin;
+            const std::uint32_t* columns = g.cell_columns.data() + begin;
             for (std::size_t i = 0; i < n; ++i) {
-                auto cell = std::lower_bound(first, last, c[i].column,
-                                             [](const auto& x, std::uint32_t col) { return x.first < col; });
-                losses[i * evidence + j] =
-                    cell != last && cell->first == c[i].column ? cell->second : std::numeric_limits<float>::quiet_NaN();
+                const std::uint32_t at = find_column(columns, size, c[i].column);
+                losses[i * evidence + j] = at < size && columns[at] == c[i].column
+                                               ? g.cell_losses[begin + at]
+                                               : std::numeric_limits<float>::quiet_NaN();
             }
         }
         const std::size_t best =

@@ -200,15 +200,17 @@ private:
     // match, with their log2 sizes stored contiguously (size_dims per entry). For unseen
     // shapes, the group's candidate configs (`columns`: each entry's winner and each entry's
     // space's default, sorted) and, per entry, the loss of those measured there or, with a
-    // model, predicted for it (cells[cell_begin[r] .. cell_begin[r + 1]), sorted by column),
-    // computed once per index.
+    // model, predicted for it (cell_columns and cell_losses [cell_begin[r], cell_begin[r + 1]),
+    // sorted by column), computed once per index. Columns and losses apart: a lookup runs up
+    // to 72 searches (9 candidates x 8 rows) over the columns, which a dense array keeps in cache.
     struct Group {
         std::vector<std::size_t> entries;
         std::vector<double> log_sizes;
         std::vector<ConfigKey> columns;
         std::vector<std::uint32_t> winner_column;  // per entry of the group
         std::vector<std::uint32_t> cell_begin;     // entries + 1
-        std::vector<std::pair<std::uint32_t, float>> cells;
+        std::vector<std::uint32_t> cell_columns;
+        std::vector<float> cell_losses;
     };
     struct ShapeHash {
         std::size_t operator()(const Problem& p) const noexcept { return ProblemHash{}(p); }
@@ -294,6 +296,9 @@ private:
     mutable std::unordered_map<const Space*, SpaceFacts> spaces_;  // guarded by unseen_mutex_
     // Cost models per template (a later layer's replaces an earlier one's); empty: no prediction.
     std::unordered_map<const Template*, std::shared_ptr<const cost_model::GbdtModel>> models_;
+    // The templates with a model, in TemplateRegistry::for_problem's order: a predicted lookup
+    // walks these instead of building that list for every shape.
+    std::vector<const Template*> model_templates_;
     mutable std::mutex kernels_mutex_;
     mutable std::unordered_map<std::string, std::shared_ptr<const Kernel>> kernels_;
 

@@ -56,6 +56,10 @@ struct ReplayRow {
     double trials_95 = 0, trials_99 = 0;
     double space_fraction_95 = 0;   // median over runs of trials_95 / space size
     std::vector<double> fraction_at_budget;  // median, aligned with ReplayOptions::budgets
+    std::vector<double> mean_at_budget;      // mean over the same runs
+    // At a tenth of each shape's space (rounded up; capped at max_trials): a budget that
+    // scales with the space, median and mean.
+    double fraction_at_tenth = 0, mean_at_tenth = 0;
     double reached_95 = 0;          // share of runs that reached 95% within max_trials
 };
 
@@ -74,5 +78,23 @@ struct HeldOutReport {
     double predicted_pick_loss = 0, nearest_pick_loss = 0;
 };
 std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes, const UnseenPolicy& policy = {});
+
+// The unseen pick with its settings chosen out of sample (nested leave one shape out): per
+// held-out shape, each policy of `grid` is scored by its mean pick loss over the other shapes,
+// each held out in turn from the rest (the model then trained without both); the best (the
+// first on ties) picks for the held-out shape, which took no part in choosing it. At least
+// three shapes. Trees are trained only where a round needs them (a loss not measured, or a
+// policy that weighs the model in).
+struct NestedHeldOut {
+    std::string shape;
+    UnseenPolicy chosen;
+    double inner_mean_loss = 0;  // the chosen policy's mean loss over the other shapes
+    double pick_loss = 0;        // time / best - 1 on the held-out shape, with the chosen policy
+};
+std::vector<NestedHeldOut> nested_unseen_report(const std::vector<RecordedShape>& shapes,
+                                                const std::vector<UnseenPolicy>& grid);
+// The settings `tune model-report --nested` chooses among: 2 to 12 candidates, 2 to 8
+// evidence shapes, bandwidths of 0.5 to 8 octaves; model weight 0 (as the dispatcher runs).
+std::vector<UnseenPolicy> unseen_policy_grid();
 
 }  // namespace tune::cost_model
