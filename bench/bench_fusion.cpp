@@ -71,10 +71,17 @@ double median(std::vector<double> t) {
 }
 
 // Blocking variants each mode is timed with (on top of the default config); a mode's time is
-// its best variant, as a tuner would pick. Smaller nc/kc keep two packed weight blocks in L2;
-// kc = 1024 packs whole 4 KiB pages of each weight row at once (decode is pack-bound).
+// its best variant, as a tuner would pick. Smaller nc/kc keep two packed weight blocks in L2
+// (fused SwiGLU packs a gate and an up block: kc = 256-512 x nc = 384 is 0.75-1.5 MiB of the
+// 2 MiB L2); kc = 1024 packs whole 4 KiB pages of each weight row at once (decode is pack-bound).
 const std::vector<std::vector<std::pair<const char*, std::int64_t>>> kVariants{
-    {}, {{"nc", 384}}, {{"kc", 256}, {"nc", 768}}, {{"kc", 1024}, {"nc", 384}}, {{"kc", 1024}, {"nc", 768}}};
+    {},
+    {{"nc", 384}},
+    {{"kc", 256}, {"nc", 384}},
+    {{"kc", 512}, {"nc", 384}},
+    {{"kc", 256}, {"nc", 768}},
+    {{"kc", 1024}, {"nc", 384}},
+    {{"kc", 1024}, {"nc", 768}}};
 
 struct Timing {
     double seconds = 1e30;

@@ -1,4 +1,4 @@
-// tune db list | show | export | import | verify | merge
+// tune db list | show | export | import | verify | merge | migrate
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -254,6 +254,15 @@ void add_db_commands(CLI::App& app) {
         for (const auto& p : problems) std::printf("%s\n", p.c_str());
         if (!problems.empty()) throw Error("verify: " + std::to_string(problems.size()) + " problems found in " + *path);
         std::printf("ok: %s is healthy (schema v%d)\n", path->c_str(), db.schema_version());
+    });
+
+    auto* migrate = db_cmd->add_subcommand("migrate", "bring a store of an older schema to the current one (in place)");
+    add_db_option(migrate);
+    migrate->callback([=] {
+        // A read-write open migrates; a path that does not exist must not become a new store.
+        require(std::filesystem::exists(*path), "migrate: no such file '" + *path + "'");
+        SqliteDatabase db(*path);
+        std::printf("ok: %s is at schema v%d\n", path->c_str(), db.schema_version());
     });
 
     add_housekeeping_commands(*db_cmd);

@@ -52,7 +52,8 @@ SqliteDatabase::SqliteDatabase(const std::filesystem::path& path, Mode mode)
         if (version < kSchemaVersion)
             throw Error("database '" + path.string() + "' has schema version " +
                         std::to_string(version) + ", older than version " +
-                        std::to_string(kSchemaVersion) + "; open it read-write once to migrate");
+                        std::to_string(kSchemaVersion) + "; migrate it first: tune db migrate --db '" +
+                        path.string() + "'");
         return;
     }
     schema::use_wal(c);

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "tune/db/sqlite_database.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -136,6 +138,7 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
         {"lookup gemm --m 4 --n 4 --k 4 --db " + dir.file("missing.db"), "missing.db"},
         {"db verify --db " + garbage_db, garbage_db},
         {"db import /nonexistent.json --db " + db, "nonexistent.json"},
+        {"db migrate --db " + dir.file("missing.db"), "no such file"},
         {"attention --heads 6 --kv-heads 4 --q-len 8 --kv-len 8 --head-dim 16 --db " + db, "multiple of kv_heads"},
         {"attention --heads 4 --kv-heads 2 --q-len 8 --head-dim 16 --db " + db, "--kv-len"},
         {"attention --heads 4 --kv-heads 2 --q-len 8 --kv-len 8 --head-dim 16 --causal 2 --db " + db, "'causal'"},
@@ -230,4 +233,18 @@ TEST_CASE("tune model --buckets tunes bucket representatives, and lookups serve 
     auto no_buckets = tune("model " + cfg + " --regret --db " + db);
     CHECK(no_buckets.code != 0);
     CHECK_THAT(no_buckets.out, Catch::Contains("--regret"));
+}
+
+TEST_CASE("a store of an older schema is read only after tune db migrate", "[cli]") {
+    TempDir dir;
+    const std::string db = dir.file("old.db");
+    tune::SqliteDatabase::create_at_version(db, 4);
+    auto list = tune("db list --db " + db);  // read-only: refuses, and says how to migrate
+    CHECK(list.code != 0);
+    CHECK_THAT(list.out, Catch::Contains("schema version 4") && Catch::Contains("tune db migrate --db"));
+    auto migrate = tune("db migrate --db " + db);
+    CHECK(migrate.code == 0);
+    CHECK_THAT(migrate.out, Catch::Contains("schema v" + std::to_string(tune::SqliteDatabase(db).schema_version())));
+    CHECK(tune("db list --db " + db).code == 0);
+    CHECK(tune("db verify --db " + db).code == 0);
 }
