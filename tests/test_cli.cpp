@@ -9,8 +9,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "tune/db/sqlite_database.hpp"
-
 namespace fs = std::filesystem;
 
 namespace {
@@ -233,18 +231,4 @@ TEST_CASE("tune model --buckets tunes bucket representatives, and lookups serve 
     auto no_buckets = tune("model " + cfg + " --regret --db " + db);
     CHECK(no_buckets.code != 0);
     CHECK_THAT(no_buckets.out, Catch::Contains("--regret"));
-}
-
-TEST_CASE("a store of an older schema is read only after tune db migrate", "[cli]") {
-    TempDir dir;
-    const std::string db = dir.file("old.db");
-    tune::SqliteDatabase::create_at_version(db, 4);
-    auto list = tune("db list --db " + db);  // read-only: refuses, and says how to migrate
-    CHECK(list.code != 0);
-    CHECK_THAT(list.out, Catch::Contains("schema version 4") && Catch::Contains("tune db migrate --db"));
-    auto migrate = tune("db migrate --db " + db);
-    CHECK(migrate.code == 0);
-    CHECK_THAT(migrate.out, Catch::Contains("schema v" + std::to_string(tune::SqliteDatabase(db).schema_version())));
-    CHECK(tune("db list --db " + db).code == 0);
-    CHECK(tune("db verify --db " + db).code == 0);
 }

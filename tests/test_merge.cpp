@@ -129,4 +129,19 @@ TEST_CASE("tune db merge carries a confirmation round while it still ranks every
     CHECK(both.verify().empty());
     fs::remove_all(dir);
 }
+TEST_CASE("a store of an older schema is read only after tune db migrate", "[cli]") {
+    fs::path dir = fs::temp_directory_path() / ("libtune-migrate-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const std::string db = (dir / "old.db").string();
+    SqliteDatabase::create_at_version(db, 4);
+    std::string out;
+    CHECK(tune_cli("db list --db " + db, &out) != 0);  // read-only: refuses, and says how to migrate
+    CHECK_THAT(out, Catch::Contains("schema version 4") && Catch::Contains("tune db migrate --db"));
+    REQUIRE(tune_cli("db migrate --db " + db, &out) == 0);
+    CHECK_THAT(out, Catch::Contains("schema v" + std::to_string(SqliteDatabase(db).schema_version())));
+    CHECK(tune_cli("db list --db " + db) == 0);
+    CHECK(tune_cli("db verify --db " + db) == 0);
+    fs::remove_all(dir);
+}
 #endif
