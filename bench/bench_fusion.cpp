@@ -2,7 +2,8 @@
 // each mode at the best of a few blocking variants):
 //   cpu.gemm.blocked   epilogue=fused vs separate on memory-bound decode shapes (m <= 16,
 //                      trans_b = 1) with bias+silu and a residual
-//   cpu.swiglu.blocked fusion=fused vs unfused at Llama-3-8B MLP sizes (n = 14336, k = 4096)
+//   cpu.swiglu.blocked fusion=fused vs unfused at Llama-3-8B MLP sizes (n = 14336, k = 4096) at
+//                      the suite's token counts 1, 16, 128 and 2048
 // Prints the median time of each and the ratio slower/faster (> 1: fusion wins).
 // Usage: bench_fusion [--reps N] [--only gemm|swiglu] (default 9 timed runs of each, alternating,
 // after 2 warm-up runs).
@@ -159,6 +160,7 @@ int main(int argc, char** argv) {
     if (only == "gemm") return 0;
     const auto swiglu = make_cpu_swiglu_template(host());
     std::printf("\n== cpu.swiglu.blocked: fused vs unfused, Llama-3-8B MLP (ratio = unfused / fused) ==\n");
-    for (std::int64_t m : {1, 16, 128}) compare(*swiglu, make_swiglu(m, 14336, 4096), "fusion", "fused", "unfused", reps);
+    for (std::int64_t m : {1, 16, 128, 2048})
+        compare(*swiglu, make_swiglu(m, 14336, 4096), "fusion", "fused", "unfused", reps);
     return 0;
 }

@@ -146,20 +146,30 @@ void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, co
 
 void print_nested_report(const std::vector<cost_model::RecordedShape>& shapes) {
     const auto grid = cost_model::unseen_policy_grid();
-    Table table({"held-out shape", "neighbours", "evidence", "bandwidth", "inner mean loss", "unseen pick loss"});
-    std::vector<double> loss;
+    auto settings = [](const cost_model::UnseenPolicy& p) {
+        return std::to_string(p.neighbours) + " / " + std::to_string(p.evidence) + " / " + format_fixed(p.bandwidth, 1);
+    };
+    Table table({"held-out shape", "by mean: settings", "inner mean", "unseen pick loss", "by worst: settings",
+                 "inner worst", "unseen pick loss"});
+    std::vector<double> loss, loss_minimax;
     for (const auto& r : cost_model::nested_unseen_report(shapes, grid)) {
-        table.add({r.shape, std::to_string(r.chosen.neighbours), std::to_string(r.chosen.evidence),
-                   format_fixed(r.chosen.bandwidth, 1), percent(r.inner_mean_loss), percent(r.pick_loss)});
+        table.add({r.shape, settings(r.chosen), percent(r.inner_mean_loss), percent(r.pick_loss),
+                   settings(r.chosen_minimax), percent(r.inner_worst_loss), percent(r.pick_loss_minimax)});
         loss.push_back(r.pick_loss);
+        loss_minimax.push_back(r.pick_loss_minimax);
     }
-    std::sort(loss.begin(), loss.end());
-    const std::size_t n = loss.size();
-    table.add({"median", "", "", "", "", percent(n % 2 ? loss[n / 2] : 0.5 * (loss[n / 2 - 1] + loss[n / 2]))});
-    table.add({"worst", "", "", "", "", percent(loss.back())});
-    std::printf("%s(nested: per held-out shape, the settings of lowest mean pick loss over the other shapes, each\n"
-                " held out in turn from the rest, among %zu (neighbours 2-12, evidence 2-8, bandwidth 0.5-8,\n"
-                " model weight 0); the held-out shape takes no part in choosing them)\n",
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        const std::size_t n = v.size();
+        return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    };
+    auto worst = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
+    table.add({"median", "", "", percent(median(loss)), "", "", percent(median(loss_minimax))});
+    table.add({"worst", "", "", percent(worst(loss)), "", "", percent(worst(loss_minimax))});
+    std::printf("%s(nested: per held-out shape, the settings (neighbours / evidence / bandwidth) of lowest mean,\n"
+                " and of lowest worst, pick loss over the other shapes, each held out in turn from the rest, among\n"
+                " %zu (neighbours 2-12, evidence 2-8, bandwidth 0.5-8, model weight 0); the held-out shape takes\n"
+                " no part in choosing them)\n",
                 table.str().c_str(), grid.size());
 }
 

@@ -378,7 +378,11 @@ TEST_CASE("nested held-out settings: chosen on the other shapes only, one settin
     REQUIRE(nested.size() == shapes.size());
     for (std::size_t i = 0; i < shapes.size(); ++i) {
         CHECK(nested[i].inner_mean_loss <= only[i].inner_mean_loss);
+        CHECK(nested[i].inner_worst_loss <= only[i].inner_worst_loss);
+        CHECK(nested[i].inner_worst_loss >= nested[i].inner_mean_loss);  // the worst bounds the mean
+        CHECK(only[i].pick_loss_minimax == Approx(only[i].pick_loss));  // one setting: both ways agree
         CHECK(nested[i].pick_loss >= 0);
+        CHECK(nested[i].pick_loss_minimax >= 0);
         CHECK(std::any_of(grid.begin(), grid.end(), [&](const UnseenPolicy& p) {
             return p.neighbours == nested[i].chosen.neighbours && p.evidence == nested[i].chosen.evidence &&
                    p.bandwidth == nested[i].chosen.bandwidth;
@@ -394,6 +398,9 @@ TEST_CASE("nested held-out settings: chosen on the other shapes only, one settin
     CHECK(again[0].chosen.evidence == nested[0].chosen.evidence);
     CHECK(again[0].chosen.bandwidth == nested[0].chosen.bandwidth);
     CHECK(again[0].inner_mean_loss == nested[0].inner_mean_loss);
+    CHECK(again[0].chosen_minimax.neighbours == nested[0].chosen_minimax.neighbours);
+    CHECK(again[0].chosen_minimax.bandwidth == nested[0].chosen_minimax.bandwidth);
+    CHECK(again[0].inner_worst_loss == nested[0].inner_worst_loss);
     CHECK_THROWS_WITH(nested_unseen_report({shapes[0], shapes[1]}, grid), Catch::Contains("three"));
 }
 

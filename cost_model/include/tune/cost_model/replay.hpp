@@ -80,16 +80,20 @@ struct HeldOutReport {
 std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes, const UnseenPolicy& policy = {});
 
 // The unseen pick with its settings chosen out of sample (nested leave one shape out): per
-// held-out shape, each policy of `grid` is scored by its mean pick loss over the other shapes,
-// each held out in turn from the rest (the model then trained without both); the best (the
-// first on ties) picks for the held-out shape, which took no part in choosing it. At least
-// three shapes. Trees are trained only where a round needs them (a loss not measured, or a
-// policy that weighs the model in).
+// held-out shape, each policy of `grid` is scored by its pick losses over the other shapes,
+// each held out in turn from the rest (the model then trained without both), and chosen two
+// ways: by the lowest mean loss, and by the lowest worst loss (minimax; ties by the mean), as
+// the targets bound both the typical and the worst loss. The first on ties. The held-out shape
+// takes no part in choosing. At least three shapes. Trees are trained only where a round needs
+// them (a loss not measured, or a policy that weighs the model in).
 struct NestedHeldOut {
     std::string shape;
-    UnseenPolicy chosen;
+    UnseenPolicy chosen;         // by the mean
     double inner_mean_loss = 0;  // the chosen policy's mean loss over the other shapes
     double pick_loss = 0;        // time / best - 1 on the held-out shape, with the chosen policy
+    UnseenPolicy chosen_minimax;      // by the worst
+    double inner_worst_loss = 0;      // its worst loss over the other shapes
+    double pick_loss_minimax = 0;     // on the held-out shape, with chosen_minimax
 };
 std::vector<NestedHeldOut> nested_unseen_report(const std::vector<RecordedShape>& shapes,
                                                 const std::vector<UnseenPolicy>& grid);
