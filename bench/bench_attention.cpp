@@ -155,6 +155,7 @@ void bench(benchmark::State& state, Problem p, Variant v) {
                                                                                           : fused();
     auto kernel = t.instantiate(p, c);
     for (auto _ : state) kernel->run(o.args());
+    bench::settle(t);
     bench::set_gflops(state, p);
     state.counters["workspace_MiB"] = double(kernel->workspace_bytes()) / (1 << 20);
     state.SetLabel(c.text());

@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "tune/bf16.hpp"
@@ -144,6 +145,13 @@ double seconds_of(const Kernel& k, Ops& o, int reps = 2) {
         best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     return best;
+}
+
+// After a benchmark of t: waits while t's library threads may still hold the cores
+// (TemplateInfo::settle_s, e.g. OpenBLAS's spinning workers), so the next benchmark is not
+// timed against them. Call it outside the timing loop.
+inline void settle(const Template& t) {
+    if (t.info().settle_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(t.info().settle_s));
 }
 
 inline void set_gflops(benchmark::State& state, const Problem& p) {

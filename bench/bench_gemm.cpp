@@ -57,6 +57,7 @@ void bench_gemm(benchmark::State& state, std::string name, Problem p, int thread
         k = own().instantiate(p, c);
     }
     for (auto _ : state) k->run(o.args());
+    if (v == Variant::openblas) bench::settle(openblas());
     bench::set_gflops(state, p);
     state.SetLabel(v == Variant::openblas ? std::string(openblas_get_corename()) : c.text());
 }

@@ -103,6 +103,7 @@ void run(benchmark::State& state, const Case& cs, int threads, DType dtype, Kind
     auto k = t->instantiate(p, c);
     k->run(o.args());  // warm-up: first touch of C, lazy set-up in the libraries
     for (auto _ : state) k->run(o.args());
+    bench::settle(*t);
     bench::set_gflops(state, p);
     state.SetLabel(t->info().name + " " + c.text());
 }

@@ -11,8 +11,9 @@ namespace tune::testing {
 
 class FakeGemmTemplate final : public Template {
 public:
-    explicit FakeGemmTemplate(std::string name = "test.gemm.fake", std::string version = "v1", bool vendor = false)
-        : info_{std::move(name), OpKind::gemm, Backend::cpu, std::move(version), vendor} {
+    explicit FakeGemmTemplate(std::string name = "test.gemm.fake", std::string version = "v1", bool vendor = false,
+                              double settle_s = 0)
+        : info_{std::move(name), OpKind::gemm, Backend::cpu, std::move(version), vendor, settle_s} {
         auto s = std::make_shared<Space>();
         s->add(Knob::categorical("mode", {"good", "wrong", "throws"}, "good"));
         s->add(Knob::pow2("unroll", 1, 8, 1));

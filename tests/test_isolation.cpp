@@ -83,6 +83,31 @@ TEST_CASE("an isolated measurer survives crashing, hanging and hoarding candidat
     CHECK(m.worker_starts() == 6);
 }
 
+TEST_CASE("after a template whose threads linger the measurer waits them out, and only after a run",
+          "[isolation]") {
+    // settle_s stands for OpenBLAS's spinning workers: the next candidate must not be timed
+    // while they hold the cores, whether candidates run here or in a worker.
+    testing::FakeGemmTemplate lingering("test.gemm.lingering", "v1", true, 0.3);
+    Problem p = make_gemm(5, 7, 9, DType::f32, false, true);
+    MeasureOptions in_process = isolated_options();
+    in_process.isolate = false;
+    Measurer local(detect_cpu(), in_process), isolated(detect_cpu(), isolated_options());
+    for (Measurer* m : {&local, &isolated}) {
+        auto seconds = [&](const Config& c) {
+            const auto start = std::chrono::steady_clock::now();
+            CHECK(m->measure(p, lingering, c).status != Status::crashed);
+            return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        };
+        CHECK(seconds(mode("good")) >= 0.3);
+        CHECK(seconds(mode("wrong")) >= 0.3);  // a wrong result ran the library all the same
+        // An invalid config runs nothing: no wait (2 s would be a wait, not load).
+        testing::FakeGemmTemplate slow("test.gemm.lingering", "v1", true, 5.0);
+        const auto start = std::chrono::steady_clock::now();
+        CHECK(m->measure(p, slow, Config::parse("mode=wrong tile=1 unroll=2")).status == Status::invalid);
+        CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 2.0);
+    }
+}
+
 TEST_CASE("isolated and in-process measurement agree on status", "[isolation]") {
     testing::FakeGemmTemplate t;
     MeasureOptions in_process = isolated_options();

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <new>
 #include <numeric>
+#include <thread>
 
 #include "tune/error.hpp"
 #include "worker.hpp"
@@ -176,8 +177,16 @@ TimingStats Measurer::sample_until_stable(const std::function<double(int)>& samp
 int Measurer::worker_starts() const { return worker_ ? worker_->forks() : 0; }
 
 Measurement Measurer::measure(const Problem& p, const Template& t, const Config& c) {
-    if (!options_.isolate) return measure_here(p, t, c, {});
-    if (auto why = t.space(p)->violation(c)) return measure_here(p, t, c, {});  // no worker needed
+    const bool valid = !t.space(p)->violation(c);
+    // Whatever the outcome, a library's threads may still be spinning after its kernel ran:
+    // wait them out here, in the measuring process or rank, before the next candidate is timed.
+    struct Settle {
+        double seconds;
+        ~Settle() {
+            if (seconds > 0) std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+        }
+    } settle{valid ? t.info().settle_s : 0.0};
+    if (!options_.isolate || !valid) return measure_here(p, t, c, {});  // an invalid config needs no worker
     if (!worker_) {
         detail::WorkerLimits limits;
         limits.setup_timeout_s = options_.setup_timeout_s;

@@ -37,6 +37,10 @@ struct TemplateInfo {
     Backend backend;
     std::string version;  // hash of the template's source; a change marks stored results stale
     bool vendor = false;  // wraps a vendor library (OpenBLAS, oneDNN, cuBLASLt)
+    // Seconds the library's idle threads keep the cores busy after its last call (OpenBLAS
+    // spins its workers before they sleep). The Measurer waits this long after measuring a
+    // candidate, so the next one, of any template or rank, does not share the cores with them.
+    double settle_s = 0;
 };
 
 class Template {

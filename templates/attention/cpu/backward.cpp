@@ -13,6 +13,7 @@
 
 #include "../../gemm/cpu/blocking_knobs.hpp"
 #include "common.hpp"
+#include "tune/templates/cpu_gemm.hpp"
 #include "kernels.hpp"
 #include "tune/templates/cpu_attention.hpp"
 
@@ -142,7 +143,9 @@ std::shared_ptr<const Space> backward_space(const DeviceInfo& device) {
 class BackwardTemplate final : public cpu_attention::SingleSpaceTemplate {
 public:
     explicit BackwardTemplate(const DeviceInfo& device)
-        : SingleSpaceTemplate({kName, OpKind::attention, Backend::cpu, LIBTUNE_CPU_ATTENTION_VERSION, false}, device,
+        : SingleSpaceTemplate({kName, OpKind::attention, Backend::cpu, LIBTUNE_CPU_ATTENTION_VERSION, false,
+                               kOpenblasSettleSeconds},
+                              device,
                               true, backward_space(device)) {}
 
     std::size_t workspace_bytes(const Problem& p, const Config& c) const override {

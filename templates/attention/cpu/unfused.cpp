@@ -11,6 +11,7 @@
 
 #include "../../gemm/cpu/blocking_knobs.hpp"
 #include "common.hpp"
+#include "tune/templates/cpu_gemm.hpp"
 #include "kernels.hpp"
 #include "tune/templates/cpu_attention.hpp"
 
@@ -79,7 +80,9 @@ std::shared_ptr<const Space> unfused_space(const DeviceInfo& device) {
 class UnfusedTemplate final : public cpu_attention::SingleSpaceTemplate {
 public:
     explicit UnfusedTemplate(const DeviceInfo& device)
-        : SingleSpaceTemplate({kName, OpKind::attention, Backend::cpu, LIBTUNE_CPU_ATTENTION_VERSION, false}, device,
+        : SingleSpaceTemplate({kName, OpKind::attention, Backend::cpu, LIBTUNE_CPU_ATTENTION_VERSION, false,
+                               kOpenblasSettleSeconds},
+                              device,
                               false, unfused_space(device)) {}
 
     std::size_t workspace_bytes(const Problem& p, const Config&) const override { return score_bytes(attention_dims(p)); }

@@ -65,7 +65,7 @@ private:
 class OpenblasGemmTemplate final : public Template {
 public:
     explicit OpenblasGemmTemplate(const DeviceInfo& device)
-        : info_{kName, OpKind::gemm, Backend::cpu, openblas_version(), true} {
+        : info_{kName, OpKind::gemm, Backend::cpu, openblas_version(), true, kOpenblasSettleSeconds} {
         const int cores = std::max(1, device.cores);
         std::vector<std::int64_t> threads;
         for (int t = 1; t <= cores; ++t) threads.push_back(t);

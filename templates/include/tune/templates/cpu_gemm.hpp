@@ -23,6 +23,12 @@ std::unique_ptr<Template> make_cpu_swiglu_template(const DeviceInfo& device);
 // OpenBLAS does not export cblas_sbgemm).
 std::unique_ptr<Template> make_openblas_gemm_template(const DeviceInfo& device);
 
+// How long OpenBLAS's worker threads spin after a call before they sleep: its THREAD_TIMEOUT
+// default of 2^28 cycles, 0.13 s at 2 GHz. A oneDNN candidate timed inside that window ran 3x
+// slower (8.0 ms vs 2.2-2.6 ms, m = 1, n = k = 4096, 2 threads, in 3 of 7 runs; none with
+// OPENBLAS_THREAD_TIMEOUT=4). TemplateInfo::settle_s of every OpenBLAS-backed template.
+inline constexpr double kOpenblasSettleSeconds = 0.15;
+
 // "cpu.gemm.onednn": oneDNN's matmul primitive for f32 and bf16 (bf16 A/B, f32 C; AMX where
 // the CPU has it), built once per kernel; knob `threads` (OpenMP threads, 1..cores).
 std::unique_ptr<Template> make_onednn_gemm_template(const DeviceInfo& device);
