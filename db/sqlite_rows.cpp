@@ -21,6 +21,59 @@ VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?1
     ?20, ?21)
 ON CONFLICT(problem_key, device_id, template, template_version, config_hash) DO NOTHING)";
 
+constexpr std::int64_t kMaxCount = 1'000'000'000;
+
+// Both tables keep the timing columns in one order: median_s, min_s, mean_s, iqr_s, ci_rel,
+// reps, inner; bind_stats writes them from parameter `first` on.
+void bind_stats(sqlite::Statement& s, int first, const TimingStats& t) {
+    s.bind(first, t.median_s)
+        .bind(first + 1, t.min_s)
+        .bind(first + 2, t.mean_s)
+        .bind(first + 3, t.iqr_s)
+        .bind(first + 4, t.ci_half_width_rel)
+        .bind(first + 5, std::int64_t{t.count})
+        .bind(first + 6, std::int64_t{t.inner});
+}
+
+// Column readers of the decoders: each returns why the value is unusable, or "".
+std::string read_text(const sqlite::Statement& s, int column, const char* name, std::string& v) {
+    auto t = s.get_text(column);
+    if (!t) return std::string(name) + " is not text";
+    v = std::move(*t);
+    return {};
+}
+
+std::string read_real(const sqlite::Statement& s, int column, const char* name, double& v) {
+    auto r = s.get_real(column);
+    if (!r) return std::string(name) + " is not a number";
+    v = *r;
+    return {};
+}
+
+std::string read_int(const sqlite::Statement& s, int column, const char* name, std::int64_t lo, std::int64_t hi,
+                     std::int64_t& v) {
+    auto i = s.get_int(column);
+    if (!i) return std::string(name) + " is not an integer";
+    if (*i < lo || *i > hi) return std::string(name) + " out of range (" + std::to_string(*i) + ")";
+    v = *i;
+    return {};
+}
+
+// The timing columns bind_stats writes, read from result column `first` on.
+std::string read_stats(const sqlite::Statement& s, int first, TimingStats& t) {
+    std::int64_t reps = 0, inner = 0;
+    for (auto&& why : {read_real(s, first, "median_s", t.median_s), read_real(s, first + 1, "min_s", t.min_s),
+                       read_real(s, first + 2, "mean_s", t.mean_s), read_real(s, first + 3, "iqr_s", t.iqr_s),
+                       read_real(s, first + 4, "ci_rel", t.ci_half_width_rel),
+                       read_int(s, first + 5, "reps", 0, kMaxCount, reps),
+                       read_int(s, first + 6, "inner", 1, kMaxCount, inner)}) {
+        if (!why.empty()) return why;
+    }
+    t.count = static_cast<int>(reps);
+    t.inner = static_cast<int>(inner);
+    return {};
+}
+
 }  // namespace
 
 void insert_device(sqlite::Connection& c, const DeviceInfo& device) {
@@ -57,15 +110,9 @@ bool insert_measurement(sqlite::Connection& c, const Measurement& m, std::int64_
         .bind(7, nlohmann::json(m.config).dump())
         .bind(8, m.config.hash_hex())
         .bind(9, to_string(m.status))
-        .bind(10, m.reason)
-        .bind(11, m.stats.median_s)
-        .bind(12, m.stats.min_s)
-        .bind(13, m.stats.mean_s)
-        .bind(14, m.stats.iqr_s)
-        .bind(15, m.stats.ci_half_width_rel)
-        .bind(16, std::int64_t{m.stats.count})
-        .bind(17, std::int64_t{m.stats.inner})
-        .bind(18, std::int64_t{m.stats.stable ? 1 : 0})
+        .bind(10, m.reason);
+    bind_stats(s, 11, m.stats);
+    s.bind(18, std::int64_t{m.stats.stable ? 1 : 0})
         .bind(19, m.error)
         .bind(20, m.workspace_bytes)
         .bind(21, created_at)
@@ -81,48 +128,22 @@ std::string decode(const sqlite::Statement& s, Measurement& out) {
         if (!run) return "run_id is not an integer";
         m.run_id = *run;
     }
-    auto text = [&](int column, const char* name, std::string& v) -> std::string {
-        auto t = s.get_text(column);
-        if (!t) return std::string(name) + " is not text";
-        v = std::move(*t);
-        return {};
-    };
-    auto real = [&](int column, const char* name, double& v) -> std::string {
-        auto r = s.get_real(column);
-        if (!r) return std::string(name) + " is not a number";
-        v = *r;
-        return {};
-    };
-    auto integer = [&](int column, const char* name, std::int64_t lo, std::int64_t hi,
-                       std::int64_t& v) -> std::string {
-        auto i = s.get_int(column);
-        if (!i) return std::string(name) + " is not an integer";
-        if (*i < lo || *i > hi) return std::string(name) + " out of range (" + std::to_string(*i) + ")";
-        v = *i;
-        return {};
-    };
     std::string key, problem_json, config_json, hash, status;
-    std::int64_t reps = 0, inner = 0, stable = 0;
-    std::string why;
+    std::int64_t stable = 0;
     for (auto&& check : {
-             text(2, "problem_key", key), text(3, "problem", problem_json),
-             text(4, "device_id", m.device_id), text(5, "template", m.template_name),
-             text(6, "template_version", m.template_version), text(7, "config", config_json),
-             text(8, "config_hash", hash), text(9, "status", status),
-             text(10, "reason", m.reason), real(11, "median_s", m.stats.median_s),
-             real(12, "min_s", m.stats.min_s), real(13, "mean_s", m.stats.mean_s),
-             real(14, "iqr_s", m.stats.iqr_s), real(15, "ci_rel", m.stats.ci_half_width_rel),
-             integer(16, "reps", 0, 1'000'000'000, reps),
-             integer(17, "inner", 1, 1'000'000'000, inner), integer(18, "stable", 0, 1, stable),
-             integer(20, "workspace_bytes", 0, INT64_MAX, m.workspace_bytes),
-             text(21, "created_at", m.created_at)}) {
+             read_text(s, 2, "problem_key", key), read_text(s, 3, "problem", problem_json),
+             read_text(s, 4, "device_id", m.device_id), read_text(s, 5, "template", m.template_name),
+             read_text(s, 6, "template_version", m.template_version), read_text(s, 7, "config", config_json),
+             read_text(s, 8, "config_hash", hash), read_text(s, 9, "status", status),
+             read_text(s, 10, "reason", m.reason), read_stats(s, 11, m.stats),
+             read_int(s, 18, "stable", 0, 1, stable),
+             read_int(s, 20, "workspace_bytes", 0, INT64_MAX, m.workspace_bytes),
+             read_text(s, 21, "created_at", m.created_at)}) {
         if (!check.empty()) return check;
     }
-    m.stats.count = static_cast<int>(reps);
-    m.stats.inner = static_cast<int>(inner);
     m.stats.stable = stable != 0;
     if (s.is_null(19)) m.error = std::nan("");
-    else if (auto r = real(19, "error", m.error); !r.empty()) return r;
+    else if (auto r = read_real(s, 19, "error", m.error); !r.empty()) return r;
     try {
         m.problem = nlohmann::json::parse(problem_json).get<Problem>();
     } catch (const std::exception& e) {
@@ -161,16 +182,9 @@ bool insert_confirmation(sqlite::Connection& c, const Confirmation& conf) {
         .bind(5, conf.template_version)
         .bind(6, conf.config_hash)
         .bind(7, conf.finalists)
-        .bind(8, std::int64_t{conf.round})
-        .bind(9, conf.stats.median_s)
-        .bind(10, conf.stats.min_s)
-        .bind(11, conf.stats.mean_s)
-        .bind(12, conf.stats.iqr_s)
-        .bind(13, conf.stats.ci_half_width_rel)
-        .bind(14, std::int64_t{conf.stats.count})
-        .bind(15, std::int64_t{conf.stats.inner})
-        .bind(16, db_rules::utc_now())
-        .run();
+        .bind(8, std::int64_t{conf.round});
+    bind_stats(s, 9, conf.stats);
+    s.bind(16, db_rules::utc_now()).run();
     return c.changes() == 1;
 }
 
@@ -184,35 +198,17 @@ std::string decode_confirmation(const sqlite::Statement& s, Confirmation& out) {
         if (!run) return "run_id is not an integer";
         c.run_id = *run;
     }
-    for (auto [column, name, field] :
-         {std::tuple{2, "problem_key", &c.problem_key}, std::tuple{3, "device_id", &c.device_id},
-          std::tuple{4, "template", &c.template_name}, std::tuple{5, "template_version", &c.template_version},
-          std::tuple{6, "config_hash", &c.config_hash}, std::tuple{7, "finalists", &c.finalists},
-          std::tuple{17, "created_at", &c.created_at}}) {
-        auto t = s.get_text(column);
-        if (!t) return std::string(name) + " is not text";
-        *field = std::move(*t);
+    std::int64_t round = 0;
+    for (auto&& check : {
+             read_text(s, 2, "problem_key", c.problem_key), read_text(s, 3, "device_id", c.device_id),
+             read_text(s, 4, "template", c.template_name), read_text(s, 5, "template_version", c.template_version),
+             read_text(s, 6, "config_hash", c.config_hash), read_text(s, 7, "finalists", c.finalists),
+             read_int(s, 8, "round", 0, kMaxCount, round), read_stats(s, 9, c.stats),
+             read_int(s, 16, "snapshot", 0, INT64_MAX, c.snapshot), read_text(s, 17, "created_at", c.created_at)}) {
+        if (!check.empty()) return check;
     }
-    for (auto [column, name, field] :
-         {std::tuple{9, "median_s", &c.stats.median_s}, std::tuple{10, "min_s", &c.stats.min_s},
-          std::tuple{11, "mean_s", &c.stats.mean_s}, std::tuple{12, "iqr_s", &c.stats.iqr_s},
-          std::tuple{13, "ci_rel", &c.stats.ci_half_width_rel}}) {
-        auto r = s.get_real(column);
-        if (!r) return std::string(name) + " is not a number";
-        *field = *r;
-    }
-    auto round = s.get_int(8), reps = s.get_int(14), inner = s.get_int(15), snapshot = s.get_int(16);
-    if (!round || !reps || !inner || !snapshot) return "round, reps, inner or snapshot is not an integer";
-    constexpr std::int64_t kMaxCount = 1'000'000'000;
-    if (*round < 0 || *round > kMaxCount) return "round out of range (" + std::to_string(*round) + ")";
-    if (*reps < 0 || *reps > kMaxCount) return "reps out of range (" + std::to_string(*reps) + ")";
-    if (*inner < 1 || *inner > kMaxCount) return "inner out of range (" + std::to_string(*inner) + ")";
-    if (*snapshot < 0) return "snapshot is negative";
-    c.round = static_cast<int>(*round);
-    c.stats.count = static_cast<int>(*reps);
-    c.stats.inner = static_cast<int>(*inner);
+    c.round = static_cast<int>(round);
     c.stats.stable = true;
-    c.snapshot = *snapshot;
     if (c.config_hash.size() != 16 || c.config_hash.find_first_not_of("0123456789abcdef") != std::string::npos)
         return "config_hash '" + c.config_hash + "' is not 16 hex digits";
     if (!db_rules::is_timestamp(c.created_at)) return "created_at is not an ISO-8601 UTC time";
