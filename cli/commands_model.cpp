@@ -120,6 +120,9 @@ void print_replay(const std::vector<cost_model::RecordedShape>& shapes, const co
                 table.str().c_str(), o.max_trials + 1, o.max_trials);
 }
 
+// The largest of a report column; 0 when empty.
+double worst(const std::vector<double>& v) { return v.empty() ? 0 : *std::max_element(v.begin(), v.end()); }
+
 void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, const cost_model::UnseenPolicy& policy) {
     Table table({"held-out shape", "configs", "spearman", "top-10 recall", "unseen pick loss", "nearest-shape loss"});
     std::vector<double> rho, recall, loss, nearest;
@@ -131,12 +134,9 @@ void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, co
         loss.push_back(r.predicted_pick_loss);
         nearest.push_back(r.nearest_pick_loss);
     }
-    auto med = [](std::vector<double> v) {
-        std::sort(v.begin(), v.end());
-        return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-    };
-    auto worst = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
-    table.add({"median", "", format_fixed(med(rho), 3), percent(med(recall)), percent(med(loss)), percent(med(nearest))});
+    using cost_model::median;
+    table.add({"median", "", format_fixed(median(rho), 3), percent(median(recall)), percent(median(loss)),
+               percent(median(nearest))});
     table.add({"worst", "", "", "", percent(worst(loss)), percent(worst(nearest))});
     std::printf("%s(each shape held out in turn: trees trained on the other shapes only; unseen pick among the\n"
                 " default and %zu neighbour winners, scored by their losses on the %zu nearest shapes weighted\n"
@@ -158,12 +158,7 @@ void print_nested_report(const std::vector<cost_model::RecordedShape>& shapes) {
         loss.push_back(r.pick_loss);
         loss_minimax.push_back(r.pick_loss_minimax);
     }
-    auto median = [](std::vector<double> v) {
-        std::sort(v.begin(), v.end());
-        const std::size_t n = v.size();
-        return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-    };
-    auto worst = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
+    using cost_model::median;
     table.add({"median", "", "", percent(median(loss)), "", "", percent(median(loss_minimax))});
     table.add({"worst", "", "", percent(worst(loss)), "", "", percent(worst(loss_minimax))});
     std::printf("%s(nested: per held-out shape, the settings (neighbours / evidence / bandwidth) of lowest mean,\n"

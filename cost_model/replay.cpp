@@ -15,7 +15,6 @@
 #include "tune/search/strategy.hpp"
 
 namespace tune::cost_model {
-namespace {
 
 double median(std::vector<double> v) {
     if (v.empty()) return 0;
@@ -23,6 +22,8 @@ double median(std::vector<double> v) {
     const std::size_t h = v.size() / 2;
     return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
 }
+
+namespace {
 
 // The recorded config that agrees with `wanted` on the most knobs (first one on ties).
 const Config& closest(const std::vector<Config>& configs, const Config& wanted) {

@@ -101,4 +101,7 @@ std::vector<NestedHeldOut> nested_unseen_report(const std::vector<RecordedShape>
 // evidence shapes, bandwidths of 0.5 to 8 octaves; model weight 0 (as the dispatcher runs).
 std::vector<UnseenPolicy> unseen_policy_grid();
 
+// The median of the reports' columns (mean of the middle two for an even count); 0 when empty.
+double median(std::vector<double> v);
+
 }  // namespace tune::cost_model
