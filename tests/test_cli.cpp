@@ -1,89 +1,63 @@
 // The tune command line: end to end on a tiny problem, and every bad input gives a clear
 // message and a non-zero exit without touching the store.
-#include <sys/wait.h>
-
-#include <array>
 #include <catch2/catch.hpp>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "scratch_dir.hpp"
+
 namespace fs = std::filesystem;
+using tune::testing::run_tune;
+using tune::testing::TempDir;
 
 namespace {
-
-struct Result {
-    int code;
-    std::string out;
-};
-
-Result tune(const std::string& args) {
-    std::string cmd = std::string(LIBTUNE_CLI_PATH) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    REQUIRE(p != nullptr);
-    std::string out;
-    std::array<char, 4096> buf;
-    while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-    int status = pclose(p);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        path = fs::temp_directory_path() / ("libtune-cli-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::string models() { return std::string(LIBTUNE_SOURCE_DIR) + "/examples/models/"; }
 
 }  // namespace
 
 TEST_CASE("tune gemm, lookup and db verbs work end to end", "[cli]") {
-    TempDir dir;
+    TempDir dir("cli");
     std::string db = dir.file("t.db");
-    auto r = tune("gemm --m 8 --n 40 --k 24 --budget 6 --time-limit 30 --seed 3 -q --db " + db);
+    auto r = run_tune("gemm --m 8 --n 40 --k 24 --budget 6 --time-limit 30 --seed 3 -q --db " + db);
     REQUIRE(r.code == 0);
     CHECK_THAT(r.out, Catch::Contains("best config") && Catch::Contains("vs OpenBLAS"));
 
-    auto again = tune("gemm --m 8 --n 40 --k 24 --budget 6 --time-limit 30 --seed 3 --db " + db);
+    auto again = run_tune("gemm --m 8 --n 40 --k 24 --budget 6 --time-limit 30 --seed 3 --db " + db);
     REQUIRE(again.code == 0);
     CHECK_THAT(again.out, Catch::Contains("6 reused"));
 
-    auto exact = tune("lookup gemm --m 8 --n 40 --k 24 --db " + db);
+    auto exact = run_tune("lookup gemm --m 8 --n 40 --k 24 --db " + db);
     CHECK(exact.code == 0);
     CHECK_THAT(exact.out, Catch::Contains("source:   exact"));
-    auto nearest = tune("lookup gemm --m 9 --n 40 --k 24 --db " + db);
+    auto nearest = run_tune("lookup gemm --m 9 --n 40 --k 24 --db " + db);
     CHECK_THAT(nearest.out, Catch::Contains("source:   nearest"));
-    auto fallback = tune("lookup gemm --m 9 --n 40 --k 24 --trans-a 1 --db " + db);
+    auto fallback = run_tune("lookup gemm --m 9 --n 40 --k 24 --trans-a 1 --db " + db);
     CHECK_THAT(fallback.out, Catch::Contains("source:   default"));
 
-    auto list = tune("db list --db " + db);
+    auto list = run_tune("db list --db " + db);
     CHECK(list.code == 0);
     CHECK_THAT(list.out, Catch::Contains("gemm f32 batch=1 m=8 n=40 k=24"));
-    auto show = tune("db show --db " + db + " \"gemm f32 batch=1 m=8 n=40 k=24 trans_a=0 trans_b=0 bias=0 act=none residual=0\"");
+    auto show = run_tune("db show --db " + db + " \"gemm f32 batch=1 m=8 n=40 k=24 trans_a=0 trans_b=0 bias=0 act=none residual=0\"");
     CHECK(show.code == 0);
     CHECK_THAT(show.out, Catch::Contains("6 measurements"));
-    CHECK(tune("db verify --db " + db).code == 0);
+    CHECK(run_tune("db verify --db " + db).code == 0);
 
     std::string json = dir.file("t.json"), db2 = dir.file("copy.db");
-    REQUIRE(tune("db export --db " + db + " -o " + json).code == 0);
-    auto imp = tune("db import " + json + " --db " + db2);
+    REQUIRE(run_tune("db export --db " + db + " -o " + json).code == 0);
+    auto imp = run_tune("db import " + json + " --db " + db2);
     CHECK(imp.code == 0);
     CHECK_THAT(imp.out, Catch::Contains("imported 6"));
-    CHECK_THAT(tune("lookup gemm --m 8 --n 40 --k 24 --db " + db2).out, Catch::Contains("source:   exact"));
+    CHECK_THAT(run_tune("lookup gemm --m 8 --n 40 --k 24 --db " + db2).out, Catch::Contains("source:   exact"));
 }
 
 TEST_CASE("tune model tunes a config.json's layer GEMMs and attention", "[cli]") {
-    TempDir dir;
+    TempDir dir("cli");
     std::string cfg = dir.file("tiny.json");
     std::ofstream(cfg) << R"({"model_type":"llama","hidden_size":64,"num_attention_heads":4,"num_key_value_heads":2,
                              "intermediate_size":96,"hidden_act":"silu"})";
-    auto r = tune("model " + cfg + " --tokens 1,3 --budget 3 --kv-len 64 -q --db " + dir.file("m.db"));
+    auto r = run_tune("model " + cfg + " --tokens 1,3 --budget 3 --kv-len 64 -q --db " + dir.file("m.db"));
     REQUIRE(r.code == 0);
     // 8 GEMMs, a causal prefill at 3 tokens and a decode step.
     CHECK_THAT(r.out, Catch::Contains("qkv_proj") && Catch::Contains("mlp_gate_up") && Catch::Contains("attention_prefill") &&
@@ -91,22 +65,22 @@ TEST_CASE("tune model tunes a config.json's layer GEMMs and attention", "[cli]")
 }
 
 TEST_CASE("tune attention tunes one problem, forward or backward, under a workspace cap", "[cli][attention]") {
-    TempDir dir;
+    TempDir dir("cli");
     const std::string db = dir.file("a.db");
     const std::string shape = "attention --heads 4 --kv-heads 2 --q-len 33 --kv-len 33 --head-dim 32 --causal";
-    auto r = tune(shape + " --budget 4 --max-workspace 64KiB -q --db " + db);
+    auto r = run_tune(shape + " --budget 4 --max-workspace 64KiB -q --db " + db);
     REQUIRE(r.code == 0);
     // The unfused template's 33 x 33 score matrix fits 64 KiB; the table names the winner.
     CHECK_THAT(r.out, Catch::Contains("4/2h 33x33 d32 causal") && Catch::Contains("cpu.attention."));
-    r = tune(shape + " --backward --budget 3 -q --db " + db);
+    r = run_tune(shape + " --backward --budget 3 -q --db " + db);
     REQUIRE(r.code == 0);
     CHECK_THAT(r.out, Catch::Contains("backward") && Catch::Contains("cpu.attention.backward"));
-    r = tune("db list --db " + db);
+    r = run_tune("db list --db " + db);
     CHECK_THAT(r.out, Catch::Contains("backward=1") && Catch::Contains("backward=0"));
 }
 
 TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
-    TempDir dir;
+    TempDir dir("cli");
     std::string db = dir.file("x.db");
     struct Case {
         std::string args, expect;
@@ -145,7 +119,7 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
     };
     for (const auto& c : cases) {
         INFO(c.args);
-        auto r = tune(c.args);
+        auto r = run_tune(c.args);
         CHECK(r.code != 0);
         CHECK_THAT(r.out, Catch::Contains(c.expect));
     }
@@ -157,37 +131,37 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
 }
 
 TEST_CASE("tune db stats and prune report and shrink a store with stale rows", "[cli][housekeeping]") {
-    TempDir dir;
+    TempDir dir("cli");
     std::string db = dir.file("h.db"), json = dir.file("h.json"), old_json = dir.file("old.json");
-    REQUIRE(tune("gemm --m 8 --n 40 --k 24 --budget 6 --in-process -q --db " + db).code == 0);
+    REQUIRE(run_tune("gemm --m 8 --n 40 --k 24 --budget 6 --in-process -q --db " + db).code == 0);
     // Rows of an older build of the same templates: the export with every version changed.
-    REQUIRE(tune("db export --db " + db + " -o " + json).code == 0);
+    REQUIRE(run_tune("db export --db " + db + " -o " + json).code == 0);
     {
         std::ifstream in(json);
         auto doc = nlohmann::json::parse(in);
         for (auto& row : doc["measurements"]) row["template_version"] = "old-" + row["template_version"].get<std::string>();
         std::ofstream(old_json) << doc.dump();
     }
-    REQUIRE(tune("db import " + old_json + " --db " + db).code == 0);
-    auto before = tune("lookup gemm --m 8 --n 40 --k 24 --db " + db);
+    REQUIRE(run_tune("db import " + old_json + " --db " + db).code == 0);
+    auto before = run_tune("lookup gemm --m 8 --n 40 --k 24 --db " + db);
 
-    auto stats = tune("db stats --db " + db);
+    auto stats = run_tune("db stats --db " + db);
     REQUIRE(stats.code == 0);
     CHECK_THAT(stats.out, Catch::Contains("rows:      12") && Catch::Contains("stale:     6 rows") &&
                               Catch::Contains("keys:      1 shapes") && Catch::Contains("runs:      2"));
-    auto dry = tune("db prune --keep 1 --dry-run --db " + db);
+    auto dry = run_tune("db prune --keep 1 --dry-run --db " + db);
     REQUIRE(dry.code == 0);
     CHECK_THAT(dry.out, Catch::Contains("would drop") && Catch::Contains("6 of stale template versions"));
-    CHECK_THAT(tune("db stats --db " + db).out, Catch::Contains("rows:      12"));
+    CHECK_THAT(run_tune("db stats --db " + db).out, Catch::Contains("rows:      12"));
 
-    auto prune = tune("db prune --keep 1 --db " + db);
+    auto prune = run_tune("db prune --keep 1 --db " + db);
     REQUIRE(prune.code == 0);
     CHECK_THAT(prune.out, Catch::Contains("dropped") && Catch::Contains("size:"));
-    CHECK_THAT(tune("db stats --db " + db).out, Catch::Contains("stale:     0 rows"));
-    CHECK(tune("db verify --db " + db).code == 0);
+    CHECK_THAT(run_tune("db stats --db " + db).out, Catch::Contains("stale:     0 rows"));
+    CHECK(run_tune("db verify --db " + db).code == 0);
     // The runtime's answer is unchanged: same template, config and snapshot id (only the
     // count of stale rows it skipped differs).
-    auto after = tune("lookup gemm --m 8 --n 40 --k 24 --db " + db);
+    auto after = run_tune("lookup gemm --m 8 --n 40 --k 24 --db " + db);
     auto answer = [](const std::string& text) { return text.substr(0, text.find("store:")); };
     CHECK(answer(after.out) == answer(before.out));
     auto snapshot = [](const std::string& text) { return text.substr(text.find("snapshot ")); };
@@ -196,39 +170,39 @@ TEST_CASE("tune db stats and prune report and shrink a store with stale rows", "
     std::string garbage = dir.file("garbage.db");
     std::ofstream(garbage) << std::string(3000, 'x');
     for (std::string verb : {"stats", "prune"}) {
-        auto missing = tune("db " + verb + " --db " + dir.file("nope.db"));
+        auto missing = run_tune("db " + verb + " --db " + dir.file("nope.db"));
         CHECK(missing.code != 0);
         CHECK_THAT(missing.out, Catch::Contains("nope.db"));
-        auto bad = tune("db " + verb + " --db " + garbage);
+        auto bad = run_tune("db " + verb + " --db " + garbage);
         CHECK(bad.code != 0);
         CHECK_THAT(bad.out, Catch::Contains("garbage.db"));
     }
     CHECK_FALSE(fs::exists(dir.file("nope.db")));
-    CHECK(tune("db prune --keep 0 --db " + db).code != 0);
+    CHECK(run_tune("db prune --keep 0 --db " + db).code != 0);
 }
 
 TEST_CASE("tune model --buckets tunes bucket representatives, and lookups serve them with their regret", "[cli][buckets]") {
-    TempDir dir;
+    TempDir dir("cli");
     std::string cfg = dir.file("tiny.json"), db = dir.file("b.db");
     std::ofstream(cfg) << R"({"model_type":"llama","hidden_size":64,"num_attention_heads":4,"num_key_value_heads":2,
                              "intermediate_size":96,"hidden_act":"silu"})";
-    auto r = tune("model " + cfg + " --tokens 1,8 --buckets m:1,4,8 --regret --regret-samples 1 --regret-budget 2 "
+    auto r = run_tune("model " + cfg + " --tokens 1,8 --buckets m:1,4,8 --regret --regret-samples 1 --regret-budget 2 "
                   "--budget 2 --in-process -q --db " + db);
     REQUIRE(r.code == 0);
     // Representatives m = 1, 4, 8; regret on m = 2 (bucket 2..4) and m = 5 (bucket 5..8).
     CHECK_THAT(r.out, Catch::Contains("12 problems tuned") && Catch::Contains("bucket regret") &&
                           Catch::Contains("5..8") && Catch::Contains("regret over 8 shapes"));
-    auto bucket = tune("lookup gemm --m 3 --n 64 --k 64 --trans-b 1 --db " + db);
+    auto bucket = run_tune("lookup gemm --m 3 --n 64 --k 64 --trans-b 1 --db " + db);
     CHECK(bucket.code == 0);
     CHECK_THAT(bucket.out, Catch::Contains("source:   bucket") && Catch::Contains("m=4 n=64") &&
                                Catch::Contains("m:1,4,8") && Catch::Contains("regret:"));
-    CHECK_THAT(tune("lookup gemm --m 4 --n 64 --k 64 --trans-b 1 --db " + db).out, Catch::Contains("source:   exact"));
-    CHECK_THAT(tune("lookup gemm --m 9 --n 64 --k 64 --trans-b 1 --db " + db).out, Catch::Contains("source:   nearest"));
+    CHECK_THAT(run_tune("lookup gemm --m 4 --n 64 --k 64 --trans-b 1 --db " + db).out, Catch::Contains("source:   exact"));
+    CHECK_THAT(run_tune("lookup gemm --m 9 --n 64 --k 64 --trans-b 1 --db " + db).out, Catch::Contains("source:   nearest"));
 
-    auto bad = tune("model " + cfg + " --buckets m:4,2 --db " + db);
+    auto bad = run_tune("model " + cfg + " --buckets m:4,2 --db " + db);
     CHECK(bad.code != 0);
     CHECK_THAT(bad.out, Catch::Contains("--buckets") && Catch::Contains("ascending"));
-    auto no_buckets = tune("model " + cfg + " --regret --db " + db);
+    auto no_buckets = run_tune("model " + cfg + " --regret --db " + db);
     CHECK(no_buckets.code != 0);
     CHECK_THAT(no_buckets.out, Catch::Contains("--regret"));
 }

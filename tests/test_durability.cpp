@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "scratch_dir.hpp"
 #include "tune/db/sqlite_database.hpp"
 #include "tune/error.hpp"
 
@@ -26,19 +27,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& tag) {
-        path = fs::temp_directory_path() / ("libtune-durability-" + tag + "-" + std::to_string(::getpid()));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using testing::TempDir;
 
 Measurement sample(std::int64_t m_dim, std::int64_t run_id, const std::string& device_id) {
     Measurement m;
@@ -98,7 +87,7 @@ RowSet rows_of(const fs::path& db_path) {
 
 #ifdef LIBTUNE_CLI_PATH
 TEST_CASE("kill -9 of a tuning run at random moments loses and repeats no measurement", "[durability]") {
-    TempDir dir("kill");
+    TempDir dir("durability-kill");
     const std::string db = dir.file("tuned.db");
     const char* argv[] = {LIBTUNE_CLI_PATH, "gemm", "--m", "96", "--n", "80", "--k", "64", "--budget", "40",
                           "--strategy", "random", "--seed", "7", "-q", "--db", db.c_str(), nullptr};
@@ -145,7 +134,7 @@ TEST_CASE("kill -9 of a tuning run at random moments loses and repeats no measur
 #endif
 
 TEST_CASE("four writer processes x 500 measurements lose no row and never see a locked DB", "[durability]") {
-    TempDir dir("writers");
+    TempDir dir("durability-writers");
     const fs::path db = dir.file("shared.db");  // not created yet: the WAL switch races too
     const int writers = 4, per_writer = 500;
     std::vector<pid_t> pids;
@@ -166,7 +155,7 @@ TEST_CASE("four writer processes x 500 measurements lose no row and never see a 
 }
 
 TEST_CASE("a full disk while writing gives a clear error and keeps every earlier row", "[durability]") {
-    TempDir dir("full");
+    TempDir dir("durability-full");
     const fs::path db = dir.file("full.db");
     {
         SqliteDatabase store(db);  // created with room to spare

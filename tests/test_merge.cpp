@@ -1,41 +1,27 @@
 // tune db merge: stores of independent runs become one, every run kept as provenance and
 // every measurement present once.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <array>
 #include <catch2/catch.hpp>
-#include <cstdio>
-#include <filesystem>
 #include <set>
 
+#include "scratch_dir.hpp"
 #include "tune/db/sqlite_database.hpp"
 
 #ifdef LIBTUNE_CLI_PATH
-namespace fs = std::filesystem;
 using namespace tune;
 
 namespace {
 
 int tune_cli(const std::string& args, std::string* out = nullptr) {
-    std::string cmd = std::string(LIBTUNE_CLI_PATH) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    REQUIRE(p != nullptr);
-    std::string text;
-    std::array<char, 4096> buf;
-    while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) text.append(buf.data(), n);
-    int status = pclose(p);
-    if (out) *out = text;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    auto r = testing::run_tune(args);
+    if (out) *out = r.out;
+    return r.code;
 }
 
 }  // namespace
 
 TEST_CASE("tune db merge keeps every run and removes duplicates", "[merge][cli]") {
-    fs::path dir = fs::temp_directory_path() / ("libtune-merge-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    auto file = [&](const char* name) { return (dir / name).string(); };
+    testing::TempDir dir("merge");
+    auto file = [&](const char* name) { return dir.file(name); };
     const std::string common = " --budget 4 --strategy random -q --time-limit 0";
     // Two runs overlap on the same shape (same seed: same candidates), one adds a new shape.
     REQUIRE(tune_cli("gemm --m 16 --n 16 --k 16 --seed 3 --db " + file("a.db") + common) == 0);
@@ -69,15 +55,12 @@ TEST_CASE("tune db merge keeps every run and removes duplicates", "[merge][cli]"
     CHECK(tune_cli("db merge " + file("a.db") + " -o " + file("a.db"), &out) != 0);
     CHECK_THAT(out, Catch::Contains("also a source"));
     CHECK(tune_cli("db merge " + file("missing.db") + " -o " + file("x.db"), &out) != 0);
-    CHECK_FALSE(fs::exists(file("x.db")));
-    fs::remove_all(dir);
+    CHECK_FALSE(std::filesystem::exists(file("x.db")));
 }
 
 TEST_CASE("tune db merge carries a confirmation round while it still ranks every candidate", "[merge][cli]") {
-    fs::path dir = fs::temp_directory_path() / ("libtune-merge-rounds-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    auto file = [&](const char* name) { return (dir / name).string(); };
+    testing::TempDir dir("merge-rounds");
+    auto file = [&](const char* name) { return dir.file(name); };
     const std::string common = " --m 64 --n 64 --k 64 --strategy random -q --time-limit 0 --confirm-rounds 2";
     REQUIRE(tune_cli("gemm --seed 3 --budget 5 --db " + file("a.db") + common) == 0);
     REQUIRE(tune_cli("gemm --seed 11 --budget 12 --db " + file("b.db") + common) == 0);  // more candidates
@@ -127,13 +110,10 @@ TEST_CASE("tune db merge carries a confirmation round while it still ranks every
         CHECK(both_picks.empty());
     }
     CHECK(both.verify().empty());
-    fs::remove_all(dir);
 }
 TEST_CASE("a store of an older schema is read only after tune db migrate", "[cli]") {
-    fs::path dir = fs::temp_directory_path() / ("libtune-migrate-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    const std::string db = (dir / "old.db").string();
+    testing::TempDir dir("migrate");
+    const std::string db = dir.file("old.db");
     SqliteDatabase::create_at_version(db, 4);
     std::string out;
     CHECK(tune_cli("db list --db " + db, &out) != 0);  // read-only: refuses, and says how to migrate
@@ -142,6 +122,5 @@ TEST_CASE("a store of an older schema is read only after tune db migrate", "[cli
     CHECK_THAT(out, Catch::Contains("schema v" + std::to_string(SqliteDatabase(db).schema_version())));
     CHECK(tune_cli("db list --db " + db) == 0);
     CHECK(tune_cli("db verify --db " + db) == 0);
-    fs::remove_all(dir);
 }
 #endif

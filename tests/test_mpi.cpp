@@ -17,6 +17,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "scratch_dir.hpp"
 #include "tune/db/sqlite_database.hpp"
 
 using namespace tune;
@@ -30,17 +31,9 @@ struct Run {
     nlohmann::json summary;  // tune_mpi_check's last stdout line, when it printed one
 };
 
-struct Scratch {
-    fs::path path;
-    Scratch() {
-        path = fs::temp_directory_path() / ("libtune-mpi-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
-        fs::create_directories(path);
-    }
-    ~Scratch() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using testing::TempDir;
 
-Run shell(const std::string& command, const Scratch& dir) {
+Run shell(const std::string& command, const TempDir& dir) {
     // mpirun refuses root unless told; harmless for other users.
     ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
     ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
@@ -99,7 +92,7 @@ const std::string kArgs = "--seed 11 --budget 10 --delay-ms 20";
 }  // namespace
 
 TEST_CASE("mpirun -np 3 tunes the same candidates and best configs as one process", "[mpi]") {
-    Scratch dir;
+    TempDir dir("mpi");
     Run single = shell(check_tool(kArgs + " --db " + dir.file("single.db")), dir);
     INFO(single.err);
     REQUIRE(single.code == 0);
@@ -121,7 +114,7 @@ TEST_CASE("mpirun -np 3 tunes the same candidates and best configs as one proces
 }
 
 TEST_CASE("ranks on one host take turns measuring; ranks on different hosts measure at once", "[mpi]") {
-    Scratch dir;
+    TempDir dir("mpi");
     Run single = shell(check_tool(kArgs + " --db " + dir.file("single.db")), dir);
     REQUIRE(single.code == 0);
     fs::create_directories(dir.path / "same");
@@ -144,7 +137,7 @@ TEST_CASE("ranks on one host take turns measuring; ranks on different hosts meas
 }
 
 TEST_CASE("a measuring rank killed mid-run loses nothing: its candidate goes to another rank", "[mpi]") {
-    Scratch dir;
+    TempDir dir("mpi");
     Run single = shell(check_tool(kArgs + " --db " + dir.file("single.db")), dir);
     REQUIRE(single.code == 0);
     // OpenMPI ends the whole job when a rank dies unless recovery is enabled.
@@ -166,7 +159,7 @@ TEST_CASE("a measuring rank killed mid-run loses nothing: its candidate goes to 
 }
 
 TEST_CASE("when mpirun ends the job on a dead rank, the store keeps every completed result for a rerun", "[mpi]") {
-    Scratch dir;
+    TempDir dir("mpi");
     Run single = shell(check_tool(kArgs + " --db " + dir.file("single.db")), dir);
     REQUIRE(single.code == 0);
     const std::string db = dir.file("mpi.db");
@@ -187,7 +180,7 @@ TEST_CASE("when mpirun ends the job on a dead rank, the store keeps every comple
 
 #ifdef LIBTUNE_CLI_PATH
 TEST_CASE("tune gemm --mpi under mpirun measures the same candidates as one process", "[mpi][cli]") {
-    Scratch dir;
+    TempDir dir("mpi");
     const std::string args = "gemm --m 8 --n 64 --k 32 --strategy random --seed 4 --budget 8 --time-limit 0 -q --db ";
     Run single = shell(std::string(LIBTUNE_CLI_PATH) + " " + args + dir.file("single.db"), dir);
     INFO(single.err);
