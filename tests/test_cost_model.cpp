@@ -404,33 +404,55 @@ TEST_CASE("nested held-out settings: chosen on the other shapes only, one settin
     CHECK_THROWS_WITH(nested_unseen_report({shapes[0], shapes[1]}, grid), Catch::Contains("three"));
 }
 
-TEST_CASE("the dispatcher ranks candidates with a stored model, and without one works as before", "[cost_model][dispatcher]") {
-    auto db = make_memory_database();
-    auto registry = std::make_shared<TemplateRegistry>();
-    registry->add(std::make_unique<testing::FakeGemmTemplate>());
+namespace {
+
+// A store holding measurements of the fake GEMM template under one run, and the boosted trees
+// trained on them saved as its model: what the dispatcher's predicted picks read.
+struct FakeStore {
+    std::unique_ptr<Database> db = make_memory_database();
+    std::shared_ptr<TemplateRegistry> registry = [] {
+        auto r = std::make_shared<TemplateRegistry>();
+        r->add(std::make_unique<testing::FakeGemmTemplate>());
+        return r;
+    }();
     const Template* t = registry->find("test.gemm.fake");
     DeviceInfo device = detect_cpu();
-    auto run = db->start_run({0, "test", "manual", 0, "", ""}, device);
+    std::int64_t run = db->start_run({0, "test", "manual", 0, "", ""}, device);
+    std::vector<Measurement> rows;
+
+    void record(const Problem& p, const Config& c, double seconds) {
+        Measurement x;
+        x.run_id = run;
+        x.problem = p;
+        x.device_id = device.id();
+        x.template_name = t->info().name;
+        x.template_version = t->info().version;
+        x.config = c;
+        x.stats.median_s = x.stats.min_s = x.stats.mean_s = seconds;
+        x.stats.count = 5;
+        db->record(x);
+        rows.push_back(x);
+    }
+    void train_model() {
+        auto data = training_set(rows, [this](const Problem& p) { return t->space(p); }, device);
+        db->save_model(to_stored(*GbdtModel::train(data), t->info().name, device.id(), std::int64_t(rows.size())));
+    }
+};
+
+}  // namespace
+
+TEST_CASE("the dispatcher ranks candidates with a stored model, and without one works as before", "[cost_model][dispatcher]") {
+    FakeStore store;
+    auto& [db, registry, t, device, run, rows] = store;
     // Two tuned shapes: the small one's winner is slow on large shapes (unroll=8), the far
     // one's is right for them; the model learns it from the measurements of both.
-    std::vector<Measurement> rows;
     for (auto [m, n, k] : {std::tuple{64, 64, 64}, std::tuple{1024, 1024, 1024}})
         for (const auto& c : t->space(make_gemm(m, n, k))->enumerate_all()) {
             if (c.get_str("mode") != "good") continue;
-            Measurement x;
-            x.run_id = run;
-            x.problem = make_gemm(m, n, k);
-            x.device_id = device.id();
-            x.template_name = t->info().name;
-            x.template_version = t->info().version;
-            x.config = c;
+            const Problem p = make_gemm(m, n, k);
             const bool small = m == 64;
             const double unroll = double(c.get_int("unroll")), tile = double(c.get_int("tile"));
-            x.stats.median_s = x.stats.min_s = x.stats.mean_s =
-                flop_count(x.problem) * 1e-10 * (small ? 1.0 / unroll : unroll) * (1 + 0.01 * tile);
-            x.stats.count = 5;
-            db->record(x);
-            rows.push_back(x);
+            store.record(p, c, flop_count(p) * 1e-10 * (small ? 1.0 / unroll : unroll) * (1 + 0.01 * tile));
         }
     Problem unseen = make_gemm(90, 90, 90);  // nearest to 64^3, but shaped like neither
     {
@@ -438,8 +460,7 @@ TEST_CASE("the dispatcher ranks candidates with a stored model, and without one 
         CHECK(plain.lookup(unseen).source == LookupSource::nearest);
         CHECK(plain.lookup(unseen).config->get_int("unroll") == 8);
     }
-    auto data = training_set(rows, [t](const Problem& p) { return t->space(p); }, device);
-    db->save_model(to_stored(*GbdtModel::train(data), t->info().name, device.id(), std::int64_t(rows.size())));
+    store.train_model();
     Dispatcher d(*db, registry, device);
     Selection big = d.lookup(make_gemm(2048, 2048, 2048));
     CHECK(big.source == LookupSource::predicted);
@@ -519,12 +540,8 @@ TEST_CASE("unseen picks trust measurements on the nearest shapes over the model"
 
 TEST_CASE("the dispatcher serves the config that measured well on the nearest shapes, not the nearest winner",
           "[cost_model][dispatcher]") {
-    auto db = make_memory_database();
-    auto registry = std::make_shared<TemplateRegistry>();
-    registry->add(std::make_unique<testing::FakeGemmTemplate>());
-    const Template* t = registry->find("test.gemm.fake");
-    DeviceInfo device = detect_cpu();
-    auto run = db->start_run({0, "test", "manual", 0, "", ""}, device);
+    FakeStore store;
+    auto& [db, registry, t, device, run, rows] = store;
     // Three tuned shapes, each with its own narrow winner that is 2x slower on the others; the
     // default is 5% off on the small shapes, 20% on the large one. Every candidate is measured
     // on every shape.
@@ -541,21 +558,10 @@ TEST_CASE("the dispatcher serves the config that measured well on the nearest sh
     };
     std::vector<Tuned> tuned{{make_gemm(64, 64, 64), &win_a}, {make_gemm(128, 128, 128), &win_b},
                              {make_gemm(1024, 1024, 1024), &win_c}};
-    std::vector<Measurement> rows;
     for (const auto& [shape, winner] : tuned)
         for (const Config* c : {&def, &win_a, &win_b, &win_c}) {
-            Measurement x;
-            x.run_id = run;
-            x.problem = shape;
-            x.device_id = device.id();
-            x.template_name = t->info().name;
-            x.template_version = t->info().version;
-            x.config = *c;
             const double relative = c == winner ? 1.0 : c == &def ? (gemm_dims(shape).m == 1024 ? 1.2 : 1.05) : 2.0;
-            x.stats.median_s = x.stats.min_s = x.stats.mean_s = flop_count(shape) * 1e-10 * relative;
-            x.stats.count = 5;
-            db->record(x);
-            rows.push_back(x);
+            store.record(shape, *c, flop_count(shape) * 1e-10 * relative);
         }
     Problem unseen = make_gemm(90, 90, 90);  // between the two small shapes, nearest to 64^3
     {
@@ -563,8 +569,7 @@ TEST_CASE("the dispatcher serves the config that measured well on the nearest sh
         CHECK(plain.lookup(unseen).source == LookupSource::nearest);
         CHECK(*plain.lookup(unseen).config == win_a);  // right for 64^3 only
     }
-    auto data = training_set(rows, [t](const Problem& p) { return t->space(p); }, device);
-    db->save_model(to_stored(*GbdtModel::train(data), t->info().name, device.id(), std::int64_t(rows.size())));
+    store.train_model();
     Dispatcher d(*db, registry, device);
     Selection s = d.lookup(unseen);
     CHECK(s.source == LookupSource::predicted);
