@@ -105,6 +105,7 @@ inline TuneResult tune_pick(const Problem& p, int threads) {
     // The default (when it has this thread count), the sweep, one config per vendor: no search.
     opt.budget = 1 + opt.initial_configs.begin()->second.size() + opt.templates.size() - 1;
     opt.confirm_rounds = 3;
+    opt.contest_rounds = 12;  // as the CLI: close calls get more repetitions
     return tuner.tune(p, opt);
 }
 

@@ -31,6 +31,7 @@ struct TuneArgs {
     std::size_t budget = 24;
     double time_limit = 60;
     std::size_t confirm_rounds = 3;  // TuneOptions::confirm_rounds
+    std::size_t contest_rounds = 12;  // TuneOptions::contest_rounds
     std::string strategy = "annealing";
     std::uint64_t seed = 0;
     bool flush_cache = false;

@@ -61,8 +61,8 @@ void add_db_commands(CLI::App& app) {
         std::size_t bad = 0;
         auto rows = db.query({}, [&](std::int64_t, const std::string&) { ++bad; });
         auto by_key = best_per_shape(db, rows);
-        // "median" is the best config's first measurement; "confirmed" its fastest repetition in
-        // the confirmation round that picked it (what the pick was ranked by), when there was one.
+        // "median" is the best config's first measurement; "confirmed" its confirmed time in the
+        // confirmation round that picked it (what the pick was ranked by), when there was one.
         Table t({"shape key", "measured", "ok", "best template", "best config", "median", "GFLOP/s", "confirmed"});
         for (const auto& [key, s] : by_key) {
             if (s.best)

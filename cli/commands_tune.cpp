@@ -59,7 +59,12 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
         ->check(CLI::Range(0.0, 1e7));
     cmd.add_option("--confirm-rounds", a.confirm_rounds,
                    "re-measure the finalists (each template's fastest and the 3 fastest) this many times, in turn, "
-                   "and pick by the median; 0 = pick by one measurement each")
+                   "and pick by the fastest time each reached twice (within 2%: a fixed order); 0 = pick by one measurement each")
+        ->capture_default_str()
+        ->check(CLI::Range(std::size_t{0}, std::size_t{100}));
+    cmd.add_option("--contest-rounds", a.contest_rounds,
+                   "close calls (finalists within 6% of the fastest after --confirm-rounds): re-measure those, in turn, "
+                   "until each has repeated its fastest time within 1%, at most this many more times")
         ->capture_default_str()
         ->check(CLI::Range(std::size_t{0}, std::size_t{100}));
     std::string names;
@@ -177,6 +182,7 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     opt.budget = a.budget;
     opt.time_limit_s = a.time_limit;
     opt.confirm_rounds = a.confirm_rounds;
+    opt.contest_rounds = a.contest_rounds;
     opt.strategy = a.strategy;
     opt.seed = a.seed;
     opt.backend = backend;

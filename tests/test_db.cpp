@@ -250,7 +250,7 @@ void check_confirmed_rules(Database& db) {
     auto picks = confirmed_picks(db, {}, false);
     REQUIRE(picks.size() == 1);
     CHECK(picks[0].measurement.config == b.config);
-    CHECK(picks[0].choice.confirmed_s == Approx(1.50e-3));  // its fastest round
+    CHECK(picks[0].choice.confirmed_s == Approx(1.51e-3));  // the fastest time it reached twice
     CHECK(picks[0].choice.tied == 1);
     CHECK(confirmed_picks(db, {}, true).size() == 2);
     CHECK(confirmed_picks(db, {"", "", "openblas", "", std::nullopt}, true).size() == 1);

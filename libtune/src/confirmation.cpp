@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <tuple>
 
 #include "tune/config.hpp"
@@ -27,9 +28,23 @@ double ranking_time(const TimingStats& stats) {
     return stats.min_s > 0 && stats.min_s <= stats.median_s ? stats.min_s : stats.median_s;
 }
 
+namespace {
+
+// The two smallest samples (the second is the first when there is one).
+std::pair<double, double> two_fastest(const std::vector<double>& samples) {
+    double first = std::numeric_limits<double>::infinity(), second = first;
+    for (double t : samples) {
+        if (t < first) second = first, first = t;
+        else if (t < second) second = t;
+    }
+    return {first, samples.size() > 1 ? second : first};
+}
+
+}  // namespace
+
 double confirmed_time(const std::vector<double>& samples) {
     require(!samples.empty(), "confirmed_time: no re-measurements");
-    return *std::min_element(samples.begin(), samples.end());
+    return two_fastest(samples).second;
 }
 
 std::optional<ConfirmedChoice> choose_confirmed(const std::vector<FinalistTimes>& finalists) {
@@ -51,6 +66,29 @@ std::optional<ConfirmedChoice> choose_confirmed(const std::vector<FinalistTimes>
     choice.index = pick->first;
     choice.confirmed_s = pick->second;
     return choice;
+}
+
+bool floor_repeated(const std::vector<double>& samples) {
+    if (samples.size() < 2) return false;
+    const auto [first, second] = two_fastest(samples);
+    return second - first <= kFloorRel * first;
+}
+
+std::vector<std::size_t> contested(const std::vector<FinalistTimes>& finalists) {
+    double fastest = 0;
+    for (const auto& f : finalists)
+        if (!f.samples.empty()) {
+            const double t = confirmed_time(f.samples);
+            if (fastest == 0 || t < fastest) fastest = t;
+        }
+    std::vector<std::size_t> close;
+    for (std::size_t i = 0; i < finalists.size(); ++i)
+        if (!finalists[i].samples.empty() && confirmed_time(finalists[i].samples) - fastest <= kContestRel * fastest)
+            close.push_back(i);
+    if (close.size() < 2 ||
+        std::all_of(close.begin(), close.end(), [&](std::size_t i) { return floor_repeated(finalists[i].samples); }))
+        close.clear();
+    return close;
 }
 
 }  // namespace tune

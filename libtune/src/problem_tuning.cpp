@@ -161,8 +161,15 @@ bool ProblemTuning::open_round() {
             [[fallthrough]];
         case Stage::confirm:
             round_stage_ = Stage::confirm;
+            stage_ = Stage::contest;
+            if (open_confirm_round()) return true;
             stage_ = Stage::done;
-            return open_confirm_round();
+            return false;
+        case Stage::contest:
+            round_stage_ = Stage::confirm;  // more re-measurements of the same finalist set
+            if (open_contest_round()) return true;
+            stage_ = Stage::done;
+            return false;
         case Stage::done:
             return false;
     }
@@ -222,8 +229,9 @@ bool ProblemTuning::open_search_round() {
     return false;
 }
 
-// Finalists: each template's fastest (so the best library is always among them) and the
-// `confirm_top` fastest overall; each is measured `confirm_rounds` times, in turn.
+// Finalists: each template's fastest (so the best library is always among them), every config
+// of a small vendor space, and the `confirm_top` fastest overall; each is measured
+// `confirm_rounds` times, in turn.
 bool ProblemTuning::open_confirm_round() {
     if (options_.confirm_rounds == 0 || out_of_time()) return false;
     std::vector<std::size_t> order(ok_.size());
@@ -240,7 +248,10 @@ bool ProblemTuning::open_confirm_round() {
         const auto& [plan, m] = ok_[i];
         if (has([&](const auto& f) { return f.first == plan && f.second.config == m.config; })) continue;
         const bool in_top = rank++ < options_.confirm_top;
-        if (in_top || !has([&](const auto& f) { return f.first == plan; })) finalists.push_back(i);
+        // A small vendor space was measured whole: each of its configs is a baseline (one
+        // noisy first measurement must not drop a library's better thread count).
+        const bool baseline = plan->t->info().vendor && plan->space->count(kSmallSpace + 1) <= kSmallSpace;
+        if (in_top || baseline || !has([&](const auto& f) { return f.first == plan; })) finalists.push_back(i);
     }
     if (finalists.size() < 2) return false;  // nothing to rank
     std::vector<std::string> keys;
@@ -261,44 +272,71 @@ bool ProblemTuning::open_confirm_round() {
     return true;
 }
 
-// The ranking uses only re-measurements, which shared the same load, and the one rule of
-// choose_confirmed (the store ranks its stored re-measurements with it too). A finalist's
-// confirmed timing is its re-measurement with the confirmed (fastest) time.
-void ProblemTuning::settle_confirmation() {
-    struct Group {
-        const Slot* slot;
-        std::vector<const Measurement*> ms;
-    };
-    std::vector<Group> groups;
-    for (const Slot& s : round_) {
+// Close calls after the confirmation rounds (contested(), tune/confirmation.hpp): while one is
+// unsettled, its finalists are measured once more, in turn, up to `contest_rounds` passes; the
+// passes are rounds confirm_rounds, confirm_rounds + 1, ... of the same finalist set, so a
+// resumed run finds them. Which finalists each pass takes follows from the stored rounds alone.
+bool ProblemTuning::open_contest_round() {
+    if (contest_passes_ >= options_.contest_rounds || out_of_time()) return false;
+    const auto groups = finalist_groups();
+    std::vector<FinalistTimes> times;
+    for (const Finalist& g : groups) times.push_back(times_of(g));
+    const auto close = contested(times);
+    if (close.empty()) return false;
+    const int round = static_cast<int>(options_.confirm_rounds + contest_passes_++);
+    for (std::size_t i : close) {
+        round_.push_back({groups[i].slot->plan, groups[i].slot->config, std::nullopt, round});
+        ++unresolved_;
+    }
+    return true;
+}
+
+std::vector<ProblemTuning::Finalist> ProblemTuning::finalist_groups() const {
+    std::vector<Finalist> groups;
+    for (const Slot& s : confirmed_) {
         if (!s.m || s.m->status != Status::ok) continue;
-        auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) {
+        auto g = std::find_if(groups.begin(), groups.end(), [&](const Finalist& x) {
             return x.slot->plan == s.plan && x.slot->config == s.config;
         });
         if (g == groups.end()) groups.push_back({&s, {}}), g = groups.end() - 1;
         g->ms.push_back(&*s.m);
     }
-    if (groups.empty()) return;
-    for (Group& g : groups)
+    for (Finalist& g : groups)
         std::sort(g.ms.begin(), g.ms.end(),
                   [](auto* a, auto* b) { return ranking_time(a->stats) < ranking_time(b->stats); });
+    return groups;
+}
+
+FinalistTimes ProblemTuning::times_of(const Finalist& f) {
+    FinalistTimes t{f.slot->plan->t->info().name, f.slot->config.hash_hex(), {}};
+    for (const Measurement* m : f.ms) t.samples.push_back(ranking_time(m->stats));
+    return t;
+}
+
+// The ranking uses only re-measurements, which shared the same load, and the one rule of
+// choose_confirmed (the store ranks its stored re-measurements with it too). A finalist's
+// confirmed timing is its re-measurement with the confirmed time.
+void ProblemTuning::settle_confirmation() {
+    const auto groups = finalist_groups();
+    if (groups.empty()) return;
     auto pick = [&](auto in_scope) -> std::optional<Measurement> {
         std::vector<FinalistTimes> times;
-        std::vector<const Group*> members;
-        for (const Group& g : groups) {
+        std::vector<const Finalist*> members;
+        for (const Finalist& g : groups) {
             if (!in_scope(*g.slot->plan->t)) continue;
-            FinalistTimes t{g.slot->plan->t->info().name, g.slot->config.hash_hex(), {}};
-            for (const Measurement* m : g.ms) t.samples.push_back(ranking_time(m->stats));
-            times.push_back(std::move(t));
+            times.push_back(times_of(g));
             members.push_back(&g);
         }
         auto choice = choose_confirmed(times);
         if (!choice) return std::nullopt;
-        return *members[choice->index]->ms.front();
+        const auto& ms = members[choice->index]->ms;
+        return **std::find_if(ms.begin(), ms.end(), [&](const Measurement* m) {
+            return ranking_time(m->stats) == choice->confirmed_s;
+        });
     };
     result_.best = pick([](const Template&) { return true; });
     if (auto v = pick([](const Template& t) { return t.info().vendor; })) result_.vendor_best = std::move(v);
-    for (const Group& g : groups) {
+    for (const Finalist& g : groups) {
         const std::string& name = g.slot->plan->t->info().name;
         if (auto m = pick([&](const Template& t) { return t.info().name == name; })) result_.template_best[name] = *m;
     }
@@ -334,6 +372,7 @@ void ProblemTuning::skipped(std::size_t slot) {
 void ProblemTuning::close_round() {
     if (round_.empty()) return;
     if (round_stage_ == Stage::confirm) {
+        for (Slot& slot : round_) confirmed_.push_back(std::move(slot));
         settle_confirmation();
         round_.clear();
         unresolved_ = 0;

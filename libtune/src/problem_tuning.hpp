@@ -68,11 +68,19 @@ private:
         std::optional<Measurement> m;
         int round = -1;  // confirmation round: which pass over the finalists
     };
-    enum class Stage { defaults, vendor_spaces, search, confirm, done };
+    enum class Stage { defaults, vendor_spaces, search, confirm, contest, done };
+    // A finalist of the confirmation and its ok re-measurements, fastest first.
+    struct Finalist {
+        const Slot* slot;
+        std::vector<const Measurement*> ms;
+    };
 
     bool open_round();
     bool open_search_round();
     bool open_confirm_round();
+    bool open_contest_round();
+    std::vector<Finalist> finalist_groups() const;
+    static FinalistTimes times_of(const Finalist& f);
     void settle_confirmation();
     void close_round();
     void add(Plan& plan, Config c);
@@ -94,6 +102,8 @@ private:
     std::vector<std::pair<Plan*, Measurement>> ok_;  // every ok result: the confirmation's pool
     std::string finalists_;  // finalist_set_id of the confirmation round
     std::map<std::pair<std::string, int>, TimingStats> stored_confirmations_;  // (finalist key, round)
+    std::vector<Slot> confirmed_;  // every re-measurement of the confirmation so far
+    std::size_t contest_passes_ = 0;  // passes over a close call's finalists so far
 
     Stage stage_ = Stage::defaults;
     Stage round_stage_ = Stage::defaults;  // the stage the open round belongs to

@@ -33,14 +33,15 @@ std::string finalist_set_id(std::vector<std::string> finalist_keys);
 std::string finalist_key(const std::string& template_name, const std::string& template_version,
                          const std::string& config_hash);
 
-// The ranking rule. A finalist's confirmed time is the fastest repetition over all its
-// re-measurements (ranking_time of each). Interference from other work (processes, a neighbour
-// VM's memory traffic, frequency dips) only ever adds time, so the minimum is the statistic
-// that repeats across runs on a shared machine; medians of rounds minutes apart vary by tens of
-// percent there. Finalist i ties with the fastest f when t_i - t_f <= kTieRel * t_f; among the
-// tied, the smallest (template name, config hash) wins, so two runs whose noise reorders
-// near-equal finalists still agree. The pick is never more than kTieRel slower than the
-// fastest confirmed time.
+// The ranking rule. A finalist's confirmed time is the fastest time it reached twice: the
+// second-fastest of its re-measurements (ranking_time of each), or the only one. Interference
+// from other work (processes, a neighbour VM's memory traffic, frequency dips) mostly adds
+// time, so a low order statistic is what repeats across runs on a shared machine, where medians
+// of rounds minutes apart vary by tens of percent; but a single repetition can also come out
+// 10-20% fast (a turbo window), and the plain minimum would let that one decide. Finalist i ties
+// with the fastest f when t_i - t_f <= kTieRel * t_f; among the tied, the smallest (template
+// name, config hash) wins, so two runs whose noise reorders near-equal finalists still agree.
+// The pick is never more than kTieRel slower than the fastest confirmed time.
 inline constexpr double kTieRel = 0.02;  // the measurement protocol's CI target
 
 // The time a re-measurement ranks by: its fastest repetition; its median where the fastest is
@@ -60,9 +61,23 @@ struct ConfirmedChoice {
     std::size_t tied = 1;    // finalists tied with the fastest (the pick included)
 };
 
-double confirmed_time(const std::vector<double>& samples);  // the minimum; throws on none
+double confirmed_time(const std::vector<double>& samples);  // second-fastest (or only); throws on none
 
 // Finalists without samples take no part; nullopt when none has any.
 std::optional<ConfirmedChoice> choose_confirmed(const std::vector<FinalistTimes>& finalists);
+
+// A close call: finalists whose confirmed time is within kContestRel of the fastest could
+// still land on either side of the tie band with more repetitions (on a shared machine a
+// config's fast repetitions move by several percent between runs). Such a call is settled once
+// each of those finalists has repeated its fastest time: its two fastest re-measurements within
+// kFloorRel of each other, so its confirmed time is a floor hit twice, not one lucky or one
+// still-disturbed run. contested() returns the finalists of an unsettled close call (the
+// fastest and those within kContestRel of it, in finalist order), which the Tuner re-measures
+// one round at a time (TuneOptions::contest_rounds); empty when there is no close call or it
+// is settled.
+inline constexpr double kContestRel = 3 * kTieRel;
+inline constexpr double kFloorRel = kTieRel / 2;
+bool floor_repeated(const std::vector<double>& samples);
+std::vector<std::size_t> contested(const std::vector<FinalistTimes>& finalists);
 
 }  // namespace tune

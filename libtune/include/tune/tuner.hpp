@@ -54,7 +54,7 @@ struct TuneOptions {
     // saw different machine load, so a single measurement can put a slower one first. After
     // the search, each template's fastest and the `confirm_top` fastest overall are measured
     // again `confirm_rounds` times, interleaved (A B C A B C ...), and ranked by
-    // choose_confirmed (tune/confirmation.hpp): the fastest repetition over the
+    // choose_confirmed (tune/confirmation.hpp): the fastest time reached twice over the
     // re-measurements, and among finalists within 2% of the fastest the smallest (template,
     // config hash), so runs with the same seed agree. Each
     // re-measurement is stored as it completes (Database::record_confirmation) beside the
@@ -63,6 +63,12 @@ struct TuneOptions {
     // several slots the re-measurements may run on different ranks at once.
     std::size_t confirm_rounds = 0;
     std::size_t confirm_top = 3;
+    // Close calls (tune/confirmation.hpp: contested): while another finalist is within 6% of
+    // the fastest and not every finalist of that call has repeated its fastest time (two
+    // re-measurements within 1%), those finalists are measured once more, in turn, up to this
+    // many passes, so which side of the tie band they land on rests on a floor hit twice.
+    // Settled or clear rankings cost nothing more. 0: settle after confirm_rounds.
+    std::size_t contest_rounds = 0;
     std::function<void(const TuneProgress&)> on_progress;
 };
 
