@@ -1,6 +1,7 @@
 #include "tune/hip/runtime.hpp"
 
 #include <algorithm>
+#include <mutex>
 
 #include "tune/error.hpp"
 #include "tune/hip/api.hpp"
@@ -20,6 +21,12 @@ HiprtcCompiler::HiprtcCompiler() {
 }
 
 CompileResult HiprtcCompiler::compile(const CompileRequest& req) const {
+    // hiprtc runs clang in this process, and clang parses its options into LLVM's process-wide
+    // option registry; ROCm 5.2's hiprtc does not guard it, so two compiles at once can abort
+    // the process ("Option 'h' registered more than once"). One compile at a time per process,
+    // whatever compiler object or thread asks (compiles still overlap measurement).
+    static std::mutex one_at_a_time;
+    const std::lock_guard lock(one_at_a_time);
     const HipApi& api = *hip_api();
     CompileResult result;
     auto fail = [&](const std::string& what, hiprtcResult r) {
