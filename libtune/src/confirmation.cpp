@@ -75,12 +75,9 @@ bool floor_repeated(const std::vector<double>& samples) {
 }
 
 std::vector<std::size_t> contested(const std::vector<FinalistTimes>& finalists) {
-    double fastest = 0;
-    for (const auto& f : finalists)
-        if (!f.samples.empty()) {
-            const double t = confirmed_time(f.samples);
-            if (fastest == 0 || t < fastest) fastest = t;
-        }
+    const auto choice = choose_confirmed(finalists);
+    if (!choice) return {};
+    const double fastest = choice->fastest_s;
     std::vector<std::size_t> close;
     for (std::size_t i = 0; i < finalists.size(); ++i)
         if (!finalists[i].samples.empty() && confirmed_time(finalists[i].samples) - fastest <= kContestRel * fastest)
