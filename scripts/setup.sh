@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# ocl-icd-opencl-dev: Debian's dnnl CMake config looks for OpenCL (only a recommendation of libdnnl-dev).
 packages=(build-essential cmake ninja-build pkg-config libsqlite3-dev nlohmann-json3-dev libcli11-dev
-          catch2 libbenchmark-dev libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin
+          catch2 libbenchmark-dev libopenblas-dev libdnnl-dev ocl-icd-opencl-dev libopenmpi-dev openmpi-bin
           python3-dev python3-venv python3-pip python3-setuptools python3-wheel pybind11-dev python3-pybind11
           python3-numpy python3-pytest chromium)
 # The learned cost model: Eigen (Gaussian process) and XGBoost's C API (gradient-boosted trees).
