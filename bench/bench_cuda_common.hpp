@@ -1,4 +1,5 @@
-// Pieces shared by the CUDA benchmarks: their command line (--budget, --summary, --db, then
+// Pieces shared by the CUDA benchmarks: their command line (--budget, --summary, --db,
+// --skip-template, then
 // Google Benchmark's flags), the tuning session on device 0 (registry, event-timing Measurer,
 // store, Tuner), the main() around a benchmark's own shapes (summary JSON, Google Benchmark's
 // run), and CUDA-event timing of a kernel for Google Benchmark's manual time.
@@ -20,6 +21,7 @@
 #include "tune/cuda/driver.hpp"
 #include "tune/cuda/runtime.hpp"
 #include "tune/db/sqlite_database.hpp"
+#include "tune/error.hpp"
 #include "tune/executor.hpp"
 #include "tune/measurer.hpp"
 #include "tune/tuner.hpp"
@@ -29,16 +31,18 @@ namespace tune::bench {
 struct CudaBenchArgs {
     std::size_t budget;
     std::string summary_path, db_path;
+    std::vector<std::string> skip;  // templates left out of the session's registry
 };
 
 // Reads the benchmark's own flags and hands the rest to Google Benchmark.
 inline CudaBenchArgs parse_cuda_bench_args(int argc, char** argv, std::size_t default_budget) {
-    CudaBenchArgs a{default_budget, "", ""};
+    CudaBenchArgs a{default_budget, "", "", {}};
     std::vector<char*> rest = {argv[0]};
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--budget") && i + 1 < argc) a.budget = std::stoul(argv[++i]);
         else if (!std::strcmp(argv[i], "--summary") && i + 1 < argc) a.summary_path = argv[++i];
         else if (!std::strcmp(argv[i], "--db") && i + 1 < argc) a.db_path = argv[++i];
+        else if (!std::strcmp(argv[i], "--skip-template") && i + 1 < argc) a.skip.push_back(argv[++i]);
         else rest.push_back(argv[i]);
     }
     int bargc = int(rest.size());
@@ -66,7 +70,8 @@ struct CudaSession {
 };
 
 // Null, after printing why, when there is no CUDA device.
-inline std::unique_ptr<CudaSession> start_cuda_session(const std::string& name, std::size_t budget, std::string db_path) {
+inline std::unique_ptr<CudaSession> start_cuda_session(const std::string& name, std::size_t budget, std::string db_path,
+                                                       const std::vector<std::string>& skip = {}) {
     auto s = std::make_unique<CudaSession>();
     s->budget = budget;
     try {
@@ -77,6 +82,8 @@ inline std::unique_ptr<CudaSession> start_cuda_session(const std::string& name, 
     }
     std::printf("device: %s\n", s->device.summary().c_str());
     s->registry = builtin_registry(s->device);
+    for (const auto& t : skip)
+        if (!s->registry.remove(t)) throw Error("--skip-template: no template '" + t + "' on this device");
     MeasureOptions mo;
     mo.pin_cpu = -1;
     mo.max_time_s = 0.5;
@@ -94,8 +101,9 @@ inline std::unique_ptr<CudaSession> start_cuda_session(const std::string& name, 
 // summary (--summary) and runs the registered benchmarks.
 inline int run_cuda_bench(int argc, char** argv, const std::string& name, std::size_t default_budget,
                           const std::function<void(CudaSession&, nlohmann::json& summary)>& body) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress survives the run being stopped
     const CudaBenchArgs args = parse_cuda_bench_args(argc, argv, default_budget);
-    auto session = start_cuda_session(name, args.budget, args.db_path);
+    auto session = start_cuda_session(name, args.budget, args.db_path, args.skip);
     if (!session) return 0;
     nlohmann::json summary = {{"device", session->device}, {"budget", args.budget}, {"shapes", nlohmann::json::array()}};
     body(*session, summary);

@@ -64,6 +64,20 @@ TEST_CASE("the measurer verifies before it times", "[measurer]") {
     CHECK(invalid.status == Status::invalid);
 }
 
+TEST_CASE("a registry drops a template by name and says when there was none", "[tuner]") {
+    TemplateRegistry reg;
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());
+    const std::string name = reg.all().front()->info().name;
+    CHECK_FALSE(reg.remove("no.such.template"));
+    CHECK(reg.all().size() == 1);
+    CHECK(reg.remove(name));
+    CHECK(reg.find(name) == nullptr);
+    CHECK(reg.for_problem(make_gemm(6, 6, 6), Backend::cpu).empty());
+    CHECK_FALSE(reg.remove(name));
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());  // the name is free again
+    CHECK(reg.find(name) != nullptr);
+}
+
 TEST_CASE("a wrong but fast candidate never becomes the best", "[tuner]") {
     // The wrong mode also runs fastest (unroll=1, least work), so only verification stops it.
     auto db = make_memory_database();

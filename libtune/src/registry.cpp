@@ -29,6 +29,14 @@ const Template* TemplateRegistry::find(std::string_view name) const {
     return nullptr;
 }
 
+bool TemplateRegistry::remove(std::string_view name) {
+    const auto it = std::find_if(templates_.begin(), templates_.end(),
+                                 [&](const auto& t) { return t->info().name == name; });
+    if (it == templates_.end()) return false;
+    templates_.erase(it);
+    return true;
+}
+
 std::vector<const Template*> TemplateRegistry::for_problem(const Problem& p, Backend backend) const {
     std::vector<const Template*> out;
     for (const auto& t : templates_)

@@ -65,6 +65,8 @@ class TemplateRegistry {
 public:
     void add(std::unique_ptr<Template> t);  // throws on a duplicate name
     const Template* find(std::string_view name) const;  // nullptr if unknown
+    // Drops a template (e.g. one a run must leave out); false if it was not registered.
+    bool remove(std::string_view name);
     // Templates for (op, backend) that support p, in registration order (own before vendor).
     std::vector<const Template*> for_problem(const Problem& p, Backend backend) const;
     std::vector<const Template*> all() const;
