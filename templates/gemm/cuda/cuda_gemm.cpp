@@ -1,6 +1,8 @@
 #include "cuda_gemm.hpp"
 
 #include <cstring>
+#include <mutex>
+#include <utility>
 
 #include "gemm_args.hpp"
 #include "tune/cuda/driver.hpp"
@@ -57,8 +59,7 @@ public:
         CUstream stream = rt_->stream().get();
         const DriverApi& d = driver();
         if (plan_.tma) {
-            libtune::TmaDescriptor ta = tensor_map(p.a, dims_.batch * dims_.m, plan_.tma_rows_a);
-            libtune::TmaDescriptor tb = tensor_map(p.b, dims_.batch * dims_.n, plan_.tma_rows_b);
+            auto [ta, tb] = tensor_maps(p.a, p.b);
             void* params[] = {&p, &ta, &tb};
             check(d.cuLaunchKernel(function_, plan_.grid[0], plan_.grid[1], plan_.grid[2], plan_.block, 1, 1,
                                    plan_.shared_bytes, stream, params, nullptr),
@@ -80,6 +81,18 @@ public:
     }
 
 private:
+    // The operands' tensor maps, encoded again only when A or B moves: encoding is host work
+    // between the launches (a few microseconds, as much as a small GEMM's kernel).
+    std::pair<libtune::TmaDescriptor, libtune::TmaDescriptor> tensor_maps(const void* a, const void* b) const {
+        std::lock_guard lock(maps_mutex_);
+        if (!maps_valid_ || a != maps_a_ || b != maps_b_) {
+            maps_ = {tensor_map(a, dims_.batch * dims_.m, plan_.tma_rows_a),
+                     tensor_map(b, dims_.batch * dims_.n, plan_.tma_rows_b)};
+            maps_a_ = a, maps_b_ = b, maps_valid_ = true;
+        }
+        return maps_;
+    }
+
     // 2-D tensor map over `rows` x k elements, box `box_rows` x 64, 128-byte swizzle (the
     // layout the wgmma descriptors assume).
     libtune::TmaDescriptor tensor_map(const void* base, long long rows, int box_rows) const {
@@ -109,6 +122,11 @@ private:
     CUfunction reduce_function_ = nullptr;
     DeviceMemory workspace_;
     std::size_t element_bytes_ = 2;
+    mutable std::mutex maps_mutex_;
+    mutable std::pair<libtune::TmaDescriptor, libtune::TmaDescriptor> maps_{};
+    mutable const void* maps_a_ = nullptr;
+    mutable const void* maps_b_ = nullptr;
+    mutable bool maps_valid_ = false;
 };
 
 CompileResult compiled(CompileService& service, const CompileRequest& r) {

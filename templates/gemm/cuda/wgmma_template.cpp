@@ -1,4 +1,6 @@
 // cuda.gemm.wgmma: knobs, constraints and compile plan of the Hopper kernel (gemm_wgmma.cu).
+#include <algorithm>
+
 #include "cuda_gemm.hpp"
 #include "tune/cuda/runtime.hpp"
 #include "tune/error.hpp"
@@ -36,7 +38,9 @@ protected:
             .add(Knob::ints("block_n", {64, 128, 256}, 256, "columns of C per block (the wgmma N)"))
             .add(Knob::ints("stages", {2, 3, 4, 5, 6}, 4, "TMA buffers in the ring"))
             .add(Knob::ints("consumers", {1, 2}, 2, "consumer warpgroups (plus one producer)"))
-            .add(Knob::ints("group_m", {1, 4, 8, 16}, 8, "block rasterisation: tile rows per group (L2 reuse)"));
+            .add(Knob::ints("group_m", {1, 4, 8, 16}, 8, "block rasterisation: tile rows per group (L2 reuse)"))
+            .add(Knob::ints("overlap", {0, 1}, 1, "wgmma groups of consecutive k tiles in flight together (1) or one at a time (0)"))
+            .add(Knob::ints("persistent", {0, 1}, 0, "one block per SM looping over tiles (1) or one block per tile (0)"));
         s->require("rows_per_consumer_multiple_of_64",
                    [](const Config& c) { return c.get_int("block_m") % (64 * c.get_int("consumers")) == 0; });
         // f32 accumulators per consumer thread: 64-row tiles x block_n / 2; more spills.
@@ -55,10 +59,14 @@ protected:
         plan.element = element_kind(p);
         plan.main = kernel_request("gemm_wgmma.cu",
                                    instance_name("gemm_wgmma", {plan.element, bm, bn, c.get_int("stages"), consumers,
-                                                                c.get_int("group_m"), epilogue_bits(d)}),
+                                                                c.get_int("group_m"), epilogue_bits(d),
+                                                                c.get_int("overlap")}),
                                    runtime().arch());
-        plan.grid[0] = unsigned(((d.m + bm - 1) / bm) * ((d.n + bn - 1) / bn));
-        plan.grid[1] = unsigned(d.batch);
+        // The kernel walks the tiles of all batch items; a persistent grid has one block per SM.
+        const std::int64_t tiles = ((d.m + bm - 1) / bm) * ((d.n + bn - 1) / bn) * d.batch;
+        const std::int64_t sms = runtime().device().cores;
+        plan.grid[0] = unsigned(c.get_int("persistent") && sms > 0 ? std::min(tiles, sms) : tiles);
+        plan.grid[1] = 1;
         plan.block = unsigned((consumers + 1) * 128);
         plan.shared_bytes = unsigned(wgmma_shared_bytes(c));
         plan.k_per_split = d.k;

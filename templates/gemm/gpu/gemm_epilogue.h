@@ -9,13 +9,16 @@ namespace libtune {
 // Block index -> (tile row, tile col), grouped by GROUP_M tile rows so that consecutive
 // blocks share A rows and B columns in L2 (the "group_m" knob). GROUP_M = 1: row-major order.
 template <int GROUP_M>
-__device__ __forceinline__ void tile_coords(int tiles_m, int tiles_n, int& tile_m, int& tile_n) {
-    const int pid = blockIdx.x;
+__device__ __forceinline__ void tile_coords(int pid, int tiles_m, int tiles_n, int& tile_m, int& tile_n) {
     const int per_group = GROUP_M * tiles_n;
     const int first_m = (pid / per_group) * GROUP_M;
     const int rows = min(tiles_m - first_m, GROUP_M);
     tile_m = first_m + (pid % per_group) % rows;
     tile_n = (pid % per_group) / rows;
+}
+template <int GROUP_M>
+__device__ __forceinline__ void tile_coords(int tiles_m, int tiles_n, int& tile_m, int& tile_n) {
+    tile_coords<GROUP_M>((int)blockIdx.x, tiles_m, tiles_n, tile_m, tile_n);
 }
 
 // The fused epilogue, the same formula as the CPU templates and the reference:
