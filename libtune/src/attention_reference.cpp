@@ -3,8 +3,12 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
 #include <limits>
+#include <mutex>
+#include <thread>
 
 namespace tune::detail {
 namespace {
@@ -16,6 +20,39 @@ std::vector<double> absolute(const std::vector<double>& x) {
     std::vector<double> out(x.size());
     std::transform(x.begin(), x.end(), out.begin(), [](double e) { return std::fabs(e); });
     return out;
+}
+
+// Runs fn(unit) for every unit in [0, units) on up to one thread per hardware thread, with
+// OpenBLAS single-threaded meanwhile (the units are the parallelism; its setting is restored):
+// a long-sequence reference costs seconds instead of minutes on a many-core host.
+template <class Fn>
+void for_each_unit(std::int64_t units, const Fn& fn) {
+    const auto hw = std::int64_t(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = int(std::min(units, hw));
+    if (threads <= 1) {
+        for (std::int64_t u = 0; u < units; ++u) fn(u);
+        return;
+    }
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    std::atomic<std::int64_t> next{0};
+    std::mutex error_mutex;
+    std::exception_ptr error;
+    {
+        std::vector<std::jthread> pool;
+        for (int t = 0; t < threads; ++t)
+            pool.emplace_back([&] {
+                try {
+                    for (std::int64_t u = next++; u < units; u = next++) fn(u);
+                } catch (...) {
+                    std::lock_guard lock(error_mutex);
+                    if (!error) error = std::current_exception();
+                    next = units;
+                }
+            });
+    }
+    openblas_set_num_threads(blas_threads);
+    if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
@@ -37,9 +74,10 @@ void attention_reference(const AttentionDims& a, const std::vector<double>& q, c
     const auto qa = absolute(q), ka = absolute(k), va = absolute(v);
 
     const auto block = std::size_t(std::min(kRowBlock, a.q_len));
-    std::vector<double> s(block * std::size_t(kv)), sa(s.size()), pv(block * std::size_t(d)), pva(pv.size());
-    for (std::int64_t b = 0; b < a.batch; ++b)
-        for (std::int64_t h = 0; h < a.heads; ++h) {
+    // One unit per (batch, head): each writes only its own rows.
+    for_each_unit(a.batch * a.heads, [&](std::int64_t unit) {
+            const std::int64_t b = unit / a.heads, h = unit % a.heads;
+            std::vector<double> s(block * std::size_t(kv)), sa(s.size()), pv(block * std::size_t(d)), pva(pv.size());
             const std::int64_t kvh = h / group;
             const std::size_t q_off = std::size_t(((b * a.heads + h) * a.q_len) * d);
             const std::size_t k_off = std::size_t(((b * a.kv_heads + kvh) * kv) * d);
@@ -83,7 +121,7 @@ void attention_reference(const AttentionDims& a, const std::vector<double>& q, c
                     scale[o_n + row] = grow + (std::isfinite(l) ? std::fabs(l) : 0.0);
                 }
             }
-        }
+    });
 }
 
 // Backward error model, per query row i (w_i = 2 + 2 M_i + |LSE_i| bounds P_ij's relative error
@@ -111,9 +149,12 @@ void attention_backward_reference(const AttentionDims& a, const std::vector<doub
 
     const auto block = std::size_t(std::min(kRowBlock, a.q_len));
     const auto m = std::size_t(kv);
-    std::vector<double> p(block * m), sa(block * m), dp(block * m), ab(block * m), bt(block * m), pw(block * m);
-    for (std::int64_t b = 0; b < a.batch; ++b)
-        for (std::int64_t h = 0; h < a.heads; ++h) {
+    // One unit per (batch, KV head) with its group's query heads: dK and dV sum over the group,
+    // so no two units write the same gradient.
+    for_each_unit(a.batch * a.kv_heads, [&](std::int64_t unit) {
+        std::vector<double> p(block * m), sa(block * m), dp(block * m), ab(block * m), bt(block * m), pw(block * m);
+        const std::int64_t b = unit / a.kv_heads, kvh = unit % a.kv_heads;
+        for (std::int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
             const std::size_t q_off = std::size_t(((b * a.heads + h) * a.q_len) * d);
             const std::size_t k_off = std::size_t(((b * a.kv_heads + h / group) * kv) * d);
             for (std::int64_t i0 = 0; i0 < a.q_len; i0 += kRowBlock) {
@@ -164,6 +205,7 @@ void attention_backward_reference(const AttentionDims& a, const std::vector<doub
                 gemm_tn(1.0, pw.data(), da.data() + qo, sdv + k_off);
             }
         }
+    });
     // A gradient no query reaches (a key outside every mask) must be exactly 0.
     for (auto& s : scale) s = std::max(s, 1e-300);
 }
