@@ -10,6 +10,8 @@
 #include <set>
 
 #include "cli.hpp"
+#include "tune/accelerator.hpp"
+#include "tune/backends.hpp"
 #include "tune/cost_model/replay.hpp"
 #include "tune/cost_model/subspace.hpp"
 #include "tune/cost_model/training.hpp"
@@ -24,9 +26,15 @@ namespace {
 // Measures every config of a template's space (restricted by --only) for one problem: the
 // exhaustive record that `tune replay` replays. Resumes: stored configs are not re-measured.
 void sweep(const Problem& p, const std::string& db_path, const std::string& template_name, const std::string& only,
-           bool quiet) {
+           const std::string& backend_name, bool quiet) {
     validate(p);
-    DeviceInfo device = detect_cpu();
+    const Backend backend = parse_backend(backend_name, "--backend");
+    DeviceInfo device;
+    try {
+        device = detect_device(backend);
+    } catch (const Error& e) {
+        throw Error("--backend " + backend_name + ": " + e.what());
+    }
     TemplateRegistry registry = builtin_registry(device);
     const Template* t = registry.find(template_name);
     require(t != nullptr, "--template: unknown template '" + template_name + "'");
@@ -37,9 +45,12 @@ void sweep(const Problem& p, const std::string& db_path, const std::string& temp
 
     SqliteDatabase db(db_path);
     MeasureOptions mo;
-    mo.isolate = true;
     mo.max_time_s = 0.25;  // thousands of candidates: a tighter timing cap than a tuning run's
-    Measurer measurer(device, mo);
+    // CPU candidates run in a worker process (a crash costs one candidate); a GPU context does
+    // not survive fork(), so GPU candidates run here.
+    std::shared_ptr<Accelerator> accelerator = make_accelerator(device);
+    mo.isolate = !accelerator;
+    Measurer measurer = accelerator ? Measurer(device, mo, accelerator) : Measurer(device, mo);
     std::int64_t run = db.start_run({0, "tune sweep " + shape_key(p) + " --only '" + only + "'", "sweep", 0, "", ""}, device);
     std::unordered_set<std::uint64_t> stored;
     for (const auto& m : db.query({shape_key(p), device.id(), t->info().name, t->info().version, std::nullopt}))
@@ -260,13 +271,17 @@ void add_model_commands(CLI::App& app) {
         auto only = std::make_shared<std::string>();
         auto dtype = std::make_shared<std::string>("f32");
         auto quiet = std::make_shared<bool>(false);
+        auto backend = std::make_shared<std::string>("cpu");
         dims->add_to(*cmd, {OpKind::gemm});
         cmd->add_option("--db", *db, "SQLite file to record into")->capture_default_str();
         cmd->add_option("--template", *tmpl, "template whose space is swept")->capture_default_str();
         cmd->add_option("--only", *only, "knob values kept, e.g. 'mc=48,96 kc=128,256 threads=1'");
         cmd->add_option("--dtype", *dtype, "element type")->capture_default_str();
+        cmd->add_option("--backend", *backend, "cpu, cuda or hip (the template's backend)")->capture_default_str();
         cmd->add_flag("-q,--quiet", *quiet, "no progress lines");
-        cmd->callback([=] { sweep(dims->problem(OpKind::gemm, parse_dtype(*dtype, "--dtype")), *db, *tmpl, *only, *quiet); });
+        cmd->callback([=] {
+            sweep(dims->problem(OpKind::gemm, parse_dtype(*dtype, "--dtype")), *db, *tmpl, *only, *backend, *quiet);
+        });
     }
 }
 

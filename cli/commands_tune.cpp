@@ -133,11 +133,16 @@ std::string shape_text(const Problem& p) {
     return text;
 }
 
-// The template a tuned pick is compared with in the "vs OpenBLAS" column.
+// The template a tuned pick is compared with in the baseline column, and that column's title.
 const char* baseline_template(OpKind op, Backend backend) {
     if (backend == Backend::cuda) return "cuda.gemm.cublaslt";
     if (backend == Backend::hip) return "hip.gemm.mfma";  // no vendor template on HIP yet
     return op == OpKind::attention ? "cpu.attention.unfused" : "cpu.gemm.openblas";
+}
+const char* baseline_title(Backend backend) {
+    if (backend == Backend::cuda) return "vs cuBLASLt";
+    if (backend == Backend::hip) return "vs hip.gemm.mfma";
+    return "vs OpenBLAS (attention: unfused)";
 }
 
 }  // namespace
@@ -203,7 +208,7 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     };
 
     Table table({"problem", "tokens", "shape", "best config", "median", "GFLOP/s", "vs default",
-                 "vs OpenBLAS (attention: unfused)", "vs best library"});
+                 baseline_title(backend), "vs best library"});
     const auto start = std::chrono::steady_clock::now();
     std::vector<Problem> budgeted;
     for (const auto& np : problems) budgeted.push_back(a.with_budget(np.problem));

@@ -100,6 +100,8 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
         {"gemm --m 4000000000 --n 4000000000 --k 4000000000 --db " + db, "overflows"},
         {"gemm --m 4 --n 4 --k 4 --dtype f8 --db " + db, "--dtype"},
         {"gemm --m 4 --n 4 --k 4 --backend tpu --db " + db, "--backend"},
+        {"sweep --m 4 --n 4 --k 4 --backend tpu --db " + db, "--backend"},
+        {"sweep --m 4 --n 4 --k 4 --template cpu.gemm.nonexistent --db " + db, "unknown template"},
         {"gemm --m 4 --n 4 --k 4 --strategy magic --db " + db, "magic"},
         {"gemm --m 4 --n 4 --db " + db, "--k"},
         {"lookup conv --m 4", "unknown value 'conv'"},
