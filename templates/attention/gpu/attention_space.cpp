@@ -81,7 +81,7 @@ std::shared_ptr<Space> build_space(const Problem& p, const Target& t) {
         const std::int64_t tiles = (a.kv_len + k_default - 1) / k_default;
         std::int64_t split_default = 1;
         while (split_default < 8 && split_default * 2 <= tiles) split_default *= 2;
-        s->add(Knob::ints("split_kv", {1, 2, 4, 8, 16, 32}, split_default,
+        s->add(Knob::ints("split_kv", {1, 2, 4, 8, 16, 32, 64, 128}, split_default,
                           "parts each block's key range is cut into (separate blocks, merged by a combine kernel)"));
     }
 
