@@ -32,6 +32,11 @@ Problem backward(Problem p) {
     return p;
 }
 
+Problem paged(Problem p, std::int64_t page) {
+    p.set_dim("page", page);
+    return p;
+}
+
 std::vector<Shape> shapes() {
     auto a = [](std::int64_t batch, std::int64_t q, std::int64_t kv, bool causal) {
         return make_attention(batch, 32, 8, q, kv, 128, causal, 0, DType::bf16);
@@ -41,6 +46,7 @@ std::vector<Shape> shapes() {
             {"decode_hd128_kv8k", a(1, 1, 8192, true), true},
             {"decode_hd128_kv32k", a(1, 1, 32768, true), true},
             {"decode_hd128_kv8k_batch8", a(8, 1, 8192, true), true},
+            {"decode_hd128_kv32k_paged16", paged(a(1, 1, 32768, true), 16), true},
             {"bwd_hd128_4k_causal", backward(a(1, 4096, 4096, true)), false, "cuda.attention.flash_backward"}};
 }
 
@@ -52,7 +58,8 @@ double decode_bytes(const Problem& p) {
     return kv + rows * double(a.head_dim) * (2 + 4) + rows * 4;
 }
 
-// Device operands: Q, K, V with bf16 values in [-1, 1]; O and LSE (forward). Backward: also
+// Device operands: Q, K, V with bf16 values in [-1, 1] (paged: K and V as pages in order,
+// with their block table); O and LSE (forward). Backward: also
 // O = 0, LSE = 0 and dO in [-1, 1] (f32) in; dQ, dK, dV out (timing only: not a consistent O).
 struct DeviceOperands {
     std::vector<cuda::DeviceMemory> in, out;
@@ -69,6 +76,21 @@ struct DeviceOperands {
             for (auto& x : host) x = to_bf16(dist(rng));
             in.emplace_back(n * sizeof(bf16));
             in.back().upload(host.data(), n * sizeof(bf16));
+            in_ptrs.push_back(in.back().as_ptr());
+        }
+        if (a.page > 0) {  // pages 0, 1, ... in sequence order: timing only needs a valid table
+            std::vector<std::int32_t> table(std::size_t(a.batch * a.pages_per_sequence()));
+            for (std::size_t i = 0; i < table.size(); ++i) table[i] = std::int32_t(i);
+            const std::size_t pool = std::size_t(a.batch * a.pages_per_sequence() * a.page * a.kv_heads * a.head_dim);
+            for (int which : {1, 2}) {  // K, V: the pool replaces the contiguous operand
+                std::vector<bf16> host(pool);
+                for (auto& x : host) x = to_bf16(dist(rng));
+                in[std::size_t(which)] = cuda::DeviceMemory(pool * sizeof(bf16));
+                in[std::size_t(which)].upload(host.data(), pool * sizeof(bf16));
+                in_ptrs[std::size_t(which)] = in[std::size_t(which)].as_ptr();
+            }
+            in.emplace_back(table.size() * sizeof(std::int32_t));
+            in.back().upload(table.data(), table.size() * sizeof(std::int32_t));
             in_ptrs.push_back(in.back().as_ptr());
         }
         const std::size_t rows = std::size_t(a.batch * a.heads * a.q_len);

@@ -129,6 +129,7 @@ std::string shape_text(const Problem& p) {
     if (a.causal) text += " causal";
     if (a.window > 0) text += " window " + std::to_string(a.window);
     if (a.backward) text += " backward";
+    if (a.page > 0) text += " paged " + std::to_string(a.page);
     if (p.scale > 0) text += " scale " + format_fixed(p.scale, 4);
     return text;
 }

@@ -161,7 +161,7 @@ void expect_all_ok(const Template& t, const std::vector<std::pair<Problem, Confi
 
 }  // namespace
 
-TEST_CASE("cuda.attention.flash default config is correct for every head dim, mask, GQA, decode split and both 16-bit types", "[cuda][attention]") {
+TEST_CASE("cuda.attention.flash default config is correct for every head dim, mask, GQA, decode split, paged KV and both 16-bit types", "[cuda][attention]") {
     const Template& t = tmpl("cuda.attention.flash");
     std::vector<std::pair<Problem, Config>> cases;
     for (std::int64_t d : {64, 80, 96, 128, 256})
@@ -169,6 +169,15 @@ TEST_CASE("cuda.attention.flash default config is correct for every head dim, ma
             REQUIRE(t.supports(p));
             cases.emplace_back(p, t.space(p)->default_config());
         }
+    for (std::int64_t page : {16, 7}) {  // a paged KV cache: decode with split-KV, and a causal prefill
+        Problem decode = make_attention(2, 32, 8, 1, 5000, 128, true, 0, DType::bf16), prefill = make_attention(1, 8, 2, 200, 333, 128, true, 0, DType::bf16);
+        decode.set_dim("page", page);
+        prefill.set_dim("page", page);
+        for (const Problem& p : {decode, prefill}) {
+            REQUIRE(t.supports(p));
+            cases.emplace_back(p, t.space(p)->default_config());
+        }
+    }
     for (Problem p : attention_variants(128)) {  // f16 inputs, held to the f32 bound (exact products, f32 sums)
         p.dtype = DType::f16;
         Problem f32 = p;

@@ -11,6 +11,7 @@
 #include "tune/measurer.hpp"
 #include "tune/templates/cpu_attention.hpp"
 #include "tune/tuner.hpp"
+#include "tune/workload.hpp"
 
 using namespace tune;
 
@@ -158,6 +159,51 @@ TEST_CASE("split-KV decode matches the reference for every split count", "[atten
                 test::check_against_reference(*fused, p, c, 5);
             }
         }
+}
+
+TEST_CASE("both CPU templates read a paged KV cache: decode with every split, prefill with masks and GQA", "[attention][paged]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto fused = make_cpu_attention_fused_template(host());
+    auto unfused = make_cpu_attention_unfused_template(host());
+    auto paged = [](Problem p, std::int64_t page) {
+        p.set_dim("page", page);
+        return p;
+    };
+    // Decode over 509 keys in pages of 16 (the last one partial), every split count.
+    const Problem decode = paged(make_attention(2, 8, 2, 1, 509, 128, true, 0), 16);
+    const Space& s = *fused->space(decode);
+    for (const auto& split : s.knob("split_kv")->values) {
+        Config c = s.default_config();
+        c.set("split_kv", split);
+        test::check_against_reference(*fused, decode, c, 5, 2);
+    }
+    // Prefill, pages of 7 keys (never a multiple of a key tile), every mask; GQA and MQA.
+    for (const Mask& m : kMasks)
+        for (std::int64_t kv_heads : {2, 1}) {
+            const Problem p = paged(make_attention(2, 4, kv_heads, 37, 53, 48, m.causal, m.window), 7);
+            test::check_against_reference(*fused, p, fused->space(p)->default_config(), 3);
+            test::check_against_reference(*unfused, p, unfused->space(p)->default_config(), 3);
+        }
+    // The contiguous copy is workspace the config reports; the backward takes no paged cache.
+    const Config c = fused->space(decode)->default_config();
+    Problem plain = decode;
+    plain.set_dim("page", 0);
+    CHECK(fused->workspace_bytes(decode, c) == fused->workspace_bytes(plain, c) + 2 * 2 * 2 * 509 * 128 * sizeof(float));
+    CHECK(fused->instantiate(decode, c)->workspace_bytes() == fused->workspace_bytes(decode, c));
+}
+
+TEST_CASE("a block table entry outside the page pool is an error, not a read outside it", "[attention][paged]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto fused = make_cpu_attention_fused_template(host());
+    Problem p = make_attention(1, 4, 2, 1, 40, 32, true, 0);
+    p.set_dim("page", 16);
+    Workload w(p, 2);
+    auto kernel = fused->instantiate(p, fused->space(p)->default_config());
+    auto* table = static_cast<std::int32_t*>(const_cast<void*>(w.args().inputs[3]));
+    table[1] = 3;  // the pool has pages 0..2
+    CHECK_THROWS_WITH(kernel->run(w.args()), Catch::Contains("block table entry 1 is 3"));
+    table[1] = -1;
+    CHECK_THROWS_WITH(kernel->run(w.args()), Catch::Contains("outside the pool"));
 }
 
 TEST_CASE("attention configs report their peak workspace", "[attention]") {

@@ -1,6 +1,7 @@
 // Problem keys, configs, spaces and constraints.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <set>
 
 #include "tune/error.hpp"
@@ -17,6 +18,36 @@ TEST_CASE("a shape key names every dim and round-trips", "[core]") {
     CHECK(j.get<Problem>() == p);
     CHECK(ProblemHash{}(p) == ProblemHash{}(parse_shape_key(shape_key(p))));
     CHECK(ProblemHash{}(p) != ProblemHash{}(make_gemm(512, 4096, 14336)));
+}
+
+TEST_CASE("a paged KV cache is an attention dim keyed only when set; stored keys without it still parse", "[core]") {
+    const Problem plain = make_attention(2, 32, 8, 1, 4096, 128, true, 0, DType::bf16);
+    const std::string old_key = shape_key(plain);
+    CHECK(old_key == "attention bf16 batch=2 heads=32 kv_heads=8 q_len=1 kv_len=4096 head_dim=128 causal=1 window=0 backward=0");
+    CHECK(parse_shape_key(old_key) == plain);
+    Problem paged = plain;
+    paged.set_dim("page", 16);
+    CHECK(shape_key(paged) == old_key + " page=16");
+    CHECK(parse_shape_key(shape_key(paged)) == paged);
+    CHECK(attention_dims(paged).page == 16);
+    CHECK(attention_dims(paged).pages_per_sequence() == 256);
+    Problem scaled = with_scale(paged, 0.5);
+    scaled.tolerance = 0.01;
+    CHECK(parse_shape_key(shape_key(scaled)) == scaled);
+    CHECK(parse_shape_key(shape_key(with_scale(plain, 0.5))) == with_scale(plain, 0.5));
+    nlohmann::json j = paged;
+    CHECK(j.get<Problem>() == paged);
+    CHECK(nlohmann::json(plain).get<Problem>() == plain);
+    CHECK(shape_distance(plain, paged) == std::numeric_limits<double>::infinity());  // a layout, never a neighbour
+
+    CHECK_THROWS_WITH(parse_shape_key(old_key + " page=0"), Catch::Contains("leaving it out"));
+    CHECK_THROWS_WITH(parse_shape_key(old_key + " page=16 page=16"), Catch::Contains("dims"));
+    Problem backward = paged;
+    backward.set_dim("backward", 1);
+    CHECK_THROWS_WITH(validate(backward), Catch::Contains("forward only"));
+    Problem negative = plain;
+    negative.set_dim("page", -4);
+    CHECK_THROWS_WITH(validate(negative), Catch::Contains("'page'"));
 }
 
 TEST_CASE("invalid problems are rejected with the dim named", "[core]") {

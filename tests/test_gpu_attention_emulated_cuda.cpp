@@ -77,3 +77,27 @@ TEST_CASE("emulated cuda.attention.flash: head_dim 256 with a two-sided window",
     check<0, 256, 16, 32, 1, 2, 0, 0, 1>(p, config(p, kSm80, {{"q_tile", 16}, {"k_tile", 32}, {"warps", 1}, {"stages", 2}}),
                                         "libtune::attention_flash<0,256,16,32,1,2,0,0,1>");
 }
+
+namespace {
+
+Problem paged(Problem p, std::int64_t page) {
+    p.set_dim("page", page);
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("emulated cuda.attention.flash: paged KV cache, decode with split-KV over pages in shuffled order", "[gpu_attention][emulated][paged]") {
+    // Two sequences, pages of 16 keys (key tiles of 64 span four pages; the last page is partial).
+    Problem p = paged(make_attention(2, 8, 2, 1, 300, 128, true, 0, DType::bf16), 16);
+    p.tolerance = gpu_attention::single_rounding_tolerance(p);
+    check<0, 128, 16, 64, 1, 3, 1, 1, 0>(
+        p, config(p, kSm80, {{"q_tile", 16}, {"k_tile", 64}, {"warps", 1}, {"stages", 3}, {"split_kv", 4}, {"p_split", 0}}),
+        "libtune::attention_flash<0,128,16,64,1,3,1,1,0>");
+}
+
+TEST_CASE("emulated cuda.attention.flash: paged KV cache, causal prefill with pages smaller than a key tile and a window", "[gpu_attention][emulated][paged]") {
+    const Problem p = paged(make_attention(2, 4, 2, 37, 70, 64, true, 20, DType::bf16), 7);
+    check<0, 64, 64, 32, 4, 2, 1, 0, 1>(p, config(p, kSm80, {{"q_tile", 64}, {"k_tile", 32}, {"warps", 4}, {"stages", 2}}),
+                                       "libtune::attention_flash<0,64,64,32,4,2,1,0,1>");
+}

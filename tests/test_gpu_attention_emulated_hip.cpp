@@ -45,3 +45,10 @@ TEST_CASE("emulated hip.attention.flash: f16, window without causal, rows withou
     check<1, 80, 16, 32, 4, 0, 0>(p, config(p, kGfx90a, {{"q_tile", 16}, {"k_tile", 32}, {"warps", 4}, {"gqa_pack", 0}}),
                                   "libtune::attention_flash_generic<1,80,16,32,4,0,0>");
 }
+
+TEST_CASE("emulated hip.attention.flash: paged KV cache, decode with split-KV over shuffled pages", "[gpu_attention][emulated][paged]") {
+    Problem p = make_attention(2, 8, 2, 2, 500, 128, true, 0, DType::bf16);
+    p.set_dim("page", 32);
+    check<0, 128, 16, 64, 1, 1, 1>(p, config(p, kGfx90a, {{"q_tile", 16}, {"k_tile", 64}, {"warps", 1}, {"split_kv", 8}}),
+                                   "libtune::attention_flash_generic<0,128,16,64,1,1,1>");
+}

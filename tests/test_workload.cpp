@@ -1,6 +1,7 @@
 // The fp64 reference and error metric every candidate is judged by.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <set>
 
 #include "tune/bf16.hpp"
 #include "tune/workload.hpp"
@@ -89,4 +90,36 @@ TEST_CASE("f16 operands hold the half-precision values the reference sees", "[wo
     }
     CHECK(some_fraction);  // not truncated to integers, not all zero
     CHECK(static_cast<float>(static_cast<_Float16>(1.00048828125f)) == 1.0f);  // tie rounds to even
+}
+
+TEST_CASE("a paged KV workload holds the same keys and values in shuffled pages through its block table", "[workload][paged]") {
+    const Problem plain = make_attention(2, 4, 2, 3, 45, 16, true, 0, DType::bf16);
+    Problem paged = plain;
+    paged.set_dim("page", 8);  // 6 pages per sequence, the last one 5 keys full
+    const Workload w0(plain, 5), w1(paged, 5);
+    const OpArgs a0 = w0.args(), a1 = w1.args();
+    REQUIRE(a0.inputs.size() == 3);
+    REQUIRE(a1.inputs.size() == 4);
+    const auto* table = static_cast<const std::int32_t*>(a1.inputs[3]);
+    const std::int64_t pages = 6, page = 8, kv_heads = 2, d = 16, kv = 45;
+    std::set<std::int32_t> seen(table, table + 2 * pages);
+    CHECK(seen.size() == 12);  // a permutation of the pool's pages
+    CHECK(*seen.begin() == 0);
+    CHECK(*seen.rbegin() == 11);
+    bool identity = true;
+    for (std::int32_t i = 0; i < 12; ++i) identity = identity && table[i] == i;
+    CHECK_FALSE(identity);
+    for (int which : {1, 2}) {  // K, then V
+        const auto* contiguous = static_cast<const bf16*>(a0.inputs[std::size_t(which)]);
+        const auto* pool = static_cast<const bf16*>(a1.inputs[std::size_t(which)]);
+        for (std::int64_t b = 0; b < 2; ++b)
+            for (std::int64_t h = 0; h < kv_heads; ++h)
+                for (std::int64_t j = 0; j < pages * page; ++j)
+                    for (std::int64_t e = 0; e < d; ++e) {
+                        const std::int64_t slot = (table[b * pages + j / page] * page + j % page) * kv_heads + h;
+                        const float got = to_float(pool[slot * d + e]);
+                        const float want = j < kv ? to_float(contiguous[((b * kv_heads + h) * kv + j) * d + e]) : 0.f;
+                        if (got != want) FAIL("b " << b << " head " << h << " key " << j << " element " << e);
+                    }
+    }
 }

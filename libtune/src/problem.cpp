@@ -33,7 +33,9 @@ constexpr std::array<DimSpec, 3> kSwigluDims{{
     {"k", DimKind::size, 0, 0, "hidden features (reduction length)"},
 }};
 
-constexpr std::array<DimSpec, 9> kAttentionDims{{
+// Paged KV cache (page > 0): K and V are pools of pages [pages][page][kv_heads][head_dim] and a
+// block table [batch][ceil(kv_len / page)] of int32 page indices maps each sequence's keys.
+constexpr std::array<DimSpec, 10> kAttentionDims{{
     {"batch", DimKind::size, 1, 0, "sequences"},
     {"heads", DimKind::size, 0, 0, "query heads"},
     {"kv_heads", DimKind::size, 0, 0, "key/value heads (GQA/MQA when < heads)"},
@@ -43,6 +45,8 @@ constexpr std::array<DimSpec, 9> kAttentionDims{{
     {"causal", DimKind::exact, 0, 1, "causal mask"},
     {"window", DimKind::exact, 0, std::numeric_limits<std::int64_t>::max(), "sliding window (0 = none)"},
     {"backward", DimKind::exact, 0, 1, "gradients dQ, dK, dV given dO (training), instead of the forward"},
+    {"page", DimKind::exact, 0, 1 << 20, "paged KV cache: keys per page, K/V in pages through a block table (0 = contiguous)",
+     {}, true},
 }};
 
 int dim_index(OpKind op, std::string_view name) {
@@ -156,7 +160,7 @@ AttentionDims attention_dims(const Problem& p) {
     // The one place the default scale is decided.
     const double scale = p.scale > 0 ? p.scale : 1.0 / std::sqrt(double(std::max<std::int64_t>(p.dims[5], 1)));
     return {p.dims[0], p.dims[1], p.dims[2], p.dims[3], p.dims[4], p.dims[5], p.dims[6] != 0, p.dims[7], p.dims[8] != 0,
-            scale};
+            scale, p.dims[9]};
 }
 
 double gelu(double x) {
@@ -212,6 +216,12 @@ void validate(const Problem& p) {
         check({b, h, q, d}, "Q (batch*heads*q_len*head_dim)");
         check({b, kvh, kv, d}, "K (batch*kv_heads*kv_len*head_dim)");
         check({b, h, q, kv, d, 4}, "the flop count (4*batch*heads*q_len*kv_len*head_dim)");
+        if (const std::int64_t page = p.dims[9]; page > 0) {
+            if (p.dims[8] != 0) throw Error("problem: a paged KV cache (page > 0) is for the forward only, not backward");
+            check({b, (kv + page - 1) / page, page, kvh, d}, "the K/V page pool (batch*pages*page*kv_heads*head_dim)");
+            if (b * ((kv + page - 1) / page) > std::numeric_limits<std::int32_t>::max())
+                throw Error("problem: the page pool's indices (batch*pages) must fit the int32 block table");
+        }
     }
 }
 
@@ -223,6 +233,7 @@ std::string shape_key(const Problem& p) {
     key += to_string(p.dtype);
     auto specs = dim_specs(p.op);
     for (std::size_t i = 0; i < specs.size(); ++i) {
+        if (specs[i].keyed_when_set && p.dims[i] == 0) continue;
         key += ' ';
         key += specs[i].name;
         key += '=';
@@ -262,7 +273,7 @@ Problem parse_shape_key(std::string_view key) {
     auto specs = dim_specs(p.op);
     // Optional trailing fields, in key order: scale= (attention), then tol=.
     auto trailing = [&](std::string_view name, double& out) {
-        if (words.size() <= 2 + specs.size() || !words.back().starts_with(name)) return;
+        if (words.size() <= 2 || !words.back().starts_with(name)) return;
         std::string text(words.back().substr(name.size()));
         char* end = nullptr;
         out = std::strtod(text.c_str(), &end);
@@ -272,18 +283,23 @@ Problem parse_shape_key(std::string_view key) {
     };
     trailing("tol=", p.tolerance);
     if (p.op == OpKind::attention) trailing("scale=", p.scale);
-    if (words.size() != 2 + specs.size()) throw fail("expected " + std::to_string(specs.size()) + " dims");
+    std::size_t next = 2;  // the next word to read; a dim keyed only when set may be absent (0)
     for (std::size_t i = 0; i < specs.size(); ++i) {
-        auto w = words[2 + i];
+        const std::string_view w = next < words.size() ? words[next] : std::string_view();
         auto eq = w.find('=');
-        if (eq == std::string_view::npos || w.substr(0, eq) != specs[i].name)
+        if (eq == std::string_view::npos || w.substr(0, eq) != specs[i].name) {
+            if (specs[i].keyed_when_set) continue;
             throw fail("expected dim '" + std::string(specs[i].name) + "' at position " + std::to_string(i));
+        }
         try {
             p.dims[i] = parse_dim_value(specs[i], w.substr(eq + 1));
         } catch (const Error& e) {
             throw fail(e.what());
         }
+        if (specs[i].keyed_when_set && p.dims[i] == 0) throw fail("'" + std::string(specs[i].name) + "=0' is written by leaving it out");
+        ++next;
     }
+    if (next != words.size()) throw fail("expected " + std::to_string(specs.size()) + " dims, then scale= and tol=");
     validate(p);
     return p;
 }

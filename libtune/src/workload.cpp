@@ -2,7 +2,9 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -54,6 +56,34 @@ std::vector<double> absolute(const std::vector<double>& x) {
     std::vector<double> out(x.size());
     for (std::size_t i = 0; i < x.size(); ++i) out[i] = std::fabs(x[i]);
     return out;
+}
+
+// K or V ([batch][kv_heads][kv_len][head_dim], elements of `elem` bytes) as a paged cache:
+// a pool of batch * pages pages [page][kv_heads][head_dim] in a seeded random order, and the
+// block table [batch][pages] (int32) that maps each sequence's keys to them. Keys past kv_len
+// in a sequence's last page are zero. The same seed gives K and V the same table.
+AlignedBuffer paged(const AttentionDims& a, const AlignedBuffer& contiguous, std::size_t elem, std::uint64_t seed,
+                    std::vector<std::int32_t>& table) {
+    const std::int64_t pages = a.pages_per_sequence(), total = a.batch * pages;
+    std::vector<std::int32_t> order(static_cast<std::size_t>(total));
+    for (std::int64_t i = 0; i < total; ++i) order[std::size_t(i)] = std::int32_t(i);
+    std::mt19937_64 rng(seed);
+    std::shuffle(order.begin(), order.end(), rng);
+    table = order;
+    const std::size_t row = std::size_t(a.head_dim) * elem;  // one key of one head
+    AlignedBuffer pool(std::size_t(total * a.page * a.kv_heads) * row);
+    std::memset(pool.data(), 0, pool.bytes());
+    const std::byte* src = contiguous.data();
+    std::byte* dst = pool.data();
+    for (std::int64_t b = 0; b < a.batch; ++b)
+        for (std::int64_t h = 0; h < a.kv_heads; ++h)
+            for (std::int64_t j = 0; j < a.kv_len; ++j) {
+                const std::int64_t page = table[std::size_t(b * pages + j / a.page)];
+                const std::size_t to = std::size_t((page * a.page + j % a.page) * a.kv_heads + h) * row;
+                const std::size_t from = std::size_t((b * a.kv_heads + h) * a.kv_len + j) * row;
+                std::memcpy(dst + to, src + from, row);
+            }
+    return pool;
 }
 
 // out[b] = op(A[b]) * op(B[b]) in double for each batch item.
@@ -154,8 +184,18 @@ Workload::Workload(const Problem& p, std::uint64_t seed) : problem_(p) {
         auto k = uniform(std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim), seed * 4 + 2);
         auto v = uniform(k.size(), seed * 4 + 3);
         inputs_.push_back(store(q, p.dtype));
-        inputs_.push_back(store(k, p.dtype));
-        inputs_.push_back(store(v, p.dtype));
+        if (a.page > 0) {  // the reference reads K and V contiguous, the kernel through pages
+            const AlignedBuffer kc = store(k, p.dtype), vc = store(v, p.dtype);
+            std::vector<std::int32_t> table;
+            inputs_.push_back(paged(a, kc, dtype_bytes(p.dtype), seed * 4 + 4, table));
+            inputs_.push_back(paged(a, vc, dtype_bytes(p.dtype), seed * 4 + 4, table));
+            AlignedBuffer t(table.size() * sizeof(std::int32_t));
+            std::copy(table.begin(), table.end(), t.as<std::int32_t>());
+            inputs_.push_back(std::move(t));
+        } else {
+            inputs_.push_back(store(k, p.dtype));
+            inputs_.push_back(store(v, p.dtype));
+        }
         detail::attention_reference(a, q, k, v, reference_, scale_);
         const auto rows = std::size_t(a.batch * a.heads * a.q_len);
         if (a.backward) {

@@ -26,6 +26,8 @@ struct DimSpec {
     std::int64_t max_value;      // exact dims: legal range is [0, max_value]
     std::string_view help;
     std::span<const std::string_view> labels = {};  // named values (index = value), e.g. act
+    // Left out of the shape key when 0: a dim added after keys were stored keeps those keys.
+    bool keyed_when_set = false;
 };
 
 // A dim's value as text (its label when it has labels) and back; the parser throws
@@ -101,7 +103,9 @@ struct AttentionDims {
     std::int64_t window;  // 0 = none
     bool backward = false;  // gradients instead of the forward (see make_attention)
     double scale = 0;       // the factor on Q K^T: the problem's, or 1/sqrt(head_dim)
+    std::int64_t page = 0;  // paged KV cache: keys per page (0 = contiguous K and V)
     std::int64_t group() const { return heads / kv_heads; }
+    std::int64_t pages_per_sequence() const { return page > 0 ? (kv_len + page - 1) / page : 0; }
     // The keys query i sees, [first, last): causal keeps keys at or before its position; a
     // window w keeps keys less than w positions before it (and, without causal, after it).
     // The one definition of the masks: every kernel and the reference call it.

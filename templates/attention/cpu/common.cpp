@@ -1,6 +1,8 @@
 #include "common.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <string>
 #include <vector>
 
 namespace tune::cpu_attention {
@@ -11,6 +13,35 @@ bool supports_problem(const Problem& p, const DeviceInfo& device, bool backward)
     if (a.backward != backward) return false;
     constexpr std::int64_t kMax = std::numeric_limits<int>::max() / 16;
     return a.q_len <= kMax && a.kv_len <= kMax && a.head_dim <= kMax;
+}
+
+std::size_t paged_gather_bytes(const AttentionDims& a) {
+    return a.page > 0 ? 2 * std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim) * sizeof(float) : 0;
+}
+
+void gather_paged(const AttentionDims& a, Operands& x, float* into) {
+    if (a.page == 0) return;
+    const std::int64_t d = a.head_dim, pages = a.pages_per_sequence(), pool_pages = a.batch * pages;
+    const std::size_t n = std::size_t(a.batch * a.kv_heads * a.kv_len * d);
+    float* k = into;
+    float* v = into + n;
+    for (std::int64_t b = 0; b < a.batch; ++b)
+        for (std::int64_t i = 0; i < pages; ++i) {
+            const std::int64_t page = x.table[b * pages + i];
+            if (page < 0 || page >= pool_pages)  // the table comes from the caller: never read outside the pool
+                throw Error("paged KV cache: block table entry " + std::to_string(b * pages + i) + " is " +
+                            std::to_string(page) + ", outside the pool's " + std::to_string(pool_pages) + " pages");
+            const std::int64_t keys = std::min(a.page, a.kv_len - i * a.page);
+            for (std::int64_t h = 0; h < a.kv_heads; ++h)
+                for (std::int64_t j = 0; j < keys; ++j) {
+                    const std::size_t from = std::size_t(((page * a.page + j) * a.kv_heads + h) * d);
+                    const std::size_t to = std::size_t(((b * a.kv_heads + h) * a.kv_len + i * a.page + j) * d);
+                    std::copy(x.k + from, x.k + from + d, k + to);
+                    std::copy(x.v + from, x.v + from + d, v + to);
+                }
+        }
+    x.k = k;
+    x.v = v;
 }
 
 Knob threads_knob(int cores, std::string help) {

@@ -15,17 +15,29 @@ namespace tune::cpu_attention {
 struct Operands {
     const float *q, *k, *v;
     float *o, *lse;
+    const std::int32_t* table = nullptr;  // a paged KV cache's block table (see Problem's `page`)
 };
 
-inline Operands unpack(const OpArgs& args, const std::string& name) {
-    if (args.inputs.size() != 3 || args.outputs.size() != 2)
-        throw Error(name + ": expects inputs {Q, K, V} and outputs {O, LSE}");
+// Inputs {Q, K, V}, and the block table after them when the cache is paged (a.page > 0).
+inline Operands unpack(const OpArgs& args, const std::string& name, const AttentionDims& a) {
+    const std::size_t inputs = a.page > 0 ? 4 : 3;
+    if (args.inputs.size() != inputs || args.outputs.size() != 2)
+        throw Error(name + ": expects inputs {Q, K, V}" + (a.page > 0 ? " and the block table" : "") +
+                    " and outputs {O, LSE}");
     Operands x{static_cast<const float*>(args.inputs[0]), static_cast<const float*>(args.inputs[1]),
                static_cast<const float*>(args.inputs[2]), static_cast<float*>(args.outputs[0]),
                static_cast<float*>(args.outputs[1])};
-    if (!x.q || !x.k || !x.v || !x.o || !x.lse) throw Error(name + ": null operand");
+    if (a.page > 0) x.table = static_cast<const std::int32_t*>(args.inputs[3]);
+    if (!x.q || !x.k || !x.v || !x.o || !x.lse || (a.page > 0 && !x.table)) throw Error(name + ": null operand");
     return x;
 }
+
+// A paged KV cache is read as a contiguous one: each call first copies K and V out of their
+// pages ([batch][kv_heads][kv_len][head_dim], K then V, in a workspace of
+// paged_gather_bytes) and points x.k and x.v there. One extra pass over K and V: a decode
+// step, which only streams them, pays it in full; a prefill barely notices.
+std::size_t paged_gather_bytes(const AttentionDims& a);  // 0 for a contiguous cache
+void gather_paged(const AttentionDims& a, Operands& x, float* into);
 
 // Both templates need AVX-512F (their exp and dot-product kernels) and f32 operands whose
 // lengths fit the int tile arithmetic.

@@ -102,10 +102,13 @@ std::size_t workspace_floats(const AttentionDims& a, const FusedConfig& c) {
 class FusedKernel final : public Kernel {
 public:
     FusedKernel(const AttentionDims& a, const FusedConfig& c, std::shared_ptr<ThreadPool> pool)
-        : a_(a), c_(c), l_(layout(a, c)), pool_(std::move(pool)), scratch_(workspace_floats(a, c) * sizeof(float)) {}
+        : a_(a), c_(c), l_(layout(a, c)), pool_(std::move(pool)), scratch_(workspace_floats(a, c) * sizeof(float)),
+          gathered_(cpu_attention::paged_gather_bytes(a)) {}
 
     void run(const OpArgs& args) const override {
-        const auto x = cpu_attention::unpack(args, kName);
+        auto x = cpu_attention::unpack(args, kName, a_);
+        auto gathered = gathered_.take();
+        cpu_attention::gather_paged(a_, x, gathered.floats());
         auto lease = scratch_.take();
         float* ws = lease.floats();
         float* partial = ws + l_.per_thread_floats * std::size_t(c_.threads);
@@ -136,7 +139,7 @@ public:
         });
     }
 
-    std::size_t workspace_bytes() const override { return scratch_.bytes(); }
+    std::size_t workspace_bytes() const override { return scratch_.bytes() + gathered_.bytes(); }
 
 private:
     // One task's query rows: `positions` positions from q0 of each query head from head0 (one,
@@ -331,6 +334,7 @@ private:
     Layout l_;
     std::shared_ptr<ThreadPool> pool_;
     cpu_gemm::ScratchPool scratch_;
+    cpu_gemm::ScratchPool gathered_;  // a paged cache's K and V, contiguous
 };
 
 FusedConfig fused_config(const Config& c) {
@@ -378,7 +382,8 @@ public:
     }
 
     std::size_t workspace_bytes(const Problem& p, const Config& c) const override {
-        return workspace_floats(attention_dims(p), fused_config(c)) * sizeof(float);
+        const AttentionDims a = attention_dims(p);
+        return workspace_floats(a, fused_config(c)) * sizeof(float) + cpu_attention::paged_gather_bytes(a);
     }
 
 private:

@@ -29,10 +29,13 @@ std::size_t score_bytes(const AttentionDims& a) { return std::size_t(a.q_len * a
 class UnfusedKernel final : public Kernel {
 public:
     UnfusedKernel(const AttentionDims& a, int threads, std::shared_ptr<ThreadPool> pool)
-        : a_(a), threads_(threads), pool_(std::move(pool)), scratch_(score_bytes(a)) {}
+        : a_(a), threads_(threads), pool_(std::move(pool)), scratch_(score_bytes(a)),
+          gathered_(cpu_attention::paged_gather_bytes(a)) {}
 
     void run(const OpArgs& args) const override {
-        const auto x = cpu_attention::unpack(args, kName);
+        auto x = cpu_attention::unpack(args, kName, a_);
+        auto gathered = gathered_.take();
+        cpu_attention::gather_paged(a_, x, gathered.floats());
         auto lease = scratch_.take();
         float* s = lease.floats();
         const int q = int(a_.q_len), kv = int(a_.kv_len), d = int(a_.head_dim);
@@ -61,13 +64,14 @@ public:
             }
     }
 
-    std::size_t workspace_bytes() const override { return scratch_.bytes(); }
+    std::size_t workspace_bytes() const override { return scratch_.bytes() + gathered_.bytes(); }
 
 private:
     AttentionDims a_;
     int threads_;
     std::shared_ptr<ThreadPool> pool_;
     cpu_gemm::ScratchPool scratch_;
+    cpu_gemm::ScratchPool gathered_;  // a paged cache's K and V, contiguous
 };
 
 std::shared_ptr<const Space> unfused_space(const DeviceInfo& device) {
@@ -85,7 +89,10 @@ public:
                               device,
                               false, unfused_space(device)) {}
 
-    std::size_t workspace_bytes(const Problem& p, const Config&) const override { return score_bytes(attention_dims(p)); }
+    std::size_t workspace_bytes(const Problem& p, const Config&) const override {
+        const AttentionDims a = attention_dims(p);
+        return score_bytes(a) + cpu_attention::paged_gather_bytes(a);
+    }
 
 private:
     std::unique_ptr<Kernel> build(const AttentionDims& a, const Config& c,

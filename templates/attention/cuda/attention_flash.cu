@@ -35,8 +35,8 @@ __global__ void __launch_bounds__(WARPS * 32) attention_flash(AttentionParams p)
     const long long kv_head = map.kv_head(unit);
     const long long shift = p.kv_len - p.q_len;
     const u16* q = static_cast<const u16*>(p.q);
-    const u16* k = static_cast<const u16*>(p.k) + (batch * p.kv_heads + kv_head) * p.kv_len * HEAD_DIM;
-    const u16* v = static_cast<const u16*>(p.v) + (batch * p.kv_heads + kv_head) * p.kv_len * HEAD_DIM;
+    const u16* k = static_cast<const u16*>(p.k);
+    const u16* v = static_cast<const u16*>(p.v);
     // Output row (b, head, position) of block row r.
     auto out_row = [&](long long r) { return (batch * p.heads + map.head(unit, r)) * p.q_len + map.position(r); };
 
@@ -59,8 +59,9 @@ __global__ void __launch_bounds__(WARPS * 32) attention_flash(AttentionParams p)
         for (int c = tid; c < K_TILE * kChunks; c += kThreads) {
             const int r = c / kChunks, col = (c % kChunks) * 8;
             const bool ok = key0 + r < p.kv_len;  // keys past the end read as 0 (never NaN)
-            cp_async16(ks + r * kLd + col, ok ? k + (key0 + r) * HEAD_DIM + col : k, ok);
-            cp_async16(vs + r * kLd + col, ok ? v + (key0 + r) * HEAD_DIM + col : v, ok);
+            const long long at = ok ? kv_offset(p, batch, kv_head, key0 + r, HEAD_DIM) + col : 0;
+            cp_async16(ks + r * kLd + col, k + at, ok);
+            cp_async16(vs + r * kLd + col, v + at, ok);
         }
     };
 

@@ -13,8 +13,8 @@ namespace libtune {
 
 struct AttentionParams {
     const void* q;        // [batch][heads][q_len][head_dim] (bf16 / f16 bits)
-    const void* k;        // [batch][kv_heads][kv_len][head_dim]
-    const void* v;        // [batch][kv_heads][kv_len][head_dim]
+    const void* k;        // [batch][kv_heads][kv_len][head_dim], or pages (see kv_offset)
+    const void* v;        // as K
     float* o;             // [batch][heads][q_len][head_dim]
     float* lse;           // [batch][heads][q_len], natural log; -inf for a row that sees no key
     float* partial_o;     // split-KV: [splits][batch * heads * q_len][head_dim], each normalised
@@ -24,7 +24,20 @@ struct AttentionParams {
     int causal;
     int splits;           // key-tile ranges per row block (split-KV); 1 = none
     float scale_log2;     // softmax scale * log2(e): the kernels work in base 2
+    const int* block_table;  // paged KV cache: [batch][pages_per_seq] page indices
+    long long page;          // keys per page; 0 = contiguous K and V
+    long long pages_per_seq;
 };
+
+// Element offset of key `key`'s row for (batch, kv_head) in K or V: contiguous
+// [batch][kv_heads][kv_len][head_dim], or a paged cache [page][page slot][kv_heads][head_dim]
+// whose pages the block table lists per sequence.
+LIBTUNE_HD long long kv_offset(const AttentionParams& p, long long batch, long long kv_head, long long key,
+                               int head_dim) {
+    if (p.page == 0) return ((batch * p.kv_heads + kv_head) * p.kv_len + key) * head_dim;
+    const long long page = p.block_table[batch * p.pages_per_seq + key / p.page];
+    return ((page * p.page + key % p.page) * p.kv_heads + kv_head) * head_dim;
+}
 
 // The argument of the backward kernel (attention_backward.h), both of its passes.
 struct AttentionBackwardParams {

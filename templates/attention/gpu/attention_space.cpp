@@ -157,8 +157,9 @@ Launch launch(const Problem& p, const Config& c, const Target& t) {
 }
 
 libtune::AttentionParams params(const AttentionDims& a, const OpArgs& args, const Launch& l, void* workspace) {
-    require(args.inputs.size() == 3 && args.outputs.size() == 2,
-            "gpu attention: expects inputs {Q, K, V} and outputs {O, LSE}");
+    const std::size_t inputs = a.page > 0 ? 4 : 3;
+    require(args.inputs.size() == inputs && args.outputs.size() == 2,
+            "gpu attention: expects inputs {Q, K, V} (and the block table when paged) and outputs {O, LSE}");
     require(l.splits == 1 || workspace != nullptr, "gpu attention: split-KV needs its workspace");
     libtune::AttentionParams p{};
     p.q = args.inputs[0];
@@ -175,6 +176,11 @@ libtune::AttentionParams params(const AttentionDims& a, const OpArgs& args, cons
     p.causal = a.causal ? 1 : 0;
     p.splits = l.splits;
     p.scale_log2 = float(a.scale / std::log(2.0));  // the problem's scale, in base 2
+    if (a.page > 0) {
+        p.block_table = static_cast<const int*>(args.inputs[3]);
+        p.page = a.page;
+        p.pages_per_seq = a.pages_per_sequence();
+    }
     return p;
 }
 

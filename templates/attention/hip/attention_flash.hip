@@ -36,8 +36,8 @@ __global__ void __launch_bounds__(WARPS * 64) attention_flash_generic(AttentionP
     const long long kv_head = map.kv_head(unit);
     const long long shift = p.kv_len - p.q_len;
     const u16* q = static_cast<const u16*>(p.q);
-    const u16* k = static_cast<const u16*>(p.k) + (batch * p.kv_heads + kv_head) * p.kv_len * HEAD_DIM;
-    const u16* v = static_cast<const u16*>(p.v) + (batch * p.kv_heads + kv_head) * p.kv_len * HEAD_DIM;
+    const u16* k = static_cast<const u16*>(p.k);
+    const u16* v = static_cast<const u16*>(p.v);
     auto out_row = [&](long long r) { return (batch * p.heads + map.head(unit, r)) * p.q_len + map.position(r); };
 
     int tile_begin, tile_end;
@@ -59,8 +59,9 @@ __global__ void __launch_bounds__(WARPS * 64) attention_flash_generic(AttentionP
         for (int i = tid; i < K_TILE * HEAD_DIM; i += kThreads) {
             const long long key = key0 + i / HEAD_DIM;
             const bool ok = key < p.kv_len;  // keys past the end read as 0 (never NaN)
-            sk[i] = ok ? k[key * HEAD_DIM + i % HEAD_DIM] : u16(0);
-            sv[i] = ok ? v[key * HEAD_DIM + i % HEAD_DIM] : u16(0);
+            const long long at = ok ? kv_offset(p, batch, kv_head, key, HEAD_DIM) + i % HEAD_DIM : 0;
+            sk[i] = ok ? k[at] : u16(0);
+            sv[i] = ok ? v[at] : u16(0);
         }
         __syncthreads();
         const bool masked = !(key0 >= all_first && key0 + K_TILE <= all_last);
