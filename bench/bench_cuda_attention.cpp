@@ -1,4 +1,5 @@
-// bench_cuda_attention: cuda.attention.flash on a CUDA device, tuned (the Tuner's protocol:
+// bench_cuda_attention: cuda.attention.flash (and, on sm_90a, cuda.attention.wgmma for the
+// prefill shapes) on a CUDA device, tuned (the Tuner's protocol:
 // every candidate verified against the fp64 reference) and at its default config. Forward:
 // Llama-3-8B attention (32 / 8 heads, head_dim 128, bf16) at 8k tokens, causal and full,
 // reported in TFLOP/s (visible query-key pairs only). Decode: one query step against 8k and 32k
@@ -142,6 +143,8 @@ void tune_and_register(bench::CudaSession& session, nlohmann::json& summary) {
                              {"failed", r.failed}, {"unit", unit}, {"default", at_default},
                              {"default_rate", rate(at_default)}};
         if (r.best) js["tuned_pick"] = *r.best, js["tuned_rate"] = rate(*r.best);
+        for (const auto& [name, m] : r.template_best)  // each template's best: flash vs the Hopper kernel
+            js["template_best"][name] = {{"measurement", m}, {"rate", rate(m)}};
         summary["shapes"].push_back(js);
         std::printf("%-26s default %.3f ms (%.1f %s)  tuned %.3f ms (%.1f %s) %s\n", shape.name.c_str(),
                     at_default.stats.median_s * 1e3, rate(at_default), unit, r.best ? r.best->stats.median_s * 1e3 : 0.0,

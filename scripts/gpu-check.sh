@@ -100,17 +100,29 @@ dev() {  # dev <name> <cap> <test-spec>
 # The Hopper GEMM first: if it hangs, or leaves the context unusable (a launch or memory fault
 # is sticky for the process), the GEMM benchmark tunes without it; wrong results alone are no
 # reason, since tuning verifies every candidate.
+unusable() {  # unusable <device step>: it hung, or a launch or memory fault ended it
+  rc=$(grep "\"step\": \"device_$1\"" "$out/steps.jsonl" | tail -n 1 | sed 's/.*"rc": \([0-9a-z]*\).*/\1/')
+  [ "$rc" = 124 ] || [ "$rc" = 137 ] ||
+    grep -qE "ILLEGAL|MISALIGNED|LAUNCH_FAILED|LAUNCH_TIMEOUT|HARDWARE_STACK|unspecified launch failure" "$out/device_$1.log"
+}
 skip_wgmma=""
 dev wgmma 45 "cuda.gemm.wgmma*"
-rc=$(tail -n 1 "$out/steps.jsonl" | sed 's/.*"rc": \([0-9a-z]*\).*/\1/')
-if [ "$rc" = 124 ] || [ "$rc" = 137 ] ||
-   grep -qE "ILLEGAL|MISALIGNED|LAUNCH_FAILED|LAUNCH_TIMEOUT|HARDWARE_STACK|unspecified launch failure" "$out/device_wgmma.log"; then
+if unusable wgmma; then
   skip_wgmma="--skip-template cuda.gemm.wgmma"
   echo "bench_cuda_gemm runs without cuda.gemm.wgmma"
 fi
 
+# The Hopper attention kernel likewise, before the attention benchmark tunes with it.
+skip_attention=""
+dev attention_wgmma 45 "cuda.attention.wgmma*"
+if unusable attention_wgmma; then
+  skip_attention="--skip-template cuda.attention.wgmma"
+  echo "bench_cuda_attention runs without cuda.attention.wgmma"
+fi
+
 # Attention: forward hd128 8k TFLOP/s, decode GB/s at 8k / 32k keys, backward 4k.
-step bench_cuda_attention 140 "$benches/bench_cuda_attention" --budget "${GPU_CHECK_BUDGET_ATTENTION:-10}" \
+# shellcheck disable=SC2086
+step bench_cuda_attention 140 "$benches/bench_cuda_attention" --budget "${GPU_CHECK_BUDGET_ATTENTION:-10}" $skip_attention \
   --summary "$out/bench_cuda_attention_summary.json" --db "$out/bench_cuda_attention.sqlite" \
   --benchmark_min_time=0.05 --benchmark_out="$out/bench_cuda_attention.json" --benchmark_out_format=json
 

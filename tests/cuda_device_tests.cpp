@@ -200,6 +200,29 @@ TEST_CASE("cuda.attention.flash covering samples (every knob value, p_split off 
     expect_all_ok(t, cases);
 }
 
+TEST_CASE("cuda.attention.wgmma (sm_90a) default and covering sample are correct: masks, GQA, ragged tiles, both head dims and 16-bit types", "[cuda][attention]") {
+    const Template& t = tmpl("cuda.attention.wgmma");
+    std::vector<Problem> problems = {make_attention(1, 8, 2, 333, 333, 128, true, 0, DType::bf16),
+                                     make_attention(2, 4, 4, 100, 420, 128, true, 0, DType::bf16),
+                                     make_attention(1, 8, 1, 257, 257, 64, true, 64, DType::bf16),
+                                     make_attention(1, 4, 2, 77, 150, 128, false, 0, DType::bf16),
+                                     make_attention(1, 4, 2, 200, 200, 64, false, 48, DType::f16),
+                                     make_attention(1, 4, 2, 150, 40, 128, true, 0, DType::bf16)};  // rows without keys
+    if (!t.supports(problems.front())) {
+        WARN("device is " << env().device.arch << ": cuda.attention.wgmma needs sm_90a");
+        return;
+    }
+    std::vector<std::pair<Problem, Config>> cases;
+    for (const Problem& p : problems) {
+        REQUIRE(t.supports(p));
+        cases.emplace_back(p, t.space(p)->default_config());
+    }
+    Problem loose = make_attention(1, 8, 2, 300, 300, 128, true, 0, DType::bf16);
+    loose.tolerance = 0.02;  // admits rounding P once (p_split = 0)
+    for (const Config& c : covering(*t.space(loose))) cases.emplace_back(loose, c);
+    expect_all_ok(t, cases);
+}
+
 TEST_CASE("cuda.attention.flash split-KV reports its workspace; a memory cap can exclude it", "[cuda][attention]") {
     const Template& t = tmpl("cuda.attention.flash");
     const Problem p = make_attention(1, 32, 8, 1, 16384, 128, true, 0, DType::bf16);

@@ -184,6 +184,7 @@ std::optional<Target> target(const std::string& backend, const std::string& arch
         t.templates.push_back(make_cuda_gemm_mma_template(rt));
         t.templates.push_back(make_cuda_gemm_wgmma_template(rt));
         t.templates.push_back(make_cuda_attention_flash_template(rt));
+        t.templates.push_back(make_cuda_attention_wgmma_template(rt));
         t.templates.push_back(make_cuda_attention_flash_backward_template(rt));
         t.compiler = &rt->compiler();
         t.keep_alive = rt;

@@ -264,3 +264,48 @@ TEST_CASE("NVRTC compiles a split-KV attention instance and its combine; instant
     }
     if (cuda::driver_api() == nullptr) CHECK_THROWS_WITH(t->instantiate(p, c), Catch::StartsWith("no CUDA device"));
 }
+
+TEST_CASE("cuda.attention.wgmma: sm_90a prefill only; shared memory bounds the ring; one instance per config; compiles", "[cuda][attention]") {
+    if (!nvrtc_here()) return;
+    auto rt = cuda::Runtime::compile_only("sm_90a", no_disk_cache());
+    auto t = make_cuda_attention_wgmma_template(rt);
+    auto sm80 = make_cuda_attention_wgmma_template(cuda::Runtime::compile_only("sm_80", no_disk_cache()));
+    const Problem p = make_attention(2, 32, 8, 1000, 1500, 128, true, 0, DType::bf16);
+    REQUIRE(t->supports(p));
+    CHECK_FALSE(sm80->supports(p));  // wgmma and TMA are Hopper instructions
+    CHECK(t->supports(make_attention(1, 8, 8, 64, 64, 64, false, 0, DType::f16)));
+    CHECK_FALSE(t->supports(make_attention(1, 8, 8, 16, 4096, 128, true, 0, DType::bf16)));  // a decode step
+    CHECK_FALSE(t->supports(make_attention(1, 8, 8, 512, 512, 96, true, 0, DType::bf16)));  // head_dim 64 / 128 only
+    CHECK_FALSE(t->supports(make_attention(1, 8, 8, 512, 512, 128, true, 0, DType::f32)));
+    Problem paged = p, backward = p;
+    paged.set_dim("page", 16);
+    backward.set_dim("backward", 1);
+    CHECK_FALSE(t->supports(paged));
+    CHECK_FALSE(t->supports(backward));
+
+    Config c = t->space(p)->default_config();
+    CHECK(t->workspace_bytes(p, c) == 0);
+    // 1 KiB + Q 2 x 128 x 64 x 2 + stages x 2 x 2 x 128 x 64 x 2 (+ barriers): 3 stages fit 227 KiB, 4 do not.
+    c.set("stages", std::int64_t{3});
+    CHECK_FALSE(t->space(p)->violation(c).has_value());
+    c.set("stages", std::int64_t{4});
+    CHECK_THAT(*t->space(p)->violation(c), Catch::Contains("shared_memory_limit"));
+    c.set("stages", std::int64_t{2});
+    // Rounding P once needs a tolerance that admits it.
+    c.set("p_split", std::int64_t{0});
+    CHECK_THAT(*t->space(p)->violation(c), Catch::Contains("p_rounding_within_tolerance"));
+    Problem loose = p;
+    loose.tolerance = 0.02;
+    CHECK_FALSE(t->space(loose)->violation(c).has_value());
+
+    const auto& rc = dynamic_cast<const RuntimeCompiled&>(*t);
+    const auto reqs = rc.compile_requests(loose, c);
+    REQUIRE(reqs.size() == 1);
+    CHECK(reqs[0].instance == "libtune::attention_wgmma<0,128,128,2,2,0>");
+    CHECK(reqs[0].source_name == "attention_wgmma.cu");
+    const CompileResult r = rt->compiler().get(reqs[0]);
+    INFO(r.log);
+    REQUIRE(r.ok);
+    CHECK(r.binary.substr(1, 3) == "ELF");
+    CHECK_THROWS_WITH(t->instantiate(loose, c), Catch::StartsWith("no CUDA device"));  // a compile-only runtime
+}

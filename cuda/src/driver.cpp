@@ -93,6 +93,20 @@ std::int64_t max_shared_bytes(const std::string& arch) {
     throw Error("CUDA arch '" + arch + "': unknown shared-memory limit (supported: sm_80, sm_86, sm_87, sm_89, sm_90a)");
 }
 
+CUtensorMap tensor_map_2d(const void* base, std::uint64_t inner, std::uint64_t rows, std::uint32_t box_rows, bool f16) {
+    CUtensorMap map;
+    const cuuint64_t dims[2] = {inner, rows};
+    const cuuint64_t strides[1] = {inner * 2};
+    const cuuint32_t box[2] = {64, box_rows};
+    const cuuint32_t element_strides[2] = {1, 1};
+    check(driver().cuTensorMapEncodeTiled(&map, f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2,
+                                          const_cast<void*>(base), dims, strides, box, element_strides,
+                                          CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                          CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+          "cuTensorMapEncodeTiled");
+    return map;
+}
+
 DeviceInfo detect_device(int ordinal) {
     const DriverApi& d = driver();
     CUdevice dev = 0;

@@ -69,6 +69,7 @@ TemplateRegistry builtin_registry(const DeviceInfo& device) {
         r.add(make_cuda_gemm_wgmma_template(rt));
         r.add(make_cuda_gemm_cublaslt_template(rt));
         r.add(make_cuda_attention_flash_template(rt));
+        r.add(make_cuda_attention_wgmma_template(rt));
         r.add(make_cuda_attention_flash_backward_template(rt));
     }
 #endif

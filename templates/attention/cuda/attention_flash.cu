@@ -8,6 +8,7 @@
 // arguments; the host instantiates one per config with NVRTC.
 #include "common.cuh"
 #include "attention_combine.h"
+#include "attention_softmax.cuh"
 
 namespace libtune {
 
@@ -117,45 +118,19 @@ __global__ void __launch_bounds__(WARPS * 32) attention_flash(AttentionParams p)
                 }
             }
         }
-        // Online softmax. Lane (g, t) holds columns 2t, 2t + 1 of each 8-key slice for rows g
-        // (elements 0, 1) and g + 8 (2, 3); the four lanes t = 0..3 share a row.
+        // Online softmax (attention_softmax.cuh), then O rescaled by each row's alpha.
         const long long key0 = (long long)kt * K_TILE;
         const bool masked = !(key0 >= all_first && key0 + K_TILE <= all_last);
 #pragma unroll
-        for (int i = 0; i < kMi; ++i)
+        for (int i = 0; i < kMi; ++i) {
+            float alpha[2];
+            online_softmax_step<kNiS>(&s[i][0][0], key0, t, masked, first[i], last[i], p.scale_log2, row_max[i],
+                                      row_sum[i], alpha);
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                float top = attention_neg_inf();
+            for (int h = 0; h < 2; ++h)
 #pragma unroll
-                for (int j = 0; j < kNiS; ++j)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        float x = s[i][j][2 * h + e] * p.scale_log2;
-                        const long long key = key0 + j * 8 + 2 * t + e;
-                        if (masked && (key < first[i][h] || key >= last[i][h])) x = attention_neg_inf();
-                        s[i][j][2 * h + e] = x;
-                        top = fmaxf(top, x);
-                    }
-                top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
-                top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 2));
-                const float next = fmaxf(row_max[i][h], top);
-                // A row with no visible key yet keeps max -inf: subtract 0 then (no inf - inf).
-                const float base = next == attention_neg_inf() ? 0.f : next;
-                const float alpha = exp2f(row_max[i][h] - base);
-                float sum = 0.f;
-#pragma unroll
-                for (int j = 0; j < kNiS; ++j)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const float pe = exp2f(s[i][j][2 * h + e] - base);
-                        s[i][j][2 * h + e] = pe;
-                        sum += pe;
-                    }
-                row_sum[i][h] = row_sum[i][h] * alpha + sum;
-                row_max[i][h] = next;
-#pragma unroll
-                for (int j = 0; j < kNiO; ++j) o[i][j][2 * h] *= alpha, o[i][j][2 * h + 1] *= alpha;
-            }
+                for (int j = 0; j < kNiO; ++j) o[i][j][2 * h] *= alpha[h], o[i][j][2 * h + 1] *= alpha[h];
+        }
         // O += P V. The accumulator layout of S is the A-operand layout of m16n8k16, so P stays
         // in registers: keys kk..kk+15 are S slices kk/8 and kk/8 + 1. V (keys x head_dim) is
         // the k x n operand, as gemm_mma's B stored k x n (ldmatrix .trans).

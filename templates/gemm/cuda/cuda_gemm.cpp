@@ -26,6 +26,15 @@ std::string instance_name(const std::string& kernel, std::initializer_list<long 
     return out;
 }
 
+libtune::TmaDescriptor tma_descriptor(const void* base, std::uint64_t inner, std::uint64_t rows, std::uint32_t box_rows,
+                                      bool f16) {
+    static_assert(sizeof(libtune::TmaDescriptor) == sizeof(CUtensorMap), "TmaDescriptor is a CUtensorMap");
+    const CUtensorMap map = tensor_map_2d(base, inner, rows, box_rows, f16);
+    libtune::TmaDescriptor out;
+    std::memcpy(&out, &map, sizeof out);
+    return out;
+}
+
 CompileRequest kernel_request(const std::string& source, const std::string& instance, const std::string& arch) {
     return program_request(kernel_sources(), source, instance, arch);
 }
@@ -47,7 +56,6 @@ public:
             reduce_function_ = reduce_module_->function(reduce->entry);
             workspace_ = DeviceMemory(plan_.workspace_bytes);
         }
-        element_bytes_ = plan_.element == 2 ? 4 : 2;
     }
 
     std::size_t workspace_bytes() const override { return plan_.workspace_bytes; }
@@ -93,24 +101,9 @@ private:
         return maps_;
     }
 
-    // 2-D tensor map over `rows` x k elements, box `box_rows` x 64, 128-byte swizzle (the
-    // layout the wgmma descriptors assume).
+    // 2-D tensor map over `rows` x k elements, box `box_rows` x 64, 128-byte swizzle.
     libtune::TmaDescriptor tensor_map(const void* base, long long rows, int box_rows) const {
-        static_assert(sizeof(libtune::TmaDescriptor) == sizeof(CUtensorMap), "TmaDescriptor is a CUtensorMap");
-        CUtensorMap map;
-        const cuuint64_t dims[2] = {cuuint64_t(dims_.k), cuuint64_t(rows)};
-        const cuuint64_t strides[1] = {cuuint64_t(dims_.k) * element_bytes_};
-        const cuuint32_t box[2] = {64, cuuint32_t(box_rows)};
-        const cuuint32_t element_strides[2] = {1, 1};
-        check(driver().cuTensorMapEncodeTiled(&map, plan_.element == 1 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
-                                                                    : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-                                              2, const_cast<void*>(base), dims, strides, box, element_strides,
-                                              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
-              "cuTensorMapEncodeTiled");
-        libtune::TmaDescriptor out;
-        std::memcpy(&out, &map, sizeof out);
-        return out;
+        return tma_descriptor(base, std::uint64_t(dims_.k), std::uint64_t(rows), std::uint32_t(box_rows), plan_.element == 1);
     }
 
     std::shared_ptr<const Runtime> rt_;
@@ -121,7 +114,6 @@ private:
     std::unique_ptr<Module> reduce_module_;
     CUfunction reduce_function_ = nullptr;
     DeviceMemory workspace_;
-    std::size_t element_bytes_ = 2;
     mutable std::mutex maps_mutex_;
     mutable std::pair<libtune::TmaDescriptor, libtune::TmaDescriptor> maps_{};
     mutable const void* maps_a_ = nullptr;

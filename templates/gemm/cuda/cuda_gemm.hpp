@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 
@@ -35,6 +36,10 @@ struct GemmPlan {
     int tma_rows_a = 0, tma_rows_b = 0;
     std::size_t workspace_bytes = 0;
 };
+
+// tensor_map_2d (tune/cuda/driver.hpp) as the kernels' __grid_constant__ argument type.
+libtune::TmaDescriptor tma_descriptor(const void* base, std::uint64_t inner, std::uint64_t rows, std::uint32_t box_rows,
+                                      bool f16);
 
 // "libtune::<kernel><a,b,...>": a kernel template instantiated with the given arguments.
 std::string instance_name(const std::string& kernel, std::initializer_list<long long> args);

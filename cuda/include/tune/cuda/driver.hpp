@@ -100,4 +100,9 @@ DeviceInfo detect_device(int ordinal = 0);
 // "sm_90a": 227 KiB); the spaces' shared-memory constraint reads it.
 std::int64_t max_shared_bytes(const std::string& arch);
 
+// A TMA descriptor for a rows x `inner` row-major tensor of 16-bit elements (bf16, or f16 when
+// `f16`) at `base`, read in boxes of box_rows x 64 elements with 128-byte swizzle: the tile
+// layout the sm_90a kernels' shared-memory descriptors assume. Throws on a driver error.
+CUtensorMap tensor_map_2d(const void* base, std::uint64_t inner, std::uint64_t rows, std::uint32_t box_rows, bool f16);
+
 }  // namespace tune::cuda

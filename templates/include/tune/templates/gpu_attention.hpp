@@ -22,6 +22,11 @@ class Runtime;
 // p_split, gqa_pack (grouped heads), split_kv (q_len <= 16).
 std::unique_ptr<Template> make_cuda_attention_flash_template(std::shared_ptr<cuda::Runtime> runtime);
 
+// "cuda.attention.wgmma": Hopper (sm_90a) forward for prefill (q_len > 16, head_dim 64 / 128,
+// contiguous K/V): TMA producer warpgroup, wgmma consumer warpgroups of 64 query rows, P V
+// with P from registers. Knobs k_tile, stages, consumers, p_split.
+std::unique_ptr<Template> make_cuda_attention_wgmma_template(std::shared_ptr<cuda::Runtime> runtime);
+
 // "hip.attention.flash": the same algorithm, space vocabulary and split-KV combine on the
 // generic path (f32 scalar arithmetic, no MFMA); knobs q_tile, k_tile, warps, gqa_pack, split_kv.
 std::unique_ptr<Template> make_hip_attention_flash_template(std::shared_ptr<hip::Runtime> runtime);
