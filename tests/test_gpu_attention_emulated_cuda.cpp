@@ -6,10 +6,7 @@
 // wait_group, so the pipeline's group accounting is checked too.
 #include "emulation/gpu_emulator.hpp"
 
-#define __shared__
-namespace libtune {
-alignas(128) unsigned char smem_raw[227 * 1024];  // the kernel's dynamic shared memory
-}
+#define __shared__  // the kernel's shared memory is the emulator's libtune::smem_raw
 #include "../templates/attention/cuda/attention_flash.cu"
 #undef __shared__
 

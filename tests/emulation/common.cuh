@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "gemm_epilogue.h"  // as the real common.cuh: rasterisation, the GEMM epilogue
 #include "gpu_emulator.hpp"
 #include "tune/bf16.hpp"
 

@@ -2,13 +2,18 @@
 // without a GPU: a grid runs one block at a time, each block as one std::thread per GPU thread;
 // __syncthreads is a block-wide std::barrier, and warp operations (shuffles, and in
 // common.cuh's twin ldmatrix and mma.sync) exchange values through per-warp buffers between
-// warp-wide barriers. Include it before a kernel source (CUDA or HIP dialect).
+// warp-wide barriers; warpgroup operations (hopper.cuh's twin wgmma) likewise per 128 threads,
+// and mbarriers are per-block states that waiting threads sleep on. Include it before a kernel
+// source (CUDA or HIP dialect).
 #pragma once
 
 #include <math.h>  // exp2f, expf, logf, fmaxf in the global namespace, as in device code
 
 #include <barrier>
+#include <condition_variable>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -31,12 +36,32 @@ struct Warp {
     std::vector<const void*> pointers;
 };
 
+// A warpgroup's (128 threads') operands of one wgmma: accumulators, register A fragments.
+struct WarpGroup {
+    std::barrier<> barrier{128};
+    std::vector<float> d = std::vector<float>(128 * 128);
+    std::vector<std::uint32_t> a = std::vector<std::uint32_t>(128 * 4);
+};
+
+// An mbarrier: arrivals still expected in the current phase, transaction bytes outstanding,
+// and the phase count (its parity is what try_wait.parity tests).
+struct MBarrier {
+    int count = 0, pending = 0;
+    long long tx = 0;
+    unsigned phase = 0;
+};
+
 struct Block {
     explicit Block(int threads, int warp_size) : barrier(threads) {
         for (int w = 0; w < (threads + warp_size - 1) / warp_size; ++w) warps.push_back(std::make_unique<Warp>(warp_size));
+        for (int g = 0; g < threads / 128; ++g) warpgroups.push_back(std::make_unique<WarpGroup>());
     }
     std::barrier<> barrier;
     std::vector<std::unique_ptr<Warp>> warps;
+    std::vector<std::unique_ptr<WarpGroup>> warpgroups;
+    std::mutex mbar_mutex;
+    std::condition_variable mbar_changed;
+    std::map<const void*, MBarrier> mbars;  // by shared-memory address
 };
 
 struct ThreadState {
@@ -98,6 +123,12 @@ inline void exchange(const std::uint32_t* mine, int n, Read&& read) {
 
 }  // namespace gpu_emulator
 
+// The dynamic shared memory of the emulated CUDA kernels (their `extern __shared__ smem_raw[]`,
+// with __shared__ defined away): the sm_90a opt-in maximum, 1 KiB aligned.
+namespace libtune {
+alignas(1024) inline unsigned char smem_raw[227 * 1024];
+}
+
 #define threadIdx (gpu_emulator::self.thread)
 #define blockIdx (gpu_emulator::self.block)
 #define blockDim (gpu_emulator::self.block_dim)
@@ -106,7 +137,8 @@ inline void exchange(const std::uint32_t* mine, int n, Read&& read) {
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
+#define __grid_constant__
 #define __align__(n)
 
 inline void __syncthreads() { gpu_emulator::self.group->barrier.arrive_and_wait(); }

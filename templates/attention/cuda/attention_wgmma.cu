@@ -53,7 +53,7 @@ __global__ void __launch_bounds__((CONSUMERS + 1) * 128, 1)
             mbar_init(&empty[s], CONSUMERS);
         }
         mbar_init(q_full, 1);
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        mbar_init_fence();
     }
     __syncthreads();
 

@@ -44,7 +44,7 @@ __global__ void __launch_bounds__((CONSUMERS + 1) * 128, 1)
             mbar_init(&full[s], 1);
             mbar_init(&empty[s], CONSUMERS);
         }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        mbar_init_fence();
     }
     __syncthreads();
 
