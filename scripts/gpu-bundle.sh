@@ -3,7 +3,7 @@
 # libraries they need beyond the C runtime and the GPU driver, into one folder: for GPU
 # machines that have a driver and CUDA 13 but not libtune's build dependencies (SQLite,
 # OpenBLAS, oneDNN, Google Benchmark, ...). There: LIBTUNE_GPU_BIN=<folder> scripts/gpu-check.sh.
-#   scripts/gpu-bundle.sh [build-folder] <bundle-folder>
+#   scripts/gpu-bundle.sh [build-folder] <bundle-folder>   (.gpu/ in the checkout is ignored by git)
 set -eu
 if [ $# -eq 1 ]; then build=build out=$1; elif [ $# -eq 2 ]; then build=$1 out=$2; else
   echo "usage: scripts/gpu-bundle.sh [build-folder] <bundle-folder>" >&2
