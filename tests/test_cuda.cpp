@@ -301,7 +301,14 @@ TEST_CASE("cuda.attention.wgmma: sm_90a prefill only; shared memory bounds the r
     const auto& rc = dynamic_cast<const RuntimeCompiled&>(*t);
     const auto reqs = rc.compile_requests(loose, c);
     REQUIRE(reqs.size() == 1);
-    CHECK(reqs[0].instance == "libtune::attention_wgmma<0,128,128,2,2,0>");
+    CHECK(reqs[0].instance == "libtune::attention_wgmma<0,128,128,2,2,0,0>");
+    Config both = c;  // overlapping S with the softmax holds two S tiles: not at k_tile 128, head_dim 128
+    both.set("overlap", std::int64_t{1});
+    CHECK_THAT(*t->space(loose)->violation(both), Catch::Contains("accumulators_fit_registers"));
+    both.set("k_tile", std::int64_t{64});
+    CHECK_FALSE(t->space(loose)->violation(both).has_value());
+    both.set("stages", std::int64_t{1});
+    CHECK_THAT(*t->space(loose)->violation(both), Catch::Contains("overlap_needs_two_stages"));
     CHECK(reqs[0].source_name == "attention_wgmma.cu");
     const CompileResult r = rt->compiler().get(reqs[0]);
     INFO(r.log);

@@ -51,9 +51,10 @@ void check_gemm(const Problem& p, unsigned blocks = 0) {
 
 // attention_wgmma<ELEM, HEAD_DIM, K_TILE, STAGES, CONSUMERS, P_SPLIT>, one block per (query
 // tile, head) as cuda.attention.wgmma launches it.
-template <int ELEM, int D, int KT, int STAGES, int CONSUMERS, int P_SPLIT>
+template <int ELEM, int D, int KT, int STAGES, int CONSUMERS, int P_SPLIT, int OVERLAP = 0>
 void check_attention(const Problem& p) {
-    INFO(shape_key(p) << " k_tile " << KT << " stages " << STAGES << " consumers " << CONSUMERS << " p_split " << P_SPLIT);
+    INFO(shape_key(p) << " k_tile " << KT << " stages " << STAGES << " consumers " << CONSUMERS << " p_split " << P_SPLIT
+                      << " overlap " << OVERLAP);
     const AttentionDims a = attention_dims(p);
     REQUIRE(a.head_dim == D);
     Workload w(p, 11);
@@ -65,7 +66,7 @@ void check_attention(const Problem& p) {
     const auto tv = tensor_map(args.v, D, a.batch * a.kv_heads * a.kv_len, KT);
     const unsigned grid[3] = {unsigned((a.q_len + rows - 1) / rows), unsigned(a.batch * a.heads), 1};
     gpu_emulator::launch(grid, (CONSUMERS + 1) * 128, 32,
-                         [&] { libtune::attention_wgmma<ELEM, D, KT, STAGES, CONSUMERS, P_SPLIT>(args, tq, tk, tv); });
+                         [&] { libtune::attention_wgmma<ELEM, D, KT, STAGES, CONSUMERS, P_SPLIT, OVERLAP>(args, tq, tk, tv); });
     INFO("error " << w.error() << " tolerance " << effective_tolerance(p));
     CHECK(w.error() <= effective_tolerance(p));
 }
@@ -93,4 +94,10 @@ TEST_CASE("emulated cuda.attention.wgmma: window without causal, rows without ke
     window.tolerance = gpu_attention::single_rounding_tolerance(window);
     check_attention<1, 64, 64, 1, 1, 0>(window);
     check_attention<0, 128, 64, 2, 2, 1>(make_attention(1, 2, 2, 130, 40, 128, true, 0, DType::bf16));  // q_len > kv_len
+}
+
+TEST_CASE("emulated cuda.attention.wgmma: the next tile's scores overlapped with the softmax", "[gpu_hopper][emulated]") {
+    check_attention<0, 128, 64, 2, 2, 1, 1>(make_attention(1, 4, 2, 150, 300, 128, true, 0, DType::bf16));
+    check_attention<0, 64, 64, 3, 1, 1, 1>(make_attention(1, 2, 2, 100, 100, 64, false, 30, DType::bf16));
+    check_attention<0, 128, 64, 2, 1, 1, 1>(make_attention(1, 2, 1, 130, 40, 128, true, 0, DType::bf16));  // rows without keys
 }

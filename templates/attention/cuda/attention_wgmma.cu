@@ -7,6 +7,8 @@
 // P straight from registers as wgmma's A operand and V MN-major in shared memory. Key tiles no
 // row sees are never loaded; tiles every row sees skip the mask. P_SPLIT adds P's 16-bit
 // rounding residual as a second product (f32-level accuracy), as cuda.attention.flash does.
+// OVERLAP issues the next key tile's S = Q K^T before this tile's softmax, so the tensor cores
+// work while the softmax runs (FlashAttention-3's intra-warpgroup overlap).
 // Prefill only: one head per block (no GQA packing), no split-KV, contiguous K and V.
 #include "attention_combine.h"  // AttentionParams, masks, attention_neg_inf
 #include "attention_softmax.cuh"
@@ -16,7 +18,7 @@
 
 namespace libtune {
 
-template <int ELEM, int HEAD_DIM, int K_TILE, int STAGES, int CONSUMERS, int P_SPLIT>
+template <int ELEM, int HEAD_DIM, int K_TILE, int STAGES, int CONSUMERS, int P_SPLIT, int OVERLAP>
 __global__ void __launch_bounds__((CONSUMERS + 1) * 128, 1)
     attention_wgmma(AttentionParams p, const __grid_constant__ TmaDescriptor tma_q,
                     const __grid_constant__ TmaDescriptor tma_k, const __grid_constant__ TmaDescriptor tma_v) {
@@ -27,6 +29,7 @@ __global__ void __launch_bounds__((CONSUMERS + 1) * 128, 1)
     constexpr int kStage = 2 * kBlocks * kKvBlock;  // K's column blocks, then V's
     constexpr int kNiS = K_TILE / 8;                // n8 column slices of S
     static_assert(HEAD_DIM % 64 == 0 && (K_TILE == 64 || K_TILE == 128) && STAGES >= 1, "tile shape");
+    static_assert(!OVERLAP || STAGES >= 2, "the next tile's scores need its own stage");
 
     extern __shared__ unsigned char smem_raw[];
     u16* sq = reinterpret_cast<u16*>((reinterpret_cast<unsigned long long>(smem_raw) + 1023) & ~1023ull);
@@ -103,23 +106,40 @@ __global__ void __launch_bounds__((CONSUMERS + 1) * 128, 1)
 
     mbar_wait(q_full, 0);
     const u16* q_rows = sq + consumer * 64 * 64;  // this warpgroup's 64 rows of each Q column block
-    for (int it = 0; it < tiles; ++it) {
+    // S = Q K^T for key tile `it` into acc (zeroed here), issued and committed, not waited for:
+    // Q rows (M) and K rows (N) both K-major, 16 head dims per instruction.
+    auto issue_scores = [&](int it, float (&acc)[K_TILE / 2]) {
         const int s = it % STAGES;
         mbar_wait(&full[s], (it / STAGES) & 1);
         const u16* ks = skv + s * kStage;
-        const u16* vs = ks + kBlocks * kKvBlock;
-
-        // S = Q K^T: Q rows (M) and K rows (N) both K-major, 16 head dims per instruction.
-        float sc[K_TILE / 2];
 #pragma unroll
-        for (int i = 0; i < K_TILE / 2; ++i) sc[i] = 0.f;
+        for (int i = 0; i < K_TILE / 2; ++i) acc[i] = 0.f;
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < HEAD_DIM; kk += 16)
-            Wgmma<K_TILE, ELEM>::run(sc, smem_descriptor(q_rows + (kk / 64) * kQBlock + kk % 64),
+            Wgmma<K_TILE, ELEM>::run(acc, smem_descriptor(q_rows + (kk / 64) * kQBlock + kk % 64),
                                      smem_descriptor(ks + (kk / 64) * kKvBlock + kk % 64));
         wgmma_commit();
-        wgmma_wait<0>();
+    };
+    float sc[K_TILE / 2];
+    if constexpr (OVERLAP) {  // the first tile's scores, before the loop
+        if (tiles > 0) {
+            issue_scores(0, sc);
+            wgmma_wait<0>();
+        }
+    }
+    for (int it = 0; it < tiles; ++it) {
+        const int s = it % STAGES;
+        const u16* vs = skv + s * kStage + kBlocks * kKvBlock;
+        // OVERLAP: the next tile's S = Q K^T runs on the tensor cores while this tile's softmax
+        // runs on the other units (its stage is another one: stages >= 2); else S waits here.
+        [[maybe_unused]] float sn[OVERLAP ? K_TILE / 2 : 1];
+        if constexpr (OVERLAP) {
+            if (it + 1 < tiles) issue_scores(it + 1, sn);
+        } else {
+            issue_scores(it, sc);
+            wgmma_wait<0>();
+        }
 
         // Online softmax (attention_softmax.cuh: S's accumulators are in the m16n8 layout per
         // warp), then O rescaled by each row's alpha.
@@ -162,8 +182,12 @@ __global__ void __launch_bounds__((CONSUMERS + 1) * 128, 1)
                 if constexpr (P_SPLIT) WgmmaRegA<64, ELEM>::run(o[c], pl[kc], v_desc);
             }
         wgmma_commit();
-        wgmma_wait<0>();
+        wgmma_wait<0>();  // P V (and, with OVERLAP, the next tile's S)
         if (tid == 0) mbar_arrive(&empty[s]);  // this warpgroup is done with the stage
+        if constexpr (OVERLAP) {
+#pragma unroll
+            for (int i = 0; i < K_TILE / 2; ++i) sc[i] = sn[i];
+        }
     }
 
     // Each row's sum over its four lanes, then O / sum and LSE = ln(2^max * sum).

@@ -138,6 +138,7 @@ private:
         s->add(Knob::ints("k_tile", {64, 128}, 128, "keys per online-softmax step (the S wgmma's N)"))
             .add(Knob::ints("stages", {1, 2, 3, 4}, 2, "K/V tiles in the TMA ring"))
             .add(Knob::ints("consumers", {1, 2}, 2, "consumer warpgroups of 64 query rows (plus one producer)"))
+            .add(Knob::ints("overlap", {0, 1}, 0, "issue the next tile's Q K^T before this tile's softmax (needs 2+ stages)"))
             .add(Knob::boolean("p_split", true,
                                "P V with P as two 16-bit terms (f32-level accuracy); off rounds P once "
                                "(needs a tolerance that admits it)"));
@@ -146,8 +147,11 @@ private:
             return c.get_int("p_split") != 0 ||
                    effective_tolerance(prob) >= gpu_attention::single_rounding_tolerance(prob);
         });
-        // f32 registers per consumer thread: S (k_tile / 2) and O (head_dim / 2).
-        s->require("accumulators_fit_registers", [d](const Config& c) { return c.get_int("k_tile") / 2 + d / 2 <= 128; });
+        // f32 registers per consumer thread: S (k_tile / 2, twice with overlap) and O (head_dim / 2).
+        s->require("accumulators_fit_registers", [d](const Config& c) {
+            return (1 + c.get_int("overlap")) * c.get_int("k_tile") / 2 + d / 2 <= 128;
+        });
+        s->require("overlap_needs_two_stages", [](const Config& c) { return c.get_int("overlap") == 0 || c.get_int("stages") >= 2; });
         s->require("shared_memory_limit", [d, max_shared](const Config& c) {
             return wgmma_attention_shared_bytes(d, c.get_int("k_tile"), c.get_int("stages"), c.get_int("consumers")) <=
                    max_shared;
@@ -164,7 +168,7 @@ private:
         pl.element = p.dtype == DType::f16 ? 1 : 0;
         pl.request = kernel_request("attention_wgmma.cu",
                                     instance_name("attention_wgmma", {pl.element, a.head_dim, k_tile, stages, consumers,
-                                                                      c.get_int("p_split")}),
+                                                                      c.get_int("p_split"), c.get_int("overlap")}),
                                     rt_->arch());
         pl.rows = unsigned(64 * consumers);
         pl.k_tile = unsigned(k_tile);
