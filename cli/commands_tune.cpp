@@ -282,6 +282,7 @@ std::vector<std::pair<std::uint64_t, Problem>> read_record(const std::string& pa
 struct AttentionWorkload {
     std::size_t budget = 8;
     std::int64_t decode_kv_len = 4096;
+    std::int64_t decode_page = 0;  // keys per page of a paged KV cache (the decode step); 0 = contiguous
 };
 
 // Whether the backend's attention templates take Q, K, V in `dtype`: f32 on the CPU, bf16 /
@@ -377,6 +378,10 @@ void add_tune_commands(CLI::App& app) {
         cmd->add_option("--kv-len", attention->decode_kv_len, "KV length of the decode attention problem")
             ->capture_default_str()
             ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 24));
+        cmd->add_option("--kv-page", attention->decode_page,
+                        "the decode step reads a paged KV cache of this many keys per page (0 = contiguous)")
+            ->capture_default_str()
+            ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
         cmd->add_option("--attention-budget", attention->budget,
                         "candidates per attention problem (at most --budget); 0 = skip attention")
             ->capture_default_str();
@@ -390,6 +395,8 @@ void add_tune_commands(CLI::App& app) {
             if (attention->budget > 0 && attention_dtype(parse_backend(args->backend, "--backend"), dtype))
                 for (auto& ap : layer_attention(model, token_counts, attention->decode_kv_len, dtype)) {
                     ap.budget = attention->budget;
+                    if (ap.name == "attention_decode" && attention->decode_page > 0)
+                        ap.problem.set_dim("page", attention->decode_page);
                     problems.push_back(std::move(ap));
                 }
             char intro[512];

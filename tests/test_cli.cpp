@@ -62,6 +62,13 @@ TEST_CASE("tune model tunes a config.json's layer GEMMs and attention", "[cli]")
     // 8 GEMMs, a causal prefill at 3 tokens and a decode step.
     CHECK_THAT(r.out, Catch::Contains("qkv_proj") && Catch::Contains("mlp_gate_up") && Catch::Contains("attention_prefill") &&
                           Catch::Contains("attention_decode") && Catch::Contains("10 problems tuned"));
+    // A serving engine's decode step reads a paged KV cache: --kv-page makes the decode problem paged.
+    auto paged = run_tune("model " + cfg + " --tokens 3 --budget 3 --kv-len 64 --kv-page 16 -q --db " + dir.file("m.db"));
+    REQUIRE(paged.code == 0);
+    CHECK_THAT(paged.out, Catch::Contains("paged 16"));
+    auto keys = run_tune("db list --db " + dir.file("m.db"));
+    CHECK_THAT(keys.out, Catch::Contains("kv_len=64 head_dim=16 causal=1 window=0 backward=0 page=16"));
+    CHECK(run_tune("model " + cfg + " --kv-page -1 --db " + dir.file("m.db")).code != 0);
 }
 
 TEST_CASE("tune attention tunes one problem, forward or backward, under a workspace cap", "[cli][attention]") {
