@@ -70,9 +70,11 @@ struct DeviceOperands {
         const AttentionDims a = attention_dims(p);
         const std::size_t q = std::size_t(a.batch * a.heads * a.q_len * a.head_dim);
         const std::size_t kv = std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim);
+        // K and V contiguous, or as their page pool.
+        const std::size_t kv_stored = a.page > 0 ? std::size_t(a.page_pool_rows() * a.head_dim) : kv;
         std::mt19937 rng(7);
         std::uniform_real_distribution<float> dist(-1.f, 1.f);
-        for (std::size_t n : {q, kv, kv}) {
+        for (std::size_t n : {q, kv_stored, kv_stored}) {
             std::vector<bf16> host(n);
             for (auto& x : host) x = to_bf16(dist(rng));
             in.emplace_back(n * sizeof(bf16));
@@ -82,14 +84,6 @@ struct DeviceOperands {
         if (a.page > 0) {  // pages 0, 1, ... in sequence order: timing only needs a valid table
             std::vector<std::int32_t> table(std::size_t(a.batch * a.pages_per_sequence()));
             for (std::size_t i = 0; i < table.size(); ++i) table[i] = std::int32_t(i);
-            const std::size_t pool = std::size_t(a.batch * a.pages_per_sequence() * a.page * a.kv_heads * a.head_dim);
-            for (int which : {1, 2}) {  // K, V: the pool replaces the contiguous operand
-                std::vector<bf16> host(pool);
-                for (auto& x : host) x = to_bf16(dist(rng));
-                in[std::size_t(which)] = cuda::DeviceMemory(pool * sizeof(bf16));
-                in[std::size_t(which)].upload(host.data(), pool * sizeof(bf16));
-                in_ptrs[std::size_t(which)] = in[std::size_t(which)].as_ptr();
-            }
             in.emplace_back(table.size() * sizeof(std::int32_t));
             in.back().upload(table.data(), table.size() * sizeof(std::int32_t));
             in_ptrs.push_back(in.back().as_ptr());

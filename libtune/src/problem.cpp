@@ -218,8 +218,9 @@ void validate(const Problem& p) {
         check({b, h, q, kv, d, 4}, "the flop count (4*batch*heads*q_len*kv_len*head_dim)");
         if (const std::int64_t page = p.dims[9]; page > 0) {
             if (p.dims[8] != 0) throw Error("problem: a paged KV cache (page > 0) is for the forward only, not backward");
-            check({b, (kv + page - 1) / page, page, kvh, d}, "the K/V page pool (batch*pages*page*kv_heads*head_dim)");
-            if (b * ((kv + page - 1) / page) > std::numeric_limits<std::int32_t>::max())
+            const std::int64_t pages = (kv + page - 1) / page;  // per sequence
+            check({b, pages, page, kvh, d}, "the K/V page pool (batch*pages*page*kv_heads*head_dim)");
+            if (b * pages > std::numeric_limits<std::int32_t>::max())
                 throw Error("problem: the page pool's indices (batch*pages) must fit the int32 block table");
         }
     }

@@ -58,28 +58,29 @@ std::vector<double> absolute(const std::vector<double>& x) {
     return out;
 }
 
-// K or V ([batch][kv_heads][kv_len][head_dim], elements of `elem` bytes) as a paged cache:
-// a pool of batch * pages pages [page][kv_heads][head_dim] in a seeded random order, and the
-// block table [batch][pages] (int32) that maps each sequence's keys to them. Keys past kv_len
-// in a sequence's last page are zero. The same seed gives K and V the same table.
-AlignedBuffer paged(const AttentionDims& a, const AlignedBuffer& contiguous, std::size_t elem, std::uint64_t seed,
-                    std::vector<std::int32_t>& table) {
-    const std::int64_t pages = a.pages_per_sequence(), total = a.batch * pages;
-    std::vector<std::int32_t> order(static_cast<std::size_t>(total));
-    for (std::int64_t i = 0; i < total; ++i) order[std::size_t(i)] = std::int32_t(i);
+// A paged cache's block table [batch][pages] (int32): the pool's pages in a seeded random order.
+std::vector<std::int32_t> page_table(const AttentionDims& a, std::uint64_t seed) {
+    std::vector<std::int32_t> table(static_cast<std::size_t>(a.batch * a.pages_per_sequence()));
+    for (std::size_t i = 0; i < table.size(); ++i) table[i] = std::int32_t(i);
     std::mt19937_64 rng(seed);
-    std::shuffle(order.begin(), order.end(), rng);
-    table = order;
+    std::shuffle(table.begin(), table.end(), rng);
+    return table;
+}
+
+// K or V ([batch][kv_heads][kv_len][head_dim], elements of `elem` bytes) in the page pool
+// that `table` maps each sequence's keys to; keys past kv_len in a last page are zero.
+AlignedBuffer paged(const AttentionDims& a, const AlignedBuffer& contiguous, std::size_t elem,
+                    const std::vector<std::int32_t>& table) {
+    const std::int64_t pages = a.pages_per_sequence();
     const std::size_t row = std::size_t(a.head_dim) * elem;  // one key of one head
-    AlignedBuffer pool(std::size_t(total * a.page * a.kv_heads) * row);
+    AlignedBuffer pool(std::size_t(a.page_pool_rows()) * row);
     std::memset(pool.data(), 0, pool.bytes());
     const std::byte* src = contiguous.data();
     std::byte* dst = pool.data();
     for (std::int64_t b = 0; b < a.batch; ++b)
         for (std::int64_t h = 0; h < a.kv_heads; ++h)
             for (std::int64_t j = 0; j < a.kv_len; ++j) {
-                const std::int64_t page = table[std::size_t(b * pages + j / a.page)];
-                const std::size_t to = std::size_t((page * a.page + j % a.page) * a.kv_heads + h) * row;
+                const std::size_t to = std::size_t(a.page_row(table[std::size_t(b * pages + j / a.page)], j % a.page, h)) * row;
                 const std::size_t from = std::size_t((b * a.kv_heads + h) * a.kv_len + j) * row;
                 std::memcpy(dst + to, src + from, row);
             }
@@ -186,9 +187,9 @@ Workload::Workload(const Problem& p, std::uint64_t seed) : problem_(p) {
         inputs_.push_back(store(q, p.dtype));
         if (a.page > 0) {  // the reference reads K and V contiguous, the kernel through pages
             const AlignedBuffer kc = store(k, p.dtype), vc = store(v, p.dtype);
-            std::vector<std::int32_t> table;
-            inputs_.push_back(paged(a, kc, dtype_bytes(p.dtype), seed * 4 + 4, table));
-            inputs_.push_back(paged(a, vc, dtype_bytes(p.dtype), seed * 4 + 4, table));
+            const std::vector<std::int32_t> table = page_table(a, seed * 4 + 4);
+            inputs_.push_back(paged(a, kc, dtype_bytes(p.dtype), table));
+            inputs_.push_back(paged(a, vc, dtype_bytes(p.dtype), table));
             AlignedBuffer t(table.size() * sizeof(std::int32_t));
             std::copy(table.begin(), table.end(), t.as<std::int32_t>());
             inputs_.push_back(std::move(t));

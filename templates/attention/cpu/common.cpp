@@ -34,7 +34,7 @@ void gather_paged(const AttentionDims& a, Operands& x, float* into) {
             const std::int64_t keys = std::min(a.page, a.kv_len - i * a.page);
             for (std::int64_t h = 0; h < a.kv_heads; ++h)
                 for (std::int64_t j = 0; j < keys; ++j) {
-                    const std::size_t from = std::size_t(((page * a.page + j) * a.kv_heads + h) * d);
+                    const std::size_t from = std::size_t(a.page_row(page, j, h) * d);
                     const std::size_t to = std::size_t(((b * a.kv_heads + h) * a.kv_len + i * a.page + j) * d);
                     std::copy(x.k + from, x.k + from + d, k + to);
                     std::copy(x.v + from, x.v + from + d, v + to);
