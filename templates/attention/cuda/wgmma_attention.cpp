@@ -1,12 +1,7 @@
 // cuda.attention.wgmma: knobs, constraints, compile plan and launch of the Hopper attention
 // forward (attention_wgmma.cu): Q, K and V tensor maps (rows x head_dim, 64-dim boxes with
 // 128-byte swizzle), one thread block per (64 x consumers query rows, head).
-#include <algorithm>
-#include <cmath>
-#include <map>
-#include <mutex>
-
-#include "attention_space.hpp"
+#include "attention_template.hpp"  // SpaceCache, compiled_or_throw
 #include "cuda_gemm.hpp"
 #include "tune/cuda/driver.hpp"
 #include "tune/cuda/runtime.hpp"
@@ -49,30 +44,17 @@ public:
 
     void run(const OpArgs& args) const override {
         libtune::AttentionParams p = gpu_attention::params(a_, args, gpu_attention::Launch{}, nullptr);
-        const Maps maps = tensor_maps(p.q, p.k, p.v);
-        libtune::TmaDescriptor q = maps.q, k = maps.k, v = maps.v;
-        void* params[] = {&p, &q, &k, &v};
+        auto maps = maps_.get({p.q, p.k, p.v}, [&](std::size_t i, const void* base) {
+            return i == 0 ? map(base, a_.batch * a_.heads * a_.q_len, plan_.rows)
+                          : map(base, a_.batch * a_.kv_heads * a_.kv_len, plan_.k_tile);
+        });
+        void* params[] = {&p, &maps[0], &maps[1], &maps[2]};
         check(driver().cuLaunchKernel(function_, plan_.grid[0], plan_.grid[1], 1, plan_.block, 1, 1, plan_.shared_bytes,
                                       rt_->stream().get(), params, nullptr),
               "cuLaunchKernel(cuda.attention.wgmma)");
     }
 
 private:
-    struct Maps {
-        libtune::TmaDescriptor q, k, v;
-    };
-
-    // Encoded again only when an operand moves (host work between launches otherwise).
-    Maps tensor_maps(const void* q, const void* k, const void* v) const {
-        std::lock_guard lock(mutex_);
-        if (!maps_valid_ || q != q_ || k != k_ || v != v_) {
-            maps_ = {map(q, a_.batch * a_.heads * a_.q_len, plan_.rows), map(k, a_.batch * a_.kv_heads * a_.kv_len, plan_.k_tile),
-                     map(v, a_.batch * a_.kv_heads * a_.kv_len, plan_.k_tile)};
-            q_ = q, k_ = k, v_ = v, maps_valid_ = true;
-        }
-        return maps_;
-    }
-
     // rows x head_dim 16-bit elements, box `box_rows` x 64 with 128-byte swizzle.
     libtune::TmaDescriptor map(const void* base, long long rows, unsigned box_rows) const {
         return tma_descriptor(base, std::uint64_t(a_.head_dim), std::uint64_t(rows), box_rows, plan_.element == 1);
@@ -83,10 +65,7 @@ private:
     Plan plan_;
     std::unique_ptr<Module> module_;
     CUfunction function_ = nullptr;
-    mutable std::mutex mutex_;
-    mutable Maps maps_{};
-    mutable const void *q_ = nullptr, *k_ = nullptr, *v_ = nullptr;
-    mutable bool maps_valid_ = false;
+    TmaDescriptorCache<3> maps_;  // Q, K, V
 };
 
 class WgmmaAttentionTemplate final : public Template, public RuntimeCompiled {
@@ -109,11 +88,7 @@ public:
     }
 
     std::shared_ptr<const Space> space(const Problem& p) const override {
-        const std::string key = shape_key(p);
-        std::lock_guard lock(mutex_);
-        auto& slot = spaces_[key];
-        if (!slot) slot = build_space(p);
-        return slot;
+        return spaces_.get(p, [&] { return build_space(p); });
     }
 
     std::size_t workspace_bytes(const Problem&, const Config&) const override { return 0; }
@@ -125,8 +100,7 @@ public:
 
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
         Plan pl = plan(p, c);
-        CompileResult bin = rt_->compiler().get(pl.request);
-        if (!bin.ok) throw Error("compile error in " + pl.request.instance + " (" + pl.request.arch + "):\n" + bin.log);
+        const CompileResult bin = gpu_attention::compiled_or_throw(rt_->compiler(), pl.request);
         return std::make_unique<WgmmaAttentionKernel>(rt_, attention_dims(p), std::move(pl), bin);
     }
 
@@ -181,8 +155,7 @@ private:
 
     std::shared_ptr<Runtime> rt_;
     TemplateInfo info_;
-    mutable std::mutex mutex_;
-    mutable std::map<std::string, std::shared_ptr<const Space>> spaces_;
+    gpu_attention::SpaceCache spaces_;
 };
 
 }  // namespace

@@ -1,8 +1,6 @@
 #include "cuda_gemm.hpp"
 
 #include <cstring>
-#include <mutex>
-#include <utility>
 
 #include "gemm_args.hpp"
 #include "tune/cuda/driver.hpp"
@@ -67,8 +65,11 @@ public:
         CUstream stream = rt_->stream().get();
         const DriverApi& d = driver();
         if (plan_.tma) {
-            auto [ta, tb] = tensor_maps(p.a, p.b);
-            void* params[] = {&p, &ta, &tb};
+            auto maps = maps_.get({p.a, p.b}, [&](std::size_t i, const void* base) {
+                return i == 0 ? tensor_map(base, dims_.batch * dims_.m, plan_.tma_rows_a)
+                              : tensor_map(base, dims_.batch * dims_.n, plan_.tma_rows_b);
+            });
+            void* params[] = {&p, &maps[0], &maps[1]};
             check(d.cuLaunchKernel(function_, plan_.grid[0], plan_.grid[1], plan_.grid[2], plan_.block, 1, 1,
                                    plan_.shared_bytes, stream, params, nullptr),
                   "cuLaunchKernel");
@@ -89,18 +90,6 @@ public:
     }
 
 private:
-    // The operands' tensor maps, encoded again only when A or B moves: encoding is host work
-    // between the launches (a few microseconds, as much as a small GEMM's kernel).
-    std::pair<libtune::TmaDescriptor, libtune::TmaDescriptor> tensor_maps(const void* a, const void* b) const {
-        std::lock_guard lock(maps_mutex_);
-        if (!maps_valid_ || a != maps_a_ || b != maps_b_) {
-            maps_ = {tensor_map(a, dims_.batch * dims_.m, plan_.tma_rows_a),
-                     tensor_map(b, dims_.batch * dims_.n, plan_.tma_rows_b)};
-            maps_a_ = a, maps_b_ = b, maps_valid_ = true;
-        }
-        return maps_;
-    }
-
     // 2-D tensor map over `rows` x k elements, box `box_rows` x 64, 128-byte swizzle.
     libtune::TmaDescriptor tensor_map(const void* base, long long rows, int box_rows) const {
         return tma_descriptor(base, std::uint64_t(dims_.k), std::uint64_t(rows), std::uint32_t(box_rows), plan_.element == 1);
@@ -114,11 +103,7 @@ private:
     std::unique_ptr<Module> reduce_module_;
     CUfunction reduce_function_ = nullptr;
     DeviceMemory workspace_;
-    mutable std::mutex maps_mutex_;
-    mutable std::pair<libtune::TmaDescriptor, libtune::TmaDescriptor> maps_{};
-    mutable const void* maps_a_ = nullptr;
-    mutable const void* maps_b_ = nullptr;
-    mutable bool maps_valid_ = false;
+    TmaDescriptorCache<2> maps_;  // A, B (wgmma)
 };
 
 CompileResult compiled(CompileService& service, const CompileRequest& r) {

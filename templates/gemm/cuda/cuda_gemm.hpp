@@ -3,12 +3,13 @@
 // and the kernel object that launches a compiled instance on the runtime's stream.
 #pragma once
 
+#include <array>
+#include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <cstdint>
-#include <initializer_list>
 #include <string>
 
 #include "gemm_args.hpp"
@@ -40,6 +41,30 @@ struct GemmPlan {
 // tensor_map_2d (tune/cuda/driver.hpp) as the kernels' __grid_constant__ argument type.
 libtune::TmaDescriptor tma_descriptor(const void* base, std::uint64_t inner, std::uint64_t rows, std::uint32_t box_rows,
                                       bool f16);
+
+// The TMA descriptors of a kernel's N operands, encoded again only when an operand moves:
+// encoding is host work between the launches (a few microseconds, as much as a small kernel).
+template <std::size_t N>
+class TmaDescriptorCache {
+public:
+    using Descriptors = std::array<libtune::TmaDescriptor, N>;
+    // encode(i, base): operand i's descriptor.
+    template <class Encode>
+    Descriptors get(const std::array<const void*, N>& bases, Encode&& encode) const {
+        std::lock_guard lock(mutex_);
+        if (!valid_ || bases != bases_) {
+            for (std::size_t i = 0; i < N; ++i) descriptors_[i] = encode(i, bases[i]);
+            bases_ = bases, valid_ = true;
+        }
+        return descriptors_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    mutable std::array<const void*, N> bases_{};
+    mutable Descriptors descriptors_{};
+    mutable bool valid_ = false;
+};
 
 // "libtune::<kernel><a,b,...>": a kernel template instantiated with the given arguments.
 std::string instance_name(const std::string& kernel, std::initializer_list<long long> args);
