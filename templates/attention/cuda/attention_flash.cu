@@ -138,19 +138,7 @@ __global__ void __launch_bounds__(WARPS * 32) attention_flash(AttentionParams p)
         for (int kk = 0; kk < K_TILE; kk += 16) {
             unsigned pa[kMi][4], pl[kMi][4];
 #pragma unroll
-            for (int i = 0; i < kMi; ++i)
-#pragma unroll
-                for (int f = 0; f < 4; ++f) {
-                    // Register f: slice kk/8 (f = 0, 1) or kk/8 + 1 (f = 2, 3); row g (even f) or g + 8.
-                    const float* x = s[i][kk / 8 + f / 2] + 2 * (f % 2);
-                    pa[i][f] = pack_half2<ELEM>(x[0], x[1]);
-                    pl[i][f] = 0u;
-                    if constexpr (P_SPLIT) {  // the rounding residual as a second 16-bit term
-                        float lo, hi;
-                        unpack_half2<ELEM>(pa[i][f], lo, hi);
-                        pl[i][f] = pack_half2<ELEM>(x[0] - lo, x[1] - hi);
-                    }
-                }
+            for (int i = 0; i < kMi; ++i) p_fragments<ELEM, P_SPLIT>(&s[i][kk / 8][0], pa[i], pl[i]);
 #pragma unroll
             for (int j = 0; j < kNiO; j += 2) {
                 unsigned r[4];

@@ -160,18 +160,7 @@ __global__ void __launch_bounds__((CONSUMERS + 1) * 128, 1)
         // the MN-major B, its 16 key rows 16 x 128 bytes from the block's start.
         unsigned pa[K_TILE / 16][4], pl[K_TILE / 16][4];
 #pragma unroll
-        for (int kc = 0; kc < K_TILE / 16; ++kc)
-#pragma unroll
-            for (int f = 0; f < 4; ++f) {
-                const float* x = sc + 4 * (2 * kc + f / 2) + 2 * (f % 2);
-                pa[kc][f] = pack_half2<ELEM>(x[0], x[1]);
-                pl[kc][f] = 0u;
-                if constexpr (P_SPLIT) {
-                    float lo, hi;
-                    unpack_half2<ELEM>(pa[kc][f], lo, hi);
-                    pl[kc][f] = pack_half2<ELEM>(x[0] - lo, x[1] - hi);
-                }
-            }
+        for (int kc = 0; kc < K_TILE / 16; ++kc) p_fragments<ELEM, P_SPLIT>(sc + 8 * kc, pa[kc], pl[kc]);
         wgmma_fence();  // after the accumulators' rescaling and P's conversion
 #pragma unroll
         for (int kc = 0; kc < K_TILE / 16; ++kc)
