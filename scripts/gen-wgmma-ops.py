@@ -19,12 +19,18 @@ struct Wgmma;
 template <int N, int ELEM>
 struct WgmmaRegA;
 ''']
-for elem, ty in ((0, 'bf16'), (1, 'f16')):
-    for n in (64, 128, 256):
-        regs = n // 2
-        dlist = ', '.join(f'%{i}' for i in range(regs))
-        outs = ', '.join(f'"+f"(d[{i}])' for i in range(regs))
-        out.append(f'''
+SHAPES = [(elem, ty, n) for elem, ty in ((0, 'bf16'), (1, 'f16')) for n in (64, 128, 256)]
+
+
+def accumulators(n):
+    """The n / 2 accumulator registers of m64nNk16: their count, asm operand list and bindings."""
+    regs = n // 2
+    return regs, ', '.join(f'%{i}' for i in range(regs)), ', '.join(f'"+f"(d[{i}])' for i in range(regs))
+
+
+for elem, ty, n in SHAPES:
+    regs, dlist, outs = accumulators(n)
+    out.append(f'''
 template <>
 struct Wgmma<{n}, {elem}> {{
     static __device__ __forceinline__ void run(float (&d)[{regs}], unsigned long long desc_a, unsigned long long desc_b) {{
@@ -39,12 +45,9 @@ struct Wgmma<{n}, {elem}> {{
     }}
 }};
 ''')
-for elem, ty in ((0, 'bf16'), (1, 'f16')):
-    for n in (64, 128, 256):
-        regs = n // 2
-        dlist = ', '.join(f'%{i}' for i in range(regs))
-        outs = ', '.join(f'"+f"(d[{i}])' for i in range(regs))
-        out.append(f'''
+for elem, ty, n in SHAPES:
+    regs, dlist, outs = accumulators(n)
+    out.append(f'''
 template <>
 struct WgmmaRegA<{n}, {elem}> {{
     static __device__ __forceinline__ void run(float (&d)[{regs}], const unsigned (&a)[4], unsigned long long desc_b) {{

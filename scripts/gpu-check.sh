@@ -63,8 +63,9 @@ step() {  # step <name> <cap-s> <command...>: runs within min(cap, time left), l
   s=$(date +%s)
   timeout -k 5 "$limit" "$@" > "$out/$name.log" 2>&1
   rc=$?
-  echo "{\"step\": \"$name\", \"rc\": $rc, \"seconds\": $(( $(date +%s) - s )), \"cap\": $limit}" >> "$out/steps.jsonl"
-  echo "$name: rc=$rc ($(( $(date +%s) - s )) s of $limit)"
+  took=$(( $(date +%s) - s ))
+  echo "{\"step\": \"$name\", \"rc\": $rc, \"seconds\": $took, \"cap\": $limit}" >> "$out/steps.jsonl"
+  echo "$name: rc=$rc ($took s of $limit)"
   [ $rc -eq 0 ] || { status=1; tail -n 15 "$out/$name.log"; }
   pack
   return $rc

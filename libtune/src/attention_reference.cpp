@@ -76,51 +76,51 @@ void attention_reference(const AttentionDims& a, const std::vector<double>& q, c
     const auto block = std::size_t(std::min(kRowBlock, a.q_len));
     // One unit per (batch, head): each writes only its own rows.
     for_each_unit(a.batch * a.heads, [&](std::int64_t unit) {
-            const std::int64_t b = unit / a.heads, h = unit % a.heads;
-            std::vector<double> s(block * std::size_t(kv)), sa(s.size()), pv(block * std::size_t(d)), pva(pv.size());
-            const std::int64_t kvh = h / group;
-            const std::size_t q_off = std::size_t(((b * a.heads + h) * a.q_len) * d);
-            const std::size_t k_off = std::size_t(((b * a.kv_heads + kvh) * kv) * d);
-            for (std::int64_t i0 = 0; i0 < a.q_len; i0 += kRowBlock) {
-                const int rows = int(std::min(kRowBlock, a.q_len - i0));
-                const double* qi = q.data() + q_off + std::size_t(i0 * d);
-                const double* qai = qa.data() + q_off + std::size_t(i0 * d);
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, int(kv), int(d), c, qi, int(d),
-                            k.data() + k_off, int(d), 0.0, s.data(), int(kv));
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, int(kv), int(d), c, qai, int(d),
-                            ka.data() + k_off, int(d), 0.0, sa.data(), int(kv));
-                std::vector<double> lse(static_cast<std::size_t>(rows)), big(static_cast<std::size_t>(rows));
-                for (int r = 0; r < rows; ++r) {
-                    double* sr = s.data() + std::size_t(r) * std::size_t(kv);
-                    const double* sar = sa.data() + std::size_t(r) * std::size_t(kv);
-                    auto [first, last] = a.key_range(i0 + r);
-                    double m = -std::numeric_limits<double>::infinity(), l = 0, top = 0;
-                    for (auto j = first; j < last; ++j) {
-                        m = std::max(m, sr[j]);
-                        top = std::max(top, sar[j]);
-                    }
-                    for (auto j = first; j < last; ++j) l += std::exp(sr[j] - m);
-                    for (std::int64_t j = 0; j < kv; ++j) sr[j] = j >= first && j < last ? std::exp(sr[j] - m) / l : 0.0;
-                    lse[std::size_t(r)] = last > first ? m + std::log(l) : -std::numeric_limits<double>::infinity();
-                    big[std::size_t(r)] = top;
+        const std::int64_t b = unit / a.heads, h = unit % a.heads;
+        std::vector<double> s(block * std::size_t(kv)), sa(s.size()), pv(block * std::size_t(d)), pva(pv.size());
+        const std::int64_t kvh = h / group;
+        const std::size_t q_off = std::size_t(((b * a.heads + h) * a.q_len) * d);
+        const std::size_t k_off = std::size_t(((b * a.kv_heads + kvh) * kv) * d);
+        for (std::int64_t i0 = 0; i0 < a.q_len; i0 += kRowBlock) {
+            const int rows = int(std::min(kRowBlock, a.q_len - i0));
+            const double* qi = q.data() + q_off + std::size_t(i0 * d);
+            const double* qai = qa.data() + q_off + std::size_t(i0 * d);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, int(kv), int(d), c, qi, int(d),
+                        k.data() + k_off, int(d), 0.0, s.data(), int(kv));
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, int(kv), int(d), c, qai, int(d),
+                        ka.data() + k_off, int(d), 0.0, sa.data(), int(kv));
+            std::vector<double> lse(static_cast<std::size_t>(rows)), big(static_cast<std::size_t>(rows));
+            for (int r = 0; r < rows; ++r) {
+                double* sr = s.data() + std::size_t(r) * std::size_t(kv);
+                const double* sar = sa.data() + std::size_t(r) * std::size_t(kv);
+                auto [first, last] = a.key_range(i0 + r);
+                double m = -std::numeric_limits<double>::infinity(), l = 0, top = 0;
+                for (auto j = first; j < last; ++j) {
+                    m = std::max(m, sr[j]);
+                    top = std::max(top, sar[j]);
                 }
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, int(d), int(kv), 1.0, s.data(), int(kv),
-                            v.data() + k_off, int(d), 0.0, pv.data(), int(d));
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, int(d), int(kv), 1.0, s.data(), int(kv),
-                            va.data() + k_off, int(d), 0.0, pva.data(), int(d));
-                for (int r = 0; r < rows; ++r) {
-                    const double grow = 2.0 + 2.0 * big[std::size_t(r)];
-                    const std::size_t row = std::size_t((b * a.heads + h) * a.q_len + i0 + r);
-                    for (std::int64_t e = 0; e < d; ++e) {
-                        reference[row * std::size_t(d) + std::size_t(e)] = pv[std::size_t(r * d + e)];
-                        // A row that sees no key must be exactly 0: any positive scale would do.
-                        scale[row * std::size_t(d) + std::size_t(e)] = std::max(grow * pva[std::size_t(r * d + e)], 1e-300);
-                    }
-                    const double l = lse[std::size_t(r)];
-                    reference[o_n + row] = l;
-                    scale[o_n + row] = grow + (std::isfinite(l) ? std::fabs(l) : 0.0);
-                }
+                for (auto j = first; j < last; ++j) l += std::exp(sr[j] - m);
+                for (std::int64_t j = 0; j < kv; ++j) sr[j] = j >= first && j < last ? std::exp(sr[j] - m) / l : 0.0;
+                lse[std::size_t(r)] = last > first ? m + std::log(l) : -std::numeric_limits<double>::infinity();
+                big[std::size_t(r)] = top;
             }
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, int(d), int(kv), 1.0, s.data(), int(kv),
+                        v.data() + k_off, int(d), 0.0, pv.data(), int(d));
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, int(d), int(kv), 1.0, s.data(), int(kv),
+                        va.data() + k_off, int(d), 0.0, pva.data(), int(d));
+            for (int r = 0; r < rows; ++r) {
+                const double grow = 2.0 + 2.0 * big[std::size_t(r)];
+                const std::size_t row = std::size_t((b * a.heads + h) * a.q_len + i0 + r);
+                for (std::int64_t e = 0; e < d; ++e) {
+                    reference[row * std::size_t(d) + std::size_t(e)] = pv[std::size_t(r * d + e)];
+                    // A row that sees no key must be exactly 0: any positive scale would do.
+                    scale[row * std::size_t(d) + std::size_t(e)] = std::max(grow * pva[std::size_t(r * d + e)], 1e-300);
+                }
+                const double l = lse[std::size_t(r)];
+                reference[o_n + row] = l;
+                scale[o_n + row] = grow + (std::isfinite(l) ? std::fabs(l) : 0.0);
+            }
+        }
     });
 }
 

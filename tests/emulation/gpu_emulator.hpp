@@ -12,12 +12,12 @@
 #include <barrier>
 #include <condition_variable>
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
