@@ -34,7 +34,7 @@ std::map<std::string, ShapeBest> best_per_shape(const Database& db, const std::v
         ++s.total;
         if (m.status != Status::ok) continue;
         ++s.ok;
-        if (!s.best || m.stats.median_s < s.best->stats.median_s) s.best = &m;
+        if (!s.best || ranking_time(m.stats) < ranking_time(s.best->stats)) s.best = &m;
     }
     for (const ConfirmedPick& pick : confirmed_picks(db, {}, false)) {
         auto& s = by_key[shape_key(pick.measurement.problem)];

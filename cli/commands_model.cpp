@@ -12,6 +12,7 @@
 #include "cli.hpp"
 #include "tune/accelerator.hpp"
 #include "tune/backends.hpp"
+#include "tune/confirmation.hpp"
 #include "tune/cost_model/replay.hpp"
 #include "tune/cost_model/subspace.hpp"
 #include "tune/cost_model/training.hpp"
@@ -134,25 +135,77 @@ void print_replay(const std::vector<cost_model::RecordedShape>& shapes, const co
 // The largest of a report column; 0 when empty.
 double worst(const std::vector<double>& v) { return v.empty() ? 0 : *std::max_element(v.begin(), v.end()); }
 
-void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, const cost_model::UnseenPolicy& policy) {
-    Table table({"held-out shape", "configs", "spearman", "top-10 recall", "unseen pick loss", "nearest-shape loss"});
-    std::vector<double> rho, recall, loss, nearest;
+// The unseen pick of one held-out shape re-measured beside the shape's recorded best on this
+// machine, in alternating order, `rounds` times each: pick / best - 1 by the Tuner's rule
+// (confirmed_time: each config's second-fastest ranking_time). One run's side-by-side ratio,
+// free of the drift between recordings and of the recorded best's luck (a minimum over
+// hundreds of noisy times is biased low).
+double verified_loss(const cost_model::RecordedShape& s, const Config& pick, const Config& best, int rounds) {
+    if (pick == best) return 0;
+    DeviceInfo device = detect_cpu();
+    require(device.id() == s.device.id(), "--verify: " + shape_key(s.problem) + " was recorded on device '" +
+                                              s.device.id() + "', this machine is '" + device.id() + "'");
+    TemplateRegistry registry = builtin_registry(device);
+    const Template* t = registry.find(s.template_name);
+    const std::string& version = s.ok_rows.front().template_version;
+    require(t != nullptr && t->info().version == version,
+            "--verify: " + s.template_name + " version " + version + " is not this build's");
+    Measurer measurer(device);
+    std::vector<double> times[2];
+    for (int r = 0; r < rounds; ++r)
+        for (int k = 0; k < 2; ++k) {
+            const int which = (r + k) % 2;  // alternate which goes first
+            Measurement m = measurer.measure(s.problem, *t, which == 0 ? pick : best);
+            require(m.status == Status::ok, "--verify: " + shape_key(s.problem) + " config '" +
+                                                (which == 0 ? pick : best).text() + "': " + m.reason);
+            times[which].push_back(ranking_time(m.stats));
+        }
+    return confirmed_time(times[0]) / confirmed_time(times[1]) - 1;
+}
+
+void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, const cost_model::UnseenPolicy& policy,
+                        int verify_rounds) {
+    std::vector<std::string> header{"held-out shape", "configs", "spearman", "top-10 recall", "unseen pick loss",
+                                    "nearest-shape loss"};
+    if (verify_rounds > 0) header.push_back("pick loss re-measured");
+    Table table(header);
+    std::vector<double> rho, recall, loss, nearest, verified;
     for (const auto& r : cost_model::model_report(shapes, policy)) {
-        table.add({r.shape, std::to_string(r.configs), format_fixed(r.spearman, 3), percent(r.recall_top10),
-                   percent(r.predicted_pick_loss), percent(r.nearest_pick_loss)});
+        std::vector<std::string> row{r.shape, std::to_string(r.configs), format_fixed(r.spearman, 3),
+                                     percent(r.recall_top10), percent(r.predicted_pick_loss),
+                                     percent(r.nearest_pick_loss)};
+        if (verify_rounds > 0) {
+            auto s = std::find_if(shapes.begin(), shapes.end(),
+                                  [&](const cost_model::RecordedShape& x) { return shape_key(x.problem) == r.shape; });
+            verified.push_back(verified_loss(*s, r.pick, r.best, verify_rounds));
+            row.push_back(percent(verified.back()));
+        }
+        table.add(row);
         rho.push_back(r.spearman);
         recall.push_back(r.recall_top10);
         loss.push_back(r.predicted_pick_loss);
         nearest.push_back(r.nearest_pick_loss);
     }
     using cost_model::median;
-    table.add({"median", "", format_fixed(median(rho), 3), percent(median(recall)), percent(median(loss)),
-               percent(median(nearest))});
-    table.add({"worst", "", "", "", percent(worst(loss)), percent(worst(nearest))});
+    std::vector<std::string> median_row{"median", "", format_fixed(median(rho), 3), percent(median(recall)),
+                                        percent(median(loss)), percent(median(nearest))};
+    std::vector<std::string> worst_row{"worst", "", "", "", percent(worst(loss)), percent(worst(nearest))};
+    if (verify_rounds > 0) {
+        median_row.push_back(percent(median(verified)));
+        worst_row.push_back(percent(worst(verified)));
+    }
+    table.add(median_row);
+    table.add(worst_row);
     std::printf("%s(each shape held out in turn: trees trained on the other shapes only; unseen pick among the\n"
                 " default and %zu neighbour winners, scored by their losses on the %zu nearest shapes weighted\n"
-                " exp(-octaves / %g), the model filling unmeasured ones, model weight %g)\n",
+                " exp(-octaves / %g), the model filling unmeasured ones, model weight %g; times are each config's\n"
+                " fastest repetition, its fastest over the recordings given)\n",
                 table.str().c_str(), policy.neighbours, policy.evidence, policy.bandwidth, policy.model_weight);
+    if (verify_rounds > 0)
+        std::printf("(re-measured: the pick and the shape's recorded best measured here in turn, %d times each;\n"
+                    " the ratio of their second-fastest times, as the Tuner's confirmation ranks; 0 when the pick is\n"
+                    " the best)\n",
+                    verify_rounds);
 }
 
 void print_nested_report(const std::vector<cost_model::RecordedShape>& shapes) {
@@ -257,9 +310,14 @@ void add_model_commands(CLI::App& app) {
         report->add_flag("--nested", *nested,
                          "also choose the unseen-pick settings out of sample: per held-out shape, from a small grid "
                          "scored on the other shapes only");
+        auto verify = std::make_shared<int>(0);
+        report->add_option("--verify", *verify,
+                           "re-measure each held-out shape's unseen pick beside its recorded best on this machine, "
+                           "this many times each in turn (0: no measuring; needs the recording's device)")
+            ->capture_default_str()->check(CLI::Range(0, 100));
         report->callback([=] {
             auto shapes = load_recorded(*rdb, *min_configs);
-            print_model_report(shapes, *policy);
+            print_model_report(shapes, *policy, *verify);
             if (*nested) print_nested_report(shapes);
         });
     }

@@ -61,7 +61,7 @@ std::vector<Config> best_configs(const std::vector<RecordedShape>& shapes) {
     for (const auto& s : shapes) {
         const Measurement* b = &s.ok_rows.front();
         for (const auto& m : s.ok_rows)
-            if (m.stats.median_s < b->stats.median_s) b = &m;
+            if (ranking_time(m.stats) < ranking_time(b->stats)) b = &m;
         best.push_back(b->config);
     }
     return best;
@@ -76,13 +76,12 @@ std::vector<std::size_t> others_than(std::size_t count, std::size_t i, std::size
 
 using ModelSource = std::function<std::shared_ptr<const GbdtModel>()>;
 
-// The loss (time / best - 1) of the unseen-shape pick for shapes[i] as the dispatcher makes
-// it with only the shapes in `known` tuned: the default and the nearest known shapes'
+// The unseen-shape pick for shapes[i] as the dispatcher makes it with only the shapes in
+// `known` tuned: the default and the nearest known shapes'
 // winners valid here, scored by their measurements on the nearest known shapes, the model
 // (asked for only when a loss is missing or the policy weighs it in) filling the gaps.
-double unseen_pick_loss(const std::vector<RecordedShape>& shapes, const std::vector<Config>& best_config,
-                        std::size_t i, std::vector<std::size_t> known, const ModelSource& model_source,
-                        const UnseenPolicy& policy) {
+Config unseen_pick(const std::vector<RecordedShape>& shapes, const std::vector<Config>& best_config, std::size_t i,
+                   std::vector<std::size_t> known, const ModelSource& model_source, const UnseenPolicy& policy) {
     const RecordedShape& s = shapes[i];
     std::shared_ptr<const GbdtModel> model;
     auto get_model = [&] {
@@ -123,9 +122,16 @@ double unseen_pick_loss(const std::vector<RecordedShape>& shapes, const std::vec
         if (!scorer) scorer.emplace(get_model(), s.problem, s.space, s.device);
         return (*scorer)(candidates[c]);
     };
-    const Config& pick = candidates[pick_unseen({candidates.size(), distances, losses}, predict, policy)];
-    auto it = s.seconds.find(pick.hash());
-    return it == s.seconds.end() ? std::numeric_limits<double>::infinity() : it->second / s.best_s - 1;
+    return candidates[pick_unseen({candidates.size(), distances, losses}, predict, policy)];
+}
+
+// Its loss: time / best - 1 on the held-out shape's record.
+double unseen_pick_loss(const std::vector<RecordedShape>& shapes, const std::vector<Config>& best_config,
+                        std::size_t i, std::vector<std::size_t> known, const ModelSource& model_source,
+                        const UnseenPolicy& policy) {
+    const Config pick = unseen_pick(shapes, best_config, i, std::move(known), model_source, policy);
+    auto it = shapes[i].seconds.find(pick.hash());
+    return it == shapes[i].seconds.end() ? std::numeric_limits<double>::infinity() : it->second / shapes[i].best_s - 1;
 }
 
 // Ranks with ties averaged (1-based), for Spearman's correlation.
@@ -208,7 +214,8 @@ std::vector<RecordedShape> recorded_shapes(
                 continue;
             }
             const Measurement*& kept = rows[it->second];
-            if (m->status == Status::ok && (kept->status != Status::ok || m->stats.median_s < kept->stats.median_s))
+            if (m->status == Status::ok &&
+                (kept->status != Status::ok || ranking_time(m->stats) < ranking_time(kept->stats)))
                 kept = m;
         }
         if (rows.size() < min_configs) continue;
@@ -223,9 +230,9 @@ std::vector<RecordedShape> recorded_shapes(
         for (const Measurement* m : rows) {
             s.configs.push_back(m->config);
             if (m->status != Status::ok) continue;
-            s.seconds[m->config.hash()] = m->stats.median_s;
+            s.seconds[m->config.hash()] = ranking_time(m->stats);
             s.ok_rows.push_back(*m);
-            s.best_s = std::min(s.best_s, m->stats.median_s);
+            s.best_s = std::min(s.best_s, ranking_time(m->stats));
         }
         if (s.ok_rows.empty()) continue;
         std::optional<Config> wanted = preferred_default ? preferred_default(s) : std::nullopt;
@@ -297,7 +304,7 @@ std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes
         std::vector<double> measured;
         for (const auto& m : s.ok_rows) {
             configs.push_back(m.config);
-            measured.push_back(std::log(m.stats.median_s));
+            measured.push_back(std::log(ranking_time(m.stats)));
         }
         auto predicted = predict_configs(*model, s.problem, s.space, s.device, configs);
         r.spearman = spearman(predicted, measured);
@@ -312,12 +319,13 @@ std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes
         for (std::size_t j = 0; j < k; ++j) hits += top.contains(by_predicted[j]);
         r.recall_top10 = double(hits) / double(k);
 
-        r.predicted_pick_loss =
-            unseen_pick_loss(shapes, best_config, i, others_than(shapes.size(), i), [&] { return model; }, policy);
+        r.pick = unseen_pick(shapes, best_config, i, others_than(shapes.size(), i), [&] { return model; }, policy);
+        r.best = best_config[i];
         auto time_of = [&](const Config& c) {
             auto it = s.seconds.find(c.hash());
             return it == s.seconds.end() ? std::numeric_limits<double>::infinity() : it->second;
         };
+        r.predicted_pick_loss = time_of(r.pick) / s.best_s - 1;
         double nearest = std::numeric_limits<double>::infinity();
         r.nearest_pick_loss = time_of(s.space->default_config()) / s.best_s - 1;
         for (std::size_t j = 0; j < shapes.size(); ++j) {

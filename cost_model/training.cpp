@@ -35,14 +35,14 @@ Dataset training_set(std::span<const Measurement> rows, const SpaceOf& space_of,
     std::map<std::string, double> best;
     for (const auto& m : rows) {
         if (m.status != Status::ok) continue;
-        auto [it, fresh] = best.try_emplace(shape_key(m.problem), m.stats.median_s);
-        if (!fresh) it->second = std::min(it->second, m.stats.median_s);
+        auto [it, fresh] = best.try_emplace(shape_key(m.problem), ranking_time(m.stats));
+        if (!fresh) it->second = std::min(it->second, ranking_time(m.stats));
     }
     for (const auto& m : rows) {
         if (m.status != Status::ok) continue;
         const std::string key = shape_key(m.problem);
         data.rows.push_back(remap((*featurizers[key])(m.config), maps[key]));
-        data.targets.push_back(relative_loss(m.stats.median_s, best[key]));
+        data.targets.push_back(relative_loss(ranking_time(m.stats), best[key]));
     }
     return data;
 }

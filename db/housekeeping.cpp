@@ -32,8 +32,8 @@ std::vector<std::size_t> keep_of_group(const std::vector<const Measurement*>& ro
     std::vector<std::size_t> order(rows.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     auto by_time = [&](std::size_t a, std::size_t b) {
-        return std::forward_as_tuple(rows[a]->stats.median_s, rows[a]->config.hash()) <
-               std::forward_as_tuple(rows[b]->stats.median_s, rows[b]->config.hash());
+        return std::pair(ranking_time(rows[a]->stats), rows[a]->config.hash()) <
+               std::pair(ranking_time(rows[b]->stats), rows[b]->config.hash());
     };
     std::sort(order.begin(), order.end(), by_time);
     std::set<std::size_t> kept(order.begin(), order.begin() + std::min(keep, order.size()));

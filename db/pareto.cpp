@@ -10,8 +10,8 @@ std::vector<std::size_t> pareto_front(const std::vector<const Measurement*>& row
     std::vector<std::size_t> order(rows.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        return std::forward_as_tuple(rows[a]->stats.median_s, rows[a]->config.hash()) <
-               std::forward_as_tuple(rows[b]->stats.median_s, rows[b]->config.hash());
+        return std::pair(ranking_time(rows[a]->stats), rows[a]->config.hash()) <
+               std::pair(ranking_time(rows[b]->stats), rows[b]->config.hash());
     });
     // Scanning by time, a row is on the front when it needs less workspace than every faster row.
     std::vector<std::size_t> front;
@@ -19,7 +19,7 @@ std::vector<std::size_t> pareto_front(const std::vector<const Measurement*>& row
         const Measurement& m = *rows[i];
         const Measurement* last = front.empty() ? nullptr : rows[front.back()];
         if (!last || m.workspace_bytes < last->workspace_bytes ||
-            (m.workspace_bytes == last->workspace_bytes && m.stats.median_s == last->stats.median_s))
+            (m.workspace_bytes == last->workspace_bytes && ranking_time(m.stats) == ranking_time(last->stats)))
             front.push_back(i);
     }
     return front;

@@ -82,7 +82,7 @@ bool matches(const MeasurementFilter& f, const Measurement& m) {
 }
 
 bool faster(const Measurement& a, const Measurement& b) {
-    if (a.stats.median_s != b.stats.median_s) return a.stats.median_s < b.stats.median_s;
+    if (ranking_time(a.stats) != ranking_time(b.stats)) return ranking_time(a.stats) < ranking_time(b.stats);
     return a.config.hash_hex() < b.config.hash_hex();
 }
 

@@ -166,8 +166,8 @@ std::vector<Measurement> SqliteDatabase::fastest(const MeasurementFilter& filter
     std::string rows = std::string("SELECT ") + kColumns + " FROM measurements" +
                        where(filter, true, args);
     std::string sql = std::string("SELECT ") + kColumns + " FROM (SELECT " + kColumns +
-                      ", ROW_NUMBER() OVER (PARTITION BY problem_key, template ORDER BY median_s, "
-                      "config_hash) AS rn FROM (" + rows + ")) WHERE rn = 1 "
+                      ", ROW_NUMBER() OVER (PARTITION BY problem_key, template ORDER BY " + kRankingTime +
+                      ", config_hash) AS rn FROM (" + rows + ")) WHERE rn = 1 "
                       "ORDER BY problem_key, template";
     auto s = prepare_with(c, sql, args);
     std::vector<Measurement> out;
@@ -185,7 +185,7 @@ std::vector<Measurement> SqliteDatabase::fastest(const MeasurementFilter& filter
         group_args.push_back(*name);
         auto g = prepare_with(c, rows + " AND problem_key = ?" + std::to_string(args.size() + 1) +
                                      " AND template = ?" + std::to_string(args.size() + 2) +
-                                     " ORDER BY median_s, config_hash",
+                                     " ORDER BY " + kRankingTime + ", config_hash",
                               group_args);
         while (g.step()) {
             if (decode(g, m).empty()) {

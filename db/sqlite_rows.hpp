@@ -16,6 +16,8 @@ inline constexpr const char* kColumns =
     "id, run_id, problem_key, problem, device_id, template, template_version, config, "
     "config_hash, status, reason, median_s, min_s, mean_s, iqr_s, ci_rel, reps, inner, stable, "
     "error, workspace_bytes, created_at";
+// ranking_time() in SQL: what "fastest" orders by.
+inline constexpr const char* kRankingTime = "(CASE WHEN min_s > 0 AND min_s <= median_s THEN min_s ELSE median_s END)";
 
 // Registers a fingerprint once; later calls with the same id change nothing.
 void insert_device(sqlite::Connection& c, const DeviceInfo& device);

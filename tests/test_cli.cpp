@@ -215,3 +215,22 @@ TEST_CASE("tune model --buckets tunes bucket representatives, and lookups serve 
     CHECK(no_buckets.code != 0);
     CHECK_THAT(no_buckets.out, Catch::Contains("--regret"));
 }
+
+TEST_CASE("tune sweep records spaces, and model-report re-measures each unseen pick beside the best", "[cli][cost_model]") {
+    TempDir dir("cli");
+    std::string db = dir.file("rec.db");
+    // One blocking, every micro-kernel this CPU has: a few configs per shape, on any x86-64.
+    const std::string only = " --trans-b 1 --only 'mc=48 kc=128 nc=384 pack_a=0 pack_b=1 threads=1 split=m' -q --db " + db;
+    for (const char* dims : {"--m 8 --n 64 --k 64", "--m 16 --n 64 --k 64", "--m 32 --n 64 --k 128"}) {
+        auto sweep = run_tune(std::string("sweep ") + dims + only);
+        REQUIRE(sweep.code == 0);
+        CHECK_THAT(sweep.out, Catch::Contains("0 failed"));
+    }
+    auto report = run_tune("model-report --min-configs 2 --verify 2 --db " + db);
+    REQUIRE(report.code == 0);
+    CHECK_THAT(report.out, Catch::Contains("pick loss re-measured") && Catch::Contains("m=16 n=64 k=64"));
+    CHECK_THAT(report.out, !Catch::Contains("inf%") && !Catch::Contains("nan%"));
+    auto bad = run_tune("model-report --min-configs 2 --verify 101 --db " + db);
+    CHECK(bad.code != 0);
+    CHECK_THAT(bad.out, Catch::Contains("--verify"));
+}

@@ -197,6 +197,23 @@ void check_store_rules(Database& db) {
     REQUIRE(tie.size() == 1);
     CHECK(tie[0].config.hash_hex() == std::min(a.hash_hex(), b.hash_hex()));
 
+    // Fastest is by ranking_time: the fastest repetition, not the median (a slow period of
+    // the machine lifts a median); a row whose fastest is inconsistent ranks by its median.
+    const Problem r = make_gemm(16, 8, 8);
+    auto steady = sample(r, config_of(1), 1.0e-3), interrupted = sample(r, config_of(2), 1.2e-3);
+    steady.stats.min_s = 0.95e-3;
+    interrupted.stats.min_s = 0.90e-3;
+    auto inconsistent = sample(r, config_of(3), 1.1e-3);
+    inconsistent.stats.min_s = 2e-3;  // above its median: not trusted, 1.1 ms counts
+    REQUIRE(db.record(steady));
+    REQUIRE(db.record(interrupted));
+    REQUIRE(db.record(inconsistent));
+    by_key.problem_key = shape_key(r);
+    auto by_fastest = db.best(by_key);
+    REQUIRE(by_fastest.size() == 1);
+    CHECK(by_fastest[0].config == config_of(2));
+    CHECK(ranking_time(inconsistent.stats) == 1.1e-3);
+
     // Resume: recording the same candidates again changes nothing.
     std::size_t before = db.query({}).size();
     for (const auto& m : db.query({})) CHECK_FALSE(db.record(m));

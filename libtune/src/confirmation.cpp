@@ -24,10 +24,6 @@ std::string finalist_set_id(std::vector<std::string> finalist_keys) {
     return buf;
 }
 
-double ranking_time(const TimingStats& stats) {
-    return stats.min_s > 0 && stats.min_s <= stats.median_s ? stats.min_s : stats.median_s;
-}
-
 namespace {
 
 // The two smallest samples (the second is the first when there is one).

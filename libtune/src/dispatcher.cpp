@@ -120,7 +120,7 @@ std::optional<Dispatcher::Entry> Dispatcher::checked_entry(const Measurement& m,
         *why = shape_key(m.problem) + ": non-positive time";
         return std::nullopt;
     }
-    return Entry{m.problem, t, m.config, m.stats.median_s, m.problem.tolerance, layer, m.config.hash(),
+    return Entry{m.problem, t, m.config, m.stats.median_s, ranking_time(m.stats), m.problem.tolerance, layer, m.config.hash(),
                  m.workspace_bytes, nullptr};
 }
 
@@ -148,14 +148,14 @@ void Dispatcher::load(const StoreLayer& layer, std::size_t index, TimesMap& time
             else reject(why);
             continue;
         }
-        times[m.problem][ConfigKey{e->tmpl, e->config_hash}] = m.stats.median_s;
+        times[m.problem][ConfigKey{e->tmpl, e->config_hash}] = e->rank_s;
         auto& [measured, entries] = served[m.problem];
         measured.push_back(&m);
         entries.push_back(*e);
         auto [it, inserted] = best.try_emplace(m.problem, *e);
         // Fastest wins; ties go to the smaller config hash so the choice is deterministic.
-        if (!inserted && (e->median_s < it->second.median_s ||
-                          (e->median_s == it->second.median_s && e->config.hash() < it->second.config.hash())))
+        if (!inserted && (e->rank_s < it->second.rank_s ||
+                          (e->rank_s == it->second.rank_s && e->config.hash() < it->second.config.hash())))
             it->second = std::move(*e);
     }
     // Where the layer holds a current confirmation round, the Tuner's confirmed pick serves

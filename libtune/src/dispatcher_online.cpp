@@ -24,7 +24,7 @@ bool Dispatcher::publish(const Measurement& m) {
         const Index& current = *index_.load(std::memory_order_acquire);
         std::vector<Entry> entries = current.entries;
         if (auto it = current.exact.find(m.problem); it != current.exact.end()) {
-            if (entries[it->second].median_s <= entry->median_s) return false;  // not faster
+            if (entries[it->second].rank_s <= entry->rank_s) return false;  // not faster
             entries[it->second] = std::move(*entry);
         } else {
             entries.push_back(std::move(*entry));  // appended: earlier entries keep their index

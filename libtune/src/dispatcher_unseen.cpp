@@ -93,11 +93,11 @@ void Dispatcher::add_unseen_evidence(Index& ix) const {
         for (std::size_t r = 0; r < count; ++r) {
             const Entry& x = ix.entries[g.entries[r]];
             // Measured: every candidate the store timed on this shape, against its best.
-            double best = x.median_s;
+            double best = x.rank_s;
             if (x.times)
                 for (const auto& [k, seconds] : *x.times) best = std::min(best, seconds);
             row.clear();
-            if (!x.times) row.emplace_back(g.winner_column[r], float(cost_model::relative_loss(x.median_s, best)));
+            if (!x.times) row.emplace_back(g.winner_column[r], float(cost_model::relative_loss(x.rank_s, best)));
             else
                 for (const auto& [k, seconds] : *x.times)  // sorted by key, as the columns are
                     if (std::uint32_t c = column_of(k); c != kNoColumn)

@@ -32,6 +32,10 @@ Status parse_status(std::string_view text) {
     throw Error("unknown measurement status '" + std::string(text) + "'");
 }
 
+double ranking_time(const TimingStats& stats) {
+    return stats.min_s > 0 && stats.min_s <= stats.median_s ? stats.min_s : stats.median_s;
+}
+
 double Measurement::gflops() const {
     if (status != Status::ok || stats.median_s <= 0) return 0;
     return flop_count(problem) / stats.median_s * 1e-9;

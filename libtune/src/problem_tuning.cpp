@@ -11,7 +11,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 bool faster(const Measurement& a, const std::optional<Measurement>& b) {
-    return a.status == Status::ok && (!b || a.stats.median_s < b->stats.median_s);
+    return a.status == Status::ok && (!b || ranking_time(a.stats) < ranking_time(b->stats));
 }
 
 // Vendor spaces this small are measured whole: they are the baseline a pick must beat.
@@ -206,7 +206,7 @@ bool ProblemTuning::open_search_round() {
             std::vector<Trial> trials;
             for (const Config& c : first)
                 if (auto it = plan.stored.find(c.hash()); it != plan.stored.end())
-                    trials.push_back({c, it->second.status == Status::ok, it->second.stats.median_s});
+                    trials.push_back({c, it->second.status == Status::ok, ranking_time(it->second.stats)});
             strategy_->observe(trials);
         }
         if (used_ < share_) {
@@ -237,7 +237,7 @@ bool ProblemTuning::open_confirm_round() {
     std::vector<std::size_t> order(ok_.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        return ok_[a].second.stats.median_s < ok_[b].second.stats.median_s;
+        return ranking_time(ok_[a].second.stats) < ranking_time(ok_[b].second.stats);
     });
     std::vector<std::size_t> finalists;
     auto has = [&](auto pred) {
@@ -389,9 +389,9 @@ void ProblemTuning::close_round() {
         if (m.status == Status::ok) {
             ok_.emplace_back(s.plan, m);
             auto [it, inserted] = result_.template_best.try_emplace(info.name, m);
-            if (!inserted && m.stats.median_s < it->second.stats.median_s) it->second = m;
+            if (!inserted && ranking_time(m.stats) < ranking_time(it->second.stats)) it->second = m;
         }
-        trials.push_back({s.config, m.status == Status::ok, m.stats.median_s});
+        trials.push_back({s.config, m.status == Status::ok, ranking_time(m.stats)});
     }
     if (round_stage_ == Stage::search && strategy_) strategy_->observe(trials);
     round_.clear();

@@ -44,10 +44,6 @@ std::string finalist_key(const std::string& template_name, const std::string& te
 // The pick is never more than kTieRel slower than the fastest confirmed time.
 inline constexpr double kTieRel = 0.02;  // the measurement protocol's CI target
 
-// The time a re-measurement ranks by: its fastest repetition; its median where the fastest is
-// not recorded (a row without min_s, or an inconsistent one).
-double ranking_time(const TimingStats& stats);
-
 struct FinalistTimes {
     std::string template_name;
     std::string config_hash;      // Config::hash_hex()

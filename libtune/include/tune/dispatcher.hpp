@@ -189,7 +189,8 @@ private:
         Problem shape;
         const Template* tmpl;
         Config config;
-        double median_s;
+        double median_s;    // what a lookup reports
+        double rank_s;      // what entries compare by: ranking_time
         double tolerance;   // explicit accuracy budget it was verified under (0 = the dtype's)
         std::size_t layer;  // index into layer_names_
         std::uint64_t config_hash;

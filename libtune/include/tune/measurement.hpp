@@ -31,6 +31,14 @@ struct TimingStats {
     friend bool operator==(const TimingStats&, const TimingStats&) = default;
 };
 
+// The time a measurement ranks by wherever configs are compared (the Tuner's search and
+// confirmation, the store's best, the cost model's targets and evidence): its fastest
+// repetition; its median where the fastest is not recorded (a row without min_s, or an
+// inconsistent one). Interference on a shared machine only adds time: two recordings of one
+// space agree on a config's fastest repetition about 3x as closely as on its median
+// (docs/performance.md, "Learned cost model").
+double ranking_time(const TimingStats& stats);
+
 struct Measurement {
     std::int64_t id = 0;      // assigned by the DB
     std::int64_t run_id = 0;  // tuning run that produced it

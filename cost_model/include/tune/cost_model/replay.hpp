@@ -24,14 +24,14 @@ struct RecordedShape {
     DeviceInfo device;
     std::shared_ptr<const Space> space;                 // exactly the recorded configs
     std::vector<Config> configs;                         // recorded, in store order
-    std::unordered_map<std::uint64_t, double> seconds;  // config hash -> median, ok rows only
+    std::unordered_map<std::uint64_t, double> seconds;  // config hash -> ranking_time, ok rows only
     std::vector<Measurement> ok_rows;
     double best_s = 0;
 };
 
 // Groups the rows of `measurements` by (problem, device, template, version); keeps groups with
 // at least `min_configs` configs and one ok row, sorted by shape key. A config recorded more
-// than once (several recordings of one space) keeps its fastest ok row. `devices` supplies each
+// than once (several recordings of one space) keeps its fastest ok row (by ranking_time). `devices` supplies each
 // group's fingerprint (a group whose device is not listed is refused: its features need it).
 // `preferred_default` gives a template's default config for a problem when known.
 std::vector<RecordedShape> recorded_shapes(const std::vector<Measurement>& measurements,
@@ -76,6 +76,7 @@ struct HeldOutReport {
     std::size_t configs = 0;
     double spearman = 0, recall_top10 = 0;
     double predicted_pick_loss = 0, nearest_pick_loss = 0;
+    Config pick, best;  // the unseen pick and the shape's recorded best
 };
 std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes, const UnseenPolicy& policy = {});
 

@@ -63,7 +63,7 @@ public:
         const = 0;
     // Best ok measurement per (problem key, template) for this filter, sorted by key: the
     // template's confirmed pick where the shape has a current confirmation round (see
-    // confirmed_picks), else the fastest.
+    // confirmed_picks), else the fastest (by ranking_time).
     virtual std::vector<Measurement> best(const MeasurementFilter& filter) const = 0;
     // Commits one re-measurement of the confirmation round durably. One of the same finalist,
     // finalist set and round is already stored: nothing changes and false is returned.
@@ -96,7 +96,7 @@ std::vector<ConfirmedPick> confirmed_picks(const Database& db, const Measurement
 // A Database kept in memory; for tests and for callers that do not want a file.
 std::unique_ptr<Database> make_memory_database();
 
-// The Pareto front of (median time, workspace bytes) over measurements of one shape: indexes
+// The Pareto front of (ranking_time, workspace bytes) over measurements of one shape: indexes
 // into `rows`, fastest first, each needing less workspace than every faster one (rows equal
 // in both are all kept); time ties go to the smaller config hash. The one definition of the
 // front: store pruning keeps these rows and the Dispatcher answers "fastest under a workspace
