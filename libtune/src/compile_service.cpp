@@ -81,6 +81,12 @@ CompileService::Stats CompileService::stats() const {
     return stats_;
 }
 
+CompileResult CompileService::get_or_throw(const CompileRequest& request) {
+    CompileResult result = get(request);
+    if (!result.ok) throw Error("compile error in " + request.instance + " (" + request.arch + "):\n" + result.log);
+    return result;
+}
+
 CompileResult CompileService::build(const Task& task) {
     if (cache_) {
         if (auto hit = cache_->load(task.key)) {

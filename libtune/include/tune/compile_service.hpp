@@ -49,6 +49,9 @@ public:
     // never exceptions: a compile error (or a cache I/O error) is a result with ok = false.
     std::shared_future<CompileResult> submit(const CompileRequest& request);
     CompileResult get(const CompileRequest& request) { return submit(request).get(); }
+    // The compiled binary, or tune::Error naming the instance and architecture with the
+    // compiler's log: what a template's instantiate() needs.
+    CompileResult get_or_throw(const CompileRequest& request);
 
     const KernelCompiler& compiler() const { return *compiler_; }
     const BinaryCache* cache() const { return cache_ ? &*cache_ : nullptr; }

@@ -1,7 +1,7 @@
 // cuda.attention.wgmma: knobs, constraints, compile plan and launch of the Hopper attention
 // forward (attention_wgmma.cu): Q, K and V tensor maps (rows x head_dim, 64-dim boxes with
 // 128-byte swizzle), one thread block per (64 x consumers query rows, head).
-#include "attention_template.hpp"  // SpaceCache, compiled_or_throw
+#include "attention_template.hpp"
 #include "cuda_gemm.hpp"
 #include "tune/cuda/driver.hpp"
 #include "tune/cuda/runtime.hpp"
@@ -100,7 +100,7 @@ public:
 
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
         Plan pl = plan(p, c);
-        const CompileResult bin = gpu_attention::compiled_or_throw(rt_->compiler(), pl.request);
+        const CompileResult bin = rt_->compiler().get_or_throw(pl.request);
         return std::make_unique<WgmmaAttentionKernel>(rt_, attention_dims(p), std::move(pl), bin);
     }
 
@@ -155,7 +155,7 @@ private:
 
     std::shared_ptr<Runtime> rt_;
     TemplateInfo info_;
-    gpu_attention::SpaceCache spaces_;
+    SpaceCache spaces_;
 };
 
 }  // namespace

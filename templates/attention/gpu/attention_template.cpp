@@ -4,12 +4,6 @@
 
 namespace tune::gpu_attention {
 
-CompileResult compiled_or_throw(CompileService& compiler, const CompileRequest& request) {
-    CompileResult result = compiler.get(request);
-    if (!result.ok) throw Error("compile error in " + request.instance + " (" + request.arch + "):\n" + result.log);
-    return result;
-}
-
 std::vector<std::string> Forward::instances(const Launch& l) {
     std::vector<std::string> out = {l.instance};
     if (!l.combine_instance.empty()) out.push_back(l.combine_instance);
@@ -75,7 +69,7 @@ std::unique_ptr<Kernel> GpuAttentionTemplate<Pass>::instantiate(const Problem& p
     Plan<Pass> pl = plan(p, c);
     for (const auto& r : pl.programs) compiler_.submit(r);  // the programs compile in parallel
     std::vector<CompileResult> compiled;
-    for (const auto& r : pl.programs) compiled.push_back(compiled_or_throw(compiler_, r));
+    for (const auto& r : pl.programs) compiled.push_back(compiler_.get_or_throw(r));
     return load(attention_dims(p), std::move(pl), compiled);
 }
 

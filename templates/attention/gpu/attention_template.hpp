@@ -5,35 +5,15 @@
 #pragma once
 
 #include <algorithm>
-#include <map>
-#include <mutex>
 #include <vector>
 
 #include "attention_backward_space.hpp"
 #include "attention_space.hpp"
 #include "tune/compile_service.hpp"
 #include "tune/runtime_compile.hpp"
+#include "tune/space_cache.hpp"
 
 namespace tune::gpu_attention {
-
-// Spaces by shape key, built once per shape.
-class SpaceCache {
-public:
-    template <class Build>
-    std::shared_ptr<const Space> get(const Problem& p, Build&& build) const {
-        std::lock_guard lock(mutex_);
-        auto& slot = spaces_[shape_key(p)];
-        if (!slot) slot = build();
-        return slot;
-    }
-
-private:
-    mutable std::mutex mutex_;
-    mutable std::map<std::string, std::shared_ptr<const Space>> spaces_;
-};
-
-// The compiled binary of `request`, or tune::Error with the compiler's log.
-CompileResult compiled_or_throw(CompileService& compiler, const CompileRequest& request);
 
 // One kernel launch of a config's run(); a run enqueues its steps in order.
 struct Step {

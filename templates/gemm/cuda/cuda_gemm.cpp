@@ -106,12 +106,6 @@ private:
     TmaDescriptorCache<2> maps_;  // A, B (wgmma)
 };
 
-CompileResult compiled(CompileService& service, const CompileRequest& r) {
-    CompileResult result = service.get(r);
-    if (!result.ok) throw Error("compile error in " + r.instance + " (" + r.arch + "):\n" + result.log);
-    return result;
-}
-
 }  // namespace
 
 RuntimeGemmTemplate::RuntimeGemmTemplate(std::shared_ptr<Runtime> runtime, TemplateInfo info)
@@ -120,11 +114,7 @@ RuntimeGemmTemplate::RuntimeGemmTemplate(std::shared_ptr<Runtime> runtime, Templ
 }
 
 std::shared_ptr<const Space> RuntimeGemmTemplate::space(const Problem& p) const {
-    const std::string key = shape_key(p);
-    std::lock_guard lock(mutex_);
-    auto& slot = spaces_[key];
-    if (!slot) slot = build_space(p);
-    return slot;
+    return spaces_.get(p, [&] { return build_space(p); });
 }
 
 GemmPlan RuntimeGemmTemplate::plan(const Problem& p, const Config& c) const {
@@ -151,9 +141,9 @@ std::size_t RuntimeGemmTemplate::workspace_bytes(const Problem& p, const Config&
 std::unique_ptr<Kernel> RuntimeGemmTemplate::instantiate(const Problem& p, const Config& c) const {
     GemmPlan pl = plan(p, c);
     precompile(p, c);  // both programs compile in parallel
-    CompileResult main = compiled(runtime_->compiler(), pl.main);
+    CompileResult main = runtime_->compiler().get_or_throw(pl.main);
     std::optional<CompileResult> reduce;
-    if (pl.reduce) reduce = compiled(runtime_->compiler(), *pl.reduce);
+    if (pl.reduce) reduce = runtime_->compiler().get_or_throw(*pl.reduce);
     return std::make_unique<GemmKernel>(runtime_, p, std::move(pl), main, reduce ? &*reduce : nullptr);
 }
 

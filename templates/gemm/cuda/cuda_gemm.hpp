@@ -6,7 +6,6 @@
 #include <array>
 #include <cstdint>
 #include <initializer_list>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,6 +14,7 @@
 #include "gemm_args.hpp"
 #include "tune/kernel.hpp"
 #include "tune/runtime_compile.hpp"
+#include "tune/space_cache.hpp"
 
 namespace tune::cuda {
 
@@ -95,8 +95,7 @@ protected:
 private:
     std::shared_ptr<Runtime> runtime_;
     TemplateInfo info_;
-    mutable std::mutex mutex_;
-    mutable std::map<std::string, std::shared_ptr<const Space>> spaces_;  // by shape key
+    SpaceCache spaces_;
 };
 
 }  // namespace tune::cuda

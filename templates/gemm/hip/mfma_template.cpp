@@ -72,9 +72,7 @@ public:
     void precompile(const Problem& p, const Config& c) const override { rt_->compiler().submit(plan(p, c).second); }
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
         auto [launch, request] = plan(p, c);
-        const CompileResult r = rt_->compiler().get(request);
-        if (!r.ok) throw Error("compile error in " + request.instance + " (" + request.arch + "):\n" + r.log);
-        return std::make_unique<MfmaKernel>(rt_, p, launch, r);
+        return std::make_unique<MfmaKernel>(rt_, p, launch, rt_->compiler().get_or_throw(request));
     }
 
 private:
