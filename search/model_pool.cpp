@@ -33,6 +33,10 @@ std::vector<Config> ModelSearchState::pool(std::size_t size) {
     if (!whole_.empty() || space_->knobs().empty()) {
         for (const auto& c : whole_)
             if (!seen_.contains(c.hash())) out.push_back(c);
+        // In random order: a model fitted to a few points scores many configs alike, and the
+        // ranking keeps ties in pool order, which in enumeration order would always offer the
+        // same corner of the space first.
+        std::shuffle(out.begin(), out.end(), rng_);
         return out;
     }
     std::unordered_set<std::uint64_t> in_pool;
