@@ -166,20 +166,23 @@ public:
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
         for (const auto& r : runs) {
-            auto it = r.counters.find("GFLOP/s");
-            if (it == r.counters.end()) continue;
             std::string name = r.run_name.str();
             if (const auto pos = name.rfind("/real_time"); pos != std::string::npos) name.erase(pos);
-            if ((r.run_type == Run::RT_Iteration && !gflops.count(name)) ||
-                (r.run_type == Run::RT_Aggregate && r.aggregate_name == "median"))
-                gflops[name] = it->second;
+            if (const auto pos = name.rfind("/iterations:"); pos != std::string::npos) name.erase(pos);
+            const bool first = r.run_type == Run::RT_Iteration && !counters.count(name);
+            if (!first && !(r.run_type == Run::RT_Aggregate && r.aggregate_name == "median")) continue;
+            for (const auto& [counter, value] : r.counters) counters[name][counter] = value;
+            if (auto it = r.counters.find("GFLOP/s"); it != r.counters.end()) gflops[name] = it->second;
         }
     }
-    double get(const std::string& name) const {
-        auto it = gflops.find(name);
-        return it == gflops.end() ? 0.0 : it->second;
+    double get(const std::string& name, const std::string& counter = "GFLOP/s") const {
+        auto it = counters.find(name);
+        if (it == counters.end()) return 0.0;
+        auto c = it->second.find(counter);
+        return c == it->second.end() ? 0.0 : double(c->second);
     }
-    std::map<std::string, double> gflops;
+    std::map<std::string, double> gflops;                          // by benchmark name
+    std::map<std::string, std::map<std::string, double>> counters;  // every counter, by benchmark name
 };
 
 }  // namespace tune::bench

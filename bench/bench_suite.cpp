@@ -5,6 +5,8 @@
 //   openblas, onednn_f32, onednn_bf16   the vendor templates
 //   own_f32, own_bf16                   cpu.gemm.blocked, the Tuner's best of its candidate sweep
 //   pick_f32, pick_bf16                 the Tuner's pick with the vendors in its space
+//   side_f32, side_bf16                 the pick and the libraries timed in turn (pick / best
+//                                       library in one run: the target's ratio, side by side)
 // Both come from one tuning per (shape, threads, dtype) with the protocol a user gets
 // (bench::tune_pick: Measurer medians, then the confirmation round), run before the first
 // timed benchmark that needs it. Counter GFLOP/s; a ratio table and the geometric means of the
@@ -16,6 +18,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -88,6 +91,56 @@ const Pick& tuned(const Case& cs, int threads, DType dtype) {
 
 enum class Kind { vendor, own, pick };
 
+// The pick and each library of its dtype in turn, kRounds rounds. Every turn starts alike:
+// after the longest settle of them all (OpenBLAS's spinning threads gone, and every kernel
+// after the same idle gap: whichever followed the gap alone ran 10% slower), one untimed call
+// (threads awake, caches warm), then kCalls timed calls; each kernel's fastest timed call counts. Separate benchmarks of one kernel a few
+// seconds apart differ here by up to 20% on memory-bound shapes; timed in turn, a slow period
+// hits all of them. Counter "pick/lib": best library time / pick time (>= 1: the pick is as
+// fast); where the pick is one of the library columns' configs it is timed once, as both (two
+// instances of one config measured 0-7% apart here). The benchmark's own time is the contest.
+void side_by_side(benchmark::State& state, const Case& cs, int threads, DType dtype) {
+    constexpr int kRounds = 9, kCalls = 3;
+    const Problem p = cs.problem(dtype);
+    const Pick& pk = tuned(cs, threads, dtype);
+    std::vector<const Template*> libs;
+    for (const Template* t : {&openblas(), &onednn()})
+        if (t->supports(p)) libs.push_back(t);
+    Operands o(p);
+    std::vector<std::unique_ptr<Kernel>> kernels;
+    std::vector<const Template*> owners{pk.pick};
+    kernels.push_back(pk.pick->instantiate(p, pk.pick_config));
+    for (const Template* t : libs) {
+        const Config c = bench::with_threads(*t, p, threads);
+        if (t == pk.pick && c == pk.pick_config) continue;  // the pick is this library's column: one kernel
+        kernels.push_back(t->instantiate(p, c));
+        owners.push_back(t);
+    }
+    std::vector<double> fastest(kernels.size(), 1e30);
+    const Template* slowest_to_settle = *std::max_element(
+        owners.begin(), owners.end(), [](const Template* a, const Template* b) { return a->info().settle_s < b->info().settle_s; });
+    for (auto _ : state) {
+        for (int r = 0; r < kRounds; ++r)
+            for (std::size_t i = 0; i < kernels.size(); ++i) {
+                bench::settle(*slowest_to_settle);
+                kernels[i]->run(o.args());
+                for (int c = 0; c < kCalls; ++c) {
+                    const auto t0 = std::chrono::steady_clock::now();
+                    kernels[i]->run(o.args());
+                    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                    fastest[i] = std::min(fastest[i], s);
+                }
+            }
+    }
+    // The pick when it is a library column itself (then a ratio above 1 is impossible).
+    const bool pick_is_lib = kernels.size() == libs.size();
+    const double best_lib = *std::min_element(fastest.begin() + (pick_is_lib ? 0 : 1), fastest.end());
+    state.counters["pick/lib"] = best_lib / fastest[0];
+    state.counters["pick_ms"] = fastest[0] * 1e3;
+    state.counters["lib_ms"] = best_lib * 1e3;
+    state.SetLabel(pk.pick->info().name + " " + pk.pick_config.text());
+}
+
 void run(benchmark::State& state, const Case& cs, int threads, DType dtype, Kind kind, const Template* vendor) {
     const Problem p = cs.problem(dtype);
     const Template* t = vendor;
@@ -144,6 +197,17 @@ int main(int argc, char** argv) {
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime();
             }
+    for (const Case& cs : all)
+        for (int threads : thread_counts)
+            for (DType dtype : {DType::f32, DType::bf16}) {
+                if (!own().supports(cs.problem(dtype)) || !onednn().supports(cs.problem(dtype))) continue;
+                const std::string name = std::string(dtype == DType::f32 ? "side_f32" : "side_bf16") + "/" + cs.name +
+                                         "/threads:" + std::to_string(threads);
+                benchmark::RegisterBenchmark(name.c_str(), side_by_side, cs, threads, dtype)
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime()
+                    ->Iterations(1);
+            }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     std::fprintf(stderr, "OpenBLAS core %s; own template %s\n", openblas_get_corename(), own().info().version.c_str());
@@ -151,16 +215,22 @@ int main(int argc, char** argv) {
     benchmark::RunSpecifiedBenchmarks(&reporter);
 
     // Ratio table over the (shape, threads) rows that ran, and the targets' geometric means.
-    std::printf("\n%-40s %8s %8s %8s %8s %8s %8s %8s | %7s %7s %7s %7s\n", "shape/threads", "openblas", "dnn_f32",
-                "own_f32", "pick_f32", "dnn_bf16", "own_bf16", "pick_bf", "own/ob", "ownb/dn", "pick/lib", "pickb/dn");
+    std::printf("\n%-40s %8s %8s %8s %8s %8s %8s %8s | %7s %7s %7s %7s %7s %7s\n", "shape/threads", "openblas",
+                "dnn_f32", "own_f32", "pick_f32", "dnn_bf16", "own_bf16", "pick_bf", "own/ob", "ownb/dn", "pick/lib",
+                "pickb/dn", "side", "side_bf");
     std::vector<double> sq_f32, decode_f32, sq_bf16;
-    double worst_pick = 1e30;
+    double worst_pick = 1e30, worst_side = 1e30;
+    int sides = 0, at_least_one = 0;
     for (const Case& cs : all)
         for (int threads : thread_counts) {
             const std::string key = "/" + cs.name + "/threads:" + std::to_string(threads);
             std::map<std::string, double> g;
             for (const Variant& v : variants) g[v.name] = reporter.get(v.name + key);
-            if (std::all_of(g.begin(), g.end(), [](const auto& kv) { return kv.second == 0; })) continue;
+            const double side = reporter.get("side_f32" + key, "pick/lib");
+            const double side_bf = reporter.get("side_bf16" + key, "pick/lib");
+            if (std::all_of(g.begin(), g.end(), [](const auto& kv) { return kv.second == 0; }) && side == 0 &&
+                side_bf == 0)
+                continue;
             auto ratio = [](double a, double b) { return a > 0 && b > 0 ? a / b : 0.0; };
             const double own_ob = ratio(g["own_f32"], g["openblas"]);
             const double ownb_dn = ratio(g["own_bf16"], g["onednn_bf16"]);
@@ -168,13 +238,15 @@ int main(int argc, char** argv) {
             const double pickb_dn = ratio(g["pick_bf16"], g["onednn_bf16"]);
             std::printf("%-40s", key.c_str() + 1);
             for (const Variant& v : variants) std::printf(" %8.1f", g[v.name]);
-            std::printf(" | %7.2f %7.2f %7.2f %7.2f\n", own_ob, ownb_dn, pick_lib, pickb_dn);
+            std::printf(" | %7.2f %7.2f %7.2f %7.2f %7.2f %7.2f\n", own_ob, ownb_dn, pick_lib, pickb_dn, side, side_bf);
             const bool square = cs.name.rfind("square_", 0) == 0;
             if (own_ob > 0 && square && cs.m >= 1024) sq_f32.push_back(own_ob);
             if (own_ob > 0 && cs.m <= 16) decode_f32.push_back(own_ob);
             if (ownb_dn > 0 && square && cs.m >= 1024) sq_bf16.push_back(ownb_dn);
             for (double r : {pick_lib, pickb_dn})
                 if (r > 0) worst_pick = std::min(worst_pick, r);
+            for (double r : {side, side_bf})
+                if (r > 0) worst_side = std::min(worst_side, r), ++sides, at_least_one += r >= 1.0;
         }
     std::printf("\nown f32 / OpenBLAS, squares >= 1024: geomean %.2f over %zu (target >= 0.9)\n", geomean(sq_f32),
                 sq_f32.size());
@@ -184,6 +256,9 @@ int main(int argc, char** argv) {
                 sq_bf16.size());
     if (worst_pick < 1e30)
         std::printf("tuned pick / best library, worst row: %.2f (target >= 1.0)\n", worst_pick);
+    if (worst_side < 1e30)
+        std::printf("tuned pick / best library timed side by side: worst %.2f, %d of %d >= 1.0 (target >= 1.0)\n",
+                    worst_side, at_least_one, sides);
     benchmark::Shutdown();
     return 0;
 }
