@@ -7,6 +7,8 @@
 #include <tuple>
 #include <unordered_set>
 
+#include "rows.hpp"
+
 namespace tune {
 namespace {
 
@@ -31,11 +33,8 @@ TemplateVersionStats::State state_of(const TemplateVersions& current, const Meas
 std::vector<std::size_t> keep_of_group(const std::vector<const Measurement*>& rows, std::size_t keep) {
     std::vector<std::size_t> order(rows.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    auto by_time = [&](std::size_t a, std::size_t b) {
-        return std::pair(ranking_time(rows[a]->stats), rows[a]->config.hash()) <
-               std::pair(ranking_time(rows[b]->stats), rows[b]->config.hash());
-    };
-    std::sort(order.begin(), order.end(), by_time);
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return db_rules::faster(*rows[a], *rows[b]); });
     std::set<std::size_t> kept(order.begin(), order.begin() + std::min(keep, order.size()));
     std::set<std::string> templates_seen;  // the first of each template in time order is its fastest
     for (std::size_t i : order)

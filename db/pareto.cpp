@@ -1,7 +1,7 @@
 // The Pareto front of (time, workspace) (database.hpp).
 #include <algorithm>
-#include <tuple>
 
+#include "rows.hpp"
 #include "tune/db/database.hpp"
 
 namespace tune {
@@ -9,10 +9,8 @@ namespace tune {
 std::vector<std::size_t> pareto_front(const std::vector<const Measurement*>& rows) {
     std::vector<std::size_t> order(rows.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        return std::pair(ranking_time(rows[a]->stats), rows[a]->config.hash()) <
-               std::pair(ranking_time(rows[b]->stats), rows[b]->config.hash());
-    });
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return db_rules::faster(*rows[a], *rows[b]); });
     // Scanning by time, a row is on the front when it needs less workspace than every faster row.
     std::vector<std::size_t> front;
     for (std::size_t i : order) {

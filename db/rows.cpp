@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <exception>
+#include <utility>
 
 #include "tune/error.hpp"
 
@@ -82,8 +83,7 @@ bool matches(const MeasurementFilter& f, const Measurement& m) {
 }
 
 bool faster(const Measurement& a, const Measurement& b) {
-    if (ranking_time(a.stats) != ranking_time(b.stats)) return ranking_time(a.stats) < ranking_time(b.stats);
-    return a.config.hash_hex() < b.config.hash_hex();
+    return std::pair(ranking_time(a.stats), a.config.hash()) < std::pair(ranking_time(b.stats), b.config.hash());
 }
 
 std::string utc_now() {

@@ -37,7 +37,8 @@ Key unique_key(const Measurement& m);
 
 bool matches(const MeasurementFilter& filter, const Measurement& m);
 
-// Order of candidates within a best() group: smaller median, then smaller config hash.
+// The order of "fastest" in a store (best() groups, the Pareto front, pruning): smaller
+// ranking_time, then smaller config hash (as SQL orders config_hash, the zero-padded hex).
 bool faster(const Measurement& a, const Measurement& b);
 
 // Current time as ISO-8601 UTC with milliseconds, e.g. "2024-05-01T12:34:56.789Z".
