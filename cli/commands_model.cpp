@@ -2,6 +2,7 @@
 // against them offline, and training / reporting the learned cost model.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <unordered_set>
 
 #include <algorithm>
@@ -140,17 +141,16 @@ double worst(const std::vector<double>& v) { return v.empty() ? 0 : *std::max_el
 // (confirmed_time: each config's second-fastest ranking_time). One run's side-by-side ratio,
 // free of the drift between recordings and of the recorded best's luck (a minimum over
 // hundreds of noisy times is biased low).
-double verified_loss(const cost_model::RecordedShape& s, const Config& pick, const Config& best, int rounds) {
+double verified_loss(const cost_model::RecordedShape& s, const Config& pick, const Config& best, int rounds,
+                     const TemplateRegistry& registry, Measurer& measurer) {
     if (pick == best) return 0;
-    DeviceInfo device = detect_cpu();
+    const DeviceInfo& device = measurer.device();
     require(device.id() == s.device.id(), "--verify: " + shape_key(s.problem) + " was recorded on device '" +
                                               s.device.id() + "', this machine is '" + device.id() + "'");
-    TemplateRegistry registry = builtin_registry(device);
     const Template* t = registry.find(s.template_name);
     const std::string& version = s.ok_rows.front().template_version;
     require(t != nullptr && t->info().version == version,
             "--verify: " + s.template_name + " version " + version + " is not this build's");
-    Measurer measurer(device);
     std::vector<double> times[2];
     for (int r = 0; r < rounds; ++r)
         for (int k = 0; k < 2; ++k) {
@@ -170,6 +170,14 @@ void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, co
     if (verify_rounds > 0) header.push_back("pick loss re-measured");
     Table table(header);
     std::vector<double> rho, recall, loss, nearest, verified;
+    // Set up once for every shape to re-measure (only when asked to: it detects this machine).
+    std::optional<TemplateRegistry> registry;
+    std::optional<Measurer> measurer;
+    if (verify_rounds > 0) {
+        const DeviceInfo device = detect_cpu();
+        registry.emplace(builtin_registry(device));
+        measurer.emplace(device);
+    }
     for (const auto& r : cost_model::model_report(shapes, policy)) {
         std::vector<std::string> row{r.shape, std::to_string(r.configs), format_fixed(r.spearman, 3),
                                      percent(r.recall_top10), percent(r.predicted_pick_loss),
@@ -177,7 +185,7 @@ void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, co
         if (verify_rounds > 0) {
             auto s = std::find_if(shapes.begin(), shapes.end(),
                                   [&](const cost_model::RecordedShape& x) { return shape_key(x.problem) == r.shape; });
-            verified.push_back(verified_loss(*s, r.pick, r.best, verify_rounds));
+            verified.push_back(verified_loss(*s, r.pick, r.best, verify_rounds, *registry, *measurer));
             row.push_back(percent(verified.back()));
         }
         table.add(row);

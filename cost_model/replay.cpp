@@ -77,9 +77,9 @@ std::vector<std::size_t> others_than(std::size_t count, std::size_t i, std::size
 using ModelSource = std::function<std::shared_ptr<const GbdtModel>()>;
 
 // The unseen-shape pick for shapes[i] as the dispatcher makes it with only the shapes in
-// `known` tuned: the default and the nearest known shapes'
-// winners valid here, scored by their measurements on the nearest known shapes, the model
-// (asked for only when a loss is missing or the policy weighs it in) filling the gaps.
+// `known` tuned: the default and the nearest known shapes' winners valid here, scored by their
+// measurements on the nearest known shapes, the model (asked for only when a loss is missing or
+// the policy weighs it in) filling the gaps.
 Config unseen_pick(const std::vector<RecordedShape>& shapes, const std::vector<Config>& best_config, std::size_t i,
                    std::vector<std::size_t> known, const ModelSource& model_source, const UnseenPolicy& policy) {
     const RecordedShape& s = shapes[i];

@@ -31,8 +31,9 @@ struct RecordedShape {
 
 // Groups the rows of `measurements` by (problem, device, template, version); keeps groups with
 // at least `min_configs` configs and one ok row, sorted by shape key. A config recorded more
-// than once (several recordings of one space) keeps its fastest ok row (by ranking_time). `devices` supplies each
-// group's fingerprint (a group whose device is not listed is refused: its features need it).
+// than once (several recordings of one space) keeps its fastest ok row (by ranking_time).
+// `devices` supplies each group's fingerprint (a group whose device is not listed is refused:
+// its features need it).
 // `preferred_default` gives a template's default config for a problem when known.
 std::vector<RecordedShape> recorded_shapes(const std::vector<Measurement>& measurements,
                                            const std::vector<DeviceInfo>& devices, std::size_t min_configs = 16,
