@@ -1,6 +1,7 @@
 // tune sweep | replay | model-train | model-report: recording whole (reduced) spaces, replaying search strategies
 // against them offline, and training / reporting the learned cost model.
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <unordered_set>
@@ -105,6 +106,16 @@ std::vector<cost_model::RecordedShape> load_recorded(const std::vector<std::stri
     require(!shapes.empty(), "the store holds no recorded space (a shape with at least " + std::to_string(min_configs) +
                                  " configs measured); record one with 'tune sweep'");
     return shapes;
+}
+
+// Template::equivalence_key of the recorded template, as the Tuner applies it (a template this
+// build lacks: each config its own class).
+std::function<std::uint64_t(const cost_model::RecordedShape&, const Config&)> recorded_equivalence() {
+    auto registry = std::make_shared<TemplateRegistry>(builtin_registry(detect_cpu()));
+    return [registry](const cost_model::RecordedShape& s, const Config& c) {
+        const Template* t = registry->find(s.template_name);
+        return t && t->supports(s.problem) ? t->equivalence_key(s.problem, c).hash() : c.hash();
+    };
 }
 
 std::string percent(double fraction) { return format_fixed(100 * fraction, 1) + "%"; }
@@ -282,8 +293,17 @@ void add_model_commands(CLI::App& app) {
         cmd->add_option("--min-configs", *min_configs, "configs a shape needs to count as recorded")
             ->capture_default_str()->check(CLI::Range(2, 1 << 20));
         cmd->add_flag("--transfer", o->transfer, "model and bo start from trees trained on the other recorded shapes");
+        auto each_config = std::make_shared<bool>(false);
+        cmd->add_flag("--no-equivalence", *each_config,
+                      "count every proposal as a trial, also one equivalent to a config already tried at the "
+                      "shape's sizes (the Tuner measures one config per class)");
+        cmd->add_flag("--count-equivalent", o->count_equivalent,
+                      "time configs by their class as with the equivalence, but count every proposal as a "
+                      "trial (isolates what skipping equivalent configs saves)");
         cmd->callback([=] {
             if (!names->empty()) o->strategies = *names;
+            require(!(*each_config && o->count_equivalent), "--count-equivalent needs the equivalence (drop --no-equivalence)");
+            if (!*each_config) o->equivalence = recorded_equivalence();
             std::erase_if(o->budgets, [&](std::size_t b) { return b > o->max_trials; });  // not replayed that far
             for (const auto& n : o->strategies) make_strategy(n, std::make_shared<Space>(), {});  // unknown names fail first
             print_replay(load_recorded(*db, *min_configs), *o);

@@ -238,6 +238,11 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("%s", table.str().c_str());
     std::printf("%zu problems tuned in %.1f s into %s\n", problems.size(), total, a.db.c_str());
+    std::size_t equivalent = 0;
+    for (const TuneResult& r : results) equivalent += r.equivalent;
+    if (equivalent > 0)
+        std::printf("%zu proposals were equivalent to a config already measured at their problem's sizes "
+                    "(not measured again, no budget spent)\n", equivalent);
     if (mpi) {
         for (const auto& why : mpi->lost()) std::fprintf(stderr, "mpi: lost %s\n", why.c_str());
         if (!mpi->lost().empty())

@@ -7,6 +7,7 @@
 #include <map>
 #include <numeric>
 #include <optional>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "tune/cost_model/subspace.hpp"
@@ -172,22 +173,51 @@ std::vector<double> run_once(const RecordedShape& shape, const std::string& stra
     const std::size_t limit = std::min(o.max_trials, shape.configs.size());
     std::vector<double> curve;
     double best = std::numeric_limits<double>::infinity();
+    auto class_of = [&](const Config& c) { return o.equivalence ? o.equivalence(shape, c) : c.hash(); };
+    // With an equivalence, the recorded members of a class are repeated measurements of one
+    // kernel: a class's time is their fastest, as a config's is its fastest repetition (so the
+    // class holding the exhaustive best reaches it, whichever member is tried).
+    std::unordered_map<std::uint64_t, double> class_time;
+    if (o.equivalence)
+        for (const Config& c : shape.configs)
+            if (auto it = shape.seconds.find(c.hash()); it != shape.seconds.end()) {
+                auto [at, fresh] = class_time.try_emplace(class_of(c), it->second);
+                if (!fresh) at->second = std::min(at->second, it->second);
+            }
     auto evaluate = [&](const Config& c) {
-        auto it = shape.seconds.find(c.hash());
-        if (it != shape.seconds.end()) best = std::min(best, it->second);
+        std::optional<double> t;
+        if (o.equivalence) {
+            if (auto it = class_time.find(class_of(c)); it != class_time.end()) t = it->second;
+        } else if (auto it = shape.seconds.find(c.hash()); it != shape.seconds.end()) {
+            t = it->second;
+        }
+        if (t) best = std::min(best, *t);
         curve.push_back(std::isfinite(best) ? shape.best_s / best : 0.0);
-        return Trial{c, it != shape.seconds.end(), it != shape.seconds.end() ? it->second : 0.0};
+        return Trial{c, t.has_value(), t.value_or(0.0)};
     };
+    // As the Tuner: one trial per equivalence class, later proposals of a class answered
+    // with its first trial's result, until kMaxEquivalentBatches batches in a row bring no new one.
+    std::unordered_map<std::uint64_t, Trial> tried;
     const Config def = shape.space->default_config();
     Trial first = evaluate(def);
+    tried.emplace(class_of(def), first);
     strategy->observe({&first, 1});
-    while (curve.size() < limit) {
+    for (int echo_batches = 0; curve.size() < limit && echo_batches < kMaxEquivalentBatches;) {
         auto batch = strategy->propose(std::min(o.batch, limit - curve.size()));
         std::erase(batch, def);
         if (batch.empty()) break;
         std::vector<Trial> trials;
-        for (const auto& c : batch)
-            if (curve.size() < limit) trials.push_back(evaluate(c));
+        bool new_class = false;
+        for (const auto& c : batch) {
+            const std::uint64_t k = class_of(c);
+            if (auto it = tried.find(k); it != tried.end() && !o.count_equivalent) {
+                trials.push_back({c, it->second.ok, it->second.seconds});
+            } else if (curve.size() < limit) {
+                trials.push_back(evaluate(c));
+                new_class |= tried.emplace(k, trials.back()).second || o.count_equivalent;
+            }
+        }
+        echo_batches = new_class ? 0 : echo_batches + 1;
         strategy->observe(trials);
     }
     return curve;

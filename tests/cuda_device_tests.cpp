@@ -223,7 +223,7 @@ TEST_CASE("cuda.attention.wgmma (sm_90a) default and covering sample are correct
     expect_all_ok(t, cases);
 }
 
-TEST_CASE("cuda.attention.flash split-KV reports its workspace; a memory cap can exclude it", "[cuda][attention]") {
+TEST_CASE("cuda.attention.flash split-KV reports its workspace, a memory cap can exclude it", "[cuda][attention]") {
     const Template& t = tmpl("cuda.attention.flash");
     const Problem p = make_attention(1, 32, 8, 1, 16384, 128, true, 0, DType::bf16);
     Config c = t.space(p)->default_config();
@@ -258,7 +258,7 @@ TEST_CASE("cuda.attention.flash_backward default config is correct in both modes
     expect_all_ok(t, cases);
 }
 
-TEST_CASE("cuda.attention.flash_backward covering sample (every knob value) is correct; store reports its dS workspace", "[cuda][attention]") {
+TEST_CASE("cuda.attention.flash_backward covering sample (every knob value) is correct, store reports its dS workspace", "[cuda][attention]") {
     const Template& t = tmpl("cuda.attention.flash_backward");
     std::vector<std::pair<Problem, Config>> cases;
     for (Problem p : {make_attention(1, 8, 2, 300, 300, 128, true, 0, DType::bf16),

@@ -2,6 +2,7 @@
 // results or throw, so tuner and dispatcher behaviour is checked without real kernels.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "tune/error.hpp"
@@ -32,6 +33,11 @@ public:
     std::shared_ptr<const Space> space(const Problem& p) const override {
         return gemm_dims(p).m < 4 ? narrow_space_ : space_;
     }
+    Config equivalence_key(const Problem& p, const Config& c) const override {
+        return equivalence ? equivalence(p, c) : c;
+    }
+    // Optional: Template::equivalence_key (unset: each config its own class).
+    std::function<Config(const Problem&, const Config&)> equivalence;
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
         space(p)->validate(c);
         if (c.get_str("mode") == "throws") throw Error("fake: refuses to build");

@@ -85,7 +85,7 @@ TEST_CASE("device measurement: operands uploaded once per problem, verified on t
     CHECK(accel->uploads == 2);
 }
 
-TEST_CASE("device measurement: unwritten outputs stay poisoned; cold-cache timing flushes per sample") {
+TEST_CASE("device measurement: unwritten outputs stay poisoned, cold-cache timing flushes per sample") {
     auto accel = std::make_shared<HostAccelerator>();
     MeasureOptions o = fast_device_options();
     o.flush_cache = true;

@@ -20,7 +20,7 @@ TEST_CASE("a shape key names every dim and round-trips", "[core]") {
     CHECK(ProblemHash{}(p) != ProblemHash{}(make_gemm(512, 4096, 14336)));
 }
 
-TEST_CASE("a paged KV cache is an attention dim keyed only when set; stored keys without it still parse", "[core]") {
+TEST_CASE("a paged KV cache is an attention dim keyed only when set, stored keys without it still parse", "[core]") {
     const Problem plain = make_attention(2, 32, 8, 1, 4096, 128, true, 0, DType::bf16);
     const std::string old_key = shape_key(plain);
     CHECK(old_key == "attention bf16 batch=2 heads=32 kv_heads=8 q_len=1 kv_len=4096 head_dim=128 causal=1 window=0 backward=0");

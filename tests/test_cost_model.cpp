@@ -178,7 +178,7 @@ TEST_CASE("a Gaussian process interpolates with small uncertainty near data and 
     CHECK(expected_improvement(2.0, 0.0, 1.0) == 0.0);
 }
 
-TEST_CASE("models are stored with their feature schema; another schema is refused", "[cost_model][db]") {
+TEST_CASE("models are stored with their feature schema, another schema is refused", "[cost_model][db]") {
     auto space = blocking_space();
     Problem p = make_gemm(64, 64, 64);
     Featurizer f(p, space, fixed_device());
@@ -356,6 +356,43 @@ TEST_CASE("replay reports the mean beside the median, and the best at a tenth of
         CHECK(r.mean_at_budget[1] >= r.mean_at_budget[0]);
         CHECK(r.mean_at_budget[1] <= 1.0);
     }
+}
+
+TEST_CASE("replay tries one config per equivalence class, as the Tuner measures", "[cost_model][replay]") {
+    auto shapes = shipped_record();
+    REQUIRE(shapes.size() >= 2);
+    ReplayOptions o;
+    o.seeds = 2;
+    o.strategies = {"random", "annealing"};
+    o.max_trials = 64;
+    o.budgets = {1, 2, 64};
+    // Two classes per shape, the default and the rest: two trials per run, whatever is proposed.
+    // A class's time is its fastest member's (repeated measurements of one kernel), so the
+    // second trial reaches the shape's best.
+    o.equivalence = [](const RecordedShape& s, const Config& c) {
+        return std::uint64_t{c == s.space->default_config() ? 1u : 2u};
+    };
+    double defaults = 0;
+    for (const auto& s : shapes) defaults += s.best_s / s.seconds.at(s.space->default_config().hash());
+    defaults /= double(shapes.size());
+    REQUIRE(defaults < 0.99);
+    for (const auto& r : replay(shapes, o)) {
+        CHECK(r.mean_at_budget[0] == Approx(defaults));
+        CHECK(r.mean_at_budget[1] == Approx(1.0));
+        CHECK(r.mean_at_budget[2] == Approx(1.0));
+        CHECK(r.trials_99 <= 2);
+    }
+    // Every config its own class: the same runs as without an equivalence.
+    o.equivalence = [](const RecordedShape&, const Config& c) { return c.hash(); };
+    auto own = replay(shapes, o);
+    o.equivalence = nullptr;
+    auto none = replay(shapes, o);
+    REQUIRE(own.size() == none.size());
+    for (std::size_t i = 0; i < own.size(); ++i) {
+        CHECK(own[i].trials_95 == none[i].trials_95);
+        CHECK(own[i].mean_at_budget == none[i].mean_at_budget);
+    }
+    CHECK(none[0].mean_at_budget.back() > defaults);  // the search did find better configs
 }
 
 TEST_CASE("nested held-out settings: chosen on the other shapes only, one setting is plain leave-one-out",

@@ -79,7 +79,7 @@ TEST_CASE("cuda.gemm.mma space: shared memory per arch, warps, copies, split-K d
     CHECK_THAT(*s80->violation(mma_config(96, 128, 32, 64, 64, 3, 1, 8)), Catch::Contains("block_m"));
 }
 
-TEST_CASE("cuda.gemm.mma supports tensor-core dtypes with 16-byte rows; wgmma only sm_90a with B as n x k", "[cuda]") {
+TEST_CASE("cuda.gemm.mma supports tensor-core dtypes with 16-byte rows, wgmma only sm_90a with B as n x k", "[cuda]") {
     if (!nvrtc_here()) return;
     auto rt80 = cuda::Runtime::compile_only("sm_80", no_disk_cache());
     auto rt90 = cuda::Runtime::compile_only("sm_90a", no_disk_cache());
@@ -133,7 +133,7 @@ TEST_CASE("compile requests name every knob value as a template argument, per ar
     CHECK_THROWS_WITH(rc.compile_requests(p, mma_config(96, 256, 64, 64, 64, 2, 2, 16)), Catch::Contains("block_m"));
 }
 
-TEST_CASE("NVRTC compiles a GEMM instance; instantiate without a device says no CUDA device", "[cuda]") {
+TEST_CASE("NVRTC compiles a GEMM instance, instantiate without a device says no CUDA device", "[cuda]") {
     if (!nvrtc_here()) {
         WARN("NVRTC not available: real compiles not tested here");
         return;
@@ -245,7 +245,7 @@ TEST_CASE("cuda.attention.flash_backward: one instance per config from attention
     CHECK_THROWS_WITH(t->workspace_bytes(p, c), Catch::Contains("warps"));
 }
 
-TEST_CASE("NVRTC compiles a split-KV attention instance and its combine; instantiate without a device says no CUDA device", "[cuda][attention]") {
+TEST_CASE("NVRTC compiles a split-KV attention instance and its combine, instantiate without a device says no CUDA device", "[cuda][attention]") {
     if (!nvrtc_here()) {
         WARN("NVRTC not available: real compiles not tested here");
         return;
@@ -265,7 +265,7 @@ TEST_CASE("NVRTC compiles a split-KV attention instance and its combine; instant
     if (cuda::driver_api() == nullptr) CHECK_THROWS_WITH(t->instantiate(p, c), Catch::StartsWith("no CUDA device"));
 }
 
-TEST_CASE("cuda.attention.wgmma: sm_90a prefill only; shared memory bounds the ring; one instance per config; compiles", "[cuda][attention]") {
+TEST_CASE("cuda.attention.wgmma: sm_90a prefill only, shared memory bounds the ring, one instance per config, compiles", "[cuda][attention]") {
     if (!nvrtc_here()) return;
     auto rt = cuda::Runtime::compile_only("sm_90a", no_disk_cache());
     auto t = make_cuda_attention_wgmma_template(rt);

@@ -3,6 +3,7 @@
 // OpenBLAS vendor template held to the same reference.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <thread>
@@ -213,6 +214,55 @@ TEST_CASE("packing, threads and split never change the result", "[gemm]") {
                             c.set("split", std::string(split));
                             check_config(*t, make_gemm(s.m, s.n, s.k, DType::f32, ta, tb), c);
                         }
+}
+
+TEST_CASE("configs in one equivalence class compute bit-identical results with the same workspace", "[gemm]") {
+    // Template::equivalence_key: blocks at least the dim they block are one class. Every
+    // legal mc, kc, nc value is tried on sampled configs; members of the sample's class must
+    // be the same computation (bitwise equal C, equal scratch), and smaller blocks a new class.
+    auto t = make_cpu_gemm_template(host());
+    std::mt19937_64 rng(7);
+    std::size_t merged = 0;
+    for (const Shape& s : {Shape{5, 40, 70}, Shape{16, 200, 130}, Shape{30, 33, 300}})
+        for (bool tb : {false, true}) {
+            const Problem p = make_gemm(s.m, s.n, s.k, DType::f32, false, tb);
+            const auto space = t->space(p);
+            for (int sample = 0; sample < 6; ++sample) {
+                auto c = space->sample(rng);
+                REQUIRE(c.has_value());
+                const std::uint64_t key = t->equivalence_key(p, *c).hash();
+                Operands base = random_operands(p, 11);
+                run_kernel(*t->instantiate(p, *c), base);
+                for (const char* knob : {"mc", "kc", "nc"})
+                    for (const auto& v : space->knob(knob)->values) {
+                        Config other = *c;
+                        other.set(knob, std::get<std::int64_t>(v));
+                        if (other == *c || space->violation(other)) continue;
+                        const std::int64_t value = std::get<std::int64_t>(v), was = c->get_int(knob);
+                        const std::int64_t dim = std::string(knob) == "mc" ? s.m : std::string(knob) == "kc" ? s.k : s.n;
+                        if (t->equivalence_key(p, other).hash() != key) {
+                            CHECK((value < dim || was < dim));  // a block that splits its dim: another class
+                            continue;
+                        }
+                        INFO(shape_key(p) << " | " << c->text() << " ~ " << other.text());
+                        ++merged;
+                        CHECK(t->workspace_bytes(p, other) == t->workspace_bytes(p, *c));
+                        Operands o = random_operands(p, 11);
+                        run_kernel(*t->instantiate(p, other), o);
+                        CHECK(std::memcmp(o.c.data(), base.c.data(), o.c.size() * sizeof(float)) == 0);
+                    }
+            }
+        }
+    CHECK(merged > 50);
+
+    // Decode rows: every mc is one class; at m = 512 mc matters.
+    const Problem decode = make_gemm(16, 1024, 1024, DType::f32, false, true);
+    Config a = t->space(decode)->default_config(), b = a;
+    a.set("mc", std::int64_t{48});
+    b.set("mc", std::int64_t{384});
+    CHECK(t->equivalence_key(decode, a) == t->equivalence_key(decode, b));
+    const Problem prefill = make_gemm(512, 1024, 1024, DType::f32, false, true);
+    CHECK(t->equivalence_key(prefill, a) != t->equivalence_key(prefill, b));
 }
 
 TEST_CASE("batched problems compute each product independently", "[gemm]") {

@@ -34,7 +34,7 @@ Config config(const Problem& p, const Target& t, const std::string& mode, std::i
 
 }  // namespace
 
-TEST_CASE("the backward templates take 16-bit backward problems; the forward ones do not", "[gpu_attention][backward]") {
+TEST_CASE("the backward templates take 16-bit backward problems, the forward ones do not", "[gpu_attention][backward]") {
     const Problem fwd = make_attention(1, 8, 2, 100, 100, 128, true, 0, DType::bf16);
     CHECK(supports_backward(backward(fwd)));
     CHECK(supports_backward(backward(make_attention(1, 8, 2, 100, 100, 80, false, 16, DType::f16))));

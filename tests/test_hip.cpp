@@ -21,7 +21,7 @@ hip::RuntimeOptions no_disk_cache() {
 
 }  // namespace
 
-TEST_CASE("without a HIP device the backend says so; unknown archs are rejected by name", "[hip]") {
+TEST_CASE("without a HIP device the backend says so, unknown archs are rejected by name", "[hip]") {
     if (!hip::hiprtc_available()) return;
     try {
         const DeviceInfo d = detect_device(Backend::hip);
@@ -55,7 +55,7 @@ TEST_CASE("hip.gemm.mfma: space, support and compile requests", "[hip]") {
     CHECK(reqs[0].source_name == "gemm_mfma.hip");
 }
 
-TEST_CASE("hiprtc compiles an MFMA instance for gfx90a; a compile error keeps the log", "[hip]") {
+TEST_CASE("hiprtc compiles an MFMA instance for gfx90a, a compile error keeps the log", "[hip]") {
     if (!hip::hiprtc_available()) {
         WARN("hiprtc not available: real compiles not tested here");
         return;

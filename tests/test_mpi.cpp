@@ -113,7 +113,7 @@ TEST_CASE("mpirun -np 3 tunes the same candidates and best configs as one proces
     CHECK(best_table(dir.file("mpi.db")) == best_table(dir.file("single.db")));
 }
 
-TEST_CASE("ranks on one host take turns measuring; ranks on different hosts measure at once", "[mpi]") {
+TEST_CASE("ranks on one host take turns measuring, ranks on different hosts measure at once", "[mpi]") {
     TempDir dir("mpi");
     Run single = shell(check_tool(kArgs + " --db " + dir.file("single.db")), dir);
     REQUIRE(single.code == 0);

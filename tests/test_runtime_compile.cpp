@@ -84,7 +84,7 @@ TEST_CASE("binary cache keys change with source, instance, arch and compiler ver
     CHECK(other_compiler.digest() != base.digest());
 }
 
-TEST_CASE("binary cache: miss, store, hit; nothing temporary left behind") {
+TEST_CASE("binary cache: miss, store, hit, nothing temporary left behind") {
     TempDir dir;
     BinaryCache cache(dir.path / "nested" / "kernels");
     FakeCompiler fc;

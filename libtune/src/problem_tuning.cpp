@@ -25,7 +25,7 @@ ProblemTuning::ProblemTuning(const Problem& p, Args args)
     progress_.problem = &result_.problem;
     progress_.budget = options_.budget;
     for (const Template* t : args.templates) {
-        Plan plan{t, t->space(p), {}};
+        Plan plan{t, t->space(p), {}, {}};
         if (options_.max_workspace_bytes > 0 || !options_.fixed_knobs.empty()) {
             auto narrowed = std::make_shared<Space>(*plan.space);
             if (options_.max_workspace_bytes > 0)
@@ -109,7 +109,24 @@ std::vector<ProblemTuning::Pending> ProblemTuning::next_round() {
     return {};
 }
 
+const Config* ProblemTuning::equivalent(Plan& plan, const Config& c) const {
+    auto it = plan.classes.find(plan.t->equivalence_key(result_.problem, c).hash());
+    return it != plan.classes.end() && it->second != c ? &it->second : nullptr;
+}
+
+std::vector<Trial> ProblemTuning::echo_trials() {
+    std::vector<Trial> trials;
+    for (const Echo& e : echoes_) {
+        auto it = e.plan->stored.find(e.measured_as.hash());
+        if (it == e.plan->stored.end()) continue;  // not measured: the time limit came first
+        trials.push_back({e.config, it->second.status == Status::ok, ranking_time(it->second.stats)});
+    }
+    echoes_.clear();
+    return trials;
+}
+
 void ProblemTuning::add(Plan& plan, Config c) {
+    plan.classes.try_emplace(plan.t->equivalence_key(result_.problem, c).hash(), c);
     round_.push_back({&plan, std::move(c), std::nullopt});
     ++unresolved_;
     ++spent_;
@@ -209,7 +226,11 @@ bool ProblemTuning::open_search_round() {
                     trials.push_back({c, it->second.status == Status::ok, ranking_time(it->second.stats)});
             strategy_->observe(trials);
         }
-        if (used_ < share_) {
+        // A proposal equivalent to a config already in the run (same class at this problem's
+        // sizes, e.g. a block size past the dim it blocks) is not measured and costs no budget:
+        // the strategy observes it with that config's result. Batches of nothing else are
+        // answered at once; after kMaxEquivalentBatches of them in a row the search has stalled.
+        for (int echo_batches = 0; used_ < share_ && echo_batches < kMaxEquivalentBatches; ++echo_batches) {
             auto batch = strategy_->propose(std::min(options_.batch, share_ - used_));
             std::erase(batch, def);
             if (batch.empty()) {
@@ -217,12 +238,22 @@ bool ProblemTuning::open_search_round() {
                 batch = strategy_->propose(std::min(options_.batch, share_ - used_));
                 std::erase(batch, def);
             }
-            if (!batch.empty()) {
-                used_ += batch.size();
-                for (auto& c : batch) add(plan, std::move(c));
-                return true;
+            if (batch.empty()) break;
+            bool added = false;
+            for (auto& c : batch) {
+                if (const Config* same = equivalent(plan, c)) {
+                    echoes_.push_back({&plan, std::move(c), *same});
+                    ++result_.equivalent;
+                    continue;
+                }
+                ++used_;
+                add(plan, std::move(c));
+                added = true;
             }
+            if (added) return true;
+            strategy_->observe(echo_trials());
         }
+        echoes_.clear();
         strategy_.reset();
         ++searching_;
     }
@@ -393,7 +424,11 @@ void ProblemTuning::close_round() {
         }
         trials.push_back({s.config, m.status == Status::ok, ranking_time(m.stats)});
     }
-    if (round_stage_ == Stage::search && strategy_) strategy_->observe(trials);
+    if (round_stage_ == Stage::search && strategy_) {
+        auto echoes = echo_trials();
+        trials.insert(trials.end(), echoes.begin(), echoes.end());
+        strategy_->observe(trials);
+    }
     round_.clear();
     unresolved_ = 0;
 }

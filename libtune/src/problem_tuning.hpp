@@ -61,6 +61,15 @@ private:
         const Template* t;
         std::shared_ptr<const Space> space;
         std::unordered_map<std::uint64_t, Measurement> stored;
+        // This run's configs by equivalence class (Template::equivalence_key's hash): the
+        // first one of each class, the one measured.
+        std::unordered_map<std::uint64_t, Config> classes;
+    };
+    // A search proposal equivalent to a config of the run: not measured; the strategy observes
+    // it with that config's result.
+    struct Echo {
+        Plan* plan;
+        Config config, measured_as;
     };
     struct Slot {
         Plan* plan;
@@ -84,6 +93,9 @@ private:
     void settle_confirmation();
     void close_round();
     void add(Plan& plan, Config c);
+    // The config of the run equivalent to c (another config of its class), or null.
+    const Config* equivalent(Plan& plan, const Config& c) const;
+    std::vector<Trial> echo_trials();  // the pending echoes as trials (their configs' results)
     void resolve(std::size_t slot, Measurement m, bool reused);
     void report(bool finished);
     double elapsed() const;
@@ -113,6 +125,7 @@ private:
     std::size_t searching_ = 0;  // index into searched_
     std::unique_ptr<SearchStrategy> strategy_;
     std::size_t share_ = 0, used_ = 0;  // the searched template's share of the budget
+    std::vector<Echo> echoes_;  // of the open search round
 };
 
 }  // namespace tune::detail

@@ -58,6 +58,14 @@ public:
     virtual std::size_t workspace_bytes(const Problem& p, const Config& c) const {
         return instantiate(p, c)->workspace_bytes();
     }
+    // The key of c's class at p: configs with equal keys run the same instructions over the
+    // same data for p (e.g. a block size at least the dim it blocks), so measuring one of them
+    // measures all. The Tuner measures one config per class. The key is a Config only to
+    // compare and hash; it need not be valid. Default: every config is its own class.
+    virtual Config equivalence_key(const Problem& p, const Config& c) const {
+        static_cast<void>(p);
+        return c;
+    }
 };
 
 // Explicit registry of templates, built once and then read-only.

@@ -79,6 +79,9 @@ struct TuneResult {
     std::optional<Measurement> vendor_best;    // fastest ok among vendor templates
     std::map<std::string, Measurement> template_best;  // fastest ok per template name
     std::size_t measured = 0, reused = 0, failed = 0;
+    // Search proposals equivalent to a config already in the run (Template::equivalence_key):
+    // not measured, not counted against the budget; the strategy saw that config's result.
+    std::size_t equivalent = 0;
     // Re-measurements of the confirmation round made by this run (not in `measured`; those
     // reused from the store are not counted). With a confirmation round, best, vendor_best and
     // the finalists' template_best are its picks and carry the confirmed timing: the

@@ -130,6 +130,13 @@ public:
         return std::make_unique<BlockedGemmKernel>(d, p.dtype, b, fuse, pool_);
     }
 
+    Config equivalence_key(const Problem& p, const Config& c) const override {
+        if (!supports(p)) return c;
+        return cpu_gemm::blocking_equivalence_key(
+            gemm_dims(p), c,
+            p.dtype == DType::bf16 ? bf16_ukernels_ : bf16_compute_allowed(p) ? mixed_ukernels_ : ukernels_);
+    }
+
 private:
     bool bf16_compute_allowed(const Problem& p) const { return !bf16_ukernels_.empty() && admits_bf16_compute(p); }
 

@@ -134,6 +134,26 @@ Blocking blocking_from_config(const Config& c, const std::vector<const Ukernel*>
     return b;
 }
 
+Config blocking_equivalence_key(const GemmDims& d, const Config& c, const std::vector<const Ukernel*>& ukernels) {
+    const KnobValue* label = c.find("ukernel");
+    const Ukernel* u = label && std::holds_alternative<std::string>(*label)
+                           ? find(ukernels, std::get<std::string>(*label))
+                           : nullptr;
+    if (!u) return c;
+    // The driver's loops run `for (x = 0; x < dim; x += block)` and its scratch holds
+    // min(block, rounded dim): both are the same for every block >= the rounded dim.
+    auto round_up = [](std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; };
+    const std::pair<const char*, std::int64_t> saturates[] = {
+        {"mc", round_up(d.m, u->mr)}, {"kc", d.k}, {"nc", round_up(d.n, u->nr)}};
+    Config key = c;
+    for (const auto& [name, dim] : saturates) {
+        const KnobValue* v = c.find(name);
+        if (v && std::holds_alternative<std::int64_t>(*v) && std::get<std::int64_t>(*v) >= dim)
+            key.set(name, std::int64_t{0});
+    }
+    return key;
+}
+
 ScratchPool::Lease ScratchPool::take() const {
     {
         std::lock_guard lock(mutex_);

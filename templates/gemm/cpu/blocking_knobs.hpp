@@ -35,6 +35,13 @@ void add_blocking_knobs(Space& s, const std::vector<const Ukernel*>& ukernels, i
 // micro-kernel is unknown or its ISA is missing on this host.
 Blocking blocking_from_config(const Config& c, const std::vector<const Ukernel*>& ukernels, std::string_view who);
 
+// Template::equivalence_key for a config of such a space at dims d (one product of a batch):
+// a block at least as large as the (tile-rounded) dim it blocks is one block whatever its
+// size, with the same loops, packing and scratch, so mc >= m, kc >= k and nc >= n each become
+// 0 in the key. At decode sizes (m <= 24) every mc value is one class. A config whose
+// micro-kernel is not in `ukernels` is its own class.
+Config blocking_equivalence_key(const GemmDims& d, const Config& c, const std::vector<const Ukernel*>& ukernels);
+
 // Scratch buffers reused across a kernel's calls; concurrent callers each get their own.
 class ScratchPool {
 public:

@@ -111,6 +111,10 @@ public:
         return std::make_unique<BlockedSwigluKernel>(projection_dims(p), b, c.get_str("fusion") == "fused", pool_);
     }
 
+    Config equivalence_key(const Problem& p, const Config& c) const override {
+        return p.op == OpKind::swiglu ? cpu_gemm::blocking_equivalence_key(projection_dims(p), c, ukernels_) : c;
+    }
+
 private:
     TemplateInfo info_;
     int cores_;

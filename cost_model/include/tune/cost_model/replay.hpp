@@ -47,6 +47,13 @@ struct ReplayOptions {
     std::size_t batch = 4;
     std::size_t max_trials = 128;  // per run (capped at the space size)
     bool transfer = false;         // model/bo start from a model of the other recorded shapes
+    // The equivalence class of a config at a shape (a hash of Template::equivalence_key), as
+    // the Tuner uses it: a proposal of a class already tried is not a trial, and the strategy
+    // observes it with the first one's recorded time. Null: every config is its own class.
+    std::function<std::uint64_t(const RecordedShape&, const Config&)> equivalence;
+    // With an equivalence: every proposal is still a trial (timed as its class), as for a tuner
+    // that measured equivalent configs again; isolates what skipping them saves.
+    bool count_equivalent = false;
 };
 
 // Per strategy, over every (shape, seed): medians of trials to reach 95% / 99% of the best

@@ -33,6 +33,11 @@ public:
     virtual void observe(std::span<const Trial> trials) = 0;
 };
 
+// The Tuner measures one config per equivalence class (Template::equivalence_key) and answers a
+// proposal of a class already measured with that result; the replay harness does the same. After
+// this many batches in a row of nothing but such proposals, a search has stalled and ends.
+inline constexpr int kMaxEquivalentBatches = 64;
+
 struct StrategyOptions {
     std::uint64_t seed = 0;
     std::uint64_t exhaustive_cap = 4096;  // exhaustive refuses larger spaces rather than truncate silently
