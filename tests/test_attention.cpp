@@ -3,6 +3,7 @@
 // reports; and the memory cap as a tuning constraint.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "fast_measure.hpp"
@@ -159,6 +160,43 @@ TEST_CASE("split-KV decode matches the reference for every split count", "[atten
                 test::check_against_reference(*fused, p, c, 5);
             }
         }
+}
+
+TEST_CASE("cpu.attention.fused: a query tile past q_len is one class, bit-identical in output and workspace",
+          "[attention]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto fused = make_cpu_attention_fused_template(host());
+    for (const Problem& p : {make_attention(1, 8, 2, 1, 300, 64, true, 0), make_attention(1, 4, 4, 3, 77, 32, false, 0)}) {
+        const Space& s = *fused->space(p);
+        const std::int64_t q_len = attention_dims(p).q_len;
+        Workload w(p, 9);
+        std::vector<float> first;
+        std::size_t first_ws = 0, same = 0;
+        for (const auto& v : s.knob("q_tile")->values) {
+            Config c = s.default_config();
+            c.set("q_tile", v);
+            if (std::get<std::int64_t>(v) < q_len) {
+                Config other = c;
+                CHECK(fused->equivalence_key(p, c) != fused->equivalence_key(p, other.set("q_tile", q_len * 100)));
+                continue;
+            }
+            w.poison_outputs();
+            fused->instantiate(p, c)->run(w.args());
+            const auto* o = static_cast<const float*>(w.args().outputs[0]);
+            std::vector<float> out(o, o + w.output_bytes(0) / sizeof(float));
+            if (first.empty()) {
+                first = out;
+                first_ws = fused->workspace_bytes(p, c);
+                continue;
+            }
+            ++same;
+            Config base = s.default_config();
+            CHECK(fused->equivalence_key(p, c) == fused->equivalence_key(p, base.set("q_tile", s.knob("q_tile")->values.back())));
+            CHECK(fused->workspace_bytes(p, c) == first_ws);
+            CHECK(std::memcmp(out.data(), first.data(), out.size() * sizeof(float)) == 0);
+        }
+        CHECK(same >= 1);
+    }
 }
 
 TEST_CASE("both CPU templates read a paged KV cache: decode with every split, prefill with masks and GQA", "[attention][paged]") {

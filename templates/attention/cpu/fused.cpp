@@ -386,6 +386,18 @@ public:
         return workspace_floats(a, fused_config(c)) * sizeof(float) + cpu_attention::paged_gather_bytes(a);
     }
 
+    // A query tile of at least q_len positions is one tile whatever its size (layout() and
+    // task_of() clip it to q_len): at decode every q_tile is one class.
+    Config equivalence_key(const Problem& p, const Config& c) const override {
+        if (p.op != OpKind::attention) return c;
+        const KnobValue* q_tile = c.find("q_tile");
+        if (!q_tile || !std::holds_alternative<std::int64_t>(*q_tile) ||
+            std::get<std::int64_t>(*q_tile) < attention_dims(p).q_len)
+            return c;
+        Config key = c;
+        return key.set("q_tile", std::int64_t{0});
+    }
+
 private:
     static std::shared_ptr<const Space> make_space(bool decode, bool grouped, const std::vector<std::string>& inner,
                                                    int cores) {
