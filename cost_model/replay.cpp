@@ -211,7 +211,7 @@ std::vector<double> run_once(const RecordedShape& shape, const std::string& stra
         for (const auto& c : batch) {
             const std::uint64_t k = class_of(c);
             if (auto it = tried.find(k); it != tried.end() && !o.count_equivalent) {
-                trials.push_back({c, it->second.ok, it->second.seconds});
+                trials.push_back({c, it->second.ok, it->second.seconds, true});
             } else if (curve.size() < limit) {
                 trials.push_back(evaluate(c));
                 new_class |= tried.emplace(k, trials.back()).second || o.count_equivalent;

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <optional>
 
 #include "model_pool.hpp"
 
@@ -27,16 +28,21 @@ public:
         if (prior) base = prior->predict(rows);
         if (state_.measured_ok() == 0) return state_.take(search::ranked_by(std::move(pool), base), n, 0);
 
-        auto data = state_.observed();
-        std::vector<double> residual = data.targets;
-        if (prior) {
-            auto fitted = prior->predict(data.rows);
-            for (std::size_t i = 0; i < residual.size(); ++i) residual[i] -= fitted[i];
+        // Refitted when a new measurement arrived (see ModelSearchState::measurements).
+        if (!gp_ || fitted_at_ != state_.measurements()) {
+            auto data = state_.observed();
+            std::vector<double> residual = data.targets;
+            if (prior) {
+                auto fitted = prior->predict(data.rows);
+                for (std::size_t i = 0; i < residual.size(); ++i) residual[i] -= fitted[i];
+            }
+            gp_.emplace();
+            gp_->fit(data.rows, residual);
+            best_ = *std::min_element(data.targets.begin(), data.targets.end());
+            fitted_at_ = state_.measurements();
         }
-        cost_model::GaussianProcess gp;
-        gp.fit(data.rows, residual);
-        const double best = *std::min_element(data.targets.begin(), data.targets.end());
-        auto predicted = gp.predict(rows);
+        const double best = best_;
+        auto predicted = gp_->predict(rows);
         std::vector<double> score(pool.size());
         for (std::size_t i = 0; i < pool.size(); ++i)
             score[i] = -cost_model::expected_improvement(base[i] + predicted[i].mean, predicted[i].stddev, best);
@@ -49,6 +55,9 @@ private:
     static constexpr std::size_t kInitial = 5;
     static constexpr std::size_t kPoolSize = 1024;
     search::ModelSearchState state_;
+    std::optional<cost_model::GaussianProcess> gp_;  // this run's fit (residuals of the prior)
+    double best_ = 0;                                // lowest target it was fitted to
+    std::size_t fitted_at_ = 0;
 };
 
 }  // namespace

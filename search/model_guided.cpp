@@ -23,8 +23,13 @@ public:
         }
         auto pool = state_.pool(kPoolSize);
         if (pool.empty()) return out;
-        std::shared_ptr<const cost_model::GbdtModel> model = prior;
-        if (state_.measured_ok() >= 2) model = cost_model::GbdtModel::train(state_.observed(), kParams, prior);
+        // Refitted when a new measurement arrived; a batch answered only by equivalent
+        // configs' results adds rows but not information worth a refit.
+        if (state_.measured_ok() >= 2 && (!model_ || fitted_at_ != state_.measurements())) {
+            model_ = cost_model::GbdtModel::train(state_.observed(), kParams, prior);
+            fitted_at_ = state_.measurements();
+        }
+        const auto& model = model_ ? model_ : prior;
         auto score = model->predict(state_.features(pool));
         return state_.take(search::ranked_by(std::move(pool), score), n, kEpsilon);
     }
@@ -37,6 +42,8 @@ private:
     static constexpr double kEpsilon = 0.1;
     static constexpr cost_model::GbdtParams kParams{.rounds = 50, .max_depth = 4, .eta = 0.3};
     search::ModelSearchState state_;
+    std::shared_ptr<const cost_model::GbdtModel> model_;  // this run's fit, on top of the prior
+    std::size_t fitted_at_ = 0;                            // state_.measurements() when fitted
 };
 
 }  // namespace

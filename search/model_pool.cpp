@@ -88,6 +88,7 @@ cost_model::Dataset ModelSearchState::observed() const {
 void ModelSearchState::observe(std::span<const Trial> trials) {
     for (const auto& t : trials) {
         seen_.insert(t.config.hash());
+        measurements_ += !t.equivalent;
         if (t.ok && t.seconds > 0 && std::isfinite(t.seconds)) {
             ok_.emplace_back(std::log(t.seconds), t.config);
             ok_rows_.push_back(context_.features(t.config));

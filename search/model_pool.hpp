@@ -20,6 +20,9 @@ public:
     const cost_model::SearchContext& context() const { return context_; }
     std::mt19937_64& rng() { return rng_; }
     std::size_t measured_ok() const { return ok_rows_.size(); }
+    // Trials observed that were new measurements (not Trial::equivalent): a model fitted at
+    // this count has seen every new timing.
+    std::size_t measurements() const { return measurements_; }
 
     // Unseen candidates: every unseen config when the space is small, else `size` random
     // samples plus the neighbours of the best configs measured so far (mutations).
@@ -50,6 +53,7 @@ private:
     std::vector<std::pair<double, Config>> ok_;  // (log seconds, config), measured
     std::vector<std::vector<double>> ok_rows_;
     std::vector<std::vector<double>> failed_rows_;
+    std::size_t measurements_ = 0;
 };
 
 // The configs of `pool` ordered by ascending score.

@@ -119,7 +119,7 @@ std::vector<Trial> ProblemTuning::echo_trials() {
     for (const Echo& e : echoes_) {
         auto it = e.plan->stored.find(e.measured_as.hash());
         if (it == e.plan->stored.end()) continue;  // not measured: the time limit came first
-        trials.push_back({e.config, it->second.status == Status::ok, ranking_time(it->second.stats)});
+        trials.push_back({e.config, it->second.status == Status::ok, ranking_time(it->second.stats), true});
     }
     echoes_.clear();
     return trials;

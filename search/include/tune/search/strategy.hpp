@@ -21,7 +21,10 @@ struct SearchContext;  // tune/cost_model/training.hpp
 struct Trial {
     Config config;
     bool ok = false;     // verified and timed; failed candidates are still reported
-    double seconds = 0;  // median time when ok (lower is better)
+    double seconds = 0;  // ranking time when ok (lower is better)
+    // Answered with the result of an equivalent config already tried (no new measurement):
+    // a model-based strategy adds it to its data but need not refit for it alone.
+    bool equivalent = false;
 };
 
 class SearchStrategy {
