@@ -96,7 +96,8 @@ std::string describe(const Measurement& m) { return m.template_name + " " + m.co
 
 std::string ratio(const std::optional<Measurement>& best, const std::optional<Measurement>& base) {
     if (!best || !base || base->status != Status::ok) return "-";
-    return format_fixed(base->stats.median_s / best->stats.median_s, 2) + "x";
+    // By ranking_time, the time configs are compared by (a confirmed pick carries its confirmed time).
+    return format_fixed(ranking_time(base->stats) / ranking_time(best->stats), 2) + "x";
 }
 
 std::optional<Measurement> find_best(const TuneResult& r, const std::string& template_name) {

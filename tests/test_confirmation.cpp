@@ -113,6 +113,11 @@ TEST_CASE("close calls are contested: the fastest and every finalist within 6% o
     CHECK(contested(settled).empty());
     settled[1].samples = {1.03, 1.05};  // b's fastest not repeated yet
     CHECK(contested(settled) == std::vector<std::size_t>{0, 1});
+    // Confirmed 12% apart, but b once ran as fast as a's confirmed time: still a close call.
+    std::vector<FinalistTimes> slowed{{"t", "a", {3.64, 4.41, 4.62, 3.71}}, {"t", "b", {3.55, 4.22, 4.57, 4.22}}};
+    CHECK(contested(slowed) == std::vector<std::size_t>{0, 1});
+    slowed[1].samples = {3.95, 4.22, 4.57, 4.22};  // b never came within 6%: a clear call
+    CHECK(contested(slowed).empty());
 }
 
 TEST_CASE("a floor is repeated when the two fastest re-measurements are within 1%", "[confirmation]") {

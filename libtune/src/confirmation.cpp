@@ -75,8 +75,10 @@ std::vector<std::size_t> contested(const std::vector<FinalistTimes>& finalists) 
     if (!choice) return {};
     const double fastest = choice->fastest_s;
     std::vector<std::size_t> close;
+    // By each finalist's fastest re-measurement, not its confirmed time: one that has once run
+    // near the leader's confirmed time may be as fast, its other passes slowed by the machine.
     for (std::size_t i = 0; i < finalists.size(); ++i)
-        if (!finalists[i].samples.empty() && confirmed_time(finalists[i].samples) - fastest <= kContestRel * fastest)
+        if (!finalists[i].samples.empty() && two_fastest(finalists[i].samples).first - fastest <= kContestRel * fastest)
             close.push_back(i);
     if (close.size() < 2 ||
         std::all_of(close.begin(), close.end(), [&](std::size_t i) { return floor_repeated(finalists[i].samples); }))

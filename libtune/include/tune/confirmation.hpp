@@ -62,9 +62,10 @@ double confirmed_time(const std::vector<double>& samples);  // second-fastest (o
 // Finalists without samples take no part; nullopt when none has any.
 std::optional<ConfirmedChoice> choose_confirmed(const std::vector<FinalistTimes>& finalists);
 
-// A close call: finalists whose confirmed time is within kContestRel of the fastest could
-// still land on either side of the tie band with more repetitions (on a shared machine a
-// config's fast repetitions move by several percent between runs). Such a call is settled once
+// A close call: finalists whose fastest re-measurement is within kContestRel of the fastest
+// confirmed time could still land on either side of the tie band with more repetitions (on a
+// shared machine a config's fast repetitions move by several percent between runs, and slow
+// passes can put 10% between the confirmed times of two configs that once ran equally fast). Such a call is settled once
 // each of those finalists has repeated its fastest time: its two fastest re-measurements within
 // kFloorRel of each other, so its confirmed time is a floor hit twice, not one lucky or one
 // still-disturbed run. contested() returns the finalists of an unsettled close call (the
