@@ -3,11 +3,13 @@
 // lengths), and the workspace of recompute vs store.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "../libtune/src/attention_reference.hpp"
 #include "gemm_checks.hpp"
 #include "tune/templates/cpu_attention.hpp"
+#include "tune/workload.hpp"
 
 using namespace tune;
 
@@ -96,6 +98,48 @@ TEST_CASE("cpu.attention.backward matches the fp64 gradients in both modes", "[a
         test::check_against_reference(*t, p, sampled, seed);
         ++seed;
     }
+}
+
+TEST_CASE("cpu.attention.backward: recompute blocks of at least q_len rows are one class, bit-identical",
+          "[attention][backward]") {
+    if (!host().isa.avx512f) return;  // covered by "attention templates need AVX-512F"
+    auto t = make_cpu_attention_backward_template(host());
+    const Problem p = backward(make_attention(1, 2, 1, 100, 120, 32, true));
+    const Space& s = *t->space(p);
+    Workload w(p, 4);
+    std::vector<std::vector<float>> first;
+    std::size_t first_ws = 0, same = 0;
+    Config base = s.default_config();
+    base.set("mode", std::string("recompute"));
+    for (std::int64_t q_block : {32, 64, 128, 256, 512}) {
+        Config c = base;
+        c.set("q_block", q_block);
+        Config at_most = base;
+        at_most.set("q_block", std::int64_t{512});
+        const bool past = q_block >= 100;
+        CHECK((t->equivalence_key(p, c) == t->equivalence_key(p, at_most)) == past);
+        if (!past) continue;
+        w.poison_outputs();
+        t->instantiate(p, c)->run(w.args());
+        std::vector<std::vector<float>> out;
+        for (std::size_t i = 0; i < 3; ++i) {
+            const auto* o = static_cast<const float*>(w.args().outputs[i]);
+            out.emplace_back(o, o + w.output_bytes(i) / sizeof(float));
+        }
+        if (first.empty()) {
+            first = out;
+            first_ws = t->workspace_bytes(p, c);
+            continue;
+        }
+        ++same;
+        CHECK(t->workspace_bytes(p, c) == first_ws);
+        for (std::size_t i = 0; i < 3; ++i)
+            CHECK(std::memcmp(out[i].data(), first[i].data(), out[i].size() * sizeof(float)) == 0);
+    }
+    CHECK(same == 2);
+    Config store = base;
+    store.set("mode", std::string("store"));
+    CHECK(t->equivalence_key(p, store) == store);  // store mode: a class of its own
 }
 
 TEST_CASE("recompute needs at most an eighth of store's workspace at sequence 4096", "[attention][backward]") {

@@ -152,6 +152,15 @@ public:
         return workspace_bytes_of(attention_dims(p), backward_config(c));
     }
 
+    // Recompute with a query block of at least q_len rows is one block (block_rows clips it).
+    Config equivalence_key(const Problem& p, const Config& c) const override {
+        if (p.op != OpKind::attention || !c.has("mode") || !c.has("q_block")) return c;
+        const BackwardConfig b = backward_config(c);
+        if (!b.recompute || b.q_block < attention_dims(p).q_len) return c;
+        Config key = c;
+        return key.set("q_block", std::int64_t{0});
+    }
+
 private:
     std::unique_ptr<Kernel> build(const AttentionDims& a, const Config& c,
                                   std::shared_ptr<ThreadPool> pool) const override {
