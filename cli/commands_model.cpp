@@ -85,9 +85,16 @@ std::unique_ptr<SqliteDatabase> open_store(const std::string& path) {
     return std::make_unique<SqliteDatabase>(path, SqliteDatabase::Mode::read_only);
 }
 
+// This machine's templates: what a recorded template's default, classes and re-measurements
+// are taken from; built once per command.
+std::shared_ptr<const TemplateRegistry> host_registry() {
+    return std::make_shared<const TemplateRegistry>(builtin_registry(detect_cpu()));
+}
+
 // The recorded spaces of one or more stores (recordings of the same spaces combine: each
 // config keeps its fastest run); a shape's default is the one its template declares here.
-std::vector<cost_model::RecordedShape> load_recorded(const std::vector<std::string>& paths, std::size_t min_configs) {
+std::vector<cost_model::RecordedShape> load_recorded(const std::vector<std::string>& paths, std::size_t min_configs,
+                                                     const TemplateRegistry& registry) {
     std::vector<Measurement> rows;
     std::vector<DeviceInfo> devices;
     for (const auto& path : paths) {
@@ -96,10 +103,9 @@ std::vector<cost_model::RecordedShape> load_recorded(const std::vector<std::stri
         rows.insert(rows.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
         for (auto& d : store->devices()) devices.push_back(std::move(d));
     }
-    auto registry = std::make_shared<TemplateRegistry>(builtin_registry(detect_cpu()));
     auto shapes = cost_model::recorded_shapes(rows, devices, min_configs,
-                                              [registry](const cost_model::RecordedShape& s) -> std::optional<Config> {
-                                                  const Template* t = registry->find(s.template_name);
+                                              [&registry](const cost_model::RecordedShape& s) -> std::optional<Config> {
+                                                  const Template* t = registry.find(s.template_name);
                                                   if (!t || !t->supports(s.problem)) return std::nullopt;
                                                   return t->space(s.problem)->default_config();
                                               });
@@ -110,9 +116,9 @@ std::vector<cost_model::RecordedShape> load_recorded(const std::vector<std::stri
 
 // Template::equivalence_key of the recorded template, as the Tuner applies it (a template this
 // build lacks: each config its own class).
-std::function<std::uint64_t(const cost_model::RecordedShape&, const Config&)> recorded_equivalence() {
-    auto registry = std::make_shared<TemplateRegistry>(builtin_registry(detect_cpu()));
-    return [registry](const cost_model::RecordedShape& s, const Config& c) {
+std::function<std::uint64_t(const cost_model::RecordedShape&, const Config&)> recorded_equivalence(
+    std::shared_ptr<const TemplateRegistry> registry) {
+    return [registry = std::move(registry)](const cost_model::RecordedShape& s, const Config& c) {
         const Template* t = registry->find(s.template_name);
         return t && t->supports(s.problem) ? t->equivalence_key(s.problem, c).hash() : c.hash();
     };
@@ -175,20 +181,15 @@ double verified_loss(const cost_model::RecordedShape& s, const Config& pick, con
 }
 
 void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, const cost_model::UnseenPolicy& policy,
-                        int verify_rounds) {
+                        int verify_rounds, const TemplateRegistry& registry) {
     std::vector<std::string> header{"held-out shape", "configs", "spearman", "top-10 recall", "unseen pick loss",
                                     "nearest-shape loss"};
     if (verify_rounds > 0) header.push_back("pick loss re-measured");
     Table table(header);
     std::vector<double> rho, recall, loss, nearest, verified;
-    // Set up once for every shape to re-measure (only when asked to: it detects this machine).
-    std::optional<TemplateRegistry> registry;
+    // Set up once for every shape to re-measure (only when asked to).
     std::optional<Measurer> measurer;
-    if (verify_rounds > 0) {
-        const DeviceInfo device = detect_cpu();
-        registry.emplace(builtin_registry(device));
-        measurer.emplace(device);
-    }
+    if (verify_rounds > 0) measurer.emplace(detect_cpu());
     for (const auto& r : cost_model::model_report(shapes, policy)) {
         std::vector<std::string> row{r.shape, std::to_string(r.configs), format_fixed(r.spearman, 3),
                                      percent(r.recall_top10), percent(r.predicted_pick_loss),
@@ -196,7 +197,7 @@ void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, co
         if (verify_rounds > 0) {
             auto s = std::find_if(shapes.begin(), shapes.end(),
                                   [&](const cost_model::RecordedShape& x) { return shape_key(x.problem) == r.shape; });
-            verified.push_back(verified_loss(*s, r.pick, r.best, verify_rounds, *registry, *measurer));
+            verified.push_back(verified_loss(*s, r.pick, r.best, verify_rounds, registry, *measurer));
             row.push_back(percent(verified.back()));
         }
         table.add(row);
@@ -303,10 +304,11 @@ void add_model_commands(CLI::App& app) {
         cmd->callback([=] {
             if (!names->empty()) o->strategies = *names;
             require(!(*each_config && o->count_equivalent), "--count-equivalent needs the equivalence (drop --no-equivalence)");
-            if (!*each_config) o->equivalence = recorded_equivalence();
             std::erase_if(o->budgets, [&](std::size_t b) { return b > o->max_trials; });  // not replayed that far
             for (const auto& n : o->strategies) make_strategy(n, std::make_shared<Space>(), {});  // unknown names fail first
-            print_replay(load_recorded(*db, *min_configs), *o);
+            const auto registry = host_registry();
+            if (!*each_config) o->equivalence = recorded_equivalence(registry);
+            print_replay(load_recorded(*db, *min_configs, *registry), *o);
         });
     }
     {
@@ -344,8 +346,9 @@ void add_model_commands(CLI::App& app) {
                            "this many times each in turn (0: no measuring; needs the recording's device)")
             ->capture_default_str()->check(CLI::Range(0, 100));
         report->callback([=] {
-            auto shapes = load_recorded(*rdb, *min_configs);
-            print_model_report(shapes, *policy, *verify);
+            const auto registry = host_registry();
+            auto shapes = load_recorded(*rdb, *min_configs, *registry);
+            print_model_report(shapes, *policy, *verify, *registry);
             if (*nested) print_nested_report(shapes);
         });
     }

@@ -109,9 +109,9 @@ std::vector<ProblemTuning::Pending> ProblemTuning::next_round() {
     return {};
 }
 
-const Config* ProblemTuning::equivalent(Plan& plan, const Config& c) const {
-    auto it = plan.classes.find(plan.t->equivalence_key(result_.problem, c).hash());
-    return it != plan.classes.end() && it->second != c ? &it->second : nullptr;
+const Config* ProblemTuning::claim_class(Plan& plan, const Config& c) {
+    auto [it, fresh] = plan.classes.try_emplace(plan.t->equivalence_key(result_.problem, c).hash(), c);
+    return !fresh && it->second != c ? &it->second : nullptr;
 }
 
 std::vector<Trial> ProblemTuning::echo_trials() {
@@ -126,7 +126,11 @@ std::vector<Trial> ProblemTuning::echo_trials() {
 }
 
 void ProblemTuning::add(Plan& plan, Config c) {
-    plan.classes.try_emplace(plan.t->equivalence_key(result_.problem, c).hash(), c);
+    claim_class(plan, c);
+    enqueue(plan, std::move(c));
+}
+
+void ProblemTuning::enqueue(Plan& plan, Config c) {
     round_.push_back({&plan, std::move(c), std::nullopt});
     ++unresolved_;
     ++spent_;
@@ -241,13 +245,13 @@ bool ProblemTuning::open_search_round() {
             if (batch.empty()) break;
             bool added = false;
             for (auto& c : batch) {
-                if (const Config* same = equivalent(plan, c)) {
+                if (const Config* same = claim_class(plan, c)) {
                     echoes_.push_back({&plan, std::move(c), *same});
                     ++result_.equivalent;
                     continue;
                 }
                 ++used_;
-                add(plan, std::move(c));
+                enqueue(plan, std::move(c));
                 added = true;
             }
             if (added) return true;

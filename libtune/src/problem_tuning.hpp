@@ -92,9 +92,11 @@ private:
     static FinalistTimes times_of(const Finalist& f);
     void settle_confirmation();
     void close_round();
-    void add(Plan& plan, Config c);
-    // The config of the run equivalent to c (another config of its class), or null.
-    const Config* equivalent(Plan& plan, const Config& c) const;
+    void add(Plan& plan, Config c);      // claims c's class, then enqueues it
+    void enqueue(Plan& plan, Config c);  // a candidate of the open round
+    // Registers c as its class's config when the class is new to the run; returns the run's
+    // other config of c's class when there is one (c is then equivalent to it), else null.
+    const Config* claim_class(Plan& plan, const Config& c);
     std::vector<Trial> echo_trials();  // the pending echoes as trials (their configs' results)
     void resolve(std::size_t slot, Measurement m, bool reused);
     void report(bool finished);

@@ -65,10 +65,10 @@ std::optional<ConfirmedChoice> choose_confirmed(const std::vector<FinalistTimes>
 // A close call: finalists whose fastest re-measurement is within kContestRel of the fastest
 // confirmed time could still land on either side of the tie band with more repetitions (on a
 // shared machine a config's fast repetitions move by several percent between runs, and slow
-// passes can put 10% between the confirmed times of two configs that once ran equally fast). Such a call is settled once
-// each of those finalists has repeated its fastest time: its two fastest re-measurements within
-// kFloorRel of each other, so its confirmed time is a floor hit twice, not one lucky or one
-// still-disturbed run. contested() returns the finalists of an unsettled close call (the
+// passes can put 10% between the confirmed times of two configs that once ran equally fast).
+// Such a call is settled once each of those finalists has repeated its fastest time: its two
+// fastest re-measurements within kFloorRel of each other, so its confirmed time is a floor hit
+// twice, not one lucky or one still-disturbed run. contested() returns the finalists of an unsettled close call (the
 // fastest and those within kContestRel of it, in finalist order), which the Tuner re-measures
 // one round at a time (TuneOptions::contest_rounds); empty when there is no close call or it
 // is settled.

@@ -33,7 +33,7 @@ struct Layout {
 // Keys per VNNI panel of packed K, and the alignment of bf16 key ranges.
 inline constexpr std::int64_t kKeyPanel = 32;
 
-inline std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; }
+using cpu_gemm::round_up;
 // Floats that hold n bf16 values, rounded to keep 64-byte alignment.
 inline std::int64_t bf16_floats(std::int64_t n) { return round16((n + 1) / 2); }
 

@@ -19,8 +19,6 @@
 namespace tune::cpu_gemm {
 namespace {
 
-std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; }
-
 // One thread's work on one batch item: A times one or two B operands. Operand 0 lands in C;
 // operand 1 (SwiGLU's up) in a rows x ld_up scratch covering the thread's rows and the
 // current NC block. `finish` runs on each C tile after its last k-block.

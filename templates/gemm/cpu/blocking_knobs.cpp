@@ -142,7 +142,6 @@ Config blocking_equivalence_key(const GemmDims& d, const Config& c, const std::v
     if (!u) return c;
     // The driver's loops run `for (x = 0; x < dim; x += block)` and its scratch holds
     // min(block, rounded dim): both are the same for every block >= the rounded dim.
-    auto round_up = [](std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; };
     const std::pair<const char*, std::int64_t> saturates[] = {
         {"mc", round_up(d.m, u->mr)}, {"kc", d.k}, {"nc", round_up(d.n, u->nr)}};
     Config key = c;

@@ -10,6 +10,9 @@
 
 namespace tune::cpu_gemm {
 
+// x rounded up to a multiple of `to` (a tile or block edge).
+inline std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; }
+
 // C[MR x NR] (=|+=) A-sliver * B-sliver, f32.
 //  a: element (i, p) at a[i + p * a_stride] (contiguous rows: packed panel, or trans_a in
 //     place), or at a[i * a_stride + p] for the strided-rows variant (A read in place).
