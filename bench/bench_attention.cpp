@@ -216,12 +216,12 @@ int main(int argc, char** argv) {
     auto ratios = [&](const char* title, const std::string& slow, const std::string& fast) {
         std::printf("\n%s\n%-34s %12s %12s %8s\n", title, "shape", (slow + " GF/s").c_str(), (fast + " GF/s").c_str(),
                     "speedup");
-        for (const auto& [name, base] : reporter.gflops) {
+        for (const auto& [name, counters] : reporter.counters) {
             if (name.rfind(slow + "/", 0) != 0) continue;
             const std::string key = name.substr(slow.size());
-            auto it = reporter.gflops.find(fast + key);
-            if (it == reporter.gflops.end()) continue;
-            std::printf("%-34s %12.1f %12.1f %7.2fx\n", key.c_str() + 1, base, it->second, it->second / base);
+            const double base = reporter.get(name), faster = reporter.get(fast + key);
+            if (base <= 0 || faster <= 0) continue;  // no GFLOP/s on one side
+            std::printf("%-34s %12.1f %12.1f %7.2fx\n", key.c_str() + 1, base, faster, faster / base);
         }
     };
     ratios("prefill: fused (best tiles) vs unfused (OpenBLAS), heads 8/2, all cores", "prefill_unfused",

@@ -159,8 +159,8 @@ inline void set_gflops(benchmark::State& state, const Problem& p) {
     state.counters["GFLOP/s"] = benchmark::Counter(flop_count(p) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// Console output plus GFLOP/s per run name (without the /real_time suffix); with --benchmark_repetitions the median aggregate
-// replaces the single runs.
+// Console output plus every counter (GFLOP/s among them) per run name (without the /real_time
+// suffix); with --benchmark_repetitions the median aggregate replaces the single runs.
 class GflopsReporter : public benchmark::ConsoleReporter {
 public:
     void ReportRuns(const std::vector<Run>& runs) override {
@@ -172,7 +172,6 @@ public:
             const bool first = r.run_type == Run::RT_Iteration && !counters.count(name);
             if (!first && !(r.run_type == Run::RT_Aggregate && r.aggregate_name == "median")) continue;
             for (const auto& [counter, value] : r.counters) counters[name][counter] = value;
-            if (auto it = r.counters.find("GFLOP/s"); it != r.counters.end()) gflops[name] = it->second;
         }
     }
     double get(const std::string& name, const std::string& counter = "GFLOP/s") const {
@@ -181,7 +180,6 @@ public:
         auto c = it->second.find(counter);
         return c == it->second.end() ? 0.0 : double(c->second);
     }
-    std::map<std::string, double> gflops;                          // by benchmark name
     std::map<std::string, std::map<std::string, double>> counters;  // every counter, by benchmark name
 };
 

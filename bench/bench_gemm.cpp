@@ -106,8 +106,9 @@ int main(int argc, char** argv) {
     benchmark::RunSpecifiedBenchmarks(&reporter);
 
     std::printf("\n%-52s %10s %10s %10s %8s %8s\n", "shape/threads", "default", "tuned", "openblas", "def/ob", "tun/ob");
-    for (const auto& [name, ob] : reporter.gflops) {
+    for (const auto& [name, counters] : reporter.counters) {
         if (name.rfind("openblas/", 0) != 0) continue;
+        const double ob = reporter.get(name);
         const std::string key = name.substr(std::strlen("openblas"));
         auto get = [&](const std::string& prefix) { return reporter.get(prefix + key); };
         const double def = get("own_default"), tun = get("own_tuned");

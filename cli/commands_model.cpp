@@ -116,7 +116,7 @@ std::vector<cost_model::RecordedShape> load_recorded(const std::vector<std::stri
 
 // Template::equivalence_key of the recorded template, as the Tuner applies it (a template this
 // build lacks: each config its own class).
-std::function<std::uint64_t(const cost_model::RecordedShape&, const Config&)> recorded_equivalence(
+cost_model::Equivalence recorded_equivalence(
     std::shared_ptr<const TemplateRegistry> registry) {
     return [registry = std::move(registry)](const cost_model::RecordedShape& s, const Config& c) {
         const Template* t = registry->find(s.template_name);
@@ -181,7 +181,7 @@ double verified_loss(const cost_model::RecordedShape& s, const Config& pick, con
 }
 
 void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, const cost_model::UnseenPolicy& policy,
-                        int verify_rounds, const TemplateRegistry& registry) {
+                        int verify_rounds, bool by_class, const TemplateRegistry& registry) {
     std::vector<std::string> header{"held-out shape", "configs", "spearman", "top-10 recall", "unseen pick loss",
                                     "nearest-shape loss"};
     if (verify_rounds > 0) header.push_back("pick loss re-measured");
@@ -219,8 +219,10 @@ void print_model_report(const std::vector<cost_model::RecordedShape>& shapes, co
     std::printf("%s(each shape held out in turn: trees trained on the other shapes only; unseen pick among the\n"
                 " default and %zu neighbour winners, scored by their losses on the %zu nearest shapes weighted\n"
                 " exp(-octaves / %g), the model filling unmeasured ones, model weight %g; times are each config's\n"
-                " fastest repetition, its fastest over the recordings given)\n",
-                table.str().c_str(), policy.neighbours, policy.evidence, policy.bandwidth, policy.model_weight);
+                " fastest repetition, its fastest over the recordings given%s)\n",
+                table.str().c_str(), policy.neighbours, policy.evidence, policy.bandwidth, policy.model_weight,
+                by_class ? ",\n and a config's losses are its equivalence class's (the fastest member's) at that shape"
+                         : "");
     if (verify_rounds > 0)
         std::printf("(re-measured: the pick and the shape's recorded best measured here in turn, %d times each;\n"
                     " the ratio of their second-fastest times, as the Tuner's confirmation ranks; 0 when the pick is\n"
@@ -345,10 +347,16 @@ void add_model_commands(CLI::App& app) {
                            "re-measure each held-out shape's unseen pick beside its recorded best on this machine, "
                            "this many times each in turn (0: no measuring; needs the recording's device)")
             ->capture_default_str()->check(CLI::Range(0, 100));
+        auto each_config = std::make_shared<bool>(false);
+        report->add_flag("--no-equivalence", *each_config,
+                         "time every config by its own measurements, not by its equivalence class at that shape "
+                         "(the fastest of the configs that run the same kernel there, as the Tuner and the "
+                         "dispatcher's evidence count them)");
         report->callback([=] {
             const auto registry = host_registry();
             auto shapes = load_recorded(*rdb, *min_configs, *registry);
-            print_model_report(shapes, *policy, *verify, *registry);
+            if (!*each_config) shapes = cost_model::timed_by_class(std::move(shapes), recorded_equivalence(registry));
+            print_model_report(shapes, *policy, *verify, !*each_config, *registry);
             if (*nested) print_nested_report(shapes);
         });
     }

@@ -174,23 +174,11 @@ std::vector<double> run_once(const RecordedShape& shape, const std::string& stra
     std::vector<double> curve;
     double best = std::numeric_limits<double>::infinity();
     auto class_of = [&](const Config& c) { return o.equivalence ? o.equivalence(shape, c) : c.hash(); };
-    // With an equivalence, the recorded members of a class are repeated measurements of one
-    // kernel: a class's time is their fastest, as a config's is its fastest repetition (so the
-    // class holding the exhaustive best reaches it, whichever member is tried).
-    std::unordered_map<std::uint64_t, double> class_time;
-    if (o.equivalence)
-        for (const Config& c : shape.configs)
-            if (auto it = shape.seconds.find(c.hash()); it != shape.seconds.end()) {
-                auto [at, fresh] = class_time.try_emplace(class_of(c), it->second);
-                if (!fresh) at->second = std::min(at->second, it->second);
-            }
+    // With an equivalence the shape is timed by class (replay() applies timed_by_class), so the
+    // class holding the exhaustive best reaches it, whichever member is tried.
     auto evaluate = [&](const Config& c) {
         std::optional<double> t;
-        if (o.equivalence) {
-            if (auto it = class_time.find(class_of(c)); it != class_time.end()) t = it->second;
-        } else if (auto it = shape.seconds.find(c.hash()); it != shape.seconds.end()) {
-            t = it->second;
-        }
+        if (auto it = shape.seconds.find(c.hash()); it != shape.seconds.end()) t = it->second;
         if (t) best = std::min(best, *t);
         curve.push_back(std::isfinite(best) ? shape.best_s / best : 0.0);
         return Trial{c, t.has_value(), t.value_or(0.0)};
@@ -272,8 +260,27 @@ std::vector<RecordedShape> recorded_shapes(
     return out;
 }
 
-std::vector<ReplayRow> replay(const std::vector<RecordedShape>& shapes, const ReplayOptions& o) {
-    require(!shapes.empty(), "replay: no recorded space (a shape needs every config of a space measured)");
+std::vector<RecordedShape> timed_by_class(std::vector<RecordedShape> shapes, const Equivalence& equivalence) {
+    if (!equivalence) return shapes;
+    for (RecordedShape& s : shapes) {
+        std::unordered_map<std::uint64_t, double> class_time;
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> class_of;  // config hash, class
+        for (const Config& c : s.configs) {
+            auto it = s.seconds.find(c.hash());
+            if (it == s.seconds.end()) continue;
+            const std::uint64_t k = equivalence(s, c);
+            class_of.emplace_back(c.hash(), k);
+            auto [at, fresh] = class_time.try_emplace(k, it->second);
+            if (!fresh) at->second = std::min(at->second, it->second);
+        }
+        for (const auto& [hash, k] : class_of) s.seconds[hash] = class_time.at(k);
+    }
+    return shapes;
+}
+
+std::vector<ReplayRow> replay(const std::vector<RecordedShape>& recorded, const ReplayOptions& o) {
+    require(!recorded.empty(), "replay: no recorded space (a shape needs every config of a space measured)");
+    const std::vector<RecordedShape> shapes = timed_by_class(recorded, o.equivalence);
     require(o.seeds >= 1 && o.batch >= 1 && o.max_trials >= 1, "replay: seeds, batch and max trials must be >= 1");
     std::vector<std::shared_ptr<const GbdtModel>> priors(shapes.size());
     if (o.transfer)

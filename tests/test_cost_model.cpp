@@ -5,8 +5,10 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <random>
 #include <set>
+#include <tuple>
 #include <unistd.h>
 
 #include "fake_template.hpp"
@@ -395,6 +397,38 @@ TEST_CASE("replay tries one config per equivalence class, as the Tuner measures"
     CHECK(none[0].mean_at_budget.back() > defaults);  // the search did find better configs
 }
 
+TEST_CASE("timed by class: each config takes its class's fastest member's time at that shape", "[cost_model][replay]") {
+    const auto shapes = shipped_record();
+    REQUIRE(shapes.size() >= 2);
+    // Classes by the kc knob's value: every member of a class takes the class's fastest time.
+    Equivalence by_kc = [](const RecordedShape&, const Config& c) { return std::uint64_t(c.get_int("kc")); };
+    const auto timed = timed_by_class(shapes, by_kc);
+    REQUIRE(timed.size() == shapes.size());
+    std::size_t changed = 0;
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+        std::map<std::int64_t, double> fastest;
+        for (const Config& c : shapes[i].configs)
+            if (auto it = shapes[i].seconds.find(c.hash()); it != shapes[i].seconds.end()) {
+                auto [at, fresh] = fastest.try_emplace(c.get_int("kc"), it->second);
+                if (!fresh) at->second = std::min(at->second, it->second);
+            }
+        REQUIRE(timed[i].seconds.size() == shapes[i].seconds.size());
+        for (const Config& c : shapes[i].configs) {
+            auto it = shapes[i].seconds.find(c.hash());
+            if (it == shapes[i].seconds.end()) continue;
+            CHECK(timed[i].seconds.at(c.hash()) == fastest.at(c.get_int("kc")));
+            CHECK(timed[i].seconds.at(c.hash()) <= it->second);
+            changed += timed[i].seconds.at(c.hash()) < it->second;
+        }
+        CHECK(timed[i].best_s == shapes[i].best_s);  // the fastest config is its class's fastest member
+        CHECK(timed[i].ok_rows.size() == shapes[i].ok_rows.size());
+    }
+    CHECK(changed > 0);
+    // No equivalence: the times as recorded.
+    const auto same = timed_by_class(shapes, nullptr);
+    for (std::size_t i = 0; i < shapes.size(); ++i) CHECK(same[i].seconds == shapes[i].seconds);
+}
+
 TEST_CASE("nested held-out settings: chosen on the other shapes only, one setting is plain leave-one-out",
           "[cost_model][replay]") {
     auto shapes = shipped_record();
@@ -471,6 +505,13 @@ struct FakeStore {
         x.stats.count = 5;
         db->record(x);
         rows.push_back(x);
+    }
+    // The default "good" config with these unroll and tile values.
+    Config config(std::int64_t unroll, std::int64_t tile) const {
+        Config c = t->space(make_gemm(64, 64, 64))->default_config();
+        c.set("unroll", unroll);
+        c.set("tile", tile);
+        return c;
     }
     void train_model() {
         auto data = training_set(rows, [this](const Problem& p) { return t->space(p); }, device);
@@ -584,12 +625,7 @@ TEST_CASE("the dispatcher serves the config that measured well on the nearest sh
     // Three tuned shapes, each with its own narrow winner that is 2x slower on the others; the
     // default is 5% off on the small shapes, 20% on the large one. Every candidate is measured
     // on every shape.
-    auto config = [&](std::int64_t unroll, std::int64_t tile) {
-        Config c = t->space(make_gemm(64, 64, 64))->default_config();
-        c.set("unroll", unroll);
-        c.set("tile", tile);
-        return c;
-    };
+    auto config = [&](std::int64_t unroll, std::int64_t tile) { return store.config(unroll, tile); };
     const Config def = config(1, 1), win_a = config(2, 1), win_b = config(4, 1), win_c = config(1, 4);
     struct Tuned {
         Problem shape;
@@ -617,6 +653,48 @@ TEST_CASE("the dispatcher serves the config that measured well on the nearest sh
     Selection big = d.lookup(make_gemm(1024, 1024, 2048));
     CHECK(big.source == LookupSource::predicted);
     CHECK(*big.config == win_c);
+}
+
+TEST_CASE("the dispatcher's evidence times a candidate by its equivalence class on each tuned shape",
+          "[cost_model][dispatcher]") {
+    FakeStore store;
+    // tile >= 2 runs one kernel (a block at or past the dim it blocks, say).
+    auto fake = std::make_unique<testing::FakeGemmTemplate>();
+    fake->equivalence = [](const Problem&, const Config& c) {
+        Config k = c;
+        if (c.get_int("tile") >= 2) k.set("tile", std::int64_t{0});
+        return k;
+    };
+    store.registry = std::make_shared<TemplateRegistry>();
+    store.registry->add(std::move(fake));
+    store.t = store.registry->find("test.gemm.fake");
+    auto& [db, registry, t, device, run, rows] = store;
+    auto config = [&](std::int64_t unroll, std::int64_t tile) { return store.config(unroll, tile); };
+    const Config def = config(1, 1), win_a = config(2, 1), win_b = config(1, 2), twin_b = config(1, 3);
+    // On 64^3 win_b measured 1.5x in a noisy moment; its twin (same kernel) measured 1.01x.
+    // Timed alone, win_b looks bad there and win_a (1.2x on 128^3) is the safer pick between
+    // the two shapes; timed by class, win_b is near-best on both.
+    const Problem a = make_gemm(64, 64, 64), b = make_gemm(128, 128, 128);
+    const std::vector<std::tuple<Problem, Config, double>> times{
+        {a, def, 1.3}, {a, win_a, 1.0}, {a, win_b, 1.5}, {a, twin_b, 1.01},
+        {b, def, 1.3}, {b, win_a, 1.2}, {b, win_b, 1.0}, {b, twin_b, 1.02}};
+    for (const auto& [shape, c, relative] : times) store.record(shape, c, flop_count(shape) * 1e-10 * relative);
+    store.train_model();
+    const Problem unseen = make_gemm(90, 90, 90);  // about as far from both
+    Dispatcher d(*db, registry, device);
+    REQUIRE(*d.lookup(a).config == win_a);
+    REQUIRE(*d.lookup(b).config == win_b);
+    Selection s = d.lookup(unseen);
+    CHECK(s.source == LookupSource::predicted);
+    CHECK(*s.config == win_b);
+    // The same store without the equivalence: win_b's own 1.5x counts, and win_a serves.
+    FakeStore plain;
+    for (const auto& [shape, c, relative] : times) plain.record(shape, c, flop_count(shape) * 1e-10 * relative);
+    plain.train_model();
+    Dispatcher each(*plain.db, plain.registry, plain.device);
+    Selection p = each.lookup(unseen);
+    CHECK(p.source == LookupSource::predicted);
+    CHECK(*p.config == win_a);
 }
 
 TEST_CASE("a config scorer reused across shapes of one space predicts what a fresh one does", "[cost_model]") {

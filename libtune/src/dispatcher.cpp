@@ -148,7 +148,8 @@ void Dispatcher::load(const StoreLayer& layer, std::size_t index, TimesMap& time
             else reject(why);
             continue;
         }
-        times[m.problem][ConfigKey{e->tmpl, e->config_hash}] = e->rank_s;
+        times[m.problem][ConfigKey{e->tmpl, e->config_hash}] = {e->rank_s,
+                                                                 e->tmpl->equivalence_key(m.problem, m.config).hash()};
         auto& [measured, entries] = served[m.problem];
         measured.push_back(&m);
         entries.push_back(*e);
@@ -188,13 +189,13 @@ void Dispatcher::compute_regrets(const TimesMap& times) {
         const Entry& e = ix.entries[it->second];
         auto served = configs.find(ConfigKey{e.tmpl, e.config_hash});
         if (served == configs.end()) continue;  // the bucket's config was not measured there
-        double best_s = served->second;
-        for (const auto& [config, seconds] : configs) best_s = std::min(best_s, seconds);
+        double best_s = served->second.seconds;
+        for (const auto& [config, timed] : configs) best_s = std::min(best_s, timed.seconds);
         auto& r = by_bucket[shape_key(*rep)];
         r.representative = *rep;
         r.template_name = e.tmpl->info().name;
         r.config = e.config.text();
-        r.samples.push_back({shape, served->second, best_s});
+        r.samples.push_back({shape, served->second.seconds, best_s});
     }
     for (auto& [key, r] : by_bucket) {
         std::sort(r.samples.begin(), r.samples.end(),

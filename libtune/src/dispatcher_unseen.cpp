@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <optional>
 #include <unordered_map>
 
@@ -87,21 +88,30 @@ void Dispatcher::add_unseen_evidence(Index& ix) const {
 
         std::unordered_map<const Space*, std::unique_ptr<SpaceModel>> models;
         std::vector<std::pair<std::uint32_t, float>> row;
+        std::map<std::pair<const Template*, std::uint64_t>, double> class_time;  // of one entry
         std::vector<Near> near;
         std::vector<std::uint32_t> wanted;
         g.cell_begin.assign(1, 0);
         for (std::size_t r = 0; r < count; ++r) {
             const Entry& x = ix.entries[g.entries[r]];
-            // Measured: every candidate the store timed on this shape, against its best.
+            // Measured: every candidate the store timed on this shape, against its best, each
+            // timed as its equivalence class here (the fastest member: one kernel, measured by
+            // each member; a member slowed by a noisy moment does not count against its twins).
             double best = x.rank_s;
+            class_time.clear();
             if (x.times)
-                for (const auto& [k, seconds] : *x.times) best = std::min(best, seconds);
+                for (const auto& [k, timed] : *x.times) {
+                    best = std::min(best, timed.seconds);
+                    auto [it, fresh] = class_time.try_emplace({k.tmpl, timed.class_hash}, timed.seconds);
+                    if (!fresh) it->second = std::min(it->second, timed.seconds);
+                }
             row.clear();
             if (!x.times) row.emplace_back(g.winner_column[r], float(cost_model::relative_loss(x.rank_s, best)));
             else
-                for (const auto& [k, seconds] : *x.times)  // sorted by key, as the columns are
+                for (const auto& [k, timed] : *x.times)  // sorted by key, as the columns are
                     if (std::uint32_t c = column_of(k); c != kNoColumn)
-                        row.emplace_back(c, float(cost_model::relative_loss(seconds, best)));
+                        row.emplace_back(
+                            c, float(cost_model::relative_loss(class_time.at({k.tmpl, timed.class_hash}), best)));
             // Predicted: the winners of the nearest shapes (same template) and the default,
             // where not measured and valid here.
             if (auto model = models_.find(x.tmpl); model != models_.end()) {
@@ -132,6 +142,12 @@ void Dispatcher::add_unseen_evidence(Index& ix) const {
                     const Config& config = winner_config[c] ? *winner_config[c] : m->default_config;
                     if (m->valid[c] < 0) m->valid[c] = m->space->violation(config) ? 0 : 1;
                     if (!m->valid[c]) continue;
+                    // Not measured here, but a config of its class was: that is its time.
+                    if (auto same = class_time.find({x.tmpl, x.tmpl->equivalence_key(x.shape, config).hash()});
+                        same != class_time.end()) {
+                        row.emplace_back(c, float(cost_model::relative_loss(same->second, best)));
+                        continue;
+                    }
                     if (!m->inputs[c]) m->inputs[c] = m->scorer.inputs(config);
                     row.emplace_back(c, float(cost_model::predicted_loss(m->scorer(*m->inputs[c]))));
                 }

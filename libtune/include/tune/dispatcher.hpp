@@ -183,8 +183,14 @@ private:
         std::uint64_t config_hash = 0;
         auto operator<=>(const ConfigKey&) const = default;
     };
+    // A measured config of a tuned shape: its ranking time and its equivalence class there
+    // (Template::equivalence_key: configs of one class run the same kernel at that shape).
+    struct Timed {
+        double seconds = 0;
+        std::uint64_t class_hash = 0;
+    };
     // Every served-quality time of one tuned shape, sorted by key (later layers' times win).
-    using ShapeTimes = std::vector<std::pair<ConfigKey, double>>;
+    using ShapeTimes = std::vector<std::pair<ConfigKey, Timed>>;
     struct Entry {
         Problem shape;
         const Template* tmpl;
@@ -200,8 +206,9 @@ private:
     // Tuned shapes that share op, dtype and every exact dim: the candidates for a nearest
     // match, with their log2 sizes stored contiguously (size_dims per entry). For unseen
     // shapes, the group's candidate configs (`columns`: each entry's winner and each entry's
-    // space's default, sorted) and, per entry, the loss of those measured there or, with a
-    // model, predicted for it (cell_columns and cell_losses [cell_begin[r], cell_begin[r + 1]),
+    // space's default, sorted) and, per entry, the loss of those measured there (a config's
+    // loss is its equivalence class's: the fastest member measured there) or, with a model,
+    // predicted for it (cell_columns and cell_losses [cell_begin[r], cell_begin[r + 1]),
     // sorted by column), computed once per index. Columns and losses apart: a lookup runs up
     // to 72 searches (9 candidates x 8 rows) over the columns, which a dense array keeps in cache.
     struct Group {
@@ -238,7 +245,7 @@ private:
         explicit Memo(Selection s) : selection(s) {}
     };
     // Times of every served-quality measurement per shape, while loading.
-    using TimesMap = std::unordered_map<Problem, std::map<ConfigKey, double>, ShapeHash, SameShape>;
+    using TimesMap = std::unordered_map<Problem, std::map<ConfigKey, Timed>, ShapeHash, SameShape>;
 
     using EntryMap = std::unordered_map<Problem, Entry, ShapeHash, SameShape>;
     void load(const StoreLayer& layer, std::size_t index, TimesMap& times, EntryMap& merged);

@@ -40,6 +40,16 @@ std::vector<RecordedShape> recorded_shapes(const std::vector<Measurement>& measu
                                            const std::function<std::optional<Config>(const RecordedShape&)>&
                                                preferred_default = {});
 
+// The equivalence class of a config at a recorded shape (a hash of Template::equivalence_key),
+// as the Tuner uses it: configs of one class run the same instructions over the same data.
+using Equivalence = std::function<std::uint64_t(const RecordedShape&, const Config&)>;
+
+// The shapes with each config timed as its class: the fastest recorded member. Members of a
+// class are repeated measurements of one kernel (a config's own time is already its fastest
+// repetition), so a member slowed by a noisy moment no longer stands apart from its twins.
+// The best time of a shape does not change; ok_rows keep their own times.
+std::vector<RecordedShape> timed_by_class(std::vector<RecordedShape> shapes, const Equivalence& equivalence);
+
 struct ReplayOptions {
     std::vector<std::string> strategies{"random", "annealing", "model", "bo"};
     std::size_t seeds = 10;
@@ -47,10 +57,10 @@ struct ReplayOptions {
     std::size_t batch = 4;
     std::size_t max_trials = 128;  // per run (capped at the space size)
     bool transfer = false;         // model/bo start from a model of the other recorded shapes
-    // The equivalence class of a config at a shape (a hash of Template::equivalence_key), as
-    // the Tuner uses it: a proposal of a class already tried is not a trial, and the strategy
-    // observes it with the first one's recorded time. Null: every config is its own class.
-    std::function<std::uint64_t(const RecordedShape&, const Config&)> equivalence;
+    // As the Tuner: a proposal of a class already tried is not a trial, and the strategy
+    // observes it with the first one's result; configs are timed by class (timed_by_class).
+    // Null: every config is its own class.
+    Equivalence equivalence;
     // With an equivalence: every proposal is still a trial (timed as its class), as for a tuner
     // that measured equivalent configs again; isolates what skipping them saves.
     bool count_equivalent = false;

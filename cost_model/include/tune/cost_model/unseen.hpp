@@ -40,8 +40,9 @@ struct UnseenPolicy {
 
 // What is known about the candidates of one unseen shape. Evidence neighbours come nearest
 // first; `losses` holds, per candidate, its loss on each neighbour (row-major, candidates x
-// neighbours): relative_loss where the store measured it there, else predicted_loss of the
-// model's prediction for that config on that neighbour, else NaN.
+// neighbours): relative_loss where the store measured it or a config of its equivalence class
+// there (the class's fastest member: one kernel, several measurements), else predicted_loss
+// of the model's prediction for that config on that neighbour, else NaN.
 struct UnseenEvidence {
     std::size_t candidates = 0;
     std::span<const double> distances;
