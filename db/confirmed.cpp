@@ -21,11 +21,14 @@ std::vector<ConfirmedPick> confirmed_picks(const Database& db, const Measurement
                                 })->finalists;
         std::int64_t snapshot = 0;
         std::map<std::string, std::vector<double>> samples;  // by finalist_key
+        std::map<std::string, bool> vendor;                   // by finalist_key
         std::map<std::string, std::string> versions;          // the round's templates and their versions
         for (const auto& c : all) {
             if (c.finalists != set) continue;
             snapshot = std::max(snapshot, c.snapshot);
-            samples[finalist_key(c.template_name, c.template_version, c.config_hash)].push_back(ranking_time(c.stats));
+            const std::string key = finalist_key(c.template_name, c.template_version, c.config_hash);
+            samples[key].push_back(ranking_time(c.stats));
+            vendor[key] = vendor[key] || c.vendor;
             versions[c.template_name] = c.template_version;
         }
         // A candidate stored after the round that the round's Tuner would have ranked (a template
@@ -43,7 +46,7 @@ std::vector<ConfirmedPick> confirmed_picks(const Database& db, const Measurement
             auto it = samples.find(finalist_key(m.template_name, m.template_version, m.config.hash_hex()));
             if (it == samples.end()) continue;
             auto& [times, members] = groups[per_template ? m.template_name + '|' + m.template_version : ""];
-            times.push_back({m.template_name, m.config.hash_hex(), it->second});
+            times.push_back({m.template_name, m.config.hash_hex(), it->second, vendor.at(it->first)});
             members.push_back(&m);
         }
         for (auto& [scope, group] : groups) {

@@ -111,6 +111,11 @@ CREATE TABLE confirmations(
     created_at TEXT NOT NULL,
     UNIQUE(problem_key, device_id, template, template_version, config_hash, finalists, round));
 )"},
+    // Version 6: whether a finalist wraps a library, so the store ranks a round as the Tuner
+    // did (a library first among tied finalists). Older rounds read as own kernels.
+    {6, R"(
+ALTER TABLE confirmations ADD COLUMN vendor INTEGER NOT NULL DEFAULT 0;
+)"},
 };
 
 static_assert(std::size(kMigrations) == SqliteDatabase::kSchemaVersion);

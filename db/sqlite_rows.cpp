@@ -171,9 +171,9 @@ std::string decode(const sqlite::Statement& s, Measurement& out) {
 bool insert_confirmation(sqlite::Connection& c, const Confirmation& conf) {
     auto s = c.prepare(
         "INSERT OR IGNORE INTO confirmations(run_id, problem_key, device_id, template, template_version, config_hash, "
-        "finalists, round, median_s, min_s, mean_s, iqr_s, ci_rel, reps, inner, snapshot, created_at) "
+        "finalists, round, median_s, min_s, mean_s, iqr_s, ci_rel, reps, inner, snapshot, created_at, vendor) "
         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-        "(SELECT IFNULL(MAX(id), 0) FROM measurements WHERE problem_key = ?2 AND device_id = ?3), ?16)");
+        "(SELECT IFNULL(MAX(id), 0) FROM measurements WHERE problem_key = ?2 AND device_id = ?3), ?16, ?17)");
     if (conf.run_id > 0) s.bind(1, conf.run_id);
     else s.bind_null(1);
     s.bind(2, conf.problem_key)
@@ -184,7 +184,7 @@ bool insert_confirmation(sqlite::Connection& c, const Confirmation& conf) {
         .bind(7, conf.finalists)
         .bind(8, std::int64_t{conf.round});
     bind_stats(s, 9, conf.stats);
-    s.bind(16, db_rules::utc_now()).run();
+    s.bind(16, db_rules::utc_now()).bind(17, std::int64_t{conf.vendor ? 1 : 0}).run();
     return c.changes() == 1;
 }
 
@@ -198,16 +198,18 @@ std::string decode_confirmation(const sqlite::Statement& s, Confirmation& out) {
         if (!run) return "run_id is not an integer";
         c.run_id = *run;
     }
-    std::int64_t round = 0;
+    std::int64_t round = 0, vendor = 0;
     for (auto&& check : {
              read_text(s, 2, "problem_key", c.problem_key), read_text(s, 3, "device_id", c.device_id),
              read_text(s, 4, "template", c.template_name), read_text(s, 5, "template_version", c.template_version),
              read_text(s, 6, "config_hash", c.config_hash), read_text(s, 7, "finalists", c.finalists),
              read_int(s, 8, "round", 0, kMaxCount, round), read_stats(s, 9, c.stats),
-             read_int(s, 16, "snapshot", 0, INT64_MAX, c.snapshot), read_text(s, 17, "created_at", c.created_at)}) {
+             read_int(s, 16, "snapshot", 0, INT64_MAX, c.snapshot), read_text(s, 17, "created_at", c.created_at),
+             read_int(s, 18, "vendor", 0, 1, vendor)}) {
         if (!check.empty()) return check;
     }
     c.round = static_cast<int>(round);
+    c.vendor = vendor != 0;
     c.stats.stable = true;
     if (c.config_hash.size() != 16 || c.config_hash.find_first_not_of("0123456789abcdef") != std::string::npos)
         return "config_hash '" + c.config_hash + "' is not 16 hex digits";

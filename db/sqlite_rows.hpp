@@ -30,7 +30,7 @@ bool insert_measurement(sqlite::Connection& c, const Measurement& m, std::int64_
 // The confirmation columns, in the order decode_confirmation() reads them.
 inline constexpr const char* kConfirmationColumns =
     "id, run_id, problem_key, device_id, template, template_version, config_hash, finalists, round, "
-    "median_s, min_s, mean_s, iqr_s, ci_rel, reps, inner, snapshot, created_at";
+    "median_s, min_s, mean_s, iqr_s, ci_rel, reps, inner, snapshot, created_at, vendor";
 
 // Inserts one sound re-measurement, its snapshot taken in the same statement; false when its
 // (finalist, finalist set, round) is stored.

@@ -86,6 +86,26 @@ TEST_CASE("the template name orders before the config hash among tied finalists"
     CHECK(picked(f) == "ffff");
 }
 
+TEST_CASE("a library's kernel comes first among tied finalists, and only among tied ones", "[confirmation]") {
+    // The own kernel is 1.5% faster and sorts first by name: tied, so the library is the pick.
+    std::vector<FinalistTimes> tied{{"cpu.gemm.blocked", "0000", {1.000, 1.000}},
+                                    {"cpu.gemm.onednn", "ffff", {1.015, 1.015}, true}};
+    auto choice = choose_confirmed(tied);
+    REQUIRE(choice);
+    CHECK(tied[choice->index].config_hash == "ffff");
+    CHECK(choice->tied == 2);
+    CHECK(choice->confirmed_s <= (1 + kTieRel) * choice->fastest_s);
+    // 3% apart: the faster own kernel.
+    std::vector<FinalistTimes> apart{{"cpu.gemm.blocked", "0000", {1.000, 1.000}},
+                                     {"cpu.gemm.onednn", "ffff", {1.030, 1.030}, true}};
+    CHECK(picked(apart) == "0000");
+    // Two libraries tied: the name order again.
+    std::vector<FinalistTimes> libraries{{"cpu.gemm.openblas", "0000", {1.000, 1.000}, true},
+                                         {"cpu.gemm.onednn", "ffff", {1.010, 1.010}, true},
+                                         {"cpu.gemm.blocked", "1111", {1.005, 1.005}}};
+    CHECK(picked(libraries) == "ffff");
+}
+
 TEST_CASE("finalists within 2% tie and those beyond do not: a tie costs at most 2%", "[confirmation]") {
     std::vector<FinalistTimes> close{{"t", "bbbb", {1.000, 1.000, 1.000}}, {"t", "aaaa", {1.019, 1.019, 1.019}}};
     CHECK(picked(close) == "aaaa");

@@ -284,6 +284,44 @@ void check_confirmed_rules(Database& db) {
     CHECK(best[0].config == a.config);
 }
 
+// Finalists tied within the tie band: the library's kernel is the store's pick (as the Tuner's),
+// although an own kernel is faster by a hair and sorts first by name; beyond the band, the
+// faster one. The vendor flag round-trips.
+void check_vendor_first_among_tied(Database& db) {
+    const Problem p = make_gemm(32, 64, 128);
+    auto own = sample(p, config_of(64), 1e-3);
+    auto lib = sample(p, config_of(8), 1e-3, Status::ok, test_device().id(), "openblas");
+    REQUIRE(db.record(own));
+    REQUIRE(db.record(lib));
+    const std::string set = finalist_set_id({"own", "lib"});
+    for (int r = 0; r < 2; ++r) {
+        REQUIRE(db.record_confirmation(confirmation_of(own, set, r, 1.000e-3)));
+        Confirmation c = confirmation_of(lib, set, r, 1.015e-3);
+        c.vendor = true;
+        REQUIRE(db.record_confirmation(c));
+    }
+    auto stored = db.confirmations({shape_key(p), "", "", "", std::nullopt});
+    REQUIRE(stored.size() == 4);
+    for (const auto& c : stored) CHECK(c.vendor == (c.template_name == "openblas"));
+    auto picks = confirmed_picks(db, {shape_key(p), "", "", "", std::nullopt}, false);
+    REQUIRE(picks.size() == 1);
+    CHECK(picks[0].measurement.template_name == "openblas");
+    CHECK(picks[0].choice.tied == 2);
+    // A round where the library is 5% slower: the own kernel, whatever the order.
+    const Problem q = make_gemm(32, 64, 256);
+    auto own2 = sample(q, config_of(64), 1e-3);
+    auto lib2 = sample(q, config_of(8), 1e-3, Status::ok, test_device().id(), "openblas");
+    REQUIRE(db.record(own2));
+    REQUIRE(db.record(lib2));
+    REQUIRE(db.record_confirmation(confirmation_of(own2, set, 0, 1.00e-3)));
+    Confirmation c = confirmation_of(lib2, set, 0, 1.05e-3);
+    c.vendor = true;
+    REQUIRE(db.record_confirmation(c));
+    picks = confirmed_picks(db, {shape_key(q), "", "", "", std::nullopt}, false);
+    REQUIRE(picks.size() == 1);
+    CHECK(picks[0].measurement.template_name == "cpu_gemm");
+}
+
 std::unique_ptr<SqliteDatabase> filled_db(const fs::path& path, int rows) {
     auto db = std::make_unique<SqliteDatabase>(path);
     std::int64_t run = db->start_run({0, "tune gemm", "exhaustive", 1, "", ""}, test_device());
@@ -325,6 +363,27 @@ TEST_CASE("memory and SQLite stores serve the confirmed pick while its round is 
     }
 }
 
+TEST_CASE("among tied finalists a library's kernel is the store's pick, in memory and in SQLite", "[db]") {
+    SECTION("memory") {
+        auto db = make_memory_database();
+        db->start_run({}, test_device());
+        check_vendor_first_among_tied(*db);
+    }
+    SECTION("sqlite, from a version 5 store") {
+        TempDb file("vendor_tie");
+        SqliteDatabase::create_at_version(file.path, 5);
+        SqliteDatabase db(file.path);
+        CHECK(db.schema_version() == SqliteDatabase::kSchemaVersion);
+        db.start_run({}, test_device());
+        check_vendor_first_among_tied(db);
+        CHECK(db.verify().empty());
+        raw_exec(file.path, "UPDATE confirmations SET vendor = 7 WHERE id = 1");
+        auto problems = db.verify();
+        REQUIRE(problems.size() == 1);
+        CHECK_THAT(problems[0], Catch::StartsWith("confirmation 1") && Catch::Contains("vendor"));
+    }
+}
+
 TEST_CASE("a damaged confirmation row is never trusted: skipped, reported, the fastest serves", "[db]") {
     TempDb file("confirmed_bad");
     const Problem p = make_gemm(16, 16, 16);
@@ -351,11 +410,11 @@ TEST_CASE("a damaged confirmation row is never trusted: skipped, reported, the f
     CHECK(db.best({})[0].config == a.config);  // no round left: the fastest first measurement
 }
 
-TEST_CASE("a version 4 store migrates to 5 and keeps confirmation rounds from then on", "[db]") {
+TEST_CASE("a version 4 store migrates and keeps confirmation rounds from then on", "[db]") {
     TempDb file("migrate_v4");
     SqliteDatabase::create_at_version(file.path, 4);
     SqliteDatabase db(file.path);
-    CHECK(db.schema_version() == 5);
+    CHECK(db.schema_version() == SqliteDatabase::kSchemaVersion);
     const Problem p = make_gemm(16, 16, 16);
     auto a = sample(p, config_of(64), 1e-3);
     REQUIRE(db.record(a));

@@ -44,7 +44,10 @@ double confirmed_time(const std::vector<double>& samples) {
 }
 
 std::optional<ConfirmedChoice> choose_confirmed(const std::vector<FinalistTimes>& finalists) {
-    auto order_key = [&](std::size_t i) { return std::tie(finalists[i].template_name, finalists[i].config_hash); };
+    auto order_key = [&](std::size_t i) {
+        return std::make_tuple(!finalists[i].vendor, std::cref(finalists[i].template_name),
+                               std::cref(finalists[i].config_hash));
+    };
     std::vector<std::pair<std::size_t, double>> ranked;  // (index, confirmed time)
     for (std::size_t i = 0; i < finalists.size(); ++i)
         if (!finalists[i].samples.empty()) ranked.emplace_back(i, confirmed_time(finalists[i].samples));

@@ -91,6 +91,7 @@ std::vector<ProblemTuning::Pending> ProblemTuning::next_round() {
                 c.config_hash = s.config.hash_hex();
                 c.finalists = finalists_;
                 c.round = s.round;
+                c.vendor = info.vendor;
                 pending.push_back({i, s.plan->t, s.config, std::move(c)});
                 continue;
             }
@@ -343,7 +344,7 @@ std::vector<ProblemTuning::Finalist> ProblemTuning::finalist_groups() const {
 }
 
 FinalistTimes ProblemTuning::times_of(const Finalist& f) {
-    FinalistTimes t{f.slot->plan->t->info().name, f.slot->config.hash_hex(), {}};
+    FinalistTimes t{f.slot->plan->t->info().name, f.slot->config.hash_hex(), {}, f.slot->plan->t->info().vendor};
     for (const Measurement* m : f.ms) t.samples.push_back(ranking_time(m->stats));
     return t;
 }

@@ -20,6 +20,7 @@ struct Confirmation {
     std::string finalists;    // finalist_set_id() of the round it was ranked in
     int round = 0;            // 0-based pass over the finalists
     TimingStats stats;        // of an ok re-measurement (failed ones are not kept)
+    bool vendor = false;      // the finalist's template wraps a library (TemplateInfo::vendor)
     // Set by the store: the newest measurement row id of the shape on this device when this
     // was stored. A later row (a new candidate) makes the round out of date.
     std::int64_t snapshot = 0;
@@ -39,15 +40,18 @@ std::string finalist_key(const std::string& template_name, const std::string& te
 // time, so a low order statistic is what repeats across runs on a shared machine, where medians
 // of rounds minutes apart vary by tens of percent; but a single repetition can also come out
 // 10-20% fast (a turbo window), and the plain minimum would let that one decide. Finalist i ties
-// with the fastest f when t_i - t_f <= kTieRel * t_f; among the tied, the smallest (template
-// name, config hash) wins, so two runs whose noise reorders near-equal finalists still agree.
-// The pick is never more than kTieRel slower than the fastest confirmed time.
+// with the fastest f when t_i - t_f <= kTieRel * t_f. Among the tied a library's kernel comes
+// first (a pick tied with a library is the library: the tuned pick is then never slower than it
+// by more than noise can tell), then the smallest (template name, config hash), so two runs
+// whose noise reorders near-equal finalists still agree. The pick is never more than kTieRel
+// slower than the fastest confirmed time.
 inline constexpr double kTieRel = 0.02;  // the measurement protocol's CI target
 
 struct FinalistTimes {
     std::string template_name;
     std::string config_hash;      // Config::hash_hex()
     std::vector<double> samples;  // ranking_time of each re-measurement, any order
+    bool vendor = false;          // a library's kernel: first among tied finalists
 };
 
 struct ConfirmedChoice {

@@ -16,7 +16,7 @@ namespace tune {
 
 class SqliteDatabase final : public Database {
 public:
-    static constexpr int kSchemaVersion = 5;
+    static constexpr int kSchemaVersion = 6;
     enum class Mode { read_write, read_only };
 
     // Opens (creating when read_write and absent) and migrates to kSchemaVersion. read_only
