@@ -92,6 +92,53 @@ TEST_CASE("f16 operands hold the half-precision values the reference sees", "[wo
     CHECK(static_cast<float>(static_cast<_Float16>(1.00048828125f)) == 1.0f);  // tie rounds to even
 }
 
+TEST_CASE("the portable f16 conversion matches the compiler's _Float16 bit for bit", "[workload]") {
+    auto bits_of = [](_Float16 h) {
+        std::uint16_t b;
+        std::memcpy(&b, &h, sizeof b);
+        return b;
+    };
+    auto check_one = [&](float f) {
+        const std::uint16_t ours = to_f16(f).bits, theirs = bits_of(static_cast<_Float16>(f));
+        if (std::isnan(f)) {
+            CHECK((ours & 0x7c00u) == 0x7c00u);  // NaN stays NaN (payload bits may differ)
+            CHECK((ours & 0x3ffu) != 0);
+        } else {
+            INFO(f);
+            CHECK(ours == theirs);
+        }
+        // Half -> float is exact: every one of the 65536 patterns round-trips through float.
+        if (!std::isnan(f)) CHECK(to_float(f16{theirs}) == static_cast<float>(static_cast<_Float16>(f)));
+    };
+    // Every float whose low 13 bits make the rounding cases (below, at and above a tie, odd and
+    // even) across every exponent: normals, subnormals, overflow to inf, underflow to zero.
+    for (std::uint32_t e = 0; e < 256; ++e)
+        for (std::uint32_t m : {0u, 1u, 0xfffu, 0x1000u, 0x1001u, 0x1fffu, 0x2000u, 0x3000u, 0x7fffffu, 0x400000u,
+                                0x7fe000u, 0x7ff000u, 0x7fefffu, 0x12345u})
+            for (std::uint32_t s : {0u, 0x80000000u}) {
+                const std::uint32_t u = s | (e << 23) | m;
+                float f;
+                std::memcpy(&f, &u, sizeof f);
+                check_one(f);
+            }
+    std::mt19937 rng(7);
+    std::uniform_int_distribution<std::uint32_t> any;
+    for (int i = 0; i < 200000; ++i) {
+        const std::uint32_t u = any(rng);
+        float f;
+        std::memcpy(&f, &u, sizeof f);
+        check_one(f);
+    }
+    for (std::uint32_t h = 0; h < 0x10000u; ++h) {  // every half decodes as the compiler's does
+        _Float16 x;
+        const auto b = static_cast<std::uint16_t>(h);
+        std::memcpy(&x, &b, sizeof x);
+        const float want = static_cast<float>(x), got = to_float(f16{b});
+        if (std::isnan(want)) CHECK(std::isnan(got));
+        else CHECK(got == want);
+    }
+}
+
 TEST_CASE("a paged KV workload holds the same keys and values in shuffled pages through its block table", "[workload][paged]") {
     const Problem plain = make_attention(2, 4, 2, 3, 45, 16, true, 0, DType::bf16);
     Problem paged = plain;

@@ -60,7 +60,8 @@ struct SpaceModel {
 }  // namespace
 
 void Dispatcher::add_unseen_evidence(Index& ix) const {
-    for (auto& [key, g] : ix.groups) {
+    for (auto& group : ix.groups) {
+        Group& g = group.second;  // not a structured binding: lambdas below capture it (clang 14)
         const std::size_t count = g.entries.size(), sizes = count ? g.log_sizes.size() / count : 0;
         // The candidates any unseen shape of the group can have: winners and spaces' defaults.
         std::vector<std::shared_ptr<const Space>> space(count);

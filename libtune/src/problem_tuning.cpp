@@ -34,7 +34,7 @@ ProblemTuning::ProblemTuning(const Problem& p, Args args)
                 });
             for (const auto& [name, value] : options_.fixed_knobs.values())
                 if (plan.space->knob(name))
-                    narrowed->require("fixed_" + name, [name, value](const Config& c) {
+                    narrowed->require("fixed_" + name, [name = name, value = value](const Config& c) {
                         const KnobValue* v = c.find(name);
                         return v && *v == value;
                     });
@@ -281,7 +281,8 @@ bool ProblemTuning::open_confirm_round() {
     };
     std::size_t rank = 0;  // among distinct configs, fastest first
     for (std::size_t i : order) {
-        const auto& [plan, m] = ok_[i];
+        const auto& plan = ok_[i].first;  // not a structured binding: lambdas capture it (clang 14)
+        const Measurement& m = ok_[i].second;
         if (has([&](const auto& f) { return f.first == plan && f.second.config == m.config; })) continue;
         const bool in_top = rank++ < options_.confirm_top;
         // A small vendor space was measured whole: each of its configs is a baseline (one

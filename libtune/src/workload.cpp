@@ -37,12 +37,12 @@ AlignedBuffer store(std::vector<double>& values, DType dtype) {
         }
         return b;
     }
-    if (dtype == DType::f16) {  // IEEE half, rounded to nearest even (GCC/Clang _Float16 on x86-64)
-        AlignedBuffer b(values.size() * sizeof(_Float16));
-        auto* out = b.as<_Float16>();
+    if (dtype == DType::f16) {  // IEEE half, rounded to nearest even
+        AlignedBuffer b(values.size() * sizeof(f16));
+        auto* out = b.as<f16>();
         for (std::size_t i = 0; i < values.size(); ++i) {
-            out[i] = static_cast<_Float16>(static_cast<float>(values[i]));
-            values[i] = static_cast<float>(out[i]);
+            out[i] = to_f16(static_cast<float>(values[i]));
+            values[i] = to_float(out[i]);
         }
         return b;
     }
