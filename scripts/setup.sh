@@ -15,6 +15,8 @@ packages+=(libeigen3-dev libxgboost-dev)
 # kernels compile for gfx90a without a GPU. The CUDA backend is built when a CUDA toolkit is
 # installed (/usr/local/cuda; not a Debian package here).
 packages+=(libamdhip64-dev rocm-device-libs)
+# The libFuzzer build of the fuzz targets (a test builds and runs it; see fuzz/README.md).
+packages+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
