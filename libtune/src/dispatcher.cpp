@@ -35,11 +35,12 @@ Dispatcher::Dispatcher(std::vector<StoreLayer> layers, std::shared_ptr<const Tem
     require(registry_ != nullptr, "dispatcher: null template registry");
     TimesMap times;
     EntryMap merged;
+    for (const auto& layer : layers) require(layer.db != nullptr, "dispatcher: store '" + layer.name + "' is null");
+    // Models first: a row's equivalence class is worked out only where a model will use it.
+    for (const auto& layer : layers) load_models(layer);
     for (std::size_t i = 0; i < layers.size(); ++i) {
-        require(layers[i].db != nullptr, "dispatcher: store '" + layers[i].name + "' is null");
         layer_names_.push_back(layers[i].name);
         load(layers[i], i, times, merged);
-        load_models(layers[i]);
     }
     layer_names_.push_back("published");  // results handed to publish() (online tuning)
     for (const Template* t : registry_->all())
@@ -148,8 +149,10 @@ void Dispatcher::load(const StoreLayer& layer, std::size_t index, TimesMap& time
             else reject(why);
             continue;
         }
-        times[m.problem][ConfigKey{e->tmpl, e->config_hash}] = {e->rank_s,
-                                                                 e->tmpl->equivalence_key(m.problem, m.config).hash()};
+        // The class feeds only the unseen-shape evidence, built for templates with a model.
+        const std::uint64_t class_hash =
+            models_.contains(e->tmpl) ? e->tmpl->equivalence_key(m.problem, m.config).hash() : e->config_hash;
+        times[m.problem][ConfigKey{e->tmpl, e->config_hash}] = {e->rank_s, class_hash};
         auto& [measured, entries] = served[m.problem];
         measured.push_back(&m);
         entries.push_back(*e);

@@ -184,7 +184,8 @@ private:
         auto operator<=>(const ConfigKey&) const = default;
     };
     // A measured config of a tuned shape: its ranking time and its equivalence class there
-    // (Template::equivalence_key: configs of one class run the same kernel at that shape).
+    // (Template::equivalence_key: configs of one class run the same kernel at that shape; for a
+    // template without a model, whose rows no unseen pick reads, the config's own hash).
     struct Timed {
         double seconds = 0;
         std::uint64_t class_hash = 0;
