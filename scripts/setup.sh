@@ -12,9 +12,10 @@ packages=(build-essential cmake ninja-build pkg-config libsqlite3-dev nlohmann-j
 # The learned cost model: Eigen (Gaussian process) and XGBoost's C API (gradient-boosted trees).
 packages+=(libeigen3-dev libxgboost-dev)
 # The HIP backend: ROCm 5.2's headers and hiprtc (in libamdhip64) with its device libraries;
-# kernels compile for gfx90a without a GPU. The CUDA backend is built when a CUDA toolkit is
-# installed (/usr/local/cuda; not a Debian package here).
-packages+=(libamdhip64-dev rocm-device-libs)
+# kernels compile for gfx90a without a GPU. clang-19: its AMDGPU backend compiles them for
+# gfx942 (MI300), which 5.2's hiprtc cannot (CTest hip_compile_sample_gfx942). The CUDA backend
+# is built when a CUDA toolkit is installed (/usr/local/cuda; not a Debian package here).
+packages+=(libamdhip64-dev rocm-device-libs clang-19)
 # The libFuzzer build of the fuzz targets (a test builds and runs it; see fuzz/README.md).
 packages+=(clang libclang-rt-14-dev)
 missing=()

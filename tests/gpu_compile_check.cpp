@@ -1,6 +1,9 @@
 // tune_gpu_compile: compiles GPU GEMM and attention template instances at run time, no GPU
 // needed: --backend cuda (NVRTC; sm_80 and sm_90a) or --backend hip (hiprtc; GEMM for gfx90a
 // with MFMA and gfx1030 on the generic path, attention for gfx90a).
+//   --compiler clang (HIP): clang 19's AMDGPU backend instead of hiprtc, for archs this hiprtc
+//   cannot target (default gfx942; GEMM and attention), with ROCm's headers and device
+//   libraries; GEMM instances must then contain v_mfma on MFMA archs and none elsewhere.
 //   --sample (default): a covering sample, every value of every knob and every problem variant
 //   (GEMM: dtype, B layout, epilogue; attention: dtype, head_dim, prefill / GQA decode / backward) at
 //   least once, per arch; the CI test.
@@ -31,6 +34,7 @@
 #endif
 #ifdef LIBTUNE_WITH_HIP
 #include "tune/hip/runtime.hpp"
+#include "hip_clang_compiler.hpp"
 #include "tune/templates/hip_gemm.hpp"
 #endif
 
@@ -171,8 +175,31 @@ struct Target {
     std::shared_ptr<void> keep_alive;  // the backend's runtime
 };
 
-// Templates for `arch` of `backend`; nullopt with *why when the compiler is missing.
-std::optional<Target> target(const std::string& backend, const std::string& arch, int threads, std::string* why) {
+#ifdef LIBTUNE_WITH_HIP
+// The offline HIP compiler with the paths CMake found; nullptr with *why when one is missing.
+std::shared_ptr<const KernelCompiler> hip_clang(std::string* why) {
+#if defined(LIBTUNE_HIP_CLANG) && defined(LIBTUNE_AMDGCN_BITCODE_DIR)
+    try {
+        return std::make_shared<HipClangCompiler>(
+            HipClangSetup{LIBTUNE_HIP_CLANG, LIBTUNE_HIP_INCLUDE_DIR, LIBTUNE_AMDGCN_BITCODE_DIR});
+    } catch (const Error& e) {
+        *why = e.what();
+        return nullptr;
+    }
+#else
+    *why = "CMake found no clang-19 or no ROCm device libraries (install clang-19 rocm-device-libs)";
+    return nullptr;
+#endif
+}
+
+// The archs gemm_mfma.hip compiles with MFMA (LIBTUNE_HIP_MFMA).
+bool mfma_arch(const std::string& arch) { return arch == "gfx90a" || arch.rfind("gfx94", 0) == 0; }
+#endif
+
+// Templates for `arch` of `backend` compiled by `compiler` ("" for the backend's own); nullopt
+// with *why when the compiler is missing.
+std::optional<Target> target(const std::string& backend, const std::string& compiler, const std::string& arch,
+                             int threads, std::string* why) {
     Target t;
 #ifdef LIBTUNE_WITH_CUDA
     if (backend == "cuda") {
@@ -193,14 +220,17 @@ std::optional<Target> target(const std::string& backend, const std::string& arch
 #endif
 #ifdef LIBTUNE_WITH_HIP
     if (backend == "hip") {
-        if (!hip::hiprtc_available(why)) return std::nullopt;
+        std::shared_ptr<const KernelCompiler> offline;
+        if (compiler == "clang" && !(offline = hip_clang(why))) return std::nullopt;
+        if (!offline && !hip::hiprtc_available(why)) return std::nullopt;
         hip::RuntimeOptions o;
         o.compile_threads = threads;
         o.cache_dir = std::filesystem::path();
-        auto rt = hip::Runtime::compile_only(arch, o);
+        auto rt = hip::Runtime::compile_only(arch, o, offline);
         t.templates.push_back(make_hip_gemm_mfma_template(rt));
-        // One arch suffices for attention: its generic kernel is the same code on every arch.
-        if (arch == "gfx90a") {
+        // One arch suffices for attention on hiprtc: its generic kernel is the same code on every
+        // arch. clang compiles it with other headers, so it checks attention on its archs too.
+        if (arch == "gfx90a" || offline) {
             t.templates.push_back(make_hip_attention_flash_template(rt));
             t.templates.push_back(make_hip_attention_flash_backward_template(rt));
         }
@@ -218,7 +248,7 @@ std::optional<Target> target(const std::string& backend, const std::string& arch
 int main(int argc, char** argv) {
     bool all = false, count_only = false;
     int threads = 2;
-    std::string backend = "cuda", only_op;
+    std::string backend = "cuda", compiler, only_op;
     std::vector<std::string> archs;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -227,23 +257,29 @@ int main(int argc, char** argv) {
         else if (a == "--count") count_only = true;
         else if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
         else if (a == "--backend" && i + 1 < argc) backend = argv[++i];
+        else if (a == "--compiler" && i + 1 < argc) compiler = argv[++i];
         else if (a == "--op" && i + 1 < argc) only_op = argv[++i];
         else if (a == "--arch" && i + 1 < argc) {
             archs.clear();
             std::stringstream ss(argv[++i]);
             for (std::string s; std::getline(ss, s, ',');) archs.push_back(s);
         } else {
-            std::cerr << "usage: tune_gpu_compile [--backend cuda|hip] [--sample|--all] [--count] [--threads N] [--arch a,b] [--op gemm|attention]\n";
+            std::cerr << "usage: tune_gpu_compile [--backend cuda|hip] [--compiler clang] [--sample|--all] [--count] [--threads N] [--arch a,b] [--op gemm|attention]\n";
             return 2;
         }
     }
-    if (archs.empty()) archs = backend == "hip" ? std::vector<std::string>{"gfx90a", "gfx1030"}
-                                                : std::vector<std::string>{"sm_80", "sm_90a"};
+    if (!compiler.empty() && !(compiler == "clang" && backend == "hip")) {
+        std::cerr << "tune_gpu_compile: --compiler clang is for --backend hip only\n";
+        return 2;
+    }
+    if (archs.empty()) archs = compiler == "clang" ? std::vector<std::string>{"gfx942"}
+                               : backend == "hip"  ? std::vector<std::string>{"gfx90a", "gfx1030"}
+                                                   : std::vector<std::string>{"sm_80", "sm_90a"};
     const auto t0 = std::chrono::steady_clock::now();
     int instances = 0, failures = 0;
     for (const auto& arch : archs) {
         std::string why;
-        auto tg = target(backend, arch, threads, &why);
+        auto tg = target(backend, compiler, arch, threads, &why);
         if (!tg) {
             std::cout << "skipped: " << backend << " compiler not available (" << why << ")\n";
             return 77;
@@ -260,6 +296,7 @@ int main(int argc, char** argv) {
         // Queue everything first: the service compiles on `threads` workers.
         for (const auto& j : jobs) dynamic_cast<const RuntimeCompiled&>(*j.tmpl).precompile(j.variant.problem, j.config);
         std::set<std::string> seen;
+        [[maybe_unused]] int mfma_checked = 0;
         for (const auto& j : jobs) {
             const auto& rc = dynamic_cast<const RuntimeCompiled&>(*j.tmpl);
             for (const auto& r : rc.compile_requests(j.variant.problem, j.config)) {
@@ -270,8 +307,24 @@ int main(int argc, char** argv) {
                     ++failures;
                     std::cout << "FAILED " << arch << " " << r.instance << " [" << j.variant.label << "]\n" << res.log << "\n";
                 }
+#ifdef LIBTUNE_WITH_HIP
+                // clang's binary is assembly: the GEMM takes the MFMA path exactly where it should.
+                else if (compiler == "clang" && r.instance.rfind("libtune::gemm_mfma<", 0) == 0) {
+                    ++mfma_checked;
+                    if ((res.binary.find("v_mfma_f32_32x32x8") != std::string::npos) != mfma_arch(arch)) {
+                        ++failures;
+                        std::cout << "FAILED " << arch << " " << r.instance << ": v_mfma_f32_32x32x8 "
+                                  << (mfma_arch(arch) ? "missing" : "present on a generic-path arch") << "\n";
+                    }
+                }
+#endif
             }
         }
+#ifdef LIBTUNE_WITH_HIP
+        if (mfma_checked)
+            std::printf("%s: %d GEMM instances checked for v_mfma_f32_32x32x8 (expected in %s)\n", arch.c_str(),
+                        mfma_checked, mfma_arch(arch) ? "each" : "none");
+#endif
         const auto st = tg->compiler->stats();
         std::printf("%s: %d compiles, %d failures, %.1f s compile time (summed over threads)\n", arch.c_str(),
                     st.compiled, st.failures, st.compile_seconds);

@@ -1,7 +1,9 @@
 // HIP backend host logic, on any machine: the hip.gemm.mfma space and compile requests,
-// "no HIP device" reporting, and real hiprtc compiles (MFMA for gfx90a, a recorded compile
-// error) when libamdhip64 is present.
+// "no HIP device" reporting, which archs the loaded hiprtc may target, and real hiprtc compiles
+// (MFMA for gfx90a, a recorded compile error) when libamdhip64 is present.
 #include <catch2/catch.hpp>
+
+#include <cstdio>
 
 #include "tune/backends.hpp"
 #include "tune/error.hpp"
@@ -30,7 +32,47 @@ TEST_CASE("without a HIP device the backend says so, unknown archs are rejected 
     } catch (const Error& e) {
         CHECK_THAT(e.what(), Catch::StartsWith("no HIP device: "));
     }
-    CHECK_THROWS_WITH(hip::Runtime::compile_only("gfx942", no_disk_cache()), Catch::Contains("gfx942"));
+    CHECK_THROWS_WITH(hip::Runtime::compile_only("gfx123", no_disk_cache()),
+                      Catch::Contains("'gfx123': not supported") && Catch::Contains("gfx942"));
+}
+
+TEST_CASE("gfx94x (MI300) needs hiprtc 5.7+: an older one is refused, naming both versions", "[hip]") {
+    if (!hip::hiprtc_available()) return;
+    // The ROCm release with its patch number ("hiprtc 5.2.21153"), not hiprtcVersion's constant 9.0.
+    int major = 0, minor = 0, patch = 0;
+    const std::string version = hip::HiprtcCompiler().version();
+    REQUIRE(std::sscanf(version.c_str(), "hiprtc %d.%d.%d", &major, &minor, &patch) == 3);
+    for (const std::string arch : {"gfx940", "gfx941", "gfx942"}) {
+        if (major * 100 + minor >= 507) {
+            CHECK(hip::Runtime::compile_only(arch, no_disk_cache())->arch() == arch);
+        } else {
+            CHECK_THROWS_WITH(hip::Runtime::compile_only(arch, no_disk_cache()),
+                              Catch::Contains("'" + arch + "' needs hiprtc 5.7 or newer") &&
+                                  Catch::Contains("the loaded hiprtc is " + version.substr(7)));
+        }
+    }
+}
+
+TEST_CASE("a compile-only runtime with another compiler takes gfx942 whatever the hiprtc", "[hip]") {
+    struct Offline final : KernelCompiler {
+        std::string version() const override { return "offline 1"; }
+        CompileResult compile(const CompileRequest& r) const override {
+            CompileResult out;
+            out.log = "compiled for " + r.arch;
+            return out;
+        }
+    };
+    auto rt = hip::Runtime::compile_only("gfx942", no_disk_cache(), std::make_shared<Offline>());
+    CHECK(rt->arch() == "gfx942");
+    CHECK_FALSE(rt->has_device());
+    CHECK_THROWS_WITH(hip::Runtime::compile_only("gfx123", no_disk_cache(), std::make_shared<Offline>()),
+                      Catch::Contains("'gfx123': not supported"));
+    auto t = make_hip_gemm_mfma_template(rt);
+    const Problem p = make_gemm(256, 256, 256, DType::f16);
+    const auto reqs = dynamic_cast<const RuntimeCompiled&>(*t).compile_requests(p, t->space(p)->default_config());
+    REQUIRE(reqs.size() == 1);
+    CHECK(reqs[0].arch == "gfx942");
+    CHECK(rt->compiler().get(reqs[0]).log == "compiled for gfx942");
 }
 
 TEST_CASE("hip.gemm.mfma: space, support and compile requests", "[hip]") {

@@ -52,6 +52,13 @@ void check(hipError_t e, const char* what) {
     throw Error(std::string(what) + ": " + (api ? api->hipGetErrorName(e) : "HIP error " + std::to_string(int(e))));
 }
 
+HiprtcVersion hiprtc_version(const HipApi& api) {
+    int v = 0;  // HIP_VERSION: major * 10^7 + minor * 10^5 + patch
+    check(api.hipRuntimeGetVersion(&v), "hipRuntimeGetVersion");
+    const int major = v / 10000000, minor = v / 100000 % 100, patch = v % 100000;
+    return {major * 100 + minor, std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch)};
+}
+
 DeviceInfo detect_device(int ordinal) {
     const HipApi& h = runtime_api();
     hipDeviceProp_t prop{};
@@ -72,9 +79,7 @@ DeviceInfo detect_device(int ordinal) {
     info.versions["memory_clock_mhz"] = std::to_string(prop.memoryClockRate / 1000);
     info.versions["lds_per_block"] = std::to_string(prop.sharedMemPerBlock);
     info.versions["libtune"] = LIBTUNE_VERSION;
-    int major = 0, minor = 0;
-    h.hiprtcVersion(&major, &minor);
-    info.versions["hiprtc"] = std::to_string(major) + "." + std::to_string(minor);
+    info.versions["hiprtc"] = hiprtc_version(h).text;
     return info;
 }
 

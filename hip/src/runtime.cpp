@@ -15,9 +15,7 @@ HiprtcCompiler::HiprtcCompiler() {
     std::string why;
     const HipApi* api = hip_api(&why);
     if (!api) throw Error("hiprtc not available: " + why);
-    int major = 0, minor = 0;
-    api->hiprtcVersion(&major, &minor);
-    version_ = "hiprtc " + std::to_string(major) + "." + std::to_string(minor);
+    version_ = "hiprtc " + hiprtc_version(*api).text;
 }
 
 CompileResult HiprtcCompiler::compile(const CompileRequest& req) const {
@@ -78,35 +76,62 @@ CompileResult HiprtcCompiler::compile(const CompileRequest& req) const {
 
 namespace {
 
-// gfx archs hiprtc of ROCm 5.2 compiles for (gfx942 needs ROCm 5.7+: it crashes 5.2's hiprtc).
-bool known_arch(const std::string& arch) {
-    for (const char* a : {"gfx900", "gfx906", "gfx908", "gfx90a", "gfx1030", "gfx1100"})
-        if (arch == a) return true;
-    return false;
+// The archs the HIP templates are written for, and the oldest hiprtc that compiles for each
+// (major * 100 + minor): MI300 (gfx94x) arrived with ROCm 5.7, and 5.2's hiprtc crashes on it.
+struct KnownArch {
+    const char* name;
+    int min_hiprtc;
+};
+constexpr KnownArch kKnownArchs[] = {{"gfx900", 0},   {"gfx906", 0},   {"gfx908", 0},  {"gfx90a", 0},
+                                     {"gfx940", 507}, {"gfx941", 507}, {"gfx942", 507}, {"gfx1030", 0},
+                                     {"gfx1100", 0}};
+
+const KnownArch& known_arch(const std::string& arch) {
+    std::string names;
+    for (const auto& a : kKnownArchs) {
+        if (arch == a.name) return a;
+        names += (names.empty() ? "" : ", ") + std::string(a.name);
+    }
+    throw Error("HIP arch '" + arch + "': not supported (" + names + ")");
 }
 
-std::unique_ptr<CompileService> make_compiler(const RuntimeOptions& o) {
-    return make_compile_service(std::make_shared<HiprtcCompiler>(), o.cache_dir, o.compile_threads);
+// Throws unless the loaded hiprtc is new enough for `arch` (a known arch).
+void require_hiprtc_for(const KnownArch& arch) {
+    std::string why;
+    const HipApi* api = hip_api(&why);
+    if (!api) throw Error("hiprtc not available: " + why);
+    const HiprtcVersion loaded = hiprtc_version(*api);
+    if (loaded.major_minor >= arch.min_hiprtc) return;
+    const std::string needed = std::to_string(arch.min_hiprtc / 100) + "." + std::to_string(arch.min_hiprtc % 100);
+    throw Error("HIP arch '" + std::string(arch.name) + "' needs hiprtc " + needed + " or newer (ROCm " + needed +
+                "+); the loaded hiprtc is " + loaded.text);
+}
+
+std::unique_ptr<CompileService> make_compiler(const RuntimeOptions& o, std::shared_ptr<const KernelCompiler> compiler) {
+    return make_compile_service(compiler ? std::move(compiler) : std::make_shared<HiprtcCompiler>(), o.cache_dir,
+                                o.compile_threads);
 }
 
 }  // namespace
 
-std::shared_ptr<Runtime> Runtime::compile_only(std::string arch, RuntimeOptions options) {
-    require(known_arch(arch), "HIP arch '" + arch + "': not supported (gfx900, gfx906, gfx908, gfx90a, gfx1030, gfx1100)");
+std::shared_ptr<Runtime> Runtime::compile_only(std::string arch, RuntimeOptions options,
+                                               std::shared_ptr<const KernelCompiler> compiler) {
+    const KnownArch& known = known_arch(arch);
+    if (!compiler) require_hiprtc_for(known);
     std::shared_ptr<Runtime> r(new Runtime());
     r->device_.backend = Backend::hip;
     r->device_.arch = std::move(arch);
     r->device_.model = "compile-only " + r->device_.arch;
-    r->compiler_ = make_compiler(options);
+    r->compiler_ = make_compiler(options, std::move(compiler));
     return r;
 }
 
 std::shared_ptr<Runtime> Runtime::for_device(int ordinal, RuntimeOptions options) {
     std::shared_ptr<Runtime> r(new Runtime());
     r->device_ = detect_device(ordinal);
-    require(known_arch(r->device_.arch), "HIP device arch '" + r->device_.arch + "' is not supported by this build");
+    require_hiprtc_for(known_arch(r->device_.arch));
     r->ordinal_ = ordinal;
-    r->compiler_ = make_compiler(options);
+    r->compiler_ = make_compiler(options, nullptr);
     const HipApi& h = runtime_api();
     check(h.hipSetDevice(ordinal), "hipSetDevice");
     hipStream_t s = nullptr;

@@ -1,6 +1,7 @@
-// hip.gemm.mfma: GEMM for AMD GPUs, bf16 / f16 inputs, f32 accumulate. On gfx90a each wave
-// (64 lanes) multiplies 32 x 32 blocks with MFMA (v_mfma_f32_32x32x8{bf16_1k,f16}); on other
-// archs the same lanes compute the same output elements with scalar FMAs (the generic path),
+// hip.gemm.mfma: GEMM for AMD GPUs, bf16 / f16 inputs, f32 accumulate. On gfx90a and gfx94x
+// (CDNA2, CDNA3) each wave (64 lanes) multiplies 32 x 32 blocks with MFMA
+// (v_mfma_f32_32x32x8{bf16_1k,f16}, both kept by gfx94x, which dropped the older bf16 forms); on
+// other archs the same lanes compute the same output elements with scalar FMAs (the generic path),
 // so the tiling, the epilogue and the results are shared. Knobs are template arguments;
 // compiled at run time with hiprtc.
 #include "gemm_epilogue.h"
@@ -12,7 +13,7 @@ typedef short short4_t __attribute__((ext_vector_type(4)));
 typedef _Float16 half4_t __attribute__((ext_vector_type(4)));
 typedef float float16_t __attribute__((ext_vector_type(16)));
 
-#if defined(__gfx90a__)
+#if defined(__gfx90a__) || defined(__gfx940__) || defined(__gfx941__) || defined(__gfx942__)
 #define LIBTUNE_HIP_MFMA 1
 #else
 #define LIBTUNE_HIP_MFMA 0

@@ -1,5 +1,5 @@
-// hip.gemm.mfma: knobs, constraints, compile plan and launch of gemm_mfma.hip (MFMA on gfx90a,
-// the generic FMA path on other archs).
+// hip.gemm.mfma: knobs, constraints, compile plan and launch of gemm_mfma.hip (MFMA on gfx90a
+// and gfx94x, the generic FMA path on other archs).
 #include <map>
 #include <mutex>
 

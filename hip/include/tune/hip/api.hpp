@@ -18,7 +18,7 @@ namespace tune::hip {
     X(hipSetDevice) X(hipFree) X(hipMemcpyHtoD) X(hipMemcpyDtoH) X(hipMemsetD32Async) X(hipMemsetD8Async) \
     X(hipModuleLoadData) X(hipModuleUnload) X(hipModuleGetFunction) X(hipModuleLaunchKernel)            \
     X(hipEventCreate) X(hipEventDestroy) X(hipEventRecord) X(hipEventSynchronize) X(hipEventElapsedTime) \
-    X(hipStreamCreate) X(hipStreamDestroy) X(hipStreamSynchronize) X(hiprtcVersion) X(hiprtcGetErrorString) \
+    X(hipStreamCreate) X(hipStreamDestroy) X(hipStreamSynchronize) X(hipRuntimeGetVersion) X(hiprtcGetErrorString) \
     X(hiprtcCreateProgram) X(hiprtcDestroyProgram) X(hiprtcCompileProgram) X(hiprtcGetProgramLogSize)    \
     X(hiprtcGetProgramLog) X(hiprtcGetCodeSize) X(hiprtcGetCode) X(hiprtcAddNameExpression)               \
     X(hiprtcGetLoweredName)
@@ -36,6 +36,15 @@ const HipApi* hip_api(std::string* why = nullptr);
 const HipApi& runtime_api();
 // Throws tune::Error "what: hipError... " unless e == hipSuccess.
 void check(hipError_t e, const char* what);
+
+// The loaded hiprtc's version: major * 100 + minor (ROCm 5.2: 502) and as text ("5.2.21153").
+// ROCm's hiprtcVersion answers 9.0 whatever the release, so this is the version of the HIP
+// runtime hiprtc ships in (hipRuntimeGetVersion; no device needed).
+struct HiprtcVersion {
+    int major_minor = 0;
+    std::string text;
+};
+HiprtcVersion hiprtc_version(const HipApi& api);
 
 // Fingerprint of HIP device `ordinal`: name, gfx arch, CUs, memory, L2, clocks, driver and
 // hiprtc versions. Throws tune::Error("no HIP device: ...") when there is none.

@@ -37,10 +37,14 @@ struct RuntimeOptions {
 
 class Runtime {
 public:
-    // Device `ordinal` (throws "no HIP device: ..." without one).
+    // Device `ordinal` (throws "no HIP device: ..." without one, or when its arch is unknown or
+    // newer than the loaded hiprtc).
     static std::shared_ptr<Runtime> for_device(int ordinal = 0, RuntimeOptions options = {});
-    // Compiles for `arch` ("gfx90a", "gfx1030"); launching throws "no HIP device".
-    static std::shared_ptr<Runtime> compile_only(std::string arch, RuntimeOptions options = {});
+    // Compiles for `arch` ("gfx90a", "gfx942"); launching throws "no HIP device". An arch the
+    // templates do not know throws, and so does one the loaded hiprtc is too old for (gfx94x:
+    // 5.7+), unless `compiler` replaces hiprtc (an offline compiler, e.g. for CPU-only checks).
+    static std::shared_ptr<Runtime> compile_only(std::string arch, RuntimeOptions options = {},
+                                                 std::shared_ptr<const KernelCompiler> compiler = nullptr);
     ~Runtime();
 
     const std::string& arch() const { return device_.arch; }
