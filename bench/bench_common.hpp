@@ -56,15 +56,19 @@ inline Config with_threads(const Template& t, const Problem& p, int threads) {
 }
 
 // cpu.gemm.blocked candidates covering the axes that decide speed on this machine: register
-// tile, depth, split and (for decode) in-place A. Earlier sweeps over 14x32/12x32/8x48/6x32/
+// tile, depth, split and (for decode) in-place A and the dot-form kernels. Earlier sweeps over 14x32/12x32/8x48/6x32/
 // 4x64 and kc 256..1024 picked 8x48 or 14x32 with kc 512 or 1024 on every suite shape.
 inline std::vector<Config> own_candidates(const Problem& p, int threads) {
     const Space& s = *own_gemm().space(p);
     const GemmDims d = gemm_dims(p);
     const Config base = with_threads(own_gemm(), p, threads);
-    std::vector<std::string> tiles;
+    std::vector<std::string> tiles, dot_tiles;
+    for (const auto& v : s.knob("ukernel")->values)
+        if (const auto& label = std::get<std::string>(v); label.find("dot_") != std::string::npos)
+            dot_tiles.push_back(label);
     if (p.dtype == DType::bf16) {
-        for (const auto& v : s.knob("ukernel")->values) tiles.push_back(std::get<std::string>(v));
+        for (const auto& v : s.knob("ukernel")->values)
+            if (std::get<std::string>(v).find("dot_") == std::string::npos) tiles.push_back(std::get<std::string>(v));
         if (tiles.front().rfind("amx_", 0) == 0) tiles.resize(1);  // AMX beats AVX512-BF16 by ~10x
     } else if (host().isa.avx512f) {
         tiles = {"avx512_8x48", "avx512_14x32"};
@@ -83,6 +87,14 @@ inline std::vector<Config> own_candidates(const Problem& p, int threads) {
                     c.set("ukernel", tile).set("kc", kc).set("split", split).set("pack_a", pack_a);
                     if (!s.violation(c)) out.push_back(c);
                 }
+    // Decode rows: the dot-form kernels (blocks and packing do not apply to them).
+    if (d.m <= 16)
+        for (const auto& tile : dot_tiles)
+            for (const auto& split : splits) {
+                Config c = base;
+                c.set("ukernel", tile).set("split", split);
+                if (!s.violation(c)) out.push_back(c);
+            }
     return out;
 }
 

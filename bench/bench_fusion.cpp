@@ -5,8 +5,8 @@
 //   cpu.swiglu.blocked fusion=fused vs unfused at Llama-3-8B MLP sizes (n = 14336, k = 4096) at
 //                      the suite's token counts 1, 16, 128 and 2048
 // Prints the median time of each and the ratio slower/faster (> 1: fusion wins).
-// Usage: bench_fusion [--reps N] [--only gemm|swiglu] (default 9 timed runs of each, alternating,
-// after 2 warm-up runs).
+// Usage: bench_fusion [--reps N] [--only gemm|swiglu] [--tokens 1,16,...] (default 9 timed runs
+// of each, alternating, after 2 warm-up runs; SwiGLU at 1, 16, 128 and 2048 tokens).
 #include <algorithm>
 #include <cstddef>
 #include <cstdlib>
@@ -75,14 +75,28 @@ double median(std::vector<double> t) {
 // its best variant, as a tuner would pick. Smaller nc/kc keep two packed weight blocks in L2
 // (fused SwiGLU packs a gate and an up block: kc = 256-512 x nc = 384 is 0.75-1.5 MiB of the
 // 2 MiB L2); kc = 1024 packs whole 4 KiB pages of each weight row at once (decode is pack-bound).
-const std::vector<std::vector<std::pair<const char*, std::int64_t>>> kVariants{
+// At decode sizes (m <= 16) the dot-form micro-kernels, which pack nothing, are variants too.
+struct Variant {
+    const char* ukernel = nullptr;  // null: the default's
+    std::vector<std::pair<const char*, std::int64_t>> blocks;
+};
+const std::vector<Variant> kVariants{
     {},
-    {{"nc", 384}},
-    {{"kc", 256}, {"nc", 384}},
-    {{"kc", 512}, {"nc", 384}},
-    {{"kc", 256}, {"nc", 768}},
-    {{"kc", 1024}, {"nc", 384}},
-    {{"kc", 1024}, {"nc", 768}}};
+    {nullptr, {{"nc", 384}}},
+    {nullptr, {{"kc", 256}, {"nc", 384}}},
+    {nullptr, {{"kc", 512}, {"nc", 384}}},
+    {nullptr, {{"kc", 256}, {"nc", 768}}},
+    {nullptr, {{"kc", 1024}, {"nc", 384}}},
+    {nullptr, {{"kc", 1024}, {"nc", 768}}},
+    {"avx512dot_1x8", {}},
+    {"avx512dot_2x8", {}},
+    {"avx512dot_4x6", {}}};
+
+bool offers(const Space& s, const char* ukernel) {
+    for (const auto& v : s.knob("ukernel")->values)
+        if (std::get<std::string>(v) == ukernel) return true;
+    return false;
+}
 
 struct Timing {
     double seconds = 1e30;
@@ -94,10 +108,16 @@ struct Timing {
 double compare(const Template& t, const Problem& p, const char* knob, const char* a, const char* b, int reps) {
     Operands o = operands_for(p);
     Timing best_a, best_b;
+    const std::int64_t m = p.op == OpKind::swiglu ? p.dims[0] : gemm_dims(p).m;
     for (const auto& variant : kVariants) {
         Config ca = t.space(p)->default_config();
-        std::string label = variant.empty() ? "default" : "";
-        for (const auto& [name, value] : variant) {
+        std::string label = variant.ukernel || !variant.blocks.empty() ? "" : "default";
+        if (variant.ukernel) {
+            if (m > 16 || !offers(*t.space(p), variant.ukernel)) continue;
+            ca.set("ukernel", std::string(variant.ukernel));
+            label = variant.ukernel;
+        }
+        for (const auto& [name, value] : variant.blocks) {
             ca.set(name, value);
             if (!label.empty()) label += ' ';
             label.append(name).append("=").append(std::to_string(value));
@@ -131,9 +151,28 @@ double compare(const Template& t, const Problem& p, const char* knob, const char
 int main(int argc, char** argv) {
     int reps = 9;
     std::string only;  // "gemm" or "swiglu": run one half
+    std::vector<std::int64_t> tokens{1, 16, 128, 2048};
     for (int i = 1; i + 1 < argc; ++i) {
         if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
         if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
+        if (std::strcmp(argv[i], "--tokens") == 0) {
+            tokens.clear();
+            for (const char* p = argv[i + 1]; *p;) {
+                char* end = nullptr;
+                const long long t = std::strtoll(p, &end, 10);
+                if (end == p || t < 1) {
+                    std::fprintf(stderr, "bench_fusion: --tokens wants positive integers separated by commas, got '%s'\n",
+                                 argv[i + 1]);
+                    return 2;
+                }
+                tokens.push_back(t);
+                p = *end == ',' ? end + 1 : end;
+                if (*end && *end != ',') {
+                    std::fprintf(stderr, "bench_fusion: bad --tokens '%s'\n", argv[i + 1]);
+                    return 2;
+                }
+            }
+        }
     }
     std::printf("device: %s\n", host().summary().c_str());
 
@@ -160,7 +199,7 @@ int main(int argc, char** argv) {
     if (only == "gemm") return 0;
     const auto swiglu = make_cpu_swiglu_template(host());
     std::printf("\n== cpu.swiglu.blocked: fused vs unfused, Llama-3-8B MLP (ratio = unfused / fused) ==\n");
-    for (std::int64_t m : {1, 16, 128, 2048})
+    for (std::int64_t m : tokens)
         compare(*swiglu, make_swiglu(m, 14336, 4096), "fusion", "fused", "unfused", reps);
     return 0;
 }

@@ -324,3 +324,54 @@ TEST_CASE("cpu.gemm.openblas is a vendor template that matches the reference", "
     bad.set("threads", std::int64_t{host().cores + 1});
     CHECK_THROWS_WITH(t->instantiate(make_gemm(4, 4, 4), bad), Catch::Contains("threads"));
 }
+
+TEST_CASE("dot-form micro-kernels join only the A m x k times B n x k spaces and match the reference there",
+          "[gemm]") {
+    if (!host().isa.avx512f) return;  // the dot-form kernels are AVX-512
+    auto t = make_cpu_gemm_template(host());
+    auto dot_labels = [](const Space& s) {
+        std::vector<std::string> out;
+        for (const auto& l : ukernel_labels(s))
+            if (l.find("dot_") != std::string::npos) out.push_back(l);
+        return out;
+    };
+    const auto labels = dot_labels(*t->space(make_gemm(1, 8, 8, DType::f32, false, true)));
+    CHECK(labels == std::vector<std::string>{"avx512dot_1x8", "avx512dot_2x8", "avx512dot_4x6"});
+    for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+            if (!ta && tb) continue;
+            const Problem p = make_gemm(1, 8, 8, DType::f32, ta, tb);
+            CHECK(dot_labels(*t->space(p)).empty());
+            Config c = t->space(p)->default_config();
+            c.set("ukernel", std::string("avx512dot_1x8"));
+            CHECK_THROWS_WITH(t->instantiate(p, c), Catch::Contains("ukernel"));
+        }
+
+    // Every dot kernel: m and n below, at and past its tile, k off the 16-lane vector (and
+    // k = 1), both splits, 1 and 2 threads, every epilogue, 3 batch items.
+    const Shape shapes[] = {{1, 1, 1}, {1, 9, 17}, {3, 37, 1100}, {5, 13, 33}, {16, 50, 64}, {7, 200, 129}};
+    std::size_t i = 0;
+    for (const auto& label : labels)
+        for (const Shape& s : shapes)
+            for (const char* split : {"m", "n"}) {
+                ++i;
+                const Activation act = i % 3 == 0 ? Activation::none : i % 3 == 1 ? Activation::gelu : Activation::silu;
+                Problem p = make_gemm(s.m, s.n, s.k, DType::f32, false, true, i % 2 == 0 ? 3 : 1);
+                if (i % 4 != 0) p = with_epilogue(p, i % 2 == 0, act, i % 5 != 0);
+                Config c = t->space(p)->default_config();
+                c.set("ukernel", label).set("split", std::string(split));
+                c.set("threads", std::int64_t{i % 3 == 0 ? 1 : host().cores});
+                if (c.get_int("threads") == 1) c.set("split", std::string("m"));
+                if (c.find("epilogue")) c.set("epilogue", std::string(i % 2 == 0 ? "fused" : "separate"));
+                test::check_against_reference(*t, p, c, i, 2);
+            }
+
+    // Blocks and packing do not apply: one equivalence class, no scratch.
+    const Problem p = make_gemm(4, 100, 300, DType::f32, false, true);
+    Config a = t->space(p)->default_config();
+    a.set("ukernel", std::string("avx512dot_4x6"));
+    Config b = a;
+    b.set("mc", std::int64_t{24}).set("kc", std::int64_t{64}).set("nc", std::int64_t{192}).set("pack_a", std::int64_t{0});
+    CHECK(t->equivalence_key(p, a) == t->equivalence_key(p, b));
+    CHECK(t->workspace_bytes(p, a) == 0);
+}

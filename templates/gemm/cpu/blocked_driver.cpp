@@ -11,9 +11,11 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <type_traits>
 
 #include "tune/bf16.hpp"
+#include "tune/error.hpp"
 #include "tune/thread_pool.hpp"
 
 namespace tune::cpu_gemm {
@@ -360,6 +362,56 @@ void gemm_part(const GemmDims& d, const Blocking& bl, const Job& job, std::int64
     }
 }
 
+// One thread's rectangle C[r0:r1, c0:c1] of one batch item with a dot-form kernel: A (m x k)
+// and the B operands (n x k) are read in place; NR rows of B at a time against every MR-row
+// group of the thread's rows (the NR weight rows stay in L2 while A's rows pass), each tile
+// finished (epilogue, or silu(gate) * up) as soon as its last operand is done.
+template <class S>
+void dot_part(const GemmDims& d, const Blocking& bl, const Job& job, std::int64_t r0, std::int64_t r1,
+              std::int64_t c0, std::int64_t c1) {
+    const Ukernel& uk = *bl.ukernel;
+    const int MR = uk.mr, NR = uk.nr;
+    const S* A = static_cast<const S*>(job.A);
+    alignas(64) float up[kMaxTileElems];
+    for (std::int64_t jc = c0; jc < c1; jc += NR) {
+        const int nr = static_cast<int>(std::min<std::int64_t>(NR, c1 - jc));
+        for (std::int64_t ic = r0; ic < r1; ic += MR) {
+            const int mr = static_cast<int>(std::min<std::int64_t>(MR, r1 - ic));
+            float* c = job.C + ic * d.n + jc;
+            for (int q = 0; q < job.operands; ++q) {
+                const S* b = static_cast<const S*>(job.B[q]) + jc * d.k;
+                float* out = q == 0 ? c : up;
+                const std::int64_t ldo = q == 0 ? d.n : NR;
+                if constexpr (std::is_same_v<S, float>) {
+                    uk.dot(d.k, A + ic * d.k, d.k, mr, b, d.k, nr, out, ldo, false);
+                } else {
+                    uk.dot_bf16(d.k, reinterpret_cast<const std::uint16_t*>(A + ic * d.k), d.k, mr,
+                                reinterpret_cast<const std::uint16_t*>(b), d.k, nr, out, ldo, false);
+                }
+            }
+            if (job.operands == 2) {
+                uk.glu(c, d.n, c, d.n, up, NR, mr, nr);
+            } else if (job.epilogue) {
+                const Epilogue& e = *job.epilogue;
+                uk.epilogue(c, d.n, mr, nr, e.bias ? e.bias + jc : nullptr, e.act,
+                            job.residual ? job.residual + ic * d.n + jc : nullptr, d.n);
+            }
+        }
+    }
+}
+
+// A dot-form kernel needs A m x k and B n x k, and operands of its own element type.
+template <class S>
+void check_dot(const GemmDims& d, const Ukernel& uk) {
+    if (d.trans_a || !d.trans_b)
+        throw Error("blocked GEMM: dot-form micro-kernel " + std::string(uk.label) +
+                    " needs A m x k and B n x k (trans_b, not trans_a)");
+    const bool takes_s = std::is_same_v<S, float> ? uk.dot != nullptr : uk.dot_bf16 != nullptr;
+    if (!takes_s)
+        throw Error("blocked GEMM: micro-kernel " + std::string(uk.label) + " does not take " +
+                    (std::is_same_v<S, float> ? "f32" : "bf16") + " operands");
+}
+
 // Runs part(t, lo, hi) for each thread t over its contiguous, tile-aligned range [lo, hi) of
 // rows (split m) or columns (split n); empty ranges are skipped.
 template <class Part>
@@ -389,6 +441,7 @@ std::int64_t max_part_rows(const GemmDims& d, const Blocking& bl) {
 }  // namespace
 
 std::size_t workspace_floats_per_thread(const GemmDims& d, const Blocking& b) {
+    if (b.ukernel->is_dot()) return 0;
     const Sizes sz = sizes(d, b);
     return static_cast<std::size_t>(sz.a_floats + sz.b_floats);
 }
@@ -399,12 +452,17 @@ template <class S>
 void blocked_gemm_impl(const GemmDims& d, const Blocking& bl, const S* A, const S* B, float* C, float* workspace,
                        ThreadPool* pool, const Epilogue* fused) {
     const std::size_t per_thread = workspace_floats_per_thread(d, bl);
+    const bool dot = bl.ukernel->is_dot();
+    if (dot) check_dot<S>(d, *bl.ukernel);
     for_each_part(d, bl, pool, [&](int t, std::int64_t lo, std::int64_t hi) {
         float* ws = workspace + per_thread * static_cast<std::size_t>(t);
         for (std::int64_t item = 0; item < d.batch; ++item) {
             const Job job{A + item * d.m * d.k, {B + item * d.k * d.n, nullptr}, 1, C + item * d.m * d.n, nullptr, 0,
                           fused, fused && fused->residual ? fused->residual + item * d.m * d.n : nullptr};
-            if (bl.split == Split::m) {
+            if (dot) {
+                const bool by_rows = bl.split == Split::m;
+                dot_part<S>(d, bl, job, by_rows ? lo : 0, by_rows ? hi : d.m, by_rows ? 0 : lo, by_rows ? d.n : hi);
+            } else if (bl.split == Split::m) {
                 gemm_part<S>(d, bl, job, lo, hi, 0, d.n, ws);
             } else {
                 gemm_part<S>(d, bl, job, 0, d.m, lo, hi, ws);
@@ -441,6 +499,7 @@ void apply_epilogue(const GemmDims& d, const Blocking& bl, const Epilogue& e, fl
 }
 
 std::size_t swiglu_workspace_floats_per_thread(const GemmDims& d, const Blocking& bl) {
+    if (bl.ukernel->is_dot()) return 0;  // the up tile lives on the stack
     const Sizes sz = sizes(d, bl);
     const std::int64_t up = round_up(max_part_rows(d, bl) * std::min(bl.nc, d.n), 16);
     return static_cast<std::size_t>(sz.a_floats + 2 * sz.b_floats + up);
@@ -448,6 +507,15 @@ std::size_t swiglu_workspace_floats_per_thread(const GemmDims& d, const Blocking
 
 void blocked_swiglu(const GemmDims& d, const Blocking& bl, const float* x, const float* w_gate,
                     const float* w_up, float* out, float* workspace, ThreadPool* pool) {
+    if (bl.ukernel->is_dot()) {
+        check_dot<float>(d, *bl.ukernel);
+        for_each_part(d, bl, pool, [&](int, std::int64_t lo, std::int64_t hi) {
+            const Job job{x, {w_gate, w_up}, 2, out, nullptr, 0, nullptr, nullptr};
+            const bool by_rows = bl.split == Split::m;
+            dot_part<float>(d, bl, job, by_rows ? lo : 0, by_rows ? hi : d.m, by_rows ? 0 : lo, by_rows ? d.n : hi);
+        });
+        return;
+    }
     const Sizes sz = sizes(d, bl);
     const std::size_t per_thread = swiglu_workspace_floats_per_thread(d, bl);
     for_each_part(d, bl, pool, [&](int t, std::int64_t lo, std::int64_t hi) {

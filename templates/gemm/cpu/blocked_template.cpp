@@ -76,6 +76,7 @@ public:
         : info_{kName, OpKind::gemm, Backend::cpu, LIBTUNE_CPU_GEMM_VERSION, false},
           cores_(std::max(1, device.cores)), ukernels_(cpu_gemm::device_ukernels(device)),
           bf16_ukernels_(cpu_gemm::device_bf16_ukernels(device)) {
+        const auto dot = cpu_gemm::device_dot_ukernels(device), bf16_dot = cpu_gemm::device_bf16_dot_ukernels(device);
         const auto specs = dim_specs(OpKind::gemm);
         for (std::size_t i = 0; i < specs.size(); ++i) {
             if (specs[i].name == "trans_a") trans_a_index_ = i;
@@ -87,11 +88,20 @@ public:
         if (ukernels_.empty()) return;
         mixed_ukernels_ = ukernels_;
         mixed_ukernels_.insert(mixed_ukernels_.end(), bf16_ukernels_.begin(), bf16_ukernels_.end());
+        auto with = [](std::vector<const Ukernel*> v, const std::vector<const Ukernel*>& more) {
+            v.insert(v.end(), more.begin(), more.end());
+            return v;
+        };
+        // Dot-form kernels join only the spaces of A m x k times B n x k (the layout they read).
+        f32_all_ = with(ukernels_, dot);
+        bf16_all_ = with(bf16_ukernels_, bf16_dot);
+        mixed_all_ = with(mixed_ukernels_, dot);
         for (std::size_t key = 0; key < 8; ++key) {
-            spaces_[key] = build_space(ukernels_, (key & 1) != 0, (key & 4) != 0);
+            const bool trans_b = (key & 1) != 0, epilogue = (key & 4) != 0, dot_layout = trans_b && (key & 2) == 0;
+            spaces_[key] = build_space(dot_layout ? f32_all_ : ukernels_, trans_b, epilogue);
             if (bf16_ukernels_.empty()) continue;
-            spaces_[key + 8] = build_space(bf16_ukernels_, (key & 1) != 0, (key & 4) != 0);
-            spaces_[key + 16] = build_space(mixed_ukernels_, (key & 1) != 0, (key & 4) != 0);
+            spaces_[key + 8] = build_space(dot_layout ? bf16_all_ : bf16_ukernels_, trans_b, epilogue);
+            spaces_[key + 16] = build_space(dot_layout ? mixed_all_ : mixed_ukernels_, trans_b, epilogue);
         }
         pool_ = std::make_shared<ThreadPool>(cores_);
     }
@@ -124,20 +134,23 @@ public:
         validate(p);
         space(p)->validate(c);
         const GemmDims d = gemm_dims(p);
-        const Blocking b = cpu_gemm::blocking_from_config(
-            c, p.dtype == DType::bf16 ? bf16_ukernels_ : bf16_compute_allowed(p) ? mixed_ukernels_ : ukernels_, kName);
+        const Blocking b = cpu_gemm::blocking_from_config(c, lookup(p), kName);
         const bool fuse = d.has_epilogue() && c.get_str("epilogue") == "fused";
         return std::make_unique<BlockedGemmKernel>(d, p.dtype, b, fuse, pool_);
     }
 
     Config equivalence_key(const Problem& p, const Config& c) const override {
         if (!supports(p)) return c;
-        return cpu_gemm::blocking_equivalence_key(
-            gemm_dims(p), c,
-            p.dtype == DType::bf16 ? bf16_ukernels_ : bf16_compute_allowed(p) ? mixed_ukernels_ : ukernels_);
+        return cpu_gemm::blocking_equivalence_key(gemm_dims(p), c, lookup(p));
     }
 
 private:
+    // Every micro-kernel a config of p's spaces may name (the space has already checked that a
+    // dot-form kernel fits p's layout).
+    const std::vector<const Ukernel*>& lookup(const Problem& p) const {
+        return p.dtype == DType::bf16 ? bf16_all_ : bf16_compute_allowed(p) ? mixed_all_ : f32_all_;
+    }
+
     bool bf16_compute_allowed(const Problem& p) const { return !bf16_ukernels_.empty() && admits_bf16_compute(p); }
 
     std::shared_ptr<const Space> build_space(const std::vector<const Ukernel*>& kernels, bool trans_b,
@@ -166,6 +179,7 @@ private:
     std::vector<const Ukernel*> ukernels_;       // f32
     std::vector<const Ukernel*> bf16_ukernels_;  // VNNI-packed bf16 operands
     std::vector<const Ukernel*> mixed_ukernels_;  // both, for f32 problems that admit bf16 compute
+    std::vector<const Ukernel*> f32_all_, bf16_all_, mixed_all_;  // the above with the dot-form kernels
     std::size_t trans_a_index_ = 4, trans_b_index_ = 5, bias_index_ = 6, act_index_ = 7, residual_index_ = 8;
     std::array<std::shared_ptr<const Space>, 24> spaces_;
     std::shared_ptr<ThreadPool> pool_;

@@ -65,6 +65,14 @@ std::vector<const Ukernel*> device_bf16_ukernels(const DeviceInfo& device) {
     return runnable(device, {amx_ukernels(), avx512bf16_ukernels()});
 }
 
+std::vector<const Ukernel*> device_dot_ukernels(const DeviceInfo& device) {
+    return runnable(device, {avx512_dot_ukernels()});
+}
+
+std::vector<const Ukernel*> device_bf16_dot_ukernels(const DeviceInfo& device) {
+    return runnable(device, {avx512bf16_dot_ukernels()});
+}
+
 void add_blocking_knobs(Space& s, const std::vector<const Ukernel*>& ukernels, int cores, bool trans_b) {
     const Isa isa = ukernels.front()->isa;
     const Defaults& def = isa == Isa::amx_bf16     ? kAmxDefaults
@@ -140,11 +148,16 @@ Config blocking_equivalence_key(const GemmDims& d, const Config& c, const std::v
                            ? find(ukernels, std::get<std::string>(*label))
                            : nullptr;
     if (!u) return c;
+    Config key = c;
+    if (u->is_dot()) {  // a dot-form kernel reads its operands in place over the whole depth
+        for (const char* name : {"mc", "kc", "nc", "pack_a", "pack_b"})
+            if (c.find(name)) key.set(name, std::int64_t{0});
+        return key;
+    }
     // The driver's loops run `for (x = 0; x < dim; x += block)` and its scratch holds
     // min(block, rounded dim): both are the same for every block >= the rounded dim.
     const std::pair<const char*, std::int64_t> saturates[] = {
         {"mc", round_up(d.m, u->mr)}, {"kc", d.k}, {"nc", round_up(d.n, u->nr)}};
-    Config key = c;
     for (const auto& [name, dim] : saturates) {
         const KnobValue* v = c.find(name);
         if (v && std::holds_alternative<std::int64_t>(*v) && std::get<std::int64_t>(*v) >= dim)

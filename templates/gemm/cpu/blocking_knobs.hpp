@@ -26,6 +26,11 @@ std::vector<const Ukernel*> device_ukernels(const DeviceInfo& device);
 // amx_tile and amx_bf16 and the Linux kernel grants AMX) and AVX512-BF16.
 std::vector<const Ukernel*> device_bf16_ukernels(const DeviceInfo& device);
 
+// The dot-form kernels (Ukernel::is_dot) `device` runs, for f32 and for bf16 operands. They
+// apply only to A m x k times B n x k (trans_b, not trans_a): spaces of other layouts omit them.
+std::vector<const Ukernel*> device_dot_ukernels(const DeviceInfo& device);
+std::vector<const Ukernel*> device_bf16_dot_ukernels(const DeviceInfo& device);
+
 // Adds ukernel, mc, kc, nc, pack_a, pack_b, threads, split and their constraints
 // (mc_multiple_of_tile_rows, nc_multiple_of_tile_cols, pack_b_needed_for_trans_b when
 // trans_b, bf16_ukernel_packs when `ukernels` has bf16 kernels, split_m_when_single_thread). `ukernels` must outlive the space.
@@ -38,7 +43,8 @@ Blocking blocking_from_config(const Config& c, const std::vector<const Ukernel*>
 // Template::equivalence_key for a config of such a space at dims d (one product of a batch):
 // a block at least as large as the (tile-rounded) dim it blocks is one block whatever its
 // size, with the same loops, packing and scratch, so mc >= m, kc >= k and nc >= n each become
-// 0 in the key. At decode sizes (m <= 24) every mc value is one class. A config whose
+// 0 in the key. At decode sizes (m <= 24) every mc value is one class. A dot-form kernel reads
+// none of mc, kc, nc, pack_a and pack_b: all become 0. A config whose
 // micro-kernel is not in `ukernels` is its own class.
 Config blocking_equivalence_key(const GemmDims& d, const Config& c, const std::vector<const Ukernel*>& ukernels);
 

@@ -62,6 +62,17 @@ using UkernelBf16Fn = void (*)(std::int64_t pairs, const std::uint16_t* a, const
 // Ends a call's use of a kernel's per-thread state (AMX: releases the tiles).
 using ReleaseFn = void (*)();
 
+// Dot-form kernel for A m x k and B n x k (trans_b), both read in place, nothing packed:
+// C[i][j] (=|+=) sum_p a[i * lda + p] * b[j * ldb + p] for i < mr <= MR, j < nr <= NR. Each
+// accumulator sums 16 (f32) or 32 (bf16 pairs) lanes of one (i, j) over the whole depth, then
+// reduces once. At decode sizes the packed path pads A to MR rows and transposes every B
+// panel before its single use; this form streams each weight row once, as stored.
+using UkernelDotFn = void (*)(std::int64_t k, const float* a, std::int64_t lda, int mr, const float* b,
+                              std::int64_t ldb, int nr, float* c, std::int64_t ldc, bool accumulate);
+using UkernelDotBf16Fn = void (*)(std::int64_t k, const std::uint16_t* a, std::int64_t lda, int mr,
+                                  const std::uint16_t* b, std::int64_t ldb, int nr, float* c, std::int64_t ldc,
+                                  bool accumulate);
+
 enum class Isa : std::uint8_t { avx2_fma, avx512f, avx512bf16, amx_bf16 };
 
 struct Ukernel {
@@ -79,6 +90,11 @@ struct Ukernel {
     bool a_rows = false;     // bf16: A panel row-major (element (i, p) at a[i * depth + p])
                              // instead of the VNNI pairs layout
     ReleaseFn release = nullptr;  // called by each thread at the end of a call (may be null)
+    // Non-null: a dot-form kernel (mr x nr tile of A rows times B rows, trans_b and !trans_a
+    // only; blocks and packing do not apply). dot takes f32 operands, dot_bf16 bf16 ones.
+    UkernelDotFn dot = nullptr;
+    UkernelDotBf16Fn dot_bf16 = nullptr;
+    bool is_dot() const { return dot != nullptr || dot_bf16 != nullptr; }
 };
 
 // Instantiated kernels per ISA (defined in ukernels_<isa>.cpp). Calling one on a CPU without
@@ -87,6 +103,8 @@ std::span<const Ukernel> avx512_ukernels();
 std::span<const Ukernel> avx2_ukernels();
 std::span<const Ukernel> avx512bf16_ukernels();
 std::span<const Ukernel> amx_ukernels();
+std::span<const Ukernel> avx512_dot_ukernels();      // f32 operands
+std::span<const Ukernel> avx512bf16_dot_ukernels();  // bf16 operands
 
 // Largest tile of any kernel (bounds the driver's on-stack edge tile).
 inline constexpr int kMaxTileElems = 32 * 32;  // largest MR x NR tile (AMX 32x32)

@@ -156,6 +156,26 @@ void glu_avx512(float* out, std::int64_t ldo, const float* gate, std::int64_t ld
     }
 }
 
+
+// The dot-form kernel on f32 operands (16 per vector, one FMA per step).
+namespace dot_f32 {
+struct Ops {
+    using E = float;
+    using V = __m512;
+    using M = __mmask16;
+    static constexpr int step = 16;
+    static constexpr M full = 0xffff;
+    static M tail(std::int64_t left) { return static_cast<M>((1u << left) - 1); }
+    static V load(M m, const E* p) { return _mm512_maskz_loadu_ps(m, p); }
+    static __m512 dot(__m512 acc, V a, V b) { return _mm512_fmadd_ps(a, b, acc); }
+};
+// _mm512_reduce_add_ps shuffles with an undefined pass-through operand (see above).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "ukernel_dot_impl.hpp"
+#pragma GCC diagnostic pop
+}  // namespace dot_f32
+
 }  // namespace
 #pragma GCC pop_options
 
@@ -164,6 +184,25 @@ void glu_avx512(float* out, std::int64_t ldo, const float* gate, std::int64_t ld
 #pragma GCC push_options
 #pragma GCC target("avx512bf16,avx512f,avx512bw")
 namespace {
+
+// The dot-form kernel on bf16 operands: vdpbf16ps multiplies 32 consecutive bf16 of an A row
+// and a B row pairwise and adds each pair's sum into one of 16 f32 lanes.
+namespace dot_bf16 {
+struct Ops {
+    using E = std::uint16_t;
+    using V = __m512bh;
+    using M = __mmask32;
+    static constexpr int step = 32;
+    static constexpr M full = 0xffffffffu;
+    static M tail(std::int64_t left) { return static_cast<M>((std::uint64_t{1} << left) - 1); }
+    static V load(M m, const E* p) { return (__m512bh)_mm512_maskz_loadu_epi16(m, p); }
+    static __m512 dot(__m512 acc, V a, V b) { return _mm512_dpbf16_ps(acc, a, b); }
+};
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "ukernel_dot_impl.hpp"
+#pragma GCC diagnostic pop
+}  // namespace dot_bf16
 
 // MR * NV accumulators + NV B vectors + one broadcast must fit the 32 zmm registers.
 template <int MR, int NV>
@@ -316,9 +355,36 @@ constexpr Ukernel kAmxKernels[] = {
      &amx_32x32, 32, true, &amx_release},
 };
 
+// Dot-form kernels: no packing, no register transposes (epilogue and glu as the f32 kernels').
+template <int MR, int NR>
+constexpr Ukernel avx512_dot(std::string_view label) {
+    Ukernel u{label, Isa::avx512f, MR, NR, nullptr, nullptr, &transpose_avx512, &epilogue_avx512, &glu_avx512, nullptr};
+    u.dot = &dot_f32::dot_kernel<dot_f32::Ops, MR, NR>;
+    return u;
+}
+
+template <int MR, int NR>
+constexpr Ukernel avx512bf16_dot(std::string_view label) {
+    Ukernel u{label, Isa::avx512bf16, MR, NR, nullptr, nullptr, &transpose_avx512, &epilogue_avx512, &glu_avx512,
+              nullptr};
+    u.dot_bf16 = &dot_bf16::dot_kernel<dot_bf16::Ops, MR, NR>;
+    return u;
+}
+
+constexpr Ukernel kAvx512DotKernels[] = {
+    avx512_dot<1, 8>("avx512dot_1x8"), avx512_dot<2, 8>("avx512dot_2x8"), avx512_dot<4, 6>("avx512dot_4x6"),
+};
+
+constexpr Ukernel kAvx512Bf16DotKernels[] = {
+    avx512bf16_dot<1, 8>("avx512bf16dot_1x8"), avx512bf16_dot<2, 8>("avx512bf16dot_2x8"),
+    avx512bf16_dot<4, 6>("avx512bf16dot_4x6"),
+};
+
 }  // namespace
 
 std::span<const Ukernel> avx512_ukernels() { return kAvx512Kernels; }
+std::span<const Ukernel> avx512_dot_ukernels() { return kAvx512DotKernels; }
+std::span<const Ukernel> avx512bf16_dot_ukernels() { return kAvx512Bf16DotKernels; }
 std::span<const Ukernel> avx512bf16_ukernels() { return kAvx512Bf16Kernels; }
 std::span<const Ukernel> amx_ukernels() { return kAmxKernels; }
 

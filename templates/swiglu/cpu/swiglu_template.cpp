@@ -82,6 +82,9 @@ public:
         : info_{kName, OpKind::swiglu, Backend::cpu, LIBTUNE_CPU_SWIGLU_VERSION, false},
           cores_(std::max(1, device.cores)), ukernels_(cpu_gemm::device_ukernels(device)) {
         if (ukernels_.empty()) return;
+        // Both weights are n x k: the dot-form kernels apply.
+        const auto dot = cpu_gemm::device_dot_ukernels(device);
+        ukernels_.insert(ukernels_.end(), dot.begin(), dot.end());
         auto s = std::make_shared<Space>();
         cpu_gemm::add_blocking_knobs(*s, ukernels_, cores_, /*trans_b=*/true);
         s->add(Knob::categorical("fusion", {"fused", "unfused"}, "fused",
