@@ -13,6 +13,7 @@
 #include "confirmations.hpp"
 #include "fake_template.hpp"
 #include "tune/dispatcher.hpp"
+#include "tune/templates/cpu_gemm.hpp"
 
 using namespace tune;
 
@@ -150,6 +151,29 @@ TEST_CASE("with nothing tuned of that kind the template default is used", "[disp
     Selection s = d.lookup(make_gemm(64, 64, 64, DType::f32, true, false));  // transposed: no match
     CHECK(s.source == LookupSource::default_config);
     CHECK(*s.config == f.registry->find("test.gemm.fake")->space(make_gemm(64, 64, 64))->default_config());
+}
+
+TEST_CASE("an untuned shape gets its template's default for that shape: decode rows the dot kernel", "[dispatcher]") {
+    const DeviceInfo device = detect_cpu();
+    if (!device.isa.avx512f) return;  // the dot-form kernels are AVX-512
+    auto registry = std::make_shared<TemplateRegistry>();
+    registry->add(make_cpu_gemm_template(device));
+    auto db = make_memory_database();
+    Dispatcher d(*db, registry, device);
+    auto ukernel = [&](const Problem& p) {
+        const Selection s = d.lookup(p);
+        CHECK(s.source == LookupSource::default_config);
+        return s.config->get_str("ukernel");
+    };
+    CHECK(ukernel(make_gemm(1, 256, 128, DType::f32, false, true)) == "avx512dot_1x8");
+    CHECK(ukernel(make_gemm(2, 256, 128, DType::f32, false, true)) == "avx512dot_2x8");
+    CHECK(ukernel(make_gemm(16, 256, 128, DType::f32, false, true)) == "avx512dot_4x6");
+    const std::string packed = registry->find("cpu.gemm.blocked")->space(make_gemm(1, 1, 1))->default_config().get_str("ukernel");
+    CHECK(ukernel(make_gemm(17, 256, 128, DType::f32, false, true)) == packed);
+    CHECK(ukernel(make_gemm(1, 256, 128)) == packed);  // B k x n: no dot form
+    // Interned: a second decode shape of the same class gets the same Config object.
+    CHECK(d.lookup(make_gemm(1, 512, 64, DType::f32, false, true)).config ==
+          d.lookup(make_gemm(1, 256, 128, DType::f32, false, true)).config);
 }
 
 TEST_CASE("stale versions, other devices and tampered configs are never served", "[dispatcher]") {

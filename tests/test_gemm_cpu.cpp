@@ -366,6 +366,23 @@ TEST_CASE("dot-form micro-kernels join only the A m x k times B n x k spaces and
                 test::check_against_reference(*t, p, c, i, 2);
             }
 
+    // The template's default at decode sizes: the dot kernel whose rows fit m.
+    auto default_ukernel = [&](const Problem& q) {
+        const Config c = t->default_config(q);
+        CHECK_FALSE(t->space(q)->violation(c).has_value());
+        return c.get_str("ukernel");
+    };
+    const std::string packed = t->space(make_gemm(1, 1, 1))->default_config().get_str("ukernel");
+    CHECK(default_ukernel(make_gemm(1, 64, 64, DType::f32, false, true)) == "avx512dot_1x8");
+    CHECK(default_ukernel(make_gemm(2, 64, 64, DType::f32, false, true)) == "avx512dot_2x8");
+    CHECK(default_ukernel(make_gemm(9, 64, 64, DType::f32, false, true)) == "avx512dot_4x6");
+    CHECK(default_ukernel(make_gemm(17, 64, 64, DType::f32, false, true)) == packed);
+    CHECK(default_ukernel(make_gemm(1, 64, 64)) == packed);
+    CHECK(default_ukernel(make_gemm(1, 64, 64, DType::f32, true, true)) == packed);
+    if (host().isa.avx512_bf16 && host().isa.avx512bw)
+        CHECK(default_ukernel(make_gemm(1, 64, 64, DType::bf16, false, true)) == "avx512bf16dot_1x8");
+    check_config(*t, make_gemm(3, 70, 33, DType::f32, false, true), t->default_config(make_gemm(3, 70, 33, DType::f32, false, true)));
+
     // Blocks and packing do not apply: one equivalence class, no scratch.
     const Problem p = make_gemm(4, 100, 300, DType::f32, false, true);
     Config a = t->space(p)->default_config();

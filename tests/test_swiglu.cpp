@@ -3,6 +3,7 @@
 // reference on edge shapes, the workspace each mode needs is reported, and the tuner
 // verifies swiglu and GEMM-epilogue candidates like any other.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -130,4 +131,39 @@ TEST_CASE("the tuner measures and verifies swiglu and epilogue candidates", "[sw
         CHECK(r.failed == 0);
         CHECK(r.measured > 0);
     }
+}
+
+TEST_CASE("a swiglu decode row defaults to the dot-form kernel; its default runs correctly", "[swiglu]") {
+    auto t = make_cpu_swiglu_template(host());
+    const Problem one = make_swiglu(1, 70, 33), many = make_swiglu(40, 70, 33);
+    CHECK(t->default_config(many) == t->space(many)->default_config());
+    if (host().isa.avx512f) CHECK(t->default_config(one).get_str("ukernel") == "avx512dot_1x8");
+    for (const char* fusion : {"fused", "unfused"}) check(*t, one, with_fusion(t->default_config(one), fusion), 1);
+}
+
+TEST_CASE("the tuner measures a decode row's shape default first, then the space's default", "[swiglu][tuner]") {
+    if (!host().isa.avx512f) return;
+    auto db = make_memory_database();
+    TemplateRegistry reg;
+    reg.add(make_cpu_gemm_template(host()));
+    Measurer m(host(), test::fast_measure_options());
+    Tuner tuner(*db, reg, m, db->start_run({0, "test", "random", 0, "", ""}, m.device()));
+    TuneOptions opt;
+    opt.strategy = "random";
+    opt.budget = 2;
+    opt.confirm_rounds = 0;
+    const Problem p = make_gemm(1, 70, 33, DType::f32, false, true);
+    auto r = tuner.tune(p, opt);
+    REQUIRE(r.default_config);
+    CHECK(r.default_config->config == reg.find("cpu.gemm.blocked")->default_config(p));
+    std::vector<std::string> measured;
+    for (const auto& row : db->query({})) measured.push_back(row.config.get_str("ukernel"));
+    CHECK(measured.size() == 2);
+    CHECK(std::count(measured.begin(), measured.end(), "avx512dot_1x8") == 1);
+    // With threads fixed to 1 the shape default keeps its kernel and takes the fixed value.
+    opt.fixed_knobs = Config::parse("threads=1 split=m");
+    auto one = tuner.tune(make_gemm(1, 71, 33, DType::f32, false, true), opt);
+    REQUIRE(one.default_config);
+    CHECK(one.default_config->config.get_str("ukernel") == "avx512dot_1x8");
+    CHECK(one.default_config->config.get_int("threads") == 1);
 }

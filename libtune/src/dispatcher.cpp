@@ -398,8 +398,12 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
         auto space = templates.front()->space(p);
         auto& facts = spaces_[space.get()];
         if (!facts.space) facts.space = space;
-        if (!facts.default_config) facts.default_config = std::make_unique<Config>(space->default_config());
-        chosen = Selection{templates.front(), facts.default_config.get(), LookupSource::default_config, nullptr, 0};
+        Config def = templates.front()->default_config(p);
+        auto same = std::find_if(facts.shape_defaults.begin(), facts.shape_defaults.end(),
+                                 [&](const auto& c) { return *c == def; });
+        if (same == facts.shape_defaults.end())
+            same = facts.shape_defaults.insert(same, std::make_unique<Config>(std::move(def)));
+        chosen = Selection{templates.front(), same->get(), LookupSource::default_config, nullptr, 0};
     }
     // An answer computed from an index that publish() has since replaced is not memoised.
     if (index_.load(std::memory_order_acquire) != &ix) {

@@ -126,6 +126,15 @@ std::vector<Trial> ProblemTuning::echo_trials() {
     return trials;
 }
 
+std::optional<Config> ProblemTuning::shape_default(const Plan& plan) const {
+    Config shaped = plan.t->default_config(result_.problem);
+    if (shaped == plan.t->space(result_.problem)->default_config()) return std::nullopt;  // nothing shape-specific
+    for (const auto& [name, value] : options_.fixed_knobs.values())
+        if (shaped.find(name)) shaped.set(name, value);
+    if (plan.space->violation(shaped)) return std::nullopt;
+    return shaped;
+}
+
 void ProblemTuning::add(Plan& plan, Config c) {
     claim_class(plan, c);
     enqueue(plan, std::move(c));
@@ -147,8 +156,12 @@ bool ProblemTuning::open_round() {
             stage_ = Stage::vendor_spaces;
             for (auto& plan : plans_) {
                 if (spent_ >= options_.budget) break;
-                if (plan.space->violation(plan.space->default_config())) continue;  // memory cap, fixed knobs
-                add(plan, plan.space->default_config());
+                // The template's default for this shape first (what the Dispatcher serves
+                // untuned, so the run's "default"), then the space's where they differ.
+                const Config def = plan.space->default_config();
+                if (auto shaped = shape_default(plan); shaped && *shaped != def) add(plan, *shaped);
+                if (spent_ >= options_.budget) break;
+                if (!plan.space->violation(def)) add(plan, def);  // else: memory cap, fixed knobs
             }
             for (auto& plan : plans_) {
                 auto it = options_.initial_configs.find(plan.t->info().name);
@@ -223,6 +236,7 @@ bool ProblemTuning::open_search_round() {
             // The default and initial configs were measured in the first round; the strategy
             // still learns from them.
             std::vector<Config> first{def};
+            if (auto shaped = shape_default(plan)) first.push_back(std::move(*shaped));
             if (auto it = options_.initial_configs.find(plan.t->info().name); it != options_.initial_configs.end())
                 first.insert(first.end(), it->second.begin(), it->second.end());
             std::vector<Trial> trials;

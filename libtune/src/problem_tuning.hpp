@@ -92,6 +92,9 @@ private:
     static FinalistTimes times_of(const Finalist& f);
     void settle_confirmation();
     void close_round();
+    // Template::default_config for this problem where it differs from the space's default,
+    // with the fixed knobs applied; none when it is outside the plan's (narrowed) space.
+    std::optional<Config> shape_default(const Plan& plan) const;
     void add(Plan& plan, Config c);      // claims c's class, then enqueues it
     void enqueue(Plan& plan, Config c);  // a candidate of the open round
     // Registers c as its class's config when the class is new to the run; returns the run's

@@ -298,6 +298,9 @@ private:
     struct SpaceFacts {
         std::shared_ptr<const Space> space;  // keeps the pointer key alive
         std::unique_ptr<Config> default_config;
+        // Template::default_config of shapes served by default (a few per space: one per shape
+        // class the template tells apart), interned so Selections can point at them.
+        std::vector<std::unique_ptr<Config>> shape_defaults;
         std::vector<std::int8_t> accepts;     // per entry of accepts_for: -1 unknown, 0 no, 1 yes
         const Index* accepts_for = nullptr;
         std::uint64_t default_hash = 0;

@@ -51,6 +51,11 @@ public:
     virtual bool supports(const Problem& p) const = 0;
     // The space of configs for p. Shared and immutable; cheap to call on hot paths.
     virtual std::shared_ptr<const Space> space(const Problem& p) const = 0;
+    // The config to run p with before anything is measured: the Dispatcher's answer for a shape
+    // nothing covers, and a first candidate of every search. Default: the space's default; a
+    // template overrides it where a shape class wants another kernel (e.g. decode rows).
+    // Must be valid in space(p).
+    virtual Config default_config(const Problem& p) const { return space(p)->default_config(); }
     // Builds a kernel for (p, c). The config must be valid in space(p); throws otherwise.
     virtual std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const = 0;
     // Peak workspace bytes a kernel for (p, c) holds (Kernel::workspace_bytes), known without

@@ -75,7 +75,7 @@ struct TuneOptions {
 struct TuneResult {
     Problem problem;
     std::optional<Measurement> best;           // fastest ok, any template
-    std::optional<Measurement> default_config; // the first own template's default config
+    std::optional<Measurement> default_config; // the first own template's default for this problem (Template::default_config)
     std::optional<Measurement> vendor_best;    // fastest ok among vendor templates
     std::map<std::string, Measurement> template_best;  // fastest ok per template name
     std::size_t measured = 0, reused = 0, failed = 0;

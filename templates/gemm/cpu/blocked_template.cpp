@@ -139,6 +139,10 @@ public:
         return std::make_unique<BlockedGemmKernel>(d, p.dtype, b, fuse, pool_);
     }
 
+    Config default_config(const Problem& p) const override {
+        return cpu_gemm::decode_default(*space(p), gemm_dims(p));
+    }
+
     Config equivalence_key(const Problem& p, const Config& c) const override {
         if (!supports(p)) return c;
         return cpu_gemm::blocking_equivalence_key(gemm_dims(p), c, lookup(p));

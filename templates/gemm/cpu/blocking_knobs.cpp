@@ -142,6 +142,19 @@ Blocking blocking_from_config(const Config& c, const std::vector<const Ukernel*>
     return b;
 }
 
+Config decode_default(const Space& s, const GemmDims& d) {
+    const Config c = s.default_config();
+    if (d.m > 16 || d.trans_a || !d.trans_b) return c;
+    const std::string tile = d.m == 1 ? "1x8" : d.m == 2 ? "2x8" : "4x6";
+    // The f32 kernel where the space has it, else the bf16 one (bf16 operands).
+    for (const char* family : {"avx512dot_", "avx512bf16dot_"}) {
+        Config dot = c;
+        dot.set("ukernel", family + tile);
+        if (!s.violation(dot)) return dot;
+    }
+    return c;
+}
+
 Config blocking_equivalence_key(const GemmDims& d, const Config& c, const std::vector<const Ukernel*>& ukernels) {
     const KnobValue* label = c.find("ukernel");
     const Ukernel* u = label && std::holds_alternative<std::string>(*label)

@@ -114,6 +114,10 @@ public:
         return std::make_unique<BlockedSwigluKernel>(projection_dims(p), b, c.get_str("fusion") == "fused", pool_);
     }
 
+    Config default_config(const Problem& p) const override {
+        return cpu_gemm::decode_default(*space(p), projection_dims(p));
+    }
+
     Config equivalence_key(const Problem& p, const Config& c) const override {
         return p.op == OpKind::swiglu ? cpu_gemm::blocking_equivalence_key(projection_dims(p), c, ukernels_) : c;
     }
