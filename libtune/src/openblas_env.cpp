@@ -2,8 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
-#include <string_view>
 
 #include "tune/device.hpp"
 
@@ -17,11 +17,22 @@ std::string openblas_core() {
 }
 
 void use_best_openblas_core(char** argv) {
-    if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
     const std::string core = openblas_core();
-    for (std::string_view good : {"SkylakeX", "Cooperlake", "SapphireRapids", "Haswell", "Zen"})
-        if (core == good) return;
     const CpuIsa isa = detect_cpu_isa();
+    const bool avx512_core = core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+    if (const char* pinned = std::getenv("OPENBLAS_CORETYPE")) {
+        // Respected, but said: a baseline pinned below the CPU makes every ratio against it look better.
+        if (isa.avx512f && !avx512_core)
+            std::fprintf(stderr,
+                         "note: OPENBLAS_CORETYPE=%s keeps OpenBLAS on its %s kernels although this CPU runs its "
+                         "AVX-512 ones; speedups over OpenBLAS are overstated (unset OPENBLAS_CORETYPE to let it "
+                         "choose)\n",
+                         pinned, core.c_str());
+        return;
+    }
+    // An AVX-512 CPU wants an AVX-512 core (on an AVX-512 EPYC the Haswell kernels ran sgemm at
+    // half the speed of the Cooperlake ones: docs/performance.md); an AVX2 CPU, Haswell or Zen.
+    if (avx512_core || (!isa.avx512f && (core == "Haswell" || core == "Zen"))) return;
     const char* best = isa.avx512f ? "SKYLAKEX" : (isa.avx2 && isa.fma) ? "HASWELL" : nullptr;
     if (!best) return;
     setenv("OPENBLAS_CORETYPE", best, 1);

@@ -13,7 +13,8 @@ std::string openblas_core();
 // When OPENBLAS_CORETYPE is unset and OpenBLAS picked a core without the vector ISA this CPU
 // has, re-executes the program (same argv) with OPENBLAS_CORETYPE set to the best core the
 // CPU can run (SKYLAKEX for AVX-512, HASWELL for AVX2). Returns normally otherwise, and if
-// the re-exec fails. A user's own OPENBLAS_CORETYPE is always respected.
+// the re-exec fails. A user's own OPENBLAS_CORETYPE is always respected; when it keeps
+// OpenBLAS below the AVX-512 kernels the CPU could run, a note on stderr says so.
 void use_best_openblas_core(char** argv);
 
 }  // namespace tune
