@@ -133,7 +133,7 @@ TEST_CASE("the tuner measures and verifies swiglu and epilogue candidates", "[sw
     }
 }
 
-TEST_CASE("a swiglu decode row defaults to the dot-form kernel; its default runs correctly", "[swiglu]") {
+TEST_CASE("a swiglu decode row defaults to the dot-form kernel, and that default runs correctly", "[swiglu]") {
     auto t = make_cpu_swiglu_template(host());
     const Problem one = make_swiglu(1, 70, 33), many = make_swiglu(40, 70, 33);
     CHECK(t->default_config(many) == t->space(many)->default_config());
