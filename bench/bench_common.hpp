@@ -63,12 +63,12 @@ inline std::vector<Config> own_candidates(const Problem& p, int threads) {
     const GemmDims d = gemm_dims(p);
     const Config base = with_threads(own_gemm(), p, threads);
     std::vector<std::string> tiles, dot_tiles;
-    for (const auto& v : s.knob("ukernel")->values)
-        if (const auto& label = std::get<std::string>(v); label.find("dot_") != std::string::npos)
-            dot_tiles.push_back(label);
+    for (const auto& v : s.knob("ukernel")->values) {
+        const auto& label = std::get<std::string>(v);
+        if (label.find("dot_") != std::string::npos) dot_tiles.push_back(label);
+        else if (p.dtype == DType::bf16) tiles.push_back(label);
+    }
     if (p.dtype == DType::bf16) {
-        for (const auto& v : s.knob("ukernel")->values)
-            if (std::get<std::string>(v).find("dot_") == std::string::npos) tiles.push_back(std::get<std::string>(v));
         if (tiles.front().rfind("amx_", 0) == 0) tiles.resize(1);  // AMX beats AVX512-BF16 by ~10x
     } else if (host().isa.avx512f) {
         tiles = {"avx512_8x48", "avx512_14x32"};

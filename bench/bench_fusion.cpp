@@ -92,12 +92,6 @@ const std::vector<Variant> kVariants{
     {"avx512dot_2x8", {}},
     {"avx512dot_4x6", {}}};
 
-bool offers(const Space& s, const char* ukernel) {
-    for (const auto& v : s.knob("ukernel")->values)
-        if (std::get<std::string>(v) == ukernel) return true;
-    return false;
-}
-
 struct Timing {
     double seconds = 1e30;
     std::string variant;
@@ -113,7 +107,7 @@ double compare(const Template& t, const Problem& p, const char* knob, const char
         Config ca = t.space(p)->default_config();
         std::string label = variant.ukernel || !variant.blocks.empty() ? "" : "default";
         if (variant.ukernel) {
-            if (m > 16 || !offers(*t.space(p), variant.ukernel)) continue;
+            if (m > 16 || t.space(p)->knob("ukernel")->index_of(std::string(variant.ukernel)) < 0) continue;
             ca.set("ukernel", std::string(variant.ukernel));
             label = variant.ukernel;
         }

@@ -131,7 +131,7 @@ std::optional<Config> ProblemTuning::shape_default(const Plan& plan) const {
     if (shaped == plan.t->space(result_.problem)->default_config()) return std::nullopt;  // nothing shape-specific
     for (const auto& [name, value] : options_.fixed_knobs.values())
         if (shaped.find(name)) shaped.set(name, value);
-    if (plan.space->violation(shaped)) return std::nullopt;
+    if (shaped == plan.space->default_config() || plan.space->violation(shaped)) return std::nullopt;
     return shaped;
 }
 
@@ -159,7 +159,7 @@ bool ProblemTuning::open_round() {
                 // The template's default for this shape first (what the Dispatcher serves
                 // untuned, so the run's "default"), then the space's where they differ.
                 const Config def = plan.space->default_config();
-                if (auto shaped = shape_default(plan); shaped && *shaped != def) add(plan, *shaped);
+                if (auto shaped = shape_default(plan)) add(plan, *shaped);
                 if (spent_ >= options_.budget) break;
                 if (!plan.space->violation(def)) add(plan, def);  // else: memory cap, fixed knobs
             }

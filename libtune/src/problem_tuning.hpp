@@ -93,7 +93,8 @@ private:
     void settle_confirmation();
     void close_round();
     // Template::default_config for this problem where it differs from the space's default,
-    // with the fixed knobs applied; none when it is outside the plan's (narrowed) space.
+    // with the fixed knobs applied; none when it then is the space's default or lies outside the
+    // plan's (narrowed) space.
     std::optional<Config> shape_default(const Plan& plan) const;
     void add(Plan& plan, Config c);      // claims c's class, then enqueues it
     void enqueue(Plan& plan, Config c);  // a candidate of the open round

@@ -412,17 +412,23 @@ void check_dot(const GemmDims& d, const Ukernel& uk) {
                     (std::is_same_v<S, float> ? "f32" : "bf16") + " operands");
 }
 
-// Runs part(t, lo, hi) for each thread t over its contiguous, tile-aligned range [lo, hi) of
-// rows (split m) or columns (split n); empty ranges are skipped.
+// A thread's rectangle of C: rows [r0, r1) x columns [c0, c1).
+struct Rect {
+    std::int64_t r0, r1, c0, c1;
+};
+
+// Runs part(t, rect) for each thread t over its contiguous, tile-aligned range of rows (split
+// m: all columns) or columns (split n: all rows); empty ranges are skipped.
 template <class Part>
 void for_each_part(const GemmDims& d, const Blocking& bl, ThreadPool* pool, Part&& part) {
-    const std::int64_t tile = bl.split == Split::m ? bl.ukernel->mr : bl.ukernel->nr;
-    const std::int64_t extent = bl.split == Split::m ? d.m : d.n;
+    const bool by_rows = bl.split == Split::m;
+    const std::int64_t tile = by_rows ? bl.ukernel->mr : bl.ukernel->nr;
+    const std::int64_t extent = by_rows ? d.m : d.n;
     const std::int64_t tiles = (extent + tile - 1) / tile;
     auto run = [&](int t) {
         const std::int64_t lo = std::min(extent, tiles * t / bl.threads * tile);
         const std::int64_t hi = std::min(extent, tiles * (t + 1) / bl.threads * tile);
-        if (lo < hi) part(t, lo, hi);
+        if (lo < hi) part(t, by_rows ? Rect{lo, hi, 0, d.n} : Rect{0, d.m, lo, hi});
     };
     if (bl.threads == 1 || pool == nullptr) {
         for (int t = 0; t < bl.threads; ++t) run(t);
@@ -454,18 +460,15 @@ void blocked_gemm_impl(const GemmDims& d, const Blocking& bl, const S* A, const 
     const std::size_t per_thread = workspace_floats_per_thread(d, bl);
     const bool dot = bl.ukernel->is_dot();
     if (dot) check_dot<S>(d, *bl.ukernel);
-    for_each_part(d, bl, pool, [&](int t, std::int64_t lo, std::int64_t hi) {
+    for_each_part(d, bl, pool, [&](int t, const Rect& r) {
         float* ws = workspace + per_thread * static_cast<std::size_t>(t);
         for (std::int64_t item = 0; item < d.batch; ++item) {
             const Job job{A + item * d.m * d.k, {B + item * d.k * d.n, nullptr}, 1, C + item * d.m * d.n, nullptr, 0,
                           fused, fused && fused->residual ? fused->residual + item * d.m * d.n : nullptr};
             if (dot) {
-                const bool by_rows = bl.split == Split::m;
-                dot_part<S>(d, bl, job, by_rows ? lo : 0, by_rows ? hi : d.m, by_rows ? 0 : lo, by_rows ? d.n : hi);
-            } else if (bl.split == Split::m) {
-                gemm_part<S>(d, bl, job, lo, hi, 0, d.n, ws);
+                dot_part<S>(d, bl, job, r.r0, r.r1, r.c0, r.c1);
             } else {
-                gemm_part<S>(d, bl, job, 0, d.m, lo, hi, ws);
+                gemm_part<S>(d, bl, job, r.r0, r.r1, r.c0, r.c1, ws);
             }
         }
         if (bl.ukernel->release) bl.ukernel->release();
@@ -486,14 +489,11 @@ void blocked_gemm(const GemmDims& d, const Blocking& bl, const bf16* A, const bf
 
 void apply_epilogue(const GemmDims& d, const Blocking& bl, const Epilogue& e, float* C, ThreadPool* pool) {
     const EpilogueFn fn = bl.ukernel->epilogue;
-    for_each_part(d, bl, pool, [&](int, std::int64_t lo, std::int64_t hi) {
-        const bool by_rows = bl.split == Split::m;
-        const std::int64_t r0 = by_rows ? lo : 0, rows = by_rows ? hi - lo : d.m;
-        const std::int64_t c0 = by_rows ? 0 : lo, cols = by_rows ? d.n : hi - lo;
+    for_each_part(d, bl, pool, [&](int, const Rect& r) {
         for (std::int64_t item = 0; item < d.batch; ++item) {
-            const std::int64_t at = item * d.m * d.n + r0 * d.n + c0;
-            fn(C + at, d.n, rows, cols, e.bias ? e.bias + c0 : nullptr, e.act, e.residual ? e.residual + at : nullptr,
-               d.n);
+            const std::int64_t at = item * d.m * d.n + r.r0 * d.n + r.c0;
+            fn(C + at, d.n, r.r1 - r.r0, r.c1 - r.c0, e.bias ? e.bias + r.c0 : nullptr, e.act,
+               e.residual ? e.residual + at : nullptr, d.n);
         }
     });
 }
@@ -509,37 +509,28 @@ void blocked_swiglu(const GemmDims& d, const Blocking& bl, const float* x, const
                     const float* w_up, float* out, float* workspace, ThreadPool* pool) {
     if (bl.ukernel->is_dot()) {
         check_dot<float>(d, *bl.ukernel);
-        for_each_part(d, bl, pool, [&](int, std::int64_t lo, std::int64_t hi) {
+        for_each_part(d, bl, pool, [&](int, const Rect& r) {
             const Job job{x, {w_gate, w_up}, 2, out, nullptr, 0, nullptr, nullptr};
-            const bool by_rows = bl.split == Split::m;
-            dot_part<float>(d, bl, job, by_rows ? lo : 0, by_rows ? hi : d.m, by_rows ? 0 : lo, by_rows ? d.n : hi);
+            dot_part<float>(d, bl, job, r.r0, r.r1, r.c0, r.c1);
         });
         return;
     }
     const Sizes sz = sizes(d, bl);
     const std::size_t per_thread = swiglu_workspace_floats_per_thread(d, bl);
-    for_each_part(d, bl, pool, [&](int t, std::int64_t lo, std::int64_t hi) {
+    for_each_part(d, bl, pool, [&](int t, const Rect& r) {
         float* ws = workspace + per_thread * static_cast<std::size_t>(t);
         const Job job{x, {w_gate, w_up}, 2, out, ws + sz.a_floats + 2 * sz.b_floats, std::min(bl.nc, d.n), nullptr,
                       nullptr};
-        if (bl.split == Split::m) {
-            gemm_part<float>(d, bl, job, lo, hi, 0, d.n, ws);
-        } else {
-            gemm_part<float>(d, bl, job, 0, d.m, lo, hi, ws);
-        }
+        gemm_part<float>(d, bl, job, r.r0, r.r1, r.c0, r.c1, ws);
     });
 }
 
 void apply_glu(const GemmDims& d, const Blocking& bl, const float* gate, const float* up, float* out,
                ThreadPool* pool) {
     const GluFn fn = bl.ukernel->glu;
-    for_each_part(d, bl, pool, [&](int, std::int64_t lo, std::int64_t hi) {
-        if (bl.split == Split::m) {
-            const std::int64_t at = lo * d.n;
-            fn(out + at, d.n, gate + at, d.n, up + at, d.n, hi - lo, d.n);
-        } else {
-            fn(out + lo, d.n, gate + lo, d.n, up + lo, d.n, d.m, hi - lo);
-        }
+    for_each_part(d, bl, pool, [&](int, const Rect& r) {
+        const std::int64_t at = r.r0 * d.n + r.c0;
+        fn(out + at, d.n, gate + at, d.n, up + at, d.n, r.r1 - r.r0, r.c1 - r.c0);
     });
 }
 

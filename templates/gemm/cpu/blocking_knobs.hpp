@@ -42,8 +42,8 @@ Blocking blocking_from_config(const Config& c, const std::vector<const Ukernel*>
 
 // Template::default_config for dims d in such a space: the space's default, except at decode
 // sizes (m <= 16, A m x k and B n x k) where the space offers dot-form kernels: the dot kernel
-// whose MR fits m (1x8 for one row, 2x8 for two, else 4x6), which beat the packed default
-// 1.4-2.4x at one token on Llama-3-8B's layer GEMMs.
+// whose MR fits m (1x8 for one row, 2x8 for two, else 4x6): the Tuner's pick on every 1-token
+// and most 16-token layer GEMMs of Llama-3-8B and Qwen2-7B measured (docs/performance.md).
 Config decode_default(const Space& s, const GemmDims& d);
 
 // Template::equivalence_key for a config of such a space at dims d (one product of a batch):
