@@ -101,7 +101,8 @@ inline std::vector<Config> own_candidates(const Problem& p, int threads) {
 // What a user of the Tuner gets at a fixed thread count: cpu.gemm.blocked's sweep and the
 // vendor templates that support p, each measured with the Measurer's protocol (median until
 // stable, a quarter second cap per candidate here), then the confirmation round: finalists
-// re-measured three times in turn and ranked by median. In a memory store.
+// re-measured three times in turn (more on a close call) and ranked by choose_confirmed. In a
+// memory store.
 inline TuneResult tune_pick(const Problem& p, int threads) {
     MeasureOptions mo;
     mo.max_time_s = 0.25;

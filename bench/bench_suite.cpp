@@ -84,8 +84,16 @@ const Pick& tuned(const Case& cs, int threads, DType dtype) {
     const auto own_it = r.template_best.find(own().info().name);
     if (own_it == r.template_best.end()) throw Error("bench: no correct own candidate for " + key);
     Pick pk{own_it->second.config, &bench::named(r.best->template_name), r.best->config};
-    std::fprintf(stderr, "tuned %s: %zu measured, %zu confirmations; pick %s %s\n", key.c_str(), r.measured,
-                 r.confirmed, r.best->template_name.c_str(), r.best->config.text().c_str());
+    // Each template's best as the Tuner ranked it: a side-by-side ratio below 1 is then either
+    // a different ranking in the Tuner's rounds or the same ranking within the tie band.
+    std::string ranked;
+    for (const auto& [name, m] : r.template_best) {
+        char ms[32];
+        std::snprintf(ms, sizeof ms, " %.3f ms", ranking_time(m.stats) * 1e3);
+        ranked += (ranked.empty() ? "" : ", ") + name + ms;
+    }
+    std::fprintf(stderr, "tuned %s: %zu measured, %zu confirmations; pick %s %s (ranked: %s)\n", key.c_str(),
+                 r.measured, r.confirmed, r.best->template_name.c_str(), r.best->config.text().c_str(), ranked.c_str());
     return cache.emplace(key, std::move(pk)).first->second;
 }
 

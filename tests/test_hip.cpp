@@ -1,12 +1,14 @@
 // HIP backend host logic, on any machine: the hip.gemm.mfma space and compile requests,
-// "no HIP device" reporting, which archs the loaded hiprtc may target, and real hiprtc compiles
-// (MFMA for gfx90a, a recorded compile error) when libamdhip64 is present.
+// "no HIP device" reporting, which archs the loaded hiprtc may target, real hiprtc compiles
+// (MFMA for gfx90a, a recorded compile error) when libamdhip64 is present, and the loader's
+// choice among ROCm releases on stand-in libraries (tests/fake_rocm).
 #include <catch2/catch.hpp>
 
 #include <cstdio>
 
 #include "tune/backends.hpp"
 #include "tune/error.hpp"
+#include "tune/hip/api.hpp"
 #include "tune/hip/runtime.hpp"
 #include "tune/templates/gpu_attention.hpp"
 #include "tune/templates/hip_gemm.hpp"
@@ -146,4 +148,102 @@ TEST_CASE("hiprtc compiles the generic attention instance and its split-KV combi
         CHECK(r.binary.size() > 1000);
     }
     CHECK_THROWS_WITH(t->instantiate(p, c), Catch::StartsWith("no HIP device"));
+}
+
+namespace {
+
+const std::string fake_rocm = LIBTUNE_FAKE_ROCM_DIR;
+
+// Switches the stand-in runtime's properties to garbage for one scope.
+struct ScrambledProperties {
+    void (*set)(int);
+    explicit ScrambledProperties(const hip::HipApi& api)
+        : set(reinterpret_cast<void (*)(int)>(api.lib->symbol("fake_hip_scramble_properties"))) {
+        set(1);
+    }
+    ~ScrambledProperties() { set(0); }
+};
+
+}  // namespace
+
+TEST_CASE("hiprtc is looked for beside the runtime, with the runtime's major version", "[hip]") {
+    CHECK(hip::hiprtc_library_for("/opt/rocm-6.4.3/lib/libamdhip64.so.6") == "/opt/rocm-6.4.3/lib/libhiprtc.so.6");
+    CHECK(hip::hiprtc_library_for("libamdhip64.so.7") == "libhiprtc.so.7");
+    CHECK(hip::hiprtc_library_for("libamdhip64.so") == "libhiprtc.so");
+    CHECK(hip::hiprtc_library_for("/x/libother.so.6") == "/x/libhiprtc.so");
+    // Newest release first: a machine with ROCm 5 and 6 compiles with 6's hiprtc.
+    CHECK(hip::kHipRuntimes.front() == "libamdhip64.so.7");
+    CHECK(hip::kHipRuntimes.at(1) == "libamdhip64.so.6");
+    CHECK(hip::kHipRuntimes.at(2) == "libamdhip64.so.5");
+}
+
+TEST_CASE("a ROCm 6 runtime is loaded with its separate libhiprtc, and fingerprints its device", "[hip]") {
+    const auto loaded = hip::load_hip_api({fake_rocm + "/rocm6/libamdhip64.so.6"});
+    INFO(loaded.why);
+    REQUIRE(loaded.api);
+    const hip::HipApi& api = *loaded.api;
+    CHECK(api.lib->name() == fake_rocm + "/rocm6/libamdhip64.so.6");
+    CHECK(api.rtc_lib->name() == fake_rocm + "/rocm6/libhiprtc.so.6");
+    CHECK(std::string(api.hiprtcGetErrorString(HIPRTC_SUCCESS)) == "fake hiprtc in libhiprtc");
+    const hip::HiprtcVersion v = hip::hiprtc_version(api);
+    CHECK(v.major_minor == 604);
+    CHECK(v.text == "6.4.43482");
+
+    const DeviceInfo d = hip::detect_device(api, 0);
+    CHECK(d.backend == Backend::hip);
+    CHECK(d.model == "Fake Instinct MI300X");
+    CHECK(d.arch == "gfx942");
+    CHECK(d.cores == 304);
+    CHECK(d.l2_bytes == 4 << 20);
+    CHECK(d.memory_bytes == std::int64_t{192} << 30);
+    CHECK(d.versions.at("gcn_arch_name") == "gfx942:sramecc+:xnack-");
+    CHECK(d.versions.at("sm_clock_mhz") == "2100");
+    CHECK(d.versions.at("hiprtc") == "6.4.43482");
+    CHECK(d.versions.at("hip_runtime_library") == api.lib->name());
+    CHECK_THROWS_WITH(hip::detect_device(api, 1), Catch::Contains("hipGetDeviceProperties"));
+}
+
+TEST_CASE("device properties in a layout this build does not read are refused, not taken", "[hip]") {
+    const auto loaded = hip::load_hip_api({fake_rocm + "/rocm6/libamdhip64.so.6"});
+    REQUIRE(loaded.api);
+    ScrambledProperties scrambled(*loaded.api);
+    CHECK_THROWS_WITH(hip::detect_device(*loaded.api, 0),
+                      Catch::Contains("did not fill ROCm 5's property layout") &&
+                          Catch::Contains(fake_rocm + "/rocm6/libamdhip64.so.6") && Catch::Contains("HIP 6.4.43482") &&
+                          Catch::Contains("0 compute units"));
+}
+
+TEST_CASE("a runtime without its hiprtc is passed over for the next release, and the reasons are kept", "[hip]") {
+    const std::string alone = fake_rocm + "/rocm6-no-hiprtc/libamdhip64.so.6";
+    const auto only_alone = hip::load_hip_api({alone});
+    CHECK_FALSE(only_alone.api);
+    CHECK_THAT(only_alone.why, Catch::Contains(alone + " has no hiprtc") &&
+                                   Catch::Contains(fake_rocm + "/rocm6-no-hiprtc/libhiprtc.so.6"));
+
+    const auto loaded = hip::load_hip_api({fake_rocm + "/rocm7/libamdhip64.so.7", alone, fake_rocm + "/rocm5/libamdhip64.so.5"});
+    INFO(loaded.why);
+    REQUIRE(loaded.api);
+    // ROCm 5: hiprtc inside the runtime.
+    CHECK(loaded.api->lib->name() == fake_rocm + "/rocm5/libamdhip64.so.5");
+    CHECK(loaded.api->rtc_lib == loaded.api->lib);
+    CHECK(std::string(loaded.api->hiprtcGetErrorString(HIPRTC_SUCCESS)) == "fake hiprtc in libamdhip64");
+    CHECK(hip::hiprtc_version(*loaded.api).major_minor == 507);
+    CHECK(loaded.why.empty());
+
+    const auto none = hip::load_hip_api({fake_rocm + "/rocm7/libamdhip64.so.7"});
+    CHECK_FALSE(none.api);
+    CHECK_THAT(none.why, Catch::Contains("rocm7/libamdhip64.so.7"));
+}
+
+TEST_CASE("the installed ROCm 5 runtime carries its own hiprtc", "[hip]") {
+    const hip::HipApi* api = hip::hip_api();
+    if (!api) {
+        WARN("no HIP runtime installed: the loader is tested on stand-ins only");
+        return;
+    }
+    if (hip::hiprtc_version(*api).major_minor >= 600) {
+        CHECK(api->rtc_lib->name().find("libhiprtc") != std::string::npos);
+    } else {
+        CHECK(api->rtc_lib == api->lib);
+    }
 }

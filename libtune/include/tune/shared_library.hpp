@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace tune {
 
@@ -12,11 +13,14 @@ class SharedLibrary {
 public:
     // The first of `names` that loads, or nullptr with the loader's messages in *why.
     static std::shared_ptr<SharedLibrary> open(std::initializer_list<const char*> names, std::string* why);
+    static std::shared_ptr<SharedLibrary> open(const std::vector<std::string>& names, std::string* why);
     ~SharedLibrary();
     SharedLibrary(const SharedLibrary&) = delete;
     SharedLibrary& operator=(const SharedLibrary&) = delete;
     // Throws tune::Error naming the library and the symbol when absent.
     void* symbol(const char* name) const;
+    // nullptr when absent: for symbols that tell one release of a library from another.
+    void* find(const char* name) const noexcept;
     const std::string& name() const { return name_; }
 
 private:
