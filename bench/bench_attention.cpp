@@ -9,7 +9,10 @@
 //                                 and 2048 by default, 4096 and 8192 with --long (both head
 //                                 dims, both masks)
 //   decode/heads:H-KV/q:Q/kv:N    fused with split_kv=1 vs the best split_kv (GQA 32/8 and MQA
-//                                 8/1, q_len 1 and 16; kv 8192 by default, 4096..32768 with --long)
+//                                 8/1, q_len 1 and 16; kv 8192 by default, 4096..32768 with --long),
+//                                 and decode_read_roof: a plain read of as many bytes as the
+//                                 step's K and V by as many threads, the bandwidth a decode step
+//                                 cannot beat (counter KV_GB/s on all three)
 //   backward/seq:4096/hd:128      cpu.attention.backward mode=store vs mode=recompute (q_block
 //                                 256), heads 2/1, causal: time and workspace_MiB
 // Counter GFLOP/s (visible query-key pairs only); ratio tables at the end.
@@ -27,6 +30,7 @@
 #include "bench_common.hpp"
 #include "tune/openblas_env.hpp"
 #include "tune/templates/cpu_attention.hpp"
+#include "tune/thread_pool.hpp"
 
 using namespace tune;
 using bench::host;
@@ -127,6 +131,12 @@ std::string bf16_inner(const Problem& p) {
     return {};
 }
 
+// K and V bytes of one step: what a decode step must read at least once.
+double kv_bytes(const Problem& p) {
+    const AttentionDims a = attention_dims(p);
+    return 2.0 * double(a.batch * a.kv_heads * a.kv_len * a.head_dim) * sizeof(float);
+}
+
 void bench(benchmark::State& state, Problem p, Variant v) {
     AttentionOperands o(p);
     Config c;
@@ -158,7 +168,37 @@ void bench(benchmark::State& state, Problem p, Variant v) {
     bench::settle(t);
     bench::set_gflops(state, p);
     state.counters["workspace_MiB"] = double(kernel->workspace_bytes()) / (1 << 20);
+    if (decode)
+        state.counters["KV_GB/s"] = benchmark::Counter(kv_bytes(p) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
     state.SetLabel(c.text());
+}
+
+// The read roof of a decode step: its K and V bytes in one buffer, each thread summing its
+// contiguous share once per call (a sum, so the loads cannot be dropped), with the decode
+// kernel's default thread count.
+void read_roof(benchmark::State& state, Problem p) {
+    const int threads = int(fused().space(p)->default_config().get_int("threads"));
+    std::vector<float> data(std::size_t(kv_bytes(p) / sizeof(float)), 1.0f);
+    ThreadPool pool(threads);
+    std::vector<float> sums(std::size_t(threads), 0.0f);
+    for (auto _ : state) {
+        pool.parallel_for(threads, [&](int t) {
+            const std::size_t n = data.size(), lo = n * std::size_t(t) / std::size_t(threads),
+                              hi = n * std::size_t(t + 1) / std::size_t(threads);
+            float acc[16] = {};  // independent lanes: the loop vectorises without reassociation
+            std::size_t i = lo;
+            for (; i + 16 <= hi; i += 16)
+                for (int j = 0; j < 16; ++j) acc[j] += data[i + std::size_t(j)];
+            float sum = 0;
+            for (; i < hi; ++i) sum += data[i];
+            for (float a : acc) sum += a;
+            sums[std::size_t(t)] = sum;
+        });
+        benchmark::DoNotOptimize(sums.data());
+        benchmark::ClobberMemory();
+    }
+    state.counters["KV_GB/s"] = benchmark::Counter(kv_bytes(p) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    state.SetLabel("threads=" + std::to_string(threads));
 }
 
 void add(const std::string& name, const Problem& p, Variant v) {
@@ -202,6 +242,10 @@ int main(int argc, char** argv) {
                                         "/q:" + std::to_string(q) + "/kv:" + std::to_string(kv) + "/hd:128";
                 add("decode_fused_no_split" + key, decode, Variant::fused_no_split);
                 add("decode_fused_best" + key, decode, Variant::fused_best);
+                benchmark::RegisterBenchmark(("decode_read_roof" + key).c_str(), read_roof, decode)
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime()
+                    ->MinTime(0.5);
             }
     Problem grad = make_attention(1, 2, 1, 4096, 4096, 128, true);
     grad.set_dim("backward", 1);
@@ -235,6 +279,20 @@ int main(int argc, char** argv) {
            "decode_fused_best");
     ratios("backward: recompute (q_block 256) vs store, heads 2/1, causal, all cores", "backward_store",
            "backward_recompute");
+    // The share of the read roof each decode schedule reaches: split-KV can only gain where no
+    // split leaves bandwidth unused.
+    std::printf("\ndecode: K and V read rate against a plain read of the same bytes, all cores\n%-34s %10s %10s %10s %9s %9s\n",
+                "shape", "roof GB/s", "no split", "best", "no/roof", "best/roof");
+    for (const auto& [name, counters] : reporter.counters) {
+        const std::string roof = "decode_read_roof";
+        if (name.rfind(roof + "/", 0) != 0) continue;
+        const std::string key = name.substr(roof.size());
+        const double r = reporter.get(name, "KV_GB/s"), no = reporter.get("decode_fused_no_split" + key, "KV_GB/s"),
+                     best = reporter.get("decode_fused_best" + key, "KV_GB/s");
+        if (r <= 0 || no <= 0 || best <= 0) continue;
+        std::printf("%-34s %10.1f %10.1f %10.1f %8.0f%% %8.0f%%\n", key.c_str() + 1, r, no, best, 100 * no / r,
+                    100 * best / r);
+    }
     benchmark::Shutdown();
     return 0;
 }
