@@ -171,10 +171,19 @@ TEST_CASE("hiprtc is looked for beside the runtime, with the runtime's major ver
     CHECK(hip::hiprtc_library_for("libamdhip64.so.7") == "libhiprtc.so.7");
     CHECK(hip::hiprtc_library_for("libamdhip64.so") == "libhiprtc.so");
     CHECK(hip::hiprtc_library_for("/x/libother.so.6") == "/x/libhiprtc.so");
-    // Newest release first: a machine with ROCm 5 and 6 compiles with 6's hiprtc.
-    CHECK(hip::kHipRuntimes.front() == "libamdhip64.so.7");
-    CHECK(hip::kHipRuntimes.at(1) == "libamdhip64.so.6");
-    CHECK(hip::kHipRuntimes.at(2) == "libamdhip64.so.5");
+}
+
+TEST_CASE("the HIP runtime is looked for under ROCM_PATH first, then on the search path, then in /opt/rocm", "[hip]") {
+    // Newest release first in each place: a machine with ROCm 5 and 6 compiles with 6's hiprtc.
+    const std::vector<std::string> releases{"libamdhip64.so.7", "libamdhip64.so.6", "libamdhip64.so.5", "libamdhip64.so"};
+    std::vector<std::string> expected = releases;
+    for (const auto& r : releases) expected.push_back("/opt/rocm/lib/" + r);
+    CHECK(hip::hip_runtime_candidates(nullptr) == expected);
+    CHECK(hip::hip_runtime_candidates("") == expected);  // set but empty: as unset
+    std::vector<std::string> with_path;
+    for (const auto& r : releases) with_path.push_back("/x/rocm-6.4.3/lib/" + r);
+    with_path.insert(with_path.end(), expected.begin(), expected.end());
+    CHECK(hip::hip_runtime_candidates("/x/rocm-6.4.3") == with_path);
 }
 
 TEST_CASE("a ROCm 6 runtime is loaded with its separate libhiprtc, and fingerprints its device", "[hip]") {

@@ -1,5 +1,6 @@
 #include "tune/hip/api.hpp"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "tune/error.hpp"
@@ -12,6 +13,18 @@ std::string hiprtc_library_for(const std::string& runtime) {
     const std::string file = runtime.substr(dir.size()), stem = "libamdhip64";
     if (file.rfind(stem, 0) != 0) return dir + "libhiprtc.so";
     return dir + "libhiprtc" + file.substr(stem.size());
+}
+
+std::vector<std::string> hip_runtime_candidates(const char* rocm_path) {
+    std::vector<std::string> out;
+    auto releases = [&](const std::string& dir) {
+        for (const char* name : {"libamdhip64.so.7", "libamdhip64.so.6", "libamdhip64.so.5", "libamdhip64.so"})
+            out.push_back(dir + name);
+    };
+    if (rocm_path && *rocm_path) releases(std::string(rocm_path) + "/lib/");
+    releases("");
+    releases("/opt/rocm/lib/");
+    return out;
 }
 
 LoadedApi<HipApi> load_hip_api(const std::vector<std::string>& runtimes) {
@@ -77,7 +90,7 @@ DeviceState find_device() {
 }  // namespace
 
 const HipApi* hip_api(std::string* why) {
-    static const LoadedApi<HipApi> state = load_hip_api();
+    static const LoadedApi<HipApi> state = load_hip_api(hip_runtime_candidates(std::getenv("ROCM_PATH")));
     if (!state.api && why) *why = state.why;
     return state.api.get();
 }

@@ -37,19 +37,21 @@ struct HipApi {
     hipError_t (*hipMalloc)(void**, size_t) = nullptr;  // the header overloads it for C++
 };
 
-// The runtimes tried, newest first (a newer ROCm targets more archs); the unversioned name is
-// a development link.
-inline const std::vector<std::string> kHipRuntimes = {"libamdhip64.so.7", "libamdhip64.so.6",
-                                                       "libamdhip64.so.5", "libamdhip64.so"};
+// The runtimes tried, in order: under `rocm_path` (the ROCM_PATH variable: an explicit
+// choice) when set, then by the loader's search path, then under /opt/rocm (ROCm's default
+// prefix, not always on that path); in each place the newest release first (a newer ROCm
+// targets more archs), then the unversioned development link.
+std::vector<std::string> hip_runtime_candidates(const char* rocm_path);
 // The first of `runtimes` that loads together with its hiprtc: the runtime's own hiprtc
 // symbols when it has them (ROCm 5), else hiprtc_library_for(runtime) (ROCm 6+). Without
 // one, a null api and each candidate's reason.
-LoadedApi<HipApi> load_hip_api(const std::vector<std::string>& runtimes = kHipRuntimes);
+LoadedApi<HipApi> load_hip_api(const std::vector<std::string>& runtimes);
 // ROCm installs hiprtc beside the runtime, with the same major version:
 // "/opt/rocm/lib/libamdhip64.so.6" -> "/opt/rocm/lib/libhiprtc.so.6".
 std::string hiprtc_library_for(const std::string& runtime);
 
-// load_hip_api(), once per process; nullptr with the reason when no runtime loads.
+// load_hip_api(hip_runtime_candidates($ROCM_PATH)), once per process; nullptr with the
+// reason when no runtime loads.
 const HipApi* hip_api(std::string* why = nullptr);
 // The API with a usable device (hipInit and a device count checked), or tune::Error
 // ("no HIP device: <reason>").
