@@ -91,7 +91,7 @@ void add_db_commands(CLI::App& app) {
                 how = "confirmed";
                 if (s.confirmed->tied > 1)
                     how += ", " + std::to_string(s.confirmed->tied) + " within 2% of " +
-                           format_seconds(s.confirmed->fastest_s) + ": a library first (the faster of libraries), then the smallest (template, config hash)";
+                           format_seconds(s.confirmed->fastest_s) + ": a library first, then the smallest (template, config hash)";
                 time = format_seconds(s.confirmed->confirmed_s);
             }
             std::printf("%s\t%s\t%s\t%s\t%s\n", key.c_str(), s.best->template_name.c_str(), s.best->config.text().c_str(),

@@ -59,7 +59,7 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
         ->check(CLI::Range(0.0, 1e7));
     cmd.add_option("--confirm-rounds", a.confirm_rounds,
                    "re-measure the finalists (each template's fastest and the 3 fastest) this many times, in turn, "
-                   "and pick by the fastest time each reached twice (within 2%: a library first, the faster library first, then a fixed order); 0 = pick by one measurement each")
+                   "and pick by the fastest time each reached twice (within 2%: a fixed order); 0 = pick by one measurement each")
         ->capture_default_str()
         ->check(CLI::Range(std::size_t{0}, std::size_t{100}));
     cmd.add_option("--contest-rounds", a.contest_rounds,

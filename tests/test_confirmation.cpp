@@ -99,17 +99,11 @@ TEST_CASE("a library's kernel comes first among tied finalists, and only among t
     std::vector<FinalistTimes> apart{{"cpu.gemm.blocked", "0000", {1.000, 1.000}},
                                      {"cpu.gemm.onednn", "ffff", {1.030, 1.030}, true}};
     CHECK(picked(apart) == "0000");
-    // Two libraries tied: the faster library, whatever the name order says.
+    // Two libraries tied: the name order again, not the faster (noise would choose).
     std::vector<FinalistTimes> libraries{{"cpu.gemm.openblas", "0000", {1.000, 1.000}, true},
                                          {"cpu.gemm.onednn", "ffff", {1.010, 1.010}, true},
                                          {"cpu.gemm.blocked", "1111", {1.005, 1.005}}};
-    CHECK(picked(libraries) == "0000");
-    libraries[0].samples = {1.012, 1.015};  // now 0.5% behind oneDNN, both still tied with the own kernel
     CHECK(picked(libraries) == "ffff");
-    // An untied library never comes first, however it ranks among libraries.
-    libraries[1].samples = {1.030, 1.030};
-    libraries[0].samples = {1.040, 1.040};
-    CHECK(picked(libraries) == "1111");
 }
 
 TEST_CASE("finalists within 2% tie and those beyond do not: a tie costs at most 2%", "[confirmation]") {

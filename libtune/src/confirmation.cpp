@@ -44,13 +44,9 @@ double confirmed_time(const std::vector<double>& samples) {
 }
 
 std::optional<ConfirmedChoice> choose_confirmed(const std::vector<FinalistTimes>& finalists) {
-    // Libraries first; among tied libraries the faster (the best library is what a pick is
-    // held against, and two libraries are two fixed kernels, not a knob's neighbouring
-    // values); then the stable order.
-    auto order_key = [&](const std::pair<std::size_t, double>& r) {
-        const auto& f = finalists[r.first];
-        return std::make_tuple(!f.vendor, f.vendor ? r.second : 0.0, std::cref(f.template_name),
-                               std::cref(f.config_hash));
+    auto order_key = [&](std::size_t i) {
+        return std::make_tuple(!finalists[i].vendor, std::cref(finalists[i].template_name),
+                               std::cref(finalists[i].config_hash));
     };
     std::vector<std::pair<std::size_t, double>> ranked;  // (index, confirmed time)
     for (std::size_t i = 0; i < finalists.size(); ++i)
@@ -64,7 +60,7 @@ std::optional<ConfirmedChoice> choose_confirmed(const std::vector<FinalistTimes>
     for (const auto& r : ranked) {
         if (r.second - fastest > kTieRel * fastest) continue;
         ++choice.tied;
-        if (!pick || order_key(r) < order_key(*pick)) pick = &r;
+        if (!pick || order_key(r.first) < order_key(pick->first)) pick = &r;
     }
     choice.index = pick->first;
     choice.confirmed_s = pick->second;

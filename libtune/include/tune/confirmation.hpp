@@ -42,11 +42,12 @@ std::string finalist_key(const std::string& template_name, const std::string& te
 // 10-20% fast (a turbo window), and the plain minimum would let that one decide. Finalist i ties
 // with the fastest f when t_i - t_f <= kTieRel * t_f. Among the tied a library's kernel comes
 // first (a pick tied with a library is the library: the tuned pick is then never slower than it
-// by more than noise can tell), the faster of tied libraries first (a name order there would
-// pick a library up to kTieRel behind another one every time, and on compute-bound shapes two
-// libraries' gap is steady from run to run), then the smallest (template name, config hash),
-// so two runs whose noise reorders near-equal own configs still agree. The pick is never more
-// than kTieRel slower than the fastest confirmed time.
+// by more than noise can tell), then the smallest (template name, config hash), so two runs
+// whose noise reorders near-equal finalists still agree. Tied libraries go by name too, not by
+// time: two libraries often run within 1% of each other (oneDNN and OpenBLAS on large f32
+// GEMMs), and a time order would let noise choose between them, so that an MPI run and a
+// one-process run of the same tuning would disagree. The pick is never more than kTieRel
+// slower than the fastest confirmed time.
 inline constexpr double kTieRel = 0.02;  // the measurement protocol's CI target
 
 struct FinalistTimes {

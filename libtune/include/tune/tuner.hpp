@@ -55,9 +55,8 @@ struct TuneOptions {
     // the search, each template's fastest and the `confirm_top` fastest overall are measured
     // again `confirm_rounds` times, interleaved (A B C A B C ...), and ranked by
     // choose_confirmed (tune/confirmation.hpp): the fastest time reached twice over the
-    // re-measurements, and among finalists within 2% of the fastest a library's kernel first
-    // (the faster library first), then the smallest (template, config hash), so runs with the
-    // same seed agree. Each
+    // re-measurements, and among finalists within 2% of the fastest a library's kernel first,
+    // then the smallest (template, config hash), so runs with the same seed agree. Each
     // re-measurement is stored as it completes (Database::record_confirmation) beside the
     // config's first measurement, so the store's best() is this pick and a resumed run
     // re-measures no finalist. 0 rounds: rank by the single measurement. With an executor of
