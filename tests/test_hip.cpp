@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "tune/backends.hpp"
+#include "gpu_device_checks.hpp"
 #include "tune/error.hpp"
 #include "tune/hip/api.hpp"
 #include "tune/hip/runtime.hpp"
@@ -22,6 +23,16 @@ hip::RuntimeOptions no_disk_cache() {
     o.cache_dir = std::filesystem::path();
     return o;
 }
+
+// Stands in for hiprtc where only the host side is under test.
+struct Offline final : KernelCompiler {
+    std::string version() const override { return "offline 1"; }
+    CompileResult compile(const CompileRequest& r) const override {
+        CompileResult out;
+        out.log = "compiled for " + r.arch;
+        return out;
+    }
+};
 
 }  // namespace
 
@@ -56,14 +67,6 @@ TEST_CASE("gfx94x (MI300) needs hiprtc 5.7+: an older one is refused, naming bot
 }
 
 TEST_CASE("a compile-only runtime with another compiler takes gfx942 whatever the hiprtc", "[hip]") {
-    struct Offline final : KernelCompiler {
-        std::string version() const override { return "offline 1"; }
-        CompileResult compile(const CompileRequest& r) const override {
-            CompileResult out;
-            out.log = "compiled for " + r.arch;
-            return out;
-        }
-    };
     auto rt = hip::Runtime::compile_only("gfx942", no_disk_cache(), std::make_shared<Offline>());
     CHECK(rt->arch() == "gfx942");
     CHECK_FALSE(rt->has_device());
@@ -255,4 +258,32 @@ TEST_CASE("the installed ROCm 5 runtime carries its own hiprtc", "[hip]") {
     } else {
         CHECK(api->rtc_lib == api->lib);
     }
+}
+
+TEST_CASE("every problem and config the HIP device tests run is supported and valid", "[hip]") {
+    // tune_hip_device_tests runs only on an AMD GPU; its lists are checked here on any machine.
+    using namespace tune::device_checks;
+    auto rt = hip::Runtime::compile_only("gfx90a", no_disk_cache(), std::make_shared<Offline>());
+    std::size_t checked = 0;
+    auto valid = [&](const Template& t, const Cases& cases) {
+        for (const auto& [p, c] : cases) {
+            INFO(t.info().name << " " << c.text() << " on " << shape_key(p));
+            REQUIRE(t.supports(p));
+            CHECK_FALSE(t.space(p)->violation(c).has_value());
+            CHECK(dynamic_cast<const RuntimeCompiled&>(t).compile_requests(p, c).size() >= 1);
+            ++checked;
+        }
+    };
+    const auto gemm = make_hip_gemm_mfma_template(rt);
+    for (DType dt : {DType::bf16, DType::f16})
+        for (bool tb : {false, true}) valid(*gemm, defaults(*gemm, gemm_variants(dt, tb)));
+    valid(*gemm, covering_cases(*gemm, {make_gemm(520, 392, 1032, DType::bf16, false, false),
+                                        make_gemm(520, 392, 1032, DType::bf16, false, true)}));
+    const auto flash = make_hip_attention_flash_template(rt);
+    valid(*flash, defaults(*flash, attention_default_problems()));
+    valid(*flash, covering_cases(*flash, attention_covering_problems()));
+    const auto backward = make_hip_attention_flash_backward_template(rt);
+    valid(*backward, backward_mode_cases(*backward));
+    valid(*backward, covering_cases(*backward, backward_covering_problems()));
+    CHECK(checked > 100);
 }
