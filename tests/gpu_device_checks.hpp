@@ -166,6 +166,18 @@ inline std::vector<Problem> attention_variants(std::int64_t d) {
             make_attention(2, 8, 2, 16, 3000, d, true, 1000, DType::bf16)};
 }
 
+// Host side, no device: every case is supported, valid in its space, and asks for at least
+// one compile. Returns how many cases were checked.
+inline std::size_t expect_valid(const Template& t, const Cases& cases) {
+    for (const auto& [p, c] : cases) {
+        INFO(t.info().name << " " << c.text() << " on " << shape_key(p));
+        REQUIRE(t.supports(p));
+        CHECK_FALSE(t.space(p)->violation(c).has_value());
+        CHECK(dynamic_cast<const RuntimeCompiled&>(t).compile_requests(p, c).size() >= 1);
+    }
+    return cases.size();
+}
+
 // Each problem with every config of its covering sample.
 inline Cases covering_cases(const Template& t, const std::vector<Problem>& problems) {
     Cases out;
