@@ -8,8 +8,9 @@
 //                                 dot-product inner loops, default tiles) and unfused; seq 512
 //                                 and 2048 by default, 4096 and 8192 with --long (both head
 //                                 dims, both masks)
-//   decode/heads:H-KV/q:Q/kv:N    fused with split_kv=1 vs the best split_kv (GQA 32/8 and MQA
-//                                 8/1, q_len 1 and 16; kv 8192 by default, 4096..32768 with --long),
+//   decode/heads:H-KV/q:Q/kv:N    fused with split_kv=1 vs the best split_kv, each at its best
+//                                 k_tile of 128, 256, 512 (GQA 32/8 and MQA 8/1, q_len 1 and
+//                                 16; kv 8192 by default, 4096..32768 with --long),
 //                                 and decode_read_roof: a plain read of as many bytes as the
 //                                 step's K and V by as many threads, the bandwidth a decode step
 //                                 cannot beat (counter KV_GB/s on all three)
@@ -83,27 +84,38 @@ struct AttentionOperands {
     OpArgs args() { return {in, out}; }
 };
 
-// The sweep behind fused_best: q_tile >= 16 x k_tile 64..256 for prefill, every split_kv for
-// decode (knob `vary`).
-Config best_of(const Problem& p, const std::string& vary, AttentionOperands& o, const Config& base) {
-    const Space& s = *fused().space(p);
+// The sweeps behind fused_best (and decode's no-split row): prefill q_tile >= 16 x k_tile
+// 64..256 (the middle of the tile ranges only, to keep the default run short; the tuner
+// searches all); decode k_tile 128..512 x the given split_kv values, so that a split and no
+// split are each compared at their best key tile.
+std::vector<Config> prefill_sweep(const Problem& p, const Config& base) {
     std::vector<Config> sweep;
-    for (const auto& value : s.knob(vary)->values) {
-        if (vary == "split_kv") {
-            Config c = base;
-            sweep.push_back(c.set("split_kv", value));
-            continue;
-        }
-        // The middle of the tile ranges only, to keep the default run short (the tuner searches all).
+    for (const auto& value : fused().space(p)->knob("q_tile")->values) {
         if (std::get<std::int64_t>(value) < 16) continue;
         for (std::int64_t k_tile : {64, 128, 256}) {
             Config c = base;
             sweep.push_back(c.set("q_tile", value).set("k_tile", k_tile));
         }
     }
-    // A decode step takes milliseconds: the fastest of 7 calls per split keeps one call slowed
-    // by other work from choosing the split. Prefill calls are long enough to time once.
-    const int reps = vary == "split_kv" ? 7 : 1;
+    return sweep;
+}
+
+std::vector<Config> decode_sweep(const Problem& p, const Config& base, bool split) {
+    std::vector<Config> sweep;
+    for (const auto& value : fused().space(p)->knob("split_kv")->values) {
+        if (!split && std::get<std::int64_t>(value) != 1) continue;
+        for (std::int64_t k_tile : {128, 256, 512}) {
+            Config c = base;
+            sweep.push_back(c.set("split_kv", value).set("k_tile", k_tile));
+        }
+    }
+    return sweep;
+}
+
+// The fastest of `sweep`. A decode step takes milliseconds: the fastest of 7 calls per config
+// keeps one call slowed by other work from choosing. Prefill calls are long enough to time once.
+Config best_of(const Problem& p, const std::vector<Config>& sweep, AttentionOperands& o, bool decode) {
+    const int reps = decode ? 7 : 1;
     Config best;
     double best_s = 1e30;
     for (const Config& c : sweep) {
@@ -151,14 +163,14 @@ void bench(benchmark::State& state, Problem p, Variant v) {
         c = fused().space(p)->default_config();
         c.set("inner", std::string("dot"));
     } else if (v == Variant::fused_no_split) {
-        c = fused().space(p)->default_config();
-        c.set("split_kv", std::int64_t{1});
+        c = best_of(p, decode_sweep(p, fused().space(p)->default_config(), false), o, true);
     } else if (v == Variant::fused_bf16) {
         p = admitting_bf16(p);
         c = fused().space(p)->default_config();
-        c = best_of(p, "q_tile", o, c.set("inner", bf16_inner(p)));
+        c = best_of(p, prefill_sweep(p, c.set("inner", bf16_inner(p))), o, false);
     } else {
-        c = best_of(p, decode ? "split_kv" : "q_tile", o, fused().space(p)->default_config());
+        const Config base = fused().space(p)->default_config();
+        c = best_of(p, decode ? decode_sweep(p, base, true) : prefill_sweep(p, base), o, decode);
     }
     const Template& t = v == Variant::unfused                                         ? unfused()
                         : v == Variant::backward_store || v == Variant::backward_recompute ? backward()

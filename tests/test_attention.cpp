@@ -282,3 +282,33 @@ TEST_CASE("a workspace cap keeps configs over it out of the tuning run", "[atten
         CHECK(std::size_t(m.workspace_bytes) <= cap);
     }
 }
+
+TEST_CASE("a decode step's default splits its keys only until every thread has a task", "[attention]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto split_for = [](int cores, const Problem& p) {
+        DeviceInfo d = host();
+        d.cores = cores;
+        const auto t = make_cpu_attention_fused_template(d);
+        const Config c = t->default_config(p);
+        CHECK_FALSE(t->space(p)->violation(c).has_value());
+        Config others = c;  // only the split depends on the shape
+        CHECK(others.set("split_kv", *t->space(p)->default_config().find("split_kv")) == t->space(p)->default_config());
+        return c.get_int("split_kv");
+    };
+    const Problem gqa = make_attention(1, 32, 8, 1, 8192, 128, true), mqa = make_attention(1, 8, 1, 1, 8192, 128, true);
+    CHECK(split_for(2, gqa) == 1);   // 8 KV-head tasks for 2 threads
+    CHECK(split_for(16, gqa) == 2);  // 16 tasks
+    CHECK(split_for(2, mqa) == 2);
+    CHECK(split_for(8, mqa) == 8);
+    CHECK(split_for(64, mqa) == 16);  // the largest split there is
+    CHECK(split_for(1, mqa) == 1);
+    CHECK(split_for(4, make_attention(2, 8, 1, 1, 4096, 64, true)) == 2);  // batch 2: 2 tasks already
+    CHECK(split_for(2, make_attention(1, 4, 4, 16, 4096, 64, true)) == 1); // MHA, 16 queries: 4 head tasks
+    // Prefill has no split and keeps the space's default.
+    const auto t = make_cpu_attention_fused_template(host());
+    const Problem prefill = make_attention(1, 8, 2, 512, 512, 128, true);
+    CHECK(t->default_config(prefill) == t->space(prefill)->default_config());
+    // The default computes what the reference does.
+    for (const Problem& p : {mqa, make_attention(1, 4, 4, 16, 300, 64, true)})
+        test::check_against_reference(*t, p, t->default_config(p), 7, 2);
+}

@@ -374,6 +374,26 @@ public:
         return spaces_[a.q_len <= kDecodeQLen][a.group() > 1][has_bf16_ && admits_bf16_compute(p)];
     }
 
+    // Decode: split each task's keys until there are as many tasks as threads (or the largest
+    // split). A split costs partial rows and a combine pass, and once every thread has a task
+    // the step is bound by reading K and V: GQA 32/8 on 2 threads, 8 tasks, reads them at
+    // 79-103% of a plain read's rate without a split. A fixed split leaves threads idle on a
+    // machine with more threads than tasks (MQA: one task per sequence).
+    Config default_config(const Problem& p) const override {
+        Config c = space(p)->default_config();
+        const AttentionDims a = attention_dims(p);
+        const Knob* split = space(p)->knob("split_kv");
+        if (!split) return c;
+        const bool packed = c.has("gqa_pack") && c.get_int("gqa_pack") != 0;
+        const std::int64_t q_tile = c.get_int("q_tile");
+        const std::int64_t tasks = a.batch * (packed ? a.kv_heads : a.heads) * ((a.q_len + q_tile - 1) / q_tile);
+        for (const auto& v : split->values) {
+            c.set("split_kv", v);
+            if (tasks * std::get<std::int64_t>(v) >= c.get_int("threads")) break;
+        }
+        return c;
+    }
+
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
         if (!supports(p)) throw Error(std::string(kName) + ": unsupported problem " + shape_key(p));
         validate(p);
