@@ -1,5 +1,6 @@
 #include "tune/hip/api.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -124,15 +125,13 @@ std::string property_text(const char* field, std::size_t capacity) {
     return n < capacity ? std::string(field, n) : std::string();
 }
 
-bool printable(const std::string& s) {
-    for (unsigned char c : s)
-        if (c < 0x20 || c > 0x7e) return false;
-    return true;
-}
+bool printable(char c) { return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) <= 0x7e; }
+bool printable(const std::string& s) { return std::all_of(s.begin(), s.end(), [](char c) { return printable(c); }); }
 
+// For an error message: unprintable bytes as '?', at most 64 characters.
 std::string shown(std::string s) {
     for (char& c : s)
-        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+        if (!printable(c)) c = '?';
     return s.size() > 64 ? s.substr(0, 64) + "..." : s;
 }
 

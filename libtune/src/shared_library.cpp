@@ -25,8 +25,7 @@ std::shared_ptr<SharedLibrary> SharedLibrary::open(std::initializer_list<const c
 SharedLibrary::~SharedLibrary() { ::dlclose(handle_); }
 
 void* SharedLibrary::symbol(const char* name) const {
-    ::dlerror();
-    void* p = ::dlsym(handle_, name);
+    void* p = find(name);
     require(p != nullptr, name_ + ": symbol '" + std::string(name) + "' not found (library too old?)");
     return p;
 }

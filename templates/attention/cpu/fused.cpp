@@ -94,6 +94,12 @@ Layout layout(const AttentionDims& a, const FusedConfig& c) {
     return l;
 }
 
+// Task groups of a call: one per (sequence, head unit, query tile), a head unit being a KV head
+// with all its query heads when GQA-packed, else one query head; each group is split_kv tasks.
+std::int64_t task_groups(const AttentionDims& a, const FusedConfig& c) {
+    return a.batch * (c.gqa_pack ? a.kv_heads : a.heads) * ((a.q_len + c.q_tile - 1) / c.q_tile);
+}
+
 std::size_t workspace_floats(const AttentionDims& a, const FusedConfig& c) {
     const Layout l = layout(a, c);
     return l.per_thread_floats * std::size_t(c.threads) + l.partial_floats + l.packed_kv_floats;
@@ -117,7 +123,7 @@ public:
 
         const std::int64_t head_units = c_.gqa_pack ? a_.kv_heads : a_.heads;
         const std::int64_t q_tiles = (a_.q_len + c_.q_tile - 1) / c_.q_tile;
-        const std::int64_t groups = a_.batch * head_units * q_tiles, tasks = groups * c_.split_kv;
+        const std::int64_t groups = task_groups(a_, c_), tasks = groups * c_.split_kv;
         // Splits of a group done so far: the last one to finish merges the group's rows, so the
         // combine needs no second pass over the threads.
         std::vector<std::atomic<std::int64_t>> done(c_.split_kv > 1 ? std::size_t(groups) : 0);
@@ -384,9 +390,7 @@ public:
         const AttentionDims a = attention_dims(p);
         const Knob* split = space(p)->knob("split_kv");
         if (!split) return c;
-        const bool packed = c.has("gqa_pack") && c.get_int("gqa_pack") != 0;
-        const std::int64_t q_tile = c.get_int("q_tile");
-        const std::int64_t tasks = a.batch * (packed ? a.kv_heads : a.heads) * ((a.q_len + q_tile - 1) / q_tile);
+        const std::int64_t tasks = task_groups(a, fused_config(c));
         for (const auto& v : split->values) {
             c.set("split_kv", v);
             if (tasks * std::get<std::int64_t>(v) >= c.get_int("threads")) break;
