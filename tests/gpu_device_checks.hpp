@@ -139,6 +139,9 @@ inline std::vector<Config> covering(const Space& s) {
     }
 }
 
+// The head dims every attention template is checked at.
+inline constexpr std::int64_t kHeadDims[] = {64, 80, 96, 128, 256};
+
 // GEMMs: square, ragged tiles in m, n and k, batched with bias and GELU, SiLU with a residual,
 // a long k with bias and residual. f32 problems admit bf16 compute (tensor cores).
 inline std::vector<Problem> gemm_variants(DType dtype, bool trans_b) {
@@ -218,7 +221,7 @@ inline std::vector<Problem> f16_attention_variants() {
 // and the f16 ones.
 inline std::vector<Problem> attention_default_problems() {
     std::vector<Problem> out;
-    for (std::int64_t d : {64, 80, 96, 128, 256})
+    for (std::int64_t d : kHeadDims)
         for (const Problem& p : attention_variants(d)) out.push_back(p);
     for (const Problem& p : paged_attention_variants()) out.push_back(p);
     for (const Problem& p : f16_attention_variants()) out.push_back(p);
@@ -256,7 +259,7 @@ inline std::vector<Problem> backward_covering_problems() {
 // Every head dim's backward_variants with the default config in each mode (recompute, store).
 inline Cases backward_mode_cases(const Template& t) {
     Cases out;
-    for (std::int64_t d : {64, 80, 96, 128, 256})
+    for (std::int64_t d : kHeadDims)
         for (auto [p, c] : defaults(t, backward_variants(d)))
             for (const char* mode : {"recompute", "store"}) out.emplace_back(p, c.set("mode", std::string(mode)));
     return out;
