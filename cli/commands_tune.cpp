@@ -405,13 +405,8 @@ void add_tune_commands(CLI::App& app) {
                         ap.problem.set_dim("page", attention->decode_page);
                     problems.push_back(std::move(ap));
                 }
-            char intro[512];
-            std::snprintf(intro, sizeof intro, "model:  %s hidden %lld, heads %lld/%lld, head_dim %lld, mlp %lld%s%s -> %zu problems\n",
-                          model.model_type.c_str(), (long long)model.hidden_size, (long long)model.num_heads,
-                          (long long)model.num_kv_heads, (long long)model.head_dim, (long long)model.intermediate_size,
-                          model.gated_mlp ? " (gated)" : "",
-                          model.sliding_window > 0 ? (", window " + std::to_string(model.sliding_window)).c_str() : "",
-                          problems.size());
+            std::string intro = "model:  " + describe(model) + " -> " + std::to_string(problems.size()) + " problems\n";
+            for (const auto& left_out : model.unmodelled) intro += "        not modelled: " + left_out + "\n";
             std::string command = "tune model " + *path + " --tokens " + *tokens;
             if (!buckets->rules.empty())
                 return tune_model_buckets(model, token_counts, dtype, *buckets, *args,

@@ -237,7 +237,14 @@ int main(int argc, char** argv) {
     }
     try {
         const tune::ModelShape m = tune::load_model_config(argv[1]);
-        tune::require(m.gated_mlp, "decoder_runtime: the config's MLP is not gated (SwiGLU); this runtime needs one");
+        // What this one-layer runtime implements: a dense decoder, SwiGLU MLP, one attention kind.
+        std::string unsupported;
+        if (!m.gated_mlp || m.mlp_activation != "silu")
+            unsupported += "; the MLP is not gated with silu (SwiGLU), activation '" + m.mlp_activation + "'";
+        if (m.num_experts > 0) unsupported += "; it is a mixture of experts";
+        if (m.encoder) unsupported += "; it has an encoder";
+        if (m.sliding_window > 0 && m.full_attention_layers) unsupported += "; it mixes windowed and full attention layers";
+        tune::require(unsupported.empty(), "the config (" + tune::describe(m) + ") is not one this runtime runs" + unsupported);
         const std::int64_t prompt_len = option(argc, argv, "--prompt", 64), decode_len = option(argc, argv, "--decode", 32),
                            reps = option(argc, argv, "--reps", 3);
 

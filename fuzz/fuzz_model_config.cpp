@@ -1,5 +1,5 @@
 // Fuzz target: config.json bytes through nlohmann's parser, then tune::parse_model_config and
-// the layer's GEMM shapes. Bad input must end in tune::Error, nothing else.
+// the layer's GEMM and attention shapes. Bad input must end in tune::Error, nothing else.
 #include <nlohmann/json.hpp>
 
 #include "tune/error.hpp"
@@ -11,6 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
         tune::ModelShape m = tune::parse_model_config(j);
         tune::layer_gemms(m, {1, 16, 512}, tune::DType::f32);
+        tune::layer_attention(m, {1, 16, 512}, 4096);
+        tune::describe(m);
     } catch (const tune::Error&) {
     }
     return 0;

@@ -23,7 +23,7 @@ rejects() {  # rejects EXPECTED_MESSAGE ARGS...
   if "$runtime" "$@" 2> "$work/err"; then echo "accepted bad input: $*"; exit 1; fi
   grep -q -- "$expect" "$work/err" || { echo "message lacks '$expect':"; cat "$work/err"; exit 1; }
 }
-rejects "not gated" "$work/gpt2.json" "$work/t.db"
+rejects "not gated with silu" "$work/gpt2.json" "$work/t.db"
 rejects "--decode" "$work/tiny.json" "$work/t.db" --decode 0
 rejects "missing.db" "$work/tiny.json" "$work/missing.db"
 echo "decoder runtime test: ok"

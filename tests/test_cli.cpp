@@ -96,10 +96,13 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
     std::ofstream(bad_json) << "{\"hidden_size\": 64,";
     std::ofstream(no_hidden) << R"({"num_attention_heads": 4})";
     std::ofstream(garbage_db) << std::string(5000, 'x');
+    std::string latent = dir.file("latent.json");
+    std::ofstream(latent) << R"({"hidden_size": 64, "num_attention_heads": 4, "kv_lora_rank": 16})";
     std::vector<Case> cases{
         {"model /nonexistent/config.json --db " + db, "cannot open"},
         {"model " + bad_json + " --db " + db, "not valid JSON"},
         {"model " + no_hidden + " --db " + db, "hidden_size"},
+        {"model " + latent + " --db " + db, "multi-head latent attention"},
         {"model " + models() + "gpt2.json --tokens 1,x --db " + db, "--tokens"},
         {"gemm --m 0 --n 4 --k 4 --db " + db, "'m' must be >= 1"},
         {"gemm --m -5 --n 4 --k 4 --db " + db, "'m'"},
