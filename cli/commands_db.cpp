@@ -188,7 +188,7 @@ void add_db_commands(CLI::App& app) {
         std::vector<Source> loaded;
         for (const auto& src : *sources) {
             SqliteDatabase db(src, SqliteDatabase::Mode::read_only);
-            Source s{src, db.runs(), db.devices(), {}, 0};
+            Source s{src, db.runs(), db.devices(), {}, 0, {}};
             for (auto& m : db.query({}, [&](std::int64_t, const std::string&) { ++s.bad; }))
                 s.by_run[m.run_id].push_back(std::move(m));
             for (const ConfirmedPick& pick : confirmed_picks(db, {}, false)) {

@@ -334,6 +334,54 @@ static void check_errors(tune_dispatcher* d, const char* dir) {
     CHECK(tune_tune_gemm(NULL, &g, NULL, NULL) == TUNE_ERR_INVALID_ARGUMENT);
 }
 
+/* A layer's problems from a config.json: sized with capacity 0, then filled; bad input refused. */
+static void check_model_problems(const char* scratch) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/c_api_model.json", scratch);
+    FILE* f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"intermediate_size\": 96,"
+          " \"hidden_act\": \"silu\", \"num_local_experts\": 4, \"num_experts_per_tok\": 2,"
+          " \"query_pre_attn_scalar\": 16}",
+          f);
+    fclose(f);
+    const int64_t tokens[] = {1, 8};
+    size_t count = 99;
+    CHECK(tune_model_problems(path, tokens, 2, 32, TUNE_F32, NULL, 0, &count) == TUNE_OK);
+    CHECK(count == 12); /* 5 GEMMs per token count (qkv, o, router, expert gate_up, down), prefill, decode */
+    tune_model_problem p[12];
+    size_t filled = 0;
+    CHECK(tune_model_problems(path, tokens, 2, 32, TUNE_BF16, p, 12, &filled) == TUNE_OK && filled == 12);
+    CHECK(strcmp(p[0].name, "qkv_proj") == 0 && p[0].op == TUNE_OP_GEMM);
+    CHECK(p[0].gemm.m == 1 && p[0].gemm.n == 128 && p[0].gemm.k == 64 && p[0].gemm.trans_b == 1);
+    CHECK(p[0].gemm.dtype == TUNE_BF16);
+    CHECK(strcmp(p[2].name, "moe_router") == 0 && p[2].gemm.n == 4);
+    CHECK(strcmp(p[8].name, "expert_gate_up") == 0 && p[8].tokens == 8 && p[8].gemm.m == 4 && p[8].gemm.n == 96);
+    CHECK(strcmp(p[10].name, "attention_prefill") == 0 && p[10].op == TUNE_OP_ATTENTION);
+    CHECK(p[10].attention.q_len == 8 && p[10].attention.kv_len == 8 && p[10].attention.causal == 1);
+    CHECK(p[10].attention.heads == 4 && p[10].attention.kv_heads == 2 && p[10].attention.head_dim == 16);
+    CHECK(p[10].attention.scale == 0.25); /* query_pre_attn_scalar 16 */
+    CHECK(strcmp(p[11].name, "attention_decode") == 0 && p[11].attention.q_len == 1 && p[11].attention.kv_len == 32);
+    /* A smaller array takes the first problems; the count is still the total. */
+    tune_model_problem two[2];
+    CHECK(tune_model_problems(path, tokens, 2, 0, TUNE_F32, two, 2, &count) == TUNE_OK && count == 10);
+    CHECK(strcmp(two[1].name, "o_proj") == 0);
+
+    CHECK(tune_model_problems(path, tokens, 2, 32, TUNE_F32, NULL, 0, NULL) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_model_problems(path, tokens, 0, 32, TUNE_F32, NULL, 0, &count) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "tokens") != NULL);
+    CHECK(tune_model_problems(path, tokens, 2, 32, TUNE_F32, NULL, 3, &count) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_model_problems(path, tokens, 2, -1, TUNE_F32, NULL, 0, &count) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_model_problems(path, tokens, 2, 32, (tune_dtype)7, NULL, 0, &count) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_model_problems("/nonexistent/config.json", tokens, 2, 32, TUNE_F32, NULL, 0, &count) ==
+          TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(count == 0 && strstr(tune_last_error(), "/nonexistent/config.json") != NULL);
+    const int64_t zero[] = {0};
+    CHECK(tune_model_problems(path, zero, 1, 32, TUNE_F32, NULL, 0, &count) == TUNE_ERR_INVALID_ARGUMENT);
+    remove(path);
+}
+
 int main(int argc, char** argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s SCRATCH_DIR\n", argv[0]);
@@ -408,6 +456,7 @@ int main(int argc, char** argv) {
     check_errors(d, argv[1]);
     check_attention_errors(d);
     tune_dispatcher_close(d);
+    check_model_problems(argv[1]);
 
     if (failures) {
         fprintf(stderr, "c_api_test: %d check(s) failed\n", failures);

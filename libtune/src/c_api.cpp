@@ -2,6 +2,7 @@
 // turns it into a status code plus a thread-local message; nothing C++ leaves this file.
 #include "tune/c_api.h"
 
+#include <algorithm>
 #include <mutex>
 #include <new>
 #include <string>
@@ -11,6 +12,7 @@
 #include "tune/db/sqlite_database.hpp"
 #include "tune/dispatcher.hpp"
 #include "tune/error.hpp"
+#include "tune/model.hpp"
 #include "tune/tuner.hpp"
 
 struct tune_dispatcher {
@@ -326,7 +328,8 @@ int tune_tune_gemm(const char* db_path, const tune_gemm_desc* g, const tune_tune
 tune_attention_desc tune_attention_desc_init(int64_t batch, int64_t heads, int64_t kv_heads, int64_t q_len,
                                              int64_t kv_len, int64_t head_dim) {
     return tune_attention_desc{
-        .batch = batch, .heads = heads, .kv_heads = kv_heads, .q_len = q_len, .kv_len = kv_len, .head_dim = head_dim};
+        .batch = batch, .heads = heads, .kv_heads = kv_heads, .q_len = q_len, .kv_len = kv_len, .head_dim = head_dim,
+        .causal = 0, .window = 0, .backward = 0, .tolerance = 0, .scale = 0};
 }
 
 int tune_attention(const tune_dispatcher* d, const tune_attention_desc* a, const float* q, const float* k,
@@ -368,6 +371,55 @@ int tune_tune_attention(const char* db_path, const tune_attention_desc* a, const
                         tune_tune_result* out) {
     return guarded("tune_tune_attention", TUNE_ERR_RUNTIME,
                    [&] { tune_into(db_path, to_problem(a), options, out, "c_api tune_tune_attention"); });
+}
+
+int tune_model_problems(const char* config_path, const int64_t* tokens, size_t n_tokens, int64_t decode_kv_len,
+                        tune_dtype dtype, tune_model_problem* out, size_t capacity, size_t* count) {
+    return guarded("tune_model_problems", TUNE_ERR_INVALID_ARGUMENT, [&] {
+        if (!count) fail(TUNE_ERR_INVALID_ARGUMENT, "count is NULL");
+        *count = 0;
+        if (!config_path) fail(TUNE_ERR_INVALID_ARGUMENT, "config_path is NULL");
+        if (!tokens || n_tokens == 0) fail(TUNE_ERR_INVALID_ARGUMENT, "tokens: at least one token count is needed");
+        if (capacity > 0 && !out) fail(TUNE_ERR_INVALID_ARGUMENT, "out is NULL with capacity " + std::to_string(capacity));
+        if (!(dtype == TUNE_F32 || dtype == TUNE_BF16))
+            fail(TUNE_ERR_INVALID_ARGUMENT, "dtype " + std::to_string(int(dtype)) + " is not TUNE_F32 or TUNE_BF16");
+        if (decode_kv_len < 0)
+            fail(TUNE_ERR_INVALID_ARGUMENT, "decode_kv_len must be >= 0 (0: no attention), got " +
+                                                std::to_string(decode_kv_len));
+        const tune::ModelShape model = tune::load_model_config(config_path);
+        const std::vector<std::int64_t> counts(tokens, tokens + n_tokens);
+        auto problems = tune::layer_gemms(model, counts, dtype == TUNE_BF16 ? tune::DType::bf16 : tune::DType::f32);
+        if (decode_kv_len > 0)
+            for (auto& a : tune::layer_attention(model, counts, decode_kv_len)) problems.push_back(std::move(a));
+        // Filled into a local array first: a failure leaves the caller's array as it was.
+        std::vector<tune_model_problem> filled(std::min(capacity, problems.size()));
+        for (std::size_t i = 0; i < filled.size(); ++i) {
+            const tune::NamedProblem& np = problems[i];
+            tune_model_problem& r = filled[i];
+            copy_text(r.name, np.name, "problem name");
+            r.tokens = np.tokens;
+            if (np.problem.op == tune::OpKind::gemm) {
+                const tune::GemmDims g = tune::gemm_dims(np.problem);
+                r.op = TUNE_OP_GEMM;
+                r.gemm = tune_gemm_desc_init(g.m, g.n, g.k);
+                r.gemm.batch = g.batch;
+                r.gemm.trans_a = g.trans_a;
+                r.gemm.trans_b = g.trans_b;
+                r.gemm.dtype = np.problem.dtype == tune::DType::bf16 ? TUNE_BF16 : TUNE_F32;
+                r.attention = tune_attention_desc_init(0, 0, 0, 0, 0, 0);
+            } else {
+                const tune::AttentionDims a = tune::attention_dims(np.problem);
+                r.op = TUNE_OP_ATTENTION;
+                r.attention = tune_attention_desc_init(a.batch, a.heads, a.kv_heads, a.q_len, a.kv_len, a.head_dim);
+                r.attention.causal = a.causal;
+                r.attention.window = a.window;
+                r.attention.scale = np.problem.scale;  // 0: the default 1/sqrt(head_dim)
+                r.gemm = tune_gemm_desc_init(0, 0, 0);
+            }
+        }
+        std::copy(filled.begin(), filled.end(), out);
+        *count = problems.size();
+    });
 }
 
 }  // extern "C"

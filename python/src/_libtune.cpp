@@ -306,6 +306,42 @@ py::dict tune_py(const std::string& db, const Desc& desc, std::size_t budget, do
     return result_dict(r);
 }
 
+// One layer's problems from a config.json (tune_model_problems): a list of dicts with name,
+// tokens, op ("gemm" / "attention") and args, the keyword arguments of tune_gemm /
+// tune_attention for that problem.
+py::list model_problems(const std::string& path, const std::vector<std::int64_t>& tokens, std::int64_t kv_len,
+                        const std::string& dtype) {
+    const tune_dtype dt = parse_dtype(dtype);
+    size_t count = 0;
+    raise_on_error(tune_model_problems(path.c_str(), tokens.data(), tokens.size(), kv_len, dt, nullptr, 0, &count));
+    std::vector<tune_model_problem> problems(count);
+    raise_on_error(tune_model_problems(path.c_str(), tokens.data(), tokens.size(), kv_len, dt, problems.data(),
+                                       problems.size(), &count));
+    py::list out;
+    for (const tune_model_problem& p : problems) {
+        py::dict args;
+        if (p.op == TUNE_OP_GEMM) {
+            const tune_gemm_desc& g = p.gemm;
+            args["m"] = g.m, args["n"] = g.n, args["k"] = g.k, args["batch"] = g.batch;
+            args["trans_a"] = g.trans_a != 0, args["trans_b"] = g.trans_b != 0;
+            args["dtype"] = g.dtype == TUNE_BF16 ? "bf16" : "f32";
+        } else {
+            const tune_attention_desc& a = p.attention;
+            args["batch"] = a.batch, args["heads"] = a.heads, args["kv_heads"] = a.kv_heads;
+            args["q_len"] = a.q_len, args["kv_len"] = a.kv_len, args["head_dim"] = a.head_dim;
+            args["causal"] = a.causal != 0, args["window"] = a.window;
+            args["scale"] = a.scale == 0 ? py::object(py::none()) : py::object(py::float_(a.scale));
+        }
+        py::dict d;
+        d["name"] = std::string(p.name);
+        d["tokens"] = p.tokens;
+        d["op"] = p.op == TUNE_OP_GEMM ? "gemm" : "attention";
+        d["args"] = args;
+        out.append(d);
+    }
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_libtune, mod) {
@@ -344,6 +380,7 @@ PYBIND11_MODULE(_libtune, mod) {
 
     mod.def("tune_attention", &tune_py<tune_attention_desc, tune_tune_attention>, py::arg("db"), py::arg("desc"), py::arg("budget"),
             py::arg("time_limit"), py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
+    mod.def("model_problems", &model_problems, py::arg("path"), py::arg("tokens"), py::arg("kv_len"), py::arg("dtype"));
     mod.def("tune_gemm", &tune_py<tune_gemm_desc, tune_tune_gemm>, py::arg("db"), py::arg("desc"), py::arg("budget"), py::arg("time_limit"),
             py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
 }

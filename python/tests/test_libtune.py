@@ -236,3 +236,41 @@ def test_torch_tensors_zero_copy(tuned_db):
     c = libtune.gemm(a, w, db=db, trans_b=True)
     assert isinstance(c, torch.Tensor)
     torch.testing.assert_close(c, a @ w.T, rtol=1e-4, atol=1e-5)
+
+
+def test_model_problems_and_tune_model(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text('{"model_type": "gemma2", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,'
+                      ' "head_dim": 32, "intermediate_size": 96, "hidden_activation": "gelu_pytorch_tanh",'
+                      ' "sliding_window": 16, "query_pre_attn_scalar": 64}')
+    problems = libtune.model_problems(config, tokens=(1, 4), kv_len=24)
+    names = [(p["name"], p["tokens"]) for p in problems]
+    assert names[:4] == [("qkv_proj", 1), ("o_proj", 1), ("mlp_gate_up", 1), ("mlp_down", 1)]
+    assert problems[0]["args"] == {"m": 1, "n": 4 * 32 + 2 * 2 * 32, "k": 64, "batch": 1, "trans_a": False,
+                                   "trans_b": True, "dtype": "f32"}
+    # Gemma 2 mixes full and windowed layers: both variants of prefill and decode.
+    attention = {p["name"]: p["args"] for p in problems if p["op"] == "attention"}
+    assert set(attention) == {"attention_prefill", "attention_prefill_local", "attention_decode",
+                              "attention_decode_local"}
+    assert attention["attention_prefill_local"]["window"] == 16 and attention["attention_prefill"]["window"] == 0
+    assert attention["attention_decode"]["kv_len"] == 24 and attention["attention_decode"]["scale"] == 0.125
+    assert all(p["op"] == "gemm" for p in libtune.model_problems(config, tokens=(4,), kv_len=0))
+    assert libtune.model_problems(config, tokens=(4,), dtype="bf16")[0]["args"]["dtype"] == "bf16"
+
+    db = tmp_path / "model.db"
+    results = libtune.tune_model(config, db=db, tokens=(4,), kv_len=24, budget=2, time_limit=30)
+    assert [p["name"] for p, _ in results] == [p["name"] for p in libtune.model_problems(config, tokens=(4,), kv_len=24)]
+    assert all(r["median_s"] > 0 for _, r in results)
+    d = libtune.Dispatcher(db)
+    assert d.lookup(4, 96, 64, trans_b=True)["source"] == "exact"
+
+    with pytest.raises(ValueError, match="nonexistent"):
+        libtune.model_problems(tmp_path / "nonexistent.json")
+    with pytest.raises(ValueError, match="tokens"):
+        libtune.model_problems(config, tokens=())
+    with pytest.raises(ValueError, match="dtype"):
+        libtune.model_problems(config, dtype="f8")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hidden_size": 64, "num_attention_heads": 4, "kv_lora_rank": 8}')
+    with pytest.raises(ValueError, match="latent attention"):
+        libtune.model_problems(bad)

@@ -159,6 +159,25 @@ int tune_attention_backward(const tune_dispatcher* d, const tune_attention_desc*
 int tune_tune_attention(const char* db_path, const tune_attention_desc* a, const tune_tune_options* options,
                         tune_tune_result* out);
 
+/* ---- Models: one transformer layer's problems, derived from a Hugging Face config.json ---- */
+typedef enum tune_op { TUNE_OP_GEMM = 0, TUNE_OP_ATTENTION = 1 } tune_op;
+typedef struct tune_model_problem {
+    char name[32];  /* "qkv_proj", "o_proj", "mlp_gate_up", "expert_down", "attention_decode", ... */
+    int64_t tokens; /* the token count it was derived for (1 for the decode step) */
+    tune_op op;     /* which of the two descs holds the problem */
+    tune_gemm_desc gemm;
+    tune_attention_desc attention;
+} tune_model_problem;
+
+/* The problems `tune model` derives from config_path for tokens[0 .. n_tokens): the layer's
+ * GEMMs (weights [out, in]: trans_b = 1; dense MLP or mixture-of-experts projections) in
+ * `dtype`, then, when decode_kv_len > 0, its attention (f32: prefill per token count > 1, one
+ * decode step against decode_kv_len cached keys, windowed and encoder variants as the model has
+ * them). Writes the first min(capacity, total) to out (NULL allowed when capacity is 0) and the
+ * total to *count: call once with capacity 0 to size the array. */
+int tune_model_problems(const char* config_path, const int64_t* tokens, size_t n_tokens, int64_t decode_kv_len,
+                        tune_dtype dtype, tune_model_problem* out, size_t capacity, size_t* count);
+
 #ifdef __cplusplus
 }
 #endif

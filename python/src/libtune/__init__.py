@@ -15,7 +15,8 @@ import numpy as np
 from . import _libtune
 from ._libtune import DatabaseError, Error
 
-__all__ = ["Dispatcher", "gemm", "attention", "tune_gemm", "tune_attention", "Error", "DatabaseError", "__version__", "c_api_version"]
+__all__ = ["Dispatcher", "gemm", "attention", "tune_gemm", "tune_attention", "model_problems", "tune_model", "Error",
+           "DatabaseError", "__version__", "c_api_version"]
 __version__ = _libtune.version
 c_api_version = _libtune.c_api_version
 
@@ -185,3 +186,26 @@ def tune_gemm(m, n, k, *, db, budget=24, seed=0, time_limit=60.0, strategy=None,
     the new results; open a new one."""
     desc = _libtune.gemm_desc(m, n, k, batch, trans_a, trans_b, dtype, bias, act, residual, tolerance)
     return _libtune.tune_gemm(str(db), desc, budget, time_limit, seed, strategy, isolate)
+
+
+def model_problems(config, *, tokens=(1, 16, 512), kv_len=4096, dtype="f32"):
+    """The problems `tune model` derives from a Hugging Face config.json for these token
+    counts: the layer's GEMMs (weights [out, in], dense or mixture-of-experts) in `dtype`, then,
+    when kv_len > 0, its attention (prefill per token count > 1 and a decode step against
+    kv_len keys). Each is a dict: name, tokens, op ("gemm" or "attention") and args, the
+    keyword arguments of tune_gemm / tune_attention for it."""
+    return _libtune.model_problems(str(config), [int(t) for t in tokens], int(kv_len), dtype)
+
+
+def tune_model(config, *, db, tokens=(1, 16, 512), kv_len=4096, dtype="f32", budget=24, attention_budget=None,
+               seed=0, time_limit=60.0, strategy=None, isolate=False):
+    """Tunes every problem of model_problems(config, ...) into the SQLite store `db`, in order
+    (attention problems with `attention_budget` candidates, default `budget`). Returns a list
+    of (problem, result) pairs, result as tune_gemm returns it."""
+    out = []
+    for p in model_problems(config, tokens=tokens, kv_len=kv_len, dtype=dtype):
+        tune = tune_gemm if p["op"] == "gemm" else tune_attention
+        n = budget if p["op"] == "gemm" or attention_budget is None else attention_budget
+        out.append((p, tune(**p["args"], db=db, budget=n, seed=seed, time_limit=time_limit, strategy=strategy,
+                            isolate=isolate)))
+    return out
