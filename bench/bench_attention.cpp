@@ -11,9 +11,10 @@
 //   decode/heads:H-KV/q:Q/kv:N    fused with split_kv=1 vs the best split_kv, each at its best
 //                                 k_tile of 128, 256, 512 (GQA 32/8 and MQA 8/1, q_len 1 and
 //                                 16; kv 8192 by default, 4096..32768 with --long),
-//                                 and decode_read_roof: a plain read of as many bytes as the
-//                                 step's K and V by as many threads, the bandwidth a decode step
-//                                 cannot beat (counter KV_GB/s on all three)
+//                                 decode_default (the template's default_config, what an
+//                                 untuned Dispatcher runs) and decode_read_roof: a plain read
+//                                 of as many bytes as the step's K and V by as many threads, the
+//                                 bandwidth a decode step cannot beat (counter KV_GB/s on all)
 //   backward/seq:4096/hd:128      cpu.attention.backward mode=store vs mode=recompute (q_block
 //                                 256), heads 2/1, causal: time and workspace_MiB
 // Counter GFLOP/s (visible query-key pairs only); ratio tables at the end.
@@ -125,7 +126,16 @@ Config best_of(const Problem& p, const std::vector<Config>& sweep, AttentionOper
     return best;
 }
 
-enum class Variant { fused_best, fused_bf16, fused_dot, fused_no_split, unfused, backward_store, backward_recompute };
+enum class Variant {
+    fused_best,
+    fused_bf16,
+    fused_dot,
+    fused_no_split,
+    fused_default,  // Template::default_config(p): what an untuned Dispatcher serves
+    unfused,
+    backward_store,
+    backward_recompute
+};
 
 // p with the accuracy budget of bf16 compute (what --allow-bf16 sets).
 Problem admitting_bf16(Problem p) {
@@ -162,6 +172,8 @@ void bench(benchmark::State& state, Problem p, Variant v) {
     } else if (v == Variant::fused_dot) {
         c = fused().space(p)->default_config();
         c.set("inner", std::string("dot"));
+    } else if (v == Variant::fused_default) {
+        c = fused().default_config(p);
     } else if (v == Variant::fused_no_split) {
         c = best_of(p, decode_sweep(p, fused().space(p)->default_config(), false), o, true);
     } else if (v == Variant::fused_bf16) {
@@ -254,6 +266,7 @@ int main(int argc, char** argv) {
                                         "/q:" + std::to_string(q) + "/kv:" + std::to_string(kv) + "/hd:128";
                 add("decode_fused_no_split" + key, decode, Variant::fused_no_split);
                 add("decode_fused_best" + key, decode, Variant::fused_best);
+                add("decode_default" + key, decode, Variant::fused_default);
                 benchmark::RegisterBenchmark(("decode_read_roof" + key).c_str(), read_roof, decode)
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime()

@@ -283,7 +283,7 @@ TEST_CASE("a workspace cap keeps configs over it out of the tuning run", "[atten
     }
 }
 
-TEST_CASE("a decode step's default splits its keys only until every thread has a task", "[attention]") {
+TEST_CASE("a decode step's default splits its keys only until every thread has a task, and picks its inner loops by rows", "[attention]") {
     if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
     auto split_for = [](int cores, const Problem& p) {
         DeviceInfo d = host();
@@ -308,7 +308,12 @@ TEST_CASE("a decode step's default splits its keys only until every thread has a
     const auto t = make_cpu_attention_fused_template(host());
     const Problem prefill = make_attention(1, 8, 2, 512, 512, 128, true);
     CHECK(t->default_config(prefill) == t->space(prefill)->default_config());
+    // From 128 query rows per task (16 positions of a group of 8) a decode task runs the 8 x 32
+    // GEMM micro-kernel; below, the dot kernels.
+    CHECK(t->default_config(make_attention(1, 8, 1, 16, 4096, 128, true)).get_str("inner") == "avx512_8x32");
+    CHECK(t->default_config(make_attention(1, 32, 8, 16, 4096, 128, true)).get_str("inner") == "dot");  // 64 rows
+    CHECK(t->default_config(make_attention(1, 8, 8, 16, 4096, 128, true)).get_str("inner") == "dot");  // MHA: 16 rows
     // The default computes what the reference does.
-    for (const Problem& p : {mqa, make_attention(1, 4, 4, 16, 300, 64, true)})
+    for (const Problem& p : {mqa, make_attention(1, 4, 4, 16, 300, 64, true), make_attention(1, 8, 1, 16, 300, 64, true)})
         test::check_against_reference(*t, p, t->default_config(p), 7, 2);
 }

@@ -54,6 +54,9 @@ constexpr std::int64_t kDecodeQLen = 16;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 constexpr const char* kDot = "dot";
+// The decode default's GEMM micro-kernel, from this many rows per task (default_config).
+constexpr const char* kDecodeGemm = "avx512_8x32";
+constexpr std::int64_t kDecodeGemmRows = 128;
 // The GEMM micro-kernels `inner` may name: 32 columns (f32: two zmm per row, so a query panel of
 // the transposed Q and a d-panel of V are each one 32-float row per depth step; bf16: a VNNI
 // panel of 32 keys of K or 32 columns of V).
@@ -390,6 +393,11 @@ public:
         const AttentionDims a = attention_dims(p);
         const Knob* split = space(p)->knob("split_kv");
         if (!split) return c;
+        // A decode task with many query rows (16 positions of an MQA group of 8) is a small
+        // GEMM: at 128 rows the 8 x 32 micro-kernel beat the dot kernels on epyc-2c by
+        // 1.2-1.4x; at 32 and 64 rows neither won reliably (docs/performance.md).
+        if (layout(a, fused_config(c)).rows >= kDecodeGemmRows && space(p)->knob("inner")->index_of(std::string(kDecodeGemm)) >= 0)
+            c.set("inner", std::string(kDecodeGemm));
         const std::int64_t tasks = task_groups(a, fused_config(c));
         for (const auto& v : split->values) {
             c.set("split_kv", v);
