@@ -151,6 +151,8 @@ TEST_CASE("a mixture of experts yields router and expert GEMMs at the rows one e
     CHECK_THROWS_WITH(moe(R"(, "num_experts_per_tok": 9)"), Catch::Contains("exceeds"));
     CHECK_THROWS_WITH(moe(R"(, "num_experts_per_tok": 2, "mlp_only_layers": 3)"), Catch::Contains("'mlp_only_layers'"));
     CHECK(moe(R"(, "num_experts": 1)").num_experts == 0);  // one expert is a dense MLP
+    CHECK(moe(R"(, "num_experts": 0)").num_experts == 0);
+    CHECK_THROWS_WITH(moe(R"(, "num_experts": -2)"), Catch::Contains("'num_experts'"));
 }
 
 TEST_CASE("Gemma 2: GeGLU, its scale, mixed windowed and full layers, soft-capping named", "[model]") {

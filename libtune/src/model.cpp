@@ -168,7 +168,8 @@ void read_mlp(const Reader& r, ModelShape& m) {
     m.gated_mlp = act == "silu" || act == "swiglu" || act == "swish" || act == "geglu" || gated_ff ||
                   in(kGatedGeluTypes, m.model_type);
 
-    m.num_experts = r.dim({"num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"});
+    // 0 or 1 expert (some dense configs carry the key): a dense MLP.
+    m.num_experts = r.integer({"num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"}, 0).value_or(0);
     if (m.num_experts <= 1) {
         m.num_experts = 0;
         return;
@@ -178,7 +179,7 @@ void read_mlp(const Reader& r, ModelShape& m) {
     require(m.experts_per_token <= m.num_experts, "config.json: 'num_experts_per_tok' (" +
                                                       std::to_string(m.experts_per_token) + ") exceeds the " +
                                                       std::to_string(m.num_experts) + " experts");
-    m.expert_intermediate_size = r.dim({"moe_intermediate_size", "expert_intermediate_size"});
+    m.expert_intermediate_size = r.integer({"moe_intermediate_size", "expert_intermediate_size"}, 0).value_or(0);
     if (m.expert_intermediate_size == 0) m.expert_intermediate_size = m.intermediate_size;  // Mixtral
     m.shared_expert_intermediate_size = r.dim({"shared_expert_intermediate_size"});
     if (m.shared_expert_intermediate_size == 0)
