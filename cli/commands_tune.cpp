@@ -391,6 +391,8 @@ void add_tune_commands(CLI::App& app) {
         cmd->add_option("--attention-budget", attention->budget,
                         "candidates per attention problem (at most --budget); 0 = skip attention")
             ->capture_default_str();
+        auto list = std::make_shared<bool>(false);
+        cmd->add_flag("--list", *list, "print the problems the config yields (shapes, GFLOP) and exit; nothing is measured");
         add_tune_options(*cmd, *args);
         add_bucket_options(*cmd, *buckets);
         cmd->callback([=] {
@@ -407,6 +409,17 @@ void add_tune_commands(CLI::App& app) {
                 }
             std::string intro = "model:  " + describe(model) + " -> " + std::to_string(problems.size()) + " problems\n";
             for (const auto& left_out : model.unmodelled) intro += "        not modelled: " + left_out + "\n";
+            if (*list) {
+                require(buckets->rules.empty(), "--list: not with --buckets");
+                std::printf("%s", intro.c_str());
+                Table table({"problem", "tokens", "shape", "GFLOP", "budget"});
+                for (const auto& np : problems)
+                    table.add({np.name, std::to_string(np.tokens), shape_text(np.problem),
+                               format_fixed(flop_count(np.problem) * 1e-9, 3),
+                               std::to_string(np.budget > 0 ? std::min(np.budget, args->budget) : args->budget)});
+                std::printf("%s", table.str().c_str());
+                return;
+            }
             std::string command = "tune model " + *path + " --tokens " + *tokens;
             if (!buckets->rules.empty())
                 return tune_model_buckets(model, token_counts, dtype, *buckets, *args,

@@ -69,6 +69,13 @@ TEST_CASE("tune model tunes a config.json's layer GEMMs and attention", "[cli]")
     auto keys = run_tune("db list --db " + dir.file("m.db"));
     CHECK_THAT(keys.out, Catch::Contains("kv_len=64 head_dim=16 causal=1 window=0 backward=0 page=16"));
     CHECK(run_tune("model " + cfg + " --kv-page -1 --db " + dir.file("m.db")).code != 0);
+    // --list prints what a config yields and measures nothing: no store is created.
+    auto listed = run_tune("model " + models() + "gemma-2-9b.json --tokens 1,64 --list --db " + dir.file("none.db"));
+    REQUIRE(listed.code == 0);
+    CHECK_THAT(listed.out, Catch::Contains("gemma2 hidden 3584") && Catch::Contains("not modelled: attention logit") &&
+                               Catch::Contains("attention_prefill_local") && Catch::Contains("window 4096 scale 0.0625"));
+    CHECK_FALSE(std::filesystem::exists(dir.file("none.db")));
+    CHECK(run_tune("model " + cfg + " --list --buckets m:pow2 --db " + dir.file("none.db")).code != 0);
 }
 
 TEST_CASE("tune attention tunes one problem, forward or backward, under a workspace cap", "[cli][attention]") {
