@@ -12,7 +12,9 @@
 //                                 k_tile of 128, 256, 512 (GQA 32/8 and MQA 8/1, q_len 1 and
 //                                 16; kv 8192 by default, 4096..32768 with --long),
 //                                 decode_default (the template's default_config, what an
-//                                 untuned Dispatcher runs) and decode_read_roof: a plain read
+//                                 untuned Dispatcher runs), decode_bf16kv_best (the best split
+//                                 on a bf16 KV cache: Q, K, V in bf16, read in place) and
+//                                 decode_read_roof: a plain read
 //                                 of as many bytes as the step's K and V by as many threads, the
 //                                 bandwidth a decode step cannot beat (counter KV_GB/s on all)
 //   backward/seq:4096/hd:128      cpu.attention.backward mode=store vs mode=recompute (q_block
@@ -54,6 +56,7 @@ const Template& unfused() {
 
 struct AttentionOperands {
     std::vector<float> q, k, v, o, lse, dout, dq, dk, dv;
+    std::vector<std::uint16_t> q16, k16, v16;  // a bf16 problem's Q, K and V
     std::vector<const void*> in;
     std::vector<void*> out;
     explicit AttentionOperands(const Problem& p) {
@@ -69,6 +72,13 @@ struct AttentionOperands {
             for (auto& e : *x) e = dist(rng);
         in = {q.data(), k.data(), v.data()};
         out = {o.data(), lse.data()};
+        if (p.dtype == DType::bf16) {
+            for (auto [from, to] : {std::pair{&q, &q16}, std::pair{&k, &k16}, std::pair{&v, &v16}}) {
+                to->resize(from->size());
+                for (std::size_t i = 0; i < from->size(); ++i) (*to)[i] = to_bf16((*from)[i]).bits;
+            }
+            in = {q16.data(), k16.data(), v16.data()};
+        }
         if (!a.backward) return;
         // Backward: the forward's O and LSE (from the fused kernel), a random dO; gradients out.
         Problem forward = p;
@@ -156,7 +166,7 @@ std::string bf16_inner(const Problem& p) {
 // K and V bytes of one step: what a decode step must read at least once.
 double kv_bytes(const Problem& p) {
     const AttentionDims a = attention_dims(p);
-    return 2.0 * double(a.batch * a.kv_heads * a.kv_len * a.head_dim) * sizeof(float);
+    return 2.0 * double(a.batch * a.kv_heads * a.kv_len * a.head_dim) * (p.dtype == DType::bf16 ? 2 : sizeof(float));
 }
 
 void bench(benchmark::State& state, Problem p, Variant v) {
@@ -267,6 +277,9 @@ int main(int argc, char** argv) {
                 add("decode_fused_no_split" + key, decode, Variant::fused_no_split);
                 add("decode_fused_best" + key, decode, Variant::fused_best);
                 add("decode_default" + key, decode, Variant::fused_default);
+                Problem bf16_kv = decode;  // the same step on a bf16 KV cache (Q, K, V in bf16)
+                bf16_kv.dtype = DType::bf16;
+                add("decode_bf16kv_best" + key, bf16_kv, Variant::fused_best);
                 benchmark::RegisterBenchmark(("decode_read_roof" + key).c_str(), read_roof, decode)
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime()
@@ -302,6 +315,8 @@ int main(int argc, char** argv) {
            "prefill_fused_dot", "prefill_fused_best");
     ratios("decode: fused best split_kv vs split_kv=1, all cores", "decode_fused_no_split",
            "decode_fused_best");
+    ratios("decode: bf16 K/V vs f32 K/V (fused, best split_kv and k_tile each), all cores", "decode_fused_best",
+           "decode_bf16kv_best");
     ratios("backward: recompute (q_block 256) vs store, heads 2/1, causal, all cores", "backward_store",
            "backward_recompute");
     // The share of the read roof each decode schedule reaches: split-KV can only gain where no

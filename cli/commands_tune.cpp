@@ -291,11 +291,11 @@ struct AttentionWorkload {
     std::int64_t decode_page = 0;  // keys per page of a paged KV cache (the decode step); 0 = contiguous
 };
 
-// Whether the backend's attention templates take Q, K, V in `dtype`: f32 on the CPU, bf16 /
-// f16 on the GPUs (cuda.attention.flash, hip.attention.flash). tune model leaves attention
-// out otherwise, as before.
+// Whether the backend's attention templates take Q, K, V in `dtype`: f32 and bf16 on the CPU
+// (cpu.attention.fused widens a bf16 KV cache as it reads it), bf16 / f16 on the GPUs
+// (cuda.attention.flash, hip.attention.flash). tune model leaves attention out otherwise.
 bool attention_dtype(Backend backend, DType dtype) {
-    if (backend == Backend::cpu) return dtype == DType::f32;
+    if (backend == Backend::cpu) return dtype == DType::f32 || dtype == DType::bf16;
     return dtype == DType::bf16 || dtype == DType::f16;
 }
 

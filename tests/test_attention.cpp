@@ -31,6 +31,19 @@ struct Mask {
 };
 constexpr Mask kMasks[] = {{false, 0}, {true, 0}, {true, 5}, {false, 4}};
 
+// One sequence's heads, query and key lengths and head dim.
+struct Shape {
+    std::int64_t heads, kv_heads, q, kv, d;
+};
+
+// Every mask of kMasks with every shape: f(problem of dtype, the mask's and shape's dims).
+template <std::size_t N, class F>
+void for_masks_and_shapes(const Shape (&shapes)[N], DType dtype, F&& f) {
+    for (const Mask& mask : kMasks)
+        for (const Shape& sh : shapes)
+            f(make_attention(1, sh.heads, sh.kv_heads, sh.q, sh.kv, sh.d, mask.causal, mask.window, dtype));
+}
+
 }  // namespace
 
 TEST_CASE("attention masks: causal aligns the last query with the last key, windows count back", "[attention]") {
@@ -48,7 +61,7 @@ TEST_CASE("attention masks: causal aligns the last query with the last key, wind
     CHECK_THROWS_WITH(validate(make_attention(1, 6, 4, 3, 3, 8)), Catch::Contains("multiple of kv_heads"));
 }
 
-TEST_CASE("attention templates need AVX-512F and f32", "[attention]") {
+TEST_CASE("attention templates need AVX-512F and f32 operands, or bf16 ones for the fused forward", "[attention]") {
     DeviceInfo plain = host();
     plain.isa.avx512f = false;
     Problem p = make_attention(1, 2, 1, 8, 8, 16);
@@ -58,6 +71,10 @@ TEST_CASE("attention templates need AVX-512F and f32", "[attention]") {
     full.isa.avx512f = true;
     CHECK(make_cpu_attention_fused_template(full)->supports(p));
     p.dtype = DType::bf16;
+    CHECK(make_cpu_attention_fused_template(full)->supports(p));
+    CHECK_FALSE(make_cpu_attention_fused_template(plain)->supports(p));
+    CHECK_FALSE(make_cpu_attention_unfused_template(full)->supports(p));
+    p.dtype = DType::f16;
     CHECK_FALSE(make_cpu_attention_fused_template(full)->supports(p));
 }
 
@@ -112,26 +129,21 @@ TEST_CASE("every inner kernel of the fused template matches the reference: masks
     auto fused = make_cpu_attention_fused_template(host());
     // Lengths and head dims off the tile sizes (MR 8..14, 32 columns, k_tile 32..), so every
     // edge path (padded key panel, padded V columns, padding query rows) runs.
-    struct Shape {
-        std::int64_t heads, kv_heads, q, kv, d;
-    };
     const Shape kShapes[] = {{4, 4, 37, 37, 80}, {4, 2, 45, 70, 37}, {3, 1, 29, 29, 128}, {2, 2, 1, 53, 96}};
     std::uint64_t seed = 100;
-    for (const Mask& mask : kMasks)
-        for (const Shape& sh : kShapes) {
-            Problem p = make_attention(1, sh.heads, sh.kv_heads, sh.q, sh.kv, sh.d, mask.causal, mask.window);
-            const Space& s = *fused->space(p);
-            for (const auto& inner : s.knob("inner")->values)
-                for (std::int64_t q_tile : {8, 32})
-                    for (std::int64_t k_tile : {32, 64}) {
-                        Config c = s.default_config();
-                        c.set("inner", inner).set("k_tile", k_tile);
-                        if (sh.q > 16) c.set("q_tile", q_tile);
-                        if (s.knob("gqa_pack")) c.set("gqa_pack", std::int64_t(seed % 2));
-                        INFO(shape_key(p) << " " << c.text());
-                        test::check_against_reference(*fused, p, c, seed++);
-                    }
-        }
+    for_masks_and_shapes(kShapes, DType::f32, [&](const Problem& p) {
+        const Space& s = *fused->space(p);
+        for (const auto& inner : s.knob("inner")->values)
+            for (std::int64_t q_tile : {8, 32})
+                for (std::int64_t k_tile : {32, 64}) {
+                    Config c = s.default_config();
+                    c.set("inner", inner).set("k_tile", k_tile);
+                    if (p.dim("q_len") > 16) c.set("q_tile", q_tile);
+                    if (s.knob("gqa_pack")) c.set("gqa_pack", std::int64_t(seed % 2));
+                    INFO(shape_key(p) << " " << c.text());
+                    test::check_against_reference(*fused, p, c, seed++);
+                }
+    });
 }
 
 TEST_CASE("every head dim runs through the fused template", "[attention]") {
@@ -316,4 +328,36 @@ TEST_CASE("a decode step's default splits its keys only until every thread has a
     // The default computes what the reference does.
     for (const Problem& p : {mqa, make_attention(1, 4, 4, 16, 300, 64, true), make_attention(1, 8, 1, 16, 300, 64, true)})
         test::check_against_reference(*t, p, t->default_config(p), 7, 2);
+}
+
+TEST_CASE("bf16 Q, K and V (a bf16 KV cache) run through every f32 inner kernel of the fused template", "[attention][bf16]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto fused = make_cpu_attention_fused_template(host());
+    auto unfused = make_cpu_attention_unfused_template(host());
+    // Prefill, decode with and without a group, odd lengths and head dims (tails of the widening).
+    const Shape kShapes[] = {{4, 2, 37, 37, 80}, {8, 1, 1, 301, 128}, {3, 3, 4, 67, 37}, {4, 1, 16, 90, 64}};
+    std::uint64_t seed = 500;
+    for_masks_and_shapes(kShapes, DType::bf16, [&](const Problem& p) {
+        REQUIRE(fused->supports(p));
+        CHECK_FALSE(unfused->supports(p));  // OpenBLAS GEMMs: f32 only
+        const Space& s = *fused->space(p);
+        for (const auto& inner : s.knob("inner")->values) {
+            const std::string label = std::get<std::string>(inner);
+            CHECK((label == "dot" || label.rfind("avx512_", 0) == 0));  // never a bf16-compute kernel
+            Config c = s.default_config();
+            c.set("inner", inner).set("k_tile", std::int64_t(seed % 2 ? 32 : 64));
+            if (s.knob("split_kv")) c.set("split_kv", std::int64_t(1) << (seed % 3));
+            test::check_against_reference(*fused, p, c, seed++);
+        }
+        test::check_against_reference(*fused, p, fused->default_config(p), seed++, 2);
+    });
+    // A paged bf16 cache, and the backward (f32 only).
+    Problem paged = make_attention(2, 8, 2, 1, 100, 64, true, 0, DType::bf16);
+    paged.set_dim("page", 16);
+    REQUIRE(fused->supports(paged));
+    test::check_against_reference(*fused, paged, fused->default_config(paged), 9, 2);
+    Problem grad = make_attention(1, 4, 2, 16, 16, 64, true, 0, DType::bf16);
+    grad.set_dim("backward", 1);
+    CHECK_FALSE(fused->supports(grad));
+    CHECK_FALSE(make_cpu_attention_backward_template(host())->supports(grad));
 }

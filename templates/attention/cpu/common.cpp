@@ -7,27 +7,28 @@
 
 namespace tune::cpu_attention {
 
-bool supports_problem(const Problem& p, const DeviceInfo& device, bool backward) {
-    if (p.op != OpKind::attention || p.dtype != DType::f32 || !device.isa.avx512f) return false;
+bool supports_problem(const Problem& p, const DeviceInfo& device, bool backward, bool bf16_io) {
+    if (p.op != OpKind::attention || !device.isa.avx512f) return false;
+    if (!(p.dtype == DType::f32 || (bf16_io && p.dtype == DType::bf16))) return false;
     const AttentionDims a = attention_dims(p);
     if (a.backward != backward) return false;
     constexpr std::int64_t kMax = std::numeric_limits<int>::max() / 16;
     return a.q_len <= kMax && a.kv_len <= kMax && a.head_dim <= kMax;
 }
 
-std::size_t paged_gather_bytes(const AttentionDims& a) {
-    return a.page > 0 ? 2 * std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim) * sizeof(float) : 0;
+std::size_t paged_gather_bytes(const AttentionDims& a, std::size_t element_bytes) {
+    return a.page > 0 ? 2 * std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim) * element_bytes : 0;
 }
 
-void gather_paged(const AttentionDims& a, Operands& x, float* into) {
-    if (a.page == 0) return;
+namespace {
+
+// K and V rows out of their pages into contiguous [batch][kv_heads][kv_len][head_dim] arrays.
+template <class E>
+void gather_rows(const AttentionDims& a, const std::int32_t* table, const E* k_pool, const E* v_pool, E* k, E* v) {
     const std::int64_t d = a.head_dim, pages = a.pages_per_sequence(), pool_pages = a.batch * pages;
-    const std::size_t n = std::size_t(a.batch * a.kv_heads * a.kv_len * d);
-    float* k = into;
-    float* v = into + n;
     for (std::int64_t b = 0; b < a.batch; ++b)
         for (std::int64_t i = 0; i < pages; ++i) {
-            const std::int64_t page = x.table[b * pages + i];
+            const std::int64_t page = table[b * pages + i];
             if (page < 0 || page >= pool_pages)  // the table comes from the caller: never read outside the pool
                 throw Error("paged KV cache: block table entry " + std::to_string(b * pages + i) + " is " +
                             std::to_string(page) + ", outside the pool's " + std::to_string(pool_pages) + " pages");
@@ -36,12 +37,28 @@ void gather_paged(const AttentionDims& a, Operands& x, float* into) {
                 for (std::int64_t j = 0; j < keys; ++j) {
                     const std::size_t from = std::size_t(a.page_row(page, j, h) * d);
                     const std::size_t to = std::size_t(((b * a.kv_heads + h) * a.kv_len + i * a.page + j) * d);
-                    std::copy(x.k + from, x.k + from + d, k + to);
-                    std::copy(x.v + from, x.v + from + d, v + to);
+                    std::copy(k_pool + from, k_pool + from + d, k + to);
+                    std::copy(v_pool + from, v_pool + from + d, v + to);
                 }
         }
-    x.k = k;
-    x.v = v;
+}
+
+}  // namespace
+
+void gather_paged(const AttentionDims& a, Operands& x, void* into) {
+    if (a.page == 0) return;
+    const std::size_t n = std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim);
+    if (x.bf16()) {
+        auto* k = static_cast<std::uint16_t*>(into);
+        gather_rows(a, x.table, x.k16, x.v16, k, k + n);
+        x.k16 = k;
+        x.v16 = k + n;
+    } else {
+        auto* k = static_cast<float*>(into);
+        gather_rows(a, x.table, x.k, x.v, k, k + n);
+        x.k = k;
+        x.v = k + n;
+    }
 }
 
 Knob threads_knob(int cores, std::string help) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -12,37 +13,52 @@
 
 namespace tune::cpu_attention {
 
+// Q, K and V are f32 (q, k, v) or, for a bf16 problem, bf16 bits (q16, k16, v16; the f32
+// pointers null); O and LSE are always f32.
 struct Operands {
     const float *q, *k, *v;
     float *o, *lse;
     const std::int32_t* table = nullptr;  // a paged KV cache's block table (see Problem's `page`)
+    const std::uint16_t *q16 = nullptr, *k16 = nullptr, *v16 = nullptr;
+    bool bf16() const { return q16 != nullptr; }
 };
 
-// Inputs {Q, K, V}, and the block table after them when the cache is paged (a.page > 0).
-inline Operands unpack(const OpArgs& args, const std::string& name, const AttentionDims& a) {
+// Inputs {Q, K, V}, and the block table after them when the cache is paged (a.page > 0);
+// `bf16`: Q, K and V hold bf16.
+inline Operands unpack(const OpArgs& args, const std::string& name, const AttentionDims& a, bool bf16 = false) {
     const std::size_t inputs = a.page > 0 ? 4 : 3;
     if (args.inputs.size() != inputs || args.outputs.size() != 2)
         throw Error(name + ": expects inputs {Q, K, V}" + (a.page > 0 ? " and the block table" : "") +
                     " and outputs {O, LSE}");
-    Operands x{static_cast<const float*>(args.inputs[0]), static_cast<const float*>(args.inputs[1]),
-               static_cast<const float*>(args.inputs[2]), static_cast<float*>(args.outputs[0]),
-               static_cast<float*>(args.outputs[1])};
+    Operands x{nullptr, nullptr, nullptr, static_cast<float*>(args.outputs[0]), static_cast<float*>(args.outputs[1])};
+    if (bf16) {
+        x.q16 = static_cast<const std::uint16_t*>(args.inputs[0]);
+        x.k16 = static_cast<const std::uint16_t*>(args.inputs[1]);
+        x.v16 = static_cast<const std::uint16_t*>(args.inputs[2]);
+    } else {
+        x.q = static_cast<const float*>(args.inputs[0]);
+        x.k = static_cast<const float*>(args.inputs[1]);
+        x.v = static_cast<const float*>(args.inputs[2]);
+    }
     if (a.page > 0) x.table = static_cast<const std::int32_t*>(args.inputs[3]);
-    if (!x.q || !x.k || !x.v || !x.o || !x.lse || (a.page > 0 && !x.table)) throw Error(name + ": null operand");
+    for (const void* in : {args.inputs[0], args.inputs[1], args.inputs[2]})
+        if (!in) throw Error(name + ": null operand");
+    if (!x.o || !x.lse || (a.page > 0 && !x.table)) throw Error(name + ": null operand");
     return x;
 }
 
 // A paged KV cache is read as a contiguous one: each call first copies K and V out of their
 // pages ([batch][kv_heads][kv_len][head_dim], K then V, in a workspace of
-// paged_gather_bytes) and points x.k and x.v there. One extra pass over K and V: a decode
-// step, which only streams them, pays it in full; a prefill barely notices.
-std::size_t paged_gather_bytes(const AttentionDims& a);  // 0 for a contiguous cache
-void gather_paged(const AttentionDims& a, Operands& x, float* into);
+// paged_gather_bytes, elements as stored) and points x.k and x.v (x.k16 and x.v16) there. One
+// extra pass over K and V: a decode step, which only streams them, pays it in full; a prefill
+// barely notices.
+std::size_t paged_gather_bytes(const AttentionDims& a, std::size_t element_bytes = sizeof(float));  // 0: contiguous
+void gather_paged(const AttentionDims& a, Operands& x, void* into);
 
-// Both templates need AVX-512F (their exp and dot-product kernels) and f32 operands whose
-// lengths fit the int tile arithmetic.
+// The templates need AVX-512F (their exp and dot-product kernels) and operands whose lengths
+// fit the int tile arithmetic: f32, or bf16 Q/K/V where `bf16_io` (the fused forward).
 // `backward`: whether the template computes the gradients (dim backward = 1) or the forward.
-bool supports_problem(const Problem& p, const DeviceInfo& device, bool backward = false);
+bool supports_problem(const Problem& p, const DeviceInfo& device, bool backward = false, bool bf16_io = false);
 
 // threads = 1 .. cores, default cores.
 Knob threads_knob(int cores, std::string help);

@@ -93,9 +93,36 @@ Layout layout(const AttentionDims& a, const FusedConfig& c) {
         // Scores, accumulators, and m, l, alpha per row (rounded to keep 64-byte alignment).
         l.per_thread_floats = std::size_t(l.rows * (l.lds + l.ldo) + round16(3 * l.rows));
     }
+    if (c.bf16_io) {
+        l.ldq = d;  // a head's rows stay d apart, as in Q itself (gemm_tiles transposes runs of them)
+        // The dot kernels read a bf16 K and V in place; the micro-kernel path widens tiles.
+        l.widen_floats = std::size_t(round16(l.rows * l.ldq) + (c.ukernel ? 2 * round16(c.k_tile * d) : 0));
+        l.per_thread_floats += l.widen_floats;
+    }
     l.partial_floats = c.split_kv > 1 ? std::size_t(a.batch * a.heads * a.q_len * c.split_kv * (d + 1)) : 0;
     return l;
 }
+
+// One KV head's K and V rows: f32 in place, or bf16 (k16, v16). The dot inner loops read
+// either in place; the micro-kernel loops take f32 rows d apart, so keys() and values() widen
+// a bf16 tile into the thread's two tile buffers for them.
+struct KvRows {
+    const float *k = nullptr, *v = nullptr;
+    const std::uint16_t *k16 = nullptr, *v16 = nullptr;
+    float *k_tile = nullptr, *v_tile = nullptr;
+    std::int64_t d = 0;
+    // Rows [j0, j0 + n) of K, then of V (call keys() before values(): V reuses nothing of K).
+    const float* keys(std::int64_t j0, std::int64_t n) const {
+        if (!k16) return k + j0 * d;
+        cpu_attention::widen_bf16(k16 + j0 * d, n * d, k_tile);
+        return k_tile;
+    }
+    const float* values(std::int64_t j0, std::int64_t n) const {
+        if (!v16) return v + j0 * d;
+        cpu_attention::widen_bf16(v16 + j0 * d, n * d, v_tile);
+        return v_tile;
+    }
+};
 
 // Task groups of a call: one per (sequence, head unit, query tile), a head unit being a KV head
 // with all its query heads when GQA-packed, else one query head; each group is split_kv tasks.
@@ -112,10 +139,10 @@ class FusedKernel final : public Kernel {
 public:
     FusedKernel(const AttentionDims& a, const FusedConfig& c, std::shared_ptr<ThreadPool> pool)
         : a_(a), c_(c), l_(layout(a, c)), pool_(std::move(pool)), scratch_(workspace_floats(a, c) * sizeof(float)),
-          gathered_(cpu_attention::paged_gather_bytes(a)) {}
+          gathered_(cpu_attention::paged_gather_bytes(a, c.bf16_io ? sizeof(std::uint16_t) : sizeof(float))) {}
 
     void run(const OpArgs& args) const override {
-        auto x = cpu_attention::unpack(args, kName, a_);
+        auto x = cpu_attention::unpack(args, kName, a_, c_.bf16_io);
         auto gathered = gathered_.take();
         cpu_attention::gather_paged(a_, x, gathered.floats());
         auto lease = scratch_.take();
@@ -171,7 +198,16 @@ private:
         const std::int64_t d = a_.head_dim, positions = task.positions, q0 = task.q0, b = task.b;
         const std::int64_t kvh = task.head0 / a_.group();
         const int rows = task.rows;
-        for (int r = 0; r < rows; ++r) q_rows[std::size_t(r)] = x.q + task.row(r) * d;
+        float* widened = ws + l_.per_thread_floats - l_.widen_floats;  // bf16_io: Q rows, K tile, V tile
+        for (int r = 0; r < rows; ++r) {
+            if (x.bf16()) {
+                float* row = widened + r * l_.ldq;
+                cpu_attention::widen_bf16(x.q16 + task.row(r) * d, d, row);
+                q_rows[std::size_t(r)] = row;
+            } else {
+                q_rows[std::size_t(r)] = x.q + task.row(r) * d;
+            }
+        }
 
         // Keys any row of the tile sees (ranges move forward with the query), then this split's part.
         std::int64_t first = a_.key_range(q0).first, last = a_.key_range(q0 + positions - 1).second;
@@ -183,8 +219,15 @@ private:
             last = std::min(last, first + (split + 1) * part);
             first = std::min(last, first + split * part);
         }
-        const float* k = x.k + (b * a_.kv_heads + kvh) * a_.kv_len * d;
-        const float* v = x.v + (b * a_.kv_heads + kvh) * a_.kv_len * d;
+        const std::int64_t head_at = (b * a_.kv_heads + kvh) * a_.kv_len * d;
+        KvRows kv{.d = d};
+        if (x.bf16()) {
+            kv.k16 = x.k16 + head_at, kv.v16 = x.v16 + head_at;
+            kv.k_tile = widened + round16(l_.rows * l_.ldq);
+            kv.v_tile = kv.k_tile + round16(c_.k_tile * d);
+        } else {
+            kv.k = x.k + head_at, kv.v = x.v + head_at;
+        }
         const std::size_t head = std::size_t(b * a_.kv_heads + kvh);
         const Accumulators acc =
             c_.bf16()    ? cpu_attention::bf16_tiles(a_, c_, l_, {q_rows.data(), rows, positions, q0},
@@ -192,8 +235,8 @@ private:
                                                      packed_kv + std::size_t(a_.batch * a_.kv_heads * l_.kv_pad * l_.depth) +
                                                          head * std::size_t(l_.kv_pad * l_.ldo),
                                                      first, last, ws)
-            : c_.ukernel ? gemm_tiles(q_rows, rows, positions, q0, k, v, first, last, ws)
-                         : dot_tiles(q_rows, rows, positions, q0, k, v, first, last, ws);
+            : c_.ukernel ? gemm_tiles(q_rows, rows, positions, q0, kv, first, last, ws)
+                         : dot_tiles(q_rows, rows, positions, q0, kv, first, last, ws);
         for (int r = 0; r < rows; ++r) {
             const std::int64_t row = task.row(r);
             float* dst = c_.split_kv > 1 ? partial + (split * a_.batch * a_.heads * a_.q_len + row) * (d + 1)
@@ -211,7 +254,7 @@ private:
 
     // The register dot-product inner loops over keys [first, last).
     Accumulators dot_tiles(const std::vector<const float*>& q_rows, int rows, std::int64_t positions, std::int64_t q0,
-                           const float* k, const float* v, std::int64_t first, std::int64_t last, float* ws) const {
+                           const KvRows& kv, std::int64_t first, std::int64_t last, float* ws) const {
         const std::int64_t d = a_.head_dim;
         float* s = ws;
         float* o = s + l_.rows * l_.lds;
@@ -224,20 +267,27 @@ private:
         const auto scale = float(a_.scale);
         for (std::int64_t j0 = first; j0 < last; j0 += c_.k_tile) {
             const int n = int(std::min(c_.k_tile, last - j0));
-            cpu_attention::scores(q_rows.data(), rows, k + j0 * d, d, n, int(d), scale, s, l_.lds);
+            // A bf16 cache is read in place: the kernels widen its rows in registers.
+            if (kv.k16)
+                cpu_attention::scores(q_rows.data(), rows, kv.k16 + j0 * d, d, n, int(d), scale, s, l_.lds);
+            else
+                cpu_attention::scores(q_rows.data(), rows, kv.k + j0 * d, d, n, int(d), scale, s, l_.lds);
             for (int r = 0; r < rows; ++r) {
                 auto [lo, hi] = a_.key_range(q0 + r % positions);
                 alpha[r] = cpu_attention::softmax_step(s + r * l_.lds, n, int(std::max<std::int64_t>(lo - j0, -1)),
                                                        int(std::min<std::int64_t>(hi - j0, n)), m[r], l[r]);
             }
-            cpu_attention::pv_update(s, l_.lds, rows, alpha, v + j0 * d, d, n, int(d), o, l_.ldo);
+            if (kv.v16)
+                cpu_attention::pv_update(s, l_.lds, rows, alpha, kv.v16 + j0 * d, d, n, int(d), o, l_.ldo);
+            else
+                cpu_attention::pv_update(s, l_.lds, rows, alpha, kv.v + j0 * d, d, n, int(d), o, l_.ldo);
         }
         return {o, m, l};
     }
 
     // The GEMM-tiled inner loops over keys [first, last) (see the file comment).
     Accumulators gemm_tiles(const std::vector<const float*>& q_rows, int rows, std::int64_t positions,
-                            std::int64_t q0, const float* k, const float* v, std::int64_t first, std::int64_t last,
+                            std::int64_t q0, const KvRows& kv, std::int64_t first, std::int64_t last,
                             float* ws) const {
         const cpu_gemm::Ukernel& u = *c_.ukernel;
         const int MR = u.mr, NR = u.nr;
@@ -281,10 +331,11 @@ private:
             // The tile's keys packed into panels of MR (key i0 + i, element e at k_pack[i0 * d +
             // e * MR + i]; zero past the tile), so the kernel reads its A contiguously rather than
             // MR strided rows, once per query panel.
+            const float* k = kv.keys(j0, n);  // the tile's rows
             for (int i0 = 0; i0 < n; i0 += MR) {
                 const int keys = std::min(MR, n - i0);
                 float* panel = k_pack + i0 * d;
-                u.transpose(k + (j0 + i0) * d, d, keys, d, panel, MR);
+                u.transpose(k + i0 * d, d, keys, d, panel, MR);
                 if (keys < MR)
                     for (std::int64_t e = 0; e < d; ++e) std::fill(panel + e * MR + keys, panel + (e + 1) * MR, 0.0f);
             }
@@ -296,8 +347,9 @@ private:
             cpu_attention::softmax_columns(s, lds, n, cols, std::int32_t(j0), lo, hi, all_visible, m, l, alpha);
             cpu_attention::scale_rows(o, ldo, int(l_.o_rows), int(ldo), alpha);
             // O += P V: P^T (key-major scores) is the kernel's A in place, V's rows its B.
+            const float* v = kv.values(j0, n);
             for (std::int64_t col = 0; col < ldo; col += NR) {
-                const float* b = v + j0 * d + col;
+                const float* b = v + col;
                 std::int64_t ldb = d;
                 if (col + NR > d) {  // the last columns, zero-padded: nothing past V is read
                     for (int j = 0; j < n; ++j) {
@@ -346,12 +398,17 @@ private:
     cpu_gemm::ScratchPool gathered_;  // a paged cache's K and V, contiguous
 };
 
-FusedConfig fused_config(const Config& c) {
+// The config's knobs, for a problem of dtype p.dtype (bf16: Q, K and V stored as bf16).
+FusedConfig fused_config(const Config& c, const Problem& p) {
     const std::string inner = c.get_str("inner");
     const cpu_gemm::Ukernel* u = inner == kDot ? nullptr : find_tile_kernel(inner);
     if (inner != kDot && !u) throw Error(std::string(kName) + ": unknown inner kernel '" + inner + "'");
-    return {c.get_int("q_tile"), c.get_int("k_tile"), c.has("split_kv") ? c.get_int("split_kv") : 1,
-            c.has("gqa_pack") && c.get_int("gqa_pack") != 0, int(c.get_int("threads")), u};
+    FusedConfig f{c.get_int("q_tile"), c.get_int("k_tile"), c.has("split_kv") ? c.get_int("split_kv") : 1,
+                  c.has("gqa_pack") && c.get_int("gqa_pack") != 0, int(c.get_int("threads")), u};
+    f.bf16_io = p.dtype == DType::bf16;
+    if (f.bf16_io && f.bf16())
+        throw Error(std::string(kName) + ": bf16 inner kernels take f32 problems; a bf16 problem uses dot or an f32 micro-kernel");
+    return f;
 }
 
 class FusedTemplate final : public Template {
@@ -376,7 +433,11 @@ public:
     }
 
     const TemplateInfo& info() const override { return info_; }
-    bool supports(const Problem& p) const override { return cpu_attention::supports_problem(p, device_); }
+    // f32 problems, and bf16 ones (Q, K, V stored as bf16: a bf16 KV cache), widened to f32 as
+    // they are read, so every f32 inner loop runs on them.
+    bool supports(const Problem& p) const override {
+        return cpu_attention::supports_problem(p, device_, false, /*bf16_io=*/true);
+    }
 
     std::shared_ptr<const Space> space(const Problem& p) const override {
         const AttentionDims a = attention_dims(p);
@@ -396,9 +457,9 @@ public:
         // A decode task with many query rows (16 positions of an MQA group of 8) is a small
         // GEMM: at 128 rows the 8 x 32 micro-kernel beat the dot kernels on epyc-2c by
         // 1.2-1.4x; at 32 and 64 rows neither won reliably (docs/performance.md).
-        if (layout(a, fused_config(c)).rows >= kDecodeGemmRows && space(p)->knob("inner")->index_of(std::string(kDecodeGemm)) >= 0)
+        if (layout(a, fused_config(c, p)).rows >= kDecodeGemmRows && space(p)->knob("inner")->index_of(std::string(kDecodeGemm)) >= 0)
             c.set("inner", std::string(kDecodeGemm));
-        const std::int64_t tasks = task_groups(a, fused_config(c));
+        const std::int64_t tasks = task_groups(a, fused_config(c, p));
         for (const auto& v : split->values) {
             c.set("split_kv", v);
             if (tasks * std::get<std::int64_t>(v) >= c.get_int("threads")) break;
@@ -410,12 +471,14 @@ public:
         if (!supports(p)) throw Error(std::string(kName) + ": unsupported problem " + shape_key(p));
         validate(p);
         space(p)->validate(c);
-        return std::make_unique<FusedKernel>(attention_dims(p), fused_config(c), pool_);
+        return std::make_unique<FusedKernel>(attention_dims(p), fused_config(c, p), pool_);
     }
 
     std::size_t workspace_bytes(const Problem& p, const Config& c) const override {
         const AttentionDims a = attention_dims(p);
-        return workspace_floats(a, fused_config(c)) * sizeof(float) + cpu_attention::paged_gather_bytes(a);
+        const FusedConfig f = fused_config(c, p);
+        return workspace_floats(a, f) * sizeof(float) +
+               cpu_attention::paged_gather_bytes(a, f.bf16_io ? sizeof(std::uint16_t) : sizeof(float));
     }
 
     // A query tile of at least q_len positions is one tile whatever its size (layout() and

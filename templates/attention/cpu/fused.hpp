@@ -14,6 +14,7 @@ struct FusedConfig {
     bool gqa_pack;
     int threads;
     const cpu_gemm::Ukernel* ukernel;  // null: the "dot" inner loops
+    bool bf16_io = false;              // Q, K and V stored as bf16 (a bf16 problem), widened to f32
     bool bf16() const { return ukernel && ukernel->bf16; }
 };
 
@@ -26,6 +27,11 @@ struct Layout {
     // bf16: Q rows padded to `depth` bf16 (the kernel's k_align), keys padded to kv_pad.
     std::int64_t depth = 0, kv_pad = 0;
     std::size_t per_thread_floats;
+    // bf16_io: the last floats of each thread's workspace hold its Q rows widened to f32 (rows,
+    // ldq = head_dim apart) and one K and one V tile widened (k_tile x head_dim each); included
+    // above.
+    std::int64_t ldq = 0;
+    std::size_t widen_floats = 0;
     std::size_t partial_floats;        // split_kv > 1: every split's normalised O and LSE
     std::size_t packed_kv_floats = 0;  // bf16: K and V of every (batch, kv head) (pack_kv_bf16)
 };

@@ -9,8 +9,11 @@
 namespace tune::cpu_attention {
 
 // s[r * lds + j] = scale * dot(q_rows[r], k + j * ldk) over d elements, r < rows, j < keys.
+// K as f32, or as bf16 bits widened in registers (a bf16 KV cache read in place).
 void scores(const float* const* q_rows, int rows, const float* k, std::int64_t ldk, int keys, int d, float scale,
             float* s, std::int64_t lds);
+void scores(const float* const* q_rows, int rows, const std::uint16_t* k, std::int64_t ldk, int keys, int d,
+            float scale, float* s, std::int64_t lds);
 
 // One online-softmax step on a row of n scores: entries outside [first, last) are masked.
 // Updates the running max m and denominator l, replaces s[0, n) with exp(s - m_new) (0 where
@@ -22,6 +25,8 @@ float softmax_step(float* s, int n, int first, int last, float& m, float& l);
 // and d columns (o rows ldo apart).
 void pv_update(const float* p, std::int64_t ldp, int rows, const float* alpha, const float* v, std::int64_t ldv,
                int keys, int d, float* o, std::int64_t ldo);
+void pv_update(const float* p, std::int64_t ldp, int rows, const float* alpha, const std::uint16_t* v,
+               std::int64_t ldv, int keys, int d, float* o, std::int64_t ldo);
 
 // s[j] = exp(s[j] - shift) for j in [first, last), 0 elsewhere in [0, n) (backward: P from the
 // saved log-sum-exp).
@@ -61,5 +66,9 @@ void interleave_bf16(const float* r0, const float* r1, int n, std::uint16_t* dst
 void softmax_rows_bf16(const float* s, std::int64_t lds, int rows, int n, int width, std::int32_t j0,
                        const std::int32_t* lo, const std::int32_t* hi, float* m, float* l, float* alpha,
                        std::uint16_t* p, std::int64_t ldp);
+
+// dst[j] = src[j] widened from bf16 to f32 (exact) for j < n; src is prefetched ahead, as a
+// decode step streams a bf16 K and V through here once.
+void widen_bf16(const std::uint16_t* src, std::int64_t n, float* dst);
 
 }  // namespace tune::cpu_attention

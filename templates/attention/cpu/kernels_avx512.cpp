@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "kernels.hpp"
@@ -26,9 +27,25 @@ __mmask16 tail_mask(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u 
 // tile from memory, a single stream the hardware prefetcher alone kept at 13-17 GB/s.
 constexpr int kPrefetchKeys = 16;
 
-// Prefetches the `floats` floats at p into L1, one request per 64-byte line.
-inline void prefetch_row(const float* p, int floats) {
-    for (int e = 0; e < floats; e += 16) _mm_prefetch(reinterpret_cast<const char*>(p + e), _MM_HINT_T0);
+// Prefetches the `n` elements at p into L1, one request per 64-byte line.
+template <class T>
+inline void prefetch_row(const T* p, int n) {
+    for (int e = 0; e < n; e += int(64 / sizeof(T))) _mm_prefetch(reinterpret_cast<const char*>(p + e), _MM_HINT_T0);
+}
+
+// 16 K or V elements as f32: f32 as they are, bf16 (uint16_t bits) widened exactly. The masked
+// form reads only the first `left` (< 16) elements: a bf16 tail goes through a zeroed buffer,
+// since a 16-bit masked load needs AVX512BW.
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const std::uint16_t* p) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+inline __m512 load16(const float* p, __mmask16 m, int) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 load16(const std::uint16_t* p, __mmask16, int left) {
+    alignas(32) std::uint16_t tail[16] = {};
+    std::copy(p, p + left, tail);
+    return load16(tail);
 }
 
 // e^x in f32: x = n ln2 + r with |r| <= ln2 / 2, degree-7 Taylor polynomial of e^r (relative
@@ -127,8 +144,8 @@ inline __m512 reduce16(const __m512 a[16]) {
 }
 
 // R rows x C keys (R * C = 16) of dot products over d; lane r * C + c of the result.
-template <int R, int C>
-__m512 dot_block(const float* const q[R], const float* const k[C], int d) {
+template <int R, int C, class T>
+__m512 dot_block(const float* const q[R], const T* const k[C], int d) {
     __m512 acc[16];
     for (auto& a : acc) a = _mm512_setzero_ps();
     int e = 0;
@@ -136,12 +153,12 @@ __m512 dot_block(const float* const q[R], const float* const k[C], int d) {
         if constexpr (R == 1) {  // one row: each key's load feeds one FMA (no key registers to spill)
             const __m512 qv = _mm512_loadu_ps(q[0] + e);
 #pragma GCC unroll 16
-            for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k[c] + e), acc[c]);
+            for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(qv, load16(k[c] + e), acc[c]);
             continue;
         }
         __m512 kv[C];
 #pragma GCC unroll 16
-        for (int c = 0; c < C; ++c) kv[c] = _mm512_loadu_ps(k[c] + e);
+        for (int c = 0; c < C; ++c) kv[c] = load16(k[c] + e);
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
             const __m512 qv = _mm512_loadu_ps(q[r] + e);
@@ -152,7 +169,7 @@ __m512 dot_block(const float* const q[R], const float* const k[C], int d) {
     if (e < d) {
         const __mmask16 m = tail_mask(d - e);
         __m512 kv[C];
-        for (int c = 0; c < C; ++c) kv[c] = _mm512_maskz_loadu_ps(m, k[c] + e);
+        for (int c = 0; c < C; ++c) kv[c] = load16(k[c] + e, m, d - e);
         for (int r = 0; r < R; ++r) {
             const __m512 qv = _mm512_maskz_loadu_ps(m, q[r] + e);
             for (int c = 0; c < C; ++c) acc[r * C + c] = _mm512_fmadd_ps(qv, kv[c], acc[r * C + c]);
@@ -161,19 +178,19 @@ __m512 dot_block(const float* const q[R], const float* const k[C], int d) {
     return reduce16(acc);
 }
 
-template <int R, int C>
-void score_rows(const float* const* q_rows, int r0, int rows, const float* k, std::int64_t ldk, int keys, int d,
+template <int R, int C, class T>
+void score_rows(const float* const* q_rows, int r0, int rows, const T* k, std::int64_t ldk, int keys, int d,
                 float scale, float* s, std::int64_t lds) {
     const float* q[R];
     for (int r = 0; r < R; ++r) q[r] = q_rows[std::min(r0 + r, rows - 1)];
     const int live_rows = std::min(R, rows - r0);
     alignas(64) float out[16];
     for (int j0 = 0; j0 < keys; j0 += C) {
-        const float* kp[C];
+        const T* kp[C];
         for (int c = 0; c < C; ++c) kp[c] = k + std::int64_t(std::min(j0 + c, keys - 1)) * ldk;
         if (r0 == 0)  // the first row group brings the keys in; later ones find them in cache
             for (int c = 0; c < C && j0 + c + kPrefetchKeys < keys; ++c) prefetch_row(kp[c] + kPrefetchKeys * ldk, d);
-        const __m512 block = _mm512_mul_ps(dot_block<R, C>(q, kp, d), _mm512_set1_ps(scale));
+        const __m512 block = _mm512_mul_ps(dot_block<R, C, T>(q, kp, d), _mm512_set1_ps(scale));
         const int live_keys = std::min(C, keys - j0);
         if constexpr (C == 4) {
             if (live_rows == R && live_keys == C) {  // the full block: one 4-float store per row
@@ -193,8 +210,8 @@ void score_rows(const float* const* q_rows, int r0, int rows, const float* k, st
 
 // R rows x NV vectors of o += p v, starting at column col; the last vector is masked by `last`.
 // ahead_floats > 0: also prefetches that many floats of the V row kPrefetchKeys keys ahead.
-template <int R, int NV>
-void pv_block(const float* p, std::int64_t ldp, const float* alpha, const float* v, std::int64_t ldv, int keys,
+template <int R, int NV, class T>
+void pv_block(const float* p, std::int64_t ldp, const float* alpha, const T* v, std::int64_t ldv, int keys,
               int col, __mmask16 last, float* o, std::int64_t ldo, int ahead_floats) {
     // Every loop over r and t fully unrolled: otherwise GCC keeps acc on the stack and stores
     // all of it back on every key (16 stores per 16 FMAs, the measured bottleneck of decode).
@@ -213,8 +230,8 @@ void pv_block(const float* p, std::int64_t ldp, const float* alpha, const float*
         __m512 vv[NV];
 #pragma GCC unroll 4
         for (int t = 0; t < NV; ++t) {
-            const float* vp = v + j * ldv + col + 16 * t;
-            vv[t] = t == NV - 1 ? _mm512_maskz_loadu_ps(last, vp) : _mm512_loadu_ps(vp);
+            const T* vp = v + j * ldv + col + 16 * t;
+            vv[t] = t == NV - 1 && last != 0xffff ? load16(vp, last, __builtin_popcount(last)) : load16(vp);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
@@ -231,33 +248,66 @@ void pv_block(const float* p, std::int64_t ldp, const float* alpha, const float*
 }
 
 // `first`: the first row group of the tile, which brings V into cache (prefetching ahead).
-template <int R>
-void pv_rows(const float* p, std::int64_t ldp, const float* alpha, const float* v, std::int64_t ldv, int keys, int d,
+template <int R, class T>
+void pv_rows(const float* p, std::int64_t ldp, const float* alpha, const T* v, std::int64_t ldv, int keys, int d,
              float* o, std::int64_t ldo, bool first) {
     for (int col = 0; col < d; col += 64) {
         const int left = d - col, nv = std::min(4, (left + 15) / 16);
         const __mmask16 last = tail_mask(left - 16 * (nv - 1));
         const int ahead = first && col == 0 ? d : 0;  // the first column block brings whole rows in
         switch (nv) {
-            case 1: pv_block<R, 1>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo, ahead); break;
-            case 2: pv_block<R, 2>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo, ahead); break;
-            case 3: pv_block<R, 3>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo, ahead); break;
-            default: pv_block<R, 4>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo, ahead); break;
+            case 1: pv_block<R, 1, T>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo, ahead); break;
+            case 2: pv_block<R, 2, T>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo, ahead); break;
+            case 3: pv_block<R, 3, T>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo, ahead); break;
+            default: pv_block<R, 4, T>(p, ldp, alpha, v, ldv, keys, col, last, o, ldo, ahead); break;
         }
     }
+}
+
+template <class T>
+void scores_of(const float* const* q_rows, int rows, const T* k, std::int64_t ldk, int keys, int d, float scale,
+               float* s, std::int64_t lds) {
+    int r0 = 0;
+    for (; r0 + 4 <= rows; r0 += 4) score_rows<4, 4>(q_rows, r0, rows, k, ldk, keys, d, scale, s, lds);
+    for (; r0 < rows; ++r0) score_rows<1, 16>(q_rows, r0, rows, k, ldk, keys, d, scale, s, lds);
+}
+
+template <class T>
+void pv_update_of(const float* p, std::int64_t ldp, int rows, const float* alpha, const T* v, std::int64_t ldv,
+                  int keys, int d, float* o, std::int64_t ldo) {
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) pv_rows<4>(p + r * ldp, ldp, alpha + r, v, ldv, keys, d, o + r * ldo, ldo, r == 0);
+    for (; r < rows; ++r) pv_rows<1>(p + r * ldp, ldp, alpha + r, v, ldv, keys, d, o + r * ldo, ldo, r == 0);
 }
 
 }  // namespace
 
 void scores(const float* const* q_rows, int rows, const float* k, std::int64_t ldk, int keys, int d, float scale,
             float* s, std::int64_t lds) {
-    int r0 = 0;
-    for (; r0 + 4 <= rows; r0 += 4) score_rows<4, 4>(q_rows, r0, rows, k, ldk, keys, d, scale, s, lds);
-    for (; r0 < rows; ++r0) score_rows<1, 16>(q_rows, r0, rows, k, ldk, keys, d, scale, s, lds);
+    scores_of(q_rows, rows, k, ldk, keys, d, scale, s, lds);
+}
+
+void scores(const float* const* q_rows, int rows, const std::uint16_t* k, std::int64_t ldk, int keys, int d,
+            float scale, float* s, std::int64_t lds) {
+    scores_of(q_rows, rows, k, ldk, keys, d, scale, s, lds);
 }
 
 float softmax_step(float* s, int n, int first, int last, float& m, float& l) {
     return online_step(s, n, first, last, m, l, in_place(s, n));
+}
+
+void widen_bf16(const std::uint16_t* src, std::int64_t n, float* dst) {
+    constexpr std::int64_t kAhead = 1024;  // elements (2 KiB) ahead of the loads
+    std::int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        if (j % 32 == 0 && j + kAhead < n) _mm_prefetch(reinterpret_cast<const char*>(src + j + kAhead), _MM_HINT_T0);
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + j));
+        _mm512_storeu_ps(dst + j, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+    }
+    for (; j < n; ++j) {
+        const std::uint32_t bits = std::uint32_t(src[j]) << 16;
+        std::memcpy(dst + j, &bits, sizeof bits);
+    }
 }
 
 void softmax_rows_bf16(const float* s, std::int64_t lds, int rows, int n, int width, std::int32_t j0,
@@ -309,9 +359,12 @@ void softmax_grad(const float* p, float* dp, int n, float dot) {
 
 void pv_update(const float* p, std::int64_t ldp, int rows, const float* alpha, const float* v, std::int64_t ldv,
                int keys, int d, float* o, std::int64_t ldo) {
-    int r = 0;
-    for (; r + 4 <= rows; r += 4) pv_rows<4>(p + r * ldp, ldp, alpha + r, v, ldv, keys, d, o + r * ldo, ldo, r == 0);
-    for (; r < rows; ++r) pv_rows<1>(p + r * ldp, ldp, alpha + r, v, ldv, keys, d, o + r * ldo, ldo, r == 0);
+    pv_update_of(p, ldp, rows, alpha, v, ldv, keys, d, o, ldo);
+}
+
+void pv_update(const float* p, std::int64_t ldp, int rows, const float* alpha, const std::uint16_t* v,
+               std::int64_t ldv, int keys, int d, float* o, std::int64_t ldo) {
+    pv_update_of(p, ldp, rows, alpha, v, ldv, keys, d, o, ldo);
 }
 
 void scale_row(float* x, std::int64_t n, float factor) {
