@@ -98,8 +98,10 @@ tune::Problem to_problem(const tune_gemm_desc* g, bool sizes = true) {
     return p;
 }
 
-tune::Problem to_problem(const tune_attention_desc* a, bool sizes = true) {
+// bf16: the same problem with Q, K and V in bf16 (forward only).
+tune::Problem to_problem(const tune_attention_desc* a, bool sizes = true, bool bf16 = false) {
     if (!a) fail(TUNE_ERR_INVALID_ARGUMENT, "attention descriptor is NULL");
+    if (bf16 && a->backward) fail(TUNE_ERR_INVALID_ARGUMENT, "bf16 attention is forward only: desc has backward=1");
     check_flag(a->causal, "causal");
     check_flag(a->backward, "backward");
     if (!(a->tolerance >= 0 && a->tolerance <= 1))
@@ -115,6 +117,7 @@ tune::Problem to_problem(const tune_attention_desc* a, bool sizes = true) {
         }
     }
     p.tolerance = a->tolerance;
+    if (bf16) p.dtype = tune::DType::bf16;
     if (sizes) check_sizes(p);
     return p;
 }
@@ -138,12 +141,10 @@ void copy_text(char (&dst)[N], const std::string& text, const char* what) {
     dst[text.size()] = '\0';
 }
 
-// The dispatcher's selection for a descriptor, its config text kept alive by the handle.
-template <class Desc>
-void lookup(const tune_dispatcher* d, const Desc* desc, tune_selection* out) {
+// The dispatcher's selection for a problem, its config text kept alive by the handle.
+void lookup(const tune_dispatcher* d, const tune::Problem& p, tune_selection* out) {
     if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
     if (!out) fail(TUNE_ERR_INVALID_ARGUMENT, "out is NULL");
-    const tune::Problem p = to_problem(desc, false);
     tune::Selection s;
     try {
         s = d->dispatcher->lookup(p);
@@ -215,6 +216,24 @@ void tune_into(const char* db_path, const tune::Problem& p, const tune_tune_opti
                                      " failed)");
 }
 
+// The forward of tune_attention and tune_attention_bf16 (Q, K, V of the problem's dtype).
+void run_forward(const tune_dispatcher* d, const tune_attention_desc* a, bool bf16, const void* q, const void* k,
+                 const void* v, float* o, float* lse) {
+    if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
+    if (a && a->backward) fail(TUNE_ERR_INVALID_ARGUMENT, "desc has backward=1: use tune_attention_backward");
+    const tune::Problem p = to_problem(a, true, bf16);
+    if (!q || !k || !v || !o) fail(TUNE_ERR_INVALID_ARGUMENT, "operand Q, K, V or O is NULL");
+    // Runtimes rarely need the LSE; the kernels always write it, so it goes to scratch.
+    thread_local std::vector<float> lse_scratch;
+    if (!lse) {
+        lse_scratch.resize(std::size_t(a->batch * a->heads * a->q_len));
+        lse = lse_scratch.data();
+    }
+    const void* inputs[] = {q, k, v};
+    void* outputs[] = {o, lse};
+    d->dispatcher->run(p, {inputs, outputs});
+}
+
 }  // namespace
 
 extern "C" {
@@ -281,11 +300,16 @@ int tune_dispatcher_stats(const tune_dispatcher* d, size_t* entries, size_t* sta
 }
 
 int tune_lookup_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, tune_selection* out) {
-    return guarded("tune_lookup_gemm", TUNE_ERR_UNSUPPORTED, [&] { lookup(d, g, out); });
+    return guarded("tune_lookup_gemm", TUNE_ERR_UNSUPPORTED, [&] { lookup(d, to_problem(g, false), out); });
 }
 
 int tune_lookup_attention(const tune_dispatcher* d, const tune_attention_desc* a, tune_selection* out) {
-    return guarded("tune_lookup_attention", TUNE_ERR_UNSUPPORTED, [&] { lookup(d, a, out); });
+    return guarded("tune_lookup_attention", TUNE_ERR_UNSUPPORTED, [&] { lookup(d, to_problem(a, false), out); });
+}
+
+int tune_lookup_attention_bf16(const tune_dispatcher* d, const tune_attention_desc* a, tune_selection* out) {
+    return guarded("tune_lookup_attention_bf16", TUNE_ERR_UNSUPPORTED,
+                   [&] { lookup(d, to_problem(a, false, true), out); });
 }
 
 int tune_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, const void* a, const void* b, const float* bias,
@@ -334,21 +358,12 @@ tune_attention_desc tune_attention_desc_init(int64_t batch, int64_t heads, int64
 
 int tune_attention(const tune_dispatcher* d, const tune_attention_desc* a, const float* q, const float* k,
                    const float* v, float* o, float* lse) {
-    return guarded("tune_attention", TUNE_ERR_RUNTIME, [&] {
-        if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
-        const tune::Problem p = to_problem(a);
-        if (a->backward) fail(TUNE_ERR_INVALID_ARGUMENT, "desc has backward=1: use tune_attention_backward");
-        if (!q || !k || !v || !o) fail(TUNE_ERR_INVALID_ARGUMENT, "operand Q, K, V or O is NULL");
-        // Runtimes rarely need the LSE; the kernels always write it, so it goes to scratch.
-        thread_local std::vector<float> lse_scratch;
-        if (!lse) {
-            lse_scratch.resize(std::size_t(a->batch * a->heads * a->q_len));
-            lse = lse_scratch.data();
-        }
-        const void* inputs[] = {q, k, v};
-        void* outputs[] = {o, lse};
-        d->dispatcher->run(p, {inputs, outputs});
-    });
+    return guarded("tune_attention", TUNE_ERR_RUNTIME, [&] { run_forward(d, a, false, q, k, v, o, lse); });
+}
+
+int tune_attention_bf16(const tune_dispatcher* d, const tune_attention_desc* a, const uint16_t* q, const uint16_t* k,
+                        const uint16_t* v, float* o, float* lse) {
+    return guarded("tune_attention_bf16", TUNE_ERR_RUNTIME, [&] { run_forward(d, a, true, q, k, v, o, lse); });
 }
 
 int tune_attention_backward(const tune_dispatcher* d, const tune_attention_desc* a, const float* q, const float* k,
@@ -371,6 +386,13 @@ int tune_tune_attention(const char* db_path, const tune_attention_desc* a, const
                         tune_tune_result* out) {
     return guarded("tune_tune_attention", TUNE_ERR_RUNTIME,
                    [&] { tune_into(db_path, to_problem(a), options, out, "c_api tune_tune_attention"); });
+}
+
+int tune_tune_attention_bf16(const char* db_path, const tune_attention_desc* a, const tune_tune_options* options,
+                             tune_tune_result* out) {
+    return guarded("tune_tune_attention_bf16", TUNE_ERR_RUNTIME, [&] {
+        tune_into(db_path, to_problem(a, true, true), options, out, "c_api tune_tune_attention_bf16");
+    });
 }
 
 int tune_model_problems(const char* config_path, const int64_t* tokens, size_t n_tokens, int64_t decode_kv_len,

@@ -133,9 +133,9 @@ struct Dispatcher {
         return selection(s);
     }
 
-    py::dict lookup_attention(const tune_attention_desc& a) const {
+    py::dict lookup_attention(const tune_attention_desc& a, bool bf16) const {
         tune_selection s;
-        raise_on_error(tune_lookup_attention(handle.get(), &a, &s));
+        raise_on_error(bf16 ? tune_lookup_attention_bf16(handle.get(), &a, &s) : tune_lookup_attention(handle.get(), &a, &s));
         return selection(s);
     }
 
@@ -198,12 +198,13 @@ struct Dispatcher {
     }
 
     // out = attention(q, k, v) with q (batch, heads, q_len, head_dim) and k, v (batch, kv_heads,
-    // kv_len, head_dim), float32; lse (batch, heads, q_len) when given. Dims come from the shapes.
+    // kv_len, head_dim), float32 or (bf16) uint16 bf16 bits; out and lse (batch, heads, q_len,
+    // when given) float32. Dims come from the shapes.
     void attention(const py::buffer& q, const py::buffer& k, const py::buffer& v, const py::buffer& out,
                    std::optional<py::buffer> lse, bool causal, std::int64_t window, double tolerance,
-                   double scale) const {
-        Operand oq = request(q, "q", false, false), ok = request(k, "k", false, false);
-        Operand ov = request(v, "v", false, false), oo = request(out, "out", true, false);
+                   double scale, bool bf16) const {
+        Operand oq = request(q, "q", false, bf16), ok = request(k, "k", false, bf16);
+        Operand ov = request(v, "v", false, bf16), oo = request(out, "out", true, false);
         const tune_attention_desc a = attention_shapes(oq, ok, ov, causal, window, false, tolerance, scale);
         if (oo.shape() != oq.shape())
             throw py::value_error("out: expected the shape of q " + shape_text(oq.shape()) + ", got " +
@@ -218,10 +219,14 @@ struct Dispatcher {
         int status;
         {
             py::gil_scoped_release release;
-            status = tune_attention(handle.get(), &a, static_cast<const float*>(oq.info.ptr),
-                                    static_cast<const float*>(ok.info.ptr), static_cast<const float*>(ov.info.ptr),
-                                    static_cast<float*>(oo.info.ptr),
-                                    olse ? static_cast<float*>(olse->info.ptr) : nullptr);
+            float* o = static_cast<float*>(oo.info.ptr);
+            float* l = olse ? static_cast<float*>(olse->info.ptr) : nullptr;
+            status = bf16 ? tune_attention_bf16(handle.get(), &a, static_cast<const std::uint16_t*>(oq.info.ptr),
+                                                static_cast<const std::uint16_t*>(ok.info.ptr),
+                                                static_cast<const std::uint16_t*>(ov.info.ptr), o, l)
+                          : tune_attention(handle.get(), &a, static_cast<const float*>(oq.info.ptr),
+                                           static_cast<const float*>(ok.info.ptr),
+                                           static_cast<const float*>(ov.info.ptr), o, l);
         }
         raise_on_error(status);
     }
@@ -367,9 +372,10 @@ PYBIND11_MODULE(_libtune, mod) {
         .def(py::init<std::optional<std::string>, std::optional<std::string>>(), py::arg("db"),
              py::arg("user_db") = py::none())
         .def("lookup", &Dispatcher::lookup, py::arg("desc"))
-        .def("lookup_attention", &Dispatcher::lookup_attention, py::arg("desc"))
+        .def("lookup_attention", &Dispatcher::lookup_attention, py::arg("desc"), py::arg("bf16"))
         .def("attention", &Dispatcher::attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"),
-             py::arg("lse"), py::arg("causal"), py::arg("window"), py::arg("tolerance"), py::arg("scale"))
+             py::arg("lse"), py::arg("causal"), py::arg("window"), py::arg("tolerance"), py::arg("scale"),
+             py::arg("bf16"))
         .def("attention_backward", &Dispatcher::attention_backward, py::arg("q"), py::arg("k"), py::arg("v"),
              py::arg("o"), py::arg("lse"), py::arg("d_o"), py::arg("dq"), py::arg("dk"), py::arg("dv"),
              py::arg("causal"), py::arg("window"), py::arg("tolerance"), py::arg("scale"))
@@ -380,6 +386,8 @@ PYBIND11_MODULE(_libtune, mod) {
 
     mod.def("tune_attention", &tune_py<tune_attention_desc, tune_tune_attention>, py::arg("db"), py::arg("desc"), py::arg("budget"),
             py::arg("time_limit"), py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
+    mod.def("tune_attention_bf16", &tune_py<tune_attention_desc, tune_tune_attention_bf16>, py::arg("db"), py::arg("desc"),
+            py::arg("budget"), py::arg("time_limit"), py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
     mod.def("model_problems", &model_problems, py::arg("path"), py::arg("tokens"), py::arg("kv_len"), py::arg("dtype"));
     mod.def("tune_gemm", &tune_py<tune_gemm_desc, tune_tune_gemm>, py::arg("db"), py::arg("desc"), py::arg("budget"), py::arg("time_limit"),
             py::arg("seed"), py::arg("strategy"), py::arg("isolate"));

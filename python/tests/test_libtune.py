@@ -274,3 +274,23 @@ def test_model_problems_and_tune_model(tmp_path):
     bad.write_text('{"hidden_size": 64, "num_attention_heads": 4, "kv_lora_rank": 8}')
     with pytest.raises(ValueError, match="latent attention"):
         libtune.model_problems(bad)
+
+
+def test_attention_on_bf16_kv(tmp_path):
+    to_bits = lambda x: (x.view(np.uint32) >> 16).astype(np.uint16)  # truncation: exact bf16 values
+    back = lambda x: (x.astype(np.uint32) << 16).view(np.float32)
+    q32, k32, v32 = rand(1, 8, 1, 64, seed=21), rand(1, 2, 40, 64, seed=22), rand(1, 2, 40, 64, seed=23)
+    q, k, v = to_bits(q32), to_bits(k32), to_bits(v32)
+    db = tmp_path / "bf16.db"
+    r = libtune.tune_attention(1, 8, 2, 1, 40, 64, db=db, causal=True, dtype="bf16", budget=3, time_limit=30)
+    assert r["template"] == "cpu.attention.fused" and r["median_s"] > 0
+    d = libtune.Dispatcher(db)
+    assert d.lookup_attention(1, 8, 2, 1, 40, 64, causal=True, dtype="bf16")["source"] == "exact"
+    assert d.lookup_attention(1, 8, 2, 1, 40, 64, causal=True)["source"] != "exact"  # f32: a problem of its own
+    o = d.attention(q, k, v, causal=True)
+    assert o.dtype == np.float32
+    np.testing.assert_allclose(o, ref_attention(back(q), back(k), back(v), True)[0], atol=2e-6)
+    with pytest.raises(TypeError, match="all be float32, or all bf16"):
+        d.attention(q, k32, v, causal=True)
+    with pytest.raises(ValueError, match="dtype"):
+        libtune.tune_attention(1, 8, 2, 1, 40, 64, db=db, dtype="f8")

@@ -159,6 +159,15 @@ int tune_attention_backward(const tune_dispatcher* d, const tune_attention_desc*
 int tune_tune_attention(const char* db_path, const tune_attention_desc* a, const tune_tune_options* options,
                         tune_tune_result* out);
 
+/* The forward with Q, K and V in bf16 (uint16_t bits, e.g. a bf16 KV cache; O and LSE float):
+ * its own problem (tuned and stored apart from the f32 one), looked up, run and tuned like it.
+ * a->backward must be 0. */
+int tune_lookup_attention_bf16(const tune_dispatcher* d, const tune_attention_desc* a, tune_selection* out);
+int tune_attention_bf16(const tune_dispatcher* d, const tune_attention_desc* a, const uint16_t* q, const uint16_t* k,
+                        const uint16_t* v, float* o, float* lse);
+int tune_tune_attention_bf16(const char* db_path, const tune_attention_desc* a, const tune_tune_options* options,
+                             tune_tune_result* out);
+
 /* ---- Models: one transformer layer's problems, derived from a Hugging Face config.json ---- */
 typedef enum tune_op { TUNE_OP_GEMM = 0, TUNE_OP_ATTENTION = 1 } tune_op;
 typedef struct tune_model_problem {

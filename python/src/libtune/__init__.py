@@ -64,6 +64,22 @@ def _like(x, shape, returns_torch):
     return v, v
 
 
+def _qkv_dtype(q, k, v):
+    if q.dtype == k.dtype == v.dtype == np.float32:
+        return "f32"
+    if q.dtype == k.dtype == v.dtype == np.uint16:
+        return "bf16"
+    raise TypeError(f"q, k and v must all be float32, or all bf16 (uint16 bits); got {q.dtype}, {k.dtype}, {v.dtype}")
+
+
+def _attention_bf16(dtype):
+    if dtype in ("f32", "float32"):
+        return False
+    if dtype in ("bf16", "bfloat16"):
+        return True
+    raise ValueError(f"dtype: '{dtype}' is not 'f32' or 'bf16'")
+
+
 def _dtype_of(a, b):
     if a.dtype == np.float32 and b.dtype == np.float32:
         return "f32"
@@ -116,16 +132,18 @@ class Dispatcher:
 
 
     def lookup_attention(self, batch, heads, kv_heads, q_len, kv_len, head_dim, *, causal=False, window=0,
-                         backward=False, tolerance=0.0, scale=None):
-        """The config the runtime uses for this attention problem (dict as for lookup)."""
+                         backward=False, tolerance=0.0, scale=None, dtype="f32"):
+        """The config the runtime uses for this attention problem (dict as for lookup); dtype
+        "bf16": the forward on bf16 Q, K and V."""
         desc = _libtune.attention_desc(batch, heads, kv_heads, q_len, kv_len, head_dim, causal, window, backward,
                                        tolerance, _scale(scale))
-        return self._d.lookup_attention(desc)
+        return self._d.lookup_attention(desc, _attention_bf16(dtype))
 
     def attention(self, q, k, v, out=None, *, lse=None, causal=False, window=0, tolerance=0.0, scale=None):
         """out = softmax(scale Q K^T + mask) V (scale None: 1/sqrt(head_dim)), written into `out` (allocated when None)
         and returned. q: (batch, heads, q_len, head_dim); k, v: (batch, kv_heads, kv_len,
-        head_dim), all C-contiguous float32 (GQA/MQA when kv_heads < heads). Query i sits at key
+        head_dim), all C-contiguous float32, or all bf16 (uint16 bits or PyTorch bfloat16: a bf16 KV
+        cache; out stays float32) (GQA/MQA when kv_heads < heads). Query i sits at key
         position i + kv_len - q_len. causal: keys at or before that position; window w: keys
         less than w positions before it. lse (batch, heads, q_len), when given, receives each
         row's log-sum-exp (what backward needs)."""
@@ -136,7 +154,8 @@ class Dispatcher:
         else:
             vout = _view(out, "out")
         vlse = None if lse is None else _view(lse, "lse")
-        self._d.attention(vq, vk, vv, vout, vlse, causal, window, tolerance, _scale(scale))
+        bf16 = _qkv_dtype(vq, vk, vv) == "bf16"
+        self._d.attention(vq, vk, vv, vout, vlse, causal, window, tolerance, _scale(scale), bf16)
         return out
 
     def attention_backward(self, q, k, v, o, lse, d_o, *, causal=False, window=0, tolerance=0.0, scale=None):
@@ -169,13 +188,15 @@ def attention(q, k, v, out=None, *, db=None, **kwargs):
 
 
 def tune_attention(batch, heads, kv_heads, q_len, kv_len, head_dim, *, db, causal=False, window=0, backward=False,
-                   budget=24, seed=0, time_limit=60.0, strategy=None, isolate=False, tolerance=0.0, scale=None):
+                   budget=24, seed=0, time_limit=60.0, strategy=None, isolate=False, tolerance=0.0, scale=None,
+                   dtype="f32"):
     """Measures up to `budget` candidates for this attention problem (fused vs unfused, tiles,
-    ...; backward=True: the gradients, recompute vs store) into the SQLite store `db`.
-    Returns the best as tune_gemm does."""
+    ...; backward=True: the gradients, recompute vs store; dtype "bf16": the forward on bf16 Q,
+    K and V) into the SQLite store `db`. Returns the best as tune_gemm does."""
     desc = _libtune.attention_desc(batch, heads, kv_heads, q_len, kv_len, head_dim, causal, window, backward,
                                    tolerance, _scale(scale))
-    return _libtune.tune_attention(str(db), desc, budget, time_limit, seed, strategy, isolate)
+    tune = _libtune.tune_attention_bf16 if _attention_bf16(dtype) else _libtune.tune_attention
+    return tune(str(db), desc, budget, time_limit, seed, strategy, isolate)
 
 
 def tune_gemm(m, n, k, *, db, budget=24, seed=0, time_limit=60.0, strategy=None, isolate=False, batch=1,
