@@ -4,7 +4,9 @@
 // tile, an online-softmax step per row, then P V into the rows' accumulators. The score matrix
 // is never materialised, and key tiles no row sees are never visited. split_kv (decode spaces)
 // cuts each task's key range into parts that run as separate tasks, merged by a combine pass
-// through their log-sum-exps.
+// through their log-sum-exps. A bf16 problem stores Q, K and V as bf16 (a bf16 KV cache): every
+// f32 inner loop runs on it, the rows widened to f32 as they are read, so a decode step reads
+// half the bytes.
 //
 // Knob `inner` picks how a tile's two products are computed:
 //  - a GEMM micro-kernel label (e.g. avx512_14x32): the blocked GEMM's register-tiled kernels.
@@ -111,7 +113,7 @@ struct KvRows {
     const std::uint16_t *k16 = nullptr, *v16 = nullptr;
     float *k_tile = nullptr, *v_tile = nullptr;
     std::int64_t d = 0;
-    // Rows [j0, j0 + n) of K, then of V (call keys() before values(): V reuses nothing of K).
+    // Rows [j0, j0 + n) of K, and of V, as f32 rows d apart.
     const float* keys(std::int64_t j0, std::int64_t n) const {
         if (!k16) return k + j0 * d;
         cpu_attention::widen_bf16(k16 + j0 * d, n * d, k_tile);
