@@ -4,7 +4,8 @@
 //                                 default GEMM micro-kernel inner loops, measured once each
 //                                 before timing), fused_bf16 (the same sweep on the first bf16
 //                                 inner kernel, AMX where present, under the bf16 accuracy
-//                                 budget; only on CPUs with AVX512-BF16), fused_dot (the register
+//                                 budget; only on CPUs with AVX512-BF16; prefill_bf16kv_bf16: the
+//                                 same on bf16 Q, K, V), fused_dot (the register
 //                                 dot-product inner loops, default tiles) and unfused; seq 512
 //                                 and 2048 by default, 4096 and 8192 with --long (both head
 //                                 dims, both masks)
@@ -260,7 +261,12 @@ int main(int argc, char** argv) {
                 const std::string key = "/seq:" + std::to_string(seq) + "/hd:" + std::to_string(hd) +
                                         "/causal:" + std::to_string(causal);
                 add("prefill_fused_best" + key, p, Variant::fused_best);
-                if (!bf16_inner(p).empty()) add("prefill_fused_bf16" + key, p, Variant::fused_bf16);
+                if (!bf16_inner(p).empty()) {
+                    add("prefill_fused_bf16" + key, p, Variant::fused_bf16);
+                    Problem cache = p;  // the same on a bf16 KV cache: Q, K, V stored as bf16
+                    cache.dtype = DType::bf16;
+                    add("prefill_bf16kv_bf16" + key, cache, Variant::fused_bf16);
+                }
                 add("prefill_fused_dot" + key, p, Variant::fused_dot);
                 add("prefill_unfused" + key, p, Variant::unfused);
             }
@@ -311,6 +317,8 @@ int main(int argc, char** argv) {
     ratios("prefill: fused bf16 inner loops (best tiles, bf16 accuracy budget) vs unfused f32 (OpenBLAS)",
            "prefill_unfused", "prefill_fused_bf16");
     ratios("prefill: fused bf16 vs fused f32 inner loops (best tiles each)", "prefill_fused_best", "prefill_fused_bf16");
+    ratios("prefill: bf16 inner loops on a bf16 KV cache vs on f32 Q/K/V (rounded once per call)", "prefill_fused_bf16",
+           "prefill_bf16kv_bf16");
     ratios("prefill: fused GEMM micro-kernel inner loops (best tiles) vs dot-product inner loops (default tiles)",
            "prefill_fused_dot", "prefill_fused_best");
     ratios("decode: fused best split_kv vs split_kv=1, all cores", "decode_fused_no_split",

@@ -102,6 +102,27 @@ TEST_CASE("bf16 attention matches the fp64 reference within the bf16 budget", "[
     }
 }
 
+TEST_CASE("a bf16 KV cache takes the bf16 inner kernels only under the bf16 budget", "[attention][bf16]") {
+    if (!host().isa.avx512f) return;
+    auto fused = make_cpu_attention_fused_template(host());
+    const Problem exact = make_attention(1, 4, 2, 45, 70, 37, true, 0, DType::bf16);
+    CHECK(bf16_inner(*fused->space(exact)).empty());  // f32 arithmetic unless the caller opts in
+    const auto labels = bf16_inner(*fused->space(admitting_bf16(exact)));
+    if (labels.empty()) return;  // no bf16 ISA here
+    Problem paged = make_attention(2, 8, 2, 16, 100, 64, true, 0, DType::bf16);
+    paged.set_dim("page", 16);
+    std::uint64_t seed = 700;
+    for (const Problem& shape : {exact, make_attention(1, 8, 1, 1, 301, 128, false, 0, DType::bf16), paged}) {
+        const Problem p = admitting_bf16(shape);
+        const Space& s = *fused->space(p);
+        for (const std::string& label : labels) {
+            Config c = s.default_config();
+            c.set("inner", label).set("k_tile", std::int64_t(seed % 2 ? 32 : 64));
+            check_within_budget(*fused, p, c, seed++);
+        }
+    }
+}
+
 TEST_CASE("bf16 attention is over an exact f32 budget, so an exact problem never takes it", "[attention][bf16]") {
     if (!host().isa.avx512f) return;
     auto fused = make_cpu_attention_fused_template(host());

@@ -97,8 +97,10 @@ Layout layout(const AttentionDims& a, const FusedConfig& c) {
     }
     if (c.bf16_io) {
         l.ldq = d;  // a head's rows stay d apart, as in Q itself (gemm_tiles transposes runs of them)
-        // The dot kernels read a bf16 K and V in place; the micro-kernel path widens tiles.
-        l.widen_floats = std::size_t(round16(l.rows * l.ldq) + (c.ukernel ? 2 * round16(c.k_tile * d) : 0));
+        // The dot kernels read a bf16 K and V in place; the f32 micro-kernel path widens tiles;
+        // the bf16 one packs them once per call (pack_kv_bf16).
+        l.widen_floats =
+            std::size_t(round16(l.rows * l.ldq) + (c.ukernel && !c.bf16() ? 2 * round16(c.k_tile * d) : 0));
         l.per_thread_floats += l.widen_floats;
     }
     l.partial_floats = c.split_kv > 1 ? std::size_t(a.batch * a.heads * a.q_len * c.split_kv * (d + 1)) : 0;
@@ -408,8 +410,6 @@ FusedConfig fused_config(const Config& c, const Problem& p) {
     FusedConfig f{c.get_int("q_tile"), c.get_int("k_tile"), c.has("split_kv") ? c.get_int("split_kv") : 1,
                   c.has("gqa_pack") && c.get_int("gqa_pack") != 0, int(c.get_int("threads")), u};
     f.bf16_io = p.dtype == DType::bf16;
-    if (f.bf16_io && f.bf16())
-        throw Error(std::string(kName) + ": bf16 inner kernels take f32 problems; a bf16 problem uses dot or an f32 micro-kernel");
     return f;
 }
 
@@ -443,7 +443,12 @@ public:
 
     std::shared_ptr<const Space> space(const Problem& p) const override {
         const AttentionDims a = attention_dims(p);
-        return spaces_[a.q_len <= kDecodeQLen][a.group() > 1][has_bf16_ && admits_bf16_compute(p)];
+        // bf16 compute under the budget the caller opted into; for a bf16 problem too (its
+        // inputs are exact in bf16, but P is rounded to bf16 before P V).
+        const bool bf16_compute = p.dtype == DType::bf16
+                                      ? p.tolerance > 0 && p.tolerance >= bf16_compute_tolerance(p)
+                                      : admits_bf16_compute(p);
+        return spaces_[a.q_len <= kDecodeQLen][a.group() > 1][has_bf16_ && bf16_compute];
     }
 
     // Decode: split each task's keys until there are as many tasks as threads (or the largest

@@ -1,5 +1,6 @@
 // cpu.attention.fused's bf16 inner loops (see fused.cpp's file comment): K and V rounded to bf16
-// once per call into the GEMM's bf16 micro-kernels' VNNI B panels, then per task S = (scale Q) K^T
+// (copied, when the problem stores them as bf16) once per call into the GEMM's bf16
+// micro-kernels' VNNI B panels, then per task S = (scale Q) K^T
 // and O += P V on those kernels, the online softmax in f32 between them.
 #include <algorithm>
 #include <atomic>
@@ -49,10 +50,19 @@ void pack_kv_bf16(const AttentionDims& a, const FusedConfig& c, const Layout& l,
         for (std::int64_t id; (id = next.fetch_add(1, std::memory_order_relaxed)) < heads * panels;) {
             const std::int64_t head = id / panels, j0 = id % panels * kKeyPanel;
             const int keys = int(std::min(kKeyPanel, a.kv_len - j0));
-            const float* k = x.k + (head * a.kv_len + j0) * d;
-            const float* v = x.v + (head * a.kv_len + j0) * d;
-            for (int j = 0; j < kKeyPanel; ++j)
-                to_bf16(j < keys ? k + j * d : nullptr, j < keys ? int(d) : 0, 1.0f, rows + j * depth, int(depth));
+            const std::int64_t at = (head * a.kv_len + j0) * d;
+            const float* k = x.bf16() ? nullptr : x.k + at;
+            const float* v = x.bf16() ? nullptr : x.v + at;
+            for (int j = 0; j < kKeyPanel; ++j) {
+                std::uint16_t* row = rows + j * depth;
+                if (!x.bf16()) {
+                    to_bf16(j < keys ? k + j * d : nullptr, j < keys ? int(d) : 0, 1.0f, row, int(depth));
+                } else {  // already bf16: copied as stored
+                    const std::int64_t n = j < keys ? d : 0;
+                    std::copy(x.k16 + at + j * d, x.k16 + at + j * d + n, row);
+                    std::fill(row + n, row + depth, std::uint16_t{0});
+                }
+            }
             // Pairs as 32-bit elements: the f32 transposing copy moves them unchanged.
             float* panel = reinterpret_cast<float*>(packed + (head * kv_pad + j0) * depth);
             for (int r = 0; r < kKeyPanel; r += cpu_gemm::kMaxTransposeRows)
@@ -62,8 +72,16 @@ void pack_kv_bf16(const AttentionDims& a, const FusedConfig& c, const Layout& l,
                 for (int j = 0; j < kKeyPanel; j += 2) {
                     const int cols = int(std::min<std::int64_t>(32, d - col));
                     std::uint16_t* dst = packed_v + head * kv_pad * ldo + col * kv_pad + (j0 + j) * 32;
-                    interleave_bf16(j < keys ? v + j * d + col : nullptr, j + 1 < keys ? v + (j + 1) * d + col : nullptr,
-                                    cols, dst, 32);
+                    if (!x.bf16()) {
+                        interleave_bf16(j < keys ? v + j * d + col : nullptr,
+                                        j + 1 < keys ? v + (j + 1) * d + col : nullptr, cols, dst, 32);
+                        continue;
+                    }
+                    const std::uint16_t* r0 = x.v16 + at + j * d + col;
+                    for (int e = 0; e < 32; ++e) {  // pairs (key j, key j + 1) per column, zeros past the ends
+                        dst[2 * e] = j < keys && e < cols ? r0[e] : 0;
+                        dst[2 * e + 1] = j + 1 < keys && e < cols ? r0[d + e] : 0;
+                    }
                 }
         }
     });
