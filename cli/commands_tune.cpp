@@ -409,6 +409,9 @@ void add_tune_commands(CLI::App& app) {
                 }
             std::string intro = "model:  " + describe(model) + " -> " + std::to_string(problems.size()) + " problems\n";
             for (const auto& left_out : model.unmodelled) intro += "        not modelled: " + left_out + "\n";
+            if (dtype == DType::f32 && (model.weights_dtype == "bfloat16" || model.weights_dtype == "float16"))
+                intro += "        note: the config's weights are " + model.weights_dtype +
+                         "; --dtype bf16 tunes bf16 operands (--allow-bf16: bf16 compute for f32 ones)\n";
             if (*list) {
                 require(buckets->rules.empty(), "--list: not with --buckets");
                 std::printf("%s", intro.c_str());

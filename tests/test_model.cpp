@@ -249,6 +249,10 @@ TEST_CASE("multi-query spellings, nested text configs and unsupported attention"
         "text_config": {"model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8,
         "intermediate_size": 14336, "hidden_act": "silu"}})"));
     CHECK(llava.section == "text_config");
+    CHECK(llava.weights_dtype.empty());
+    CHECK(load_model_config(model_path("llama-3-8b.json")).weights_dtype == "bfloat16");
+    CHECK(parse_model_config(json::parse(R"({"torch_dtype": "float16", "text_config": {"hidden_size": 64, "num_attention_heads": 4}})"))
+              .weights_dtype == "float16");
     CHECK(llava.model_type == "llama");
     CHECK(llava.num_kv_heads == 8);
     CHECK_THAT(describe(llava), Catch::Contains("text_config"));

@@ -235,6 +235,9 @@ ModelShape parse_model_config(const nlohmann::json& top) {
     read_window(r, m);
     read_mlp(r, m);
     read_unmodelled(r, m);
+    // torch_dtype (or the newer "dtype") may sit beside text_config rather than in it.
+    m.weights_dtype = r.string({"torch_dtype", "dtype"});
+    if (m.weights_dtype.empty()) m.weights_dtype = Reader(top, "").string({"torch_dtype", "dtype"});
     return m;
 }
 

@@ -39,6 +39,9 @@ struct ModelShape {
     std::int64_t shared_expert_intermediate_size = 0;  // always-on shared experts, summed; 0 = none
     bool dense_mlp_layers = true;     // some layers keep the dense MLP of intermediate_size
 
+    // The weights' dtype as the config states it ("bfloat16", "float16", ...; "" when absent).
+    std::string weights_dtype;
+
     // What the derived problems leave out (e.g. attention logit soft-capping): printed for the user.
     std::vector<std::string> unmodelled;
 
