@@ -16,6 +16,10 @@ namespace {
 // Largest value accepted for any model size: far above real models, far below overflow.
 constexpr std::int64_t kMaxModelDim = std::int64_t{1} << 24;
 
+// Hugging Face leaves out keys equal to the model class's defaults (often in a text_config).
+constexpr const char* kOmittedDefaults =
+    "; configs may omit values equal to the model's defaults: add the key with the model's value";
+
 // Families whose layers attend bidirectionally and never decode (is_decoder: true overrides).
 constexpr std::array<std::string_view, 18> kEncoderTypes{
     "bert",      "roberta", "xlm-roberta", "distilbert", "albert",     "electra",  "deberta", "deberta-v2", "camembert",
@@ -40,7 +44,8 @@ public:
 
     bool has(const char* name) const { return j_.contains(name) && !j_[name].is_null(); }
     const nlohmann::json& at(const char* name) const { return j_[name]; }
-    std::string quoted(const char* name) const { return "config.json: '" + scope_ + name + "'"; }
+    std::string name(const char* key) const { return scope_ + key; }
+    std::string quoted(const char* key) const { return "config.json: '" + name(key) + "'"; }
 
     // First present key of `names` as an integer in [lo, hi]; nullopt when none is present.
     std::optional<std::int64_t> integer(std::initializer_list<const char*> names, std::int64_t lo = 1,
@@ -97,7 +102,7 @@ void read_attention_layout(const Reader& r, ModelShape& m) {
                                         ": multi-head latent attention (DeepSeek-V2/V3 style) is not supported; its "
                                         "low-rank projections are not the q/k/v GEMMs and attention derived here");
     m.num_heads = r.dim({"num_attention_heads", "n_head", "num_heads", "n_heads"});
-    require(m.num_heads > 0, "config.json: missing 'num_attention_heads' (or 'n_head')");
+    require(m.num_heads > 0, "config.json: missing '" + r.name("num_attention_heads") + "' (or 'n_head')" + kOmittedDefaults);
     m.num_kv_heads = r.dim({"num_key_value_heads", "n_kv_heads", "num_kv_heads"});
     if (m.num_kv_heads == 0 && r.boolean("multi_query_attention").value_or(false)) {  // ChatGLM
         m.num_kv_heads = r.dim({"multi_query_group_num"});
@@ -230,7 +235,8 @@ ModelShape parse_model_config(const nlohmann::json& top) {
         m.model_type = top["model_type"].get<std::string>();
     if (m.model_type.empty()) m.model_type = "unknown";
     m.hidden_size = r.dim(hidden_keys);
-    require(m.hidden_size > 0, "config.json: missing 'hidden_size' (or 'n_embd' / 'd_model')");
+    require(m.hidden_size > 0,
+            "config.json: missing '" + r.name("hidden_size") + "' (or 'n_embd' / 'd_model')" + kOmittedDefaults);
     read_attention_layout(r, m);
     read_window(r, m);
     read_mlp(r, m);
