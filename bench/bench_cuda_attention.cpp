@@ -3,9 +3,11 @@
 // every candidate verified against the fp64 reference) and at its default config. Forward:
 // Llama-3-8B attention (32 / 8 heads, head_dim 128, bf16) at 8k tokens, causal and full,
 // reported in TFLOP/s (visible query-key pairs only). Decode: one query step against 8k and 32k
-// cached keys (batch 1 and 8), reported in GB/s of K and V read. Backward
-// (cuda.attention.flash_backward, f32 scalar arithmetic): the same heads at 4k tokens, causal,
-// in TFLOP/s of the gradients' visible pairs. Without a device it prints why and exits 0.
+// cached keys (batch 1 and 8), reported in GB/s of K and V read. Backward: the same heads at
+// 4k tokens, causal, in TFLOP/s of the gradients' visible pairs; the default config is
+// cuda.attention.flash_backward's (f32 scalar arithmetic), the summary's template_best has
+// each template's best, cuda.attention.mma_backward (mma.sync) among them. Without a device
+// it prints why and exits 0.
 //   bench_cuda_attention [--budget N] [--summary file.json] [--db file.sqlite] [benchmark flags]
 #include <benchmark/benchmark.h>
 

@@ -118,4 +118,17 @@ TEST_CASE("cuda.attention.flash_backward covering sample (every knob value) is c
     CHECK(t.workspace_bytes(p, c) == 0);
 }
 
+TEST_CASE("cuda.attention.mma_backward default config is correct in both modes for every head dim up to 128, mask and GQA", "[cuda][attention]") {
+    const Template& t = D::tmpl("cuda.attention.mma_backward");
+    D::expect_all_ok(t, backward_mode_cases(t, 128));
+}
+
+TEST_CASE("cuda.attention.mma_backward covering sample (every knob value, split = 0 under a tolerance) is correct", "[cuda][attention]") {
+    const Template& t = D::tmpl("cuda.attention.mma_backward");
+    std::vector<Problem> problems = backward_covering_problems();
+    for (Problem& p : problems)
+        if (p.dtype == DType::bf16) p.tolerance = 0.02;  // admits rounding dO, P and dS once
+    D::expect_all_ok(t, covering_cases(t, problems));
+}
+
 int main(int argc, char** argv) { return run_device_tests(Backend::cuda, argc, argv); }

@@ -20,6 +20,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "tune/error.hpp"
@@ -91,11 +92,17 @@ std::vector<Variant> attention_variants() {
         out.push_back({decode, "d" + std::to_string(d) + " decode"});
     }
     // Backward: both element types, the smallest and largest head_dim (the backward space's
-    // defaults and register shares change with it).
-    for (const auto& [dtype, d] : {std::pair{DType::bf16, std::int64_t(64)}, std::pair{DType::f16, std::int64_t(256)}}) {
+    // defaults and register shares change with it), f16 at a head_dim the tensor-core kernel
+    // takes, and a tolerance that admits its single rounding (split = 0).
+    for (const auto& [dtype, d, tolerance] : {std::tuple{DType::bf16, std::int64_t(64), 0.0},
+                                              std::tuple{DType::f16, std::int64_t(256), 0.0},
+                                              std::tuple{DType::f16, std::int64_t(96), 0.0},
+                                              std::tuple{DType::bf16, std::int64_t(128), 0.02}}) {
         Problem backward = make_attention(1, 16, 4, 2048, 2048, d, true, 0, dtype);
         backward.set_dim("backward", 1);
-        out.push_back({backward, std::string(dtype == DType::bf16 ? "bf16" : "f16") + " d" + std::to_string(d) + " backward"});
+        backward.tolerance = tolerance;
+        out.push_back({backward, std::string(dtype == DType::bf16 ? "bf16" : "f16") + " d" + std::to_string(d) +
+                                     " backward" + (tolerance > 0 ? " (tolerance 0.02)" : "")});
     }
     return out;
 }
@@ -213,6 +220,7 @@ std::optional<Target> target(const std::string& backend, const std::string& comp
         t.templates.push_back(make_cuda_attention_flash_template(rt));
         t.templates.push_back(make_cuda_attention_wgmma_template(rt));
         t.templates.push_back(make_cuda_attention_flash_backward_template(rt));
+        t.templates.push_back(make_cuda_attention_mma_backward_template(rt));
         t.compiler = &rt->compiler();
         t.keep_alive = rt;
         return t;

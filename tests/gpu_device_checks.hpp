@@ -256,12 +256,15 @@ inline std::vector<Problem> backward_covering_problems() {
     return out;
 }
 
-// Every head dim's backward_variants with the default config in each mode (recompute, store).
-inline Cases backward_mode_cases(const Template& t) {
+// Every head dim's (up to max_head_dim) backward_variants with the default config in each mode
+// (recompute, store).
+inline Cases backward_mode_cases(const Template& t, std::int64_t max_head_dim = 256) {
     Cases out;
-    for (std::int64_t d : kHeadDims)
+    for (std::int64_t d : kHeadDims) {
+        if (d > max_head_dim) continue;
         for (auto [p, c] : defaults(t, backward_variants(d)))
             for (const char* mode : {"recompute", "store"}) out.emplace_back(p, c.set("mode", std::string(mode)));
+    }
     return out;
 }
 

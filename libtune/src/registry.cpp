@@ -71,6 +71,7 @@ TemplateRegistry builtin_registry(const DeviceInfo& device) {
         r.add(make_cuda_attention_flash_template(rt));
         r.add(make_cuda_attention_wgmma_template(rt));
         r.add(make_cuda_attention_flash_backward_template(rt));
+        r.add(make_cuda_attention_mma_backward_template(rt));
     }
 #endif
 #ifdef LIBTUNE_WITH_HIP

@@ -1,6 +1,7 @@
-// cuda.attention.flash and cuda.attention.flash_backward: the GPU attention templates
-// (templates/attention/gpu) on NVRTC and the driver API: load attention_flash.cu's and
-// attention_backward.cu's instances and launch them on the runtime's stream.
+// cuda.attention.flash, cuda.attention.flash_backward and cuda.attention.mma_backward: the GPU
+// attention templates (templates/attention/gpu) on NVRTC and the driver API: load
+// attention_flash.cu's, attention_backward.cu's and attention_backward_mma.cu's instances and
+// launch them on the runtime's stream.
 #include "attention_template.hpp"
 #include "tune/cuda/driver.hpp"
 #include "tune/cuda/kernel_sources.hpp"
@@ -56,5 +57,13 @@ std::unique_ptr<Template> make_cuda_attention_flash_backward_template(std::share
         TemplateInfo{"cuda.attention.flash_backward", OpKind::attention, Backend::cuda, LIBTUNE_CUDA_ATTENTION_VERSION},
         gpu_attention::Target{"attention_backward", 32, false, runtime->max_shared_bytes()}, runtime,
         cuda::kernel_sources(), "attention_backward.cu");
+}
+
+std::unique_ptr<Template> make_cuda_attention_mma_backward_template(std::shared_ptr<cuda::Runtime> runtime) {
+    require(runtime != nullptr, "cuda.attention.mma_backward: no CUDA runtime");
+    return std::make_unique<gpu_attention::BackendTemplate<cuda::AttentionApi, gpu_attention::MmaBackward>>(
+        TemplateInfo{"cuda.attention.mma_backward", OpKind::attention, Backend::cuda, LIBTUNE_CUDA_ATTENTION_VERSION},
+        gpu_attention::Target{"attention_backward_mma", 32, true, runtime->max_shared_bytes()}, runtime,
+        cuda::kernel_sources(), "attention_backward_mma.cu");
 }
 }  // namespace tune

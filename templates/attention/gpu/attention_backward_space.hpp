@@ -1,7 +1,8 @@
 // Host side of the GPU attention backward templates (cuda.attention.flash_backward,
-// hip.attention.flash_backward): which problems they take, the knobs of a problem's space
-// (mode = recompute | store, tiles, warps), and the launch plan of a config (the two passes'
-// grids, shared memory, the store mode's dS workspace, the kernel instance).
+// hip.attention.flash_backward on scalar f32 arithmetic; cuda.attention.mma_backward on
+// mma.sync): which problems they take, the knobs of a problem's space (mode = recompute |
+// store, tiles, warps, split), and the launch plan of a config (the two passes' grids, shared
+// memory, the store mode's dS workspace, the kernel instance).
 #pragma once
 
 #include <cstddef>
@@ -20,6 +21,7 @@ struct BackwardShape {
     int element = 0;  // 0 bf16, 1 f16
     int head_dim = 0, q_tile = 0, k_tile = 0, threads = 0;
     bool store = false;  // mode = store: dS materialised between the passes
+    bool split = false;  // mma kernel: dO, P and dS also enter as their 16-bit rounding residuals
     static BackwardShape of(const Problem& p, const Config& c, const Target& t);
 };
 
@@ -30,6 +32,14 @@ std::size_t backward_workspace_bytes(const AttentionDims& a, bool store);
 
 std::shared_ptr<Space> build_backward_space(const Problem& p, const Target& t);
 
+// The tensor-core kernel (attention_backward_mma.cu): backward problems with head_dim <= 128
+// (its dK and dV accumulators live in registers), its shared bytes, and the tolerance that
+// admits rounding dO, P and dS once to the 16-bit input type (split = 0).
+bool supports_backward_mma(const Problem& p);
+std::int64_t backward_mma_shared_bytes(const BackwardShape& s);
+double backward_single_rounding_tolerance(const Problem& p);
+std::shared_ptr<Space> build_backward_mma_space(const Problem& p, const Target& t);
+
 struct BackwardLaunch {
     unsigned key_grid[3] = {1, 1, 1};    // pass 0 (dK, dV): key tiles x (batch x kv_heads)
     unsigned query_grid[3] = {1, 1, 1};  // pass 1 (dQ): query tiles x (batch x heads)
@@ -38,6 +48,7 @@ struct BackwardLaunch {
     std::string instance;  // "libtune::attention_backward<...>"
 };
 BackwardLaunch backward_launch(const Problem& p, const Config& c, const Target& t);
+BackwardLaunch backward_mma_launch(const Problem& p, const Config& c, const Target& t);
 
 // The kernel argument of `pass` for one call: inputs Q, K, V, O, LSE, dO and outputs dQ, dK,
 // dV (device pointers, the Problem's layouts); `workspace` holds dS in store mode. Throws on

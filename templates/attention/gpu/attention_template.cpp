@@ -75,5 +75,6 @@ std::unique_ptr<Kernel> GpuAttentionTemplate<Pass>::instantiate(const Problem& p
 
 template class GpuAttentionTemplate<Forward>;
 template class GpuAttentionTemplate<Backward>;
+template class GpuAttentionTemplate<MmaBackward>;
 
 }  // namespace tune::gpu_attention

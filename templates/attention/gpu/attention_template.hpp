@@ -53,6 +53,13 @@ struct Backward {
     }
 };
 
+// The backward pass on tensor cores (cuda.attention.mma_backward): the same two launches.
+struct MmaBackward : Backward {
+    static bool supports(const Problem& p) { return supports_backward_mma(p); }
+    static std::shared_ptr<Space> space(const Problem& p, const Target& t) { return build_backward_mma_space(p, t); }
+    static Launch launch(const Problem& p, const Config& c, const Target& t) { return backward_mma_launch(p, c, t); }
+};
+
 template <class Pass>
 struct Plan {
     typename Pass::Launch launch;
@@ -96,6 +103,7 @@ private:
 
 extern template class GpuAttentionTemplate<Forward>;
 extern template class GpuAttentionTemplate<Backward>;
+extern template class GpuAttentionTemplate<MmaBackward>;
 
 // A loaded config: its programs, its workspace, and run() enqueueing the plan's steps on the
 // runtime's stream (it returns at once). Operands are device pointers in the Pass's order. The

@@ -40,4 +40,11 @@ std::unique_ptr<Template> make_hip_attention_flash_template(std::shared_ptr<hip:
 std::unique_ptr<Template> make_cuda_attention_flash_backward_template(std::shared_ptr<cuda::Runtime> runtime);
 std::unique_ptr<Template> make_hip_attention_flash_backward_template(std::shared_ptr<hip::Runtime> runtime);
 
+// "cuda.attention.mma_backward": the same gradients, passes, modes and workspace on mma.sync
+// (sm_80+, head_dim <= 128): in the dK/dV pass each warp computes S^T, P^T, dP^T and dS^T for
+// its keys, so P^T and dS^T feed dV and dK from registers. Knobs mode, q_tile, k_tile, warps,
+// split (dO, P and dS also enter as their 16-bit rounding residuals: f32-level accuracy; off
+// needs a tolerance that admits one rounding).
+std::unique_ptr<Template> make_cuda_attention_mma_backward_template(std::shared_ptr<cuda::Runtime> runtime);
+
 }  // namespace tune
