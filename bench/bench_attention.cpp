@@ -15,6 +15,9 @@
 //                                 decode_default (the template's default_config, what an
 //                                 untuned Dispatcher runs), decode_bf16kv_best (the best split
 //                                 on a bf16 KV cache: Q, K, V in bf16, read in place) and
+//                                 decode_paged_best / decode_paged_bf16kv_best (q 1: the
+//                                 same steps on a paged cache, pages of 16 keys in shuffled
+//                                 order, as a serving engine's block table leaves them) and
 //                                 decode_read_roof: a plain read
 //                                 of as many bytes as the step's K and V by as many threads, the
 //                                 bandwidth a decode step cannot beat (counter KV_GB/s on all)
@@ -25,6 +28,7 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -58,6 +62,7 @@ const Template& unfused() {
 struct AttentionOperands {
     std::vector<float> q, k, v, o, lse, dout, dq, dk, dv;
     std::vector<std::uint16_t> q16, k16, v16;  // a bf16 problem's Q, K and V
+    std::vector<std::int32_t> table;            // a paged cache's block table
     std::vector<const void*> in;
     std::vector<void*> out;
     explicit AttentionOperands(const Problem& p) {
@@ -69,6 +74,13 @@ struct AttentionOperands {
         v.resize(k.size());
         o.resize(q.size());
         lse.resize(std::size_t(a.batch * a.heads * a.q_len));
+        if (a.page > 0) {  // K and V as page pools, the block table a shuffle of them
+            k.resize(std::size_t(a.page_pool_rows() * a.head_dim));
+            v.resize(k.size());
+            table.resize(std::size_t(a.batch * a.pages_per_sequence()));
+            for (std::size_t i = 0; i < table.size(); ++i) table[i] = std::int32_t(i);
+            std::shuffle(table.begin(), table.end(), rng);
+        }
         for (auto* x : {&q, &k, &v})
             for (auto& e : *x) e = dist(rng);
         in = {q.data(), k.data(), v.data()};
@@ -80,6 +92,7 @@ struct AttentionOperands {
             }
             in = {q16.data(), k16.data(), v16.data()};
         }
+        if (a.page > 0) in.push_back(table.data());
         if (!a.backward) return;
         // Backward: the forward's O and LSE (from the fused kernel), a random dO; gradients out.
         Problem forward = p;
@@ -286,6 +299,13 @@ int main(int argc, char** argv) {
                 Problem bf16_kv = decode;  // the same step on a bf16 KV cache (Q, K, V in bf16)
                 bf16_kv.dtype = DType::bf16;
                 add("decode_bf16kv_best" + key, bf16_kv, Variant::fused_best);
+                if (q == 1) {  // the same steps on a paged cache: pages of 16 keys in shuffled order
+                    Problem paged = decode, paged_bf16 = bf16_kv;
+                    paged.set_dim("page", 16);
+                    paged_bf16.set_dim("page", 16);
+                    add("decode_paged_best" + key, paged, Variant::fused_best);
+                    add("decode_paged_bf16kv_best" + key, paged_bf16, Variant::fused_best);
+                }
                 benchmark::RegisterBenchmark(("decode_read_roof" + key).c_str(), read_roof, decode)
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime()
@@ -325,6 +345,9 @@ int main(int argc, char** argv) {
            "decode_fused_best");
     ratios("decode: bf16 K/V vs f32 K/V (fused, best split_kv and k_tile each), all cores", "decode_fused_best",
            "decode_bf16kv_best");
+    ratios("decode: a paged KV cache (pages of 16 keys, shuffled) vs a contiguous one (best split_kv and k_tile each)",
+           "decode_fused_best", "decode_paged_best");
+    ratios("decode: the same on a bf16 KV cache", "decode_bf16kv_best", "decode_paged_bf16kv_best");
     ratios("backward: recompute (q_block 256) vs store, heads 2/1, causal, all cores", "backward_store",
            "backward_recompute");
     // The share of the read roof each decode schedule reaches: split-KV can only gain where no

@@ -219,27 +219,46 @@ TEST_CASE("both CPU templates read a paged KV cache: decode with every split, pr
         p.set_dim("page", page);
         return p;
     };
-    // Decode over 509 keys in pages of 16 (the last one partial), every split count.
-    const Problem decode = paged(make_attention(2, 8, 2, 1, 509, 128, true, 0), 16);
-    const Space& s = *fused->space(decode);
-    for (const auto& split : s.knob("split_kv")->values) {
-        Config c = s.default_config();
-        c.set("split_kv", split);
-        test::check_against_reference(*fused, decode, c, 5, 2);
+    // Decode over 509 keys in pages of 16 (the last one partial), every split count, both
+    // inner loops (the dot kernels read the pages in place; the micro-kernel loops gather each
+    // key tile), f32 and bf16 K/V.
+    for (const DType dtype : {DType::f32, DType::bf16}) {
+        const Problem decode = paged(make_attention(2, 8, 2, 1, 509, 128, true, 0, dtype), 16);
+        const Space& s = *fused->space(decode);
+        for (const auto& split : s.knob("split_kv")->values)
+            for (const char* inner : {"dot", "avx512_8x32"}) {
+                Config c = s.default_config();
+                c.set("split_kv", split).set("inner", std::string(inner));
+                test::check_against_reference(*fused, decode, c, 5, 2);
+            }
     }
-    // Prefill, pages of 7 keys (never a multiple of a key tile), every mask; GQA and MQA.
+    // Prefill, pages of 7 keys (never a multiple of a key tile, so tiles span pages), every
+    // mask; GQA and MQA; both inner loops.
     for (const Mask& m : kMasks)
         for (std::int64_t kv_heads : {2, 1}) {
             const Problem p = paged(make_attention(2, 4, kv_heads, 37, 53, 48, m.causal, m.window), 7);
-            test::check_against_reference(*fused, p, fused->space(p)->default_config(), 3);
+            Config c = fused->space(p)->default_config();
+            test::check_against_reference(*fused, p, c, 3);
+            test::check_against_reference(*fused, p, c.set("inner", std::string("dot")), 4);
             test::check_against_reference(*unfused, p, unfused->space(p)->default_config(), 3);
         }
-    // The contiguous copy is workspace the config reports; the backward takes no paged cache.
-    const Config c = fused->space(decode)->default_config();
+    // Read in place: the dot kernels need no more workspace than on a contiguous cache, the
+    // micro-kernel loops a K and a V tile per thread (not a copy of K and V).
+    const Problem decode = paged(make_attention(2, 8, 2, 1, 509, 128, true, 0), 16);
     Problem plain = decode;
     plain.set_dim("page", 0);
-    CHECK(fused->workspace_bytes(decode, c) == fused->workspace_bytes(plain, c) + 2 * 2 * 2 * 509 * 128 * sizeof(float));
+    Config c = fused->space(decode)->default_config();
+    c.set("inner", std::string("dot"));
+    CHECK(fused->workspace_bytes(decode, c) == fused->workspace_bytes(plain, c));
     CHECK(fused->instantiate(decode, c)->workspace_bytes() == fused->workspace_bytes(decode, c));
+    c.set("inner", std::string("avx512_8x32"));
+    const auto tiles = std::size_t(c.get_int("threads") * 2 * c.get_int("k_tile") * 128) * sizeof(float);
+    CHECK(fused->workspace_bytes(decode, c) == fused->workspace_bytes(plain, c) + tiles);
+    CHECK(fused->instantiate(decode, c)->workspace_bytes() == fused->workspace_bytes(decode, c));
+    // The unfused template copies K and V out of their pages: workspace it reports.
+    const std::size_t copy = 2 * 2 * 2 * 509 * 128 * sizeof(float);
+    const Config u = unfused->space(decode)->default_config();
+    CHECK(unfused->workspace_bytes(decode, u) == unfused->workspace_bytes(plain, u) + copy);
 }
 
 TEST_CASE("a block table entry outside the page pool is an error, not a read outside it", "[attention][paged]") {

@@ -25,13 +25,11 @@ namespace {
 // K and V rows out of their pages into contiguous [batch][kv_heads][kv_len][head_dim] arrays.
 template <class E>
 void gather_rows(const AttentionDims& a, const std::int32_t* table, const E* k_pool, const E* v_pool, E* k, E* v) {
-    const std::int64_t d = a.head_dim, pages = a.pages_per_sequence(), pool_pages = a.batch * pages;
+    const std::int64_t d = a.head_dim, pages = a.pages_per_sequence();
+    check_block_table(a, table);
     for (std::int64_t b = 0; b < a.batch; ++b)
         for (std::int64_t i = 0; i < pages; ++i) {
             const std::int64_t page = table[b * pages + i];
-            if (page < 0 || page >= pool_pages)  // the table comes from the caller: never read outside the pool
-                throw Error("paged KV cache: block table entry " + std::to_string(b * pages + i) + " is " +
-                            std::to_string(page) + ", outside the pool's " + std::to_string(pool_pages) + " pages");
             const std::int64_t keys = std::min(a.page, a.kv_len - i * a.page);
             for (std::int64_t h = 0; h < a.kv_heads; ++h)
                 for (std::int64_t j = 0; j < keys; ++j) {
@@ -44,6 +42,14 @@ void gather_rows(const AttentionDims& a, const std::int32_t* table, const E* k_p
 }
 
 }  // namespace
+
+void check_block_table(const AttentionDims& a, const std::int32_t* table) {
+    const std::int64_t entries = a.batch * a.pages_per_sequence(), pool_pages = entries;
+    for (std::int64_t i = 0; i < entries; ++i)
+        if (table[i] < 0 || table[i] >= pool_pages)
+            throw Error("paged KV cache: block table entry " + std::to_string(i) + " is " + std::to_string(table[i]) +
+                        ", outside the pool's " + std::to_string(pool_pages) + " pages");
+}
 
 void gather_paged(const AttentionDims& a, Operands& x, void* into) {
     if (a.page == 0) return;

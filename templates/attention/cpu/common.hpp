@@ -47,13 +47,16 @@ inline Operands unpack(const OpArgs& args, const std::string& name, const Attent
     return x;
 }
 
-// A paged KV cache is read as a contiguous one: each call first copies K and V out of their
-// pages ([batch][kv_heads][kv_len][head_dim], K then V, in a workspace of
-// paged_gather_bytes, elements as stored) and points x.k and x.v (x.k16 and x.v16) there. One
-// extra pass over K and V: a decode step, which only streams them, pays it in full; a prefill
-// barely notices.
+// A template that cannot read pages in place reads a paged KV cache as a contiguous one: each
+// call first copies K and V out of their pages ([batch][kv_heads][kv_len][head_dim], K then V,
+// in a workspace of paged_gather_bytes, elements as stored) and points x.k and x.v (x.k16 and
+// x.v16) there. One extra pass over K and V: a decode step, which only streams them, pays it
+// in full; a prefill barely notices.
 std::size_t paged_gather_bytes(const AttentionDims& a, std::size_t element_bytes = sizeof(float));  // 0: contiguous
 void gather_paged(const AttentionDims& a, Operands& x, void* into);
+// Throws unless every entry of the block table names a page of the pool: the table comes from
+// the caller, and a kernel that reads pages in place must never read outside the pool.
+void check_block_table(const AttentionDims& a, const std::int32_t* table);
 
 // The templates need AVX-512F (their exp and dot-product kernels) and operands whose lengths
 // fit the int tile arithmetic: f32, or bf16 Q/K/V where `bf16_io` (the fused forward).

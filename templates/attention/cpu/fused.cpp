@@ -56,6 +56,8 @@ constexpr std::int64_t kDecodeQLen = 16;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 constexpr const char* kDot = "dot";
+// Rows of a paged cache's next page prefetched ahead of the dot kernels (their own distance).
+constexpr std::int64_t kPrefetchRows = 16;
 // The decode default's GEMM micro-kernel, from this many rows per task (default_config).
 constexpr const char* kDecodeGemm = "avx512_8x32";
 constexpr std::int64_t kDecodeGemmRows = 128;
@@ -92,41 +94,78 @@ Layout layout(const AttentionDims& a, const FusedConfig& c) {
     } else {
         l.lds = round16(c.k_tile);
         l.ldo = round16(d);
-        // Scores, accumulators, and m, l, alpha per row (rounded to keep 64-byte alignment).
-        l.per_thread_floats = std::size_t(l.rows * (l.lds + l.ldo) + round16(3 * l.rows));
+        // Scores, accumulators, and m, l, alpha and 1s per row (rounded to keep 64-byte alignment).
+        l.per_thread_floats = std::size_t(l.rows * (l.lds + l.ldo) + round16(4 * l.rows));
     }
-    if (c.bf16_io) {
-        l.ldq = d;  // a head's rows stay d apart, as in Q itself (gemm_tiles transposes runs of them)
-        // The dot kernels read a bf16 K and V in place; the f32 micro-kernel path widens tiles;
-        // the bf16 one packs them once per call (pack_kv_bf16).
-        l.widen_floats =
-            std::size_t(round16(l.rows * l.ldq) + (c.ukernel && !c.bf16() ? 2 * round16(c.k_tile * d) : 0));
+    // The dot kernels read a bf16 or paged K and V in place; the f32 micro-kernel path copies
+    // each tile (widened, or gathered from its pages) into a K and a V tile buffer; the bf16 one
+    // packs them once per call (pack_kv_bf16).
+    const bool tile_copies = c.ukernel && !c.bf16() && (c.bf16_io || a.page > 0);
+    if (c.bf16_io || tile_copies) {
+        l.ldq = c.bf16_io ? d : 0;  // a head's rows stay d apart, as in Q itself (gemm_tiles transposes runs of them)
+        l.widen_floats = std::size_t(round16(l.rows * l.ldq) + (tile_copies ? 2 * round16(c.k_tile * d) : 0));
         l.per_thread_floats += l.widen_floats;
     }
     l.partial_floats = c.split_kv > 1 ? std::size_t(a.batch * a.heads * a.q_len * c.split_kv * (d + 1)) : 0;
     return l;
 }
 
-// One KV head's K and V rows: f32 in place, or bf16 (k16, v16). The dot inner loops read
-// either in place; the micro-kernel loops take f32 rows d apart, so keys() and values() widen
-// a bf16 tile into the thread's two tile buffers for them.
+// One KV head's K and V rows: f32 in place, or bf16 (k16, v16); contiguous (k, v: the head's
+// first row), or in the pages of a paged cache (k, v: the pools; table: the sequence's block
+// table row, checked against the pool at the start of the call). The dot inner loops read
+// them in place, a page run at a time; the micro-kernel loops take f32 rows d apart, so keys()
+// and values() widen or gather a tile into the thread's two tile buffers for them.
 struct KvRows {
     const float *k = nullptr, *v = nullptr;
     const std::uint16_t *k16 = nullptr, *v16 = nullptr;
     float *k_tile = nullptr, *v_tile = nullptr;
     std::int64_t d = 0;
-    // Rows [j0, j0 + n) of K, and of V, as f32 rows d apart.
-    const float* keys(std::int64_t j0, std::int64_t n) const {
-        if (!k16) return k + j0 * d;
-        cpu_attention::widen_bf16(k16 + j0 * d, n * d, k_tile);
-        return k_tile;
+    const std::int32_t* table = nullptr;
+    const AttentionDims* a = nullptr;  // paged: page size, kv_heads
+    std::int64_t kv_head = 0;
+
+    // Keys [j, j + n) begin with a run of rows ld() apart: the element offset of its first row
+    // and its length (all n when contiguous; up to the end of j's page when paged).
+    std::pair<std::int64_t, std::int64_t> run(std::int64_t j, std::int64_t n) const {
+        if (!table) return {j * d, n};
+        const std::int64_t slot = j % a->page;
+        return {a->page_row(table[j / a->page], slot, kv_head) * d, std::min(n, a->page - slot)};
     }
-    const float* values(std::int64_t j0, std::int64_t n) const {
-        if (!v16) return v + j0 * d;
-        cpu_attention::widen_bf16(v16 + j0 * d, n * d, v_tile);
-        return v_tile;
+    std::int64_t ld() const { return table ? a->kv_heads * d : d; }
+    // Rows [j0, j0 + n) of K, and of V, as f32 rows d apart.
+    const float* keys(std::int64_t j0, std::int64_t n) const { return rows(k, k16, k_tile, j0, n); }
+    const float* values(std::int64_t j0, std::int64_t n) const { return rows(v, v16, v_tile, j0, n); }
+
+private:
+    const float* rows(const float* f32, const std::uint16_t* bf16, float* tile, std::int64_t j0, std::int64_t n) const {
+        if (!table) {
+            if (!bf16) return f32 + j0 * d;
+            cpu_attention::widen_bf16(bf16 + j0 * d, n * d, tile);
+            return tile;
+        }
+        for (std::int64_t c = 0; c < n;) {
+            const auto [at, len] = run(j0 + c, n - c);
+            for (std::int64_t r = 0; r < len; ++r) {
+                const std::int64_t from = at + r * ld();
+                if (bf16)
+                    cpu_attention::widen_bf16(bf16 + from, d, tile + (c + r) * d);
+                else
+                    std::copy(f32 + from, f32 + from + d, tile + (c + r) * d);
+            }
+            c += len;
+        }
+        return tile;
     }
 };
+
+// Whether the config reads a paged cache in place; the bf16 inner kernels pack K and V from a
+// contiguous copy once per call (pack_kv_bf16).
+bool gathers_pages(const AttentionDims& a, const FusedConfig& c) { return a.page > 0 && c.bf16(); }
+
+std::size_t gather_bytes(const AttentionDims& a, const FusedConfig& c) {
+    return gathers_pages(a, c) ? cpu_attention::paged_gather_bytes(a, c.bf16_io ? sizeof(std::uint16_t) : sizeof(float))
+                               : 0;
+}
 
 // Task groups of a call: one per (sequence, head unit, query tile), a head unit being a KV head
 // with all its query heads when GQA-packed, else one query head; each group is split_kv tasks.
@@ -143,12 +182,15 @@ class FusedKernel final : public Kernel {
 public:
     FusedKernel(const AttentionDims& a, const FusedConfig& c, std::shared_ptr<ThreadPool> pool)
         : a_(a), c_(c), l_(layout(a, c)), pool_(std::move(pool)), scratch_(workspace_floats(a, c) * sizeof(float)),
-          gathered_(cpu_attention::paged_gather_bytes(a, c.bf16_io ? sizeof(std::uint16_t) : sizeof(float))) {}
+          gathered_(gather_bytes(a, c)) {}
 
     void run(const OpArgs& args) const override {
         auto x = cpu_attention::unpack(args, kName, a_, c_.bf16_io);
         auto gathered = gathered_.take();
-        cpu_attention::gather_paged(a_, x, gathered.floats());
+        if (gathers_pages(a_, c_))
+            cpu_attention::gather_paged(a_, x, gathered.floats());
+        else if (a_.page > 0)
+            cpu_attention::check_block_table(a_, x.table);
         auto lease = scratch_.take();
         float* ws = lease.floats();
         float* partial = ws + l_.per_thread_floats * std::size_t(c_.threads);
@@ -223,14 +265,22 @@ private:
             last = std::min(last, first + (split + 1) * part);
             first = std::min(last, first + split * part);
         }
-        const std::int64_t head_at = (b * a_.kv_heads + kvh) * a_.kv_len * d;
         KvRows kv{.d = d};
-        if (x.bf16()) {
+        // Contiguous: the head's first row; paged (read in place): the pools and the sequence's table.
+        std::int64_t head_at = (b * a_.kv_heads + kvh) * a_.kv_len * d;
+        if (a_.page > 0 && !gathers_pages(a_, c_)) {
+            head_at = 0;
+            kv.table = x.table + b * a_.pages_per_sequence();
+            kv.a = &a_;
+            kv.kv_head = kvh;
+        }
+        if (x.bf16())
             kv.k16 = x.k16 + head_at, kv.v16 = x.v16 + head_at;
+        else
+            kv.k = x.k + head_at, kv.v = x.v + head_at;
+        if (l_.widen_floats > std::size_t(round16(l_.rows * l_.ldq))) {  // the micro-kernel loops' tile buffers
             kv.k_tile = widened + round16(l_.rows * l_.ldq);
             kv.v_tile = kv.k_tile + round16(c_.k_tile * d);
-        } else {
-            kv.k = x.k + head_at, kv.v = x.v + head_at;
         }
         const std::size_t head = std::size_t(b * a_.kv_heads + kvh);
         const Accumulators acc =
@@ -265,28 +315,54 @@ private:
         float* m = o + l_.rows * l_.ldo;
         float* l = m + l_.rows;
         float* alpha = l + l_.rows;
+        float* ones = alpha + l_.rows;  // a tile's later page runs add to O without rescaling it
         std::fill(o, o + rows * l_.ldo, 0.0f);
         std::fill(m, m + rows, kNegInf);
         std::fill(l, l + rows, 0.0f);
+        std::fill(ones, ones + rows, 1.0f);
         const auto scale = float(a_.scale);
         for (std::int64_t j0 = first; j0 < last; j0 += c_.k_tile) {
             const int n = int(std::min(c_.k_tile, last - j0));
-            // A bf16 cache is read in place: the kernels widen its rows in registers.
-            if (kv.k16)
-                cpu_attention::scores(q_rows.data(), rows, kv.k16 + j0 * d, d, n, int(d), scale, s, l_.lds);
-            else
-                cpu_attention::scores(q_rows.data(), rows, kv.k + j0 * d, d, n, int(d), scale, s, l_.lds);
+            // K and V are read in place, a run of rows at a time (one run unless the cache is
+            // paged); the kernels widen a bf16 cache's rows in registers.
+            for (int c = 0; c < n;) {
+                const auto [at, len] = kv.run(j0 + c, n - c);
+                if (kv.table) prefetch_next_run(kv, kv.k, kv.k16, j0 + c + len, last);
+                if (kv.k16)
+                    cpu_attention::scores(q_rows.data(), rows, kv.k16 + at, kv.ld(), int(len), int(d), scale, s + c, l_.lds);
+                else
+                    cpu_attention::scores(q_rows.data(), rows, kv.k + at, kv.ld(), int(len), int(d), scale, s + c, l_.lds);
+                c += int(len);
+            }
             for (int r = 0; r < rows; ++r) {
                 auto [lo, hi] = a_.key_range(q0 + r % positions);
                 alpha[r] = cpu_attention::softmax_step(s + r * l_.lds, n, int(std::max<std::int64_t>(lo - j0, -1)),
                                                        int(std::min<std::int64_t>(hi - j0, n)), m[r], l[r]);
             }
-            if (kv.v16)
-                cpu_attention::pv_update(s, l_.lds, rows, alpha, kv.v16 + j0 * d, d, n, int(d), o, l_.ldo);
-            else
-                cpu_attention::pv_update(s, l_.lds, rows, alpha, kv.v + j0 * d, d, n, int(d), o, l_.ldo);
+            for (int c = 0; c < n;) {
+                const auto [at, len] = kv.run(j0 + c, n - c);
+                const float* rescale = c == 0 ? alpha : ones;
+                if (kv.table) prefetch_next_run(kv, kv.v, kv.v16, j0 + c + len, last);
+                if (kv.v16)
+                    cpu_attention::pv_update(s + c, l_.lds, rows, rescale, kv.v16 + at, kv.ld(), int(len), int(d), o, l_.ldo);
+                else
+                    cpu_attention::pv_update(s + c, l_.lds, rows, rescale, kv.v + at, kv.ld(), int(len), int(d), o, l_.ldo);
+                c += int(len);
+            }
         }
         return {o, m, l};
+    }
+
+    // The first rows of the run that starts at key j (none at `last`): in flight while the
+    // current run is computed, as the kernels' own prefetch is for the rows of one run.
+    static void prefetch_next_run(const KvRows& kv, const float* f32, const std::uint16_t* bf16, std::int64_t j,
+                                  std::int64_t last) {
+        if (j >= last) return;
+        const auto [at, len] = kv.run(j, std::min<std::int64_t>(last - j, kPrefetchRows));
+        if (bf16)
+            cpu_attention::prefetch_rows(bf16 + at, kv.ld(), int(len), int(kv.d));
+        else
+            cpu_attention::prefetch_rows(f32 + at, kv.ld(), int(len), int(kv.d));
     }
 
     // The GEMM-tiled inner loops over keys [first, last) (see the file comment).
@@ -399,7 +475,7 @@ private:
     Layout l_;
     std::shared_ptr<ThreadPool> pool_;
     cpu_gemm::ScratchPool scratch_;
-    cpu_gemm::ScratchPool gathered_;  // a paged cache's K and V, contiguous
+    cpu_gemm::ScratchPool gathered_;  // a paged cache's K and V, contiguous (bf16 inner kernels only)
 };
 
 // The config's knobs, for a problem of dtype p.dtype (bf16: Q, K and V stored as bf16).
@@ -484,8 +560,7 @@ public:
     std::size_t workspace_bytes(const Problem& p, const Config& c) const override {
         const AttentionDims a = attention_dims(p);
         const FusedConfig f = fused_config(c, p);
-        return workspace_floats(a, f) * sizeof(float) +
-               cpu_attention::paged_gather_bytes(a, f.bf16_io ? sizeof(std::uint16_t) : sizeof(float));
+        return workspace_floats(a, f) * sizeof(float) + gather_bytes(a, f);
     }
 
     // A query tile of at least q_len positions is one tile whatever its size (layout() and

@@ -15,6 +15,11 @@ void scores(const float* const* q_rows, int rows, const float* k, std::int64_t l
 void scores(const float* const* q_rows, int rows, const std::uint16_t* k, std::int64_t ldk, int keys, int d,
             float scale, float* s, std::int64_t lds);
 
+// Prefetches `rows` rows of d elements, ld apart, into L1: the next page's rows of a paged
+// cache, which the kernels' own prefetch (a fixed distance within one run of rows) never reaches.
+void prefetch_rows(const float* p, std::int64_t ld, int rows, int d);
+void prefetch_rows(const std::uint16_t* p, std::int64_t ld, int rows, int d);
+
 // One online-softmax step on a row of n scores: entries outside [first, last) are masked.
 // Updates the running max m and denominator l, replaces s[0, n) with exp(s - m_new) (0 where
 // masked) and returns the factor exp(m_old - m_new) by which earlier sums must be rescaled.

@@ -292,6 +292,14 @@ void scores(const float* const* q_rows, int rows, const std::uint16_t* k, std::i
     scores_of(q_rows, rows, k, ldk, keys, d, scale, s, lds);
 }
 
+void prefetch_rows(const float* p, std::int64_t ld, int rows, int d) {
+    for (int r = 0; r < rows; ++r) prefetch_row(p + r * ld, d);
+}
+
+void prefetch_rows(const std::uint16_t* p, std::int64_t ld, int rows, int d) {
+    for (int r = 0; r < rows; ++r) prefetch_row(p + r * ld, d);
+}
+
 float softmax_step(float* s, int n, int first, int last, float& m, float& l) {
     return online_step(s, n, first, last, m, l, in_place(s, n));
 }
