@@ -17,7 +17,11 @@
 //                                 on a bf16 KV cache: Q, K, V in bf16, read in place) and
 //                                 decode_paged_best / decode_paged_bf16kv_best (q 1: the
 //                                 same steps on a paged cache, pages of 16 keys in shuffled
-//                                 order, as a serving engine's block table leaves them) and
+//                                 order, as a serving engine's block table leaves them),
+//                                 decode_paged_key_major / decode_paged_bf16kv_key_major /
+//                                 decode_key_major (loop_order=key_major: a task walks the keys
+//                                 once for every KV head, so a page is read whole; best split
+//                                 and k_tile of 32..512) and
 //                                 decode_read_roof: a plain read
 //                                 of as many bytes as the step's K and V by as many threads, the
 //                                 bandwidth a decode step cannot beat (counter KV_GB/s on all)
@@ -125,11 +129,12 @@ std::vector<Config> prefill_sweep(const Problem& p, const Config& base) {
     return sweep;
 }
 
-std::vector<Config> decode_sweep(const Problem& p, const Config& base, bool split) {
+std::vector<Config> decode_sweep(const Problem& p, const Config& base, bool split,
+                                 std::initializer_list<std::int64_t> k_tiles = {128, 256, 512}) {
     std::vector<Config> sweep;
     for (const auto& value : fused().space(p)->knob("split_kv")->values) {
         if (!split && std::get<std::int64_t>(value) != 1) continue;
-        for (std::int64_t k_tile : {128, 256, 512}) {
+        for (std::int64_t k_tile : k_tiles) {
             Config c = base;
             sweep.push_back(c.set("split_kv", value).set("k_tile", k_tile));
         }
@@ -155,6 +160,7 @@ enum class Variant {
     fused_bf16,
     fused_dot,
     fused_no_split,
+    fused_key_major,  // loop_order=key_major, best split_kv and k_tile (32..512)
     fused_default,  // Template::default_config(p): what an untuned Dispatcher serves
     unfused,
     backward_store,
@@ -198,6 +204,10 @@ void bench(benchmark::State& state, Problem p, Variant v) {
         c.set("inner", std::string("dot"));
     } else if (v == Variant::fused_default) {
         c = fused().default_config(p);
+    } else if (v == Variant::fused_key_major) {
+        Config base = fused().space(p)->default_config();
+        base.set("loop_order", std::string("key_major"));
+        c = best_of(p, decode_sweep(p, base, true, {32, 64, 128, 256, 512}), o, true);
     } else if (v == Variant::fused_no_split) {
         c = best_of(p, decode_sweep(p, fused().space(p)->default_config(), false), o, true);
     } else if (v == Variant::fused_bf16) {
@@ -305,6 +315,9 @@ int main(int argc, char** argv) {
                     paged_bf16.set_dim("page", 16);
                     add("decode_paged_best" + key, paged, Variant::fused_best);
                     add("decode_paged_bf16kv_best" + key, paged_bf16, Variant::fused_best);
+                    add("decode_paged_key_major" + key, paged, Variant::fused_key_major);
+                    add("decode_paged_bf16kv_key_major" + key, paged_bf16, Variant::fused_key_major);
+                    add("decode_key_major" + key, decode, Variant::fused_key_major);
                 }
                 benchmark::RegisterBenchmark(("decode_read_roof" + key).c_str(), read_roof, decode)
                     ->Unit(benchmark::kMillisecond)
@@ -348,6 +361,13 @@ int main(int argc, char** argv) {
     ratios("decode: a paged KV cache (pages of 16 keys, shuffled) vs a contiguous one (best split_kv and k_tile each)",
            "decode_fused_best", "decode_paged_best");
     ratios("decode: the same on a bf16 KV cache", "decode_bf16kv_best", "decode_paged_bf16kv_best");
+    ratios("decode, paged cache: key-major vs head-major loop order (best split_kv and k_tile each)",
+           "decode_paged_best", "decode_paged_key_major");
+    ratios("decode, paged bf16 cache: key-major vs head-major loop order", "decode_paged_bf16kv_best",
+           "decode_paged_bf16kv_key_major");
+    ratios("decode, contiguous cache: key-major vs head-major loop order", "decode_fused_best", "decode_key_major");
+    ratios("decode: a paged cache read key-major vs a contiguous one read head-major (best of each)",
+           "decode_fused_best", "decode_paged_key_major");
     ratios("backward: recompute (q_block 256) vs store, heads 2/1, causal, all cores", "backward_store",
            "backward_recompute");
     // The share of the read roof each decode schedule reaches: split-KV can only gain where no

@@ -174,6 +174,37 @@ TEST_CASE("split-KV decode matches the reference for every split count", "[atten
         }
 }
 
+TEST_CASE("key-major decode (a task walks the keys once for every head unit) matches the reference", "[attention][paged]") {
+    if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
+    auto fused = make_cpu_attention_fused_template(host());
+    std::uint64_t seed = 40;
+    // GQA packed and per head, masks, every split, f32 and bf16 K/V, contiguous and paged
+    // (pages of 16 and of 7, so runs end inside key tiles), 1 and 3 queries.
+    for (const DType dtype : {DType::f32, DType::bf16})
+        for (const std::int64_t page : {0, 16, 7})
+            for (const bool causal : {true, false}) {
+                Problem p = make_attention(2, 8, 2, causal ? 1 : 3, 301, 64, causal, causal ? 0 : 40, dtype);
+                p.set_dim("page", page);
+                const Space& s = *fused->space(p);
+                for (const auto& split : s.knob("split_kv")->values)
+                    for (const std::int64_t pack : {1, 0}) {
+                        Config c = s.default_config();
+                        c.set("loop_order", std::string("key_major")).set("split_kv", split).set("gqa_pack", pack);
+                        c.set("k_tile", std::int64_t(seed % 2 ? 32 : 64));
+                        test::check_against_reference(*fused, p, c, seed++, 2);
+                    }
+            }
+    // Only the dot inner loops take it; with one head unit per sequence it is the same config.
+    const Problem gqa = make_attention(1, 32, 8, 1, 4096, 128, true), mqa = make_attention(1, 8, 1, 1, 4096, 128, true);
+    Config c = fused->space(gqa)->default_config();
+    c.set("loop_order", std::string("key_major"));
+    CHECK_FALSE(fused->space(gqa)->violation(c).has_value());
+    CHECK(fused->space(gqa)->violation(Config(c).set("inner", std::string("avx512_8x32"))).has_value());
+    CHECK(fused->equivalence_key(mqa, c) == fused->equivalence_key(mqa, Config(c).set("loop_order", std::string("head_major"))));
+    CHECK_FALSE(fused->equivalence_key(gqa, c) ==
+                fused->equivalence_key(gqa, Config(c).set("loop_order", std::string("head_major"))));
+}
+
 TEST_CASE("cpu.attention.fused: a query tile past q_len is one class, bit-identical in output and workspace",
           "[attention]") {
     if (!have_avx512()) return;  // covered by "attention templates need AVX-512F"
@@ -344,8 +375,20 @@ TEST_CASE("a decode step's default splits its keys only until every thread has a
     CHECK(t->default_config(make_attention(1, 8, 1, 16, 4096, 128, true)).get_str("inner") == "avx512_8x32");
     CHECK(t->default_config(make_attention(1, 32, 8, 16, 4096, 128, true)).get_str("inner") == "dot");  // 64 rows
     CHECK(t->default_config(make_attention(1, 8, 8, 16, 4096, 128, true)).get_str("inner") == "dot");  // MHA: 16 rows
+    // A paged cache with several KV heads is read key-major, split until both threads have a task.
+    Problem paged = gqa;
+    paged.set_dim("page", 16);
+    CHECK(t->default_config(gqa).get_str("loop_order") == "head_major");
+    CHECK(t->default_config(paged).get_str("loop_order") == "key_major");
+    std::int64_t splits = 1;  // one task per sequence: split until every core has one
+    while (splits < host().cores && splits < 16) splits *= 2;
+    CHECK(t->default_config(paged).get_int("split_kv") == splits);
+    paged.set_dim("kv_heads", 1);
+    CHECK(t->default_config(paged).get_str("loop_order") == "head_major");  // one KV head: one order
     // The default computes what the reference does.
-    for (const Problem& p : {mqa, make_attention(1, 4, 4, 16, 300, 64, true), make_attention(1, 8, 1, 16, 300, 64, true)})
+    Problem small_paged = make_attention(2, 8, 2, 1, 300, 64, true);
+    small_paged.set_dim("page", 16);
+    for (const Problem& p : {mqa, make_attention(1, 4, 4, 16, 300, 64, true), make_attention(1, 8, 1, 16, 300, 64, true), small_paged})
         test::check_against_reference(*t, p, t->default_config(p), 7, 2);
 }
 

@@ -6,7 +6,9 @@
 // cuts each task's key range into parts that run as separate tasks, merged by a combine pass
 // through their log-sum-exps. A bf16 problem stores Q, K and V as bf16 (a bf16 KV cache): every
 // f32 inner loop runs on it, the rows widened to f32 as they are read, so a decode step reads
-// half the bytes.
+// half the bytes. A paged cache is read in place (KvRows), a run of rows per page; loop_order
+// (decode spaces) = key_major gives a task every head unit, each key tile visited for all of
+// them in turn, so a page's rows of every KV head are read together.
 //
 // Knob `inner` picks how a tile's two products are computed:
 //  - a GEMM micro-kernel label (e.g. avx512_14x32): the blocked GEMM's register-tiled kernels.
@@ -56,6 +58,9 @@ constexpr std::int64_t kDecodeQLen = 16;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 constexpr const char* kDot = "dot";
+// Knob loop_order: a task per head unit, or a task walking the keys once for all of them.
+constexpr const char* kHeadMajor = "head_major";
+constexpr const char* kKeyMajor = "key_major";
 // Rows of a paged cache's next page prefetched ahead of the dot kernels (their own distance).
 constexpr std::int64_t kPrefetchRows = 16;
 // The decode default's GEMM micro-kernel, from this many rows per task (default_config).
@@ -106,6 +111,9 @@ Layout layout(const AttentionDims& a, const FusedConfig& c) {
         l.widen_floats = std::size_t(round16(l.rows * l.ldq) + (tile_copies ? 2 * round16(c.k_tile * d) : 0));
         l.per_thread_floats += l.widen_floats;
     }
+    l.unit_floats = l.per_thread_floats;
+    l.units = c.key_major ? (c.gqa_pack ? a.kv_heads : a.heads) : 1;
+    l.per_thread_floats = l.unit_floats * std::size_t(l.units);
     l.partial_floats = c.split_kv > 1 ? std::size_t(a.batch * a.heads * a.q_len * c.split_kv * (d + 1)) : 0;
     return l;
 }
@@ -169,8 +177,10 @@ std::size_t gather_bytes(const AttentionDims& a, const FusedConfig& c) {
 
 // Task groups of a call: one per (sequence, head unit, query tile), a head unit being a KV head
 // with all its query heads when GQA-packed, else one query head; each group is split_kv tasks.
+// key_major: one per (sequence, query tile), holding every head unit.
 std::int64_t task_groups(const AttentionDims& a, const FusedConfig& c) {
-    return a.batch * (c.gqa_pack ? a.kv_heads : a.heads) * ((a.q_len + c.q_tile - 1) / c.q_tile);
+    const std::int64_t units = c.key_major ? 1 : (c.gqa_pack ? a.kv_heads : a.heads);
+    return a.batch * units * ((a.q_len + c.q_tile - 1) / c.q_tile);
 }
 
 std::size_t workspace_floats(const AttentionDims& a, const FusedConfig& c) {
@@ -198,6 +208,7 @@ public:
         if (c_.bf16()) cpu_attention::pack_kv_bf16(a_, c_, l_, x, packed_kv, ws, *pool_);
 
         const std::int64_t head_units = c_.gqa_pack ? a_.kv_heads : a_.heads;
+        const std::int64_t group_units = head_units / l_.units;  // head units that are separate groups
         const std::int64_t q_tiles = (a_.q_len + c_.q_tile - 1) / c_.q_tile;
         const std::int64_t groups = task_groups(a_, c_), tasks = groups * c_.split_kv;
         // Splits of a group done so far: the last one to finish merges the group's rows, so the
@@ -206,16 +217,19 @@ public:
         std::atomic<std::int64_t> next{0};
         pool_->parallel_for(c_.threads, [&](int t) {
             float* mine = ws + l_.per_thread_floats * std::size_t(t);
-            std::vector<const float*> q_rows(std::size_t(l_.rows));
+            std::vector<const float*> q_rows(std::size_t(l_.rows * l_.units));
+            std::vector<Task> units(std::size_t(l_.units));
             for (std::int64_t id; (id = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
                 // Last query tiles first: under a causal mask they see the most keys.
                 const std::int64_t split = id % c_.split_kv, group = id / c_.split_kv;
-                const std::int64_t tile = q_tiles - 1 - group % q_tiles, b = group / q_tiles / head_units;
-                const Task task = task_of(b, group / q_tiles % head_units, tile * c_.q_tile);
-                run_task(x, task, split, mine, q_rows, partial, packed_kv);
+                const std::int64_t tile = q_tiles - 1 - group % q_tiles, b = group / q_tiles / group_units;
+                const std::int64_t unit0 = group / q_tiles % group_units * l_.units;
+                for (std::int64_t u = 0; u < l_.units; ++u) units[std::size_t(u)] = task_of(b, unit0 + u, tile * c_.q_tile);
+                run_task(x, units, split, mine, q_rows, partial, packed_kv);
                 if (c_.split_kv > 1 &&
                     done[std::size_t(group)].fetch_add(1, std::memory_order_acq_rel) + 1 == c_.split_kv)
-                    for (int r = 0; r < task.rows; ++r) combine(x, partial, task.row(r));
+                    for (const Task& task : units)
+                        for (int r = 0; r < task.rows; ++r) combine(x, partial, task.row(r));
             }
             if (c_.ukernel && c_.ukernel->release) c_.ukernel->release();
         });
@@ -239,22 +253,12 @@ private:
         return {b, head0, q0, positions, a_.heads, a_.q_len, int(positions * (c_.gqa_pack ? a_.group() : 1))};
     }
 
-    void run_task(const cpu_attention::Operands& x, const Task& task, std::int64_t split, float* ws,
+    // One work item: a task per head unit in `units` (one, or every head unit with key_major),
+    // over `split` of the keys the query tile sees. Unit u works in ws + u * unit_floats.
+    void run_task(const cpu_attention::Operands& x, const std::vector<Task>& units, std::int64_t split, float* ws,
                   std::vector<const float*>& q_rows, float* partial, const std::uint16_t* packed_kv) const {
-        const std::int64_t d = a_.head_dim, positions = task.positions, q0 = task.q0, b = task.b;
-        const std::int64_t kvh = task.head0 / a_.group();
-        const int rows = task.rows;
-        float* widened = ws + l_.per_thread_floats - l_.widen_floats;  // bf16_io: Q rows, K tile, V tile
-        for (int r = 0; r < rows; ++r) {
-            if (x.bf16()) {
-                float* row = widened + r * l_.ldq;
-                cpu_attention::widen_bf16(x.q16 + task.row(r) * d, d, row);
-                q_rows[std::size_t(r)] = row;
-            } else {
-                q_rows[std::size_t(r)] = x.q + task.row(r) * d;
-            }
-        }
-
+        const std::int64_t d = a_.head_dim, positions = units.front().positions, q0 = units.front().q0;
+        const int rows = units.front().rows;
         // Keys any row of the tile sees (ranges move forward with the query), then this split's part.
         std::int64_t first = a_.key_range(q0).first, last = a_.key_range(q0 + positions - 1).second;
         // bf16 key tiles start on a packed K panel (the keys before `first` are masked).
@@ -264,6 +268,62 @@ private:
             const std::int64_t part = round_up((last - first + c_.split_kv - 1) / c_.split_kv, align);
             last = std::min(last, first + (split + 1) * part);
             first = std::min(last, first + split * part);
+        }
+        std::vector<KvRows> kv;
+        std::vector<Accumulators> acc(units.size());
+        for (std::size_t u = 0; u < units.size(); ++u) {
+            float* mine = ws + u * l_.unit_floats;
+            kv.push_back(unit_rows(x, units[u], mine, q_rows.data() + u * std::size_t(rows)));
+        }
+        if (c_.bf16()) {
+            const std::size_t head = std::size_t(units.front().b * a_.kv_heads + units.front().head0 / a_.group());
+            acc[0] = cpu_attention::bf16_tiles(a_, c_, l_, {q_rows.data(), rows, positions, q0},
+                                               packed_kv + head * std::size_t(l_.kv_pad * l_.depth),
+                                               packed_kv + std::size_t(a_.batch * a_.kv_heads * l_.kv_pad * l_.depth) +
+                                                   head * std::size_t(l_.kv_pad * l_.ldo),
+                                               first, last, ws);
+        } else if (c_.ukernel) {
+            acc[0] = gemm_tiles(q_rows, rows, positions, q0, kv[0], first, last, ws);
+        } else {
+            // The dot loops: each key tile for every unit in turn (key_major), so a paged cache's
+            // pages are read whole while they are in cache.
+            std::vector<DotState> state;
+            for (std::size_t u = 0; u < units.size(); ++u) state.push_back(dot_begin(ws + u * l_.unit_floats, rows));
+            for (std::int64_t j0 = first; j0 < last; j0 += c_.k_tile)
+                for (std::size_t u = 0; u < units.size(); ++u)
+                    dot_step(state[u], q_rows.data() + u * std::size_t(rows), rows, positions, q0, kv[u], j0,
+                             std::min(c_.k_tile, last - j0), last);
+            for (std::size_t u = 0; u < units.size(); ++u) acc[u] = {state[u].o, state[u].m, state[u].l};
+        }
+        for (std::size_t u = 0; u < units.size(); ++u)
+            for (int r = 0; r < rows; ++r) {
+                const std::int64_t row = units[u].row(r);
+                float* dst = c_.split_kv > 1 ? partial + (split * a_.batch * a_.heads * a_.q_len + row) * (d + 1)
+                                             : x.o + row * d;
+                const float lr = acc[u].l[r];
+                const float inv = lr > 0 ? 1.0f / lr : 0.0f;
+                for (std::int64_t e = 0; e < d; ++e) dst[e] = acc[u].o[r * l_.ldo + e] * inv;
+                const float lse = lr > 0 ? acc[u].m[r] + std::log(lr) : kNegInf;
+                if (c_.split_kv > 1)
+                    dst[d] = lse;
+                else
+                    x.lse[row] = lse;
+            }
+    }
+
+    // A task's query rows into `q_rows` (bf16 ones widened into the end of its workspace `ws`)
+    // and its KV head's rows.
+    KvRows unit_rows(const cpu_attention::Operands& x, const Task& task, float* ws, const float** q_rows) const {
+        const std::int64_t d = a_.head_dim, b = task.b, kvh = task.head0 / a_.group();
+        float* widened = ws + l_.unit_floats - l_.widen_floats;  // bf16_io: Q rows, K tile, V tile
+        for (int r = 0; r < task.rows; ++r) {
+            if (x.bf16()) {
+                float* row = widened + r * l_.ldq;
+                cpu_attention::widen_bf16(x.q16 + task.row(r) * d, d, row);
+                q_rows[r] = row;
+            } else {
+                q_rows[r] = x.q + task.row(r) * d;
+            }
         }
         KvRows kv{.d = d};
         // Contiguous: the head's first row; paged (read in place): the pools and the sequence's table.
@@ -282,75 +342,65 @@ private:
             kv.k_tile = widened + round16(l_.rows * l_.ldq);
             kv.v_tile = kv.k_tile + round16(c_.k_tile * d);
         }
-        const std::size_t head = std::size_t(b * a_.kv_heads + kvh);
-        const Accumulators acc =
-            c_.bf16()    ? cpu_attention::bf16_tiles(a_, c_, l_, {q_rows.data(), rows, positions, q0},
-                                                     packed_kv + head * std::size_t(l_.kv_pad * l_.depth),
-                                                     packed_kv + std::size_t(a_.batch * a_.kv_heads * l_.kv_pad * l_.depth) +
-                                                         head * std::size_t(l_.kv_pad * l_.ldo),
-                                                     first, last, ws)
-            : c_.ukernel ? gemm_tiles(q_rows, rows, positions, q0, kv, first, last, ws)
-                         : dot_tiles(q_rows, rows, positions, q0, kv, first, last, ws);
-        for (int r = 0; r < rows; ++r) {
-            const std::int64_t row = task.row(r);
-            float* dst = c_.split_kv > 1 ? partial + (split * a_.batch * a_.heads * a_.q_len + row) * (d + 1)
-                                         : x.o + row * d;
-            const float lr = acc.l[r];
-            const float inv = lr > 0 ? 1.0f / lr : 0.0f;
-            for (std::int64_t e = 0; e < d; ++e) dst[e] = acc.o[r * l_.ldo + e] * inv;
-            const float lse = lr > 0 ? acc.m[r] + std::log(lr) : kNegInf;
-            if (c_.split_kv > 1)
-                dst[d] = lse;
-            else
-                x.lse[row] = lse;
-        }
+        return kv;
     }
 
-    // The register dot-product inner loops over keys [first, last).
-    Accumulators dot_tiles(const std::vector<const float*>& q_rows, int rows, std::int64_t positions, std::int64_t q0,
-                           const KvRows& kv, std::int64_t first, std::int64_t last, float* ws) const {
+    // The register dot-product inner loops: a task's scores, accumulators, running maxima and
+    // denominators, rescale factors and 1s (a tile's later page runs add to O without
+    // rescaling it), in its workspace.
+    struct DotState {
+        float *s, *o, *m, *l, *alpha, *ones;
+    };
+
+    DotState dot_begin(float* ws, int rows) const {
+        DotState st;
+        st.s = ws;
+        st.o = st.s + l_.rows * l_.lds;
+        st.m = st.o + l_.rows * l_.ldo;
+        st.l = st.m + l_.rows;
+        st.alpha = st.l + l_.rows;
+        st.ones = st.alpha + l_.rows;
+        std::fill(st.o, st.o + rows * l_.ldo, 0.0f);
+        std::fill(st.m, st.m + rows, kNegInf);
+        std::fill(st.l, st.l + rows, 0.0f);
+        std::fill(st.ones, st.ones + rows, 1.0f);
+        return st;
+    }
+
+    // Keys [j0, j0 + n) of the task's range [.., last).
+    void dot_step(const DotState& st, const float* const* q_rows, int rows, std::int64_t positions, std::int64_t q0,
+                  const KvRows& kv, std::int64_t j0, std::int64_t keys, std::int64_t last) const {
         const std::int64_t d = a_.head_dim;
-        float* s = ws;
-        float* o = s + l_.rows * l_.lds;
-        float* m = o + l_.rows * l_.ldo;
-        float* l = m + l_.rows;
-        float* alpha = l + l_.rows;
-        float* ones = alpha + l_.rows;  // a tile's later page runs add to O without rescaling it
-        std::fill(o, o + rows * l_.ldo, 0.0f);
-        std::fill(m, m + rows, kNegInf);
-        std::fill(l, l + rows, 0.0f);
-        std::fill(ones, ones + rows, 1.0f);
+        const int n = int(keys);
         const auto scale = float(a_.scale);
-        for (std::int64_t j0 = first; j0 < last; j0 += c_.k_tile) {
-            const int n = int(std::min(c_.k_tile, last - j0));
-            // K and V are read in place, a run of rows at a time (one run unless the cache is
-            // paged); the kernels widen a bf16 cache's rows in registers.
-            for (int c = 0; c < n;) {
-                const auto [at, len] = kv.run(j0 + c, n - c);
-                if (kv.table) prefetch_next_run(kv, kv.k, kv.k16, j0 + c + len, last);
-                if (kv.k16)
-                    cpu_attention::scores(q_rows.data(), rows, kv.k16 + at, kv.ld(), int(len), int(d), scale, s + c, l_.lds);
-                else
-                    cpu_attention::scores(q_rows.data(), rows, kv.k + at, kv.ld(), int(len), int(d), scale, s + c, l_.lds);
-                c += int(len);
-            }
-            for (int r = 0; r < rows; ++r) {
-                auto [lo, hi] = a_.key_range(q0 + r % positions);
-                alpha[r] = cpu_attention::softmax_step(s + r * l_.lds, n, int(std::max<std::int64_t>(lo - j0, -1)),
-                                                       int(std::min<std::int64_t>(hi - j0, n)), m[r], l[r]);
-            }
-            for (int c = 0; c < n;) {
-                const auto [at, len] = kv.run(j0 + c, n - c);
-                const float* rescale = c == 0 ? alpha : ones;
-                if (kv.table) prefetch_next_run(kv, kv.v, kv.v16, j0 + c + len, last);
-                if (kv.v16)
-                    cpu_attention::pv_update(s + c, l_.lds, rows, rescale, kv.v16 + at, kv.ld(), int(len), int(d), o, l_.ldo);
-                else
-                    cpu_attention::pv_update(s + c, l_.lds, rows, rescale, kv.v + at, kv.ld(), int(len), int(d), o, l_.ldo);
-                c += int(len);
-            }
+        // K and V are read in place, a run of rows at a time (one run unless the cache is
+        // paged); the kernels widen a bf16 cache's rows in registers.
+        for (int c = 0; c < n;) {
+            const auto [at, len] = kv.run(j0 + c, n - c);
+            if (kv.table) prefetch_next_run(kv, kv.k, kv.k16, j0 + c + len, last);
+            if (kv.k16)
+                cpu_attention::scores(q_rows, rows, kv.k16 + at, kv.ld(), int(len), int(d), scale, st.s + c, l_.lds);
+            else
+                cpu_attention::scores(q_rows, rows, kv.k + at, kv.ld(), int(len), int(d), scale, st.s + c, l_.lds);
+            c += int(len);
         }
-        return {o, m, l};
+        for (int r = 0; r < rows; ++r) {
+            auto [lo, hi] = a_.key_range(q0 + r % positions);
+            st.alpha[r] = cpu_attention::softmax_step(st.s + r * l_.lds, n, int(std::max<std::int64_t>(lo - j0, -1)),
+                                                      int(std::min<std::int64_t>(hi - j0, n)), st.m[r], st.l[r]);
+        }
+        for (int c = 0; c < n;) {
+            const auto [at, len] = kv.run(j0 + c, n - c);
+            const float* rescale = c == 0 ? st.alpha : st.ones;
+            if (kv.table) prefetch_next_run(kv, kv.v, kv.v16, j0 + c + len, last);
+            if (kv.v16)
+                cpu_attention::pv_update(st.s + c, l_.lds, rows, rescale, kv.v16 + at, kv.ld(), int(len), int(d), st.o,
+                                         l_.ldo);
+            else
+                cpu_attention::pv_update(st.s + c, l_.lds, rows, rescale, kv.v + at, kv.ld(), int(len), int(d), st.o,
+                                         l_.ldo);
+            c += int(len);
+        }
     }
 
     // The first rows of the run that starts at key j (none at `last`): in flight while the
@@ -486,6 +536,7 @@ FusedConfig fused_config(const Config& c, const Problem& p) {
     FusedConfig f{c.get_int("q_tile"), c.get_int("k_tile"), c.has("split_kv") ? c.get_int("split_kv") : 1,
                   c.has("gqa_pack") && c.get_int("gqa_pack") != 0, int(c.get_int("threads")), u};
     f.bf16_io = p.dtype == DType::bf16;
+    f.key_major = c.has("loop_order") && c.get_str("loop_order") == kKeyMajor;
     return f;
 }
 
@@ -542,6 +593,12 @@ public:
         // 1.2-1.4x; at 32 and 64 rows neither won reliably (docs/performance.md).
         if (layout(a, fused_config(c, p)).rows >= kDecodeGemmRows && space(p)->knob("inner")->index_of(std::string(kDecodeGemm)) >= 0)
             c.set("inner", std::string(kDecodeGemm));
+        // A paged cache with several KV heads: key-major reads each page for every head in
+        // turn; per head, a task reads one slice of every page (1.0-2.0x slower on epyc-2c,
+        // docs/performance.md).
+        const bool packed = c.has("gqa_pack") && c.get_int("gqa_pack") != 0;
+        if (a.page > 0 && (packed ? a.kv_heads : a.heads) > 1 && c.get_str("inner") == kDot)
+            c.set("loop_order", std::string(kKeyMajor));
         const std::int64_t tasks = task_groups(a, fused_config(c, p));
         for (const auto& v : split->values) {
             c.set("split_kv", v);
@@ -567,6 +624,15 @@ public:
     // task_of() clip it to q_len): at decode every q_tile is one class.
     Config equivalence_key(const Problem& p, const Config& c) const override {
         if (p.op != OpKind::attention) return c;
+        // One head unit per sequence (MQA packed, or one head): both loop orders are one task.
+        if (const KnobValue* order = c.find("loop_order")) {
+            const AttentionDims a = attention_dims(p);
+            const bool packed = c.has("gqa_pack") && c.get_int("gqa_pack") != 0;
+            if ((packed ? a.kv_heads : a.heads) == 1 && *order != KnobValue{std::string(kHeadMajor)}) {
+                Config key = c;
+                return equivalence_key(p, key.set("loop_order", std::string(kHeadMajor)));
+            }
+        }
         const KnobValue* q_tile = c.find("q_tile");
         if (!q_tile || !std::holds_alternative<std::int64_t>(*q_tile) ||
             std::get<std::int64_t>(*q_tile) < attention_dims(p).q_len)
@@ -592,9 +658,18 @@ private:
         if (grouped)
             s->add(Knob::boolean("gqa_pack", true,
                                  "one task holds every query head of a KV head, so each K/V tile is read once"));
-        if (decode)
+        if (decode) {
             s->add(Knob::ints("split_kv", {1, 2, 4, 8, 16}, 4,
                               "parts each task's key range is cut into (separate tasks, merged by a combine pass)"));
+            // A paged cache stores a page's keys for every KV head together: one task per head
+            // reads a slice of each page; key_major reads whole pages.
+            s->add(Knob::categorical("loop_order", {kHeadMajor, kKeyMajor}, kHeadMajor,
+                                     "head_major: a task per head unit; key_major: a task takes every head unit of "
+                                     "its query tile and visits each key tile for all of them (dot inner loops)"));
+            s->require("key_major_with_dot_inner", [](const Config& c) {
+                return c.get_str("loop_order") != kKeyMajor || c.get_str("inner") == kDot;
+            });
+        }
         s->add(cpu_attention::threads_knob(cores, "threads taking tasks"));
         // Mixed precision: local search also starts from the defaults on the first (fastest)
         // bf16 kernel, a region one neighbour step rarely reaches.

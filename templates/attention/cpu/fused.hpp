@@ -15,6 +15,9 @@ struct FusedConfig {
     int threads;
     const cpu_gemm::Ukernel* ukernel;  // null: the "dot" inner loops
     bool bf16_io = false;              // Q, K and V stored as bf16 (a bf16 problem), widened to f32
+    // Loop order: a task takes every head unit of its query tile and walks the keys once for all
+    // of them (each key tile visited for head unit 0, 1, ...), rather than one head unit per task.
+    bool key_major = false;
     bool bf16() const { return ukernel && ukernel->bf16; }
 };
 
@@ -27,6 +30,10 @@ struct Layout {
     // bf16: Q rows padded to `depth` bf16 (the kernel's k_align), keys padded to kv_pad.
     std::int64_t depth = 0, kv_pad = 0;
     std::size_t per_thread_floats;
+    // Head units per task (key_major: all of them) and each one's share of per_thread_floats:
+    // its scores, accumulators and widened rows.
+    std::int64_t units = 1;
+    std::size_t unit_floats = 0;
     // bf16_io: the last floats of each thread's workspace hold its Q rows widened to f32 (rows,
     // ldq = head_dim apart) and one K and one V tile widened (k_tile x head_dim each); included
     // above.
