@@ -263,6 +263,67 @@ static void check_attention(tune_dispatcher* d, tune_attention_desc a, int backw
     free(dq_ref), free(dk_ref), free(dv_ref);
 }
 
+/* The forward on a paged cache: K and V scattered over a pool larger than the batch needs (a
+ * serving runtime's shared pool) through a block table; the result is the contiguous
+ * reference's. `tuned`: the page size was tuned into the store (served exactly). */
+static void check_paged(tune_dispatcher* d, tune_attention_desc a, int64_t page, int tuned) {
+    const int64_t pages = (a.kv_len + page - 1) / page, pool = a.batch * pages + 5;
+    const size_t row = (size_t)a.head_dim, nq = (size_t)(a.batch * a.heads * a.q_len) * row;
+    const size_t nkv = (size_t)(a.batch * a.kv_heads * a.kv_len) * row, pool_n = (size_t)(pool * page * a.kv_heads) * row;
+    const size_t rows = (size_t)(a.batch * a.heads * a.q_len);
+    float *q = random_floats(nq, 21), *k = random_floats(nkv, 22), *v = random_floats(nkv, 23);
+    float *kp = calloc(pool_n, sizeof(float)), *vp = calloc(pool_n, sizeof(float));
+    uint16_t *q16 = malloc(nq * 2), *kp16 = calloc(pool_n, 2), *vp16 = calloc(pool_n, 2);
+    float *kr = malloc(nkv * sizeof(float)), *vr = malloc(nkv * sizeof(float)), *qr = malloc(nq * sizeof(float));
+    int32_t* table = malloc((size_t)(a.batch * pages) * sizeof(int32_t));
+    for (int64_t i = 0; i < a.batch * pages; ++i) table[i] = (int32_t)((i * 7 + 3) % pool); /* scattered, distinct */
+    for (int64_t b = 0; b < a.batch; ++b)
+        for (int64_t h = 0; h < a.kv_heads; ++h)
+            for (int64_t j = 0; j < a.kv_len; ++j) {
+                const size_t from = (size_t)((b * a.kv_heads + h) * a.kv_len + j) * row;
+                const size_t to = (size_t)(((int64_t)table[b * pages + j / page] * page + j % page) * a.kv_heads + h) * row;
+                for (size_t e = 0; e < row; ++e) {
+                    kp[to + e] = k[from + e], vp[to + e] = v[from + e];
+                    kr[from + e] = from_bf16(kp16[to + e] = to_bf16(k[from + e]));
+                    vr[from + e] = from_bf16(vp16[to + e] = to_bf16(v[from + e]));
+                }
+            }
+    for (size_t i = 0; i < nq; ++i) qr[i] = from_bf16(q16[i] = to_bf16(q[i]));
+    float *o = calloc(nq, sizeof(float)), *lse = calloc(rows, sizeof(float));
+    double *o_ref = malloc(nq * sizeof(double)), *lse_ref = malloc(rows * sizeof(double));
+    attention_reference(&a, q, k, v, o_ref, lse_ref, NULL, NULL, NULL, NULL);
+    tune_selection s;
+    CHECK(tune_lookup_attention_paged(d, &a, page, 0, &s) == TUNE_OK);
+    CHECK(s.source == (tuned ? TUNE_SOURCE_EXACT : TUNE_SOURCE_DEFAULT) || (!tuned && s.source == TUNE_SOURCE_NEAREST));
+    CHECK(tune_attention_paged(d, &a, page, pool, q, kp, vp, table, o, lse) == TUNE_OK);
+    CHECK(max_error(o, o_ref, nq) < 1e-5);
+    CHECK(max_error(lse, lse_ref, rows) < 1e-5);
+    attention_reference(&a, qr, kr, vr, o_ref, lse_ref, NULL, NULL, NULL, NULL);
+    CHECK(tune_lookup_attention_paged(d, &a, page, 1, &s) == TUNE_OK);
+    CHECK(tune_attention_paged_bf16(d, &a, page, pool, q16, kp16, vp16, table, o, NULL) == TUNE_OK);
+    CHECK(max_error(o, o_ref, nq) < 1e-5);
+    printf("paged attention h%lld/%lld q%lld kv%lld page %lld, pool %lld pages: %s %s ok\n", (long long)a.heads,
+           (long long)a.kv_heads, (long long)a.q_len, (long long)a.kv_len, (long long)page, (long long)pool,
+           s.template_name, s.config);
+    /* A table entry outside the pool is refused before anything is read; so are bad sizes. */
+    const int32_t saved = table[1];
+    table[1] = (int32_t)pool;
+    CHECK(tune_attention_paged(d, &a, page, pool, q, kp, vp, table, o, lse) == TUNE_ERR_RUNTIME);
+    CHECK(strstr(tune_last_error(), "block table entry 1") != NULL);
+    table[1] = saved;
+    CHECK(tune_attention_paged(d, &a, page, 0, q, kp, vp, table, o, lse) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "pool_pages") != NULL);
+    CHECK(tune_attention_paged(d, &a, page, pool, q, kp, vp, NULL, o, lse) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_attention_paged(d, &a, 0, pool, q, kp, vp, table, o, lse) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "page") != NULL);
+    tune_attention_desc back = a;
+    back.backward = 1;
+    CHECK(tune_lookup_attention_paged(d, &back, page, 0, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_lookup_attention_paged(d, &a, page, 2, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    free(q), free(k), free(v), free(kp), free(vp), free(q16), free(kp16), free(vp16), free(kr), free(vr), free(qr);
+    free(table), free(o), free(lse), free(o_ref), free(lse_ref);
+}
+
 static void check_attention_errors(tune_dispatcher* d) {
     tune_selection s;
     tune_attention_desc a = tune_attention_desc_init(1, 6, 4, 8, 8, 16); /* 6 heads over 4 KV heads */
@@ -438,6 +499,11 @@ int main(int argc, char** argv) {
     CHECK(tune_tune_attention_bf16(db, &at, &o, &ar16) == TUNE_OK);
     CHECK(ar16.found == 1 && ar16.measured >= 1 && strcmp(ar16.template_name, "cpu.attention.fused") == 0);
     printf("tuned attention: %s %s %.3g s (%zu measured)\n", ar.template_name, ar.config, ar.median_s, ar.measured);
+    tune_attention_desc paged = tune_attention_desc_init(2, 8, 2, 1, 45, 32); /* a decode step, pages of 16 */
+    paged.causal = 1;
+    tune_tune_result pr;
+    CHECK(tune_tune_attention_paged(db, &paged, 16, 0, &o, &pr) == TUNE_OK);
+    CHECK(pr.found == 1 && strcmp(pr.template_name, "cpu.attention.fused") == 0);
 
     tune_dispatcher* d = NULL;
     CHECK(tune_dispatcher_open(db, NULL, &d) == TUNE_OK);
@@ -474,6 +540,10 @@ int main(int argc, char** argv) {
         scaled.causal = 1;
         scaled.scale = 0.3;
         check_attention(d, scaled, 1);
+        check_paged(d, paged, 16, 1);
+        tune_attention_desc prefill = tune_attention_desc_init(1, 4, 4, 9, 23, 16); /* untuned, pages of 5 */
+        prefill.causal = 1;
+        check_paged(d, prefill, 5, 0);
     }
 
     /* No store: template defaults, still correct. */

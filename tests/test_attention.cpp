@@ -300,10 +300,35 @@ TEST_CASE("a block table entry outside the page pool is an error, not a read out
     Workload w(p, 2);
     auto kernel = fused->instantiate(p, fused->space(p)->default_config());
     auto* table = static_cast<std::int32_t*>(const_cast<void*>(w.args().inputs[3]));
+    const std::vector<std::int32_t> original(table, table + 3);
     table[1] = 3;  // the pool has pages 0..2
     CHECK_THROWS_WITH(kernel->run(w.args()), Catch::Contains("block table entry 1 is 3"));
     table[1] = -1;
     CHECK_THROWS_WITH(kernel->run(w.args()), Catch::Contains("outside the pool"));
+    // A fifth input names a larger pool (a runtime's shared one): its pages become legal, the
+    // ones past it still are not; a count that cannot be a pool is refused.
+    std::copy(original.begin(), original.end(), table);
+    std::vector<float> k_pool(std::size_t(5 * 16 * 2 * 32)), v_pool(k_pool.size());
+    std::vector<const void*> in(w.args().inputs.begin(), w.args().inputs.end());
+    const auto* k = static_cast<const float*>(in[1]);
+    const auto* v = static_cast<const float*>(in[2]);
+    std::copy(k, k + 3 * 16 * 2 * 32, k_pool.begin());  // pages 0..2 as the workload laid them out
+    std::copy(v, v + 3 * 16 * 2 * 32, v_pool.begin());
+    in[1] = k_pool.data(), in[2] = v_pool.data();
+    std::int64_t pool_pages = 5;
+    in.push_back(&pool_pages);
+    const OpArgs args{in, w.args().outputs};
+    const std::int32_t moved = table[0];
+    std::copy(k_pool.begin() + moved * 16 * 2 * 32, k_pool.begin() + (moved + 1) * 16 * 2 * 32, k_pool.begin() + 4 * 16 * 2 * 32);
+    std::copy(v_pool.begin() + moved * 16 * 2 * 32, v_pool.begin() + (moved + 1) * 16 * 2 * 32, v_pool.begin() + 4 * 16 * 2 * 32);
+    table[0] = 4;  // the first page moved to page 4 of the larger pool
+    kernel->run(args);
+    CHECK(w.error() <= effective_tolerance(p));
+    table[0] = 5;
+    CHECK_THROWS_WITH(kernel->run(args), Catch::Contains("block table entry 0 is 5"));
+    table[0] = 4;
+    pool_pages = 0;
+    CHECK_THROWS_WITH(kernel->run(args), Catch::Contains("pool's page count"));
 }
 
 TEST_CASE("attention configs report their peak workspace", "[attention]") {

@@ -3,8 +3,10 @@
 #include "tune/c_api.h"
 
 #include <algorithm>
+#include <limits>
 #include <mutex>
 #include <new>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -216,22 +218,49 @@ void tune_into(const char* db_path, const tune::Problem& p, const tune_tune_opti
                                      " failed)");
 }
 
-// The forward of tune_attention and tune_attention_bf16 (Q, K, V of the problem's dtype).
+// The problem of a paged cache of `page` keys per page (forward only).
+tune::Problem to_paged_problem(const tune_attention_desc* a, std::int64_t page, int bf16, bool sizes = true) {
+    check_flag(bf16, "bf16");
+    if (a && a->backward) fail(TUNE_ERR_INVALID_ARGUMENT, "a paged KV cache is for the forward only: desc has backward=1");
+    if (page < 1 || page > (1 << 20))
+        fail(TUNE_ERR_INVALID_ARGUMENT, "page (keys per page) must be in [1, 2^20], got " + std::to_string(page));
+    tune::Problem p = to_problem(a, false, bf16 != 0);
+    p.set_dim("page", page);
+    if (sizes) check_sizes(p);
+    return p;
+}
+
+// A paged cache for run_forward: keys per page, the pool's pages, the block table.
+struct Paged {
+    std::int64_t page, pool_pages;
+    const std::int32_t* table;
+};
+
+// The forward of tune_attention and tune_attention_bf16 (Q, K, V of the problem's dtype), and
+// of their paged forms (K and V are pools of pool_pages pages, mapped by the table).
 void run_forward(const tune_dispatcher* d, const tune_attention_desc* a, bool bf16, const void* q, const void* k,
-                 const void* v, float* o, float* lse) {
+                 const void* v, float* o, float* lse, const Paged* paged = nullptr) {
     if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
     if (a && a->backward) fail(TUNE_ERR_INVALID_ARGUMENT, "desc has backward=1: use tune_attention_backward");
-    const tune::Problem p = to_problem(a, true, bf16);
+    const tune::Problem p = paged ? to_paged_problem(a, paged->page, bf16) : to_problem(a, true, bf16);
     if (!q || !k || !v || !o) fail(TUNE_ERR_INVALID_ARGUMENT, "operand Q, K, V or O is NULL");
+    std::int64_t pool_pages = 0;
+    const std::int32_t* table = nullptr;
+    if (paged) {
+        pool_pages = paged->pool_pages, table = paged->table;
+        if (!table) fail(TUNE_ERR_INVALID_ARGUMENT, "block_table is NULL");
+        if (pool_pages < 1 || pool_pages > std::numeric_limits<std::int32_t>::max())
+            fail(TUNE_ERR_INVALID_ARGUMENT, "pool_pages must be in [1, 2^31), got " + std::to_string(pool_pages));
+    }
     // Runtimes rarely need the LSE; the kernels always write it, so it goes to scratch.
     thread_local std::vector<float> lse_scratch;
     if (!lse) {
         lse_scratch.resize(std::size_t(a->batch * a->heads * a->q_len));
         lse = lse_scratch.data();
     }
-    const void* inputs[] = {q, k, v};
+    const void* inputs[] = {q, k, v, table, &pool_pages};
     void* outputs[] = {o, lse};
-    d->dispatcher->run(p, {inputs, outputs});
+    d->dispatcher->run(p, {std::span<const void* const>(inputs, paged ? 5 : 3), outputs});
 }
 
 }  // namespace
@@ -392,6 +421,39 @@ int tune_tune_attention_bf16(const char* db_path, const tune_attention_desc* a, 
                              tune_tune_result* out) {
     return guarded("tune_tune_attention_bf16", TUNE_ERR_RUNTIME, [&] {
         tune_into(db_path, to_problem(a, true, true), options, out, "c_api tune_tune_attention_bf16");
+    });
+}
+
+int tune_lookup_attention_paged(const tune_dispatcher* d, const tune_attention_desc* a, int64_t page, int bf16,
+                                tune_selection* out) {
+    return guarded("tune_lookup_attention_paged", TUNE_ERR_UNSUPPORTED,
+                   [&] { lookup(d, to_paged_problem(a, page, bf16, false), out); });
+}
+
+int tune_attention_paged(const tune_dispatcher* d, const tune_attention_desc* a, int64_t page, int64_t pool_pages,
+                         const float* q, const float* k_pool, const float* v_pool, const int32_t* block_table, float* o,
+                         float* lse) {
+    return guarded("tune_attention_paged", TUNE_ERR_RUNTIME,
+                   [&] {
+                       const Paged paged{page, pool_pages, block_table};
+                       run_forward(d, a, false, q, k_pool, v_pool, o, lse, &paged);
+                   });
+}
+
+int tune_attention_paged_bf16(const tune_dispatcher* d, const tune_attention_desc* a, int64_t page, int64_t pool_pages,
+                              const uint16_t* q, const uint16_t* k_pool, const uint16_t* v_pool,
+                              const int32_t* block_table, float* o, float* lse) {
+    return guarded("tune_attention_paged_bf16", TUNE_ERR_RUNTIME,
+                   [&] {
+                       const Paged paged{page, pool_pages, block_table};
+                       run_forward(d, a, true, q, k_pool, v_pool, o, lse, &paged);
+                   });
+}
+
+int tune_tune_attention_paged(const char* db_path, const tune_attention_desc* a, int64_t page, int bf16,
+                              const tune_tune_options* options, tune_tune_result* out) {
+    return guarded("tune_tune_attention_paged", TUNE_ERR_RUNTIME, [&] {
+        tune_into(db_path, to_paged_problem(a, page, bf16), options, out, "c_api tune_tune_attention_paged");
     });
 }
 

@@ -34,7 +34,10 @@ constexpr std::array<DimSpec, 3> kSwigluDims{{
 }};
 
 // Paged KV cache (page > 0): K and V are pools of pages [pages][page][kv_heads][head_dim] and a
-// block table [batch][ceil(kv_len / page)] of int32 page indices maps each sequence's keys.
+// block table [batch][ceil(kv_len / page)] of int32 page indices maps each sequence's keys. The
+// pool holds batch * ceil(kv_len / page) pages, or, where the CPU templates are given a fifth
+// input (a pointer to one int64), that many: a serving runtime's shared pool. Not part of the
+// shape: where the pages lie does not change the work.
 constexpr std::array<DimSpec, 10> kAttentionDims{{
     {"batch", DimKind::size, 1, 0, "sequences"},
     {"heads", DimKind::size, 0, 0, "query heads"},

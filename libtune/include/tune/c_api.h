@@ -168,6 +168,24 @@ int tune_attention_bf16(const tune_dispatcher* d, const tune_attention_desc* a, 
 int tune_tune_attention_bf16(const char* db_path, const tune_attention_desc* a, const tune_tune_options* options,
                              tune_tune_result* out);
 
+/* The forward on a paged KV cache, as serving engines keep one: K and V are pools of pool_pages
+ * pages of `page` keys, each page [page][kv_heads][head_dim]; block_table [batch][ceil(kv_len /
+ * page)] (int32) lists each sequence's pages in key order. Every entry must be in [0,
+ * pool_pages): the table is checked before anything is read. `page` is part of the problem
+ * (look up and tune with the cache's own); `bf16`: Q, K and V hold bf16 (uint16_t bits), else
+ * f32. Tuning measures on a pool of exactly the pages the batch needs, in a shuffled order.
+ * a->backward must be 0. */
+int tune_lookup_attention_paged(const tune_dispatcher* d, const tune_attention_desc* a, int64_t page, int bf16,
+                                tune_selection* out);
+int tune_attention_paged(const tune_dispatcher* d, const tune_attention_desc* a, int64_t page, int64_t pool_pages,
+                         const float* q, const float* k_pool, const float* v_pool, const int32_t* block_table, float* o,
+                         float* lse);
+int tune_attention_paged_bf16(const tune_dispatcher* d, const tune_attention_desc* a, int64_t page, int64_t pool_pages,
+                              const uint16_t* q, const uint16_t* k_pool, const uint16_t* v_pool,
+                              const int32_t* block_table, float* o, float* lse);
+int tune_tune_attention_paged(const char* db_path, const tune_attention_desc* a, int64_t page, int bf16,
+                              const tune_tune_options* options, tune_tune_result* out);
+
 /* ---- Models: one transformer layer's problems, derived from a Hugging Face config.json ---- */
 typedef enum tune_op { TUNE_OP_GEMM = 0, TUNE_OP_ATTENTION = 1 } tune_op;
 typedef struct tune_model_problem {

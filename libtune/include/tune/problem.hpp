@@ -106,8 +106,9 @@ struct AttentionDims {
     std::int64_t page = 0;  // paged KV cache: keys per page (0 = contiguous K and V)
     std::int64_t group() const { return heads / kv_heads; }
     std::int64_t pages_per_sequence() const { return page > 0 ? (kv_len + page - 1) / page : 0; }
-    // A paged cache's pool holds batch * pages_per_sequence() pages [page][kv_heads][head_dim]:
-    // its rows of head_dim elements, and the row of (pool page, slot in it, kv head).
+    // A paged cache's pool holds batch * pages_per_sequence() pages [page][kv_heads][head_dim]
+    // (a runtime's larger pool: see problem.cpp, the optional pool-size operand): its rows of
+    // head_dim elements, and the row of (pool page, slot in it, kv head).
     std::int64_t page_pool_rows() const { return batch * pages_per_sequence() * page * kv_heads; }
     std::int64_t page_row(std::int64_t pool_page, std::int64_t slot, std::int64_t kv_head) const {
         return (pool_page * page + slot) * kv_heads + kv_head;

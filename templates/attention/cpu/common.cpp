@@ -24,9 +24,10 @@ namespace {
 
 // K and V rows out of their pages into contiguous [batch][kv_heads][kv_len][head_dim] arrays.
 template <class E>
-void gather_rows(const AttentionDims& a, const std::int32_t* table, const E* k_pool, const E* v_pool, E* k, E* v) {
+void gather_rows(const AttentionDims& a, const std::int32_t* table, std::int64_t pool_pages, const E* k_pool,
+                 const E* v_pool, E* k, E* v) {
     const std::int64_t d = a.head_dim, pages = a.pages_per_sequence();
-    check_block_table(a, table);
+    check_block_table(a, table, pool_pages);
     for (std::int64_t b = 0; b < a.batch; ++b)
         for (std::int64_t i = 0; i < pages; ++i) {
             const std::int64_t page = table[b * pages + i];
@@ -43,8 +44,8 @@ void gather_rows(const AttentionDims& a, const std::int32_t* table, const E* k_p
 
 }  // namespace
 
-void check_block_table(const AttentionDims& a, const std::int32_t* table) {
-    const std::int64_t entries = a.batch * a.pages_per_sequence(), pool_pages = entries;
+void check_block_table(const AttentionDims& a, const std::int32_t* table, std::int64_t pool_pages) {
+    const std::int64_t entries = a.batch * a.pages_per_sequence();
     for (std::int64_t i = 0; i < entries; ++i)
         if (table[i] < 0 || table[i] >= pool_pages)
             throw Error("paged KV cache: block table entry " + std::to_string(i) + " is " + std::to_string(table[i]) +
@@ -56,12 +57,12 @@ void gather_paged(const AttentionDims& a, Operands& x, void* into) {
     const std::size_t n = std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim);
     if (x.bf16()) {
         auto* k = static_cast<std::uint16_t*>(into);
-        gather_rows(a, x.table, x.k16, x.v16, k, k + n);
+        gather_rows(a, x.table, x.pool_pages, x.k16, x.v16, k, k + n);
         x.k16 = k;
         x.v16 = k + n;
     } else {
         auto* k = static_cast<float*>(into);
-        gather_rows(a, x.table, x.k, x.v, k, k + n);
+        gather_rows(a, x.table, x.pool_pages, x.k, x.v, k, k + n);
         x.k = k;
         x.v = k + n;
     }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -19,16 +20,19 @@ struct Operands {
     const float *q, *k, *v;
     float *o, *lse;
     const std::int32_t* table = nullptr;  // a paged KV cache's block table (see Problem's `page`)
+    std::int64_t pool_pages = 0;          // pages in a paged cache's K and V pools
     const std::uint16_t *q16 = nullptr, *k16 = nullptr, *v16 = nullptr;
     bool bf16() const { return q16 != nullptr; }
 };
 
-// Inputs {Q, K, V}, and the block table after them when the cache is paged (a.page > 0);
-// `bf16`: Q, K and V hold bf16.
+// Inputs {Q, K, V}, and the block table after them when the cache is paged (a.page > 0), then
+// optionally the pool's page count (a pointer to one int64; default batch * pages per
+// sequence); `bf16`: Q, K and V hold bf16.
 inline Operands unpack(const OpArgs& args, const std::string& name, const AttentionDims& a, bool bf16 = false) {
-    const std::size_t inputs = a.page > 0 ? 4 : 3;
-    if (args.inputs.size() != inputs || args.outputs.size() != 2)
-        throw Error(name + ": expects inputs {Q, K, V}" + (a.page > 0 ? " and the block table" : "") +
+    const std::size_t inputs = args.inputs.size();
+    if ((a.page > 0 ? inputs != 4 && inputs != 5 : inputs != 3) || args.outputs.size() != 2)
+        throw Error(name + ": expects inputs {Q, K, V}" +
+                    (a.page > 0 ? " and the block table (then optionally the pool's page count)" : "") +
                     " and outputs {O, LSE}");
     Operands x{nullptr, nullptr, nullptr, static_cast<float*>(args.outputs[0]), static_cast<float*>(args.outputs[1])};
     if (bf16) {
@@ -40,7 +44,18 @@ inline Operands unpack(const OpArgs& args, const std::string& name, const Attent
         x.k = static_cast<const float*>(args.inputs[1]);
         x.v = static_cast<const float*>(args.inputs[2]);
     }
-    if (a.page > 0) x.table = static_cast<const std::int32_t*>(args.inputs[3]);
+    if (a.page > 0) {
+        x.table = static_cast<const std::int32_t*>(args.inputs[3]);
+        x.pool_pages = a.batch * a.pages_per_sequence();
+        if (inputs == 5) {
+            if (!args.inputs[4]) throw Error(name + ": null operand");
+            x.pool_pages = *static_cast<const std::int64_t*>(args.inputs[4]);
+            if (x.pool_pages < 1 || x.pool_pages > std::numeric_limits<std::int32_t>::max() ||
+                x.pool_pages > std::numeric_limits<std::int64_t>::max() / (a.page * a.kv_heads * a.head_dim))
+                throw Error(name + ": the pool's page count must be in [1, 2^31) and its elements must fit int64, got " +
+                            std::to_string(x.pool_pages));
+        }
+    }
     for (const void* in : {args.inputs[0], args.inputs[1], args.inputs[2]})
         if (!in) throw Error(name + ": null operand");
     if (!x.o || !x.lse || (a.page > 0 && !x.table)) throw Error(name + ": null operand");
@@ -56,7 +71,7 @@ std::size_t paged_gather_bytes(const AttentionDims& a, std::size_t element_bytes
 void gather_paged(const AttentionDims& a, Operands& x, void* into);
 // Throws unless every entry of the block table names a page of the pool: the table comes from
 // the caller, and a kernel that reads pages in place must never read outside the pool.
-void check_block_table(const AttentionDims& a, const std::int32_t* table);
+void check_block_table(const AttentionDims& a, const std::int32_t* table, std::int64_t pool_pages);
 
 // The templates need AVX-512F (their exp and dot-product kernels) and operands whose lengths
 // fit the int tile arithmetic: f32, or bf16 Q/K/V where `bf16_io` (the fused forward).

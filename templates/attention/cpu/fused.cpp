@@ -200,7 +200,7 @@ public:
         if (gathers_pages(a_, c_))
             cpu_attention::gather_paged(a_, x, gathered.floats());
         else if (a_.page > 0)
-            cpu_attention::check_block_table(a_, x.table);
+            cpu_attention::check_block_table(a_, x.table, x.pool_pages);
         auto lease = scratch_.take();
         float* ws = lease.floats();
         float* partial = ws + l_.per_thread_floats * std::size_t(c_.threads);
