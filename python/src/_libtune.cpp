@@ -96,6 +96,19 @@ Operand request(const py::buffer& object, const char* name, bool writable, bool 
     return {std::move(info)};
 }
 
+// A block table: C-contiguous int32.
+Operand request_table(const py::buffer& object) {
+    py::buffer_info info = object.request(false);
+    const std::string& f = info.format;
+    if (info.itemsize != 4 || (f != "i" && f != "<i" && f != "=i" && f != "l" && f != "<l" && f != "=l"))
+        throw py::type_error("block_table: expected int32 elements, got format '" + f + "' with itemsize " +
+                             std::to_string(info.itemsize));
+    if (info.ndim != 2 || (info.shape[1] > 1 && info.strides[1] != 4) ||
+        (info.shape[0] > 1 && info.strides[0] != 4 * info.shape[1]))
+        throw py::value_error("block_table: must be a C-contiguous 2-D array (batch, pages per sequence)");
+    return {std::move(info)};
+}
+
 std::string shape_text(const std::vector<py::ssize_t>& s) {
     std::string out = "(";
     for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
@@ -229,6 +242,61 @@ struct Dispatcher {
                                            static_cast<const float*>(ov.info.ptr), o, l);
         }
         raise_on_error(status);
+    }
+
+    // attention on a paged KV cache: q (batch, heads, q_len, head_dim); k_pool and v_pool
+    // (pool_pages, page, kv_heads, head_dim); block_table (batch, ceil(kv_len / page)) int32.
+    void attention_paged(const py::buffer& q, const py::buffer& k_pool, const py::buffer& v_pool,
+                         const py::buffer& block_table, const py::buffer& out, std::optional<py::buffer> lse,
+                         std::int64_t kv_len, bool causal, std::int64_t window, double tolerance, double scale,
+                         bool bf16) const {
+        Operand oq = request(q, "q", false, bf16), ok = request(k_pool, "k_pool", false, bf16);
+        Operand ov = request(v_pool, "v_pool", false, bf16), oo = request(out, "out", true, false);
+        Operand ot = request_table(block_table);
+        const auto& sq = oq.shape();
+        const auto& sk = ok.shape();
+        if (oq.info.ndim != 4 || ok.info.ndim != 4 || sk != ov.shape() || sk[3] != sq[3])
+            throw py::value_error("shapes do not match: q " + shape_text(sq) + " (batch, heads, q_len, head_dim), k_pool " +
+                                  shape_text(sk) + " and v_pool " + shape_text(ov.shape()) +
+                                  " (pool_pages, page, kv_heads, head_dim) with q's head_dim");
+        const std::int64_t page = sk[1];
+        if (kv_len < 1 || page < 1) throw py::value_error("kv_len and the page size must be >= 1");
+        const std::vector<py::ssize_t> table_shape{sq[0], py::ssize_t((kv_len + page - 1) / page)};
+        if (ot.shape() != table_shape)
+            throw py::value_error("block_table: expected shape " + shape_text(table_shape) +
+                                  " (batch, ceil(kv_len / page)), got " + shape_text(ot.shape()));
+        if (oo.shape() != sq)
+            throw py::value_error("out: expected the shape of q " + shape_text(sq) + ", got " + shape_text(oo.shape()));
+        std::optional<Operand> olse;
+        if (lse) {
+            olse = request(*lse, "lse", true, false);
+            const std::vector<py::ssize_t> expect(sq.begin(), sq.end() - 1);
+            if (olse->shape() != expect)
+                throw py::value_error("lse: expected shape " + shape_text(expect) + ", got " + shape_text(olse->shape()));
+        }
+        const tune_attention_desc a =
+            make_attention_desc(sq[0], sq[1], sk[2], sq[2], kv_len, sq[3], causal, window, false, tolerance, scale);
+        int status;
+        {
+            py::gil_scoped_release release;
+            float* o = static_cast<float*>(oo.info.ptr);
+            float* l = olse ? static_cast<float*>(olse->info.ptr) : nullptr;
+            const auto* table = static_cast<const std::int32_t*>(ot.info.ptr);
+            status = bf16 ? tune_attention_paged_bf16(handle.get(), &a, page, sk[0],
+                                                      static_cast<const std::uint16_t*>(oq.info.ptr),
+                                                      static_cast<const std::uint16_t*>(ok.info.ptr),
+                                                      static_cast<const std::uint16_t*>(ov.info.ptr), table, o, l)
+                          : tune_attention_paged(handle.get(), &a, page, sk[0], static_cast<const float*>(oq.info.ptr),
+                                                 static_cast<const float*>(ok.info.ptr),
+                                                 static_cast<const float*>(ov.info.ptr), table, o, l);
+        }
+        raise_on_error(status);
+    }
+
+    py::dict lookup_attention_paged(const tune_attention_desc& a, std::int64_t page, bool bf16) const {
+        tune_selection s;
+        raise_on_error(tune_lookup_attention_paged(handle.get(), &a, page, bf16 ? 1 : 0, &s));
+        return selection(s);
     }
 
     // dq, dk, dv from the forward's q, k, v, o, lse and the output gradient d_o.
@@ -379,6 +447,11 @@ PYBIND11_MODULE(_libtune, mod) {
         .def("attention_backward", &Dispatcher::attention_backward, py::arg("q"), py::arg("k"), py::arg("v"),
              py::arg("o"), py::arg("lse"), py::arg("d_o"), py::arg("dq"), py::arg("dk"), py::arg("dv"),
              py::arg("causal"), py::arg("window"), py::arg("tolerance"), py::arg("scale"))
+        .def("attention_paged", &Dispatcher::attention_paged, py::arg("q"), py::arg("k_pool"), py::arg("v_pool"),
+             py::arg("block_table"), py::arg("out"), py::arg("lse"), py::arg("kv_len"), py::arg("causal"),
+             py::arg("window"), py::arg("tolerance"), py::arg("scale"), py::arg("bf16"))
+        .def("lookup_attention_paged", &Dispatcher::lookup_attention_paged, py::arg("desc"), py::arg("page"),
+             py::arg("bf16"))
         .def("stats", &Dispatcher::stats)
         .def("gemm", &Dispatcher::gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("bias"),
              py::arg("residual"), py::arg("trans_a"), py::arg("trans_b"), py::arg("act"), py::arg("tolerance"),
@@ -388,6 +461,22 @@ PYBIND11_MODULE(_libtune, mod) {
             py::arg("time_limit"), py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
     mod.def("tune_attention_bf16", &tune_py<tune_attention_desc, tune_tune_attention_bf16>, py::arg("db"), py::arg("desc"),
             py::arg("budget"), py::arg("time_limit"), py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
+    mod.def(
+        "tune_attention_paged",
+        [](const std::string& db, const tune_attention_desc& desc, std::int64_t page, bool bf16, std::size_t budget,
+           double time_limit, std::uint64_t seed, std::optional<std::string> strategy, bool isolate) {
+            const tune_tune_options o = tune_options(budget, time_limit, seed, strategy, isolate);
+            tune_tune_result r;
+            int status;
+            {
+                py::gil_scoped_release release;
+                status = tune_tune_attention_paged(db.c_str(), &desc, page, bf16 ? 1 : 0, &o, &r);
+            }
+            raise_on_error(status);
+            return result_dict(r);
+        },
+        py::arg("db"), py::arg("desc"), py::arg("page"), py::arg("bf16"), py::arg("budget"), py::arg("time_limit"),
+        py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
     mod.def("model_problems", &model_problems, py::arg("path"), py::arg("tokens"), py::arg("kv_len"), py::arg("dtype"));
     mod.def("tune_gemm", &tune_py<tune_gemm_desc, tune_tune_gemm>, py::arg("db"), py::arg("desc"), py::arg("budget"), py::arg("time_limit"),
             py::arg("seed"), py::arg("strategy"), py::arg("isolate"));

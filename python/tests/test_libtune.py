@@ -294,3 +294,41 @@ def test_attention_on_bf16_kv(tmp_path):
         d.attention(q, k32, v, causal=True)
     with pytest.raises(ValueError, match="dtype"):
         libtune.tune_attention(1, 8, 2, 1, 40, 64, db=db, dtype="f8")
+
+
+def test_attention_on_paged_kv(tmp_path):
+    # K and V scattered over a pool larger than the batch needs, as a serving engine keeps them.
+    batch, heads, kv_heads, kv_len, hd, page = 2, 8, 2, 37, 32, 16
+    pages = (kv_len + page - 1) // page
+    q, k, v = rand(batch, heads, 1, hd, seed=31), rand(batch, kv_heads, kv_len, hd, seed=32), rand(batch, kv_heads, kv_len, hd, seed=33)
+    pool = batch * pages + 4
+    table = np.random.default_rng(5).permutation(pool)[: batch * pages].astype(np.int32).reshape(batch, pages)
+    k_pool = np.zeros((pool, page, kv_heads, hd), np.float32)
+    v_pool = np.zeros_like(k_pool)
+    for b in range(batch):
+        for j in range(kv_len):
+            k_pool[table[b, j // page], j % page] = k[b, :, j]
+            v_pool[table[b, j // page], j % page] = v[b, :, j]
+    db = tmp_path / "paged.db"
+    r = libtune.tune_attention(batch, heads, kv_heads, 1, kv_len, hd, db=db, causal=True, page=page, budget=3,
+                               time_limit=30)
+    assert r["template"] == "cpu.attention.fused"
+    d = libtune.Dispatcher(db)
+    assert d.lookup_attention(batch, heads, kv_heads, 1, kv_len, hd, causal=True, page=page)["source"] == "exact"
+    o = d.attention_paged(q, k_pool, v_pool, table, kv_len, causal=True)
+    np.testing.assert_allclose(o, ref_attention(q, k, v, True)[0], atol=2e-6)
+    to_bits = lambda x: (x.view(np.uint32) >> 16).astype(np.uint16)  # truncation: exact bf16 values
+    back = lambda x: (x.astype(np.uint32) << 16).view(np.float32)
+    o16 = d.attention_paged(to_bits(q), to_bits(k_pool), to_bits(v_pool), table, kv_len, causal=True)
+    kb = np.stack([[back(to_bits(k_pool))[table[b, j // page], j % page] for j in range(kv_len)] for b in range(batch)], 0)
+    vb = np.stack([[back(to_bits(v_pool))[table[b, j // page], j % page] for j in range(kv_len)] for b in range(batch)], 0)
+    np.testing.assert_allclose(o16, ref_attention(back(to_bits(q)), kb.transpose(0, 2, 1, 3), vb.transpose(0, 2, 1, 3),
+                                                  True)[0], atol=2e-6)
+    bad = table.copy()
+    bad[1, 0] = pool
+    with pytest.raises(libtune.Error, match="block table entry"):
+        d.attention_paged(q, k_pool, v_pool, bad, kv_len, causal=True)
+    with pytest.raises(ValueError, match="block_table: expected shape"):
+        d.attention_paged(q, k_pool, v_pool, np.ascontiguousarray(table[:, :1]), kv_len, causal=True)
+    with pytest.raises(TypeError, match="int32"):
+        d.attention_paged(q, k_pool, v_pool, table.astype(np.int64), kv_len, causal=True)

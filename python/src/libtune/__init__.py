@@ -72,6 +72,18 @@ def _qkv_dtype(q, k, v):
     raise TypeError(f"q, k and v must all be float32, or all bf16 (uint16 bits); got {q.dtype}, {k.dtype}, {v.dtype}")
 
 
+def _forward_operands(q, k, v, out, lse, names):
+    """An attention forward's views (q, k, v, out, lse), `out` allocated when None and returned
+    in the caller's array type, and whether Q, K and V are bf16."""
+    vq, vk, vv = _view(q, names[0]), _view(k, names[1]), _view(v, names[2])
+    if out is None:
+        out, vout = _like(q, vq.shape, _is_torch(q))
+    else:
+        vout = _view(out, "out")
+    vlse = None if lse is None else _view(lse, "lse")
+    return out, (vq, vk, vv, vout, vlse), _qkv_dtype(vq, vk, vv) == "bf16"
+
+
 def _attention_bf16(dtype):
     if dtype in ("f32", "float32"):
         return False
@@ -132,11 +144,13 @@ class Dispatcher:
 
 
     def lookup_attention(self, batch, heads, kv_heads, q_len, kv_len, head_dim, *, causal=False, window=0,
-                         backward=False, tolerance=0.0, scale=None, dtype="f32"):
+                         backward=False, tolerance=0.0, scale=None, dtype="f32", page=0):
         """The config the runtime uses for this attention problem (dict as for lookup); dtype
-        "bf16": the forward on bf16 Q, K and V."""
+        "bf16": the forward on bf16 Q, K and V; page > 0: on a paged KV cache of that page size."""
         desc = _libtune.attention_desc(batch, heads, kv_heads, q_len, kv_len, head_dim, causal, window, backward,
                                        tolerance, _scale(scale))
+        if page:
+            return self._d.lookup_attention_paged(desc, int(page), _attention_bf16(dtype))
         return self._d.lookup_attention(desc, _attention_bf16(dtype))
 
     def attention(self, q, k, v, out=None, *, lse=None, causal=False, window=0, tolerance=0.0, scale=None):
@@ -147,15 +161,21 @@ class Dispatcher:
         position i + kv_len - q_len. causal: keys at or before that position; window w: keys
         less than w positions before it. lse (batch, heads, q_len), when given, receives each
         row's log-sum-exp (what backward needs)."""
-        returns_torch = _is_torch(q)
-        vq, vk, vv = _view(q, "q"), _view(k, "k"), _view(v, "v")
-        if out is None:
-            out, vout = _like(q, vq.shape, returns_torch)
-        else:
-            vout = _view(out, "out")
-        vlse = None if lse is None else _view(lse, "lse")
-        bf16 = _qkv_dtype(vq, vk, vv) == "bf16"
+        out, (vq, vk, vv, vout, vlse), bf16 = _forward_operands(q, k, v, out, lse, ("q", "k", "v"))
         self._d.attention(vq, vk, vv, vout, vlse, causal, window, tolerance, _scale(scale), bf16)
+        return out
+
+    def attention_paged(self, q, k_pool, v_pool, block_table, kv_len, out=None, *, lse=None, causal=False, window=0,
+                        tolerance=0.0, scale=None):
+        """attention(q, k, v) on a paged KV cache, as serving engines keep one: k_pool and v_pool
+        (pool_pages, page, kv_heads, head_dim) hold pages of `page` keys (float32, or bf16 as q);
+        block_table (batch, ceil(kv_len / page)) int32 lists each sequence's pages in key order,
+        every entry a page of the pool (checked before anything is read). The page size is part
+        of the tuned problem (tune_attention(..., page=...))."""
+        out, (vq, vk, vv, vout, vlse), bf16 = _forward_operands(q, k_pool, v_pool, out, lse, ("q", "k_pool", "v_pool"))
+        vtable = _view(block_table, "block_table")
+        self._d.attention_paged(vq, vk, vv, vtable, vout, vlse, int(kv_len), causal, window, tolerance, _scale(scale),
+                                bf16)
         return out
 
     def attention_backward(self, q, k, v, o, lse, d_o, *, causal=False, window=0, tolerance=0.0, scale=None):
@@ -189,12 +209,15 @@ def attention(q, k, v, out=None, *, db=None, **kwargs):
 
 def tune_attention(batch, heads, kv_heads, q_len, kv_len, head_dim, *, db, causal=False, window=0, backward=False,
                    budget=24, seed=0, time_limit=60.0, strategy=None, isolate=False, tolerance=0.0, scale=None,
-                   dtype="f32"):
+                   dtype="f32", page=0):
     """Measures up to `budget` candidates for this attention problem (fused vs unfused, tiles,
     ...; backward=True: the gradients, recompute vs store; dtype "bf16": the forward on bf16 Q,
     K and V) into the SQLite store `db`. Returns the best as tune_gemm does."""
     desc = _libtune.attention_desc(batch, heads, kv_heads, q_len, kv_len, head_dim, causal, window, backward,
                                    tolerance, _scale(scale))
+    if page:  # a paged KV cache of that page size (forward only)
+        return _libtune.tune_attention_paged(str(db), desc, int(page), _attention_bf16(dtype), budget, time_limit, seed,
+                                             strategy, isolate)
     tune = _libtune.tune_attention_bf16 if _attention_bf16(dtype) else _libtune.tune_attention
     return tune(str(db), desc, budget, time_limit, seed, strategy, isolate)
 
