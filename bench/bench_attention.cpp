@@ -21,7 +21,8 @@
 //                                 decode_paged_key_major / decode_paged_bf16kv_key_major /
 //                                 decode_key_major (loop_order=key_major: a task walks the keys
 //                                 once for every KV head, so a page is read whole; best split
-//                                 and k_tile of 32..512) and
+//                                 and k_tile of 32..512), decode_paged_in_order_best (the pages
+//                                 in pool order: runs of rows merge across them) and
 //                                 decode_read_roof: a plain read
 //                                 of as many bytes as the step's K and V by as many threads, the
 //                                 bandwidth a decode step cannot beat (counter KV_GB/s on all)
@@ -69,7 +70,8 @@ struct AttentionOperands {
     std::vector<std::int32_t> table;            // a paged cache's block table
     std::vector<const void*> in;
     std::vector<void*> out;
-    explicit AttentionOperands(const Problem& p) {
+    // A paged cache's pages are shuffled, or (in_order) laid out in pool order.
+    explicit AttentionOperands(const Problem& p, bool in_order = false) {
         const AttentionDims a = attention_dims(p);
         std::mt19937 rng(1);
         std::uniform_real_distribution<float> dist(-1, 1);
@@ -83,7 +85,7 @@ struct AttentionOperands {
             v.resize(k.size());
             table.resize(std::size_t(a.batch * a.pages_per_sequence()));
             for (std::size_t i = 0; i < table.size(); ++i) table[i] = std::int32_t(i);
-            std::shuffle(table.begin(), table.end(), rng);
+            if (!in_order) std::shuffle(table.begin(), table.end(), rng);
         }
         for (auto* x : {&q, &k, &v})
             for (auto& e : *x) e = dist(rng);
@@ -161,6 +163,7 @@ enum class Variant {
     fused_dot,
     fused_no_split,
     fused_key_major,  // loop_order=key_major, best split_kv and k_tile (32..512)
+    fused_best_pages_in_order,  // fused_best on a paged cache whose pages lie in pool order
     fused_default,  // Template::default_config(p): what an untuned Dispatcher serves
     unfused,
     backward_store,
@@ -190,7 +193,7 @@ double kv_bytes(const Problem& p) {
 }
 
 void bench(benchmark::State& state, Problem p, Variant v) {
-    AttentionOperands o(p);
+    AttentionOperands o(p, v == Variant::fused_best_pages_in_order);
     Config c;
     const bool decode = fused().space(p)->knob("split_kv") != nullptr;
     if (v == Variant::backward_store || v == Variant::backward_recompute) {
@@ -318,6 +321,7 @@ int main(int argc, char** argv) {
                     add("decode_paged_key_major" + key, paged, Variant::fused_key_major);
                     add("decode_paged_bf16kv_key_major" + key, paged_bf16, Variant::fused_key_major);
                     add("decode_key_major" + key, decode, Variant::fused_key_major);
+                    add("decode_paged_in_order_best" + key, paged, Variant::fused_best_pages_in_order);
                 }
                 benchmark::RegisterBenchmark(("decode_read_roof" + key).c_str(), read_roof, decode)
                     ->Unit(benchmark::kMillisecond)
@@ -361,6 +365,8 @@ int main(int argc, char** argv) {
     ratios("decode: a paged KV cache (pages of 16 keys, shuffled) vs a contiguous one (best split_kv and k_tile each)",
            "decode_fused_best", "decode_paged_best");
     ratios("decode: the same on a bf16 KV cache", "decode_bf16kv_best", "decode_paged_bf16kv_best");
+    ratios("decode: a paged cache with its pages in pool order (runs merge across pages) vs a contiguous one",
+           "decode_fused_best", "decode_paged_in_order_best");
     ratios("decode, paged cache: key-major vs head-major loop order (best split_kv and k_tile each)",
            "decode_paged_best", "decode_paged_key_major");
     ratios("decode, paged bf16 cache: key-major vs head-major loop order", "decode_paged_bf16kv_best",

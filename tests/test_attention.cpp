@@ -263,6 +263,37 @@ TEST_CASE("both CPU templates read a paged KV cache: decode with every split, pr
                 test::check_against_reference(*fused, decode, c, 5, 2);
             }
     }
+    // Pages in pool order (runs merge across pages) and partly in order, every split.
+    {
+        const Problem decode = paged(make_attention(2, 8, 2, 1, 509, 128, true, 0), 16);
+        const Space& s = *fused->space(decode);
+        for (const bool partly : {false, true})
+            for (const auto& split : s.knob("split_kv")->values) {
+                Workload w(decode, 8);
+                auto* table = static_cast<std::int32_t*>(const_cast<void*>(w.args().inputs[3]));
+                const std::int64_t entries = 2 * 32;  // batch x ceil(509 / 16)
+                // The workload laid its pages out through its own table: move them to pool order.
+                std::vector<std::int32_t> order(table, table + entries);
+                for (std::int64_t i = 0; i < entries; ++i) order[std::size_t(i)] = std::int32_t(i);
+                if (partly) std::swap(order[5], order[40]);
+                const auto* k = static_cast<const float*>(w.args().inputs[1]);
+                const auto* v = static_cast<const float*>(w.args().inputs[2]);
+                const std::size_t page_floats = 16 * 2 * 128;
+                std::vector<float> k_pool(std::size_t(entries) * page_floats), v_pool(k_pool.size());
+                for (std::int64_t i = 0; i < entries; ++i) {
+                    std::copy(k + table[i] * page_floats, k + (table[i] + 1) * page_floats, k_pool.begin() + order[std::size_t(i)] * page_floats);
+                    std::copy(v + table[i] * page_floats, v + (table[i] + 1) * page_floats, v_pool.begin() + order[std::size_t(i)] * page_floats);
+                }
+                std::copy(order.begin(), order.end(), table);
+                std::vector<const void*> in(w.args().inputs.begin(), w.args().inputs.end());
+                in[1] = k_pool.data(), in[2] = v_pool.data();
+                Config c = s.default_config();
+                c.set("split_kv", split);
+                INFO("partly in order " << partly << " " << c.text());
+                fused->instantiate(decode, c)->run({in, w.args().outputs});
+                CHECK(w.error() <= effective_tolerance(decode));
+            }
+    }
     // Prefill, pages of 7 keys (never a multiple of a key tile, so tiles span pages), every
     // mask; GQA and MQA; both inner loops.
     for (const Mask& m : kMasks)

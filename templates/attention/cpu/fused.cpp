@@ -133,11 +133,15 @@ struct KvRows {
     std::int64_t kv_head = 0;
 
     // Keys [j, j + n) begin with a run of rows ld() apart: the element offset of its first row
-    // and its length (all n when contiguous; up to the end of j's page when paged).
+    // and its length (all n when contiguous; when paged, up to the end of j's page and on through
+    // the pages that follow it in the pool, as a runtime that allocates in order leaves them).
     std::pair<std::int64_t, std::int64_t> run(std::int64_t j, std::int64_t n) const {
         if (!table) return {j * d, n};
-        const std::int64_t slot = j % a->page;
-        return {a->page_row(table[j / a->page], slot, kv_head) * d, std::min(n, a->page - slot)};
+        const std::int64_t slot = j % a->page, first = j / a->page, page = table[first];
+        std::int64_t len = std::min(n, a->page - slot);
+        while (len < n && table[(j + len) / a->page] == page + (j + len) / a->page - first)
+            len = std::min(n, len + a->page);
+        return {a->page_row(page, slot, kv_head) * d, len};
     }
     std::int64_t ld() const { return table ? a->kv_heads * d : d; }
     // Rows [j0, j0 + n) of K, and of V, as f32 rows d apart.
