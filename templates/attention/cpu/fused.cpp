@@ -221,7 +221,8 @@ public:
         std::atomic<std::int64_t> next{0};
         pool_->parallel_for(c_.threads, [&](int t) {
             float* mine = ws + l_.per_thread_floats * std::size_t(t);
-            std::vector<const float*> q_rows(std::size_t(l_.rows * l_.units));
+            TaskScratch scratch;
+            scratch.q_rows.resize(std::size_t(l_.rows * l_.units));
             std::vector<Task> units(std::size_t(l_.units));
             for (std::int64_t id; (id = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
                 // Last query tiles first: under a causal mask they see the most keys.
@@ -229,7 +230,7 @@ public:
                 const std::int64_t tile = q_tiles - 1 - group % q_tiles, b = group / q_tiles / group_units;
                 const std::int64_t unit0 = group / q_tiles % group_units * l_.units;
                 for (std::int64_t u = 0; u < l_.units; ++u) units[std::size_t(u)] = task_of(b, unit0 + u, tile * c_.q_tile);
-                run_task(x, units, split, mine, q_rows, partial, packed_kv);
+                run_task(x, units, split, mine, scratch, partial, packed_kv);
                 if (c_.split_kv > 1 &&
                     done[std::size_t(group)].fetch_add(1, std::memory_order_acq_rel) + 1 == c_.split_kv)
                     for (const Task& task : units)
@@ -257,10 +258,28 @@ private:
         return {b, head0, q0, positions, a_.heads, a_.q_len, int(positions * (c_.gqa_pack ? a_.group() : 1))};
     }
 
+    // The register dot-product inner loops: a task's scores, accumulators, running maxima and
+    // denominators, rescale factors and 1s (a tile's later page runs add to O without
+    // rescaling it), in its workspace.
+    struct DotState {
+        float *s, *o, *m, *l, *alpha, *ones;
+    };
+
+    // A thread's per-task bookkeeping, kept across its tasks (no allocation per task).
+    struct TaskScratch {
+        std::vector<const float*> q_rows;  // every unit's query rows
+        std::vector<KvRows> kv;
+        std::vector<Accumulators> acc;
+        std::vector<DotState> state;
+    };
+
     // One work item: a task per head unit in `units` (one, or every head unit with key_major),
     // over `split` of the keys the query tile sees. Unit u works in ws + u * unit_floats.
     void run_task(const cpu_attention::Operands& x, const std::vector<Task>& units, std::int64_t split, float* ws,
-                  std::vector<const float*>& q_rows, float* partial, const std::uint16_t* packed_kv) const {
+                  TaskScratch& scratch, float* partial, const std::uint16_t* packed_kv) const {
+        std::vector<const float*>& q_rows = scratch.q_rows;
+        std::vector<KvRows>& kv = scratch.kv;
+        std::vector<Accumulators>& acc = scratch.acc;
         const std::int64_t d = a_.head_dim, positions = units.front().positions, q0 = units.front().q0;
         const int rows = units.front().rows;
         // Keys any row of the tile sees (ranges move forward with the query), then this split's part.
@@ -273,8 +292,8 @@ private:
             last = std::min(last, first + (split + 1) * part);
             first = std::min(last, first + split * part);
         }
-        std::vector<KvRows> kv;
-        std::vector<Accumulators> acc(units.size());
+        kv.clear();
+        acc.resize(units.size());
         for (std::size_t u = 0; u < units.size(); ++u) {
             float* mine = ws + u * l_.unit_floats;
             kv.push_back(unit_rows(x, units[u], mine, q_rows.data() + u * std::size_t(rows)));
@@ -291,7 +310,8 @@ private:
         } else {
             // The dot loops: each key tile for every unit in turn (key_major), so a paged cache's
             // pages are read whole while they are in cache.
-            std::vector<DotState> state;
+            std::vector<DotState>& state = scratch.state;
+            state.clear();
             for (std::size_t u = 0; u < units.size(); ++u) state.push_back(dot_begin(ws + u * l_.unit_floats, rows));
             for (std::int64_t j0 = first; j0 < last; j0 += c_.k_tile)
                 for (std::size_t u = 0; u < units.size(); ++u)
@@ -348,13 +368,6 @@ private:
         }
         return kv;
     }
-
-    // The register dot-product inner loops: a task's scores, accumulators, running maxima and
-    // denominators, rescale factors and 1s (a tile's later page runs add to O without
-    // rescaling it), in its workspace.
-    struct DotState {
-        float *s, *o, *m, *l, *alpha, *ones;
-    };
 
     DotState dot_begin(float* ws, int rows) const {
         DotState st;
