@@ -8,8 +8,9 @@
 
 namespace tune {
 
-// "cpu.attention.fused": never materialises the scores; knobs q_tile, k_tile, gqa_pack (grouped
-// heads), split_kv (decode), threads. Needs AVX-512F.
+// "cpu.attention.fused": never materialises the scores; knobs q_tile, k_tile, inner, gqa_pack
+// (grouped heads), split_kv and loop_order (decode), threads; f32 or bf16 Q/K/V, a paged KV cache
+// read in place. Needs AVX-512F.
 std::unique_ptr<Template> make_cpu_attention_fused_template(const DeviceInfo& device);
 
 // "cpu.attention.unfused": per head, S = Q K^T (OpenBLAS sgemm), a masked softmax pass, O = P V
