@@ -308,15 +308,12 @@ private:
         } else if (c_.ukernel) {
             acc[0] = gemm_tiles(q_rows, rows, positions, q0, kv[0], first, last, ws);
         } else {
-            // The dot loops: each key tile for every unit in turn (key_major), so a paged cache's
-            // pages are read whole while they are in cache.
+            // The dot loops: each key tile for every unit (key_major: all head units).
             std::vector<DotState>& state = scratch.state;
             state.clear();
             for (std::size_t u = 0; u < units.size(); ++u) state.push_back(dot_begin(ws + u * l_.unit_floats, rows));
             for (std::int64_t j0 = first; j0 < last; j0 += c_.k_tile)
-                for (std::size_t u = 0; u < units.size(); ++u)
-                    dot_step(state[u], q_rows.data() + u * std::size_t(rows), rows, positions, q0, kv[u], j0,
-                             std::min(c_.k_tile, last - j0), last);
+                dot_step(state, q_rows.data(), rows, positions, q0, kv, j0, std::min(c_.k_tile, last - j0), last);
             for (std::size_t u = 0; u < units.size(); ++u) acc[u] = {state[u].o, state[u].m, state[u].l};
         }
         for (std::size_t u = 0; u < units.size(); ++u)
@@ -384,38 +381,51 @@ private:
         return st;
     }
 
-    // Keys [j0, j0 + n) of the task's range [.., last).
-    void dot_step(const DotState& st, const float* const* q_rows, int rows, std::int64_t positions, std::int64_t q0,
-                  const KvRows& kv, std::int64_t j0, std::int64_t keys, std::int64_t last) const {
+    // Keys [j0, j0 + n) of the tasks' range [.., last), for every unit u (its state st[u],
+    // query rows q_rows + u * rows, KV rows kv[u]). K and V are read in place, a run of rows at
+    // a time (one run per tile unless the cache is paged), each run for every unit in turn: a
+    // paged cache stores a run's rows of every KV head together, so they are read as one block.
+    // The kernels widen a bf16 cache's rows in registers.
+    void dot_step(const std::vector<DotState>& st, const float* const* q_rows, int rows, std::int64_t positions,
+                  std::int64_t q0, const std::vector<KvRows>& kv, std::int64_t j0, std::int64_t keys,
+                  std::int64_t last) const {
         const std::int64_t d = a_.head_dim;
         const int n = int(keys);
         const auto scale = float(a_.scale);
-        // K and V are read in place, a run of rows at a time (one run unless the cache is
-        // paged); the kernels widen a bf16 cache's rows in registers.
         for (int c = 0; c < n;) {
-            const auto [at, len] = kv.run(j0 + c, n - c);
-            if (kv.table) prefetch_next_run(kv, kv.k, kv.k16, j0 + c + len, last);
-            if (kv.k16)
-                cpu_attention::scores(q_rows, rows, kv.k16 + at, kv.ld(), int(len), int(d), scale, st.s + c, l_.lds);
-            else
-                cpu_attention::scores(q_rows, rows, kv.k + at, kv.ld(), int(len), int(d), scale, st.s + c, l_.lds);
+            const std::int64_t len = kv[0].run(j0 + c, n - c).second;  // the same for every unit
+            for (std::size_t u = 0; u < st.size(); ++u) {
+                const KvRows& x = kv[u];
+                const std::int64_t at = x.run(j0 + c, n - c).first;
+                if (x.table) prefetch_next_run(x, x.k, x.k16, j0 + c + len, last);
+                const float* const* q = q_rows + u * std::size_t(rows);
+                if (x.k16)
+                    cpu_attention::scores(q, rows, x.k16 + at, x.ld(), int(len), int(d), scale, st[u].s + c, l_.lds);
+                else
+                    cpu_attention::scores(q, rows, x.k + at, x.ld(), int(len), int(d), scale, st[u].s + c, l_.lds);
+            }
             c += int(len);
         }
-        for (int r = 0; r < rows; ++r) {
-            auto [lo, hi] = a_.key_range(q0 + r % positions);
-            st.alpha[r] = cpu_attention::softmax_step(st.s + r * l_.lds, n, int(std::max<std::int64_t>(lo - j0, -1)),
-                                                      int(std::min<std::int64_t>(hi - j0, n)), st.m[r], st.l[r]);
-        }
+        for (const DotState& t : st)
+            for (int r = 0; r < rows; ++r) {
+                auto [lo, hi] = a_.key_range(q0 + r % positions);
+                t.alpha[r] = cpu_attention::softmax_step(t.s + r * l_.lds, n, int(std::max<std::int64_t>(lo - j0, -1)),
+                                                         int(std::min<std::int64_t>(hi - j0, n)), t.m[r], t.l[r]);
+            }
         for (int c = 0; c < n;) {
-            const auto [at, len] = kv.run(j0 + c, n - c);
-            const float* rescale = c == 0 ? st.alpha : st.ones;
-            if (kv.table) prefetch_next_run(kv, kv.v, kv.v16, j0 + c + len, last);
-            if (kv.v16)
-                cpu_attention::pv_update(st.s + c, l_.lds, rows, rescale, kv.v16 + at, kv.ld(), int(len), int(d), st.o,
-                                         l_.ldo);
-            else
-                cpu_attention::pv_update(st.s + c, l_.lds, rows, rescale, kv.v + at, kv.ld(), int(len), int(d), st.o,
-                                         l_.ldo);
+            const std::int64_t len = kv[0].run(j0 + c, n - c).second;
+            for (std::size_t u = 0; u < st.size(); ++u) {
+                const KvRows& x = kv[u];
+                const std::int64_t at = x.run(j0 + c, n - c).first;
+                const float* rescale = c == 0 ? st[u].alpha : st[u].ones;
+                if (x.table) prefetch_next_run(x, x.v, x.v16, j0 + c + len, last);
+                if (x.v16)
+                    cpu_attention::pv_update(st[u].s + c, l_.lds, rows, rescale, x.v16 + at, x.ld(), int(len), int(d),
+                                             st[u].o, l_.ldo);
+                else
+                    cpu_attention::pv_update(st[u].s + c, l_.lds, rows, rescale, x.v + at, x.ld(), int(len), int(d),
+                                             st[u].o, l_.ldo);
+            }
             c += int(len);
         }
     }
