@@ -80,6 +80,9 @@ const cpu_gemm::Ukernel* find_tile_kernel(const std::string& label) {
     return nullptr;
 }
 
+// Head units of a sequence: its KV heads, each with its group, when GQA-packed; else its query heads.
+std::int64_t head_units(const AttentionDims& a, bool gqa_pack) { return gqa_pack ? a.kv_heads : a.heads; }
+
 Layout layout(const AttentionDims& a, const FusedConfig& c) {
     Layout l;
     l.rows = std::min(c.q_tile, a.q_len) * (c.gqa_pack ? a.group() : 1);
@@ -112,7 +115,7 @@ Layout layout(const AttentionDims& a, const FusedConfig& c) {
         l.per_thread_floats += l.widen_floats;
     }
     l.unit_floats = l.per_thread_floats;
-    l.units = c.key_major ? (c.gqa_pack ? a.kv_heads : a.heads) : 1;
+    l.units = c.key_major ? head_units(a, c.gqa_pack) : 1;
     l.per_thread_floats = l.unit_floats * std::size_t(l.units);
     l.partial_floats = c.split_kv > 1 ? std::size_t(a.batch * a.heads * a.q_len * c.split_kv * (d + 1)) : 0;
     return l;
@@ -183,7 +186,7 @@ std::size_t gather_bytes(const AttentionDims& a, const FusedConfig& c) {
 // with all its query heads when GQA-packed, else one query head; each group is split_kv tasks.
 // key_major: one per (sequence, query tile), holding every head unit.
 std::int64_t task_groups(const AttentionDims& a, const FusedConfig& c) {
-    const std::int64_t units = c.key_major ? 1 : (c.gqa_pack ? a.kv_heads : a.heads);
+    const std::int64_t units = c.key_major ? 1 : head_units(a, c.gqa_pack);
     return a.batch * units * ((a.q_len + c.q_tile - 1) / c.q_tile);
 }
 
@@ -211,8 +214,7 @@ public:
         auto* packed_kv = reinterpret_cast<std::uint16_t*>(partial + l_.partial_floats);
         if (c_.bf16()) cpu_attention::pack_kv_bf16(a_, c_, l_, x, packed_kv, ws, *pool_);
 
-        const std::int64_t head_units = c_.gqa_pack ? a_.kv_heads : a_.heads;
-        const std::int64_t group_units = head_units / l_.units;  // head units that are separate groups
+        const std::int64_t group_units = head_units(a_, c_.gqa_pack) / l_.units;  // head units that are separate groups
         const std::int64_t q_tiles = (a_.q_len + c_.q_tile - 1) / c_.q_tile;
         const std::int64_t groups = task_groups(a_, c_), tasks = groups * c_.split_kv;
         // Splits of a group done so far: the last one to finish merges the group's rows, so the
@@ -623,8 +625,7 @@ public:
         // A paged cache with several KV heads: key-major reads each page for every head in
         // turn; per head, a task reads one slice of every page (1.0-2.0x slower on epyc-2c,
         // docs/performance.md).
-        const bool packed = c.has("gqa_pack") && c.get_int("gqa_pack") != 0;
-        if (a.page > 0 && (packed ? a.kv_heads : a.heads) > 1 && c.get_str("inner") == kDot)
+        if (a.page > 0 && head_units(a, fused_config(c, p).gqa_pack) > 1 && c.get_str("inner") == kDot)
             c.set("loop_order", std::string(kKeyMajor));
         const std::int64_t tasks = task_groups(a, fused_config(c, p));
         for (const auto& v : split->values) {
@@ -655,7 +656,7 @@ public:
         if (const KnobValue* order = c.find("loop_order")) {
             const AttentionDims a = attention_dims(p);
             const bool packed = c.has("gqa_pack") && c.get_int("gqa_pack") != 0;
-            if ((packed ? a.kv_heads : a.heads) == 1 && *order != KnobValue{std::string(kHeadMajor)}) {
+            if (head_units(a, packed) == 1 && *order != KnobValue{std::string(kHeadMajor)}) {
                 Config key = c;
                 return equivalence_key(p, key.set("loop_order", std::string(kHeadMajor)));
             }

@@ -33,12 +33,21 @@ std::size_t backward_workspace_bytes(const AttentionDims& a, bool store) {
     return std::size_t(a.batch * a.heads * a.q_len) * std::size_t(a.kv_len) * sizeof(float);
 }
 
+namespace {
+
+// Both backward templates' mode: what the dQ pass does for P and dS.
+Knob mode_knob() {
+    return Knob::categorical("mode", {"recompute", "store"}, "recompute",
+                             "recompute P and dS in the dQ pass from Q, K, V, LSE and dO (no workspace), or store "
+                             "dS from the dK/dV pass (batch x heads x q_len x kv_len floats)");
+}
+
+}  // namespace
+
 std::shared_ptr<Space> build_backward_space(const Problem& p, const Target& t) {
     const std::int64_t d = attention_dims(p).head_dim;
     auto s = std::make_shared<Space>();
-    s->add(Knob::categorical("mode", {"recompute", "store"}, "recompute",
-                             "recompute P and dS in the dQ pass from Q, K, V, LSE and dO (no workspace), or store "
-                             "dS from the dK/dV pass (batch x heads x q_len x kv_len floats)"));
+    s->add(mode_knob());
     // Defaults valid for every head_dim and both waves (see the constraints below).
     s->add(Knob::ints("q_tile", {16, 32, 64}, d >= 256 ? 16 : 32, "query rows per tile (dQ blocks; dK/dV inner steps)"));
     s->add(Knob::ints("k_tile", {16, 32, 64}, 32, "keys per tile (dK/dV blocks; dQ inner steps)"));
@@ -77,9 +86,7 @@ double backward_single_rounding_tolerance(const Problem& p) {
 std::shared_ptr<Space> build_backward_mma_space(const Problem& p, const Target& t) {
     const std::int64_t d = attention_dims(p).head_dim;
     auto s = std::make_shared<Space>();
-    s->add(Knob::categorical("mode", {"recompute", "store"}, "recompute",
-                             "recompute P and dS in the dQ pass from Q, K, V, LSE and dO (no workspace), or store "
-                             "dS from the dK/dV pass (batch x heads x q_len x kv_len floats)"));
+    s->add(mode_knob());
     s->add(Knob::ints("q_tile", {16, 32, 64, 128}, 64, "query rows per tile (dQ blocks: 16 or 32 rows per warp)"));
     s->add(Knob::ints("k_tile", {16, 32, 64, 128}, 64, "keys per tile (dK/dV blocks: 16 or 32 keys per warp)"));
     s->add(Knob::ints("warps", {1, 2, 4, 8}, 4, "warps per thread block"));
