@@ -25,6 +25,82 @@ __device__ __forceinline__ void zero_tiles(float (&x)[M][N][4]) {
             for (int e = 0; e < 4; ++e) x[i][j][e] = 0.f;
 }
 
+// acc[i][j] += A B^T over K_EXT columns for a warp: A is MI 16-row slices of `a`, B the n x k
+// tile `b` whose rows (8 per j) are the n dimension; rows of all tiles are ld elements apart.
+// A_LO / B_LO: a_lo / b_lo hold the rounding residual of A / B, and its product is added too.
+template <int ELEM, int K_EXT, int A_LO, int B_LO, int MI, int NI>
+__device__ __forceinline__ void mma_nk(float (&acc)[MI][NI][4], const u16* a, const u16* a_lo, const u16* b,
+                                       const u16* b_lo, int ld, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < K_EXT; kk += 16) {
+        unsigned af[MI][4], al[MI][4];
+#pragma unroll
+        for (int i = 0; i < MI; ++i) {
+            ldmatrix_x4(af[i], a + (i * 16 + lane % 16) * ld + kk + (lane / 16) * 8);
+            if constexpr (A_LO != 0) ldmatrix_x4(al[i], a_lo + (i * 16 + lane % 16) * ld + kk + (lane / 16) * 8);
+        }
+#pragma unroll
+        for (int j = 0; j < NI; j += 2) {
+            const int at = (j * 8 + lane % 8 + (lane / 16) * 8) * ld + kk + ((lane / 8) % 2) * 8;
+            unsigned r[4], rl[4];
+            ldmatrix_x4(r, b + at);
+            if constexpr (B_LO != 0) ldmatrix_x4(rl, b_lo + at);
+            const unsigned b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+#pragma unroll
+            for (int i = 0; i < MI; ++i) {
+                mma<ELEM>(acc[i][j], af[i], b0);
+                mma<ELEM>(acc[i][j + 1], af[i], b1);
+                if constexpr (A_LO != 0) {
+                    mma<ELEM>(acc[i][j], al[i], b0);
+                    mma<ELEM>(acc[i][j + 1], al[i], b1);
+                }
+                if constexpr (B_LO != 0) {
+                    const unsigned l0[2] = {rl[0], rl[1]}, l1[2] = {rl[2], rl[3]};
+                    mma<ELEM>(acc[i][j], af[i], l0);
+                    mma<ELEM>(acc[i][j + 1], af[i], l1);
+                }
+            }
+        }
+    }
+}
+
+// acc[i][j] += S B for a warp: S the f32 accumulators s (their layout is the A layout; its
+// NS 8-column slices are the k dimension) rounded to 16 bits, B the k x n tile `b` whose rows
+// are k (ldmatrix .trans), ld elements apart. S_LO: S's rounding residual is multiplied too;
+// B_LO: b_lo holds B's rounding residual, multiplied by the rounded S.
+template <int ELEM, int S_LO, int B_LO, int MI, int NS, int ND>
+__device__ __forceinline__ void mma_kn(float (&acc)[MI][ND][4], const float (&s)[MI][NS][4], const u16* b,
+                                       const u16* b_lo, int ld, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < NS * 8; kk += 16) {
+        unsigned sa[MI][4], sl[MI][4];
+#pragma unroll
+        for (int i = 0; i < MI; ++i) p_fragments<ELEM, S_LO>(&s[i][kk / 8][0], sa[i], sl[i]);
+#pragma unroll
+        for (int j = 0; j < ND; j += 2) {
+            const int at = (kk + lane % 8 + ((lane / 8) % 2) * 8) * ld + j * 8 + (lane / 16) * 8;
+            unsigned r[4], rl[4];
+            ldmatrix_x4_trans(r, b + at);
+            if constexpr (B_LO != 0) ldmatrix_x4_trans(rl, b_lo + at);
+            const unsigned b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+#pragma unroll
+            for (int i = 0; i < MI; ++i) {
+                mma<ELEM>(acc[i][j], sa[i], b0);
+                mma<ELEM>(acc[i][j + 1], sa[i], b1);
+                if constexpr (S_LO != 0) {
+                    mma<ELEM>(acc[i][j], sl[i], b0);
+                    mma<ELEM>(acc[i][j + 1], sl[i], b1);
+                }
+                if constexpr (B_LO != 0) {
+                    const unsigned l0[2] = {rl[0], rl[1]}, l1[2] = {rl[2], rl[3]};
+                    mma<ELEM>(acc[i][j], sa[i], l0);
+                    mma<ELEM>(acc[i][j + 1], sa[i], l1);
+                }
+            }
+        }
+    }
+}
+
 template <int ELEM, int HEAD_DIM, int Q_TILE, int K_TILE, int WARPS, int STORE, int SPLIT>
 __global__ void __launch_bounds__(WARPS * 32) attention_backward_mma(AttentionBackwardParams b) {
     constexpr int kThreads = WARPS * 32, kLd = HEAD_DIM + 8, kChunks = HEAD_DIM / 8;
@@ -106,18 +182,6 @@ __global__ void __launch_bounds__(WARPS * 32) attention_backward_mma(AttentionBa
         }
         cp_async_commit();
     };
-    // Fragment loads from a row-major tile of kLd-strided rows: the A operand (16 rows from
-    // `rows`, k columns kk..kk+15); a B pair (n tiles j, j + 1) from rows that are n (nk) or k (kn).
-    auto a_fragment = [&](unsigned (&a)[4], const u16* rows, int kk) {
-        ldmatrix_x4(a, rows + (lane % 16) * kLd + kk + (lane / 16) * 8);
-    };
-    auto b_nk = [&](unsigned (&r)[4], const u16* tile, int j, int kk) {
-        ldmatrix_x4(r, tile + (j * 8 + lane % 8 + (lane / 16) * 8) * kLd + kk + ((lane / 8) % 2) * 8);
-    };
-    auto b_kn = [&](unsigned (&r)[4], const u16* tile, int j, int kk) {
-        ldmatrix_x4_trans(r, tile + (kk + lane % 8 + ((lane / 8) % 2) * 8) * kLd + j * 8 + (lane / 16) * 8);
-    };
-
     if (b.pass == 0) {
         const long long batch = blockIdx.y / p.kv_heads, kv_head = blockIdx.y % p.kv_heads;
         const long long key0 = (long long)blockIdx.x * K_TILE, kv_row = (batch * p.kv_heads + kv_head) * p.kv_len;
@@ -155,40 +219,8 @@ __global__ void __launch_bounds__(WARPS * 32) attention_backward_mma(AttentionBa
                     float st[kMiK][kNiSubQ][4], dpt[kMiK][kNiSubQ][4];
                     zero_tiles(st);
                     zero_tiles(dpt);
-#pragma unroll
-                    for (int kk = 0; kk < HEAD_DIM; kk += 16) {
-                        unsigned ka[kMiK][4], va[kMiK][4];
-#pragma unroll
-                        for (int i = 0; i < kMiK; ++i) {
-                            a_fragment(ka[i], kw + i * 16 * kLd, kk);
-                            a_fragment(va[i], vw + i * 16 * kLd, kk);
-                        }
-#pragma unroll
-                        for (int j = 0; j < kNiSubQ; j += 2) {
-                            unsigned r[4], d[4];
-                            b_nk(r, qc, j, kk);
-                            b_nk(d, dc, j, kk);
-                            const unsigned q0[2] = {r[0], r[1]}, q1[2] = {r[2], r[3]};
-                            const unsigned d0[2] = {d[0], d[1]}, d1[2] = {d[2], d[3]};
-#pragma unroll
-                            for (int i = 0; i < kMiK; ++i) {
-                                mma<ELEM>(st[i][j], ka[i], q0);
-                                mma<ELEM>(st[i][j + 1], ka[i], q1);
-                                mma<ELEM>(dpt[i][j], va[i], d0);
-                                mma<ELEM>(dpt[i][j + 1], va[i], d1);
-                            }
-                            if constexpr (SPLIT != 0) {
-                                unsigned l[4];
-                                b_nk(l, lc, j, kk);
-                                const unsigned l0[2] = {l[0], l[1]}, l1[2] = {l[2], l[3]};
-#pragma unroll
-                                for (int i = 0; i < kMiK; ++i) {
-                                    mma<ELEM>(dpt[i][j], va[i], l0);
-                                    mma<ELEM>(dpt[i][j + 1], va[i], l1);
-                                }
-                            }
-                        }
-                    }
+                    mma_nk<ELEM, HEAD_DIM, 0, 0>(st, kw, kw, qc, qc, kLd, lane);
+                    mma_nk<ELEM, HEAD_DIM, 0, SPLIT>(dpt, vw, vw, dc, lc, kLd, lane);
                     // P^T = exp2(scale S^T - LSE of the query), 0 where masked. Element e of
                     // slice (i, j): key row g + 8 (e / 2), query column c0 + 8 j + 2 t + e % 2.
 #pragma unroll
@@ -213,35 +245,7 @@ __global__ void __launch_bounds__(WARPS * 32) attention_backward_mma(AttentionBa
                             }
                     // dV += P^T dO: P^T from registers (its accumulator layout is the A layout),
                     // dO the k x n operand (query rows are k).
-#pragma unroll
-                    for (int kk = 0; kk < kSubQ; kk += 16) {
-                        unsigned pa[kMiK][4], pl[kMiK][4];
-#pragma unroll
-                        for (int i = 0; i < kMiK; ++i) p_fragments<ELEM, SPLIT>(&st[i][kk / 8][0], pa[i], pl[i]);
-#pragma unroll
-                        for (int j = 0; j < kNiD; j += 2) {
-                            unsigned d[4];
-                            b_kn(d, dc, j, kk);
-                            const unsigned d0[2] = {d[0], d[1]}, d1[2] = {d[2], d[3]};
-#pragma unroll
-                            for (int i = 0; i < kMiK; ++i) {
-                                mma<ELEM>(dv[i][j], pa[i], d0);
-                                mma<ELEM>(dv[i][j + 1], pa[i], d1);
-                            }
-                            if constexpr (SPLIT != 0) {
-                                unsigned l[4];
-                                b_kn(l, lc, j, kk);
-                                const unsigned l0[2] = {l[0], l[1]}, l1[2] = {l[2], l[3]};
-#pragma unroll
-                                for (int i = 0; i < kMiK; ++i) {
-                                    mma<ELEM>(dv[i][j], pl[i], d0);
-                                    mma<ELEM>(dv[i][j + 1], pl[i], d1);
-                                    mma<ELEM>(dv[i][j], pa[i], l0);
-                                    mma<ELEM>(dv[i][j + 1], pa[i], l1);
-                                }
-                            }
-                        }
-                    }
+                    mma_kn<ELEM, SPLIT, SPLIT>(dv, st, dc, lc, kLd, lane);
                     // dS^T = P^T (dP^T - D) in place of P^T; STORE writes it out.
 #pragma unroll
                     for (int i = 0; i < kMiK; ++i)
@@ -256,27 +260,7 @@ __global__ void __launch_bounds__(WARPS * 32) attention_backward_mma(AttentionBa
                                     b.ds[(head_row + row0 + col) * p.kv_len + key] = st[i][j][e];
                             }
                     // dK += dS^T Q: Q the k x n operand.
-#pragma unroll
-                    for (int kk = 0; kk < kSubQ; kk += 16) {
-                        unsigned sa[kMiK][4], sl[kMiK][4];
-#pragma unroll
-                        for (int i = 0; i < kMiK; ++i) p_fragments<ELEM, SPLIT>(&st[i][kk / 8][0], sa[i], sl[i]);
-#pragma unroll
-                        for (int j = 0; j < kNiD; j += 2) {
-                            unsigned r[4];
-                            b_kn(r, qc, j, kk);
-                            const unsigned q0[2] = {r[0], r[1]}, q1[2] = {r[2], r[3]};
-#pragma unroll
-                            for (int i = 0; i < kMiK; ++i) {
-                                mma<ELEM>(dk[i][j], sa[i], q0);
-                                mma<ELEM>(dk[i][j + 1], sa[i], q1);
-                                if constexpr (SPLIT != 0) {
-                                    mma<ELEM>(dk[i][j], sl[i], q0);
-                                    mma<ELEM>(dk[i][j + 1], sl[i], q1);
-                                }
-                            }
-                        }
-                    }
+                    mma_kn<ELEM, SPLIT, 0>(dk, st, qc, qc, kLd, lane);
                 }
             }
         }
@@ -352,45 +336,8 @@ __global__ void __launch_bounds__(WARPS * 32) attention_backward_mma(AttentionBa
                 zero_tiles(s);
                 zero_tiles(dp);
                 // S = Q K^T and dP = dO V^T: K and V rows (keys) are the n x k operands.
-#pragma unroll
-                for (int kk = 0; kk < HEAD_DIM; kk += 16) {
-                    unsigned qa[kMiQ][4], da[kMiQ][4];
-#pragma unroll
-                    for (int i = 0; i < kMiQ; ++i) {
-                        a_fragment(qa[i], qw + i * 16 * kLd, kk);
-                        a_fragment(da[i], dw + i * 16 * kLd, kk);
-                    }
-#pragma unroll
-                    for (int j = 0; j < kNiSubK; j += 2) {
-                        unsigned r[4], w[4];
-                        b_nk(r, kc, j, kk);
-                        b_nk(w, vc, j, kk);
-                        const unsigned k0[2] = {r[0], r[1]}, k1[2] = {r[2], r[3]};
-                        const unsigned v0[2] = {w[0], w[1]}, v1[2] = {w[2], w[3]};
-#pragma unroll
-                        for (int i = 0; i < kMiQ; ++i) {
-                            mma<ELEM>(s[i][j], qa[i], k0);
-                            mma<ELEM>(s[i][j + 1], qa[i], k1);
-                            mma<ELEM>(dp[i][j], da[i], v0);
-                            mma<ELEM>(dp[i][j + 1], da[i], v1);
-                        }
-                    }
-                    if constexpr (SPLIT != 0) {
-#pragma unroll
-                        for (int i = 0; i < kMiQ; ++i) a_fragment(da[i], lw + i * 16 * kLd, kk);
-#pragma unroll
-                        for (int j = 0; j < kNiSubK; j += 2) {
-                            unsigned w[4];
-                            b_nk(w, vc, j, kk);
-                            const unsigned v0[2] = {w[0], w[1]}, v1[2] = {w[2], w[3]};
-#pragma unroll
-                            for (int i = 0; i < kMiQ; ++i) {
-                                mma<ELEM>(dp[i][j], da[i], v0);
-                                mma<ELEM>(dp[i][j + 1], da[i], v1);
-                            }
-                        }
-                    }
-                }
+                mma_nk<ELEM, HEAD_DIM, 0, 0>(s, qw, qw, kc, kc, kLd, lane);
+                mma_nk<ELEM, HEAD_DIM, SPLIT, 0>(dp, dw, lw, vc, vc, kLd, lane);
 #pragma unroll
                 for (int i = 0; i < kMiQ; ++i)
 #pragma unroll
@@ -407,27 +354,7 @@ __global__ void __launch_bounds__(WARPS * 32) attention_backward_mma(AttentionBa
                         }
             }
             // dQ += dS K: dS from registers, K the k x n operand (keys are k).
-#pragma unroll
-            for (int kk = 0; kk < kSubK; kk += 16) {
-                unsigned sa[kMiQ][4], sl[kMiQ][4];
-#pragma unroll
-                for (int i = 0; i < kMiQ; ++i) p_fragments<ELEM, SPLIT>(&s[i][kk / 8][0], sa[i], sl[i]);
-#pragma unroll
-                for (int j = 0; j < kNiD; j += 2) {
-                    unsigned r[4];
-                    b_kn(r, kc, j, kk);
-                    const unsigned k0[2] = {r[0], r[1]}, k1[2] = {r[2], r[3]};
-#pragma unroll
-                    for (int i = 0; i < kMiQ; ++i) {
-                        mma<ELEM>(dq[i][j], sa[i], k0);
-                        mma<ELEM>(dq[i][j + 1], sa[i], k1);
-                        if constexpr (SPLIT != 0) {
-                            mma<ELEM>(dq[i][j], sl[i], k0);
-                            mma<ELEM>(dq[i][j + 1], sl[i], k1);
-                        }
-                    }
-                }
-            }
+            mma_kn<ELEM, SPLIT, 0>(dq, s, kc, kc, kLd, lane);
         }
     }
 #pragma unroll
