@@ -3,10 +3,12 @@
 //   cpu.gemm.blocked   epilogue=fused vs separate on memory-bound decode shapes (m <= 16,
 //                      trans_b = 1) with bias+silu and a residual
 //   cpu.swiglu.blocked fusion=fused vs unfused at Llama-3-8B MLP sizes (n = 14336, k = 4096) at
-//                      the suite's token counts 1, 16, 128 and 2048
+//                      the suite's token counts 1, 16, 128 and 2048, f32 operands or (--dtype
+//                      bf16) bf16 x and weights
 // Prints the median time of each and the ratio slower/faster (> 1: fusion wins).
-// Usage: bench_fusion [--reps N] [--only gemm|swiglu] [--tokens 1,16,...] (default 9 timed runs
-// of each, alternating, after 2 warm-up runs; SwiGLU at 1, 16, 128 and 2048 tokens).
+// Usage: bench_fusion [--reps N] [--only gemm|swiglu] [--tokens 1,16,...] [--dtype f32|bf16]
+// (default 9 timed runs of each, alternating, after 2 warm-up runs; SwiGLU at 1, 16, 128 and
+// 2048 tokens in f32).
 #include <algorithm>
 #include <cstddef>
 #include <cstdlib>
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tune/bf16.hpp"
 #include "tune/templates/cpu_gemm.hpp"
 
 using namespace tune;
@@ -28,18 +31,27 @@ const DeviceInfo& host() {
     return d;
 }
 
-// Random operands of the sizes the problem's inputs and output need.
+// Random operands of the sizes the problem's inputs and output need; `bf16`: the first
+// `bf16_inputs` inputs hold bf16 values (two per float slot), the rest stay f32.
 struct Operands {
     std::vector<std::vector<float>> inputs;
     std::vector<float> output;
     std::vector<const void*> in;
     std::vector<void*> out;
-    Operands(std::vector<std::size_t> input_sizes, std::size_t output_size) : output(output_size) {
+    Operands(std::vector<std::size_t> input_sizes, std::size_t output_size, std::size_t bf16_inputs = 0)
+        : output(output_size) {
         std::mt19937 rng(1);
         std::uniform_real_distribution<float> dist(-1, 1);
-        for (std::size_t n : input_sizes) {
-            inputs.emplace_back(n);
-            for (auto& x : inputs.back()) x = dist(rng);
+        for (std::size_t i = 0; i < input_sizes.size(); ++i) {
+            const std::size_t n = input_sizes[i];
+            if (i < bf16_inputs) {
+                inputs.emplace_back((n + 1) / 2);
+                auto* h = reinterpret_cast<bf16*>(inputs.back().data());
+                for (std::size_t j = 0; j < n; ++j) h[j] = to_bf16(dist(rng));
+            } else {
+                inputs.emplace_back(n);
+                for (auto& x : inputs.back()) x = dist(rng);
+            }
             in.push_back(inputs.back().data());
         }
         out = {output.data()};
@@ -50,7 +62,7 @@ struct Operands {
 Operands operands_for(const Problem& p) {
     if (p.op == OpKind::swiglu) {
         const auto m = std::size_t(p.dims[0]), n = std::size_t(p.dims[1]), k = std::size_t(p.dims[2]);
-        return Operands({m * k, n * k, n * k}, m * n);
+        return Operands({m * k, n * k, n * k}, m * n, p.dtype == DType::bf16 ? 3 : 0);
     }
     const GemmDims d = gemm_dims(p);
     const auto m = std::size_t(d.m), n = std::size_t(d.n), k = std::size_t(d.k);
@@ -90,7 +102,10 @@ const std::vector<Variant> kVariants{
     {nullptr, {{"kc", 1024}, {"nc", 768}}},
     {"avx512dot_1x8", {}},
     {"avx512dot_2x8", {}},
-    {"avx512dot_4x6", {}}};
+    {"avx512dot_4x6", {}},
+    {"avx512bf16dot_1x8", {}},
+    {"avx512bf16dot_2x8", {}},
+    {"avx512bf16dot_4x6", {}}};
 
 struct Timing {
     double seconds = 1e30;
@@ -145,10 +160,18 @@ double compare(const Template& t, const Problem& p, const char* knob, const char
 int main(int argc, char** argv) {
     int reps = 9;
     std::string only;  // "gemm" or "swiglu": run one half
+    DType swiglu_dtype = DType::f32;
     std::vector<std::int64_t> tokens{1, 16, 128, 2048};
     for (int i = 1; i + 1 < argc; ++i) {
         if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(1, std::atoi(argv[i + 1]));
         if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
+        if (std::strcmp(argv[i], "--dtype") == 0) {
+            if (std::strcmp(argv[i + 1], "f32") != 0 && std::strcmp(argv[i + 1], "bf16") != 0) {
+                std::fprintf(stderr, "bench_fusion: --dtype wants f32 or bf16, got '%s'\n", argv[i + 1]);
+                return 2;
+            }
+            swiglu_dtype = std::strcmp(argv[i + 1], "bf16") == 0 ? DType::bf16 : DType::f32;
+        }
         if (std::strcmp(argv[i], "--tokens") == 0) {
             tokens.clear();
             for (const char* p = argv[i + 1]; *p;) {
@@ -192,8 +215,14 @@ int main(int argc, char** argv) {
 
     if (only == "gemm") return 0;
     const auto swiglu = make_cpu_swiglu_template(host());
-    std::printf("\n== cpu.swiglu.blocked: fused vs unfused, Llama-3-8B MLP (ratio = unfused / fused) ==\n");
+    if (!swiglu->supports(make_swiglu(1, 14336, 4096, swiglu_dtype))) {
+        std::fprintf(stderr, "bench_fusion: cpu.swiglu.blocked has no %s kernels on this CPU\n",
+                     std::string(to_string(swiglu_dtype)).c_str());
+        return 1;
+    }
+    std::printf("\n== cpu.swiglu.blocked: fused vs unfused, Llama-3-8B MLP, %s (ratio = unfused / fused) ==\n",
+                std::string(to_string(swiglu_dtype)).c_str());
     for (std::int64_t m : tokens)
-        compare(*swiglu, make_swiglu(m, 14336, 4096), "fusion", "fused", "unfused", reps);
+        compare(*swiglu, make_swiglu(m, 14336, 4096, swiglu_dtype), "fusion", "fused", "unfused", reps);
     return 0;
 }

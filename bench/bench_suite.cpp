@@ -12,8 +12,8 @@
 // timed benchmark that needs it. Counter GFLOP/s; a ratio table and the geometric means of the
 // targets are printed at the end. Run with repetitions interleaved at random, so a load change
 // on a shared machine hits every variant alike, and in parts with --benchmark_filter, e.g.
-//   bench_suite --benchmark_filter='square_(1024|2048)' --benchmark_repetitions=3 \
-//     --benchmark_enable_random_interleaving=true --benchmark_min_time=0.2
+//   bench_suite --benchmark_filter='square_(1024|2048)' --benchmark_repetitions=3
+//     --benchmark_enable_random_interleaving=true --benchmark_min_time=0.2   (one line)
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 

@@ -391,6 +391,10 @@ void add_tune_commands(CLI::App& app) {
         cmd->add_option("--attention-budget", attention->budget,
                         "candidates per attention problem (at most --budget); 0 = skip attention")
             ->capture_default_str();
+        auto swiglu_budget = std::make_shared<std::size_t>(8);
+        cmd->add_option("--swiglu-budget", *swiglu_budget,
+                        "candidates per fused SwiGLU problem (gated silu MLPs, CPU; at most --budget); 0 = skip")
+            ->capture_default_str();
         auto list = std::make_shared<bool>(false);
         cmd->add_flag("--list", *list, "print the problems the config yields (shapes, GFLOP) and exit; nothing is measured");
         add_tune_options(*cmd, *args);
@@ -400,7 +404,13 @@ void add_tune_commands(CLI::App& app) {
             const DType dtype = parse_dtype(args->dtype, "--dtype");
             auto token_counts = parse_tokens(*tokens);
             auto problems = layer_gemms(model, token_counts, dtype);
-            if (attention->budget > 0 && attention_dtype(parse_backend(args->backend, "--backend"), dtype))
+            const Backend backend = parse_backend(args->backend, "--backend");
+            if (*swiglu_budget > 0 && backend == Backend::cpu)  // the SwiGLU templates are CPU ones
+                for (auto& sp : layer_swiglu(model, token_counts, dtype)) {
+                    sp.budget = *swiglu_budget;
+                    problems.push_back(std::move(sp));
+                }
+            if (attention->budget > 0 && attention_dtype(backend, dtype))
                 for (auto& ap : layer_attention(model, token_counts, attention->decode_kv_len, dtype)) {
                     ap.budget = attention->budget;
                     if (ap.name == "attention_decode" && attention->decode_page > 0)

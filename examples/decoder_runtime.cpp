@@ -1,20 +1,23 @@
 // Reference runtime: one transformer decoder layer of a Hugging Face config.json with random
 // weights (RMSNorm, QKV projection, attention with GQA and a KV cache, output projection,
-// SwiGLU MLP), running a prefill and then token-by-token decode. Every GEMM and attention call
-// goes through one of three back ends, run side by side in the same process on the same weights
-// and inputs:
+// SwiGLU MLP), running a prefill and then token-by-token decode. Every GEMM, SwiGLU and attention
+// call goes through one of three back ends, run side by side in the same process on the same
+// weights and inputs:
 //   tuned     the Dispatcher on the tuned store
 //   defaults  the Dispatcher with no store (each template's default config)
-//   openblas  OpenBLAS GEMMs (libtune's cpu.gemm.openblas template, all cores); attention as in
-//             defaults, so the two differ only in their GEMMs
+//   openblas  OpenBLAS GEMMs (libtune's cpu.gemm.openblas template, all cores), the MLP as two
+//             GEMMs and an elementwise pass; attention as in defaults, so the two differ only in
+//             their GEMMs
+// The Dispatcher back ends run the MLP's gate and up projections as one fused SwiGLU problem
+// (--mlp swiglu, the default) or as two GEMMs and an elementwise pass (--mlp gemms).
 // The KV cache is head-major ([kv_head][position][head_dim]), so attention runs once per KV head
 // (batch 1, the group's query heads, one KV head) on the cache in place; only the step's query
 // rows are regrouped head-major.
 // No RoPE and no LM head: the layer's output at the last position is fed back as the next
 // input, which keeps decode deterministic.
 //
-//   decoder_runtime CONFIG.json TUNED.db [--prompt 64] [--decode 32] [--reps 3]
-// Tune the store first for the two GEMM token counts it uses:
+//   decoder_runtime CONFIG.json TUNED.db [--prompt 64] [--decode 32] [--reps 3] [--mlp swiglu|gemms]
+// Tune the store first for the two token counts it uses (GEMMs, SwiGLU and attention):
 //   tune model CONFIG.json --tokens 1,64 --db TUNED.db
 #include <tune/dispatcher.hpp>
 #include <tune/error.hpp>
@@ -37,13 +40,29 @@ namespace {
 
 using tune::Problem;
 
-// Runs C[m x n] = A[m x k] W[n x k]^T and attention (outputs O and LSE) for one back end.
+float silu(float g) { return g / (1 + std::exp(-g)); }
+
+// Runs C[m x n] = A[m x k] W[n x k]^T, the SwiGLU MLP's first half and attention (outputs O
+// and LSE) for one back end.
 class GemmBackend {
 public:
     virtual ~GemmBackend() = default;
     virtual void gemm(const Problem& p, const float* a, const float* w, float* c) = 0;
     virtual void attention(const Problem& p, const float* q, const float* k, const float* v, float* o,
                            float* lse) = 0;
+    // out[m x n] = silu(x W_gate^T) * (x W_up^T) for p = make_swiglu(m, n, k). Here: two GEMMs
+    // and an elementwise pass, as a runtime without a fused kernel runs it.
+    virtual void swiglu(const Problem& p, const float* x, const float* w_gate, const float* w_up, float* out) {
+        const std::int64_t m = p.dims[0], n = p.dims[1], k = p.dims[2];
+        const Problem g = tune::make_gemm(m, n, k, tune::DType::f32, false, true);
+        up_.resize(std::size_t(m * n));
+        gemm(g, x, w_gate, out);
+        gemm(g, x, w_up, up_.data());
+        for (std::size_t i = 0; i < up_.size(); ++i) out[i] = silu(out[i]) * up_[i];
+    }
+
+private:
+    std::vector<float> up_;
 };
 
 void run_attention(const tune::Dispatcher& d, const Problem& p, const float* q, const float* k, const float* v,
@@ -55,7 +74,7 @@ void run_attention(const tune::Dispatcher& d, const Problem& p, const float* q, 
 
 class DispatchBackend final : public GemmBackend {
 public:
-    explicit DispatchBackend(const tune::Dispatcher& d) : d_(d) {}
+    DispatchBackend(const tune::Dispatcher& d, bool fused_mlp) : d_(d), fused_mlp_(fused_mlp) {}
     void gemm(const Problem& p, const float* a, const float* w, float* c) override {
         const void* in[] = {a, w};
         void* out[] = {c};
@@ -64,9 +83,16 @@ public:
     void attention(const Problem& p, const float* q, const float* k, const float* v, float* o, float* lse) override {
         run_attention(d_, p, q, k, v, o, lse);
     }
+    void swiglu(const Problem& p, const float* x, const float* w_gate, const float* w_up, float* out) override {
+        if (!fused_mlp_) return GemmBackend::swiglu(p, x, w_gate, w_up, out);
+        const void* in[] = {x, w_gate, w_up};
+        void* outs[] = {out};
+        d_.run(p, {in, outs});
+    }
 
 private:
     const tune::Dispatcher& d_;
+    bool fused_mlp_;
 };
 
 // One GEMM template at its default config (for OpenBLAS: all cores; kernels built once per
@@ -123,10 +149,7 @@ public:
 
         rms_norm(x, w_.norm2, tokens, normed_);
         resize(gate_, tokens * inter);
-        resize(up_, tokens * inter);
-        be.gemm(gemm(tokens, inter, h), normed_.data(), w_.gate.data(), gate_.data());
-        be.gemm(gemm(tokens, inter, h), normed_.data(), w_.up.data(), up_.data());
-        for (std::size_t i = 0; i < gate_.size(); ++i) gate_[i] = gate_[i] / (1 + std::exp(-gate_[i])) * up_[i];
+        be.swiglu(tune::make_swiglu(tokens, inter, h), normed_.data(), w_.gate.data(), w_.up.data(), gate_.data());
         be.gemm(gemm(tokens, h, inter), gate_.data(), w_.down.data(), proj_.data());
         for (std::size_t i = 0; i < proj_.size(); ++i) x[i] += proj_[i];
     }
@@ -189,7 +212,7 @@ private:
     const Weights& w_;
     std::int64_t q_, kv_, max_;
     std::vector<float> k_cache_, v_cache_;  // [kv_head][max_][head_dim]
-    std::vector<float> normed_, qkv_, attn_, proj_, gate_, up_, q_heads_, o_heads_, lse_;
+    std::vector<float> normed_, qkv_, attn_, proj_, gate_, q_heads_, o_heads_, lse_;
 };
 
 struct RunTimes {
@@ -215,16 +238,25 @@ RunTimes generate(GemmBackend& be, const tune::ModelShape& m, const Weights& w, 
     return r;
 }
 
+// The value after flag `name`, or null. Unknown flags are errors.
+const char* flag_value(int argc, char** argv, const char* name) {
+    static constexpr const char* kFlags[] = {"--prompt", "--decode", "--reps", "--mlp"};
+    for (int i = 3; i + 1 < argc; i += 2)
+        tune::require(std::any_of(std::begin(kFlags), std::end(kFlags), [&](const char* f) { return std::strcmp(argv[i], f) == 0; }),
+                      std::string("unknown option '") + argv[i] + "' (expected --prompt, --decode, --reps or --mlp)");
+    for (int i = 3; i + 1 < argc; i += 2)
+        if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+    return nullptr;
+}
+
 std::int64_t option(int argc, char** argv, const char* name, std::int64_t fallback) {
-    for (int i = 3; i + 1 < argc; ++i)
-        if (std::strcmp(argv[i], name) == 0) {
-            char* end = nullptr;
-            long long v = std::strtoll(argv[i + 1], &end, 10);
-            tune::require(end && *end == '\0' && v >= 1 && v <= 1 << 16,
-                          std::string(name) + ": expected an integer in [1, 65536], got '" + argv[i + 1] + "'");
-            return v;
-        }
-    return fallback;
+    const char* text = flag_value(argc, argv, name);
+    if (!text) return fallback;
+    char* end = nullptr;
+    long long v = std::strtoll(text, &end, 10);
+    tune::require(end && *end == '\0' && v >= 1 && v <= 1 << 16,
+                  std::string(name) + ": expected an integer in [1, 65536], got '" + text + "'");
+    return v;
 }
 
 }  // namespace
@@ -232,14 +264,15 @@ std::int64_t option(int argc, char** argv, const char* name, std::int64_t fallba
 int main(int argc, char** argv) {
     tune::use_best_openblas_core(argv);  // the OpenBLAS baseline at its best
     if (argc < 3 || (argc - 3) % 2 != 0) {
-        std::fprintf(stderr, "usage: %s CONFIG.json TUNED.db [--prompt 64] [--decode 32] [--reps 3]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s CONFIG.json TUNED.db [--prompt 64] [--decode 32] [--reps 3] [--mlp swiglu|gemms]\n",
+                     argv[0]);
         return 2;
     }
     try {
         const tune::ModelShape m = tune::load_model_config(argv[1]);
         // What this one-layer runtime implements: a dense decoder, SwiGLU MLP, one attention kind.
         std::string unsupported;
-        if (!m.gated_mlp || m.mlp_activation != "silu")
+        if (!m.swiglu_mlp())
             unsupported += "; the MLP is not gated with silu (SwiGLU), activation '" + m.mlp_activation + "'";
         if (m.num_experts > 0) unsupported += "; it is a mixture of experts";
         if (m.encoder) unsupported += "; it has an encoder";
@@ -247,6 +280,9 @@ int main(int argc, char** argv) {
         tune::require(unsupported.empty(), "the config (" + tune::describe(m) + ") is not one this runtime runs" + unsupported);
         const std::int64_t prompt_len = option(argc, argv, "--prompt", 64), decode_len = option(argc, argv, "--decode", 32),
                            reps = option(argc, argv, "--reps", 3);
+        const char* mlp = flag_value(argc, argv, "--mlp");
+        const std::string mlp_mode = mlp ? mlp : "swiglu";
+        tune::require(mlp_mode == "swiglu" || mlp_mode == "gemms", "--mlp: expected swiglu or gemms, got '" + mlp_mode + "'");
 
         std::mt19937 rng(42);
         const std::int64_t h = m.hidden_size, q = m.num_heads * m.head_dim, kv = m.num_kv_heads * m.head_dim,
@@ -271,20 +307,30 @@ int main(int argc, char** argv) {
         const tune::Template* openblas = registry->find("cpu.gemm.openblas");
         tune::require(openblas != nullptr, "decoder_runtime: this build has no cpu.gemm.openblas template");
 
-        // Which of the layer's GEMMs the tuned store answers exactly.
-        int exact = 0, total = 0;
+        // Which of the layer's GEMMs (and fused MLPs) the tuned store answers exactly.
+        const bool fused_mlp = mlp_mode == "swiglu";
+        int exact = 0, total = 0, swiglu_exact = 0, swiglu_total = 0;
         for (const auto& g : tune::layer_gemms(m, {prompt_len, 1}, tune::DType::f32)) {
+            if (fused_mlp && g.name == "mlp_gate_up") continue;  // the fused problem replaces it
             ++total;
             exact += tuned->lookup(g.problem).source == tune::LookupSource::exact;
         }
+        if (fused_mlp)
+            for (const auto& s : tune::layer_swiglu(m, {prompt_len, 1}, tune::DType::f32)) {
+                ++swiglu_total;
+                swiglu_exact += tuned->lookup(s.problem).source == tune::LookupSource::exact;
+            }
         std::printf("model: hidden %lld, heads %lld (kv %lld, head_dim %lld), intermediate %lld\n", (long long)h,
                     (long long)m.num_heads, (long long)m.num_kv_heads, (long long)m.head_dim, (long long)inter);
-        std::printf("store: %s, %d of %d GEMM shapes tuned exactly (snapshot %s)\n", argv[2], exact, total,
-                    tuned->snapshot_id().c_str());
+        std::printf("store: %s, %d of %d GEMM shapes tuned exactly", argv[2], exact, total);
+        if (fused_mlp) std::printf(", %d of %d SwiGLU shapes", swiglu_exact, swiglu_total);
+        std::printf(" (snapshot %s)\n", tuned->snapshot_id().c_str());
+        std::printf("mlp: %s\n", fused_mlp ? "fused SwiGLU through the Dispatcher (openblas: two GEMMs + elementwise)"
+                                            : "two GEMMs + elementwise on every back end");
         std::printf("attention: per KV head through each back end; prompt %lld tokens, decode %lld tokens, %lld reps\n",
                     (long long)prompt_len, (long long)decode_len, (long long)reps);
 
-        DispatchBackend tuned_be(*tuned), default_be(defaults);
+        DispatchBackend tuned_be(*tuned, fused_mlp), default_be(defaults, fused_mlp);
         TemplateBackend openblas_be(*openblas, defaults);
         struct Mode {
             const char* name;

@@ -1,4 +1,4 @@
-/* The C API from C: tunes a small GEMM and an attention problem into a scratch store, serves
+/* The C API from C: tunes a small GEMM, a SwiGLU and an attention problem into a scratch store, serves
  * them through a dispatcher, checks results against naive C references (attention forward and
  * gradients in double), and checks the error paths.
  *   c_api_test SCRATCH_DIR */
@@ -114,6 +114,71 @@ static void check_bf16(tune_dispatcher* d) {
 /* ---- Attention ---- */
 
 /* The keys query i sees, [*first, *last): the masks of tune/c_api.h. */
+/* out = silu(x Wg^T) * (x Wu^T) in double; returns max |out - ref| / scale, the scale summing
+ * what each term contributes (as the library's own metric): |silu'| <= 1.1 times |up| |x||Wg|, plus
+ * |silu(g)| |x||Wu|, plus |ref|. */
+static double swiglu_error(const float* x, const float* wg, const float* wu, const float* out, int64_t m, int64_t n,
+                           int64_t k) {
+    double worst = 0;
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            double g = 0, u = 0, sg = 0, su = 0;
+            for (int64_t p = 0; p < k; ++p) {
+                g += (double)x[i * k + p] * wg[j * k + p];
+                u += (double)x[i * k + p] * wu[j * k + p];
+                sg += fabs((double)x[i * k + p] * wg[j * k + p]);
+                su += fabs((double)x[i * k + p] * wu[j * k + p]);
+            }
+            const double act = g / (1 + exp(-g)), ref = act * u;
+            const double scale = 1.1 * fabs(u) * sg + fabs(act) * su + fabs(ref);
+            const double err = fabs(out[i * n + j] - ref) / (scale > 0 ? scale : 1);
+            if (err > worst) worst = err;
+        }
+    return worst;
+}
+
+/* A SwiGLU problem through the dispatcher, f32 and bf16 operands, against the double reference. */
+static void check_swiglu(tune_dispatcher* d, int64_t m, int64_t n, int64_t k, tune_source expect) {
+    tune_swiglu_desc sd = tune_swiglu_desc_init(m, n, k);
+    tune_selection s;
+    CHECK(tune_lookup_swiglu(d, &sd, &s) == TUNE_OK);
+    CHECK(s.source == expect && strcmp(s.template_name, "cpu.swiglu.blocked") == 0);
+    float* x = random_floats((size_t)(m * k), 11);
+    float* wg = random_floats((size_t)(n * k), 12);
+    float* wu = random_floats((size_t)(n * k), 13);
+    float* out = malloc((size_t)(m * n) * sizeof(float));
+    CHECK(tune_swiglu(d, &sd, x, wg, wu, out) == TUNE_OK);
+    double err = swiglu_error(x, wg, wu, out, m, n, k);
+    CHECK(err < 1e-5);
+    printf("swiglu %lldx%lldx%lld via %s (%s): error %.2g\n", (long long)m, (long long)n, (long long)k, s.config,
+           s.source == TUNE_SOURCE_EXACT ? "exact" : "other", err);
+    /* bf16 operands: the reference takes the rounded values, so only f32 accumulation error remains. */
+    uint16_t* xb = malloc((size_t)(m * k) * 2);
+    uint16_t* gb = malloc((size_t)(n * k) * 2);
+    uint16_t* ub = malloc((size_t)(n * k) * 2);
+    for (int64_t i = 0; i < m * k; ++i) x[i] = from_bf16(xb[i] = to_bf16(x[i]));
+    for (int64_t i = 0; i < n * k; ++i) {
+        wg[i] = from_bf16(gb[i] = to_bf16(wg[i]));
+        wu[i] = from_bf16(ub[i] = to_bf16(wu[i]));
+    }
+    sd.dtype = TUNE_BF16;
+    int rc = tune_swiglu(d, &sd, xb, gb, ub, out);
+    CHECK(rc == TUNE_OK || rc == TUNE_ERR_UNSUPPORTED); /* a CPU without AVX512-BF16 */
+    if (rc == TUNE_OK) CHECK(swiglu_error(x, wg, wu, out, m, n, k) < 1e-5);
+    /* Error paths: a NULL operand, a bad dtype, a bad size, a tolerance out of range. */
+    CHECK(tune_swiglu(d, &sd, xb, NULL, ub, out) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "w_gate") != NULL);
+    sd.dtype = (tune_dtype)5;
+    CHECK(tune_swiglu(d, &sd, x, wg, wu, out) == TUNE_ERR_INVALID_ARGUMENT);
+    sd = tune_swiglu_desc_init(m, 0, k);
+    CHECK(tune_swiglu(d, &sd, x, wg, wu, out) == TUNE_ERR_INVALID_ARGUMENT);
+    sd = tune_swiglu_desc_init(m, n, k);
+    sd.tolerance = 2;
+    CHECK(tune_lookup_swiglu(d, &sd, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_lookup_swiglu(d, NULL, &s) == TUNE_ERR_INVALID_ARGUMENT);
+    free(x), free(wg), free(wu), free(out), free(xb), free(gb), free(ub);
+}
+
 static void key_range(const tune_attention_desc* a, int64_t i, int64_t* first, int64_t* last) {
     const int64_t pos = i + a->kv_len - a->q_len;
     *first = 0, *last = a->kv_len;
@@ -429,23 +494,29 @@ static void check_model_problems(const char* scratch) {
     const int64_t tokens[] = {1, 8};
     size_t count = 99;
     CHECK(tune_model_problems(path, tokens, 2, 32, TUNE_F32, NULL, 0, &count) == TUNE_OK);
-    CHECK(count == 12); /* 5 GEMMs per token count (qkv, o, router, expert gate_up, down), prefill, decode */
-    tune_model_problem p[12];
+    /* 5 GEMMs per token count (qkv, o, router, expert gate_up, down), one expert SwiGLU per
+     * token count, prefill, decode */
+    CHECK(count == 14);
+    tune_model_problem p[14];
     size_t filled = 0;
-    CHECK(tune_model_problems(path, tokens, 2, 32, TUNE_BF16, p, 12, &filled) == TUNE_OK && filled == 12);
+    CHECK(tune_model_problems(path, tokens, 2, 32, TUNE_BF16, p, 14, &filled) == TUNE_OK && filled == 14);
     CHECK(strcmp(p[0].name, "qkv_proj") == 0 && p[0].op == TUNE_OP_GEMM);
     CHECK(p[0].gemm.m == 1 && p[0].gemm.n == 128 && p[0].gemm.k == 64 && p[0].gemm.trans_b == 1);
     CHECK(p[0].gemm.dtype == TUNE_BF16);
     CHECK(strcmp(p[2].name, "moe_router") == 0 && p[2].gemm.n == 4);
     CHECK(strcmp(p[8].name, "expert_gate_up") == 0 && p[8].tokens == 8 && p[8].gemm.m == 4 && p[8].gemm.n == 96);
-    CHECK(strcmp(p[10].name, "attention_prefill") == 0 && p[10].op == TUNE_OP_ATTENTION);
-    CHECK(p[10].attention.q_len == 8 && p[10].attention.kv_len == 8 && p[10].attention.causal == 1);
-    CHECK(p[10].attention.heads == 4 && p[10].attention.kv_heads == 2 && p[10].attention.head_dim == 16);
-    CHECK(p[10].attention.scale == 0.25); /* query_pre_attn_scalar 16 */
-    CHECK(strcmp(p[11].name, "attention_decode") == 0 && p[11].attention.q_len == 1 && p[11].attention.kv_len == 32);
+    CHECK(p[8].swiglu.m == 0 && p[8].attention.heads == 0); /* the descs a problem does not use are zeroed */
+    CHECK(strcmp(p[11].name, "expert_swiglu") == 0 && p[11].op == TUNE_OP_SWIGLU && p[11].tokens == 8);
+    CHECK(p[11].swiglu.m == 4 && p[11].swiglu.n == 96 && p[11].swiglu.k == 64 && p[11].swiglu.dtype == TUNE_BF16);
+    CHECK(p[11].gemm.m == 0);
+    CHECK(strcmp(p[12].name, "attention_prefill") == 0 && p[12].op == TUNE_OP_ATTENTION);
+    CHECK(p[12].attention.q_len == 8 && p[12].attention.kv_len == 8 && p[12].attention.causal == 1);
+    CHECK(p[12].attention.heads == 4 && p[12].attention.kv_heads == 2 && p[12].attention.head_dim == 16);
+    CHECK(p[12].attention.scale == 0.25); /* query_pre_attn_scalar 16 */
+    CHECK(strcmp(p[13].name, "attention_decode") == 0 && p[13].attention.q_len == 1 && p[13].attention.kv_len == 32);
     /* A smaller array takes the first problems; the count is still the total. */
     tune_model_problem two[2];
-    CHECK(tune_model_problems(path, tokens, 2, 0, TUNE_F32, two, 2, &count) == TUNE_OK && count == 10);
+    CHECK(tune_model_problems(path, tokens, 2, 0, TUNE_F32, two, 2, &count) == TUNE_OK && count == 12);
     CHECK(strcmp(two[1].name, "o_proj") == 0);
 
     CHECK(tune_model_problems(path, tokens, 2, 32, TUNE_F32, NULL, 0, NULL) == TUNE_ERR_INVALID_ARGUMENT);
@@ -505,6 +576,13 @@ int main(int argc, char** argv) {
     CHECK(tune_tune_attention_paged(db, &paged, 16, 0, &o, &pr) == TUNE_OK);
     CHECK(pr.found == 1 && strcmp(pr.template_name, "cpu.attention.fused") == 0);
 
+    /* SwiGLU: a decode-sized problem tuned into the same store. */
+    tune_swiglu_desc sw = tune_swiglu_desc_init(3, 80, 72);
+    tune_tune_result sr;
+    CHECK(tune_tune_swiglu(db, &sw, &o, &sr) == TUNE_OK);
+    CHECK(sr.found == 1 && sr.measured >= 1 && strcmp(sr.template_name, "cpu.swiglu.blocked") == 0);
+    printf("tuned swiglu: %s %s %.3g s (%zu measured)\n", sr.template_name, sr.config, sr.median_s, sr.measured);
+
     tune_dispatcher* d = NULL;
     CHECK(tune_dispatcher_open(db, NULL, &d) == TUNE_OK);
     if (!d) return 1;
@@ -520,6 +598,12 @@ int main(int argc, char** argv) {
     check_run(d, 32, 64, 48, TUNE_SOURCE_EXACT);
     check_run(d, 40, 64, 48, TUNE_SOURCE_NEAREST);
     check_bf16(d);
+    check_swiglu(d, 3, 80, 72, TUNE_SOURCE_EXACT);
+    {
+        tune_swiglu_desc sd = tune_swiglu_desc_init(3, 80, 72);
+        tune_selection ss;
+        CHECK(tune_lookup_swiglu(d, &sd, &ss) == TUNE_OK && strcmp(ss.config, sr.config) == 0);
+    }
     {
         tune_selection as;
         CHECK(tune_lookup_attention(d, &at, &as) == TUNE_OK);
@@ -550,6 +634,7 @@ int main(int argc, char** argv) {
     tune_dispatcher* defaults = NULL;
     CHECK(tune_dispatcher_open(NULL, NULL, &defaults) == TUNE_OK);
     if (defaults) check_run(defaults, 32, 64, 48, TUNE_SOURCE_DEFAULT);
+    if (defaults) check_swiglu(defaults, 17, 33, 40, TUNE_SOURCE_DEFAULT);
     tune_dispatcher_close(defaults);
     check_errors(d, argv[1]);
     check_attention_errors(d);

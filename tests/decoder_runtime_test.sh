@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The reference decoder runtime on a tiny GQA config: tunes its GEMM shapes, runs prefill and
-# decode with the tuned store, template defaults and OpenBLAS (it fails when their outputs
-# disagree), and rejects bad input.
+# The reference decoder runtime on a tiny GQA config: tunes its GEMM and SwiGLU shapes, runs
+# prefill and decode with the tuned store, template defaults and OpenBLAS, with the MLP fused and
+# as two GEMMs (it fails when the back ends' outputs disagree), and rejects bad input.
 #   decoder_runtime_test.sh TUNE_CLI DECODER_RUNTIME
 set -euo pipefail
 tune=$1 runtime=$2
@@ -13,8 +13,13 @@ JSON
 "$tune" model "$work/tiny.json" --tokens 1,8 --budget 3 --in-process -q --db "$work/t.db" > /dev/null 2>&1
 out=$("$runtime" "$work/tiny.json" "$work/t.db" --prompt 8 --decode 6 --reps 1)
 echo "$out"
-grep -q "8 of 8 GEMM shapes tuned exactly" <<< "$out"
+grep -q "6 of 6 GEMM shapes tuned exactly, 2 of 2 SwiGLU shapes" <<< "$out"
+grep -q "mlp: fused SwiGLU" <<< "$out"
 for mode in tuned defaults openblas; do grep -Eq "^$mode +[0-9.]+ +[0-9.]+ +[0-9.]+x$" <<< "$out"; done
+gemms=$("$runtime" "$work/tiny.json" "$work/t.db" --prompt 8 --decode 6 --reps 1 --mlp gemms)
+echo "$gemms"
+grep -q "8 of 8 GEMM shapes tuned exactly (snapshot" <<< "$gemms"
+grep -q "mlp: two GEMMs" <<< "$gemms"
 
 # Bad input: non-zero exit and a message naming the problem.
 echo '{"model_type":"gpt2","n_embd":64,"n_head":4}' > "$work/gpt2.json"
@@ -26,4 +31,6 @@ rejects() {  # rejects EXPECTED_MESSAGE ARGS...
 rejects "not gated with silu" "$work/gpt2.json" "$work/t.db"
 rejects "--decode" "$work/tiny.json" "$work/t.db" --decode 0
 rejects "missing.db" "$work/tiny.json" "$work/missing.db"
+rejects "--mlp: expected swiglu or gemms" "$work/tiny.json" "$work/t.db" --mlp fused
+rejects "unknown option '--prompts'" "$work/tiny.json" "$work/t.db" --prompts 8
 echo "decoder runtime test: ok"

@@ -59,9 +59,15 @@ TEST_CASE("tune model tunes a config.json's layer GEMMs and attention", "[cli]")
                              "intermediate_size":96,"hidden_act":"silu"})";
     auto r = run_tune("model " + cfg + " --tokens 1,3 --budget 3 --kv-len 64 -q --db " + dir.file("m.db"));
     REQUIRE(r.code == 0);
-    // 8 GEMMs, a causal prefill at 3 tokens and a decode step.
-    CHECK_THAT(r.out, Catch::Contains("qkv_proj") && Catch::Contains("mlp_gate_up") && Catch::Contains("attention_prefill") &&
-                          Catch::Contains("attention_decode") && Catch::Contains("10 problems tuned"));
+    // 8 GEMMs, the fused SwiGLU at 1 and 3 tokens, a causal prefill at 3 tokens and a decode step.
+    CHECK_THAT(r.out, Catch::Contains("qkv_proj") && Catch::Contains("mlp_gate_up") && Catch::Contains("mlp_swiglu") &&
+                          Catch::Contains("attention_prefill") && Catch::Contains("attention_decode") &&
+                          Catch::Contains("12 problems tuned"));
+    CHECK_THAT(run_tune("db list --db " + dir.file("m.db")).out, Catch::Contains("swiglu f32 m=3 n=96 k=64"));
+    // --swiglu-budget 0 leaves the fused MLP out; a model whose MLP is not SwiGLU has none.
+    auto no_swiglu = run_tune("model " + cfg + " --tokens 1,3 --swiglu-budget 0 --list --db " + dir.file("none.db"));
+    REQUIRE(no_swiglu.code == 0);
+    CHECK_THAT(no_swiglu.out, !Catch::Contains("swiglu") && Catch::Contains("-> 10 problems"));
     // A serving engine's decode step reads a paged KV cache: --kv-page makes the decode problem paged.
     auto paged = run_tune("model " + cfg + " --tokens 3 --budget 3 --kv-len 64 --kv-page 16 -q --db " + dir.file("m.db"));
     REQUIRE(paged.code == 0);
@@ -73,7 +79,8 @@ TEST_CASE("tune model tunes a config.json's layer GEMMs and attention", "[cli]")
     auto listed = run_tune("model " + models() + "gemma-2-9b.json --tokens 1,64 --list --db " + dir.file("none.db"));
     REQUIRE(listed.code == 0);
     CHECK_THAT(listed.out, Catch::Contains("gemma2 hidden 3584") && Catch::Contains("not modelled: attention logit") &&
-                               Catch::Contains("attention_prefill_local") && Catch::Contains("window 4096 scale 0.0625"));
+                               Catch::Contains("attention_prefill_local") && Catch::Contains("window 4096 scale 0.0625") &&
+                               !Catch::Contains("swiglu"));  // GeGLU
     CHECK_FALSE(std::filesystem::exists(dir.file("none.db")));
     CHECK(run_tune("model " + cfg + " --list --buckets m:pow2 --db " + dir.file("none.db")).code != 0);
 }

@@ -31,6 +31,16 @@ TEST_CASE("Llama-3-8B yields its four layer GEMMs per token count", "[model]") {
     CHECK(gemms[3].name == "mlp_down");
     CHECK(gemm_dims(gemms[3].problem).k == 14336);
     CHECK(gemm_dims(gemms[4].problem).m == 512);
+
+    CHECK(m.swiglu_mlp());
+    auto swiglu = layer_swiglu(m, {1, 512}, DType::bf16);
+    REQUIRE(swiglu.size() == 2);
+    CHECK(swiglu[0].name == "mlp_swiglu");
+    CHECK(swiglu[0].problem == make_swiglu(1, 14336, 4096, DType::bf16));
+    CHECK(swiglu[1].tokens == 512);
+    CHECK(swiglu[1].problem == make_swiglu(512, 14336, 4096, DType::bf16));
+    CHECK(layer_swiglu(m, {16, 16}, DType::f32).size() == 1);  // shapes that coincide appear once
+    CHECK_THROWS_WITH(layer_swiglu(m, {0}, DType::f32), Catch::Contains("tokens"));
 }
 
 TEST_CASE("GPT-2 spellings and defaults are understood", "[model]") {
@@ -43,6 +53,8 @@ TEST_CASE("GPT-2 spellings and defaults are understood", "[model]") {
     CHECK_FALSE(m.gated_mlp);
     auto gemms = layer_gemms(m, {16}, DType::f32);
     CHECK(gemms[2].name == "mlp_up");
+    CHECK_FALSE(m.swiglu_mlp());
+    CHECK(layer_swiglu(m, {16}, DType::f32).empty());
     CHECK(gemm_dims(gemms[0].problem).n == 3 * 768);
 }
 
@@ -123,6 +135,11 @@ TEST_CASE("a mixture of experts yields router and expert GEMMs at the rows one e
     CHECK((up.m == 128 && up.n == 14336 && up.k == 4096 && up.trans_b));
     auto down = gemm_dims(named(gemms, "expert_down", 16).problem);
     CHECK((down.m == 4 && down.n == 4096 && down.k == 14336));
+    auto experts = layer_swiglu(m, {16, 512}, DType::f32);  // one expert's fused MLP, no dense one
+    REQUIRE(experts.size() == 2);
+    CHECK(experts[0].name == "expert_swiglu");
+    CHECK(experts[0].problem == make_swiglu(4, 14336, 4096));
+    CHECK(experts[1].problem == make_swiglu(128, 14336, 4096));
 
     ModelShape q = load_model_config(model_path("qwen1.5-moe-a2.7b.json"));
     CHECK(q.num_experts == 60);
@@ -134,6 +151,10 @@ TEST_CASE("a mixture of experts yields router and expert GEMMs at the rows one e
     CHECK(gemm_dims(named(qg, "expert_gate_up", 512).problem).m == 35);
     CHECK(gemm_dims(named(qg, "shared_expert_gate_up", 512).problem).n == 5632);
     CHECK(gemm_dims(named(qg, "shared_expert_down", 512).problem).m == 512);
+    auto qs = layer_swiglu(q, {512}, DType::f32);
+    REQUIRE(qs.size() == 2);
+    CHECK(named(qs, "expert_swiglu", 512).problem == make_swiglu(35, 1408, 2048));
+    CHECK(named(qs, "shared_expert_swiglu", 512).problem == make_swiglu(512, 5632, 2048));
 
     using nlohmann::json;
     auto moe = [](const char* extra) {
@@ -158,6 +179,8 @@ TEST_CASE("a mixture of experts yields router and expert GEMMs at the rows one e
 TEST_CASE("Gemma 2: GeGLU, its scale, mixed windowed and full layers, soft-capping named", "[model]") {
     ModelShape m = load_model_config(model_path("gemma-2-9b.json"));
     CHECK(m.gated_mlp);  // gelu_pytorch_tanh, but gated
+    CHECK_FALSE(m.swiglu_mlp());  // GeGLU: no fused SwiGLU problem
+    CHECK(layer_swiglu(m, {16}, DType::f32).empty());
     CHECK(m.mlp_activation == "gelu_pytorch_tanh");
     CHECK(m.head_dim == 256);
     CHECK(m.attention_scale == Approx(1.0 / 16));

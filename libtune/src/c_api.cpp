@@ -100,6 +100,18 @@ tune::Problem to_problem(const tune_gemm_desc* g, bool sizes = true) {
     return p;
 }
 
+tune::Problem to_problem(const tune_swiglu_desc* d, bool sizes = true) {
+    if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "swiglu descriptor is NULL");
+    if (!(d->dtype == TUNE_F32 || d->dtype == TUNE_BF16))
+        fail(TUNE_ERR_INVALID_ARGUMENT, "dtype " + std::to_string(int(d->dtype)) + " is not TUNE_F32 or TUNE_BF16");
+    if (!(d->tolerance >= 0 && d->tolerance <= 1))
+        fail(TUNE_ERR_INVALID_ARGUMENT, "tolerance must be in [0, 1], got " + std::to_string(d->tolerance));
+    tune::Problem p = tune::make_swiglu(d->m, d->n, d->k, d->dtype == TUNE_BF16 ? tune::DType::bf16 : tune::DType::f32);
+    p.tolerance = d->tolerance;
+    if (sizes) check_sizes(p);
+    return p;
+}
+
 // bf16: the same problem with Q, K and V in bf16 (forward only).
 tune::Problem to_problem(const tune_attention_desc* a, bool sizes = true, bool bf16 = false) {
     if (!a) fail(TUNE_ERR_INVALID_ARGUMENT, "attention descriptor is NULL");
@@ -297,6 +309,15 @@ tune_gemm_desc tune_gemm_desc_init(int64_t m, int64_t n, int64_t k) {
     return g;
 }
 
+tune_swiglu_desc tune_swiglu_desc_init(int64_t m, int64_t n, int64_t k) {
+    tune_swiglu_desc s{};
+    s.m = m;
+    s.n = n;
+    s.k = k;
+    s.dtype = TUNE_F32;
+    return s;
+}
+
 int tune_dispatcher_open(const char* system_db, const char* user_db, tune_dispatcher** out) {
     return guarded("tune_dispatcher_open", TUNE_ERR_DATABASE, [&] {
         if (!out) fail(TUNE_ERR_INVALID_ARGUMENT, "out is NULL");
@@ -360,6 +381,28 @@ int tune_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, const void* a, 
         void* outputs[] = {c};
         d->dispatcher->run(p, {std::span<const void* const>(inputs, n_inputs), outputs});
     });
+}
+
+int tune_lookup_swiglu(const tune_dispatcher* d, const tune_swiglu_desc* s, tune_selection* out) {
+    return guarded("tune_lookup_swiglu", TUNE_ERR_UNSUPPORTED, [&] { lookup(d, to_problem(s, false), out); });
+}
+
+int tune_swiglu(const tune_dispatcher* d, const tune_swiglu_desc* s, const void* x, const void* w_gate,
+                const void* w_up, float* out) {
+    return guarded("tune_swiglu", TUNE_ERR_RUNTIME, [&] {
+        if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "dispatcher handle is NULL");
+        const tune::Problem p = to_problem(s);
+        if (!x || !w_gate || !w_up || !out) fail(TUNE_ERR_INVALID_ARGUMENT, "operand x, w_gate, w_up or out is NULL");
+        const void* inputs[] = {x, w_gate, w_up};
+        void* outputs[] = {out};
+        d->dispatcher->run(p, {inputs, outputs});
+    });
+}
+
+int tune_tune_swiglu(const char* db_path, const tune_swiglu_desc* s, const tune_tune_options* options,
+                     tune_tune_result* out) {
+    return guarded("tune_tune_swiglu", TUNE_ERR_RUNTIME,
+                   [&] { tune_into(db_path, to_problem(s), options, out, "c_api tune_tune_swiglu"); });
 }
 
 tune_tune_options tune_tune_options_init(void) {
@@ -472,7 +515,9 @@ int tune_model_problems(const char* config_path, const int64_t* tokens, size_t n
                                                 std::to_string(decode_kv_len));
         const tune::ModelShape model = tune::load_model_config(config_path);
         const std::vector<std::int64_t> counts(tokens, tokens + n_tokens);
-        auto problems = tune::layer_gemms(model, counts, dtype == TUNE_BF16 ? tune::DType::bf16 : tune::DType::f32);
+        const tune::DType dt = dtype == TUNE_BF16 ? tune::DType::bf16 : tune::DType::f32;
+        auto problems = tune::layer_gemms(model, counts, dt);
+        for (auto& s : tune::layer_swiglu(model, counts, dt)) problems.push_back(std::move(s));
         if (decode_kv_len > 0)
             for (auto& a : tune::layer_attention(model, counts, decode_kv_len)) problems.push_back(std::move(a));
         // Filled into a local array first: a failure leaves the caller's array as it was.
@@ -482,7 +527,14 @@ int tune_model_problems(const char* config_path, const int64_t* tokens, size_t n
             tune_model_problem& r = filled[i];
             copy_text(r.name, np.name, "problem name");
             r.tokens = np.tokens;
-            if (np.problem.op == tune::OpKind::gemm) {
+            r.gemm = tune_gemm_desc_init(0, 0, 0);
+            r.attention = tune_attention_desc_init(0, 0, 0, 0, 0, 0);
+            r.swiglu = tune_swiglu_desc_init(0, 0, 0);
+            if (np.problem.op == tune::OpKind::swiglu) {
+                r.op = TUNE_OP_SWIGLU;
+                r.swiglu = tune_swiglu_desc_init(np.problem.dims[0], np.problem.dims[1], np.problem.dims[2]);
+                r.swiglu.dtype = np.problem.dtype == tune::DType::bf16 ? TUNE_BF16 : TUNE_F32;
+            } else if (np.problem.op == tune::OpKind::gemm) {
                 const tune::GemmDims g = tune::gemm_dims(np.problem);
                 r.op = TUNE_OP_GEMM;
                 r.gemm = tune_gemm_desc_init(g.m, g.n, g.k);
@@ -490,7 +542,6 @@ int tune_model_problems(const char* config_path, const int64_t* tokens, size_t n
                 r.gemm.trans_a = g.trans_a;
                 r.gemm.trans_b = g.trans_b;
                 r.gemm.dtype = np.problem.dtype == tune::DType::bf16 ? TUNE_BF16 : TUNE_F32;
-                r.attention = tune_attention_desc_init(0, 0, 0, 0, 0, 0);
             } else {
                 const tune::AttentionDims a = tune::attention_dims(np.problem);
                 r.op = TUNE_OP_ATTENTION;
@@ -498,7 +549,6 @@ int tune_model_problems(const char* config_path, const int64_t* tokens, size_t n
                 r.attention.causal = a.causal;
                 r.attention.window = a.window;
                 r.attention.scale = np.problem.scale;  // 0: the default 1/sqrt(head_dim)
-                r.gemm = tune_gemm_desc_init(0, 0, 0);
             }
         }
         std::copy(filled.begin(), filled.end(), out);

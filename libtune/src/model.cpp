@@ -218,6 +218,10 @@ std::int64_t ModelShape::expert_tokens(std::int64_t tokens) const {
     return std::max<std::int64_t>(1, (tokens * experts_per_token + num_experts - 1) / num_experts);
 }
 
+bool ModelShape::swiglu_mlp() const {
+    return gated_mlp && (mlp_activation == "silu" || mlp_activation == "swiglu" || mlp_activation == "swish");
+}
+
 ModelShape parse_model_config(const nlohmann::json& top) {
     require(top.is_object(), "config.json: expected a JSON object");
     const std::initializer_list<const char*> hidden_keys{"hidden_size", "n_embd", "d_model"};
@@ -309,6 +313,29 @@ std::vector<NamedProblem> layer_gemms(const ModelShape& m, const std::vector<std
             add("moe_router", t, m.num_experts, m.hidden_size);
             mlp("expert", m.expert_tokens(t), m.expert_intermediate_size);
             if (m.shared_expert_intermediate_size > 0) mlp("shared_expert", t, m.shared_expert_intermediate_size);
+        }
+    }
+    return out;
+}
+
+std::vector<NamedProblem> layer_swiglu(const ModelShape& m, const std::vector<std::int64_t>& tokens, DType dtype) {
+    require(!tokens.empty(), "tokens: at least one token count is needed");
+    std::vector<NamedProblem> out;
+    if (!m.swiglu_mlp()) return out;
+    for (std::int64_t t : tokens) {
+        require(t >= 1 && t <= kMaxModelDim, "tokens: each count must be in [1, " + std::to_string(kMaxModelDim) +
+                                                 "], got " + std::to_string(t));
+        auto add = [&](const std::string& name, std::int64_t rows, std::int64_t width) {
+            Problem p = make_swiglu(rows, width, m.hidden_size, dtype);
+            validate(p);
+            for (const auto& e : out)
+                if (e.problem == p) return;
+            out.push_back({name, t, p});
+        };
+        if (m.num_experts == 0 || m.dense_mlp_layers) add("mlp_swiglu", t, m.intermediate_size);
+        if (m.num_experts > 0) {
+            add("expert_swiglu", m.expert_tokens(t), m.expert_intermediate_size);
+            if (m.shared_expert_intermediate_size > 0) add("shared_expert_swiglu", t, m.shared_expert_intermediate_size);
         }
     }
     return out;

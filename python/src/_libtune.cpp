@@ -54,6 +54,14 @@ tune_gemm_desc make_desc(std::int64_t m, std::int64_t n, std::int64_t k, std::in
     return g;
 }
 
+tune_swiglu_desc make_swiglu_desc(std::int64_t m, std::int64_t n, std::int64_t k, const std::string& dtype,
+                                  double tolerance) {
+    tune_swiglu_desc s = tune_swiglu_desc_init(m, n, k);
+    s.dtype = parse_dtype(dtype);
+    s.tolerance = tolerance;
+    return s;
+}
+
 tune_attention_desc make_attention_desc(std::int64_t batch, std::int64_t heads, std::int64_t kv_heads,
                                         std::int64_t q_len, std::int64_t kv_len, std::int64_t head_dim, bool causal,
                                         std::int64_t window, bool backward, double tolerance, double scale) {
@@ -144,6 +152,36 @@ struct Dispatcher {
         tune_selection s;
         raise_on_error(tune_lookup_gemm(handle.get(), &g, &s));
         return selection(s);
+    }
+
+    py::dict lookup_swiglu(const tune_swiglu_desc& d) const {
+        tune_selection s;
+        raise_on_error(tune_lookup_swiglu(handle.get(), &d, &s));
+        return selection(s);
+    }
+
+    // out = silu(x w_gate^T) * (x w_up^T) with x (m, k), both weights (n, k), out (m, n) float32;
+    // bf16: x and the weights hold bf16 bits (uint16).
+    void swiglu(const py::buffer& x, const py::buffer& w_gate, const py::buffer& w_up, const py::buffer& out,
+                double tolerance, const std::string& dtype_name) const {
+        const bool bits = parse_dtype(dtype_name) == TUNE_BF16;
+        Operand ox = request(x, "x", false, bits), og = request(w_gate, "w_gate", false, bits);
+        Operand ou = request(w_up, "w_up", false, bits), oo = request(out, "out", true, false);
+        if (ox.info.ndim != 2 || og.info.ndim != 2 || ou.info.ndim != 2 || oo.info.ndim != 2)
+            throw py::value_error("x, w_gate, w_up and out must all be 2-D; got shapes " + shape_text(ox.shape()) + ", " +
+                                  shape_text(og.shape()) + ", " + shape_text(ou.shape()) + ", " + shape_text(oo.shape()));
+        const std::int64_t m = ox.info.shape[0], k = ox.info.shape[1], n = og.info.shape[0];
+        if (og.info.shape[1] != k || ou.shape() != og.shape() || oo.info.shape[0] != m || oo.info.shape[1] != n)
+            throw py::value_error("shapes do not match: x " + shape_text(ox.shape()) + ", w_gate " +
+                                  shape_text(og.shape()) + ", w_up " + shape_text(ou.shape()) + ", out " +
+                                  shape_text(oo.shape()) + " (expected x (m, k), weights (n, k), out (m, n))");
+        const tune_swiglu_desc d = make_swiglu_desc(m, n, k, bits ? "bf16" : "f32", tolerance);
+        int status;
+        {
+            py::gil_scoped_release release;
+            status = tune_swiglu(handle.get(), &d, ox.info.ptr, og.info.ptr, ou.info.ptr, static_cast<float*>(oo.info.ptr));
+        }
+        raise_on_error(status);
     }
 
     py::dict lookup_attention(const tune_attention_desc& a, bool bf16) const {
@@ -380,8 +418,8 @@ py::dict tune_py(const std::string& db, const Desc& desc, std::size_t budget, do
 }
 
 // One layer's problems from a config.json (tune_model_problems): a list of dicts with name,
-// tokens, op ("gemm" / "attention") and args, the keyword arguments of tune_gemm /
-// tune_attention for that problem.
+// tokens, op ("gemm" / "swiglu" / "attention") and args, the keyword arguments of tune_gemm /
+// tune_swiglu / tune_attention for that problem.
 py::list model_problems(const std::string& path, const std::vector<std::int64_t>& tokens, std::int64_t kv_len,
                         const std::string& dtype) {
     const tune_dtype dt = parse_dtype(dtype);
@@ -398,6 +436,9 @@ py::list model_problems(const std::string& path, const std::vector<std::int64_t>
             args["m"] = g.m, args["n"] = g.n, args["k"] = g.k, args["batch"] = g.batch;
             args["trans_a"] = g.trans_a != 0, args["trans_b"] = g.trans_b != 0;
             args["dtype"] = g.dtype == TUNE_BF16 ? "bf16" : "f32";
+        } else if (p.op == TUNE_OP_SWIGLU) {
+            args["m"] = p.swiglu.m, args["n"] = p.swiglu.n, args["k"] = p.swiglu.k;
+            args["dtype"] = p.swiglu.dtype == TUNE_BF16 ? "bf16" : "f32";
         } else {
             const tune_attention_desc& a = p.attention;
             args["batch"] = a.batch, args["heads"] = a.heads, args["kv_heads"] = a.kv_heads;
@@ -408,7 +449,7 @@ py::list model_problems(const std::string& path, const std::vector<std::int64_t>
         py::dict d;
         d["name"] = std::string(p.name);
         d["tokens"] = p.tokens;
-        d["op"] = p.op == TUNE_OP_GEMM ? "gemm" : "attention";
+        d["op"] = p.op == TUNE_OP_GEMM ? "gemm" : p.op == TUNE_OP_SWIGLU ? "swiglu" : "attention";
         d["args"] = args;
         out.append(d);
     }
@@ -431,6 +472,10 @@ PYBIND11_MODULE(_libtune, mod) {
             py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("dtype") = "f32", py::arg("bias") = false,
             py::arg("act") = "none", py::arg("residual") = false, py::arg("tolerance") = 0.0);
 
+    py::class_<tune_swiglu_desc>(mod, "SwigluDesc");
+    mod.def("swiglu_desc", &make_swiglu_desc, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("dtype") = "f32",
+            py::arg("tolerance") = 0.0);
+
     py::class_<tune_attention_desc>(mod, "AttentionDesc");
     mod.def("attention_desc", &make_attention_desc, py::arg("batch"), py::arg("heads"), py::arg("kv_heads"),
             py::arg("q_len"), py::arg("kv_len"), py::arg("head_dim"), py::arg("causal") = false, py::arg("window") = 0,
@@ -452,6 +497,9 @@ PYBIND11_MODULE(_libtune, mod) {
              py::arg("window"), py::arg("tolerance"), py::arg("scale"), py::arg("bf16"))
         .def("lookup_attention_paged", &Dispatcher::lookup_attention_paged, py::arg("desc"), py::arg("page"),
              py::arg("bf16"))
+        .def("lookup_swiglu", &Dispatcher::lookup_swiglu, py::arg("desc"))
+        .def("swiglu", &Dispatcher::swiglu, py::arg("x"), py::arg("w_gate"), py::arg("w_up"), py::arg("out"),
+             py::arg("tolerance"), py::arg("dtype"))
         .def("stats", &Dispatcher::stats)
         .def("gemm", &Dispatcher::gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("bias"),
              py::arg("residual"), py::arg("trans_a"), py::arg("trans_b"), py::arg("act"), py::arg("tolerance"),
@@ -478,6 +526,8 @@ PYBIND11_MODULE(_libtune, mod) {
         py::arg("db"), py::arg("desc"), py::arg("page"), py::arg("bf16"), py::arg("budget"), py::arg("time_limit"),
         py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
     mod.def("model_problems", &model_problems, py::arg("path"), py::arg("tokens"), py::arg("kv_len"), py::arg("dtype"));
+    mod.def("tune_swiglu", &tune_py<tune_swiglu_desc, tune_tune_swiglu>, py::arg("db"), py::arg("desc"),
+            py::arg("budget"), py::arg("time_limit"), py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
     mod.def("tune_gemm", &tune_py<tune_gemm_desc, tune_tune_gemm>, py::arg("db"), py::arg("desc"), py::arg("budget"), py::arg("time_limit"),
             py::arg("seed"), py::arg("strategy"), py::arg("isolate"));
 }

@@ -332,3 +332,63 @@ def test_attention_on_paged_kv(tmp_path):
         d.attention_paged(q, k_pool, v_pool, np.ascontiguousarray(table[:, :1]), kv_len, causal=True)
     with pytest.raises(TypeError, match="int32"):
         d.attention_paged(q, k_pool, v_pool, table.astype(np.int64), kv_len, causal=True)
+
+
+def ref_swiglu(x, w_gate, w_up):
+    g, u = ref_gemm(x, w_gate, trans_b=True), ref_gemm(x, w_up, trans_b=True)
+    return g / (1 + np.exp(-g)) * u
+
+
+def test_swiglu_tuned_dispatched_f32_bf16_and_torch(tmp_path):
+    x, wg, wu = rand(5, 48, seed=31), rand(40, 48, seed=32), rand(40, 48, seed=33)
+    db = tmp_path / "swiglu.db"
+    r = libtune.tune_swiglu(5, 40, 48, db=db, budget=3, time_limit=30)
+    assert r["template"] == "cpu.swiglu.blocked" and r["median_s"] > 0
+    d = libtune.Dispatcher(db)
+    sel = d.lookup_swiglu(5, 40, 48)
+    assert sel["source"] == "exact" and sel["config"] == r["config"]
+    out = d.swiglu(x, wg, wu)
+    assert out.shape == (5, 40) and out.dtype == np.float32
+    np.testing.assert_allclose(out, ref_swiglu(x, wg, wu), rtol=1e-5, atol=1e-5)
+    given = np.empty((5, 40), dtype=np.float32)
+    assert d.swiglu(x, wg, wu, given) is given
+    np.testing.assert_allclose(libtune.swiglu(x, wg, wu, db=None), ref_swiglu(x, wg, wu), rtol=1e-5, atol=1e-5)
+
+    to_bits = lambda a: (a.view(np.uint32) >> 16).astype(np.uint16)  # truncation: exact bf16 values
+    back = lambda a: (a.astype(np.uint32) << 16).view(np.float32)
+    xb, gb, ub = to_bits(x), to_bits(wg), to_bits(wu)
+    try:
+        ob = d.swiglu(xb, gb, ub)
+    except libtune.Error as e:
+        pytest.skip(f"bf16 not supported here: {e}")
+    assert d.lookup_swiglu(5, 40, 48, dtype="bf16")["source"] != "exact"  # a problem of its own
+    np.testing.assert_allclose(ob, ref_swiglu(back(xb), back(gb), back(ub)), rtol=1e-5, atol=1e-5)
+
+    with pytest.raises(ValueError, match="shapes do not match"):
+        d.swiglu(x, wg, wu[:39])
+    with pytest.raises(TypeError, match="float32, or both bf16"):
+        d.swiglu(x, gb, ub)
+    with pytest.raises(TypeError, match="one dtype"):
+        d.swiglu(x, wg, ub)
+
+    torch = pytest.importorskip("torch")
+    tx, tg, tu = torch.from_numpy(x), torch.from_numpy(wg), torch.from_numpy(wu)
+    to = d.swiglu(tx, tg, tu)
+    assert isinstance(to, torch.Tensor)
+    np.testing.assert_allclose(to.numpy(), ref_swiglu(x, wg, wu), rtol=1e-5, atol=1e-5)
+
+
+def test_model_problems_include_swiglu_for_gated_silu_mlps(tmp_path):
+    config = tmp_path / "llama.json"
+    config.write_text('{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,'
+                      ' "intermediate_size": 96, "hidden_act": "silu"}')
+    problems = libtune.model_problems(config, tokens=(1, 4), kv_len=0)
+    swiglu = [p for p in problems if p["op"] == "swiglu"]
+    assert [(p["name"], p["tokens"]) for p in swiglu] == [("mlp_swiglu", 1), ("mlp_swiglu", 4)]
+    assert swiglu[1]["args"] == {"m": 4, "n": 96, "k": 64, "dtype": "f32"}
+    db = tmp_path / "llama.db"
+    results = libtune.tune_model(config, db=db, tokens=(4,), kv_len=0, budget=2, swiglu_budget=2, time_limit=30)
+    assert [p["op"] for p, _ in results].count("swiglu") == 1
+    assert libtune.Dispatcher(db).lookup_swiglu(4, 96, 64)["source"] == "exact"
+    skipped = libtune.tune_model(config, db=db, tokens=(4,), kv_len=0, budget=2, swiglu_budget=0, time_limit=30)
+    assert all(p["op"] == "gemm" for p, _ in skipped)

@@ -21,7 +21,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header; compare with tune_c_api_version(). */
-#define TUNE_C_API_VERSION 1
+#define TUNE_C_API_VERSION 2
 
 typedef enum tune_status {
     TUNE_OK = 0,
@@ -119,6 +119,28 @@ typedef struct tune_tune_result {
 int tune_tune_gemm(const char* db_path, const tune_gemm_desc* g, const tune_tune_options* options,
                    tune_tune_result* out);
 
+/* ---- SwiGLU (gated MLP): out[m x n] = silu(x W_gate^T) * (x W_up^T), row-major. x is m x k,
+ * both weights n x k (PyTorch Linear), out float. dtype TUNE_BF16: x and the weights hold bf16
+ * (uint16_t bits). tolerance as in tune_gemm_desc (> 0 lets f32 problems be computed in bf16
+ * within it). The fused kernel computes the gate and up tiles from one pass over x and never
+ * writes either to memory; the tuner also measures two GEMMs and an elementwise pass. ---- */
+typedef struct tune_swiglu_desc {
+    int64_t m, n, k;
+    tune_dtype dtype;
+    double tolerance;
+} tune_swiglu_desc;
+
+/* A desc with f32 operands and the dtype's exact tolerance. */
+tune_swiglu_desc tune_swiglu_desc_init(int64_t m, int64_t n, int64_t k);
+/* The config the dispatcher runs for this SwiGLU problem (see tune_lookup_gemm). */
+int tune_lookup_swiglu(const tune_dispatcher* d, const tune_swiglu_desc* s, tune_selection* out);
+/* Runs it with the selected config (built once per shape, then cached). Thread-safe. */
+int tune_swiglu(const tune_dispatcher* d, const tune_swiglu_desc* s, const void* x, const void* w_gate,
+                const void* w_up, float* out);
+/* Measures candidates for one SwiGLU problem into a SQLite store (see tune_tune_gemm). */
+int tune_tune_swiglu(const char* db_path, const tune_swiglu_desc* s, const tune_tune_options* options,
+                     tune_tune_result* out);
+
 /* ---- Attention: O = softmax(scale Q K^T + mask) V per (batch, query head), f32 operands. ----
  * scale: the factor on Q K^T; 0 means 1/sqrt(head_dim).
  * Row-major: Q [batch, heads, q_len, head_dim], K and V [batch, kv_heads, kv_len, head_dim],
@@ -187,18 +209,20 @@ int tune_tune_attention_paged(const char* db_path, const tune_attention_desc* a,
                               const tune_tune_options* options, tune_tune_result* out);
 
 /* ---- Models: one transformer layer's problems, derived from a Hugging Face config.json ---- */
-typedef enum tune_op { TUNE_OP_GEMM = 0, TUNE_OP_ATTENTION = 1 } tune_op;
+typedef enum tune_op { TUNE_OP_GEMM = 0, TUNE_OP_ATTENTION = 1, TUNE_OP_SWIGLU = 2 } tune_op;
 typedef struct tune_model_problem {
-    char name[32];  /* "qkv_proj", "o_proj", "mlp_gate_up", "expert_down", "attention_decode", ... */
+    char name[32];  /* "qkv_proj", "o_proj", "mlp_gate_up", "mlp_swiglu", "attention_decode", ... */
     int64_t tokens; /* the token count it was derived for (1 for the decode step) */
-    tune_op op;     /* which of the two descs holds the problem */
+    tune_op op;     /* which of the three descs holds the problem (the others are zeroed) */
     tune_gemm_desc gemm;
     tune_attention_desc attention;
+    tune_swiglu_desc swiglu;
 } tune_model_problem;
 
 /* The problems `tune model` derives from config_path for tokens[0 .. n_tokens): the layer's
  * GEMMs (weights [out, in]: trans_b = 1; dense MLP or mixture-of-experts projections) in
- * `dtype`, then, when decode_kv_len > 0, its attention (f32: prefill per token count > 1, one
+ * `dtype`, its gated MLPs as fused SwiGLU problems in `dtype` when the MLP is SwiGLU ("mlp_swiglu",
+ * "expert_swiglu", "shared_expert_swiglu"), then, when decode_kv_len > 0, its attention (f32: prefill per token count > 1, one
  * decode step against decode_kv_len cached keys, windowed and encoder variants as the model has
  * them). Writes the first min(capacity, total) to out (NULL allowed when capacity is 0) and the
  * total to *count: call once with capacity 0 to size the array. */

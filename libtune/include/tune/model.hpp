@@ -47,6 +47,8 @@ struct ModelShape {
 
     // Rows one expert's GEMMs see at `tokens` tokens under balanced routing: ceil(tokens * k / E).
     std::int64_t expert_tokens(std::int64_t tokens) const;
+    // The MLP is gated with silu (SwiGLU): out = silu(x W_gate^T) * (x W_up^T), then W_down.
+    bool swiglu_mlp() const;
 };
 
 // Throws tune::Error naming the key (and the file, for the path overload) when a required
@@ -72,6 +74,13 @@ struct NamedProblem {
 // the dense MLP only when some layers keep it. Shapes that coincide appear once.
 std::vector<NamedProblem> layer_gemms(const ModelShape& model, const std::vector<std::int64_t>& tokens,
                                       DType dtype);
+
+// One layer's gated MLPs as fused SwiGLU problems (make_swiglu: x tokens x hidden, both weights
+// width x hidden), for models whose MLP is SwiGLU (none otherwise): "mlp_swiglu", and for a
+// mixture of experts "expert_swiglu" at expert_tokens(t) rows and "shared_expert_swiglu", named
+// as layer_gemms names the gate/up GEMM each replaces. Shapes that coincide appear once.
+std::vector<NamedProblem> layer_swiglu(const ModelShape& model, const std::vector<std::int64_t>& tokens,
+                                       DType dtype);
 
 // One layer's attention (batch 1, Q/K/V in `dtype`, the model's scale). A decoder gets
 // "attention_prefill" for each token count > 1 (q_len = kv_len = tokens, causal) and one

@@ -1,4 +1,4 @@
-"""libtune from Python: tune GEMM and attention shapes into a SQLite store, then look up and
+"""libtune from Python: tune GEMM, SwiGLU and attention shapes into a SQLite store, then look up and
 run the tuned kernels on NumPy arrays (or PyTorch CPU tensors) in place, without copies.
 
     import libtune, numpy as np
@@ -7,6 +7,7 @@ run the tuned kernels on NumPy arrays (or PyTorch CPU tensors) in place, without
     d.lookup(64, 4096, 4096, trans_b=True)     # {'template': ..., 'config': ..., 'source': 'exact', ...}
     c = d.gemm(a, w, trans_b=True)             # a: (64, 4096) float32, w: (4096, 4096) float32
     o = d.attention(q, k, v, causal=True)      # q: (batch, heads, q_len, head_dim), k/v: (batch, kv_heads, kv_len, head_dim)
+    h = d.swiglu(x, w_gate, w_up)              # silu(x @ w_gate.T) * (x @ w_up.T), weights (n, k)
 """
 import functools
 
@@ -15,8 +16,8 @@ import numpy as np
 from . import _libtune
 from ._libtune import DatabaseError, Error
 
-__all__ = ["Dispatcher", "gemm", "attention", "tune_gemm", "tune_attention", "model_problems", "tune_model", "Error",
-           "DatabaseError", "__version__", "c_api_version"]
+__all__ = ["Dispatcher", "gemm", "swiglu", "attention", "tune_gemm", "tune_swiglu", "tune_attention", "model_problems",
+           "tune_model", "Error", "DatabaseError", "__version__", "c_api_version"]
 __version__ = _libtune.version
 c_api_version = _libtune.c_api_version
 
@@ -142,6 +143,29 @@ class Dispatcher:
         self._d.gemm(va, vb, vout, vbias, vres, trans_a, trans_b, act, tolerance, dtype)
         return out
 
+    def lookup_swiglu(self, m, n, k, *, dtype="f32", tolerance=0.0):
+        """The config the runtime uses for this SwiGLU shape (dict as for lookup)."""
+        return self._d.lookup_swiglu(_libtune.swiglu_desc(m, n, k, dtype, tolerance))
+
+    def swiglu(self, x, w_gate, w_up, out=None, *, tolerance=0.0):
+        """out = silu(x @ w_gate.T) * (x @ w_up.T), the first half of a gated MLP, written into
+        `out` (allocated when None) and returned. x: (m, k); w_gate, w_up: (n, k) like torch
+        Linear weights; all C-contiguous float32, or all bf16 (uint16 bits / torch.bfloat16); out
+        is float32 (m, n). The tuned config decides whether the gate and up products run fused
+        (one pass over x, no intermediates) or as two GEMMs and an elementwise pass."""
+        returns_torch = _is_torch(x)
+        vx, vg, vu = _view(x, "x"), _view(w_gate, "w_gate"), _view(w_up, "w_up")
+        dtype = _dtype_of(vx, vg)
+        if vu.dtype != vg.dtype:
+            raise TypeError(f"w_gate and w_up must have one dtype; got {vg.dtype} and {vu.dtype}")
+        if out is None:
+            if vx.ndim != 2 or vg.ndim != 2:
+                raise ValueError(f"x and the weights must be 2-D; got shapes {vx.shape} and {vg.shape}")
+            out, vout = _like(x, (vx.shape[0], vg.shape[0]), returns_torch)
+        else:
+            vout = _view(out, "out")
+        self._d.swiglu(vx, vg, vu, vout, tolerance, dtype)
+        return out
 
     def lookup_attention(self, batch, heads, kv_heads, q_len, kv_len, head_dim, *, causal=False, window=0,
                          backward=False, tolerance=0.0, scale=None, dtype="f32", page=0):
@@ -202,6 +226,11 @@ def gemm(a, b, out=None, *, db=None, **kwargs):
     return _dispatcher(None if db is None else str(db)).gemm(a, b, out, **kwargs)
 
 
+def swiglu(x, w_gate, w_up, out=None, *, db=None, **kwargs):
+    """Dispatcher(db).swiglu(x, w_gate, w_up, out, ...), one dispatcher per store and process."""
+    return _dispatcher(None if db is None else str(db)).swiglu(x, w_gate, w_up, out, **kwargs)
+
+
 def attention(q, k, v, out=None, *, db=None, **kwargs):
     """Dispatcher(db).attention(q, k, v, out, ...), one dispatcher per store and process."""
     return _dispatcher(None if db is None else str(db)).attention(q, k, v, out, **kwargs)
@@ -232,24 +261,39 @@ def tune_gemm(m, n, k, *, db, budget=24, seed=0, time_limit=60.0, strategy=None,
     return _libtune.tune_gemm(str(db), desc, budget, time_limit, seed, strategy, isolate)
 
 
+def tune_swiglu(m, n, k, *, db, budget=24, seed=0, time_limit=60.0, strategy=None, isolate=False, dtype="f32",
+                tolerance=0.0):
+    """Measures up to `budget` candidates for this SwiGLU problem (x m x k, weights n x k; fused
+    vs two GEMMs, blocking, threads, precision within `tolerance`) into the SQLite store `db`.
+    Returns the best as tune_gemm does."""
+    desc = _libtune.swiglu_desc(m, n, k, dtype, tolerance)
+    return _libtune.tune_swiglu(str(db), desc, budget, time_limit, seed, strategy, isolate)
+
+
 def model_problems(config, *, tokens=(1, 16, 512), kv_len=4096, dtype="f32"):
     """The problems `tune model` derives from a Hugging Face config.json for these token
-    counts: the layer's GEMMs (weights [out, in], dense or mixture-of-experts) in `dtype`, then,
-    when kv_len > 0, its attention (prefill per token count > 1 and a decode step against
-    kv_len keys). Each is a dict: name, tokens, op ("gemm" or "attention") and args, the
-    keyword arguments of tune_gemm / tune_attention for it."""
+    counts: the layer's GEMMs (weights [out, in], dense or mixture-of-experts) in `dtype`, its
+    gated MLPs as fused SwiGLU problems when the MLP is SwiGLU, then, when kv_len > 0, its
+    attention (prefill per token count > 1 and a decode step against kv_len keys). Each is a
+    dict: name, tokens, op ("gemm", "swiglu" or "attention") and args, the keyword arguments of
+    tune_gemm / tune_swiglu / tune_attention for it."""
     return _libtune.model_problems(str(config), [int(t) for t in tokens], int(kv_len), dtype)
 
 
 def tune_model(config, *, db, tokens=(1, 16, 512), kv_len=4096, dtype="f32", budget=24, attention_budget=None,
-               seed=0, time_limit=60.0, strategy=None, isolate=False):
+               swiglu_budget=None, seed=0, time_limit=60.0, strategy=None, isolate=False):
     """Tunes every problem of model_problems(config, ...) into the SQLite store `db`, in order
-    (attention problems with `attention_budget` candidates, default `budget`). Returns a list
-    of (problem, result) pairs, result as tune_gemm returns it."""
+    (attention problems with `attention_budget` candidates, SwiGLU ones with `swiglu_budget`;
+    default `budget`; 0 skips them). Returns a list of (problem, result) pairs, result as
+    tune_gemm returns it."""
     out = []
+    tuners = {"gemm": (tune_gemm, None), "swiglu": (tune_swiglu, swiglu_budget),
+              "attention": (tune_attention, attention_budget)}
     for p in model_problems(config, tokens=tokens, kv_len=kv_len, dtype=dtype):
-        tune = tune_gemm if p["op"] == "gemm" else tune_attention
-        n = budget if p["op"] == "gemm" or attention_budget is None else attention_budget
+        tune, own_budget = tuners[p["op"]]
+        n = budget if own_budget is None else own_budget
+        if n == 0:
+            continue
         out.append((p, tune(**p["args"], db=db, budget=n, seed=seed, time_limit=time_limit, strategy=strategy,
                             isolate=isolate)))
     return out

@@ -373,6 +373,38 @@ void dot_part(const GemmDims& d, const Blocking& bl, const Job& job, std::int64_
     const int MR = uk.mr, NR = uk.nr;
     const S* A = static_cast<const S*>(job.A);
     alignas(64) float up[kMaxTileElems];
+    auto dot = [&](std::int64_t ic, int mr, const S* b, int nr, float* out, std::int64_t ldo) {
+        if constexpr (std::is_same_v<S, float>) {
+            uk.dot(d.k, A + ic * d.k, d.k, mr, b, d.k, nr, out, ldo, false);
+        } else {
+            uk.dot_bf16(d.k, reinterpret_cast<const std::uint16_t*>(A + ic * d.k), d.k, mr,
+                        reinterpret_cast<const std::uint16_t*>(b), d.k, nr, out, ldo, false);
+        }
+    };
+    if (job.operands == 2 && r1 - r0 <= MR) {
+        // SwiGLU with one row group (decode): no weight row is read twice, so the gate rows of a
+        // chunk of up to 1024 columns go first, then the chunk's up rows (into `up`), then
+        // silu(g) * u. Reading each weight in long runs instead of switching every NR rows took
+        // the fused form at one token from 0.92-0.98x the two GEMMs to 0.99-1.06x (bf16 and f32).
+        const std::int64_t chunk = NR * std::max(1, kMaxTileElems / (MR * NR));
+        const int mr = static_cast<int>(r1 - r0);
+        float* c = job.C + r0 * d.n;
+        for (std::int64_t j0 = c0; j0 < c1; j0 += chunk) {
+            const std::int64_t cols = std::min(chunk, c1 - j0);
+            for (int q = 0; q < 2; ++q)
+                for (std::int64_t jr = 0; jr < cols; jr += NR) {
+                    const int nr = static_cast<int>(std::min<std::int64_t>(NR, cols - jr));
+                    const S* b = static_cast<const S*>(job.B[q]) + (j0 + jr) * d.k;
+                    if (q == 0) {
+                        dot(r0, mr, b, nr, c + j0 + jr, d.n);
+                    } else {
+                        dot(r0, mr, b, nr, up + jr, chunk);
+                    }
+                }
+            uk.glu(c + j0, d.n, c + j0, d.n, up, chunk, mr, cols);
+        }
+        return;
+    }
     for (std::int64_t jc = c0; jc < c1; jc += NR) {
         const int nr = static_cast<int>(std::min<std::int64_t>(NR, c1 - jc));
         for (std::int64_t ic = r0; ic < r1; ic += MR) {
@@ -381,13 +413,7 @@ void dot_part(const GemmDims& d, const Blocking& bl, const Job& job, std::int64_
             for (int q = 0; q < job.operands; ++q) {
                 const S* b = static_cast<const S*>(job.B[q]) + jc * d.k;
                 float* out = q == 0 ? c : up;
-                const std::int64_t ldo = q == 0 ? d.n : NR;
-                if constexpr (std::is_same_v<S, float>) {
-                    uk.dot(d.k, A + ic * d.k, d.k, mr, b, d.k, nr, out, ldo, false);
-                } else {
-                    uk.dot_bf16(d.k, reinterpret_cast<const std::uint16_t*>(A + ic * d.k), d.k, mr,
-                                reinterpret_cast<const std::uint16_t*>(b), d.k, nr, out, ldo, false);
-                }
+                dot(ic, mr, b, nr, out, q == 0 ? d.n : NR);
             }
             if (job.operands == 2) {
                 uk.glu(c, d.n, c, d.n, up, NR, mr, nr);
@@ -505,13 +531,16 @@ std::size_t swiglu_workspace_floats_per_thread(const GemmDims& d, const Blocking
     return static_cast<std::size_t>(sz.a_floats + 2 * sz.b_floats + up);
 }
 
-void blocked_swiglu(const GemmDims& d, const Blocking& bl, const float* x, const float* w_gate,
-                    const float* w_up, float* out, float* workspace, ThreadPool* pool) {
+namespace {
+
+template <class S>
+void blocked_swiglu_impl(const GemmDims& d, const Blocking& bl, const S* x, const S* w_gate, const S* w_up, float* out,
+                         float* workspace, ThreadPool* pool) {
     if (bl.ukernel->is_dot()) {
-        check_dot<float>(d, *bl.ukernel);
+        check_dot<S>(d, *bl.ukernel);
         for_each_part(d, bl, pool, [&](int, const Rect& r) {
             const Job job{x, {w_gate, w_up}, 2, out, nullptr, 0, nullptr, nullptr};
-            dot_part<float>(d, bl, job, r.r0, r.r1, r.c0, r.c1);
+            dot_part<S>(d, bl, job, r.r0, r.r1, r.c0, r.c1);
         });
         return;
     }
@@ -521,8 +550,21 @@ void blocked_swiglu(const GemmDims& d, const Blocking& bl, const float* x, const
         float* ws = workspace + per_thread * static_cast<std::size_t>(t);
         const Job job{x, {w_gate, w_up}, 2, out, ws + sz.a_floats + 2 * sz.b_floats, std::min(bl.nc, d.n), nullptr,
                       nullptr};
-        gemm_part<float>(d, bl, job, r.r0, r.r1, r.c0, r.c1, ws);
+        gemm_part<S>(d, bl, job, r.r0, r.r1, r.c0, r.c1, ws);
+        if (bl.ukernel->release) bl.ukernel->release();
     });
+}
+
+}  // namespace
+
+void blocked_swiglu(const GemmDims& d, const Blocking& bl, const float* x, const float* w_gate, const float* w_up,
+                    float* out, float* workspace, ThreadPool* pool) {
+    blocked_swiglu_impl(d, bl, x, w_gate, w_up, out, workspace, pool);
+}
+
+void blocked_swiglu(const GemmDims& d, const Blocking& bl, const bf16* x, const bf16* w_gate, const bf16* w_up,
+                    float* out, float* workspace, ThreadPool* pool) {
+    blocked_swiglu_impl(d, bl, x, w_gate, w_up, out, workspace, pool);
 }
 
 void apply_glu(const GemmDims& d, const Blocking& bl, const float* gate, const float* up, float* out,

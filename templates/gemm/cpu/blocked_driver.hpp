@@ -61,6 +61,9 @@ void apply_epilogue(const GemmDims& d, const Blocking& b, const Epilogue& e, flo
 std::size_t swiglu_workspace_floats_per_thread(const GemmDims& d, const Blocking& b);
 void blocked_swiglu(const GemmDims& d, const Blocking& b, const float* x, const float* w_gate,
                     const float* w_up, float* out, float* workspace, ThreadPool* pool);
+// The same with bf16 x and weights (b.ukernel a bf16 kernel); out stays f32.
+void blocked_swiglu(const GemmDims& d, const Blocking& b, const bf16* x, const bf16* w_gate,
+                    const bf16* w_up, float* out, float* workspace, ThreadPool* pool);
 
 // out = silu(gate) * up elementwise over m x n (the unfused SwiGLU's last pass).
 void apply_glu(const GemmDims& d, const Blocking& b, const float* gate, const float* up, float* out,

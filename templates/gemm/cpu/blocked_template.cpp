@@ -74,9 +74,7 @@ class BlockedGemmTemplate final : public Template {
 public:
     explicit BlockedGemmTemplate(const DeviceInfo& device)
         : info_{kName, OpKind::gemm, Backend::cpu, LIBTUNE_CPU_GEMM_VERSION, false},
-          cores_(std::max(1, device.cores)), ukernels_(cpu_gemm::device_ukernels(device)),
-          bf16_ukernels_(cpu_gemm::device_bf16_ukernels(device)) {
-        const auto dot = cpu_gemm::device_dot_ukernels(device), bf16_dot = cpu_gemm::device_bf16_dot_ukernels(device);
+          cores_(std::max(1, device.cores)), kernels_(device) {
         const auto specs = dim_specs(OpKind::gemm);
         for (std::size_t i = 0; i < specs.size(); ++i) {
             if (specs[i].name == "trans_a") trans_a_index_ = i;
@@ -85,23 +83,13 @@ public:
             if (specs[i].name == "act") act_index_ = i;
             if (specs[i].name == "residual") residual_index_ = i;
         }
-        if (ukernels_.empty()) return;
-        mixed_ukernels_ = ukernels_;
-        mixed_ukernels_.insert(mixed_ukernels_.end(), bf16_ukernels_.begin(), bf16_ukernels_.end());
-        auto with = [](std::vector<const Ukernel*> v, const std::vector<const Ukernel*>& more) {
-            v.insert(v.end(), more.begin(), more.end());
-            return v;
-        };
-        // Dot-form kernels join only the spaces of A m x k times B n x k (the layout they read).
-        f32_all_ = with(ukernels_, dot);
-        bf16_all_ = with(bf16_ukernels_, bf16_dot);
-        mixed_all_ = with(mixed_ukernels_, dot);
+        if (!kernels_.has_f32()) return;
         for (std::size_t key = 0; key < 8; ++key) {
             const bool trans_b = (key & 1) != 0, epilogue = (key & 4) != 0, dot_layout = trans_b && (key & 2) == 0;
-            spaces_[key] = build_space(dot_layout ? f32_all_ : ukernels_, trans_b, epilogue);
-            if (bf16_ukernels_.empty()) continue;
-            spaces_[key + 8] = build_space(dot_layout ? bf16_all_ : bf16_ukernels_, trans_b, epilogue);
-            spaces_[key + 16] = build_space(dot_layout ? mixed_all_ : mixed_ukernels_, trans_b, epilogue);
+            spaces_[key] = build_space(kernels_.of(DType::f32, false, dot_layout), trans_b, epilogue);
+            if (!kernels_.has_bf16()) continue;
+            spaces_[key + 8] = build_space(kernels_.of(DType::bf16, false, dot_layout), trans_b, epilogue);
+            spaces_[key + 16] = build_space(kernels_.of(DType::f32, true, dot_layout), trans_b, epilogue);
         }
         pool_ = std::make_shared<ThreadPool>(cores_);
     }
@@ -109,8 +97,8 @@ public:
     const TemplateInfo& info() const override { return info_; }
 
     bool supports(const Problem& p) const override {
-        if (p.op != OpKind::gemm || ukernels_.empty()) return false;
-        return p.dtype == DType::f32 || (p.dtype == DType::bf16 && !bf16_ukernels_.empty());
+        if (p.op != OpKind::gemm || !kernels_.has_f32()) return false;
+        return p.dtype == DType::f32 || (p.dtype == DType::bf16 && kernels_.has_bf16());
     }
 
     // Spaces are cached per class: bit 0 trans_b, bit 1 trans_a, bit 2 has an epilogue; then
@@ -119,9 +107,9 @@ public:
     // rounding A and B to bf16 as they pack; the measurer rejects a candidate over the budget).
     std::shared_ptr<const Space> space(const Problem& p) const override {
         if (p.op != OpKind::gemm) throw Error(std::string(kName) + ": not a gemm problem");
-        if (ukernels_.empty()) throw Error(std::string(kName) + ": no micro-kernel runs on this CPU");
+        if (!kernels_.has_f32()) throw Error(std::string(kName) + ": no micro-kernel runs on this CPU");
         const bool bf16_operands = p.dtype == DType::bf16;
-        if (bf16_operands && bf16_ukernels_.empty())
+        if (bf16_operands && !kernels_.has_bf16())
             throw Error(std::string(kName) + ": no bf16 micro-kernel runs on this CPU");
         const bool epilogue = p.dims[bias_index_] != 0 || p.dims[act_index_] != 0 || p.dims[residual_index_] != 0;
         const std::size_t cls = (p.dims[trans_a_index_] != 0) * 2 + (p.dims[trans_b_index_] != 0) + epilogue * 4;
@@ -152,10 +140,10 @@ private:
     // Every micro-kernel a config of p's spaces may name (the space has already checked that a
     // dot-form kernel fits p's layout).
     const std::vector<const Ukernel*>& lookup(const Problem& p) const {
-        return p.dtype == DType::bf16 ? bf16_all_ : bf16_compute_allowed(p) ? mixed_all_ : f32_all_;
+        return kernels_.of(p.dtype, bf16_compute_allowed(p), /*dot_layout=*/true);
     }
 
-    bool bf16_compute_allowed(const Problem& p) const { return !bf16_ukernels_.empty() && admits_bf16_compute(p); }
+    bool bf16_compute_allowed(const Problem& p) const { return kernels_.has_bf16() && admits_bf16_compute(p); }
 
     std::shared_ptr<const Space> build_space(const std::vector<const Ukernel*>& kernels, bool trans_b,
                                              bool epilogue) const {
@@ -165,25 +153,13 @@ private:
             s->add(Knob::categorical("epilogue", {"fused", "separate"}, "fused",
                                      "bias/activation/residual on each C tile as it is last stored (fused), "
                                      "or a second pass over C (separate)"));
-        // Mixed precision: local search also starts from the default blocking on the first
-        // (fastest) bf16 micro-kernel, a region one neighbour step among dozens rarely picks.
-        if (kernels.front()->bf16 == nullptr)
-            for (const Ukernel* u : kernels)
-                if (u->bf16) {
-                    Config c = s->default_config();
-                    c.set("ukernel", std::string(u->label));
-                    if (!s->violation(c)) s->add_start(c);
-                    break;
-                }
+        cpu_gemm::add_bf16_start(*s, kernels);
         return s;
     }
 
     TemplateInfo info_;
     int cores_;
-    std::vector<const Ukernel*> ukernels_;       // f32
-    std::vector<const Ukernel*> bf16_ukernels_;  // VNNI-packed bf16 operands
-    std::vector<const Ukernel*> mixed_ukernels_;  // both, for f32 problems that admit bf16 compute
-    std::vector<const Ukernel*> f32_all_, bf16_all_, mixed_all_;  // the above with the dot-form kernels
+    cpu_gemm::KernelSets kernels_;
     std::size_t trans_a_index_ = 4, trans_b_index_ = 5, bias_index_ = 6, act_index_ = 7, residual_index_ = 8;
     std::array<std::shared_ptr<const Space>, 24> spaces_;
     std::shared_ptr<ThreadPool> pool_;

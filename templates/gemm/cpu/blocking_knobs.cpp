@@ -73,6 +73,39 @@ std::vector<const Ukernel*> device_bf16_dot_ukernels(const DeviceInfo& device) {
     return runnable(device, {avx512bf16_dot_ukernels()});
 }
 
+KernelSets::KernelSets(const DeviceInfo& device)
+    : f32(device_ukernels(device)), bf16(device_bf16_ukernels(device)) {
+    if (!bf16.empty()) {
+        mixed = f32;
+        mixed.insert(mixed.end(), bf16.begin(), bf16.end());
+    }
+    auto with = [](std::vector<const Ukernel*> v, const std::vector<const Ukernel*>& more) {
+        if (!v.empty()) v.insert(v.end(), more.begin(), more.end());
+        return v;
+    };
+    const auto dot = device_dot_ukernels(device);
+    f32_dot = with(f32, dot);
+    bf16_dot = with(bf16, device_bf16_dot_ukernels(device));
+    mixed_dot = with(mixed, dot);
+}
+
+const std::vector<const Ukernel*>& KernelSets::of(DType dtype, bool bf16_compute, bool dot_layout) const {
+    if (dtype == DType::bf16) return dot_layout ? bf16_dot : bf16;
+    if (bf16_compute && !mixed.empty()) return dot_layout ? mixed_dot : mixed;
+    return dot_layout ? f32_dot : f32;
+}
+
+void add_bf16_start(Space& s, const std::vector<const Ukernel*>& ukernels) {
+    if (ukernels.empty() || ukernels.front()->bf16 != nullptr) return;
+    for (const Ukernel* u : ukernels)
+        if (u->bf16) {
+            Config c = s.default_config();
+            c.set("ukernel", std::string(u->label));
+            if (!s.violation(c)) s.add_start(c);
+            return;
+        }
+}
+
 void add_blocking_knobs(Space& s, const std::vector<const Ukernel*>& ukernels, int cores, bool trans_b) {
     const Isa isa = ukernels.front()->isa;
     const Defaults& def = isa == Isa::amx_bf16     ? kAmxDefaults

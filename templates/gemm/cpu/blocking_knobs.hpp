@@ -31,6 +31,27 @@ std::vector<const Ukernel*> device_bf16_ukernels(const DeviceInfo& device);
 std::vector<const Ukernel*> device_dot_ukernels(const DeviceInfo& device);
 std::vector<const Ukernel*> device_bf16_dot_ukernels(const DeviceInfo& device);
 
+// A template's micro-kernels by precision class, in preference order: f32 operands, bf16
+// operands, and f32 operands whose accuracy budget admits bf16 compute (both families; the bf16
+// kernels round A and B to bf16 as they pack them). Each class comes with and without the
+// dot-form kernels, which join only spaces of A m x k times B n x k.
+struct KernelSets {
+    explicit KernelSets(const DeviceInfo& device);
+    // The class of a problem of `dtype` (bf16_compute: an f32 problem whose budget admits bf16
+    // compute) in the layout `dot_layout` says. Empty when the device runs none.
+    const std::vector<const Ukernel*>& of(DType dtype, bool bf16_compute, bool dot_layout) const;
+    bool has_f32() const { return !f32.empty(); }
+    bool has_bf16() const { return !bf16.empty(); }
+
+    std::vector<const Ukernel*> f32, bf16, mixed;           // packed-panel kernels
+    std::vector<const Ukernel*> f32_dot, bf16_dot, mixed_dot;  // the same with the dot-form kernels
+};
+
+// For a space whose first kernel is f32 but that also offers bf16 kernels (mixed precision):
+// local search also starts from the default blocking on the first (fastest) bf16 kernel, a
+// region one neighbour step among dozens rarely reaches. No-op for other spaces.
+void add_bf16_start(Space& s, const std::vector<const Ukernel*>& ukernels);
+
 // Adds ukernel, mc, kc, nc, pack_a, pack_b, threads, split and their constraints
 // (mc_multiple_of_tile_rows, nc_multiple_of_tile_cols, pack_b_needed_for_trans_b when
 // trans_b, bf16_ukernel_packs when `ukernels` has bf16 kernels, split_m_when_single_thread). `ukernels` must outlive the space.
