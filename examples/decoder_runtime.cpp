@@ -9,14 +9,17 @@
 //             GEMMs and an elementwise pass; attention as in defaults, so the two differ only in
 //             their GEMMs
 // The Dispatcher back ends run the MLP's gate and up projections as one fused SwiGLU problem
-// (--mlp swiglu, the default) or as two GEMMs and an elementwise pass (--mlp gemms).
+// (--mlp swiglu) or as two GEMMs and an elementwise pass (--mlp gemms); --mlp auto (the default)
+// picks per token count from the store: the fused problem unless both forms are tuned and the
+// two GEMMs measured faster (the GEMM's tuned pick may be a library kernel the fused template
+// cannot use).
 // The KV cache is head-major ([kv_head][position][head_dim]), so attention runs once per KV head
 // (batch 1, the group's query heads, one KV head) on the cache in place; only the step's query
 // rows are regrouped head-major.
 // No RoPE and no LM head: the layer's output at the last position is fed back as the next
 // input, which keeps decode deterministic.
 //
-//   decoder_runtime CONFIG.json TUNED.db [--prompt 64] [--decode 32] [--reps 3] [--mlp swiglu|gemms]
+//   decoder_runtime CONFIG.json TUNED.db [--prompt 64] [--decode 32] [--reps 3] [--mlp auto|swiglu|gemms]
 // Tune the store first for the two token counts it uses (GEMMs, SwiGLU and attention):
 //   tune model CONFIG.json --tokens 1,64 --db TUNED.db
 #include <tune/dispatcher.hpp>
@@ -34,6 +37,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -72,9 +76,21 @@ void run_attention(const tune::Dispatcher& d, const Problem& p, const float* q, 
     d.run(p, {in, out});
 }
 
+enum class MlpForm { auto_pick, swiglu, gemms };
+
+// --mlp auto: the fused problem, unless the store holds both forms for this shape and two of
+// the gate/up GEMM took less time than the fused problem.
+bool fused_mlp(const tune::Dispatcher& d, MlpForm form, const Problem& swiglu) {
+    if (form != MlpForm::auto_pick) return form == MlpForm::swiglu;
+    const auto fused = d.lookup(swiglu);
+    const auto gemm = d.lookup(tune::make_gemm(swiglu.dims[0], swiglu.dims[1], swiglu.dims[2], tune::DType::f32, false, true));
+    const auto exact = tune::LookupSource::exact;
+    return !(fused.source == exact && gemm.source == exact && 2 * gemm.tuned_median_s < fused.tuned_median_s);
+}
+
 class DispatchBackend final : public GemmBackend {
 public:
-    DispatchBackend(const tune::Dispatcher& d, bool fused_mlp) : d_(d), fused_mlp_(fused_mlp) {}
+    DispatchBackend(const tune::Dispatcher& d, MlpForm form) : d_(d), form_(form) {}
     void gemm(const Problem& p, const float* a, const float* w, float* c) override {
         const void* in[] = {a, w};
         void* out[] = {c};
@@ -84,7 +100,9 @@ public:
         run_attention(d_, p, q, k, v, o, lse);
     }
     void swiglu(const Problem& p, const float* x, const float* w_gate, const float* w_up, float* out) override {
-        if (!fused_mlp_) return GemmBackend::swiglu(p, x, w_gate, w_up, out);
+        auto [it, added] = fused_.try_emplace(p.dims[0], false);
+        if (added) it->second = fused_mlp(d_, form_, p);  // decided once per token count
+        if (!it->second) return GemmBackend::swiglu(p, x, w_gate, w_up, out);
         const void* in[] = {x, w_gate, w_up};
         void* outs[] = {out};
         d_.run(p, {in, outs});
@@ -92,7 +110,8 @@ public:
 
 private:
     const tune::Dispatcher& d_;
-    bool fused_mlp_;
+    MlpForm form_;
+    std::map<std::int64_t, bool> fused_;  // by token count
 };
 
 // One GEMM template at its default config (for OpenBLAS: all cores; kernels built once per
@@ -264,7 +283,7 @@ std::int64_t option(int argc, char** argv, const char* name, std::int64_t fallba
 int main(int argc, char** argv) {
     tune::use_best_openblas_core(argv);  // the OpenBLAS baseline at its best
     if (argc < 3 || (argc - 3) % 2 != 0) {
-        std::fprintf(stderr, "usage: %s CONFIG.json TUNED.db [--prompt 64] [--decode 32] [--reps 3] [--mlp swiglu|gemms]\n",
+        std::fprintf(stderr, "usage: %s CONFIG.json TUNED.db [--prompt 64] [--decode 32] [--reps 3] [--mlp auto|swiglu|gemms]\n",
                      argv[0]);
         return 2;
     }
@@ -281,8 +300,10 @@ int main(int argc, char** argv) {
         const std::int64_t prompt_len = option(argc, argv, "--prompt", 64), decode_len = option(argc, argv, "--decode", 32),
                            reps = option(argc, argv, "--reps", 3);
         const char* mlp = flag_value(argc, argv, "--mlp");
-        const std::string mlp_mode = mlp ? mlp : "swiglu";
-        tune::require(mlp_mode == "swiglu" || mlp_mode == "gemms", "--mlp: expected swiglu or gemms, got '" + mlp_mode + "'");
+        const std::string mlp_mode = mlp ? mlp : "auto";
+        tune::require(mlp_mode == "auto" || mlp_mode == "swiglu" || mlp_mode == "gemms",
+                      "--mlp: expected auto, swiglu or gemms, got '" + mlp_mode + "'");
+        const MlpForm form = mlp_mode == "auto" ? MlpForm::auto_pick : mlp_mode == "swiglu" ? MlpForm::swiglu : MlpForm::gemms;
 
         std::mt19937 rng(42);
         const std::int64_t h = m.hidden_size, q = m.num_heads * m.head_dim, kv = m.num_kv_heads * m.head_dim,
@@ -307,30 +328,30 @@ int main(int argc, char** argv) {
         const tune::Template* openblas = registry->find("cpu.gemm.openblas");
         tune::require(openblas != nullptr, "decoder_runtime: this build has no cpu.gemm.openblas template");
 
-        // Which of the layer's GEMMs (and fused MLPs) the tuned store answers exactly.
-        const bool fused_mlp = mlp_mode == "swiglu";
+        // Which of the layer's GEMMs and fused MLPs the tuned store answers exactly, and which
+        // MLP form the tuned back end runs at each token count.
         int exact = 0, total = 0, swiglu_exact = 0, swiglu_total = 0;
         for (const auto& g : tune::layer_gemms(m, {prompt_len, 1}, tune::DType::f32)) {
-            if (fused_mlp && g.name == "mlp_gate_up") continue;  // the fused problem replaces it
             ++total;
             exact += tuned->lookup(g.problem).source == tune::LookupSource::exact;
         }
-        if (fused_mlp)
-            for (const auto& s : tune::layer_swiglu(m, {prompt_len, 1}, tune::DType::f32)) {
-                ++swiglu_total;
-                swiglu_exact += tuned->lookup(s.problem).source == tune::LookupSource::exact;
-            }
+        std::string forms;
+        for (const auto& s : tune::layer_swiglu(m, {prompt_len, 1}, tune::DType::f32)) {
+            ++swiglu_total;
+            swiglu_exact += tuned->lookup(s.problem).source == tune::LookupSource::exact;
+            forms += std::string(forms.empty() ? "" : ", ") + std::to_string(s.tokens) + " tokens " +
+                     (fused_mlp(*tuned, form, s.problem) ? "fused SwiGLU" : "two GEMMs + elementwise");
+        }
         std::printf("model: hidden %lld, heads %lld (kv %lld, head_dim %lld), intermediate %lld\n", (long long)h,
                     (long long)m.num_heads, (long long)m.num_kv_heads, (long long)m.head_dim, (long long)inter);
-        std::printf("store: %s, %d of %d GEMM shapes tuned exactly", argv[2], exact, total);
-        if (fused_mlp) std::printf(", %d of %d SwiGLU shapes", swiglu_exact, swiglu_total);
-        std::printf(" (snapshot %s)\n", tuned->snapshot_id().c_str());
-        std::printf("mlp: %s\n", fused_mlp ? "fused SwiGLU through the Dispatcher (openblas: two GEMMs + elementwise)"
-                                            : "two GEMMs + elementwise on every back end");
+        std::printf("store: %s, %d of %d GEMM shapes and %d of %d SwiGLU shapes tuned exactly (snapshot %s)\n", argv[2],
+                    exact, total, swiglu_exact, swiglu_total, tuned->snapshot_id().c_str());
+        std::printf("mlp (--mlp %s): tuned runs %s; openblas two GEMMs + elementwise\n", mlp_mode.c_str(), forms.c_str());
         std::printf("attention: per KV head through each back end; prompt %lld tokens, decode %lld tokens, %lld reps\n",
                     (long long)prompt_len, (long long)decode_len, (long long)reps);
 
-        DispatchBackend tuned_be(*tuned, fused_mlp), default_be(defaults, fused_mlp);
+        // Without a store `auto` has no times to compare and runs the fused problem.
+        DispatchBackend tuned_be(*tuned, form), default_be(defaults, form);
         TemplateBackend openblas_be(*openblas, defaults);
         struct Mode {
             const char* name;
@@ -340,9 +361,16 @@ int main(int argc, char** argv) {
         };
         Mode modes[] = {{"tuned", &tuned_be, {}, {}, {}}, {"defaults", &default_be, {}, {}, {}},
                         {"openblas", &openblas_be, {}, {}, {}}};
+        // Library threads keep spinning after a library's last call (OpenBLAS for 0.15 s): each
+        // mode starts after the longest such window, so none runs beside another's spinning
+        // threads (that cost the mode after the openblas one up to 25% of its prefill).
+        double settle_s = 0;
+        for (const tune::Template* t : registry->all()) settle_s = std::max(settle_s, t->info().settle_s);
+        auto settle = [&] { std::this_thread::sleep_for(std::chrono::duration<double>(settle_s)); };
         for (auto& mode : modes) generate(*mode.backend, m, w, prompt, prompt_len, 2);  // warm: build kernels
         for (std::int64_t r = 0; r < reps; ++r)  // interleaved, so load on the machine hits every mode alike
             for (auto& mode : modes) {
+                settle();
                 RunTimes t = generate(*mode.backend, m, w, prompt, prompt_len, decode_len);
                 mode.prefill.push_back(t.prefill_s);
                 mode.decode.push_back(t.decode_s);

@@ -13,13 +13,14 @@ JSON
 "$tune" model "$work/tiny.json" --tokens 1,8 --budget 3 --in-process -q --db "$work/t.db" > /dev/null 2>&1
 out=$("$runtime" "$work/tiny.json" "$work/t.db" --prompt 8 --decode 6 --reps 1)
 echo "$out"
-grep -q "6 of 6 GEMM shapes tuned exactly, 2 of 2 SwiGLU shapes" <<< "$out"
-grep -q "mlp: fused SwiGLU" <<< "$out"
+grep -q "8 of 8 GEMM shapes and 2 of 2 SwiGLU shapes tuned exactly" <<< "$out"
+grep -Eq "mlp \(--mlp auto\): tuned runs 8 tokens (fused SwiGLU|two GEMMs \+ elementwise), 1 tokens" <<< "$out"
 for mode in tuned defaults openblas; do grep -Eq "^$mode +[0-9.]+ +[0-9.]+ +[0-9.]+x$" <<< "$out"; done
-gemms=$("$runtime" "$work/tiny.json" "$work/t.db" --prompt 8 --decode 6 --reps 1 --mlp gemms)
-echo "$gemms"
-grep -q "8 of 8 GEMM shapes tuned exactly (snapshot" <<< "$gemms"
-grep -q "mlp: two GEMMs" <<< "$gemms"
+for form in swiglu gemms; do
+  forced=$("$runtime" "$work/tiny.json" "$work/t.db" --prompt 8 --decode 6 --reps 1 --mlp $form)
+  expect=$([[ $form == swiglu ]] && echo "fused SwiGLU" || echo "two GEMMs + elementwise")
+  grep -q "tuned runs 8 tokens $expect, 1 tokens $expect" <<< "$forced"
+done
 
 # Bad input: non-zero exit and a message naming the problem.
 echo '{"model_type":"gpt2","n_embd":64,"n_head":4}' > "$work/gpt2.json"
@@ -31,6 +32,6 @@ rejects() {  # rejects EXPECTED_MESSAGE ARGS...
 rejects "not gated with silu" "$work/gpt2.json" "$work/t.db"
 rejects "--decode" "$work/tiny.json" "$work/t.db" --decode 0
 rejects "missing.db" "$work/tiny.json" "$work/missing.db"
-rejects "--mlp: expected swiglu or gemms" "$work/tiny.json" "$work/t.db" --mlp fused
+rejects "--mlp: expected auto, swiglu or gemms" "$work/tiny.json" "$work/t.db" --mlp fused
 rejects "unknown option '--prompts'" "$work/tiny.json" "$work/t.db" --prompts 8
 echo "decoder runtime test: ok"

@@ -100,7 +100,7 @@ TEST_CASE("vendor templates reject thread counts outside 1..cores", "[vendor]") 
     }
 }
 
-TEST_CASE("vendor templates are named, marked vendor, and versioned by their library", "[vendor]") {
+TEST_CASE("vendor templates are named, marked vendor, versioned by their library, and settle", "[vendor]") {
     auto openblas = make_openblas_gemm_template(host());
     auto onednn = make_onednn_gemm_template(host());
     CHECK(openblas->info().name == "cpu.gemm.openblas");
@@ -115,6 +115,10 @@ TEST_CASE("vendor templates are named, marked vendor, and versioned by their lib
     CHECK_THAT(onednn->info().version, Catch::Contains("-onednn2."));
     // Stable within a process: the version is what stored results are keyed on.
     CHECK(make_onednn_gemm_template(host())->info().version == onednn->info().version);
+    // Both libraries' threads spin after a call: the Measurer waits that out before the next candidate.
+    CHECK(openblas->info().settle_s == kOpenblasSettleSeconds);
+    CHECK(onednn->info().settle_s == kOnednnSettleSeconds);
+    CHECK(kOnednnSettleSeconds >= 0.01);  // the window measured by bench_threads
 }
 
 TEST_CASE("vendor templates refuse epilogues, other dtypes and other ops", "[vendor]") {

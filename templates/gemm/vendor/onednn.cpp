@@ -155,7 +155,7 @@ bool engine_supports(DType dtype) {
 class OnednnGemmTemplate final : public Template {
 public:
     explicit OnednnGemmTemplate(const DeviceInfo& device)
-        : info_{kName, OpKind::gemm, Backend::cpu, onednn_version(), true},
+        : info_{kName, OpKind::gemm, Backend::cpu, onednn_version(), true, kOnednnSettleSeconds},
           f32_(engine_supports(DType::f32)),
           bf16_(engine_supports(DType::bf16)) {
         const int cores = std::max(1, device.cores);

@@ -29,6 +29,13 @@ std::unique_ptr<Template> make_openblas_gemm_template(const DeviceInfo& device);
 // OPENBLAS_THREAD_TIMEOUT=4). TemplateInfo::settle_s of every OpenBLAS-backed template.
 inline constexpr double kOpenblasSettleSeconds = 0.15;
 
+// How long oneDNN's OpenMP workers spin after a call: libgomp's default GOMP_SPINCOUNT of 300000
+// pauses when OMP_WAIT_POLICY is unset. An own GEMM started right after a oneDNN call ran 1.76x
+// slower (20.4 vs 11.6 ms, 64 x 6144 x 4096, 2 threads), 1.5x after 2 ms, 1.3x after 5 ms, at
+// its own speed from 10 ms on (bench_threads, epyc-2c). TemplateInfo::settle_s of the
+// oneDNN-backed template.
+inline constexpr double kOnednnSettleSeconds = 0.02;
+
 // "cpu.gemm.onednn": oneDNN's matmul primitive for f32 and bf16 (bf16 A/B, f32 C; AMX where
 // the CPU has it), built once per kernel; knob `threads` (OpenMP threads, 1..cores).
 std::unique_ptr<Template> make_onednn_gemm_template(const DeviceInfo& device);
