@@ -22,6 +22,18 @@ for form in swiglu gemms; do
   grep -q "tuned runs 8 tokens $expect, 1 tokens $expect" <<< "$forced"
 done
 
+# bf16 weights and KV cache, against oneDNN's bf16 GEMMs (where the CPU has AVX512-BF16).
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+  "$tune" model "$work/tiny.json" --tokens 1,8 --budget 3 --in-process -q --dtype bf16 --db "$work/t16.db" > /dev/null 2>&1
+  bf16=$("$runtime" "$work/tiny.json" "$work/t16.db" --prompt 8 --decode 6 --reps 1 --dtype bf16)
+  echo "$bf16"
+  grep -q "bf16 weights and KV cache" <<< "$bf16"
+  grep -q "8 of 8 GEMM shapes and 2 of 2 SwiGLU shapes tuned exactly" <<< "$bf16"
+  for mode in tuned defaults onednn; do grep -Eq "^$mode +[0-9.]+ +[0-9.]+ +[0-9.]+x$" <<< "$bf16"; done
+  # The f32 store holds no bf16 shape: the runtime still runs, from the templates' defaults.
+  grep -q "0 of 8 GEMM shapes and 0 of 2 SwiGLU" <<< "$("$runtime" "$work/tiny.json" "$work/t.db" --prompt 8 --decode 2 --reps 1 --dtype bf16)"
+fi
+
 # Bad input: non-zero exit and a message naming the problem.
 echo '{"model_type":"gpt2","n_embd":64,"n_head":4}' > "$work/gpt2.json"
 rejects() {  # rejects EXPECTED_MESSAGE ARGS...
@@ -34,4 +46,5 @@ rejects "--decode" "$work/tiny.json" "$work/t.db" --decode 0
 rejects "missing.db" "$work/tiny.json" "$work/missing.db"
 rejects "--mlp: expected auto, swiglu or gemms" "$work/tiny.json" "$work/t.db" --mlp fused
 rejects "unknown option '--prompts'" "$work/tiny.json" "$work/t.db" --prompts 8
+rejects "--dtype: expected f32 or bf16" "$work/tiny.json" "$work/t.db" --dtype f16
 echo "decoder runtime test: ok"

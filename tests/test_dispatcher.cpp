@@ -270,7 +270,9 @@ TEST_CASE("record mode counts every shape served without an exact entry", "[disp
     auto path = std::filesystem::temp_directory_path() / ("libtune-record-" + std::to_string(::getpid()) + ".jsonl");
     std::filesystem::remove(path);
     {
-        Dispatcher d(*f.db, f.registry, f.device, {path});
+        DispatcherOptions options;
+        options.record_path = path;
+        Dispatcher d(*f.db, f.registry, f.device, options);
         for (int i = 0; i < 5; ++i) d.lookup(make_gemm(32, 32, 32));  // exact: not recorded
         for (int i = 0; i < 3; ++i) d.lookup(make_gemm(40, 32, 32));
         d.lookup(make_gemm(7, 32, 32, DType::f32, true, false));
