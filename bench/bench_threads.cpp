@@ -1,12 +1,18 @@
-// Library threads that outlive their call: an own cpu.gemm.blocked GEMM timed `delay_ms` after a
-// call of another template on the same cores (oneDNN: OpenMP workers spin before they sleep;
-// OpenBLAS: its pthreads spin), and after an own call as the baseline. What TemplateInfo::settle_s
-// holds per template, and what a runtime that interleaves kernels of several libraries pays.
+// Threads around a call:
+//   own_after_*  an own cpu.gemm.blocked GEMM timed `delay_ms` after a call of another template
+//                on the same cores (oneDNN: OpenMP workers spin before they sleep; OpenBLAS: its
+//                pthreads spin), and after an own call as the baseline: what
+//                TemplateInfo::settle_s holds, and what a runtime interleaving libraries pays.
+//                The other call and the pause are untimed; only the own GEMM is.
+//   pool_region  back-to-back empty regions of a 2-thread ThreadPool from this (unpinned) thread,
+//                workers floating (the default) or pinned to one CPU each: median and p90 of
+//                the region times. A pinned worker shares its CPU with a caller the OS runs there.
 //   bench_threads [--benchmark_filter=onednn] [--benchmark_repetitions=3]
-// Each iteration: the other template's call and the pause are untimed; only the own GEMM is.
+#include <functional>
 #include <thread>
 
 #include "bench_common.hpp"
+#include "tune/thread_pool.hpp"
 #include "tune/openblas_env.hpp"
 
 namespace {
@@ -37,7 +43,23 @@ void own_after(benchmark::State& state, const Template& before) {
     settle(before);
 }
 
+void pool_region(benchmark::State& state) {
+    ThreadPool pool(2, state.range(0) != 0);
+    std::vector<double> us;
+    const std::function<void(int)> task = [](int) {};
+    for (auto _ : state) {
+        const auto t0 = std::chrono::steady_clock::now();
+        pool.parallel_for(2, task);
+        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(us.begin(), us.end());
+    state.counters["median_us"] = us[us.size() / 2];
+    state.counters["p90_us"] = us[us.size() * 9 / 10];
+}
+
 void register_all() {
+    if (host().cores >= 2)
+        benchmark::RegisterBenchmark("pool_region", pool_region)->ArgName("pinned")->Arg(0)->Arg(1)->Iterations(2000);
     for (const Template* t : {&own_gemm(), &onednn_gemm(), &openblas_gemm()}) {
         if (!t->supports(problem())) continue;
         const std::string name = "own_after_" + t->info().name.substr(t->info().name.rfind('.') + 1);

@@ -1,7 +1,10 @@
-// ThreadPool in a forked child: the child has none of the parent's worker threads, so the
-// pool must start its own there instead of waiting for workers that do not exist.
+// ThreadPool: in a forked child (which has none of the parent's worker threads) the pool starts
+// its own instead of waiting for workers that do not exist; workers float over the process's
+// CPUs unless pinned, also when a pinned thread starts them.
 #include <signal.h>
 #include <sys/wait.h>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -75,4 +78,34 @@ TEST_CASE("a thread pool started before fork() works in the child and in the par
         ::_exit(wait_or_kill(grandchild, std::chrono::seconds(10)) == 0 ? 0 : 4);
     }
     CHECK(wait_or_kill(child, std::chrono::seconds(20)) == 0);
+}
+
+TEST_CASE("workers run on the whole process mask unless pinned, even when started by a pinned thread", "[core]") {
+    cpu_set_t process;
+    REQUIRE(::sched_getaffinity(0, sizeof process, &process) == 0);
+    const int cpus = CPU_COUNT(&process);
+    cpu_set_t saved;
+    REQUIRE(::pthread_getaffinity_np(::pthread_self(), sizeof saved, &saved) == 0);
+    // The caller pinned to one CPU, as the Measurer pins its thread while timing.
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+        if (CPU_ISSET(cpu, &process)) {
+            CPU_SET(cpu, &one);
+            break;
+        }
+    REQUIRE(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one) == 0);
+    auto worker_cpus = [](bool pin) {
+        ThreadPool pool(2, pin);
+        int count = -1;
+        pool.parallel_for(2, [&](int t) {
+            cpu_set_t mine;
+            if (t == 1 && ::pthread_getaffinity_np(::pthread_self(), sizeof mine, &mine) == 0) count = CPU_COUNT(&mine);
+        });
+        return count;
+    };
+    const int floating = worker_cpus(false), pinned = worker_cpus(true);
+    ::pthread_setaffinity_np(::pthread_self(), sizeof saved, &saved);
+    CHECK(floating == cpus);
+    CHECK(pinned == 1);
 }

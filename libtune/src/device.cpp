@@ -55,6 +55,10 @@ const cpu_set_t& process_affinity() {
     return mask;
 }
 
+// First use at program start, before main: a thread that pins itself later (the Measurer's,
+// or a caller's) must not become the mask that unpinned worker threads get.
+[[maybe_unused]] const bool process_affinity_at_start = (process_affinity(), true);
+
 }  // namespace
 
 CpuIsa detect_cpu_isa() {
@@ -149,6 +153,11 @@ bool pin_current_thread(int cpu_index) {
         }
     }
     return false;
+}
+
+bool unpin_current_thread() {
+    const cpu_set_t& mask = process_affinity();
+    return CPU_COUNT(&mask) > 0 && pthread_setaffinity_np(pthread_self(), sizeof mask, &mask) == 0;
 }
 
 std::string DeviceInfo::id() const {

@@ -3,6 +3,7 @@
 #include "tune/thread_pool.hpp"
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <string>
 #include <utility>
@@ -19,12 +20,26 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spins while value == old for a bounded number of iterations, then blocks.
+// Spins while value == old for a bounded number of iterations (~50 us), then blocks. From
+// iteration `yield_from` on (never when negative), every 16th iteration yields the CPU
+// instead of pausing, so a spinning thread does not hold off a runnable one that needs this
+// CPU: an idle worker spinning where another pool's worker or the caller must run, or a caller
+// spinning where its own worker waits to start. Both spin kHotSpins (~10 us) first, so
+// back-to-back regions are still picked up by pure spinning; a caller yields only when a
+// worker of its region last ran on its CPU (elsewhere a yield would only hand its CPU to other
+// threads). bench_threads pool_region and the decoder runtime on a tiny config measure both
+// (docs/performance.md).
+constexpr int kHotSpins = 400;
+
 template <class T>
-void wait_while_equal(const std::atomic<T>& value, T old) {
+void wait_while_equal(const std::atomic<T>& value, T old, int yield_from) {
     for (int spin = 0; spin < 2000; ++spin) {
         if (value.load(std::memory_order_acquire) != old) return;
-        cpu_relax();
+        if (yield_from >= 0 && spin >= yield_from && spin % 16 == 15) {
+            sched_yield();
+        } else {
+            cpu_relax();
+        }
     }
     while (value.load(std::memory_order_acquire) == old) value.wait(old, std::memory_order_acquire);
 }
@@ -82,10 +97,15 @@ void ThreadPool::abandon_workers_of_parent() {
 }
 
 void ThreadPool::worker_loop(int index, std::uint64_t seen) {
-    if (pin_workers_) pin_current_thread(index);
-    auto& generation = wake_[static_cast<std::size_t>(index)].generation;
+    if (pin_workers_) {
+        pin_current_thread(index);
+    } else {
+        unpin_current_thread();
+    }
+    WakeSlot& slot = wake_[static_cast<std::size_t>(index)];
     for (;;) {
-        wait_while_equal(generation, seen);
+        slot.cpu.store(sched_getcpu(), std::memory_order_relaxed);
+        wait_while_equal(slot.generation, seen, kHotSpins);
         ++seen;  // every bump is one region (or the stop signal): none is skipped
         if (stop_.load(std::memory_order_acquire)) return;
         try {
@@ -111,6 +131,7 @@ void ThreadPool::parallel_for(int threads, const std::function<void(int)>& task)
     if (workers_.empty()) start_workers();
     task_ = &task;
     error_ = nullptr;
+    const int cpu = sched_getcpu();
     pending_.store(threads - 1, std::memory_order_relaxed);
     for (int w = 1; w < threads; ++w) {
         wake_[static_cast<std::size_t>(w)].generation.fetch_add(1, std::memory_order_acq_rel);
@@ -123,9 +144,11 @@ void ThreadPool::parallel_for(int threads, const std::function<void(int)>& task)
     } catch (...) {
         own_error = std::current_exception();
     }
+    bool shared = false;  // a worker of this region last ran on this CPU
+    for (int w = 1; w < threads; ++w) shared = shared || wake_[static_cast<std::size_t>(w)].cpu.load(std::memory_order_relaxed) == cpu;
     for (int left = pending_.load(std::memory_order_acquire); left != 0;
          left = pending_.load(std::memory_order_acquire)) {
-        wait_while_equal(pending_, left);
+        wait_while_equal(pending_, left, shared ? kHotSpins : -1);
     }
     task_ = nullptr;
     if (own_error) std::rethrow_exception(own_error);

@@ -49,4 +49,8 @@ bool request_amx_permission();
 // false when the OS refuses. Used for measurement and worker threads.
 bool pin_current_thread(int cpu_index);
 
+// Lets the calling thread run on every CPU of this process's affinity mask (as it was at
+// first use): a thread started by a pinned one inherits its single CPU otherwise.
+bool unpin_current_thread();
+
 }  // namespace tune

@@ -16,8 +16,11 @@ namespace tune {
 class ThreadPool {
 public:
     // A pool for regions of up to max_threads threads: the calling thread plus up to
-    // max_threads - 1 workers, started on first use. Worker w (1-based) is pinned to CPU w
-    // of this process's affinity mask when pin_workers is set.
+    // max_threads - 1 workers, started on first use. With pin_workers, worker w (1-based) is
+    // pinned to CPU w of this process's affinity mask; without, workers run on any CPU of that
+    // mask (set explicitly: a worker started by a pinned thread would otherwise inherit its one
+    // CPU). Either way a caller the OS runs on a worker's CPU shares it: waits yield the CPU,
+    // so such a region takes microseconds, not the whole spin (bench_threads pool_region).
     explicit ThreadPool(int max_threads, bool pin_workers = true);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
@@ -50,6 +53,7 @@ private:
     // worker of the previous region has signalled through pending_.
     struct alignas(64) WakeSlot {
         std::atomic<std::uint64_t> generation{0};
+        std::atomic<int> cpu{-1};  // where the worker last ran (it sets this before waiting)
     };
     std::unique_ptr<WakeSlot[]> wake_;
     const std::function<void(int)>* task_ = nullptr;
