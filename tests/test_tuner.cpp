@@ -296,6 +296,12 @@ TEST_CASE("the confirmation round re-measures the finalists in turn and ranks by
     CHECK(confirmed.best->config == s.steady);
     CHECK(confirmed.best->stats.median_s == 2e-3);
     CHECK(confirmed.template_best.at("test.gemm.fake").config == s.steady);
+    // The default, a finalist, is reported by its confirmed time (3 ms), not by its first,
+    // lucky measurement (0.5 ms): "vs default" compares like with like.
+    REQUIRE(confirmed.default_config);
+    CHECK(confirmed.default_config->config == s.def);
+    CHECK(confirmed.default_config->stats.median_s == 3e-3);
+    CHECK(single.default_config->stats.median_s == 0.5e-3);  // no confirmation: the first measurement
     REQUIRE(confirmed.vendor_best);
     CHECK(confirmed.vendor_best->stats.median_s == 4e-3);
 

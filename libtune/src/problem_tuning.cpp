@@ -391,6 +391,21 @@ void ProblemTuning::settle_confirmation() {
         const std::string& name = g.slot->plan->t->info().name;
         if (auto m = pick([&](const Template& t) { return t.info().name == name; })) result_.template_best[name] = *m;
     }
+    // A default config among the finalists is compared by its confirmed time too: its first
+    // measurement was taken under other load, and the pick (the default itself, often) carries
+    // its confirmed time.
+    if (!result_.default_config) return;
+    const Measurement& def = *result_.default_config;
+    for (const Finalist& g : groups) {
+        if (g.slot->plan->t->info().name != def.template_name || !(g.slot->config == def.config)) continue;
+        if (auto choice = choose_confirmed({times_of(g)}))
+            for (const Measurement* m : g.ms)
+                if (ranking_time(m->stats) == choice->confirmed_s) {
+                    result_.default_config = *m;
+                    break;
+                }
+        break;
+    }
 }
 
 void ProblemTuning::resolve(std::size_t slot, Measurement m, bool reused) {
