@@ -63,6 +63,20 @@ int guarded(const char* function, tune_status on_error, F&& body) noexcept {
     }
 }
 
+// The library's dtype for a C one; any other value is an invalid argument.
+tune::DType to_dtype(tune_dtype d) {
+    if (!(d == TUNE_F32 || d == TUNE_BF16))
+        fail(TUNE_ERR_INVALID_ARGUMENT, "dtype " + std::to_string(int(d)) + " is not TUNE_F32 or TUNE_BF16");
+    return d == TUNE_BF16 ? tune::DType::bf16 : tune::DType::f32;
+}
+
+tune_dtype to_c(tune::DType d) { return d == tune::DType::bf16 ? TUNE_BF16 : TUNE_F32; }
+
+void check_tolerance(double tolerance) {
+    if (!(tolerance >= 0 && tolerance <= 1))
+        fail(TUNE_ERR_INVALID_ARGUMENT, "tolerance must be in [0, 1], got " + std::to_string(tolerance));
+}
+
 void check_flag(int value, const char* name) {
     if (value != 0 && value != 1)
         fail(TUNE_ERR_INVALID_ARGUMENT, std::string(name) + " must be 0 or 1, got " + std::to_string(value));
@@ -82,18 +96,15 @@ void check_sizes(const tune::Problem& p) {
 // shape, and the dispatcher validates any other shape itself.
 tune::Problem to_problem(const tune_gemm_desc* g, bool sizes = true) {
     if (!g) fail(TUNE_ERR_INVALID_ARGUMENT, "gemm descriptor is NULL");
-    if (!(g->dtype == TUNE_F32 || g->dtype == TUNE_BF16))
-        fail(TUNE_ERR_INVALID_ARGUMENT, "dtype " + std::to_string(int(g->dtype)) + " is not TUNE_F32 or TUNE_BF16");
+    const tune::DType dtype = to_dtype(g->dtype);
     if (!(g->act >= TUNE_ACT_NONE && g->act <= TUNE_ACT_SILU))
         fail(TUNE_ERR_INVALID_ARGUMENT, "act " + std::to_string(int(g->act)) + " is not a tune_activation");
     check_flag(g->trans_a, "trans_a");
     check_flag(g->trans_b, "trans_b");
     check_flag(g->bias, "bias");
     check_flag(g->residual, "residual");
-    if (!(g->tolerance >= 0 && g->tolerance <= 1))
-        fail(TUNE_ERR_INVALID_ARGUMENT, "tolerance must be in [0, 1], got " + std::to_string(g->tolerance));
-    tune::Problem p = tune::make_gemm(g->m, g->n, g->k, g->dtype == TUNE_BF16 ? tune::DType::bf16 : tune::DType::f32,
-                                      g->trans_a != 0, g->trans_b != 0, g->batch);
+    check_tolerance(g->tolerance);
+    tune::Problem p = tune::make_gemm(g->m, g->n, g->k, dtype, g->trans_a != 0, g->trans_b != 0, g->batch);
     p = tune::with_epilogue(p, g->bias != 0, tune::Activation(g->act), g->residual != 0);
     p.tolerance = g->tolerance;
     if (sizes) check_sizes(p);
@@ -102,11 +113,9 @@ tune::Problem to_problem(const tune_gemm_desc* g, bool sizes = true) {
 
 tune::Problem to_problem(const tune_swiglu_desc* d, bool sizes = true) {
     if (!d) fail(TUNE_ERR_INVALID_ARGUMENT, "swiglu descriptor is NULL");
-    if (!(d->dtype == TUNE_F32 || d->dtype == TUNE_BF16))
-        fail(TUNE_ERR_INVALID_ARGUMENT, "dtype " + std::to_string(int(d->dtype)) + " is not TUNE_F32 or TUNE_BF16");
-    if (!(d->tolerance >= 0 && d->tolerance <= 1))
-        fail(TUNE_ERR_INVALID_ARGUMENT, "tolerance must be in [0, 1], got " + std::to_string(d->tolerance));
-    tune::Problem p = tune::make_swiglu(d->m, d->n, d->k, d->dtype == TUNE_BF16 ? tune::DType::bf16 : tune::DType::f32);
+    const tune::DType dtype = to_dtype(d->dtype);
+    check_tolerance(d->tolerance);
+    tune::Problem p = tune::make_swiglu(d->m, d->n, d->k, dtype);
     p.tolerance = d->tolerance;
     if (sizes) check_sizes(p);
     return p;
@@ -118,8 +127,7 @@ tune::Problem to_problem(const tune_attention_desc* a, bool sizes = true, bool b
     if (bf16 && a->backward) fail(TUNE_ERR_INVALID_ARGUMENT, "bf16 attention is forward only: desc has backward=1");
     check_flag(a->causal, "causal");
     check_flag(a->backward, "backward");
-    if (!(a->tolerance >= 0 && a->tolerance <= 1))
-        fail(TUNE_ERR_INVALID_ARGUMENT, "tolerance must be in [0, 1], got " + std::to_string(a->tolerance));
+    check_tolerance(a->tolerance);
     tune::Problem p = tune::make_attention(a->batch, a->heads, a->kv_heads, a->q_len, a->kv_len, a->head_dim,
                                            a->causal != 0, a->window);
     if (a->backward) p.set_dim("backward", 1);
@@ -508,14 +516,12 @@ int tune_model_problems(const char* config_path, const int64_t* tokens, size_t n
         if (!config_path) fail(TUNE_ERR_INVALID_ARGUMENT, "config_path is NULL");
         if (!tokens || n_tokens == 0) fail(TUNE_ERR_INVALID_ARGUMENT, "tokens: at least one token count is needed");
         if (capacity > 0 && !out) fail(TUNE_ERR_INVALID_ARGUMENT, "out is NULL with capacity " + std::to_string(capacity));
-        if (!(dtype == TUNE_F32 || dtype == TUNE_BF16))
-            fail(TUNE_ERR_INVALID_ARGUMENT, "dtype " + std::to_string(int(dtype)) + " is not TUNE_F32 or TUNE_BF16");
+        const tune::DType dt = to_dtype(dtype);
         if (decode_kv_len < 0)
             fail(TUNE_ERR_INVALID_ARGUMENT, "decode_kv_len must be >= 0 (0: no attention), got " +
                                                 std::to_string(decode_kv_len));
         const tune::ModelShape model = tune::load_model_config(config_path);
         const std::vector<std::int64_t> counts(tokens, tokens + n_tokens);
-        const tune::DType dt = dtype == TUNE_BF16 ? tune::DType::bf16 : tune::DType::f32;
         auto problems = tune::layer_gemms(model, counts, dt);
         for (auto& s : tune::layer_swiglu(model, counts, dt)) problems.push_back(std::move(s));
         if (decode_kv_len > 0)
@@ -533,7 +539,7 @@ int tune_model_problems(const char* config_path, const int64_t* tokens, size_t n
             if (np.problem.op == tune::OpKind::swiglu) {
                 r.op = TUNE_OP_SWIGLU;
                 r.swiglu = tune_swiglu_desc_init(np.problem.dims[0], np.problem.dims[1], np.problem.dims[2]);
-                r.swiglu.dtype = np.problem.dtype == tune::DType::bf16 ? TUNE_BF16 : TUNE_F32;
+                r.swiglu.dtype = to_c(np.problem.dtype);
             } else if (np.problem.op == tune::OpKind::gemm) {
                 const tune::GemmDims g = tune::gemm_dims(np.problem);
                 r.op = TUNE_OP_GEMM;
@@ -541,7 +547,7 @@ int tune_model_problems(const char* config_path, const int64_t* tokens, size_t n
                 r.gemm.batch = g.batch;
                 r.gemm.trans_a = g.trans_a;
                 r.gemm.trans_b = g.trans_b;
-                r.gemm.dtype = np.problem.dtype == tune::DType::bf16 ? TUNE_BF16 : TUNE_F32;
+                r.gemm.dtype = to_c(np.problem.dtype);
             } else {
                 const tune::AttentionDims a = tune::attention_dims(np.problem);
                 r.op = TUNE_OP_ATTENTION;

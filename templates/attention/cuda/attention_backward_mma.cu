@@ -25,6 +25,26 @@ __device__ __forceinline__ void zero_tiles(float (&x)[M][N][4]) {
             for (int e = 0; e < 4; ++e) x[i][j][e] = 0.f;
 }
 
+// acc0 += A B0 and acc1 += A B1 for one 16-row A fragment `a` and the two 8-column halves of
+// an ldmatrix x4 B load `r` (B0 = r[0..1], B1 = r[2..3]), in this order: A B, then with A_LO
+// the residual a_lo times B, then with B_LO A times B's residual (the load `rl`).
+template <int ELEM, int A_LO, int B_LO>
+__device__ __forceinline__ void mma_pair(float (&acc0)[4], float (&acc1)[4], const unsigned (&a)[4],
+                                         const unsigned (&a_lo)[4], const unsigned (&r)[4], const unsigned (&rl)[4]) {
+    const unsigned b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+    mma<ELEM>(acc0, a, b0);
+    mma<ELEM>(acc1, a, b1);
+    if constexpr (A_LO != 0) {
+        mma<ELEM>(acc0, a_lo, b0);
+        mma<ELEM>(acc1, a_lo, b1);
+    }
+    if constexpr (B_LO != 0) {
+        const unsigned l0[2] = {rl[0], rl[1]}, l1[2] = {rl[2], rl[3]};
+        mma<ELEM>(acc0, a, l0);
+        mma<ELEM>(acc1, a, l1);
+    }
+}
+
 // acc[i][j] += A B^T over K_EXT columns for a warp: A is MI 16-row slices of `a`, B the n x k
 // tile `b` whose rows (8 per j) are the n dimension; rows of all tiles are ld elements apart.
 // A_LO / B_LO: a_lo / b_lo hold the rounding residual of A / B, and its product is added too.
@@ -45,21 +65,8 @@ __device__ __forceinline__ void mma_nk(float (&acc)[MI][NI][4], const u16* a, co
             unsigned r[4], rl[4];
             ldmatrix_x4(r, b + at);
             if constexpr (B_LO != 0) ldmatrix_x4(rl, b_lo + at);
-            const unsigned b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
 #pragma unroll
-            for (int i = 0; i < MI; ++i) {
-                mma<ELEM>(acc[i][j], af[i], b0);
-                mma<ELEM>(acc[i][j + 1], af[i], b1);
-                if constexpr (A_LO != 0) {
-                    mma<ELEM>(acc[i][j], al[i], b0);
-                    mma<ELEM>(acc[i][j + 1], al[i], b1);
-                }
-                if constexpr (B_LO != 0) {
-                    const unsigned l0[2] = {rl[0], rl[1]}, l1[2] = {rl[2], rl[3]};
-                    mma<ELEM>(acc[i][j], af[i], l0);
-                    mma<ELEM>(acc[i][j + 1], af[i], l1);
-                }
-            }
+            for (int i = 0; i < MI; ++i) mma_pair<ELEM, A_LO, B_LO>(acc[i][j], acc[i][j + 1], af[i], al[i], r, rl);
         }
     }
 }
@@ -82,21 +89,8 @@ __device__ __forceinline__ void mma_kn(float (&acc)[MI][ND][4], const float (&s)
             unsigned r[4], rl[4];
             ldmatrix_x4_trans(r, b + at);
             if constexpr (B_LO != 0) ldmatrix_x4_trans(rl, b_lo + at);
-            const unsigned b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
 #pragma unroll
-            for (int i = 0; i < MI; ++i) {
-                mma<ELEM>(acc[i][j], sa[i], b0);
-                mma<ELEM>(acc[i][j + 1], sa[i], b1);
-                if constexpr (S_LO != 0) {
-                    mma<ELEM>(acc[i][j], sl[i], b0);
-                    mma<ELEM>(acc[i][j + 1], sl[i], b1);
-                }
-                if constexpr (B_LO != 0) {
-                    const unsigned l0[2] = {rl[0], rl[1]}, l1[2] = {rl[2], rl[3]};
-                    mma<ELEM>(acc[i][j], sa[i], l0);
-                    mma<ELEM>(acc[i][j + 1], sa[i], l1);
-                }
-            }
+            for (int i = 0; i < MI; ++i) mma_pair<ELEM, S_LO, B_LO>(acc[i][j], acc[i][j + 1], sa[i], sl[i], r, rl);
         }
     }
 }
