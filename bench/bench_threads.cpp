@@ -4,9 +4,11 @@
 //                pthreads spin), and after an own call as the baseline: what
 //                TemplateInfo::settle_s holds, and what a runtime interleaving libraries pays.
 //                The other call and the pause are untimed; only the own GEMM is.
-//   pool_region  back-to-back empty regions of a 2-thread ThreadPool from this (unpinned) thread,
-//                workers floating (the default) or pinned to one CPU each: median and p90 of
-//                the region times. A pinned worker shares its CPU with a caller the OS runs there.
+//   pool_region  back-to-back regions of a 2-thread ThreadPool from this (unpinned) thread, each
+//                index busy for work_us (0 or 5 us), workers floating or pinned to one CPU each
+//                (the default): median and p90 of the region times, and the share of regions
+//                whose index 1 ran on the worker (else the caller ran it after its own). A
+//                pinned worker shares its CPU with a caller the OS runs there.
 //   bench_threads [--benchmark_filter=onednn] [--benchmark_repetitions=3]
 #include <functional>
 #include <thread>
@@ -43,10 +45,23 @@ void own_after(benchmark::State& state, const Template& before) {
     settle(before);
 }
 
+// Holds the calling thread for `us` microseconds: a task of known length.
+void busy_for(double us) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double, std::micro>(us);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+}
+
 void pool_region(benchmark::State& state) {
     ThreadPool pool(2, state.range(0) != 0);
+    const double work_us = double(state.range(1));
     std::vector<double> us;
-    const std::function<void(int)> task = [](int) {};
+    const auto caller = std::this_thread::get_id();
+    std::size_t on_worker = 0;
+    const std::function<void(int)> task = [&](int t) {
+        busy_for(work_us);
+        if (t == 1 && std::this_thread::get_id() != caller) ++on_worker;
+    };
     for (auto _ : state) {
         const auto t0 = std::chrono::steady_clock::now();
         pool.parallel_for(2, task);
@@ -55,11 +70,15 @@ void pool_region(benchmark::State& state) {
     std::sort(us.begin(), us.end());
     state.counters["median_us"] = us[us.size() / 2];
     state.counters["p90_us"] = us[us.size() * 9 / 10];
+    state.counters["on_worker"] = double(on_worker) / double(us.size());  // index 1 ran on the worker
 }
 
 void register_all() {
     if (host().cores >= 2)
-        benchmark::RegisterBenchmark("pool_region", pool_region)->ArgName("pinned")->Arg(0)->Arg(1)->Iterations(2000);
+        benchmark::RegisterBenchmark("pool_region", pool_region)
+            ->ArgNames({"pinned", "work_us"})
+            ->ArgsProduct({{0, 1}, {0, 5}})
+            ->Iterations(2000);
     for (const Template* t : {&own_gemm(), &onednn_gemm(), &openblas_gemm()}) {
         if (!t->supports(problem())) continue;
         const std::string name = "own_after_" + t->info().name.substr(t->info().name.rfind('.') + 1);

@@ -1,6 +1,8 @@
 // ThreadPool: in a forked child (which has none of the parent's worker threads) the pool starts
 // its own instead of waiting for workers that do not exist; workers float over the process's
-// CPUs unless pinned, also when a pinned thread starts them.
+// CPUs unless pinned, also when a pinned thread starts them; an index whose worker cannot run
+// runs on the caller, and every index runs exactly once however regions and wake-ups
+// interleave; the shared pool is one per size while anyone holds it.
 #include <signal.h>
 #include <sys/wait.h>
 #include <pthread.h>
@@ -8,7 +10,11 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <chrono>
+#include <ctime>
+#include <random>
+#include <stdexcept>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -35,17 +41,37 @@ int wait_or_kill(pid_t pid, std::chrono::seconds limit) {
 }
 
 // One region of `threads` threads; true when every index ran once and index 1 ran on
-// another thread than the caller (a worker, not an inline fallback).
+// another thread than the caller (a worker). The caller runs an index itself when its worker
+// has not started it by the end of task 0, so task 0 gives the workers up to 10 s first.
 bool region_uses_workers(ThreadPool& pool, int threads) {
-    std::vector<int> hits(static_cast<std::size_t>(threads), 0);
+    std::vector<std::atomic<int>> hits(static_cast<std::size_t>(threads));
+    std::atomic<int> started{0};
     std::thread::id worker;
     pool.parallel_for(threads, [&](int t) {
         ++hits[static_cast<std::size_t>(t)];
         if (t == 1) worker = std::this_thread::get_id();
+        if (t != 0) {
+            ++started;
+            return;
+        }
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (started.load() < threads - 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
     });
-    for (int h : hits)
-        if (h != 1) return false;
+    for (const auto& h : hits)
+        if (h.load() != 1) return false;
     return worker != std::this_thread::get_id();
+}
+
+// Holds a thread inside a signal handler until released: a worker that cannot run, as when
+// the OS gives its CPU to the caller or it is slow to wake.
+std::atomic<bool> hold_in_handler{false};
+std::atomic<bool> in_handler{false};
+
+void holding_handler(int) {
+    in_handler.store(true);
+    const timespec nap{0, 1000000};
+    while (hold_in_handler.load()) ::nanosleep(&nap, nullptr);
+    in_handler.store(false);
 }
 
 }  // namespace
@@ -97,10 +123,18 @@ TEST_CASE("workers run on the whole process mask unless pinned, even when starte
     REQUIRE(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one) == 0);
     auto worker_cpus = [](bool pin) {
         ThreadPool pool(2, pin);
+        REQUIRE(region_uses_workers(pool, 2));  // started, and index 1 runs on the worker
         int count = -1;
+        std::atomic<bool> done{false};
         pool.parallel_for(2, [&](int t) {
             cpu_set_t mine;
-            if (t == 1 && ::pthread_getaffinity_np(::pthread_self(), sizeof mine, &mine) == 0) count = CPU_COUNT(&mine);
+            if (t == 1) {
+                if (::pthread_getaffinity_np(::pthread_self(), sizeof mine, &mine) == 0) count = CPU_COUNT(&mine);
+                done.store(true);
+                return;
+            }
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+            while (!done.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
         });
         return count;
     };
@@ -108,4 +142,108 @@ TEST_CASE("workers run on the whole process mask unless pinned, even when starte
     ::pthread_setaffinity_np(::pthread_self(), sizeof saved, &saved);
     CHECK(floating == cpus);
     CHECK(pinned == 1);
+}
+
+TEST_CASE("an index whose worker cannot run runs once on the caller", "[core]") {
+    ThreadPool pool(2, false);
+    // The worker's handle, from a region whose task 0 waits for index 1 to start elsewhere.
+    pthread_t worker = ::pthread_self();
+    std::atomic<bool> seen{false};
+    pool.parallel_for(2, [&](int t) {
+        if (t == 1) {
+            worker = ::pthread_self();
+            seen.store(true);
+            return;
+        }
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!seen.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    });
+    REQUIRE_FALSE(pthread_equal(worker, ::pthread_self()));
+
+    struct sigaction action {}, saved {};
+    action.sa_handler = holding_handler;
+    ::sigemptyset(&action.sa_mask);
+    REQUIRE(::sigaction(SIGUSR1, &action, &saved) == 0);
+    hold_in_handler.store(true);
+    REQUIRE(::pthread_kill(worker, SIGUSR1) == 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!in_handler.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    REQUIRE(in_handler.load());
+    // Before the caller took unclaimed indices, the first region waited for the worker for as
+    // long as it was held: the watchdog lets it go after 10 s, and then index 1 would have
+    // run on the worker.
+    std::thread watchdog([] {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (hold_in_handler.load() && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        hold_in_handler.store(false);
+    });
+
+    int on_caller = 0, runs = 0;
+    for (int region = 0; region < 200; ++region) {
+        int hits[2] = {0, 0};
+        bool caller = false;
+        pool.parallel_for(2, [&](int t) {
+            ++hits[t];
+            if (t == 1) caller = pthread_equal(::pthread_self(), worker) == 0;
+        });
+        runs += hits[0] == 1 && hits[1] == 1;
+        on_caller += caller;
+    }
+    // A task that throws on the caller's behalf still reaches the caller.
+    bool threw = false;
+    try {
+        pool.parallel_for(2, [](int t) {
+            if (t == 1) throw std::runtime_error("index 1 failed");
+        });
+    } catch (const std::runtime_error& e) {
+        threw = std::string(e.what()) == "index 1 failed";
+    }
+    hold_in_handler.store(false);
+    watchdog.join();
+    const auto released = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (in_handler.load() && std::chrono::steady_clock::now() < released) std::this_thread::yield();
+    ::sigaction(SIGUSR1, &saved, nullptr);
+
+    CHECK(runs == 200);
+    CHECK(on_caller == 200);
+    CHECK(threw);
+    // The worker, back after 201 wake-ups whose offers were all taken, serves regions again.
+    CHECK(region_uses_workers(pool, 2));
+}
+
+TEST_CASE("every index runs exactly once however regions and wake-ups interleave", "[core]") {
+    ThreadPool pool(4, false);
+    std::mt19937 rng(7);
+    int bad = 0;
+    for (int region = 0; region < 20000; ++region) {
+        const int threads = 1 + int(rng() % 4);
+        // Mostly back to back; now and then a pause long enough for the workers to fall asleep,
+        // and uneven task lengths, so both the workers and the caller claim indices.
+        if (rng() % 50 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        const int spin = int(rng() % 2000);
+        std::vector<std::atomic<int>> hits(4);
+        pool.parallel_for(threads, [&](int t) {
+            ++hits[static_cast<std::size_t>(t)];
+            volatile int sink = 0;
+            for (int i = 0; i < spin * (t + 1); ++i) sink = sink + i;
+        });
+        for (int t = 0; t < 4; ++t) bad += hits[static_cast<std::size_t>(t)].load() != (t < threads ? 1 : 0);
+    }
+    CHECK(bad == 0);
+}
+
+TEST_CASE("the shared pool is one per size while anyone holds it", "[core]") {
+    auto a = shared_thread_pool(2), b = shared_thread_pool(2), c = shared_thread_pool(3);
+    CHECK(a.get() == b.get());
+    CHECK(a.get() != c.get());
+    CHECK(a->max_threads() == 2);
+    CHECK(c->max_threads() == 3);
+    CHECK(region_uses_workers(*a, 2));
+    CHECK_THROWS_WITH(shared_thread_pool(0), Catch::Contains("max_threads must be >= 1"));
+    const std::weak_ptr<ThreadPool> gone = c;
+    c.reset();
+    CHECK(gone.expired());  // the registry holds no pool alive by itself
+    auto d = shared_thread_pool(3);
+    CHECK(d->max_threads() == 3);
 }

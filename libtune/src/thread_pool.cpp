@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <map>
 #include <string>
 #include <utility>
 
@@ -108,14 +109,21 @@ void ThreadPool::worker_loop(int index, std::uint64_t seen) {
         wait_while_equal(slot.generation, seen, kHotSpins);
         ++seen;  // every bump is one region (or the stop signal): none is skipped
         if (stop_.load(std::memory_order_acquire)) return;
-        try {
-            (*task_)(index);
-        } catch (...) {
-            std::lock_guard lock(error_mutex_);
-            if (!error_) error_ = std::current_exception();
-        }
-        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+        // The caller may have run this index already (the offer is gone): then there is
+        // nothing to do. A worker a region behind may take the next region's offer here; task_
+        // is that region's, as it was written before the offer.
+        if (slot.offer.exchange(0, std::memory_order_acq_rel) != 0) run_claimed(index);
     }
+}
+
+void ThreadPool::run_claimed(int index) {
+    try {
+        (*task_)(index);
+    } catch (...) {
+        std::lock_guard lock(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+    }
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
 }
 
 void ThreadPool::parallel_for(int threads, const std::function<void(int)>& task) {
@@ -132,10 +140,13 @@ void ThreadPool::parallel_for(int threads, const std::function<void(int)>& task)
     task_ = &task;
     error_ = nullptr;
     const int cpu = sched_getcpu();
+    const std::uint64_t id = ++regions_;
     pending_.store(threads - 1, std::memory_order_relaxed);
     for (int w = 1; w < threads; ++w) {
-        wake_[static_cast<std::size_t>(w)].generation.fetch_add(1, std::memory_order_acq_rel);
-        wake_[static_cast<std::size_t>(w)].generation.notify_one();
+        WakeSlot& slot = wake_[static_cast<std::size_t>(w)];
+        slot.offer.store(id, std::memory_order_release);
+        slot.generation.fetch_add(1, std::memory_order_acq_rel);
+        slot.generation.notify_one();
     }
 
     std::exception_ptr own_error;
@@ -143,6 +154,11 @@ void ThreadPool::parallel_for(int threads, const std::function<void(int)>& task)
         task(0);
     } catch (...) {
         own_error = std::current_exception();
+    }
+    // Indices no worker has claimed yet run here: their worker is asleep or cannot get a CPU
+    // (the caller may be on it), and waiting for it would cost more than the task.
+    for (int w = 1; w < threads; ++w) {
+        if (wake_[static_cast<std::size_t>(w)].offer.exchange(0, std::memory_order_acq_rel) == id) run_claimed(w);
     }
     bool shared = false;  // a worker of this region last ran on this CPU
     for (int w = 1; w < threads; ++w) shared = shared || wake_[static_cast<std::size_t>(w)].cpu.load(std::memory_order_relaxed) == cpu;
@@ -153,6 +169,21 @@ void ThreadPool::parallel_for(int threads, const std::function<void(int)>& task)
     task_ = nullptr;
     if (own_error) std::rethrow_exception(own_error);
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+}
+
+std::shared_ptr<ThreadPool> shared_thread_pool(int max_threads) {
+    require(max_threads >= 1, "shared_thread_pool: max_threads must be >= 1, got " + std::to_string(max_threads));
+    // The registry: weak, so the last template to go takes its pool (and workers) with it.
+    static std::mutex mutex;
+    static std::map<int, std::weak_ptr<ThreadPool>> pools;
+    std::lock_guard lock(mutex);
+    std::weak_ptr<ThreadPool>& slot = pools[max_threads];
+    std::shared_ptr<ThreadPool> pool = slot.lock();
+    if (!pool) {
+        pool = std::make_shared<ThreadPool>(max_threads);
+        slot = pool;
+    }
+    return pool;
 }
 
 }  // namespace tune

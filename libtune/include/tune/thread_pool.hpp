@@ -19,8 +19,9 @@ public:
     // max_threads - 1 workers, started on first use. With pin_workers, worker w (1-based) is
     // pinned to CPU w of this process's affinity mask; without, workers run on any CPU of that
     // mask (set explicitly: a worker started by a pinned thread would otherwise inherit its one
-    // CPU). Either way a caller the OS runs on a worker's CPU shares it: waits yield the CPU,
-    // so such a region takes microseconds, not the whole spin (bench_threads pool_region).
+    // CPU). Either way a caller the OS runs on a worker's CPU shares it: the caller runs that
+    // worker's index itself when the worker has not started it, and waits yield the CPU, so
+    // such a region costs about its serial time (bench_threads pool_region).
     explicit ThreadPool(int max_threads, bool pin_workers = true);
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
@@ -28,8 +29,11 @@ public:
 
     int max_threads() const { return max_threads_; }
 
-    // Runs task(t) for every t in [0, threads): t == 0 on the calling thread, the others on
-    // workers. Returns when all have finished and rethrows the first exception a task threw.
+    // Runs task(t) once for every t in [0, threads): t == 0 on the calling thread, t >= 1 on
+    // worker t, or on the calling thread after task(0) when worker t has not started it by then
+    // (asleep, or sharing a CPU with the caller). A task must therefore not wait for another
+    // index of its region. Returns when all have finished and rethrows the first exception a
+    // task threw.
     // Regions from different calling threads run one after the other. A task must not start
     // a region on the same pool. Throws tune::Error when threads is outside [1, max_threads].
     // Usable in a forked child: a pool whose workers were started before fork() (they do not
@@ -41,6 +45,7 @@ private:
     void start_workers();
     void abandon_workers_of_parent();
     void worker_loop(int index, std::uint64_t seen);
+    void run_claimed(int index);  // task_(index), recording its exception, then one off pending_
 
     const int max_threads_;
     const bool pin_workers_;
@@ -51,16 +56,27 @@ private:
     // Each worker waits on its own counter; a region bumps only the counters of the workers
     // it uses (release), which then read task_ (acquire). task_ is rewritten only after every
     // worker of the previous region has signalled through pending_.
+    // Index w of a region runs on whichever thread takes the slot's offer first: worker w, or
+    // the caller once its own index is done.
     struct alignas(64) WakeSlot {
         std::atomic<std::uint64_t> generation{0};
+        std::atomic<std::uint64_t> offer{0};  // the region whose index w is unclaimed, else 0
         std::atomic<int> cpu{-1};  // where the worker last ran (it sets this before waiting)
     };
     std::unique_ptr<WakeSlot[]> wake_;
+    std::uint64_t regions_ = 0;  // regions started (ids from 1), under region_mutex_
     const std::function<void(int)>* task_ = nullptr;
     std::atomic<int> pending_{0};
     std::atomic<bool> stop_{false};
     std::mutex error_mutex_;
     std::exception_ptr error_;
 };
+
+// The process's pool for regions of up to max_threads threads, made on first request and kept
+// while anyone holds it. Every CPU template takes this one, so a runtime that calls the GEMM,
+// SwiGLU and attention kernels in turn finds the workers still spinning from the previous
+// call instead of asleep in each template's own pool, and no two pools' workers compete for
+// one CPU. The cost: regions of different calling threads run one after the other.
+std::shared_ptr<ThreadPool> shared_thread_pool(int max_threads);
 
 }  // namespace tune

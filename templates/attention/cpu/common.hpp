@@ -89,7 +89,7 @@ class SingleSpaceTemplate : public Template {
 public:
     SingleSpaceTemplate(TemplateInfo info, const DeviceInfo& device, bool backward, std::shared_ptr<const Space> space)
         : info_(std::move(info)), device_(device), backward_(backward), space_(std::move(space)),
-          pool_(std::make_shared<ThreadPool>(std::max(1, device.cores))) {}
+          pool_(shared_thread_pool(std::max(1, device.cores))) {}
 
     const TemplateInfo& info() const override { return info_; }
     bool supports(const Problem& p) const override { return supports_problem(p, device_, backward_); }

@@ -587,7 +587,7 @@ public:
             for (int grouped = 0; grouped < 2; ++grouped)
                 for (int bf16 = 0; bf16 < 2; ++bf16)
                     spaces_[decode][grouped][bf16] = make_space(decode != 0, grouped != 0, bf16 ? inner_bf16 : inner, cores);
-        pool_ = std::make_shared<ThreadPool>(cores);
+        pool_ = shared_thread_pool(cores);
     }
 
     const TemplateInfo& info() const override { return info_; }

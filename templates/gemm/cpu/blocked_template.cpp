@@ -91,7 +91,7 @@ public:
             spaces_[key + 8] = build_space(kernels_.of(DType::bf16, false, dot_layout), trans_b, epilogue);
             spaces_[key + 16] = build_space(kernels_.of(DType::f32, true, dot_layout), trans_b, epilogue);
         }
-        pool_ = std::make_shared<ThreadPool>(cores_);
+        pool_ = shared_thread_pool(cores_);
     }
 
     const TemplateInfo& info() const override { return info_; }

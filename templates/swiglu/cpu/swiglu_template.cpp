@@ -100,7 +100,7 @@ public:
             spaces_[1] = build_space(kernels_.of(DType::bf16, false, true));
             spaces_[2] = build_space(kernels_.of(DType::f32, true, true));
         }
-        pool_ = std::make_shared<ThreadPool>(cores_);
+        pool_ = shared_thread_pool(cores_);
     }
 
     const TemplateInfo& info() const override { return info_; }
