@@ -405,6 +405,12 @@ int main(int argc, char** argv) {
                     (long long)inter, dtype_name.c_str());
         std::printf("store: %s, %d of %d GEMM shapes and %d of %d SwiGLU shapes tuned exactly (snapshot %s)\n", argv[2],
                     exact, total, swiglu_exact, swiglu_total, tuned->snapshot_id().c_str());
+        // Rows of another version of a template (stored by an earlier build) are not served: the
+        // shapes they tuned fall back to a nearby shape's config or the default.
+        if (const std::size_t stale = tuned->stats().stale)
+            std::printf("store: %zu rows are for other template versions and are ignored; re-tune with this "
+                        "build's tune model for the tuned row to reflect this build\n",
+                        stale);
         std::printf("mlp (--mlp %s): tuned runs %s; %s two GEMMs + elementwise\n", mlp_mode.c_str(), forms.c_str(),
                     library.c_str());
         std::printf("attention: per KV head through each back end; prompt %lld tokens, decode %lld tokens, %lld reps\n",

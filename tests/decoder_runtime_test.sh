@@ -16,6 +16,11 @@ echo "$out"
 grep -q "8 of 8 GEMM shapes and 2 of 2 SwiGLU shapes tuned exactly" <<< "$out"
 grep -Eq "mlp \(--mlp auto\): tuned runs 8 tokens (fused SwiGLU|two GEMMs \+ elementwise), 1 tokens" <<< "$out"
 for mode in tuned defaults openblas; do grep -Eq "^$mode +[0-9.]+ +[0-9.]+ +[0-9.]+x$" <<< "$out"; done
+# Rows an earlier build stored (another template version) are counted, not served.
+if grep -q "for other template versions" <<< "$out"; then echo "a fresh store reported stale rows"; exit 1; fi
+cp "$work/t.db" "$work/stale.db"
+python3 -c "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE measurements SET template_version = 'earlier' WHERE template = 'cpu.gemm.blocked'\"); c.commit()" "$work/stale.db"
+grep -Eq "^store: [0-9]+ rows are for other template versions and are ignored" <<< "$("$runtime" "$work/tiny.json" "$work/stale.db" --prompt 8 --decode 2 --reps 1)"
 for form in swiglu gemms; do
   forced=$("$runtime" "$work/tiny.json" "$work/t.db" --prompt 8 --decode 6 --reps 1 --mlp $form)
   expect=$([[ $form == swiglu ]] && echo "fused SwiGLU" || echo "two GEMMs + elementwise")
