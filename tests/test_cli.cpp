@@ -1,6 +1,7 @@
 // The tune command line: end to end on a tiny problem, and every bad input gives a clear
 // message and a non-zero exit without touching the store.
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -154,6 +155,27 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
     std::ifstream g(garbage_db);
     std::string content((std::istreambuf_iterator<char>(g)), {});
     CHECK(content == std::string(5000, 'x'));
+}
+
+TEST_CASE("LIBTUNE_NUM_THREADS limits the threads of every measured config and a bad value stops the run", "[cli]") {
+    TempDir dir("cli_threads");
+    const std::string db = dir.file("t.db");
+    struct Restore {
+        ~Restore() { ::unsetenv("LIBTUNE_NUM_THREADS"); }
+    } restore;
+    ::setenv("LIBTUNE_NUM_THREADS", "1", 1);
+    auto r = run_tune("gemm --m 8 --n 40 --k 24 --budget 6 --time-limit 30 --seed 3 -q --db " + db);
+    REQUIRE(r.code == 0);
+    const auto show = run_tune("db show --db " + db);
+    REQUIRE(show.code == 0);
+    CHECK_THAT(show.out, Catch::Contains("threads=1"));
+    CHECK_THAT(show.out, !Catch::Contains("threads=2"));
+
+    ::setenv("LIBTUNE_NUM_THREADS", "lots", 1);
+    const auto bad = run_tune("gemm --m 8 --n 40 --k 24 --budget 6 -q --db " + dir.file("bad.db"));
+    CHECK(bad.code != 0);
+    CHECK_THAT(bad.out, Catch::Contains("LIBTUNE_NUM_THREADS='lots'"));
+    CHECK_FALSE(fs::exists(dir.file("bad.db")));
 }
 
 TEST_CASE("tune db stats and prune report and shrink a store with stale rows", "[cli][housekeeping]") {

@@ -2,7 +2,8 @@
 // its own instead of waiting for workers that do not exist; workers float over the process's
 // CPUs unless pinned, also when a pinned thread starts them; an index whose worker cannot run
 // runs on the caller, and every index runs exactly once however regions and wake-ups
-// interleave; the shared pool is one per size while anyone holds it.
+// interleave; the shared pool is one per size while anyone holds it; LIBTUNE_NUM_THREADS caps
+// the device's cores, and with them every CPU template's thread knob.
 #include <signal.h>
 #include <sys/wait.h>
 #include <pthread.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <string>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -19,6 +22,11 @@
 #include <thread>
 #include <vector>
 
+#include "tune/device.hpp"
+#include "tune/error.hpp"
+#include "tune/problem.hpp"
+#include "tune/kernel.hpp"
+#include "tune/space.hpp"
 #include "tune/thread_pool.hpp"
 
 using namespace tune;
@@ -246,4 +254,39 @@ TEST_CASE("the shared pool is one per size while anyone holds it", "[core]") {
     CHECK(gone.expired());  // the registry holds no pool alive by itself
     auto d = shared_thread_pool(3);
     CHECK(d->max_threads() == 3);
+}
+
+TEST_CASE("LIBTUNE_NUM_THREADS caps the device's cores and every CPU thread knob", "[core]") {
+    REQUIRE(std::getenv("LIBTUNE_NUM_THREADS") == nullptr);
+    const DeviceInfo all = detect_cpu();
+    struct Restore {
+        ~Restore() { ::unsetenv("LIBTUNE_NUM_THREADS"); }
+    } restore;
+
+    ::setenv("LIBTUNE_NUM_THREADS", "1", 1);
+    const DeviceInfo one = detect_cpu();
+    CHECK(one.cores == 1);
+    if (all.cores > 1) CHECK(one.id() != all.id());  // its own store keys
+    // No CPU template offers more threads than the cap, for a GEMM, a SwiGLU or attention.
+    const auto registry = builtin_registry(one);
+    int thread_knobs = 0;
+    for (const Problem& p : {make_gemm(64, 256, 128), make_swiglu(16, 128, 64), make_attention(1, 4, 2, 64, 64, 64, true)})
+        for (const Template* t : registry.for_problem(p, Backend::cpu))
+            for (const Knob& k : t->space(p)->knobs())
+                if (k.name == "threads") {
+                    ++thread_knobs;
+                    CHECK(k.values.size() == 1);
+                    CHECK(std::get<std::int64_t>(k.values.front()) == 1);
+                }
+    CHECK(thread_knobs >= 4);
+
+    ::setenv("LIBTUNE_NUM_THREADS", std::to_string(all.cores).c_str(), 1);
+    CHECK(detect_cpu() == all);
+    for (const std::string& bad : std::vector<std::string>{"0", "-1", "two", "1.5", " 1", std::to_string(all.cores + 1), "99999999999"}) {
+        ::setenv("LIBTUNE_NUM_THREADS", bad.c_str(), 1);
+        CHECK_THROWS_WITH(detect_cpu(), Catch::Contains("LIBTUNE_NUM_THREADS='" + bad + "'") &&
+                                            Catch::Contains("from 1 to " + std::to_string(all.cores)));
+    }
+    ::setenv("LIBTUNE_NUM_THREADS", "", 1);  // empty: not set
+    CHECK(detect_cpu() == all);
 }

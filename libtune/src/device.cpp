@@ -6,7 +6,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -59,6 +61,25 @@ const cpu_set_t& process_affinity() {
 // or a caller's) must not become the mask that unpinned worker threads get.
 [[maybe_unused]] const bool process_affinity_at_start = (process_affinity(), true);
 
+// The cores the device offers: the process's CPUs, or fewer when LIBTUNE_NUM_THREADS says so
+// (a runtime that keeps the other cores for its own threads). Every thread knob stops there.
+int usable_cores() {
+    const int available = std::max(1, CPU_COUNT(&process_affinity()));
+    const char* env = std::getenv("LIBTUNE_NUM_THREADS");
+    if (env == nullptr || *env == '\0') return available;
+    const std::string text = env;
+    int value = 0;
+    bool digits = text.size() <= 6;
+    for (char ch : text) {
+        digits = digits && ch >= '0' && ch <= '9';
+        if (digits) value = value * 10 + (ch - '0');
+    }
+    if (!digits || value < 1 || value > available)
+        throw Error("LIBTUNE_NUM_THREADS='" + text + "': expected a whole number from 1 to " +
+                    std::to_string(available) + " (the CPUs this process may run on)");
+    return value;
+}
+
 }  // namespace
 
 CpuIsa detect_cpu_isa() {
@@ -102,7 +123,7 @@ DeviceInfo detect_cpu() {
         }
     }
     if (info.model.empty()) info.model = "unknown x86_64";
-    info.cores = CPU_COUNT(&process_affinity());
+    info.cores = usable_cores();
     for (int i = 0; i < 8; ++i) {
         std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
         std::string level = read_first_line(dir + "level");

@@ -37,7 +37,9 @@ struct DeviceInfo {
 void to_json(nlohmann::json& j, const DeviceInfo& d);
 void from_json(const nlohmann::json& j, DeviceInfo& d);
 
-// Reads /proc/cpuinfo, cpuid, sysfs caches and the affinity mask of this process.
+// Reads /proc/cpuinfo, cpuid, sysfs caches and the affinity mask of this process. cores is the
+// mask's CPU count, or LIBTUNE_NUM_THREADS when set (1 to that count; else tune::Error): a cap
+// on the threads of every CPU config, and, being part of the fingerprint, its own store keys.
 DeviceInfo detect_cpu();
 CpuIsa detect_cpu_isa();
 
