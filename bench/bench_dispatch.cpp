@@ -1,6 +1,7 @@
 // Dispatcher lookup latency: exact hits, unseen shapes answered for the first time (nearest
 // tuned shape, validated), and unseen shapes seen before. The store holds the Llama-3-8B
-// layer GEMMs at 16 token counts, as a runtime serving that model would.
+// layer GEMMs at 16 token counts, as a runtime serving that model would. And the cost of
+// Dispatcher::run itself: a tiny GEMM through it, beside the same kernel called directly.
 #include <benchmark/benchmark.h>
 
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include "tune/dispatcher.hpp"
 #include "tune/error.hpp"
 #include "tune/model.hpp"
+#include "tune/problem.hpp"
 
 namespace {
 
@@ -228,3 +230,63 @@ int main(int argc, char** argv) {
     benchmark::Shutdown();
     return 0;
 }
+
+// A 1 x 64 x 64 GEMM (one thread) tuned exactly: Dispatcher::run (lookup, kernel cache, call)
+// against the kernel it runs, called directly. The difference is what dispatch costs a call.
+struct TinyRun {
+    tune::Problem p = tune::make_gemm(1, 64, 64, tune::DType::f32, false, true);
+    std::unique_ptr<tune::Database> db = tune::make_memory_database();
+    std::unique_ptr<tune::Dispatcher> dispatcher;
+    std::unique_ptr<tune::Kernel> kernel;
+    std::vector<float> a = std::vector<float>(64, 0.5f), b = std::vector<float>(64 * 64, 0.25f), c = std::vector<float>(64);
+    const void* in[2] = {a.data(), b.data()};
+    void* out[1] = {c.data()};
+
+    TinyRun() {
+        const tune::DeviceInfo device = tune::detect_cpu();
+        auto& registry = setup().registry;
+        const tune::Template* t = registry->find("cpu.gemm.blocked");
+        tune::Config config = t->default_config(p);
+        config.set("threads", std::int64_t{1});
+        config.set("split", std::string("m"));  // what one thread requires
+        tune::Measurement m;
+        m.run_id = db->start_run({0, "bench", "none", 0, "", ""}, device);
+        m.problem = p;
+        m.device_id = device.id();
+        m.template_name = t->info().name;
+        m.template_version = t->info().version;
+        m.config = config;
+        m.stats.median_s = m.stats.min_s = m.stats.mean_s = 1e-6;
+        m.stats.count = 5;
+        db->record(m);
+        dispatcher = std::make_unique<tune::Dispatcher>(*db, registry, device);
+        if (dispatcher->lookup(p).source != tune::LookupSource::exact)
+            throw tune::Error("bench: the tiny shape is not served exactly" +
+                              (dispatcher->stats().rejections.empty() ? std::string() : ": " + dispatcher->stats().rejections[0]));
+        kernel = t->instantiate(p, config);
+    }
+    tune::OpArgs args() const { return {in, out}; }
+};
+
+TinyRun& tiny() {
+    static TinyRun t;
+    return t;
+}
+
+void BM_RunTinyDirect(benchmark::State& state) {
+    auto& t = tiny();
+    for (auto _ : state) {
+        t.kernel->run(t.args());
+        benchmark::ClobberMemory();
+    }
+}
+BENCHMARK(BM_RunTinyDirect)->Repetitions(5)->ReportAggregatesOnly(true);
+
+void BM_RunTinyDispatched(benchmark::State& state) {
+    auto& t = tiny();
+    for (auto _ : state) {
+        t.dispatcher->run(t.p, t.args());
+        benchmark::ClobberMemory();
+    }
+}
+BENCHMARK(BM_RunTinyDispatched)->Repetitions(5)->ReportAggregatesOnly(true);

@@ -43,6 +43,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace {
@@ -125,7 +126,7 @@ class TemplateBackend final : public GemmBackend {
 public:
     TemplateBackend(const tune::Template& gemm, const tune::Dispatcher& attention) : gemm_(gemm), attention_(attention) {}
     void gemm(const Problem& p, const void* a, const void* w, float* c) override {
-        auto& k = kernels_[tune::shape_key(p)];
+        auto& k = kernels_[p];
         if (!k) k = gemm_.instantiate(p, gemm_.space(p)->default_config());
         const void* in[] = {a, w};
         void* out[] = {c};
@@ -138,7 +139,7 @@ public:
 private:
     const tune::Template& gemm_;
     const tune::Dispatcher& attention_;
-    std::map<std::string, std::unique_ptr<tune::Kernel>> kernels_;
+    std::unordered_map<Problem, std::unique_ptr<tune::Kernel>, tune::ProblemHash> kernels_;  // no key text per call
 };
 
 // A projection's weight [out, in] in the run's operand type: f32 as drawn, or rounded to bf16 once.

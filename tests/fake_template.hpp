@@ -2,6 +2,7 @@
 // results or throw, so tuner and dispatcher behaviour is checked without real kernels.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 
@@ -41,8 +42,10 @@ public:
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
         space(p)->validate(c);
         if (c.get_str("mode") == "throws") throw Error("fake: refuses to build");
+        built.fetch_add(1, std::memory_order_relaxed);
         return std::make_unique<K>(gemm_dims(p), c.get_str("mode") == "wrong", c.get_int("unroll"));
     }
+    mutable std::atomic<int> built{0};  // kernels instantiated
 
 private:
     struct K final : Kernel {

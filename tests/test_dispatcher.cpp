@@ -223,6 +223,62 @@ TEST_CASE("run executes the selected kernel", "[dispatcher]") {
     for (float v : c) CHECK(v == 8.0f);
 }
 
+TEST_CASE("run builds a kernel once per shape and config and serves concurrent callers", "[dispatcher]") {
+    Fixture f;
+    auto fake = std::make_unique<testing::FakeGemmTemplate>("test.gemm.counted");
+    const testing::FakeGemmTemplate& counted = *fake;
+    f.registry = std::make_shared<TemplateRegistry>();
+    f.registry->add(std::move(fake));
+    auto add = [&](const Problem& p, const std::string& config) {
+        Measurement m;
+        m.run_id = f.run;
+        m.problem = p;
+        m.device_id = f.device.id();
+        m.template_name = "test.gemm.counted";
+        m.template_version = "v1";
+        m.config = Config::parse(config);
+        m.stats.median_s = m.stats.min_s = m.stats.mean_s = 1e-6;
+        m.stats.count = 5;
+        f.db->record(m);
+    };
+    // Two tuned shapes, one looser budget of the first (its own kernel), one unseen shape.
+    const Problem a = make_gemm(4, 3, 5), b = make_gemm(6, 2, 7);
+    Problem loose = a;
+    loose.tolerance = 0.01;
+    const Problem unseen = make_gemm(5, 3, 5);
+    add(a, "mode=good tile=2 unroll=1");
+    add(b, "mode=good tile=3 unroll=2");
+    add(loose, "mode=good tile=4 unroll=1");
+    const Dispatcher d(*f.db, f.registry, f.device);
+    const std::vector<Problem> shapes = {a, b, loose, unseen};
+
+    // k ones times k twos: every entry of C is 2k.
+    auto run_all = [&](int rounds) {
+        int wrong = 0;
+        for (int r = 0; r < rounds; ++r)
+            for (const Problem& p : shapes) {
+                const GemmDims g = gemm_dims(p);
+                std::vector<float> x(std::size_t(g.m * g.k), 1.0f), w(std::size_t(g.k * g.n), 2.0f), c(std::size_t(g.m * g.n), -1.0f);
+                const void* in[] = {x.data(), w.data()};
+                void* out[] = {c.data()};
+                d.run(p, {in, out});
+                for (float v : c) wrong += v != float(2 * g.k);
+            }
+        return wrong;
+    };
+    std::vector<int> wrong(4, -1);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) threads.emplace_back([&, t] { wrong[std::size_t(t)] = run_all(50); });
+    for (auto& th : threads) th.join();
+    for (int w : wrong) CHECK(w == 0);
+    // Racing callers may each build a kernel once; after that every run finds one.
+    const int built = counted.built.load();
+    CHECK(built >= 4);
+    CHECK(built <= 16);
+    CHECK(run_all(20) == 0);
+    CHECK(counted.built.load() == built);
+}
+
 TEST_CASE("a config verified under a looser budget is served only to callers who accept it", "[dispatcher]") {
     Fixture f;
     Problem strict = make_gemm(64, 64, 64);

@@ -444,17 +444,27 @@ void Dispatcher::flush_locked() const {
     if (!out) throw Error("dispatcher: cannot append the record to '" + options_.record_path.string() + "'");
 }
 
+std::size_t Dispatcher::KernelKeyHash::operator()(const KernelKey& k) const noexcept {
+    const auto config = static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(k.config));
+    return ProblemHash{}(k.problem) ^ (config * 0x9e3779b97f4a7c15ull);
+}
+
 void Dispatcher::run(const Problem& p, const OpArgs& args) const {
-    Selection s = lookup(p);
-    std::string key = shape_key(p) + '|' + s.tmpl->info().name + '|' + s.config->text();
-    std::shared_ptr<const Kernel> kernel;
+    const Selection s = lookup(p);
+    const KernelKey key{p, s.tmpl, s.config};
+    const Kernel* kernel = nullptr;
     {
-        std::lock_guard lock(kernels_mutex_);
-        auto& slot = kernels_[key];
-        if (!slot) slot = s.tmpl->instantiate(p, *s.config);
-        kernel = slot;
+        std::shared_lock lock(kernels_mutex_);
+        if (auto it = kernels_.find(key); it != kernels_.end()) kernel = it->second.get();
     }
-    kernel->run(args);
+    if (kernel == nullptr) {
+        // Built outside the lock (a GPU kernel loads a module): runs of other shapes go on.
+        // Two threads may both build one; the first to insert wins and the other's is dropped.
+        auto built = s.tmpl->instantiate(p, *s.config);
+        std::unique_lock lock(kernels_mutex_);
+        kernel = kernels_.try_emplace(key, std::move(built)).first->second.get();
+    }
+    kernel->run(args);  // kernels are never dropped before the dispatcher
 }
 
 }  // namespace tune

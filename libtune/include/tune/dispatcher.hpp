@@ -311,8 +311,20 @@ private:
     // The templates with a model, in TemplateRegistry::for_problem's order: a predicted lookup
     // walks these instead of building that list for every shape.
     std::vector<const Template*> model_templates_;
-    mutable std::mutex kernels_mutex_;
-    mutable std::unordered_map<std::string, std::shared_ptr<const Kernel>> kernels_;
+    // Kernels run() built, by shape and selected config. A Selection's config pointer names one
+    // config of one template for the dispatcher's lifetime (entries and defaults are never
+    // freed before it), so it keys the cache without formatting or comparing configs.
+    struct KernelKey {
+        Problem problem;
+        const Template* tmpl;
+        const Config* config;
+        friend bool operator==(const KernelKey&, const KernelKey&) = default;
+    };
+    struct KernelKeyHash {
+        std::size_t operator()(const KernelKey& k) const noexcept;
+    };
+    mutable std::shared_mutex kernels_mutex_;
+    mutable std::unordered_map<KernelKey, std::unique_ptr<Kernel>, KernelKeyHash> kernels_;
 
     // Online tuning: shapes requested once each, a queue for the background thread.
     mutable std::mutex online_mutex_;
