@@ -17,7 +17,7 @@
 
 namespace tune::cli {
 
-void add_tune_commands(CLI::App& app);  // model, gemm, lookup
+void add_tune_commands(CLI::App& app);  // model, recorded, retune, gemm, swiglu, attention, lookup
 void add_db_commands(CLI::App& app);    // db list|show|export|import|verify
 void add_report_command(CLI::App& app);  // report --db --html
 void add_housekeeping_commands(CLI::App& db_cmd);  // db stats|prune
@@ -60,6 +60,14 @@ using AfterTuning = std::function<void(Tuner&, Measurer&, SqliteDatabase&, std::
 // --mpi only rank 0 does this; the other ranks measure for it.
 void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, const std::string& command,
                 const std::string& intro = "", const AfterTuning& after = {});
+
+// The shapes of this device in the store at `path` that `tune retune` re-tunes: those with rows
+// of another version of one of the registry's templates and no ok row of its current version.
+struct StaleShapes {
+    std::vector<NamedProblem> problems;  // by shape key
+    std::size_t bad_rows = 0;            // rows that failed to decode (skipped)
+};
+StaleShapes stale_shapes(const std::string& path, const DeviceInfo& device, const TemplateRegistry& registry);
 
 // --buckets / --regret of `tune model`: stores the rules, tunes the bucket representatives
 // of the token range and measures each bucket's regret (commands_buckets.cpp).

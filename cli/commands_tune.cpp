@@ -2,10 +2,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <set>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -148,6 +151,41 @@ const char* baseline_title(Backend backend) {
 }
 
 }  // namespace
+
+StaleShapes stale_shapes(const std::string& path, const DeviceInfo& device, const TemplateRegistry& registry) {
+    StaleShapes out;
+    SqliteDatabase db(path);
+    MeasurementFilter filter;
+    filter.device_id = device.id();
+    const auto rows = db.query(filter, [&](std::int64_t, const std::string&) { ++out.bad_rows; });
+    // Per shape: the templates with an ok row of their current version, and those with rows of
+    // another version. Templates this build does not have are neither (never called stale).
+    struct Versions {
+        std::set<std::string> current, older;
+    };
+    std::unordered_map<Problem, Versions, ProblemHash> shapes;
+    std::vector<Problem> order;
+    for (const Measurement& m : rows) {
+        const Template* t = registry.find(m.template_name);
+        if (t == nullptr) continue;
+        auto [it, added] = shapes.try_emplace(m.problem);
+        if (added) order.push_back(m.problem);
+        if (m.template_version != t->info().version) {
+            it->second.older.insert(m.template_name);
+        } else if (m.status == Status::ok) {
+            it->second.current.insert(m.template_name);
+        }
+    }
+    std::sort(order.begin(), order.end(), [](const Problem& a, const Problem& b) { return shape_key(a) < shape_key(b); });
+    for (const Problem& p : order) {
+        const Versions& v = shapes.at(p);
+        const bool needs = std::any_of(v.older.begin(), v.older.end(), [&](const std::string& t) { return !v.current.contains(t); });
+        if (!needs) continue;
+        const std::int64_t tokens = p.op == OpKind::attention ? p.dim("q_len") : p.dim("m");
+        out.problems.push_back({std::string(to_string(p.op)), tokens, p});
+    }
+    return out;
+}
 
 void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, const std::string& command,
                 const std::string& intro, const AfterTuning& after) {
@@ -455,6 +493,38 @@ void add_tune_commands(CLI::App& app) {
                 problems.push_back({std::string(to_string(p.op)) + " (seen " + std::to_string(count) + "x)", p.dim("m"), p});
             run_tuning(problems, *args, "tune recorded --from " + *from,
                        "record: " + *from + " -> " + std::to_string(problems.size()) + " distinct shapes\n");
+        });
+    }
+    // tune retune: after an upgrade, the shapes whose stored results are for an older version
+    // of a template (the version is a hash of its source), which the runtime no longer serves.
+    {
+        auto* cmd = app.add_subcommand(
+            "retune", "re-tune the shapes a store tuned with an older version of a template (after an upgrade)");
+        auto args = std::make_shared<TuneArgs>();
+        add_tune_options(*cmd, *args);
+        cmd->callback([=] {
+            require(std::filesystem::exists(args->db), "--db " + args->db + ": no such store");
+            const Backend backend = parse_backend(args->backend, "--backend");
+            DeviceInfo device;
+            try {
+                device = detect_device(backend);
+            } catch (const Error& e) {
+                throw Error("--backend " + args->backend + ": " + e.what());
+            }
+            const StaleShapes stale = stale_shapes(args->db, device, builtin_registry(device));
+            if (stale.bad_rows > 0)
+                std::fprintf(stderr, "store: %zu rows failed to decode and were skipped (see tune db verify)\n",
+                             stale.bad_rows);
+            if (stale.problems.empty()) {
+                std::printf("%s: no shape of this device is served only by rows of an older template version; "
+                            "nothing to re-tune\n",
+                            args->db.c_str());
+                return;
+            }
+            run_tuning(stale.problems, *args, "tune retune --db " + args->db,
+                       "store: " + args->db + ": " + std::to_string(stale.problems.size()) +
+                           (stale.problems.size() == 1 ? " shape" : " shapes") +
+                           " with rows of older template versions and none of the current one\n");
         });
     }
     // tune gemm | tune swiglu: one problem, dims as flags

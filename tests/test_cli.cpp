@@ -16,6 +16,20 @@ namespace {
 
 std::string models() { return std::string(LIBTUNE_SOURCE_DIR) + "/examples/models/"; }
 
+// Imports every row of `from` into `into` as an older build would have stored it: each row's
+// template version changed (stale for this build).
+void import_as_older_build(const std::string& from, const std::string& into, const TempDir& dir) {
+    const std::string json = dir.file("rows.json"), old_json = dir.file("old.json");
+    REQUIRE(run_tune("db export --db " + from + " -o " + json).code == 0);
+    {
+        std::ifstream in(json);
+        auto doc = nlohmann::json::parse(in);
+        for (auto& row : doc["measurements"]) row["template_version"] = "old-" + row["template_version"].get<std::string>();
+        std::ofstream(old_json) << doc.dump();
+    }
+    REQUIRE(run_tune("db import " + old_json + " --db " + into).code == 0);
+}
+
 }  // namespace
 
 TEST_CASE("tune gemm, lookup and db verbs work end to end", "[cli]") {
@@ -180,17 +194,10 @@ TEST_CASE("LIBTUNE_NUM_THREADS limits the threads of every measured config and a
 
 TEST_CASE("tune db stats and prune report and shrink a store with stale rows", "[cli][housekeeping]") {
     TempDir dir("cli");
-    std::string db = dir.file("h.db"), json = dir.file("h.json"), old_json = dir.file("old.json");
+    std::string db = dir.file("h.db");
     REQUIRE(run_tune("gemm --m 8 --n 40 --k 24 --budget 6 --in-process -q --db " + db).code == 0);
-    // Rows of an older build of the same templates: the export with every version changed.
-    REQUIRE(run_tune("db export --db " + db + " -o " + json).code == 0);
-    {
-        std::ifstream in(json);
-        auto doc = nlohmann::json::parse(in);
-        for (auto& row : doc["measurements"]) row["template_version"] = "old-" + row["template_version"].get<std::string>();
-        std::ofstream(old_json) << doc.dump();
-    }
-    REQUIRE(run_tune("db import " + old_json + " --db " + db).code == 0);
+    // Rows of an older build of the same templates next to the current ones.
+    import_as_older_build(db, db, dir);
     auto before = run_tune("lookup gemm --m 8 --n 40 --k 24 --db " + db);
 
     auto stats = run_tune("db stats --db " + db);
@@ -227,6 +234,34 @@ TEST_CASE("tune db stats and prune report and shrink a store with stale rows", "
     }
     CHECK_FALSE(fs::exists(dir.file("nope.db")));
     CHECK(run_tune("db prune --keep 0 --db " + db).code != 0);
+}
+
+TEST_CASE("tune retune re-tunes the shapes whose rows are all of older template versions", "[cli][housekeeping]") {
+    TempDir dir("cli_retune");
+    const std::string fresh = dir.file("fresh.db"), db = dir.file("upgraded.db");
+    REQUIRE(run_tune("gemm --m 8 --n 40 --k 24 --budget 4 --in-process -q --db " + fresh).code == 0);
+    REQUIRE(run_tune("gemm --m 3 --n 16 --k 8 --budget 4 --in-process -q --db " + fresh).code == 0);
+    // A store written by an older build only.
+    import_as_older_build(fresh, db, dir);
+    CHECK_THAT(run_tune("lookup gemm --m 8 --n 40 --k 24 --db " + db).out, !Catch::Contains("source:   exact"));
+
+    auto retune = run_tune("retune --db " + db + " --budget 4 --in-process -q");
+    REQUIRE(retune.code == 0);
+    CHECK_THAT(retune.out, Catch::Contains("2 shapes with rows of older template versions"));
+    CHECK_THAT(retune.out, Catch::Contains("2 problems tuned"));
+    for (const std::string dims : {"--m 8 --n 40 --k 24", "--m 3 --n 16 --k 8"})
+        CHECK_THAT(run_tune("lookup gemm " + dims + " --db " + db).out, Catch::Contains("source:   exact"));
+
+    // Every shape now has current rows: nothing left to do, and nothing measured.
+    auto again = run_tune("retune --db " + db + " --budget 4 --in-process -q");
+    REQUIRE(again.code == 0);
+    CHECK_THAT(again.out, Catch::Contains("nothing to re-tune"));
+    CHECK_THAT(run_tune("db stats --db " + db).out, Catch::Contains("runs:      2"));  // the import's and the retune's
+
+    auto missing = run_tune("retune --db " + dir.file("nope.db"));
+    CHECK(missing.code != 0);
+    CHECK_THAT(missing.out, Catch::Contains("nope.db") && Catch::Contains("no such store"));
+    CHECK_FALSE(fs::exists(dir.file("nope.db")));
 }
 
 TEST_CASE("tune model --buckets tunes bucket representatives, and lookups serve them with their regret", "[cli][buckets]") {
