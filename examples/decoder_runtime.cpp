@@ -409,9 +409,9 @@ int main(int argc, char** argv) {
         // Rows of another version of a template (stored by an earlier build) are not served: the
         // shapes they tuned fall back to a nearby shape's config or the default.
         if (const std::size_t stale = tuned->stats().stale)
-            std::printf("store: %zu rows are for other template versions and are ignored; re-tune with this "
-                        "build's tune model for the tuned row to reflect this build\n",
-                        stale);
+            std::printf("store: %zu rows are for other template versions and are ignored; "
+                        "'tune retune --db %s' re-tunes their shapes with this build\n",
+                        stale, argv[2]);
         std::printf("mlp (--mlp %s): tuned runs %s; %s two GEMMs + elementwise\n", mlp_mode.c_str(), forms.c_str(),
                     library.c_str());
         std::printf("attention: per KV head through each back end; prompt %lld tokens, decode %lld tokens, %lld reps\n",
