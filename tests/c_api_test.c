@@ -2,6 +2,7 @@
  * them through a dispatcher, checks results against naive C references (attention forward and
  * gradients in double), and checks the error paths.
  *   c_api_test SCRATCH_DIR */
+#define _POSIX_C_SOURCE 200112L /* setenv */
 #include <tune/c_api.h>
 
 #include <math.h>
@@ -436,6 +437,24 @@ static void check_errors(tune_dispatcher* d, const char* dir) {
     CHECK(tune_dispatcher_open("", NULL, &none) == TUNE_ERR_INVALID_ARGUMENT);
     CHECK(tune_dispatcher_open(NULL, path, &none) == TUNE_ERR_INVALID_ARGUMENT);
     CHECK(tune_dispatcher_open(path, NULL, NULL) == TUNE_ERR_INVALID_ARGUMENT);
+
+    /* A thread cap that is not a number: opening a good store and tuning both fail, naming it. */
+    char good[4096];
+    snprintf(good, sizeof good, "%s/c_api_test.db", dir);
+    CHECK(setenv("LIBTUNE_NUM_THREADS", "many", 1) == 0);
+    CHECK(tune_dispatcher_open(good, NULL, &none) != TUNE_OK);
+    CHECK(none == NULL);
+    CHECK(strstr(tune_last_error(), "LIBTUNE_NUM_THREADS='many'") != NULL);
+    tune_gemm_desc small = tune_gemm_desc_init(4, 8, 8);
+    tune_tune_options few = tune_tune_options_init();
+    few.budget = 1;
+    tune_tune_result nothing;
+    CHECK(tune_tune_gemm(good, &small, &few, &nothing) != TUNE_OK);
+    CHECK(strstr(tune_last_error(), "LIBTUNE_NUM_THREADS") != NULL);
+    CHECK(unsetenv("LIBTUNE_NUM_THREADS") == 0);
+    CHECK(tune_dispatcher_open(good, NULL, &none) == TUNE_OK);
+    tune_dispatcher_close(none);
+    none = NULL;
 
     tune_gemm_desc g = tune_gemm_desc_init(0, 16, 16);
     tune_selection s;
