@@ -45,6 +45,10 @@ struct Fixture {
         db->record(m);
     }
     Dispatcher make() const { return Dispatcher(*db, registry, device); }
+    // The registry's fake template (it counts the kernels it built).
+    const testing::FakeGemmTemplate& fake() const {
+        return dynamic_cast<const testing::FakeGemmTemplate&>(*registry->find("test.gemm.fake"));
+    }
 };
 
 }  // namespace
@@ -225,30 +229,15 @@ TEST_CASE("run executes the selected kernel", "[dispatcher]") {
 
 TEST_CASE("run builds a kernel once per shape and config and serves concurrent callers", "[dispatcher]") {
     Fixture f;
-    auto fake = std::make_unique<testing::FakeGemmTemplate>("test.gemm.counted");
-    const testing::FakeGemmTemplate& counted = *fake;
-    f.registry = std::make_shared<TemplateRegistry>();
-    f.registry->add(std::move(fake));
-    auto add = [&](const Problem& p, const std::string& config) {
-        Measurement m;
-        m.run_id = f.run;
-        m.problem = p;
-        m.device_id = f.device.id();
-        m.template_name = "test.gemm.counted";
-        m.template_version = "v1";
-        m.config = Config::parse(config);
-        m.stats.median_s = m.stats.min_s = m.stats.mean_s = 1e-6;
-        m.stats.count = 5;
-        f.db->record(m);
-    };
+    const auto& counted = f.fake();
     // Two tuned shapes, one looser budget of the first (its own kernel), one unseen shape.
     const Problem a = make_gemm(4, 3, 5), b = make_gemm(6, 2, 7);
     Problem loose = a;
     loose.tolerance = 0.01;
     const Problem unseen = make_gemm(5, 3, 5);
-    add(a, "mode=good tile=2 unroll=1");
-    add(b, "mode=good tile=3 unroll=2");
-    add(loose, "mode=good tile=4 unroll=1");
+    f.add(a, "mode=good tile=2 unroll=1", 1e-6);
+    f.add(b, "mode=good tile=3 unroll=2", 1e-6);
+    f.add(loose, "mode=good tile=4 unroll=1", 1e-6);
     const Dispatcher d(*f.db, f.registry, f.device);
     const std::vector<Problem> shapes = {a, b, loose, unseen};
 
@@ -277,6 +266,34 @@ TEST_CASE("run builds a kernel once per shape and config and serves concurrent c
     CHECK(built <= 16);
     CHECK(run_all(20) == 0);
     CHECK(counted.built.load() == built);
+}
+
+TEST_CASE("the kernel cache of run stays bounded over ever new shapes", "[dispatcher]") {
+    Fixture f;
+    const auto& counted = f.fake();
+    const Dispatcher d(*f.db, f.registry, f.device);  // nothing tuned: every shape by default
+    // A decode loop's attention makes one new shape per token: here m grows instead.
+    const std::int64_t shapes = std::int64_t(Dispatcher::kKernelCacheCapacity) + 200;
+    std::size_t largest = 0;
+    int wrong = 0;
+    for (std::int64_t m = 1; m <= shapes; ++m) {
+        std::vector<float> x(std::size_t(m * 3), 1.0f), w(6, 2.0f), c(std::size_t(m * 2), -1.0f);
+        const void* in[] = {x.data(), w.data()};
+        void* out[] = {c.data()};
+        d.run(make_gemm(m, 2, 3), {in, out});
+        for (float v : c) wrong += v != 6.0f;
+        largest = std::max(largest, d.cached_kernels());
+    }
+    CHECK(wrong == 0);
+    CHECK(largest == Dispatcher::kKernelCacheCapacity);
+    CHECK(d.cached_kernels() <= 200);  // started over once
+    CHECK(counted.built.load() == shapes);
+    // A shape still cached is not built again.
+    std::vector<float> x(std::size_t(shapes * 3), 1.0f), w(6, 2.0f), c(std::size_t(shapes * 2));
+    const void* in[] = {x.data(), w.data()};
+    void* out[] = {c.data()};
+    d.run(make_gemm(shapes, 2, 3), {in, out});
+    CHECK(counted.built.load() == shapes);
 }
 
 TEST_CASE("a config verified under a looser budget is served only to callers who accept it", "[dispatcher]") {

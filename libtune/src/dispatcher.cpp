@@ -452,19 +452,25 @@ std::size_t Dispatcher::KernelKeyHash::operator()(const KernelKey& k) const noex
 void Dispatcher::run(const Problem& p, const OpArgs& args) const {
     const Selection s = lookup(p);
     const KernelKey key{p, s.tmpl, s.config};
-    const Kernel* kernel = nullptr;
+    std::shared_ptr<const Kernel> kernel;
     {
         std::shared_lock lock(kernels_mutex_);
-        if (auto it = kernels_.find(key); it != kernels_.end()) kernel = it->second.get();
+        if (auto it = kernels_.find(key); it != kernels_.end()) kernel = it->second;
     }
-    if (kernel == nullptr) {
+    if (!kernel) {
         // Built outside the lock (a GPU kernel loads a module): runs of other shapes go on.
         // Two threads may both build one; the first to insert wins and the other's is dropped.
-        auto built = s.tmpl->instantiate(p, *s.config);
+        std::shared_ptr<const Kernel> built = s.tmpl->instantiate(p, *s.config);
         std::unique_lock lock(kernels_mutex_);
-        kernel = kernels_.try_emplace(key, std::move(built)).first->second.get();
+        if (kernels_.size() >= kKernelCacheCapacity && !kernels_.contains(key)) kernels_.clear();
+        kernel = kernels_.try_emplace(key, std::move(built)).first->second;
     }
-    kernel->run(args);  // kernels are never dropped before the dispatcher
+    kernel->run(args);
+}
+
+std::size_t Dispatcher::cached_kernels() const {
+    std::shared_lock lock(kernels_mutex_);
+    return kernels_.size();
 }
 
 }  // namespace tune

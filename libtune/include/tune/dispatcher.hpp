@@ -152,8 +152,12 @@ public:
     // serves when its template reports a workspace within the cap. An empty Selection (tmpl
     // null) when nothing known fits. Fronts are those of the stores read at construction.
     Selection lookup_under(const Problem& p, std::size_t max_workspace_bytes) const;
-    // lookup + instantiate (cached) + run.
+    // lookup + instantiate (cached) + run. The cache holds up to kKernelCacheCapacity kernels
+    // (each may keep its scratch memory) and starts over when a new one would exceed that: a
+    // decode loop makes a new attention shape per token, and a server must not grow forever.
     void run(const Problem& p, const OpArgs& args) const;
+    static constexpr std::size_t kKernelCacheCapacity = 1024;
+    std::size_t cached_kernels() const;
 
     // Appends the recorded misses counted since the last flush; no-op when recording is off.
     void flush_record() const;
@@ -324,7 +328,8 @@ private:
         std::size_t operator()(const KernelKey& k) const noexcept;
     };
     mutable std::shared_mutex kernels_mutex_;
-    mutable std::unordered_map<KernelKey, std::unique_ptr<Kernel>, KernelKeyHash> kernels_;
+    // Shared: a run in flight keeps its kernel alive when the cache starts over meanwhile.
+    mutable std::unordered_map<KernelKey, std::shared_ptr<const Kernel>, KernelKeyHash> kernels_;
 
     // Online tuning: shapes requested once each, a queue for the background thread.
     mutable std::mutex online_mutex_;
