@@ -114,6 +114,35 @@ TEST_CASE("a thread pool started before fork() works in the child and in the par
     CHECK(wait_or_kill(child, std::chrono::seconds(20)) == 0);
 }
 
+TEST_CASE("fork() while another thread is inside a region leaves the child a usable pool", "[core][fork]") {
+    ThreadPool pool(2, false);
+    REQUIRE(region_uses_workers(pool, 2));
+    std::atomic<bool> inside{false}, stop{false};
+    std::thread busy([&] {
+        while (!stop.load()) {
+            pool.parallel_for(2, [&](int t) {
+                if (t != 0) return;
+                inside.store(true);
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                inside.store(false);
+            });
+        }
+    });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!inside.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    REQUIRE(inside.load());  // the other thread holds the pool's region now
+    // Before fork() waited for regions in flight, the child inherited that region's lock held
+    // by a thread it does not have, and its first region waited forever (killed here: -1).
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) ::_exit(region_uses_workers(pool, 2) ? 0 : 3);
+    const int code = wait_or_kill(child, std::chrono::seconds(20));
+    stop.store(true);
+    busy.join();
+    CHECK(code == 0);
+    CHECK(region_uses_workers(pool, 2));  // and the parent's pool goes on
+}
+
 TEST_CASE("workers run on the whole process mask unless pinned, even when started by a pinned thread", "[core]") {
     cpu_set_t process;
     REQUIRE(::sched_getaffinity(0, sizeof process, &process) == 0);

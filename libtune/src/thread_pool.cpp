@@ -6,8 +6,10 @@
 #include <sched.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "tune/device.hpp"
 #include "tune/error.hpp"
@@ -50,23 +52,64 @@ void wait_while_equal(const std::atomic<T>& value, T old, int yield_from) {
 // would be a system call (and could meet a reused pid).
 std::atomic<std::uint64_t> fork_generation_counter{0};
 
-std::uint64_t fork_generation() {
-    static const int registered = ::pthread_atfork(
-        nullptr, nullptr, [] { fork_generation_counter.fetch_add(1, std::memory_order_relaxed); });
+}  // namespace
+
+// Every live pool, for the fork handlers below.
+struct ThreadPool::LivePools {
+    std::mutex mutex;
+    std::vector<ThreadPool*> pools;
+};
+
+ThreadPool::LivePools& ThreadPool::live_pools() {
+    // Never destroyed: pools owned by static objects leave it while the program exits.
+    static LivePools& pools = *std::make_unique<LivePools>().release();
+    return pools;
+}
+
+// A child process inherits every mutex as the parent's threads held it, and a region lock
+// held by another thread would never be released there: its first region on that pool would
+// wait forever. So fork() first waits for the regions in flight (taking each pool's region
+// lock), and both processes release the locks after it. The shared pool made this matter: an
+// isolated measurement forked while any other thread ran any CPU kernel.
+void ThreadPool::before_fork() {
+    LivePools& live = live_pools();
+    live.mutex.lock();
+    for (ThreadPool* pool : live.pools) pool->region_mutex_.lock();
+}
+
+void ThreadPool::after_fork_in_parent() {
+    LivePools& live = live_pools();
+    for (ThreadPool* pool : live.pools) pool->region_mutex_.unlock();
+    live.mutex.unlock();
+}
+
+void ThreadPool::after_fork_in_child() {
+    fork_generation_counter.fetch_add(1, std::memory_order_relaxed);
+    after_fork_in_parent();  // the forking thread holds the locks; in the child it is the only thread
+}
+
+std::uint64_t ThreadPool::fork_generation() {
+    static const int registered = ::pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child);
     static_cast<void>(registered);
     return fork_generation_counter.load(std::memory_order_relaxed);
 }
-
-}  // namespace
 
 ThreadPool::ThreadPool(int max_threads, bool pin_workers)
     : max_threads_(max_threads), pin_workers_(pin_workers) {
     require(max_threads >= 1, "ThreadPool: max_threads must be >= 1, got " + std::to_string(max_threads));
     wake_ = std::make_unique<WakeSlot[]>(static_cast<std::size_t>(max_threads));
-    workers_fork_generation_ = fork_generation();  // registers the fork handler before any worker exists
+    workers_fork_generation_ = fork_generation();  // registers the fork handlers before any worker exists
+    LivePools& live = live_pools();
+    std::lock_guard lock(live.mutex);
+    live.pools.push_back(this);
 }
 
 ThreadPool::~ThreadPool() {
+    {
+        LivePools& live = live_pools();
+        std::lock_guard lock(live.mutex);
+        std::erase(live.pools, this);
+    }
     if (workers_fork_generation_ != fork_generation()) {
         abandon_workers_of_parent();  // a copy in a forked child: its workers are not here to stop
         return;

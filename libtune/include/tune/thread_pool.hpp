@@ -37,8 +37,9 @@ public:
     // Regions from different calling threads run one after the other. A task must not start
     // a region on the same pool. Throws tune::Error when threads is outside [1, max_threads].
     // Usable in a forked child: a pool whose workers were started before fork() (they do not
-    // exist in the child) starts new ones there. Forking while another thread is inside a
-    // region of this pool is not supported (the child inherits the region lock held).
+    // exist in the child) starts new ones there. fork() waits for the regions other threads
+    // have in flight, so the child never inherits a region lock held; a task must therefore
+    // not fork().
     void parallel_for(int threads, const std::function<void(int)>& task);
 
 private:
@@ -46,6 +47,12 @@ private:
     void abandon_workers_of_parent();
     void worker_loop(int index, std::uint64_t seen);
     void run_claimed(int index);  // task_(index), recording its exception, then one off pending_
+    struct LivePools;
+    static LivePools& live_pools();
+    static std::uint64_t fork_generation();  // also registers the fork handlers, once
+    static void before_fork();
+    static void after_fork_in_parent();
+    static void after_fork_in_child();
 
     const int max_threads_;
     const bool pin_workers_;
