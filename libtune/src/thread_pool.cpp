@@ -52,6 +52,18 @@ void wait_while_equal(const std::atomic<T>& value, T old, int yield_from) {
 // would be a system call (and could meet a reused pid).
 std::atomic<std::uint64_t> fork_generation_counter{0};
 
+// shared_thread_pool's registry: weak, so the last template to go takes its pool (and
+// workers) with it. Never destroyed, like the registry of live pools below.
+struct SharedPools {
+    std::mutex mutex;
+    std::map<int, std::weak_ptr<ThreadPool>> pools;
+};
+
+SharedPools& shared_pools() {
+    static SharedPools& shared = *std::make_unique<SharedPools>().release();
+    return shared;
+}
+
 }  // namespace
 
 // Every live pool, for the fork handlers below.
@@ -70,8 +82,10 @@ ThreadPool::LivePools& ThreadPool::live_pools() {
 // held by another thread would never be released there: its first region on that pool would
 // wait forever. So fork() first waits for the regions in flight (taking each pool's region
 // lock), and both processes release the locks after it. The shared pool made this matter: an
-// isolated measurement forked while any other thread ran any CPU kernel.
+// isolated measurement forked while any other thread ran any CPU kernel. The registries' locks
+// are taken first, in the order shared_thread_pool takes them.
 void ThreadPool::before_fork() {
+    shared_pools().mutex.lock();
     LivePools& live = live_pools();
     live.mutex.lock();
     for (ThreadPool* pool : live.pools) pool->region_mutex_.lock();
@@ -81,6 +95,7 @@ void ThreadPool::after_fork_in_parent() {
     LivePools& live = live_pools();
     for (ThreadPool* pool : live.pools) pool->region_mutex_.unlock();
     live.mutex.unlock();
+    shared_pools().mutex.unlock();
 }
 
 void ThreadPool::after_fork_in_child() {
@@ -216,11 +231,9 @@ void ThreadPool::parallel_for(int threads, const std::function<void(int)>& task)
 
 std::shared_ptr<ThreadPool> shared_thread_pool(int max_threads) {
     require(max_threads >= 1, "shared_thread_pool: max_threads must be >= 1, got " + std::to_string(max_threads));
-    // The registry: weak, so the last template to go takes its pool (and workers) with it.
-    static std::mutex mutex;
-    static std::map<int, std::weak_ptr<ThreadPool>> pools;
-    std::lock_guard lock(mutex);
-    std::weak_ptr<ThreadPool>& slot = pools[max_threads];
+    SharedPools& shared = shared_pools();
+    std::lock_guard lock(shared.mutex);
+    std::weak_ptr<ThreadPool>& slot = shared.pools[max_threads];
     std::shared_ptr<ThreadPool> pool = slot.lock();
     if (!pool) {
         pool = std::make_shared<ThreadPool>(max_threads);
