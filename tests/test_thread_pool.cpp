@@ -48,6 +48,14 @@ int wait_or_kill(pid_t pid, std::chrono::seconds limit) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// Yields until done() holds or 10 s have passed; returns done().
+template <class Done>
+bool wait_for(Done&& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    return done();
+}
+
 // One region of `threads` threads; true when every index ran once and index 1 ran on
 // another thread than the caller (a worker). The caller runs an index itself when its worker
 // has not started it by the end of task 0, so task 0 gives the workers up to 10 s first.
@@ -62,12 +70,26 @@ bool region_uses_workers(ThreadPool& pool, int threads) {
             ++started;
             return;
         }
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (started.load() < threads - 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+        wait_for([&] { return started.load() == threads - 1; });
     });
     for (const auto& h : hits)
         if (h.load() != 1) return false;
     return worker != std::this_thread::get_id();
+}
+
+// One 2-thread region whose index 1 runs at_worker() on the worker: task 0 waits (up to 10 s)
+// for it, so the caller does not take index 1 itself.
+template <class AtWorker>
+void on_worker(ThreadPool& pool, AtWorker&& at_worker) {
+    std::atomic<bool> done{false};
+    pool.parallel_for(2, [&](int t) {
+        if (t == 0) {
+            wait_for([&] { return done.load(); });
+            return;
+        }
+        at_worker();
+        done.store(true);
+    });
 }
 
 // Holds a thread inside a signal handler until released: a worker that cannot run, as when
@@ -128,9 +150,7 @@ TEST_CASE("fork() while another thread is inside a region leaves the child a usa
             });
         }
     });
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!inside.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-    REQUIRE(inside.load());  // the other thread holds the pool's region now
+    REQUIRE(wait_for([&] { return inside.load(); }));  // the other thread holds the pool's region now
     // Before fork() waited for regions in flight, the child inherited that region's lock held
     // by a thread it does not have, and its first region waited forever (killed here: -1).
     pid_t child = ::fork();
@@ -162,16 +182,9 @@ TEST_CASE("workers run on the whole process mask unless pinned, even when starte
         ThreadPool pool(2, pin);
         REQUIRE(region_uses_workers(pool, 2));  // started, and index 1 runs on the worker
         int count = -1;
-        std::atomic<bool> done{false};
-        pool.parallel_for(2, [&](int t) {
+        on_worker(pool, [&] {
             cpu_set_t mine;
-            if (t == 1) {
-                if (::pthread_getaffinity_np(::pthread_self(), sizeof mine, &mine) == 0) count = CPU_COUNT(&mine);
-                done.store(true);
-                return;
-            }
-            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-            while (!done.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+            if (::pthread_getaffinity_np(::pthread_self(), sizeof mine, &mine) == 0) count = CPU_COUNT(&mine);
         });
         return count;
     };
@@ -183,18 +196,8 @@ TEST_CASE("workers run on the whole process mask unless pinned, even when starte
 
 TEST_CASE("an index whose worker cannot run runs once on the caller", "[core]") {
     ThreadPool pool(2, false);
-    // The worker's handle, from a region whose task 0 waits for index 1 to start elsewhere.
     pthread_t worker = ::pthread_self();
-    std::atomic<bool> seen{false};
-    pool.parallel_for(2, [&](int t) {
-        if (t == 1) {
-            worker = ::pthread_self();
-            seen.store(true);
-            return;
-        }
-        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (!seen.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
-    });
+    on_worker(pool, [&] { worker = ::pthread_self(); });
     REQUIRE_FALSE(pthread_equal(worker, ::pthread_self()));
 
     struct sigaction action {}, saved {};
@@ -203,9 +206,7 @@ TEST_CASE("an index whose worker cannot run runs once on the caller", "[core]") 
     REQUIRE(::sigaction(SIGUSR1, &action, &saved) == 0);
     hold_in_handler.store(true);
     REQUIRE(::pthread_kill(worker, SIGUSR1) == 0);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!in_handler.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-    REQUIRE(in_handler.load());
+    REQUIRE(wait_for([] { return in_handler.load(); }));
     // Before the caller took unclaimed indices, the first region waited for the worker for as
     // long as it was held: the watchdog lets it go after 10 s, and then index 1 would have
     // run on the worker.
@@ -238,8 +239,7 @@ TEST_CASE("an index whose worker cannot run runs once on the caller", "[core]") 
     }
     hold_in_handler.store(false);
     watchdog.join();
-    const auto released = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (in_handler.load() && std::chrono::steady_clock::now() < released) std::this_thread::yield();
+    wait_for([] { return !in_handler.load(); });
     ::sigaction(SIGUSR1, &saved, nullptr);
 
     CHECK(runs == 200);
