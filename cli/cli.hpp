@@ -54,6 +54,13 @@ struct TuneArgs {
 
 void add_tune_options(CLI::App& cmd, TuneArgs& a);
 
+// This machine's device for `--backend NAME`; a parse or detection error names the option.
+DeviceInfo backend_device(const std::string& backend_name);
+
+// For verbs that open an existing store read-write: opening would create a missing file, and
+// a typo must not leave an empty store.
+void require_existing(const std::string& path);
+
 // Runs after the summary table with the same store, measurer and run (e.g. bucket regret).
 using AfterTuning = std::function<void(Tuner&, Measurer&, SqliteDatabase&, std::int64_t run_id, const TuneOptions&)>;
 // Tunes the problems into the DB and prints the summary table; `intro` is printed first. With

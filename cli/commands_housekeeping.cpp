@@ -1,6 +1,5 @@
 // tune db stats | prune: what a store holds, and dropping what is no longer worth keeping.
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include "cli.hpp"
@@ -23,11 +22,6 @@ std::string format_bytes(std::uintmax_t n) {
     if (n >= (1u << 20)) return format_fixed(double(n) / (1u << 20), 2) + " MiB";
     if (n >= (1u << 10)) return format_fixed(double(n) / (1u << 10), 1) + " KiB";
     return std::to_string(n) + " B";
-}
-
-void require_existing(const std::string& path) {
-    // Opening read-write would create a missing file: a typo must not leave an empty store.
-    require(std::filesystem::exists(path), "database '" + path + "' does not exist");
 }
 
 }  // namespace

@@ -31,13 +31,7 @@ namespace {
 void sweep(const Problem& p, const std::string& db_path, const std::string& template_name, const std::string& only,
            const std::string& backend_name, bool quiet) {
     validate(p);
-    const Backend backend = parse_backend(backend_name, "--backend");
-    DeviceInfo device;
-    try {
-        device = detect_device(backend);
-    } catch (const Error& e) {
-        throw Error("--backend " + backend_name + ": " + e.what());
-    }
+    const DeviceInfo device = backend_device(backend_name);
     TemplateRegistry registry = builtin_registry(device);
     const Template* t = registry.find(template_name);
     require(t != nullptr, "--template: unknown template '" + template_name + "'");

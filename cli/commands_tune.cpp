@@ -28,6 +28,10 @@
 namespace tune::cli {
 namespace {
 
+// The token count a problem is tuned for (the table's "tokens" column): the query rows of an
+// attention problem, the rows of a GEMM or SwiGLU.
+std::int64_t tokens_of(const Problem& p) { return p.dim(p.op == OpKind::attention ? "q_len" : "m"); }
+
 // "256MiB", "1GiB", "64KiB", "1.5GB", "4096" (bytes) -> bytes. Binary (KiB, K) and decimal (KB)
 // suffixes; anything else names the flag and the text.
 std::size_t parse_bytes(const std::string& text, const std::string& flag) {
@@ -152,6 +156,19 @@ const char* baseline_title(Backend backend) {
 
 }  // namespace
 
+void require_existing(const std::string& path) {
+    require(std::filesystem::exists(path), "database '" + path + "' does not exist");
+}
+
+DeviceInfo backend_device(const std::string& backend_name) {
+    const Backend backend = parse_backend(backend_name, "--backend");
+    try {
+        return detect_device(backend);
+    } catch (const Error& e) {
+        throw Error("--backend " + backend_name + ": " + e.what());
+    }
+}
+
 StaleShapes stale_shapes(const std::string& path, const DeviceInfo& device, const TemplateRegistry& registry) {
     StaleShapes out;
     SqliteDatabase db(path);
@@ -181,8 +198,7 @@ StaleShapes stale_shapes(const std::string& path, const DeviceInfo& device, cons
         const Versions& v = shapes.at(p);
         const bool needs = std::any_of(v.older.begin(), v.older.end(), [&](const std::string& t) { return !v.current.contains(t); });
         if (!needs) continue;
-        const std::int64_t tokens = p.op == OpKind::attention ? p.dim("q_len") : p.dim("m");
-        out.problems.push_back({std::string(to_string(p.op)), tokens, p});
+        out.problems.push_back({std::string(to_string(p.op)), tokens_of(p), p});
     }
     return out;
 }
@@ -193,12 +209,7 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     make_strategy(a.strategy, std::make_shared<Space>(), {});  // rejects an unknown name up front
     require(backend == Backend::cpu || !a.mpi, "--mpi: only with --backend cpu for now");
 
-    DeviceInfo device;
-    try {
-        device = detect_device(backend);
-    } catch (const Error& e) {
-        throw Error("--backend " + a.backend + ": " + e.what());
-    }
+    const DeviceInfo device = backend_device(a.backend);
     TemplateRegistry registry = builtin_registry(device);
     MeasureOptions mo;
     mo.flush_cache = a.flush_cache;
@@ -490,7 +501,7 @@ void add_tune_commands(CLI::App& app) {
             auto recorded = read_record(*from);
             std::vector<NamedProblem> problems;
             for (const auto& [count, p] : recorded)
-                problems.push_back({std::string(to_string(p.op)) + " (seen " + std::to_string(count) + "x)", p.dim("m"), p});
+                problems.push_back({std::string(to_string(p.op)) + " (seen " + std::to_string(count) + "x)", tokens_of(p), p});
             run_tuning(problems, *args, "tune recorded --from " + *from,
                        "record: " + *from + " -> " + std::to_string(problems.size()) + " distinct shapes\n");
         });
@@ -503,14 +514,8 @@ void add_tune_commands(CLI::App& app) {
         auto args = std::make_shared<TuneArgs>();
         add_tune_options(*cmd, *args);
         cmd->callback([=] {
-            require(std::filesystem::exists(args->db), "--db " + args->db + ": no such store");
-            const Backend backend = parse_backend(args->backend, "--backend");
-            DeviceInfo device;
-            try {
-                device = detect_device(backend);
-            } catch (const Error& e) {
-                throw Error("--backend " + args->backend + ": " + e.what());
-            }
+            require_existing(args->db);
+            const DeviceInfo device = backend_device(args->backend);
             const StaleShapes stale = stale_shapes(args->db, device, builtin_registry(device));
             if (stale.bad_rows > 0)
                 std::fprintf(stderr, "store: %zu rows failed to decode and were skipped (see tune db verify)\n",
@@ -542,8 +547,7 @@ void add_tune_commands(CLI::App& app) {
         cmd->callback([=] {
             Problem p = dims->problem(op, parse_dtype(args->dtype, "--dtype"));
             if (*scale != 0) p = with_scale(p, *scale);
-            const std::int64_t tokens = op == OpKind::attention ? p.dim("q_len") : p.dim("m");
-            run_tuning({{name, tokens, p}}, *args, "tune " + shape_key(p));
+            run_tuning({{name, tokens_of(p), p}}, *args, "tune " + shape_key(p));
         });
     }
     // tune lookup <op>

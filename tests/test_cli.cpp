@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "scratch_dir.hpp"
+#include "tune/problem.hpp"
 
 namespace fs = std::filesystem;
 using tune::testing::run_tune;
@@ -260,8 +261,20 @@ TEST_CASE("tune retune re-tunes the shapes whose rows are all of older template 
 
     auto missing = run_tune("retune --db " + dir.file("nope.db"));
     CHECK(missing.code != 0);
-    CHECK_THAT(missing.out, Catch::Contains("nope.db") && Catch::Contains("no such store"));
+    CHECK_THAT(missing.out, Catch::Contains("nope.db") && Catch::Contains("does not exist"));
     CHECK_FALSE(fs::exists(dir.file("nope.db")));
+}
+
+TEST_CASE("tune recorded tunes recorded attention shapes too", "[cli][attention]") {
+    TempDir dir("cli_recorded");
+    const std::string record = dir.file("seen.jsonl"), db = dir.file("r.db");
+    std::ofstream(record) << nlohmann::json{{"problem", tune::make_attention(1, 4, 2, 5, 9, 16, true)}, {"count", 3}}.dump()
+                          << "\n"
+                          << nlohmann::json{{"problem", tune::make_gemm(3, 16, 8)}, {"count", 1}}.dump() << "\n";
+    auto r = run_tune("recorded --from " + record + " --budget 2 --in-process -q --db " + db);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("2 distinct shapes") && Catch::Contains("2 problems tuned"));
+    CHECK_THAT(r.out, Catch::Contains("attention (seen 3x)"));
 }
 
 TEST_CASE("tune model --buckets tunes bucket representatives, and lookups serve them with their regret", "[cli][buckets]") {
