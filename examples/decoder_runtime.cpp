@@ -52,6 +52,11 @@ using tune::Problem;
 
 float silu(float g) { return g / (1 + std::exp(-g)); }
 
+// The bf16 operands of a bf16 run: weights once, projection inputs and KV rows every step.
+void round_to_bf16(const float* src, std::size_t n, tune::bf16* dst) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = tune::to_bf16(src[i]);
+}
+
 // Runs C[m x n] = A[m x k] W[n x k]^T, the SwiGLU MLP's first half and attention (outputs O
 // and LSE) for one back end. Inputs are in the problem's dtype (f32 or bf16); outputs f32.
 class GemmBackend {
@@ -152,7 +157,7 @@ public:
             return;
         }
         bf16_.resize(values.size());
-        for (std::size_t i = 0; i < values.size(); ++i) bf16_[i] = tune::to_bf16(values[i]);
+        round_to_bf16(values.data(), values.size(), bf16_.data());
     }
     const void* data() const { return f32_.empty() ? static_cast<const void*>(bf16_.data()) : f32_.data(); }
 
@@ -211,7 +216,7 @@ private:
     const void* operand(const std::vector<float>& x) {
         if (w_.dtype == tune::DType::f32) return x.data();
         rounded_.resize(x.size());
-        for (std::size_t i = 0; i < x.size(); ++i) rounded_[i] = tune::to_bf16(x[i]);
+        round_to_bf16(x.data(), x.size(), rounded_.data());
         return rounded_.data();
     }
 
@@ -234,8 +239,7 @@ private:
             std::memcpy(cache.data() + at * sizeof(float), src, sizeof(float) * std::size_t(n));
             return;
         }
-        auto* dst = reinterpret_cast<tune::bf16*>(cache.data()) + at;
-        for (std::int64_t i = 0; i < n; ++i) dst[i] = tune::to_bf16(src[i]);
+        round_to_bf16(src, std::size_t(n), reinterpret_cast<tune::bf16*>(cache.data()) + at);
     }
 
     // Appends this step's K and V rows to the head-major cache.
