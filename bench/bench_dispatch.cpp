@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "bench_common.hpp"
 #include "tune/c_api.h"
 #include "tune/cost_model/training.hpp"
 #include "tune/db/sqlite_database.hpp"
@@ -17,6 +18,21 @@
 #include "tune/problem.hpp"
 
 namespace {
+
+// A stored measurement of config c at p taking `seconds`: only what a Dispatcher serves from.
+void record_time(tune::Database& db, std::int64_t run, const tune::DeviceInfo& device, const tune::Template& t,
+                 const tune::Problem& p, const tune::Config& c, double seconds) {
+    tune::Measurement m;
+    m.run_id = run;
+    m.problem = p;
+    m.device_id = device.id();
+    m.template_name = t.info().name;
+    m.template_version = t.info().version;
+    m.config = c;
+    m.stats.median_s = m.stats.min_s = m.stats.mean_s = seconds;
+    m.stats.count = 5;
+    db.record(m);
+}
 
 struct Setup {
     std::shared_ptr<tune::TemplateRegistry> registry;
@@ -42,16 +58,7 @@ struct Setup {
         for (std::int64_t t = 1; t <= 32768; t *= 2) tokens.push_back(t);
         const tune::Template* t = registry->find("cpu.gemm.blocked");
         for (const auto& np : tune::layer_gemms(llama, tokens, tune::DType::f32)) {
-            tune::Measurement m;
-            m.run_id = run;
-            m.problem = np.problem;
-            m.device_id = device.id();
-            m.template_name = t->info().name;
-            m.template_version = t->info().version;
-            m.config = t->space(np.problem)->default_config();
-            m.stats.median_s = m.stats.min_s = m.stats.mean_s = 1e-3;
-            m.stats.count = 5;
-            db->record(m);
+            record_time(*db, run, device, *t, np.problem, t->space(np.problem)->default_config(), 1e-3);
             tuned.push_back(np.problem);
         }
         dispatcher = std::make_unique<tune::Dispatcher>(*db, registry, device);
@@ -238,9 +245,7 @@ struct TinyRun {
     std::unique_ptr<tune::Database> db = tune::make_memory_database();
     std::unique_ptr<tune::Dispatcher> dispatcher;
     std::unique_ptr<tune::Kernel> kernel;
-    std::vector<float> a = std::vector<float>(64, 0.5f), b = std::vector<float>(64 * 64, 0.25f), c = std::vector<float>(64);
-    const void* in[2] = {a.data(), b.data()};
-    void* out[1] = {c.data()};
+    tune::bench::Operands operands{p};
 
     TinyRun() {
         const tune::DeviceInfo device = tune::detect_cpu();
@@ -249,23 +254,14 @@ struct TinyRun {
         tune::Config config = t->default_config(p);
         config.set("threads", std::int64_t{1});
         config.set("split", std::string("m"));  // what one thread requires
-        tune::Measurement m;
-        m.run_id = db->start_run({0, "bench", "none", 0, "", ""}, device);
-        m.problem = p;
-        m.device_id = device.id();
-        m.template_name = t->info().name;
-        m.template_version = t->info().version;
-        m.config = config;
-        m.stats.median_s = m.stats.min_s = m.stats.mean_s = 1e-6;
-        m.stats.count = 5;
-        db->record(m);
+        record_time(*db, db->start_run({0, "bench", "none", 0, "", ""}, device), device, *t, p, config, 1e-6);
         dispatcher = std::make_unique<tune::Dispatcher>(*db, registry, device);
         if (dispatcher->lookup(p).source != tune::LookupSource::exact)
             throw tune::Error("bench: the tiny shape is not served exactly" +
                               (dispatcher->stats().rejections.empty() ? std::string() : ": " + dispatcher->stats().rejections[0]));
         kernel = t->instantiate(p, config);
     }
-    tune::OpArgs args() const { return {in, out}; }
+    tune::OpArgs args() { return operands.args(); }
 };
 
 TinyRun& tiny() {
