@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -69,12 +70,8 @@ int usable_cores() {
     if (env == nullptr || *env == '\0') return available;
     const std::string text = env;
     int value = 0;
-    bool digits = text.size() <= 6;
-    for (char ch : text) {
-        digits = digits && ch >= '0' && ch <= '9';
-        if (digits) value = value * 10 + (ch - '0');
-    }
-    if (!digits || value < 1 || value > available)
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc() || end != text.data() + text.size() || value < 1 || value > available)
         throw Error("LIBTUNE_NUM_THREADS='" + text + "': expected a whole number from 1 to " +
                     std::to_string(available) + " (the CPUs this process may run on)");
     return value;
