@@ -1,9 +1,12 @@
 // Run-time compilation plumbing without a GPU toolkit: the on-disk binary cache (hit, miss,
 // corruption, atomic writes) and the compile service (once per instance, failures recorded).
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <thread>
 
 #include "tune/binary_cache.hpp"
@@ -183,4 +186,25 @@ TEST_CASE("compile service without a disk cache and with bad arguments") {
     CHECK(service.cache() == nullptr);
     CHECK(service.get(request("k<1>")).ok);
     CHECK_FALSE(service.get(request("k<1>")).from_cache);
+}
+
+TEST_CASE("LIBTUNE_COMPILE_THREADS sets the compile threads and a bad value names the variable") {
+    REQUIRE(std::getenv("LIBTUNE_COMPILE_THREADS") == nullptr);
+    struct Restore {
+        ~Restore() { ::unsetenv("LIBTUNE_COMPILE_THREADS"); }
+    } restore;
+    const int fallback = std::max(1, int(std::thread::hardware_concurrency()) - 1);
+    CHECK(default_compile_threads() == fallback);
+    ::setenv("LIBTUNE_COMPILE_THREADS", "3", 1);
+    CHECK(default_compile_threads() == 3);
+    ::setenv("LIBTUNE_COMPILE_THREADS", "256", 1);
+    CHECK(default_compile_threads() == 256);
+    // The same spellings LIBTUNE_NUM_THREADS rejects: blanks, signs, fractions, out of range.
+    for (const std::string bad : {"0", "-1", "+2", " 2", "2 ", "two", "1.5", "257", "99999999999"}) {
+        ::setenv("LIBTUNE_COMPILE_THREADS", bad.c_str(), 1);
+        CHECK_THROWS_WITH(default_compile_threads(),
+                          Catch::Contains("LIBTUNE_COMPILE_THREADS='" + bad + "'") && Catch::Contains("from 1 to 256"));
+    }
+    ::setenv("LIBTUNE_COMPILE_THREADS", "", 1);  // empty: not set
+    CHECK(default_compile_threads() == fallback);
 }

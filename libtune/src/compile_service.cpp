@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "tune/error.hpp"
+#include "environment.hpp"
 
 namespace tune {
 
@@ -28,12 +29,7 @@ CompileRequest program_request(const SourceFiles& files, const std::string& sour
 }
 
 int default_compile_threads() {
-    if (const char* t = std::getenv("LIBTUNE_COMPILE_THREADS"); t && *t) {
-        char* end = nullptr;
-        const long v = std::strtol(t, &end, 10);
-        require(*end == '\0' && v >= 1 && v <= 256, "LIBTUNE_COMPILE_THREADS: expected 1..256, got '" + std::string(t) + "'");
-        return int(v);
-    }
+    if (auto threads = detail::int_from_env("LIBTUNE_COMPILE_THREADS", 1, 256, "")) return *threads;
     return std::max(1, int(std::thread::hardware_concurrency()) - 1);
 }
 

@@ -17,6 +17,7 @@
 
 #include "tune/config.hpp"
 #include "tune/error.hpp"
+#include "environment.hpp"
 
 extern "C" char* openblas_get_config(void);
 
@@ -66,15 +67,8 @@ const cpu_set_t& process_affinity() {
 // (a runtime that keeps the other cores for its own threads). Every thread knob stops there.
 int usable_cores() {
     const int available = std::max(1, CPU_COUNT(&process_affinity()));
-    const char* env = std::getenv("LIBTUNE_NUM_THREADS");
-    if (env == nullptr || *env == '\0') return available;
-    const std::string text = env;
-    int value = 0;
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc() || end != text.data() + text.size() || value < 1 || value > available)
-        throw Error("LIBTUNE_NUM_THREADS='" + text + "': expected a whole number from 1 to " +
-                    std::to_string(available) + " (the CPUs this process may run on)");
-    return value;
+    return detail::int_from_env("LIBTUNE_NUM_THREADS", 1, available, "the CPUs this process may run on")
+        .value_or(available);
 }
 
 }  // namespace

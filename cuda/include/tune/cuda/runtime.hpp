@@ -55,7 +55,7 @@ private:
 // The process's runtime for device 0 (created on first use, then shared by the registry,
 // the accelerator and the dispatcher); throws tune::Error("no CUDA device: ...") when absent.
 // Options from the environment: LIBTUNE_KERNEL_CACHE (binary cache folder),
-// LIBTUNE_COMPILE_THREADS (NVRTC threads, default: hardware threads - 1, at least 1).
+// LIBTUNE_COMPILE_THREADS (NVRTC threads, a whole number 1..256; default: hardware threads - 1, at least 1).
 std::shared_ptr<Runtime> shared_runtime();
 
 }  // namespace tune::cuda
