@@ -117,6 +117,8 @@ void GbdtModel::flatten() {
         const auto& learner = j.at("learner");
         const auto& base = learner.at("learner_model_param").at("base_score");
         base_score_ = base.is_string() ? std::stof(base.get<std::string>()) : base.get<float>();
+        require(std::isfinite(base_score_) && std::abs(base_score_) <= kMaxValue,
+                "cost model: the base score is not a finite value of at most " + std::to_string(kMaxValue));
         const auto& booster = learner.at("gradient_booster");
         require(booster.at("name") == "gbtree", "cost model: only tree boosters are supported");
         nodes_.clear();
@@ -136,6 +138,7 @@ void GbdtModel::flatten() {
                 Node node;
                 const int l = left[i].get<int>(), r = right[i].get<int>();
                 node.value = cond[i].get<float>();
+                require(std::isfinite(node.value), "cost model: a tree holds a value that is not finite");
                 if (l >= 0) {
                     require(std::size_t(l) < n && r >= 0 && std::size_t(r) < n, "cost model: a tree child is out of range");
                     node.left = offset + l;
@@ -148,11 +151,34 @@ void GbdtModel::flatten() {
                 }
                 nodes_.push_back(node);
             }
+            require_tree(offset, n);
         }
     } catch (const nlohmann::json::exception& e) {
         throw Error(std::string("cost model: cannot read the trees of the model: ") + e.what());
     } catch (const std::logic_error& e) {  // stof
         throw Error(std::string("cost model: cannot read the model's base score: ") + e.what());
+    }
+}
+
+void GbdtModel::require_tree(std::int32_t offset, std::size_t n) const {
+    // predict_one follows children without a step limit: each node must be reached once from
+    // the root (a damaged store can make a child point back up, and the walk would never end).
+    std::vector<bool> reached(n, false);
+    std::vector<std::int32_t> pending{offset};
+    while (!pending.empty()) {
+        const Node& node = nodes_[std::size_t(pending.back())];
+        require(!reached[std::size_t(pending.back() - offset)], "cost model: a tree's nodes form a cycle or share a child");
+        reached[std::size_t(pending.back() - offset)] = true;
+        pending.pop_back();
+        if (node.left < 0) {
+            // A sum of many leaves stays finite only while each is of sane size (the targets
+            // are log time ratios; a leaf this large is damage).
+            require(std::abs(node.value) <= kMaxValue,
+                    "cost model: a leaf value exceeds " + std::to_string(kMaxValue));
+            continue;
+        }
+        pending.push_back(node.left);
+        pending.push_back(node.right);
     }
 }
 

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <tuple>
@@ -73,6 +75,19 @@ std::vector<RecordedShape> shipped_record() {
     SqliteDatabase db(":memory:");
     import_json(db, in);
     return recorded_shapes(db.query({}), db.devices());
+}
+
+// Every config of blocking_space() at 64^3 with its synthetic target.
+Dataset blocking_dataset() {
+    auto space = blocking_space();
+    Problem p = make_gemm(64, 64, 64);
+    Featurizer f(p, space, fixed_device());
+    Dataset d{f.names(), {}, {}};
+    for (const auto& c : space->enumerate_all()) {
+        d.rows.push_back(f(c));
+        d.targets.push_back(target_of(p, synthetic_seconds(c)));
+    }
+    return d;
 }
 
 }  // namespace
@@ -163,6 +178,40 @@ TEST_CASE("boosted trees rank unseen configs and survive a save/load round trip"
     CHECK_THROWS_WITH(GbdtModel::load_json(model->save_json(), {"only_one"}), Catch::Contains("features"));
 }
 
+TEST_CASE("a stored model whose trees loop, share a node or hold non-finite values is refused", "[cost_model]") {
+    const Dataset d = blocking_dataset();
+    auto model = GbdtModel::train(d);
+    const auto original = nlohmann::json::parse(model->save_json());
+    // Edits the first tree that splits (its root and one leaf) and loads the result.
+    auto load_edited = [&](const std::function<void(nlohmann::json& tree, std::size_t leaf)>& edit) {
+        nlohmann::json j = original;
+        for (auto& tree : j["learner"]["gradient_booster"]["model"]["trees"]) {
+            const auto& left = tree["left_children"];
+            if (left.size() < 3) continue;
+            std::size_t leaf = 0;
+            while (left[leaf].get<int>() >= 0) ++leaf;
+            edit(tree, leaf);
+            return GbdtModel::load_json(j.dump(), model->names());
+        }
+        FAIL("the model has no tree with a split");
+        return std::shared_ptr<const GbdtModel>();
+    };
+    REQUIRE(load_edited([](nlohmann::json&, std::size_t) {}) != nullptr);  // unedited: loads
+    CHECK_THROWS_WITH(load_edited([](nlohmann::json& t, std::size_t) { t["left_children"][0] = 0; }),
+                      Catch::Contains("cycle"));
+    CHECK_THROWS_WITH(load_edited([](nlohmann::json& t, std::size_t) { t["right_children"][0] = t["left_children"][0]; }),
+                      Catch::Contains("share a child"));
+    CHECK_THROWS_WITH(load_edited([](nlohmann::json& t, std::size_t leaf) { t["split_conditions"][leaf] = 1e39; }),
+                      Catch::Contains("not finite"));
+    CHECK_THROWS_WITH(load_edited([](nlohmann::json& t, std::size_t leaf) { t["split_conditions"][leaf] = 1e7; }),
+                      Catch::Contains("leaf value exceeds"));
+    for (const char* base : {"nan", "inf", "1e30"}) {
+        nlohmann::json j = original;
+        j["learner"]["learner_model_param"]["base_score"] = base;
+        CHECK_THROWS_WITH(GbdtModel::load_json(j.dump(), model->names()), Catch::Contains("base score"));
+    }
+}
+
 TEST_CASE("a Gaussian process interpolates with small uncertainty near data and more far away", "[cost_model]") {
     std::vector<std::vector<double>> x;
     std::vector<double> y;
@@ -181,14 +230,7 @@ TEST_CASE("a Gaussian process interpolates with small uncertainty near data and 
 }
 
 TEST_CASE("models are stored with their feature schema, another schema is refused", "[cost_model][db]") {
-    auto space = blocking_space();
-    Problem p = make_gemm(64, 64, 64);
-    Featurizer f(p, space, fixed_device());
-    Dataset d{f.names(), {}, {}};
-    for (const auto& c : space->enumerate_all()) {
-        d.rows.push_back(f(c));
-        d.targets.push_back(target_of(p, synthetic_seconds(c)));
-    }
+    const Dataset d = blocking_dataset();
     auto model = GbdtModel::train(d);
     auto path = temp_path("models.db");
     {
@@ -560,6 +602,19 @@ TEST_CASE("the dispatcher ranks candidates with a stored model, and without one 
     CHECK(refusing.lookup(unseen).source == LookupSource::nearest);
     REQUIRE(refusing.stats().rejections.size() == 1);
     CHECK_THAT(refusing.stats().rejections[0], Catch::Contains("feature schema"));
+
+    // A model whose first tree loops back to its root: refused at open, not followed forever.
+    StoredModel looping = stale;
+    looping.feature_schema = kFeatureSchema;
+    auto j = nlohmann::json::parse(looping.body);
+    for (auto& tree : j["learner"]["gradient_booster"]["model"]["trees"])
+        if (tree["left_children"][0].get<int>() >= 0) tree["left_children"][0] = 0;
+    looping.body = j.dump();
+    db->save_model(looping);
+    Dispatcher damaged(*db, registry, device);
+    CHECK(damaged.lookup(unseen).source == LookupSource::nearest);
+    REQUIRE(damaged.stats().rejections.size() == 1);
+    CHECK_THAT(damaged.stats().rejections[0], Catch::Contains("cycle"));
 }
 
 TEST_CASE("unseen picks trust measurements on the nearest shapes over the model", "[cost_model]") {

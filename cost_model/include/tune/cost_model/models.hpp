@@ -60,6 +60,10 @@ private:
     };
     GbdtModel() = default;
     void flatten();  // reads the trees from json_
+    // Throws unless the tree at nodes_[offset, offset + n) is a tree from its root (no cycle,
+    // no shared child) with leaves of at most kMaxValue in size.
+    void require_tree(std::int32_t offset, std::size_t n) const;
+    static constexpr float kMaxValue = 1e6f;  // bound on the base score and on leaf values
     std::string json_;  // the trees as XGBoost JSON
     std::vector<Node> nodes_;
     std::vector<std::uint32_t> roots_;
