@@ -53,13 +53,27 @@ struct TuneArgs {
 };
 
 void add_tune_options(CLI::App& cmd, TuneArgs& a);
+// Option checks: a finite number in [lo, hi] (CLI::Range lets NaN through), and a whole
+// number that fits 64 unsigned bits (no sign, no wrap, no saturation).
+CLI::Validator finite_range(double lo, double hi);
+CLI::Validator whole_number();
+
+// Throws tune::Error naming the option when a TuneArgs value is bad (backend, strategy,
+// --max-workspace, --db path); run_tuning calls it before it opens the store.
+void check_tune_args(const TuneArgs& a);
 
 // This machine's device for `--backend NAME`; a parse or detection error names the option.
 DeviceInfo backend_device(const std::string& backend_name);
 
-// For verbs that open an existing store read-write: opening would create a missing file, and
-// a typo must not leave an empty store.
+// files.cpp. For verbs that open an existing store read-write: opening would create a missing
+// file, and a typo must not leave an empty store.
 void require_existing(const std::string& path);
+// A store path a verb writes results to: not empty and not ':memory:' (either keeps nothing).
+void require_store_path(const std::string& path, const std::string& option);
+// Writes an output file (an export, a report) through `write`, atomically: renamed into place
+// only when complete. Refuses a directory and any of `stores`, the databases the verb reads.
+void write_output(const std::string& path, const std::string& option, const std::vector<std::string>& stores,
+                  const std::function<void(std::ostream&)>& write);
 
 // Runs after the summary table with the same store, measurer and run (e.g. bucket regret).
 using AfterTuning = std::function<void(Tuner&, Measurer&, SqliteDatabase&, std::int64_t run_id, const TuneOptions&)>;

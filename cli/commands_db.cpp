@@ -11,6 +11,7 @@
 
 #include "cli.hpp"
 #include "tune/db/sqlite_database.hpp"
+#include "tune/dispatcher.hpp"
 #include "tune/error.hpp"
 
 namespace tune::cli {
@@ -131,19 +132,12 @@ void add_db_commands(CLI::App& app) {
     exp->add_option("-o,--out", *out, "output file, - for stdout")->capture_default_str();
     exp->callback([=] {
         SqliteDatabase db(*path, SqliteDatabase::Mode::read_only);
-        if (*out == "-") {
-            export_json(db, std::cout);
-        } else {
-            std::string tmp = *out + ".tmp";
-            {
-                std::ofstream f(tmp, std::ios::trunc);
-                require(f.good(), "export: cannot write '" + tmp + "'");
-                export_json(db, f);
-                f.flush();
-                require(f.good(), "export: write to '" + tmp + "' failed (disk full?)");
-            }
-            std::filesystem::rename(tmp, *out);  // never leave a half-written export behind
-        }
+        std::size_t skipped = 0;
+        if (*out == "-")
+            skipped = export_json(db, std::cout);
+        else
+            write_output(*out, "export", {*path}, [&](std::ostream& f) { skipped = export_json(db, f); });
+        print_bad_rows(skipped);
     });
 
     auto* imp = db_cmd->add_subcommand("import", "add the measurements of a JSON export (all rows checked first)");
@@ -151,10 +145,14 @@ void add_db_commands(CLI::App& app) {
     auto in = std::make_shared<std::string>();
     imp->add_option("file", *in, "JSON file written by 'tune db export'")->required();
     imp->callback([=] {
+        require_store_path(*path, "--db");
+        std::error_code ec;
+        require(!std::filesystem::is_directory(*in, ec), "import: '" + *in + "' is a directory");
         std::ifstream f(*in);
         require(f.good(), "import: cannot open '" + *in + "'");
+        const ExportedRows exported = read_export_json(f);  // a bad file is refused before the store is opened
         SqliteDatabase db(*path);
-        std::size_t added = import_json(db, f);
+        std::size_t added = import_json(db, exported);
         std::printf("imported %zu new measurements into %s\n", added, path->c_str());
     });
 
@@ -202,47 +200,67 @@ void add_db_commands(CLI::App& app) {
             }
             loaded.push_back(std::move(s));
         }
-        SqliteDatabase out(*merged);
-        std::size_t added = 0, seen = 0, bad = 0;
-        for (const auto& s : loaded) {
-            bad += s.bad;
-            // One run per source run keeps provenance: its command, strategy and seed, where it
-            // came from, and the rows' own timestamps. Duplicates (first source wins) are skipped.
-            for (const RunInfo& run : s.runs) {
-                auto rows = s.by_run.find(run.id);
-                if (rows == s.by_run.end()) continue;
-                RunInfo copy = run;
-                copy.command = "merged from " + s.path + " run " + std::to_string(run.id) + " (started " +
-                               run.started_at + "): " + run.command;
-                seen += rows->second.size();
-                added += out.import_rows(copy, s.devices, rows->second);
-            }
-            for (const auto& [run_id, rows] : s.by_run) {
-                bool known = std::any_of(s.runs.begin(), s.runs.end(), [&](const RunInfo& r) { return r.id == run_id; });
-                if (known) continue;
-                seen += rows.size();
-                added += out.import_rows({0, "merged from " + s.path + " (rows without a run)", "", 0, "", ""},
-                                         s.devices, rows);
-            }
+        // All or nothing: one transaction over the output, and a new output file that the
+        // merge fails to fill is removed again.
+        require_store_path(*merged, "-o");
+        const bool created = !fs::exists(*merged);
+        std::size_t added = 0, seen = 0, bad = 0, carried = 0, dropped = 0;
+        try {
+            SqliteDatabase out(*merged);
+            out.atomically([&] {
+                // One output run per source run keeps provenance: its command, strategy and seed,
+                // where it came from, and the rows' own timestamps. Duplicates (first source
+                // wins) are skipped.
+                std::vector<std::map<std::int64_t, std::int64_t>> output_run(loaded.size());  // source run -> output run
+                auto import = [&](std::size_t source, std::int64_t source_run, const std::vector<Measurement>& rows) {
+                    const Source& s = loaded[source];
+                    auto run = std::find_if(s.runs.begin(), s.runs.end(), [&](const RunInfo& r) { return r.id == source_run; });
+                    RunInfo copy{0, "merged from " + s.path + " (rows without a run)", "", 0, "", ""};
+                    if (run != s.runs.end()) {
+                        copy = *run;
+                        copy.command = "merged from " + s.path + " run " + std::to_string(run->id) + " (started " +
+                                       run->started_at + "): " + run->command;
+                    }
+                    const auto imported = out.import_rows(copy, s.devices, rows);
+                    output_run[source][source_run] = imported.run_id;
+                    seen += rows.size();
+                    added += imported.added;
+                };
+                for (std::size_t i = 0; i < loaded.size(); ++i) {
+                    bad += loaded[i].bad;
+                    for (const auto& [run_id, rows] : loaded[i].by_run) import(i, run_id, rows);
+                }
+                // A source's confirmation round still ranks its shape in the merged store only
+                // when no other source added a candidate the round did not see; otherwise the
+                // merged best is the fastest first measurement until a new round (e.g. `tune`
+                // with --confirm-rounds) ranks all. Its rows keep their run (a run that stored no
+                // measurement gets its output run here).
+                for (std::size_t i = 0; i < loaded.size(); ++i)
+                    for (const auto& [shape, round] : loaded[i].rounds) {
+                        bool covered = true;
+                        for (const auto& m : out.query({shape.first, shape.second, "", "", Status::ok}))
+                            covered = covered && round.candidates.count(
+                                                     finalist_key(m.template_name, m.template_version, m.config.hash_hex())) > 0;
+                        if (!covered) {
+                            ++dropped;
+                            continue;
+                        }
+                        for (Confirmation c : round.rows) {
+                            if (!output_run[i].contains(c.run_id)) import(i, c.run_id, {});
+                            c.run_id = output_run[i].at(c.run_id);
+                            out.record_confirmation(c);
+                        }
+                        ++carried;
+                    }
+            });
+        } catch (...) {
+            if (created)
+                for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+                    std::error_code ignored;
+                    fs::remove(*merged + suffix, ignored);
+                }
+            throw;
         }
-        // A source's confirmation round still ranks its shape in the merged store only when no
-        // other source added a candidate the round did not see; otherwise the merged best is the
-        // fastest first measurement until a new round (e.g. `tune` with --confirm-rounds) ranks all.
-        std::size_t carried = 0, dropped = 0;
-        for (const auto& s : loaded)
-            for (const auto& [shape, round] : s.rounds) {
-                bool covered = true;
-                for (const auto& m : out.query({shape.first, shape.second, "", "", Status::ok})) {
-                    const std::string key = finalist_key(m.template_name, m.template_version, m.config.hash_hex());
-                    covered = covered && round.candidates.count(key) > 0;
-                }
-                if (!covered) {
-                    ++dropped;
-                    continue;
-                }
-                for (const Confirmation& c : round.rows) out.record_confirmation(c);
-                ++carried;
-            }
         std::printf("merged %zu sources into %s: %zu measurements read, %zu added, %zu duplicates skipped; "
                     "confirmation rounds: %zu carried, %zu not (their shape gained other sources' candidates)\n",
                     loaded.size(), merged->c_str(), seen, added, seen - added, carried, dropped);
@@ -254,6 +272,15 @@ void add_db_commands(CLI::App& app) {
     verify->callback([=] {
         SqliteDatabase db(*path, SqliteDatabase::Mode::read_only);
         auto problems = db.verify();
+        // What a runtime would refuse beyond that: each device's rows loaded as the Dispatcher
+        // loads them (configs checked against this build's template spaces, cost models read).
+        // Rows that fail to decode are listed above already ("measurement N").
+        for (const DeviceInfo& device : db.devices()) {
+            StoreLayer layer{"device " + device.id(), &db};
+            Dispatcher runtime({layer}, std::make_shared<const TemplateRegistry>(builtin_registry(device)), device);
+            for (const std::string& why : runtime.stats().rejections)
+                if (!why.starts_with(layer.name + ": row ")) problems.push_back(why);
+        }
         for (const auto& p : problems) std::printf("%s\n", p.c_str());
         if (!problems.empty()) throw Error("verify: " + std::to_string(problems.size()) + " problems found in " + *path);
         std::printf("ok: %s is healthy (schema v%d)\n", path->c_str(), db.schema_version());

@@ -111,19 +111,9 @@ void add_report_command(CLI::App& app) {
         char stamp[32];
         std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
         data.generated = stamp;
-        // Written next to the target and renamed: an existing report is never left half-written.
-        const std::filesystem::path target(args->html), partial = target.string() + ".partial";
-        {
-            std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-            require(out.good(), "--html: cannot write '" + partial.string() + "'");
-            out << render_html(data);
-            require(out.good(), "--html: write to '" + partial.string() + "' failed");
-        }
-        std::error_code ec;
-        std::filesystem::rename(partial, target, ec);
-        require(!ec, "--html: cannot create '" + target.string() + "': " + ec.message());
+        write_output(args->html, "--html", {args->db}, [&](std::ostream& out) { out << render_html(data); });
         std::printf("report: %zu shapes, %zu with baselines, %zu attention -> %s\n", data.progress.size(),
-                    data.speedups.size(), data.attention.size(), target.string().c_str());
+                    data.speedups.size(), data.attention.size(), args->html.c_str());
     });
 }
 

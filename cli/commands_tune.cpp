@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -54,6 +55,33 @@ std::size_t parse_bytes(const std::string& text, const std::string& flag) {
 
 }  // namespace
 
+CLI::Validator finite_range(double lo, double hi) {
+    // CLI::Range lets NaN through (every comparison with it is false).
+    return CLI::Validator(
+        [lo, hi](std::string& text) -> std::string {
+            char* end = nullptr;
+            const double v = std::strtod(text.c_str(), &end);
+            if (text.empty() || *end != '\0' || !std::isfinite(v) || v < lo || v > hi)
+                return "expected a number from " + format_fixed(lo, 0) + " to " + format_fixed(hi, 0) + ", got '" +
+                       text + "'";
+            return {};
+        },
+        "NUMBER in [" + format_fixed(lo, 0) + ", " + format_fixed(hi, 0) + "]");
+}
+
+CLI::Validator whole_number() {
+    // The stream conversion of an unsigned option takes "-1" and wraps it, and saturates on overflow.
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            std::uint64_t v = 0;
+            const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), v);
+            if (text.empty() || error != std::errc() || end != text.data() + text.size())
+                return "expected a whole number from 0 to 18446744073709551615, got '" + text + "'";
+            return {};
+        },
+        "UINT64");
+}
+
 void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     cmd.add_option("--db", a.db, "SQLite file to tune into (created if absent)")->capture_default_str();
     cmd.add_option("--dtype", a.dtype, "element type: f32 (bf16 and f16 come with their templates)")->capture_default_str();
@@ -63,7 +91,7 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
     cmd.add_option("--time-limit", a.time_limit, "seconds per problem; 0 = no limit")
         ->capture_default_str()
-        ->check(CLI::Range(0.0, 1e7));
+        ->check(finite_range(0.0, 1e7));
     cmd.add_option("--confirm-rounds", a.confirm_rounds,
                    "re-measure the finalists (each template's fastest and the 3 fastest) this many times, in turn, "
                    "and pick by the fastest time each reached twice (within 2%: a fixed order); 0 = pick by one measurement each")
@@ -77,10 +105,12 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     std::string names;
     for (const auto& s : strategies()) names += (names.empty() ? "" : ", ") + s.name;
     cmd.add_option("--strategy", a.strategy, "search strategy: " + names)->capture_default_str();
-    cmd.add_option("--seed", a.seed, "seed for the strategy (runs are reproducible)")->capture_default_str();
+    cmd.add_option("--seed", a.seed, "seed for the strategy (runs are reproducible)")
+        ->capture_default_str()
+        ->check(whole_number());
     cmd.add_option("--tolerance", a.tolerance,
                    "largest error accepted (max |C - C_ref| / (|A||B|)); default: exact semantics of the dtype")
-        ->check(CLI::Range(0.0, 1.0));
+        ->check(finite_range(0.0, 1.0));
     cmd.add_flag("--allow-bf16", a.allow_bf16, "accept computing f32 inputs in bf16 (f32 accumulation)");
     cmd.add_flag("--in-process", a.in_process,
                  "measure in the tuner's own process (faster; a crashing candidate then ends the run)");
@@ -88,7 +118,7 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     cmd.add_flag("--mpi", a.mpi, "under mpirun: rank 0 coordinates and stores, the other ranks measure");
     cmd.add_option("--rank-timeout", a.rank_timeout, "--mpi: seconds a measuring rank may stay silent before it counts as lost")
         ->capture_default_str()
-        ->check(CLI::Range(1.0, 1e6));
+        ->check(finite_range(1.0, 1e6));
     cmd.add_flag("--mpi-share-host", a.mpi_share_host,
                  "--mpi: let ranks on one host measure at the same time (give each its own cores, e.g. mpirun "
                  "--bind-to core); by default they take turns so their timings do not disturb each other");
@@ -156,10 +186,6 @@ const char* baseline_title(Backend backend) {
 
 }  // namespace
 
-void require_existing(const std::string& path) {
-    require(std::filesystem::exists(path), "database '" + path + "' does not exist");
-}
-
 DeviceInfo backend_device(const std::string& backend_name) {
     const Backend backend = parse_backend(backend_name, "--backend");
     try {
@@ -203,14 +229,29 @@ StaleShapes stale_shapes(const std::string& path, const DeviceInfo& device, cons
     return out;
 }
 
+void check_tune_args(const TuneArgs& a) {
+    const Backend backend = parse_backend(a.backend, "--backend");
+    make_strategy(a.strategy, std::make_shared<Space>(), {});  // rejects an unknown name
+    require(backend == Backend::cpu || !a.mpi, "--mpi: only with --backend cpu for now");
+    if (!a.max_workspace.empty()) parse_bytes(a.max_workspace, "--max-workspace");
+    require_store_path(a.db, "--db");
+}
+
 void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, const std::string& command,
                 const std::string& intro, const AfterTuning& after) {
+    // Every argument is checked before the store is opened: a failed command adds no run to it.
+    check_tune_args(a);
     const Backend backend = parse_backend(a.backend, "--backend");
-    make_strategy(a.strategy, std::make_shared<Space>(), {});  // rejects an unknown name up front
-    require(backend == Backend::cpu || !a.mpi, "--mpi: only with --backend cpu for now");
-
     const DeviceInfo device = backend_device(a.backend);
     TemplateRegistry registry = builtin_registry(device);
+    std::vector<Problem> budgeted;
+    for (const auto& np : problems) {
+        budgeted.push_back(a.with_budget(np.problem));
+        validate(budgeted.back());
+        require(!registry.for_problem(budgeted.back(), backend).empty(),
+                "no template can compute '" + shape_key(budgeted.back()) + "' on backend " +
+                    std::string(to_string(backend)) + " (check --dtype)");
+    }
     MeasureOptions mo;
     mo.flush_cache = a.flush_cache;
     std::shared_ptr<Accelerator> accelerator = make_accelerator(device);
@@ -261,8 +302,6 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     Table table({"problem", "tokens", "shape", "best config", "median", "GFLOP/s", "vs default",
                  baseline_title(backend), "vs best library"});
     const auto start = std::chrono::steady_clock::now();
-    std::vector<Problem> budgeted;
-    for (const auto& np : problems) budgeted.push_back(a.with_budget(np.problem));
     // Problems with their own budget (tune model's attention) are tuned as a group of their own.
     std::vector<TuneResult> results;
     for (std::size_t i = 0, j = 0; i < problems.size(); i = j) {
@@ -306,6 +345,8 @@ namespace {
 // Reads a record file: one JSON object per line with "problem" and "count"; counts of the
 // same shape add up. Returns (count, problem), most frequent first, ties by shape key.
 std::vector<std::pair<std::uint64_t, Problem>> read_record(const std::string& path) {
+    std::error_code ec;
+    require(!std::filesystem::is_directory(path, ec), "record: '" + path + "' is a directory");
     std::ifstream in(path);
     require(in.good(), "record: cannot open '" + path + "'");
     std::map<std::string, std::pair<std::uint64_t, Problem>> by_key;
@@ -327,6 +368,7 @@ std::vector<std::pair<std::uint64_t, Problem>> read_record(const std::string& pa
             throw Error(where + e.what());
         }
     }
+    require(!in.bad(), "record: cannot read '" + path + "'");
     std::vector<std::pair<std::uint64_t, Problem>> out;
     for (auto& [key, entry] : by_key) out.push_back(entry);
     std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -439,16 +481,20 @@ void add_tune_commands(CLI::App& app) {
             ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
         cmd->add_option("--attention-budget", attention->budget,
                         "candidates per attention problem (at most --budget); 0 = skip attention")
-            ->capture_default_str();
+            ->capture_default_str()
+            ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 20));
         auto swiglu_budget = std::make_shared<std::size_t>(8);
         cmd->add_option("--swiglu-budget", *swiglu_budget,
                         "candidates per fused SwiGLU problem (gated silu MLPs, CPU; at most --budget); 0 = skip")
-            ->capture_default_str();
+            ->capture_default_str()
+            ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 20));
         auto list = std::make_shared<bool>(false);
         cmd->add_flag("--list", *list, "print the problems the config yields (shapes, GFLOP) and exit; nothing is measured");
         add_tune_options(*cmd, *args);
         add_bucket_options(*cmd, *buckets);
         cmd->callback([=] {
+            check_tune_args(*args);  // --list too: a listed command is one the user then runs
+            require(!buckets->regret || !buckets->rules.empty(), "--regret: needs --buckets");
             ModelShape model = load_model_config(*path);
             const DType dtype = parse_dtype(args->dtype, "--dtype");
             auto token_counts = parse_tokens(*tokens);
@@ -486,7 +532,6 @@ void add_tune_commands(CLI::App& app) {
             if (!buckets->rules.empty())
                 return tune_model_buckets(model, token_counts, dtype, *buckets, *args,
                                           command + " --buckets " + buckets->rules, intro);
-            require(!buckets->regret, "--regret: needs --buckets");
             run_tuning(problems, *args, command, intro);
         });
     }
@@ -498,10 +543,15 @@ void add_tune_commands(CLI::App& app) {
         cmd->add_option("--from", *from, "record file (JSON lines written by the dispatcher)")->required();
         add_tune_options(*cmd, *args);
         cmd->callback([=] {
+            check_tune_args(*args);
             auto recorded = read_record(*from);
             std::vector<NamedProblem> problems;
             for (const auto& [count, p] : recorded)
                 problems.push_back({std::string(to_string(p.op)) + " (seen " + std::to_string(count) + "x)", tokens_of(p), p});
+            if (problems.empty()) {  // nothing to tune: the store is not opened
+                std::printf("record: %s holds no shapes; nothing to tune\n", from->c_str());
+                return;
+            }
             run_tuning(problems, *args, "tune recorded --from " + *from,
                        "record: " + *from + " -> " + std::to_string(problems.size()) + " distinct shapes\n");
         });
@@ -514,6 +564,7 @@ void add_tune_commands(CLI::App& app) {
         auto args = std::make_shared<TuneArgs>();
         add_tune_options(*cmd, *args);
         cmd->callback([=] {
+            check_tune_args(*args);
             require_existing(args->db);
             const DeviceInfo device = backend_device(args->backend);
             const StaleShapes stale = stale_shapes(args->db, device, builtin_registry(device));
@@ -567,7 +618,7 @@ void add_tune_commands(CLI::App& app) {
         cmd->add_option("--user-db", *user_db, "a user store whose entries override --db's");
         cmd->add_option("--dtype", *dtype, "element type")->capture_default_str();
         cmd->add_option("--tolerance", *tolerance, "the caller's accuracy budget (0 = exact semantics of the dtype)")
-            ->check(CLI::Range(0.0, 1.0));
+            ->check(finite_range(0.0, 1.0));
         dims->add_to(*cmd, {OpKind::gemm, OpKind::swiglu, OpKind::attention});
         auto scale = std::make_shared<double>(0);
         add_scale_option(*cmd, *scale);

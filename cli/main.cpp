@@ -17,6 +17,11 @@ int main(int argc, char** argv) {
     tune::cli::add_model_commands(app);
     try {
         app.parse(argc, argv);
+        // What a verb printed is its result (an export, a table): a write that failed, e.g. to
+        // a full disk, must not end in success.
+        std::cout.flush();
+        if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout)
+            throw tune::Error("cannot write the output to standard output");
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     } catch (const tune::Error& e) {

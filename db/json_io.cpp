@@ -31,11 +31,12 @@ Measurement measurement_from(const nlohmann::json& j) {
 
 }  // namespace
 
-void export_json(const SqliteDatabase& db, std::ostream& out, const MeasurementFilter& filter) {
+std::size_t export_json(const SqliteDatabase& db, std::ostream& out, const MeasurementFilter& filter) {
     nlohmann::json doc = {{"format", kFormat}, {"version", kFormatVersion}};
     std::set<std::string> device_ids;
     nlohmann::json rows = nlohmann::json::array();
-    for (const Measurement& m : db.query(filter)) {
+    std::size_t skipped = 0;
+    for (const Measurement& m : db.query(filter, [&](std::int64_t, const std::string&) { ++skipped; })) {
         nlohmann::json row = m;
         row["config_hash"] = m.config.hash_hex();
         if (!std::isfinite(m.error)) row["error"] = nullptr;
@@ -49,9 +50,10 @@ void export_json(const SqliteDatabase& db, std::ostream& out, const MeasurementF
     doc["measurements"] = std::move(rows);
     out << doc.dump(1) << '\n';
     require(out.good(), "export: write failed");
+    return skipped;
 }
 
-std::size_t import_json(SqliteDatabase& db, std::istream& in) {
+ExportedRows read_export_json(std::istream& in) {
     nlohmann::json doc;
     try {
         doc = nlohmann::json::parse(in);
@@ -70,7 +72,8 @@ std::size_t import_json(SqliteDatabase& db, std::istream& in) {
         require(doc.contains(key) && doc[key].is_array(),
                 std::string("import: '") + key + "' must be an array");
 
-    std::vector<DeviceInfo> devices;
+    ExportedRows out;
+    std::vector<DeviceInfo>& devices = out.devices;
     for (std::size_t i = 0; i < doc["devices"].size(); ++i) {
         try {
             devices.push_back(doc["devices"][i].get<DeviceInfo>());
@@ -78,7 +81,7 @@ std::size_t import_json(SqliteDatabase& db, std::istream& in) {
             throw Error("import: devices[" + std::to_string(i) + "]: " + e.what());
         }
     }
-    std::vector<Measurement> rows;
+    std::vector<Measurement>& rows = out.rows;
     for (std::size_t i = 0; i < doc["measurements"].size(); ++i) {
         const nlohmann::json& row = doc["measurements"][i];
         std::string where = "import: measurements[" + std::to_string(i) + "]";
@@ -99,10 +102,16 @@ std::size_t import_json(SqliteDatabase& db, std::istream& in) {
         m.id = 0;
         rows.push_back(std::move(m));
     }
+    return out;
+}
+
+std::size_t import_json(SqliteDatabase& db, const ExportedRows& exported) {
     RunInfo run;
     run.command = "import";
     run.strategy = "import";
-    return db.import_rows(run, devices, rows);
+    return db.import_rows(run, exported.devices, exported.rows).added;
 }
+
+std::size_t import_json(SqliteDatabase& db, std::istream& in) { return import_json(db, read_export_json(in)); }
 
 }  // namespace tune

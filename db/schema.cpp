@@ -132,17 +132,23 @@ std::string newer_message(const std::filesystem::path& path, int version) {
            " that this libtune supports; use a newer libtune";
 }
 
+void require_store(sqlite::Connection& c, int version) {
+    if (version > SqliteDatabase::kSchemaVersion) throw Error(newer_message(c.path(), version));
+    if (version < 0)
+        throw Error("database '" + c.path().string() + "' is not a libtune database (schema version " +
+                    std::to_string(version) + ")");
+    if (version == 0 && c.query_int("SELECT COUNT(*) FROM sqlite_schema") > 0)
+        throw Error("database '" + c.path().string() +
+                    "' is a SQLite file but not a libtune database (tables without a version)");
+}
+
 // Brings the DB to `target` in one transaction. The version is read again under the write
 // lock, so concurrent openers of a fresh file migrate it exactly once.
 void migrate(sqlite::Connection& c, int target) {
     if (user_version(c) >= target) return;
     sqlite::Transaction tx(c);
     int version = user_version(c);
-    if (version > SqliteDatabase::kSchemaVersion)
-        throw Error(newer_message(c.path(), version));
-    if (version == 0 && c.query_int("SELECT COUNT(*) FROM sqlite_schema") > 0)
-        throw Error("database '" + c.path().string() +
-                    "' is a SQLite file but not a libtune database (tables without a version)");
+    require_store(c, version);
     for (const Migration& step : kMigrations)
         if (step.version > version && step.version <= target) c.exec(step.sql);
     c.exec("PRAGMA user_version = " + std::to_string(target));

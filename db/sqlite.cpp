@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 
+#include <cctype>
 #include <cmath>
 #include <utility>
 
@@ -30,10 +31,27 @@ std::string one_line(std::string_view sql) {
     return out;
 }
 
+// "file:" URI of a path: every byte but the unreserved ones and '/' percent-encoded.
+std::string file_uri(const std::filesystem::path& path, std::string_view query) {
+    static const char* kHex = "0123456789ABCDEF";
+    std::string uri = "file:";
+    for (unsigned char ch : std::filesystem::absolute(path).string()) {
+        if (std::isalnum(ch) || ch == '/' || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            uri += char(ch);
+        } else {
+            uri += '%';
+            uri += kHex[ch >> 4];
+            uri += kHex[ch & 15];
+        }
+    }
+    return uri + "?" + std::string(query);
+}
+
 }  // namespace
 
-Connection::Connection(const std::filesystem::path& path, int flags) : path_(path) {
-    int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+Connection::Connection(const std::filesystem::path& path, int flags, std::string_view uri_query) : path_(path) {
+    const int rc = uri_query.empty() ? sqlite3_open_v2(path.c_str(), &db_, flags, nullptr)
+                                     : sqlite3_open_v2(file_uri(path, uri_query).c_str(), &db_, flags | SQLITE_OPEN_URI, nullptr);
     if (rc != SQLITE_OK) {
         std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
         sqlite3_close(db_);
@@ -169,16 +187,19 @@ std::string Statement::column_text(int column) const {
                        static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
 }
 
-Transaction::Transaction(Connection& connection) : connection_(connection) {
-    connection_.exec("BEGIN IMMEDIATE");
+Transaction::Transaction(Connection& connection)
+    : connection_(connection), nested_(sqlite3_get_autocommit(connection.handle()) == 0) {
+    connection_.exec(nested_ ? "SAVEPOINT nested" : "BEGIN IMMEDIATE");
 }
 
 Transaction::~Transaction() {
-    if (!done_) sqlite3_exec(connection_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    if (done_) return;
+    sqlite3_exec(connection_.handle(), nested_ ? "ROLLBACK TO nested; RELEASE nested" : "ROLLBACK", nullptr, nullptr,
+                 nullptr);
 }
 
 void Transaction::commit() {
-    connection_.exec("COMMIT");
+    connection_.exec(nested_ ? "RELEASE nested" : "COMMIT");
     done_ = true;
 }
 

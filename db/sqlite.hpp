@@ -18,8 +18,9 @@ class Statement;
 
 class Connection {
 public:
-    // `flags` are sqlite3_open_v2 flags (SQLITE_OPEN_READONLY, ...).
-    Connection(const std::filesystem::path& path, int flags);
+    // `flags` are sqlite3_open_v2 flags (SQLITE_OPEN_READONLY, ...). A non-empty `uri_query`
+    // (e.g. "immutable=1") opens the path as a file: URI with those parameters.
+    Connection(const std::filesystem::path& path, int flags, std::string_view uri_query = {});
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -85,7 +86,9 @@ private:
 };
 
 // BEGIN IMMEDIATE (take the write lock up front so concurrent writers wait in the busy
-// handler instead of failing on lock upgrade); rolls back unless commit() was called.
+// handler instead of failing on lock upgrade); rolls back unless commit() was called. Inside
+// another transaction it is a savepoint: its writes commit with the outer one, or roll back
+// alone.
 class Transaction {
 public:
     explicit Transaction(Connection& connection);
@@ -96,6 +99,7 @@ public:
 
 private:
     Connection& connection_;
+    bool nested_ = false;
     bool done_ = false;
 };
 

@@ -3,10 +3,13 @@
 #include "tune/db/sqlite_database.hpp"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <fstream>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -21,12 +24,33 @@ namespace tune {
 using namespace sqlite_rows;
 using schema::user_version;
 
+namespace {
+
+// A store in WAL mode (every store libtune has written) is read through its -shm file, which
+// SQLite creates next to it: in a directory this process cannot write, e.g. a system store
+// shipped read-only, a plain read-only open fails. Such a store is opened immutable when no
+// -wal file holds pages it would need (none does after its last writer closed it cleanly),
+// and nobody can write it there without write access to the directory.
+std::string_view read_only_uri_query(const std::filesystem::path& path) {
+    unsigned char header[20] = {};
+    std::ifstream file(path, std::ios::binary);
+    if (!file.read(reinterpret_cast<char*>(header), sizeof header)) return {};
+    const bool wal = header[18] == 2 && header[19] == 2;
+    const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+    std::error_code ec;
+    if (!wal || ::access(dir.c_str(), W_OK) == 0 || std::filesystem::exists(path.string() + "-wal", ec)) return {};
+    return "immutable=1";
+}
+
+}  // namespace
+
 struct SqliteDatabase::Impl {
     Impl(const std::filesystem::path& path, Mode mode)
         : read_only(mode == Mode::read_only),
-          connection(path, (read_only ? SQLITE_OPEN_READONLY
-                                      : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-                               SQLITE_OPEN_NOMUTEX) {}
+          connection(path,
+                     (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                         SQLITE_OPEN_NOMUTEX,
+                     read_only ? read_only_uri_query(path) : std::string_view()) {}
 
     void require_writable(const char* what) const {
         if (read_only)
@@ -36,7 +60,7 @@ struct SqliteDatabase::Impl {
 
     bool read_only;
     mutable sqlite::Connection connection;
-    mutable std::mutex mutex;  // one connection, many threads
+    mutable std::recursive_mutex mutex;  // one connection, many threads; held across atomically()
 };
 
 SqliteDatabase::SqliteDatabase(const std::filesystem::path& path, Mode mode)
@@ -47,8 +71,9 @@ SqliteDatabase::SqliteDatabase(const std::filesystem::path& path, Mode mode)
     if (version > kSchemaVersion) throw Error(schema::newer_message(path, version));
     if (impl_->read_only) {
         c.exec("PRAGMA query_only = ON");
-        if (version == 0)
-            throw Error("database '" + path.string() + "' is not a libtune database");
+        if (version <= 0)
+            throw Error("database '" + path.string() + "' is not a libtune database" +
+                        (version < 0 ? " (schema version " + std::to_string(version) + ")" : std::string()));
         if (version < kSchemaVersion)
             throw Error("database '" + path.string() + "' has schema version " +
                         std::to_string(version) + ", older than version " +
@@ -56,6 +81,7 @@ SqliteDatabase::SqliteDatabase(const std::filesystem::path& path, Mode mode)
                         path.string() + "'");
         return;
     }
+    schema::require_store(c, version);  // before the WAL switch, which rewrites the file's header
     schema::use_wal(c);
     c.exec("PRAGMA synchronous = NORMAL");
     schema::migrate(c, kSchemaVersion);
@@ -92,8 +118,16 @@ bool SqliteDatabase::record(const Measurement& m) {
     return insert_measurement(impl_->connection, m, m.run_id, db_rules::utc_now());
 }
 
-std::size_t SqliteDatabase::import_rows(const RunInfo& run, const std::vector<DeviceInfo>& devices,
-                                        const std::vector<Measurement>& rows) {
+void SqliteDatabase::atomically(const std::function<void()>& body) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->require_writable("atomically");
+    sqlite::Transaction tx(impl_->connection);
+    body();
+    tx.commit();
+}
+
+SqliteDatabase::Imported SqliteDatabase::import_rows(const RunInfo& run, const std::vector<DeviceInfo>& devices,
+                                                     const std::vector<Measurement>& rows) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
         db_rules::require_sound(rows[i], "import row " + std::to_string(i));
         require(rows[i].created_at.empty() || db_rules::is_timestamp(rows[i].created_at),
@@ -105,13 +139,13 @@ std::size_t SqliteDatabase::import_rows(const RunInfo& run, const std::vector<De
     auto& c = impl_->connection;
     sqlite::Transaction tx(c);
     for (const DeviceInfo& d : devices) insert_device(c, d);
-    std::int64_t run_id = insert_run(c, run, "");
+    Imported out;
+    out.run_id = insert_run(c, run, "");
     std::string now = db_rules::utc_now();
-    std::size_t added = 0;
     for (const Measurement& m : rows)
-        added += insert_measurement(c, m, run_id, m.created_at.empty() ? now : m.created_at);
+        out.added += insert_measurement(c, m, out.run_id, m.created_at.empty() ? now : m.created_at);
     tx.commit();
-    return added;
+    return out;
 }
 
 std::vector<Measurement> SqliteDatabase::query(

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "scratch_dir.hpp"
+#include "tune/config.hpp"
 #include "tune/problem.hpp"
 
 namespace fs = std::filesystem;
@@ -126,8 +127,11 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
     std::ofstream(bad_json) << "{\"hidden_size\": 64,";
     std::ofstream(no_hidden) << R"({"num_attention_heads": 4})";
     std::ofstream(garbage_db) << std::string(5000, 'x');
-    std::string latent = dir.file("latent.json");
+    std::string latent = dir.file("latent.json"), junk = dir.file("junk.json"), record_dir = dir.file("records");
     std::ofstream(latent) << R"({"hidden_size": 64, "num_attention_heads": 4, "kv_lora_rank": 16})";
+    std::ofstream(junk) << R"({"hidden_size": 64, "num_attention_heads": 4} garbage)";
+    fs::create_directories(record_dir);
+    const std::string gemm = "gemm --m 4 --n 4 --k 4 ";
     std::vector<Case> cases{
         {"model /nonexistent/config.json --db " + db, "cannot open"},
         {"model " + bad_json + " --db " + db, "not valid JSON"},
@@ -158,6 +162,21 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
         {"attention --heads 4 --kv-heads 2 --q-len 8 --kv-len 8 --head-dim 16 --causal 2 --db " + db, "'causal'"},
         {"attention --heads 4 --kv-heads 2 --q-len 8 --kv-len 8 --head-dim 16 --max-workspace 12XB --db " + db,
          "--max-workspace"},
+        {"model " + junk + " --list", "not valid JSON"},
+        {gemm + "--db ''", "--db: the database path is empty"},
+        {gemm + "--db :memory:", "':memory:' would keep nothing"},
+        {gemm + "--tolerance nan --db " + db, "--tolerance"},
+        {gemm + "--time-limit nan --db " + db, "--time-limit"},
+        {gemm + "--seed -1 --db " + db, "--seed"},
+        {gemm + "--seed 99999999999999999999 --db " + db, "--seed"},
+        {gemm + "--dtype f16 --db " + db, "no template can compute"},
+        {"model " + models() + "gpt2.json --attention-budget -1 --db " + db, "--attention-budget"},
+        {"model " + models() + "gpt2.json --list --strategy magic --db " + db, "magic"},
+        {"model " + models() + "gpt2.json --list --regret --db " + db, "--regret: needs --buckets"},
+        {"recorded --from " + record_dir + " --db " + db, "is a directory"},
+        {"db import " + record_dir + " --db " + db, "is a directory"},
+        {"db import " + bad_json + " --db " + db, "not valid JSON"},
+        {"db import " + bad_json + " --db ''", "--db: the database path is empty"},
     };
     for (const auto& c : cases) {
         INFO(c.args);
@@ -165,11 +184,69 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
         CHECK(r.code != 0);
         CHECK_THAT(r.out, Catch::Contains(c.expect));
     }
-    // Failed commands never created or damaged a store.
+    // Failed commands never created or damaged a store: each checks its input before it opens one.
     CHECK_FALSE(fs::exists(dir.file("missing.db")));
+    CHECK_FALSE(fs::exists(db));
     std::ifstream g(garbage_db);
     std::string content((std::istreambuf_iterator<char>(g)), {});
     CHECK(content == std::string(5000, 'x'));
+}
+
+TEST_CASE("an output never replaces the store it is made from, and a failed write is an error", "[cli]") {
+    TempDir dir("cli-out");
+    const std::string db = dir.file("t.db");
+    REQUIRE(run_tune("gemm --m 4 --n 8 --k 8 --budget 2 --time-limit 10 -q --db " + db).code == 0);
+    auto bytes = [](const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(in)), {});
+    };
+    const std::string before = bytes(db);
+    struct Case {
+        std::string args, expect;
+    };
+    for (const Case& c : std::vector<Case>{{"db export --db " + db + " -o " + db, "writing it would destroy it"},
+                                           {"db export --db " + db + " -o " + dir.path.string() + "/./t.db", "writing it would destroy it"},
+                                           {"report --db " + db + " --html " + db, "writing it would destroy it"},
+                                           {"db export --db " + db + " -o " + dir.path.string(), "is a directory"},
+                                           {"db export --db " + db + " > /dev/full", "standard output"},
+                                           {"db list --db " + db + " > /dev/full", "standard output"}}) {
+        INFO(c.args);
+        auto r = run_tune(c.args);
+        CHECK(r.code != 0);
+        if (c.args.find("/dev/full") == std::string::npos) CHECK_THAT(r.out, Catch::Contains(c.expect));
+    }
+    CHECK(bytes(db) == before);
+    CHECK(run_tune("db verify --db " + db).code == 0);
+    for (const auto& entry : fs::directory_iterator(dir.path))  // no partial output left behind
+        CHECK(entry.path().extension() != ".partial");
+}
+
+TEST_CASE("tune db verify reports the rows a runtime would refuse: configs their template spaces reject", "[cli]") {
+    TempDir dir("cli-verify");
+    const std::string db = dir.file("t.db"), json = dir.file("rows.json"), bad = dir.file("bad.db");
+    REQUIRE(run_tune("gemm --m 4 --n 8 --k 8 --budget 3 --time-limit 10 -q --db " + db).code == 0);
+    REQUIRE(run_tune("db export --db " + db + " -o " + json).code == 0);
+    nlohmann::json doc;
+    {
+        std::ifstream in(json);
+        doc = nlohmann::json::parse(in);
+    }
+    // One ok row of the own template gets a config its space refuses, with a matching hash:
+    // the file is sound, the row is not servable.
+    bool changed = false;
+    for (auto& row : doc["measurements"]) {
+        if (changed || row["template"] != "cpu.gemm.blocked" || row["status"] != "ok") continue;
+        row["config"]["threads"] = 999;
+        row["config_hash"] = row["config"].get<tune::Config>().hash_hex();
+        changed = true;
+    }
+    REQUIRE(changed);
+    std::ofstream(dir.file("bad.json")) << doc.dump();
+    REQUIRE(run_tune("db import " + dir.file("bad.json") + " --db " + bad).code == 0);
+    auto r = run_tune("db verify --db " + bad);
+    CHECK(r.code != 0);
+    CHECK_THAT(r.out, Catch::Contains("cpu.gemm.blocked config") && Catch::Contains("threads"));
+    CHECK(run_tune("db verify --db " + db).code == 0);
 }
 
 TEST_CASE("LIBTUNE_NUM_THREADS limits the threads of every measured config and a bad value stops the run", "[cli]") {

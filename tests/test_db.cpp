@@ -634,10 +634,85 @@ TEST_CASE("files that are not libtune databases give tune::Error naming the path
         auto path = file.path / "no" / "such" / "dir.sqlite";
         CHECK_THROWS_WITH(SqliteDatabase(path), Catch::Contains(path.string()));
     }
-    SECTION("another application's SQLite file") {
+    SECTION("another application's SQLite file is refused unchanged") {
         raw_exec(file.path, "CREATE TABLE notes(text TEXT)");
+        const std::string before = read_bytes(file.path);
         CHECK_THROWS_WITH(SqliteDatabase(file.path), Catch::Contains("not a libtune database"));
+        CHECK(read_bytes(file.path) == before);  // not switched to WAL on the way
+        CHECK_FALSE(fs::exists(file.path.string() + "-wal"));
     }
+    SECTION("a negative schema version") {
+        raw_exec(file.path, "CREATE TABLE notes(text TEXT); PRAGMA user_version = -5");
+        const std::string before = read_bytes(file.path);
+        for (auto mode : {SqliteDatabase::Mode::read_write, SqliteDatabase::Mode::read_only})
+            CHECK_THROWS_WITH(SqliteDatabase(file.path, mode),
+                              Catch::Contains("not a libtune database") && Catch::Contains("schema version -5"));
+        CHECK(read_bytes(file.path) == before);
+    }
+}
+
+TEST_CASE("atomically: the writes of its body commit together or not at all", "[db]") {
+    TempDb file("atomically");
+    SqliteDatabase db(file.path);
+    const DeviceInfo device = test_device();
+    std::vector<Measurement> rows{sample(make_gemm(8, 8, 8), config_of(1), 1e-3), sample(make_gemm(9, 8, 8), config_of(1), 1e-3)};
+    for (auto& m : rows) m.device_id = device.id();
+    CHECK_THROWS_WITH(db.atomically([&] {
+        CHECK(db.import_rows({0, "first", "", 0, "", ""}, {device}, {rows[0]}).added == 1);
+        CHECK(db.query({}).size() == 1);  // visible inside
+        db.import_rows({0, "second", "", 0, "", ""}, {device}, {rows[1]});
+        throw Error("stop");
+    }),
+                      Catch::Contains("stop"));
+    CHECK(db.query({}).empty());
+    CHECK(db.runs().empty());
+    // An inner import that fails rolls back alone; the body goes on and commits the rest.
+    Measurement bad = rows[1];
+    bad.stats.median_s = -1;
+    SqliteDatabase::Imported first;
+    db.atomically([&] {
+        first = db.import_rows({0, "first", "", 0, "", ""}, {device}, {rows[0]});
+        CHECK_THROWS(db.import_rows({0, "bad", "", 0, "", ""}, {device}, {bad}));
+        db.import_rows({0, "second", "", 0, "", ""}, {device}, {rows[1]});
+    });
+    CHECK(db.query({}).size() == 2);
+    REQUIRE(db.runs().size() == 2);
+    CHECK(db.runs()[0].id == first.run_id);
+    CHECK(db.runs()[0].command == "first");
+    SqliteDatabase reader(file.path, SqliteDatabase::Mode::read_only);
+    CHECK_THROWS_WITH(reader.atomically([] {}), Catch::Contains("read-only"));
+}
+
+TEST_CASE("a store in a directory this process cannot write is read all the same", "[db]") {
+    TempDb file("shipped");
+    filled_db(file.path, 20);
+    const std::size_t rows = SqliteDatabase(file.path, SqliteDatabase::Mode::read_only).query({}).size();
+    REQUIRE(rows > 0);
+    // The store alone in a directory of its own, as a package ships it: mode 0555, and the
+    // reader is not its owner (root ignores the mode, so a root test reads as nobody).
+    const fs::path shipped_dir = file.path.string() + ".d", shipped = shipped_dir / "system.db";
+    fs::create_directories(shipped_dir);
+    fs::copy_file(file.path, shipped);
+    REQUIRE(read_bytes(shipped).substr(18, 2) == std::string("\x02\x02"));  // a WAL store, as every store libtune writes
+    fs::permissions(shipped_dir, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                                     fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) _exit(3);
+        try {
+            SqliteDatabase db(shipped, SqliteDatabase::Mode::read_only);
+            _exit(db.query({}).size() == rows && db.verify().empty() ? 0 : 1);
+        } catch (...) {
+            _exit(2);
+        }
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    fs::permissions(shipped_dir, fs::perms::owner_all);
+    fs::remove_all(shipped_dir);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);  // 2: the open or a read failed, 1: rows missing
 }
 
 // True when opening or checking the damaged file reports the damage as tune::Error or

@@ -1,6 +1,8 @@
 // tune db merge: stores of independent runs become one, every run kept as provenance and
 // every measurement present once.
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "scratch_dir.hpp"
@@ -111,6 +113,36 @@ TEST_CASE("tune db merge carries a confirmation round while it still ranks every
     }
     CHECK(both.verify().empty());
 }
+TEST_CASE("tune db merge keeps each confirmation under the run that made it, one with no new rows too", "[merge][cli]") {
+    testing::TempDir dir("merge-runs");
+    auto file = [&](const char* name) { return dir.file(name); };
+    const std::string common = " --m 16 --n 16 --k 16 --budget 3 --seed 3 --strategy random -q --time-limit 0";
+    REQUIRE(tune_cli("gemm --db " + file("a.db") + common) == 0);
+    // The second run measures nothing new (every candidate is reused) but adds rounds 3-5.
+    REQUIRE(tune_cli("gemm --confirm-rounds 6 --db " + file("a.db") + common) == 0);
+    SqliteDatabase a(file("a.db"), SqliteDatabase::Mode::read_only);
+    std::map<std::pair<std::string, int>, std::int64_t> source_run;  // (finalist, round) -> run
+    for (const Confirmation& c : a.confirmations({})) source_run[{c.template_name + c.config_hash, c.round}] = c.run_id;
+    std::set<std::int64_t> confirming;
+    for (const auto& [key, run] : source_run) confirming.insert(run);
+    REQUIRE(confirming.size() == 2);
+
+    std::string out;
+    REQUIRE(tune_cli("db merge " + file("a.db") + " -o " + file("m.db"), &out) == 0);
+    INFO(out);
+    SqliteDatabase m(file("m.db"), SqliteDatabase::Mode::read_only);
+    CHECK(m.verify().empty());
+    const auto runs = m.runs();
+    CHECK(runs.size() == 2);
+    REQUIRE(m.confirmations({}).size() == source_run.size());
+    for (const Confirmation& c : m.confirmations({})) {
+        auto run = std::find_if(runs.begin(), runs.end(), [&](const RunInfo& r) { return r.id == c.run_id; });
+        REQUIRE(run != runs.end());
+        CHECK_THAT(run->command, Catch::Contains(" run " + std::to_string(source_run.at({c.template_name + c.config_hash, c.round})) +
+                                                 " (started"));
+    }
+}
+
 TEST_CASE("a store of an older schema is read only after tune db migrate", "[cli]") {
     testing::TempDir dir("migrate");
     const std::string db = dir.file("old.db");

@@ -1,6 +1,11 @@
 // Reading Hugging Face config.json files and deriving a layer's GEMMs.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "tune/error.hpp"
 #include "tune/model.hpp"
@@ -85,8 +90,19 @@ TEST_CASE("bad config.json contents are named in the error", "[model]") {
                       Catch::Contains("head_dim"));
     CHECK_THROWS_WITH(parse_model_config(json::parse(R"({"hidden_size": 99999999999, "num_attention_heads": 8})")),
                       Catch::Contains("'hidden_size'"));
+    CHECK_THROWS_WITH(parse_model_config(json::parse(R"({"hidden_size": 18446744073709551615, "num_attention_heads": 8})")),
+                      Catch::Contains("got 18446744073709551615"));
     CHECK_THROWS_AS(parse_model_config(json::parse("[1,2]")), Error);
     CHECK_THROWS_WITH(load_model_config("/nonexistent/config.json"), Catch::Contains("/nonexistent/config.json"));
+    // Text after the object (a second object, a stray word) makes the file invalid.
+    const auto junk = std::filesystem::temp_directory_path() / ("libtune-junk-config-" + std::to_string(::getpid()) + ".json");
+    for (const char* tail : {" garbage", R"( {"hidden_size": 32})"}) {
+        std::ofstream(junk) << R"({"hidden_size": 64, "num_attention_heads": 4})" << tail;
+        CHECK_THROWS_WITH(load_model_config(junk), Catch::Contains("not valid JSON"));
+    }
+    std::ofstream(junk) << R"({"hidden_size": 64, "num_attention_heads": 4})" << "\n\n";
+    CHECK(load_model_config(junk).hidden_size == 64);  // trailing blank lines are fine
+    std::filesystem::remove(junk);
     CHECK_THROWS_WITH(layer_gemms(parse_model_config(json::parse(R"({"hidden_size": 64, "num_attention_heads": 8})")), {0}, DType::f32),
                       Catch::Contains("tokens"));
 }
@@ -227,6 +243,11 @@ TEST_CASE("which layers use a window follows layer_types, use_sliding_window and
     CHECK_THROWS_WITH(parse(R"(, "layer_types": "full_attention")"), Catch::Contains("'layer_types'"));
     CHECK_THROWS_WITH(parse(R"(, "layer_types": ["sliding_attention"])"), Catch::Contains("sliding_window"));
     CHECK_THROWS_WITH(parse(R"(, "use_sliding_window": "yes")"), Catch::Contains("'use_sliding_window'"));
+    // A kind this runtime does not model is said, not read as full attention.
+    auto other = parse(R"(, "sliding_window": 16, "layer_types": ["sliding_attention", "slidng_attention"])");
+    CHECK((other.sliding_window == 16 && !other.full_attention_layers));
+    REQUIRE(other.unmodelled.size() == 1);
+    CHECK_THAT(other.unmodelled[0], Catch::Contains("'slidng_attention'"));
 }
 
 TEST_CASE("encoders attend bidirectionally and never decode", "[model]") {

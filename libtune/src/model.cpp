@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string_view>
 
 #include "tune/error.hpp"
@@ -55,8 +56,8 @@ public:
             const auto& v = j_[name];
             require(v.is_number_integer(), quoted(name) + " must be an integer, got " + std::string(v.type_name()));
             const auto x = v.get<std::int64_t>();
-            require(x >= lo && x <= hi, quoted(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                            "], got " + std::to_string(x));
+            require(x >= lo && x <= hi && !(v.is_number_unsigned() && x < 0),  // above INT64_MAX reads negative
+                    quoted(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v.dump());
             return x;
         }
         return std::nullopt;
@@ -140,10 +141,18 @@ void read_window(const Reader& r, ModelShape& m) {
         const auto& types = r.at("layer_types");
         require(types.is_array(), r.quoted("layer_types") + " must be an array of strings");
         windowed = full = false;
+        std::set<std::string> other;
         for (const auto& t : types) {
             require(t.is_string(), r.quoted("layer_types") + " must be an array of strings");
-            (t.get<std::string>() == "sliding_attention" ? windowed : full) = true;
+            const std::string type = t.get<std::string>();
+            if (type == "sliding_attention") windowed = true;
+            else if (type == "full_attention") full = true;
+            else other.insert(type);
         }
+        // Other kinds (linear attention, chunked attention, ...) are not tuned as attention:
+        // said, not read as full attention.
+        for (const std::string& type : other)
+            m.unmodelled.push_back("layers of type '" + type + "' (layer_types)");
         require(!windowed || m.sliding_window > 0,
                 r.quoted("layer_types") + " names sliding_attention layers but 'sliding_window' is not set");
     } else if (windowed && (in(kMixedWindowTypes, m.model_type) || r.has("sliding_window_pattern"))) {
@@ -259,7 +268,7 @@ ModelShape load_model_config(const std::filesystem::path& path) {
     require(!ec && size <= (std::uintmax_t{16} << 20), "config.json: '" + path.string() + "' is not a readable file under 16 MiB");
     nlohmann::json j;
     try {
-        in >> j;
+        j = nlohmann::json::parse(in);  // the whole file: text after the object is an error too
     } catch (const nlohmann::json::exception& e) {
         throw Error("config.json: '" + path.string() + "' is not valid JSON: " + e.what());
     }

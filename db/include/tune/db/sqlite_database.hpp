@@ -44,9 +44,17 @@ public:
     // Registers `run` (its device_id is ignored) and the devices, then records every row
     // under that run in ONE transaction: all or nothing. Rows keep their created_at when set;
     // rows already stored are skipped. Throws tune::Error naming the index of an unsound row.
-    // Returns the number of rows added. Used by import_json and by merging databases.
-    std::size_t import_rows(const RunInfo& run, const std::vector<DeviceInfo>& devices,
-                            const std::vector<Measurement>& rows);
+    // Used by import_json and by merging databases.
+    struct Imported {
+        std::size_t added = 0;    // rows not stored before
+        std::int64_t run_id = 0;  // the run registered for them
+    };
+    Imported import_rows(const RunInfo& run, const std::vector<DeviceInfo>& devices,
+                         const std::vector<Measurement>& rows);
+
+    // Runs `body` as one transaction: the writes it makes through this store (from this
+    // thread; others wait) commit together, or not at all when it throws.
+    void atomically(const std::function<void()>& body);
 
     int schema_version() const;
     std::vector<RunInfo> runs() const;
@@ -77,7 +85,16 @@ private:
 
 // JSON export/import for shipping tuned results: {"format":"libtune-db","version":1,
 // "devices":[...],"measurements":[...]}. Import validates every row before writing any.
-void export_json(const SqliteDatabase& db, std::ostream& out, const MeasurementFilter& filter = {});
-std::size_t import_json(SqliteDatabase& db, std::istream& in);
+// Returns the number of rows left out because they failed to decode (as query() skips them).
+std::size_t export_json(const SqliteDatabase& db, std::ostream& out, const MeasurementFilter& filter = {});
+// Import in two steps (so a bad file is refused before a store is opened): read and check
+// every device and row, then add them to a store under one "import" run.
+struct ExportedRows {
+    std::vector<DeviceInfo> devices;
+    std::vector<Measurement> rows;
+};
+ExportedRows read_export_json(std::istream& in);
+std::size_t import_json(SqliteDatabase& db, const ExportedRows& exported);
+std::size_t import_json(SqliteDatabase& db, std::istream& in);  // both steps
 
 }  // namespace tune
