@@ -132,12 +132,18 @@ std::string newer_message(const std::filesystem::path& path, int version) {
            " that this libtune supports; use a newer libtune";
 }
 
-void require_store(sqlite::Connection& c, int version) {
+void require_store(sqlite::Connection& c) {
+    // One statement: the version and the tables of one snapshot, while a concurrent opener may
+    // be creating the store (its tables and version commit together).
+    auto s = c.prepare("SELECT (SELECT user_version FROM pragma_user_version), (SELECT COUNT(*) FROM sqlite_schema)");
+    s.step();
+    const int version = static_cast<int>(s.get_int(0).value_or(0));
+    const std::int64_t tables = s.get_int(1).value_or(0);
     if (version > SqliteDatabase::kSchemaVersion) throw Error(newer_message(c.path(), version));
     if (version < 0)
         throw Error("database '" + c.path().string() + "' is not a libtune database (schema version " +
                     std::to_string(version) + ")");
-    if (version == 0 && c.query_int("SELECT COUNT(*) FROM sqlite_schema") > 0)
+    if (version == 0 && tables > 0)
         throw Error("database '" + c.path().string() +
                     "' is a SQLite file but not a libtune database (tables without a version)");
 }
@@ -147,8 +153,8 @@ void require_store(sqlite::Connection& c, int version) {
 void migrate(sqlite::Connection& c, int target) {
     if (user_version(c) >= target) return;
     sqlite::Transaction tx(c);
-    int version = user_version(c);
-    require_store(c, version);
+    require_store(c);
+    const int version = user_version(c);
     for (const Migration& step : kMigrations)
         if (step.version > version && step.version <= target) c.exec(step.sql);
     c.exec("PRAGMA user_version = " + std::to_string(target));

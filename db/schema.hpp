@@ -20,9 +20,9 @@ void configure(sqlite::Connection& c);
 // Switches to WAL mode, retrying while a concurrent opener holds the file.
 void use_wal(sqlite::Connection& c);
 
-// Throws unless the file at `version` can be a libtune store: a version from 1 up to this
-// build's, or 0 with no table yet (a new file). Names the path and what it is instead.
-void require_store(sqlite::Connection& c, int version);
+// Throws unless the file can be a libtune store: a version from 1 up to this build's, or 0
+// with no table yet (a new file). Names the path and what it is instead.
+void require_store(sqlite::Connection& c);
 
 // Applies the steps after the DB's version up to `target`, in one transaction. Refuses a
 // newer version and a SQLite file that has tables but no version (not a libtune DB).

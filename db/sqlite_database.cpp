@@ -81,7 +81,7 @@ SqliteDatabase::SqliteDatabase(const std::filesystem::path& path, Mode mode)
                         path.string() + "'");
         return;
     }
-    schema::require_store(c, version);  // before the WAL switch, which rewrites the file's header
+    schema::require_store(c);  // before the WAL switch, which rewrites the file's header
     schema::use_wal(c);
     c.exec("PRAGMA synchronous = NORMAL");
     schema::migrate(c, kSchemaVersion);
