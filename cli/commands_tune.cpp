@@ -392,18 +392,16 @@ bool attention_dtype(Backend backend, DType dtype) {
 
 std::vector<std::int64_t> parse_tokens(const std::string& text) {
     std::vector<std::int64_t> out;
-    std::stringstream ss(text);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        std::size_t used = 0;
-        long long v = 0;
-        try {
-            v = std::stoll(item, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        require(used > 0 && used == item.size() && v >= 1, "--tokens: '" + item + "' is not a positive integer");
+    // Every comma separates two counts: "1,", ",1" and "1,,2" name an empty one.
+    for (std::size_t begin = 0; !text.empty() && begin <= text.size();) {
+        const std::size_t end = std::min(text.find(',', begin), text.size());
+        const std::string item = text.substr(begin, end - begin);
+        std::int64_t v = 0;
+        const auto [stop, error] = std::from_chars(item.data(), item.data() + item.size(), v);
+        require(!item.empty() && error == std::errc() && stop == item.data() + item.size() && v >= 1,
+                "--tokens: '" + item + "' is not a positive integer");
         out.push_back(v);
+        begin = end + 1;
     }
     require(!out.empty(), "--tokens: give at least one token count, e.g. 1,16,512");
     return out;

@@ -138,6 +138,7 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
         {"model " + no_hidden + " --db " + db, "hidden_size"},
         {"model " + latent + " --db " + db, "multi-head latent attention"},
         {"model " + models() + "gpt2.json --tokens 1,x --db " + db, "--tokens"},
+        {"model " + models() + "gpt2.json --tokens 1, --db " + db, "--tokens: '' is not"},
         {"gemm --m 0 --n 4 --k 4 --db " + db, "'m' must be >= 1"},
         {"gemm --m -5 --n 4 --k 4 --db " + db, "'m'"},
         {"gemm --m 4 --n 99999999999999999999 --k 4 --db " + db, "--n"},
