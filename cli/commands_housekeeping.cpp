@@ -1,5 +1,6 @@
 // tune db stats | prune: what a store holds, and dropping what is no longer worth keeping.
 #include <cstdio>
+#include <map>
 #include <memory>
 
 #include "cli.hpp"
@@ -65,13 +66,25 @@ void add_housekeeping_commands(CLI::App& db_cmd) {
     prune->callback([=] {
         require_existing(*prune_path);
         SqliteDatabase db(*prune_path);
-        PruneReport r = prune_store(db, current_versions(), *options);
+        // A row is servable when its device's templates (as this build has them) accept its
+        // config, as the Dispatcher checks it; a row of a device without a fingerprint is ranked.
+        std::map<std::string, TemplateRegistry> registries;
+        for (const DeviceInfo& d : db.devices()) registries.emplace(d.id(), builtin_registry(d));
+        PruneOptions with_check = *options;
+        with_check.servable = [&](const Measurement& m) {
+            auto registry = registries.find(m.device_id);
+            if (registry == registries.end()) return true;
+            const Template* t = registry->second.find(m.template_name);
+            return t == nullptr || (t->supports(m.problem) && !t->space(m.problem)->violation(m.config));
+        };
+        PruneReport r = prune_store(db, current_versions(), with_check);
         std::printf("%s %zu of %zu rows: %zu of stale template versions, %zu slower than the best %zu per shape "
                     "(not on the time/workspace front), %zu failed\n",
                     options->dry_run ? "would drop" : "dropped", r.dropped(), r.rows_before, r.dropped_stale,
                     r.dropped_slow, options->keep, r.dropped_failed);
-        std::printf("kept %zu rows (%zu failed rows of current versions, %zu of unknown templates)\n", r.kept,
-                    r.kept_failed, r.kept_unknown);
+        std::printf("kept %zu rows (%zu failed rows of current versions, %zu of unknown templates, %zu a runtime "
+                    "would refuse)\n",
+                    r.kept, r.kept_failed, r.kept_unknown, r.kept_unservable);
         if (!options->dry_run)
             std::printf("size: %s -> %s\n", format_bytes(r.bytes_before).c_str(), format_bytes(r.bytes_after).c_str());
         if (r.bad_rows) std::printf("warning: %zu rows failed validation and were left alone (see 'tune db verify')\n", r.bad_rows);

@@ -100,7 +100,9 @@ PruneReport prune_store(SqliteDatabase& db, const TemplateVersions& current, con
                 continue;
             case TemplateVersionStats::State::current: break;
         }
-        if (m.status == Status::ok) {
+        if (m.status == Status::ok && options.servable && !options.servable(m)) {
+            ++r.kept_unservable;
+        } else if (m.status == Status::ok) {
             groups[{shape_key(m.problem), m.device_id}].push_back(&m);
         } else if (options.drop_failed) {
             drop.push_back(m.id);

@@ -248,6 +248,10 @@ TEST_CASE("tune db verify reports the rows a runtime would refuse: configs their
     CHECK(r.code != 0);
     CHECK_THAT(r.out, Catch::Contains("cpu.gemm.blocked config") && Catch::Contains("threads"));
     CHECK(run_tune("db verify --db " + db).code == 0);
+    // Prune leaves such a row alone and does not rank it.
+    auto pruned = run_tune("db prune --keep 1 --dry-run --db " + bad);
+    CHECK(pruned.code == 0);
+    CHECK_THAT(pruned.out, Catch::Contains("1 a runtime would refuse"));
 }
 
 TEST_CASE("LIBTUNE_NUM_THREADS limits the threads of every measured config and a bad value stops the run", "[cli]") {

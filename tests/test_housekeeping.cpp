@@ -148,6 +148,26 @@ TEST_CASE("db prune drops stale versions and slow rows but keeps the best K, eac
     CHECK(failed.dropped() == 1);
 }
 
+TEST_CASE("db prune ranks only rows a runtime would serve, and leaves the others alone", "[housekeeping]") {
+    Store s;
+    Problem p = make_gemm(64, 64, 64);
+    fill(s, p);
+    // The fastest current row is one the runtime refuses (say its config left the space).
+    PruneOptions keep1;
+    keep1.keep = 1;
+    keep1.servable = [](const Measurement& m) { return m.config.text() != cfg(1, 1) || m.template_name != "test.gemm.fake"; };
+    PruneReport r = prune_store(*s.db, kCurrent, keep1);
+    CHECK(r.kept_unservable == 1);
+    CHECK(s.configs(p) == std::set<std::string>{
+                             "test.gemm.fake@v1 " + cfg(1, 1) + " ok",   // refused: left alone, not ranked
+                             "test.gemm.fake@v1 " + cfg(2, 1) + " ok",   // the fastest servable: kept
+                             "test.gemm.fake@v1 " + cfg(1, 2) + " ok",   // front: no workspace
+                             "test.gemm.fake2@v1 " + cfg(1, 1) + " ok",  // its template's best
+                             "test.gemm.fake@v1 " + cfg(2, 2) + " crashed",
+                             "vendor.gone@x " + cfg(1, 1) + " ok",
+                         });
+}
+
 TEST_CASE("db prune keeps every row a confirmation round re-measured, so the store's pick stays", "[housekeeping]") {
     Store s;
     Problem p = make_gemm(64, 64, 64);

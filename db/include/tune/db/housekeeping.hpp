@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -39,12 +40,16 @@ struct PruneOptions {
     std::size_t keep = 3;      // fastest ok rows kept per (problem key, device)
     bool drop_failed = false;  // also drop failed rows of current versions (see README)
     bool dry_run = false;      // report what would go, change nothing
+    // Whether a runtime would serve an ok row (its config valid in its template's space);
+    // empty: every row. A row it refuses is not ranked, so it cannot push a servable row out
+    // of the kept ones, and is left alone (tune db verify names it).
+    std::function<bool(const Measurement&)> servable;
 };
 
 struct PruneReport {
     std::size_t rows_before = 0, kept = 0;
     std::size_t dropped_stale = 0, dropped_slow = 0, dropped_failed = 0;
-    std::size_t kept_failed = 0, kept_unknown = 0, bad_rows = 0;
+    std::size_t kept_failed = 0, kept_unknown = 0, kept_unservable = 0, bad_rows = 0;
     std::uintmax_t bytes_before = 0, bytes_after = 0;  // file + WAL
     std::size_t dropped() const { return dropped_stale + dropped_slow + dropped_failed; }
 };
@@ -53,8 +58,8 @@ struct PruneReport {
 // fastest (ties to the smaller config hash), the fastest of each template, every row on the
 // Pareto front of (median time, workspace bytes) and every row re-measured in a confirmation
 // round (the store's pick is ranked among them). Drops every row of a stale template
-// version, the other ok rows, and failed rows only with drop_failed. Rows that fail to decode
-// and rows of unknown templates are left alone. The deletion is one transaction (a crash
+// version, the other ok rows, and failed rows only with drop_failed. Rows that fail to decode,
+// rows of unknown templates and ok rows `servable` refuses are left alone. The deletion is one transaction (a crash
 // leaves the store as it was), followed by VACUUM and a WAL checkpoint to return the space.
 PruneReport prune_store(SqliteDatabase& db, const TemplateVersions& current, const PruneOptions& options);
 
