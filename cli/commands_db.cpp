@@ -291,6 +291,7 @@ void add_db_commands(CLI::App& app) {
     migrate->callback([=] {
         // A read-write open migrates; a path that does not exist must not become a new store.
         require(std::filesystem::exists(*path), "migrate: no such file '" + *path + "'");
+        require_existing(*path);
         SqliteDatabase db(*path);
         std::printf("ok: %s is at schema v%d\n", path->c_str(), db.schema_version());
     });

@@ -13,6 +13,10 @@ namespace fs = std::filesystem;
 
 void require_existing(const std::string& path) {
     require(fs::exists(path), "database '" + path + "' does not exist");
+    // SQLite would make an empty file a new store: not what a verb on an existing one means.
+    std::error_code ec;
+    require(fs::is_directory(path, ec) || fs::file_size(path, ec) > 0 || ec,
+            "database '" + path + "' is an empty file, not a libtune database");
 }
 
 void require_store_path(const std::string& path, const std::string& option) {

@@ -131,6 +131,8 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
     std::ofstream(latent) << R"({"hidden_size": 64, "num_attention_heads": 4, "kv_lora_rank": 16})";
     std::ofstream(junk) << R"({"hidden_size": 64, "num_attention_heads": 4} garbage)";
     fs::create_directories(record_dir);
+    const std::string empty = dir.file("empty.db");
+    std::ofstream{empty};
     const std::string gemm = "gemm --m 4 --n 4 --k 4 ";
     std::vector<Case> cases{
         {"model /nonexistent/config.json --db " + db, "cannot open"},
@@ -178,6 +180,9 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
         {"db import " + record_dir + " --db " + db, "is a directory"},
         {"db import " + bad_json + " --db " + db, "not valid JSON"},
         {"db import " + bad_json + " --db ''", "--db: the database path is empty"},
+        {"db prune --db " + empty, "is an empty file"},
+        {"retune --db " + empty, "is an empty file"},
+        {"db migrate --db " + empty, "is an empty file"},
     };
     for (const auto& c : cases) {
         INFO(c.args);
@@ -188,6 +193,7 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
     // Failed commands never created or damaged a store: each checks its input before it opens one.
     CHECK_FALSE(fs::exists(dir.file("missing.db")));
     CHECK_FALSE(fs::exists(db));
+    CHECK(fs::file_size(empty) == 0);
     std::ifstream g(garbage_db);
     std::string content((std::istreambuf_iterator<char>(g)), {});
     CHECK(content == std::string(5000, 'x'));
