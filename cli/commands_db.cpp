@@ -49,7 +49,16 @@ std::map<std::string, ShapeBest> best_per_shape(const Database& db, const std::v
 
 void add_db_commands(CLI::App& app) {
     auto* db_cmd = app.add_subcommand("db", "inspect, ship and check a tuning store");
-    db_cmd->require_subcommand(1);
+    // Not require_subcommand: with it, a misspelt verb ("db lsit") only got "A subcommand is
+    // required"; now it is named as unexpected, and a bare "db" lists the verbs.
+    db_cmd->require_subcommand(0, 1);
+    db_cmd->callback([db_cmd] {
+        if (!db_cmd->get_subcommands().empty()) return;
+        std::string verbs;
+        for (const CLI::App* sub : db_cmd->get_subcommands([](const CLI::App*) { return true; }))
+            verbs += (verbs.empty() ? "" : ", ") + sub->get_name();
+        throw Error("db: give a verb: " + verbs);
+    });
     auto path = std::make_shared<std::string>("tuned.db");
     auto add_db_option = [&](CLI::App* cmd) {
         cmd->add_option("--db", *path, "SQLite file")->capture_default_str();

@@ -181,6 +181,8 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
         {"db import " + bad_json + " --db " + db, "not valid JSON"},
         {"db import " + bad_json + " --db ''", "--db: the database path is empty"},
         {"db prune --db " + empty, "is an empty file"},
+        {"db lsit", "not expected: lsit"},
+        {"db", "give a verb: list, best"},
         {"retune --db " + empty, "is an empty file"},
         {"db migrate --db " + empty, "is an empty file"},
     };
