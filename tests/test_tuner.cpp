@@ -218,6 +218,19 @@ TEST_CASE("initial configs are measured right after the defaults, from the budge
     CHECK(rows[2].status == Status::invalid);
 }
 
+TEST_CASE("an initial config that this run's fixed knobs exclude is not measured", "[tuner]") {
+    FakeTuning f;
+    TuneOptions opt;
+    opt.budget = 4;
+    opt.strategy = "exhaustive";
+    opt.fixed_knobs = Config::parse("unroll=8");
+    opt.initial_configs["test.gemm.fake"] = {Config::parse("mode=good tile=3 unroll=2")};
+    auto r = f.tuner.tune(make_gemm(6, 6, 6), opt);
+    REQUIRE(r.best);
+    CHECK(r.best->config.get_int("unroll") == 8);
+    for (const auto& m : f.db->query({})) CHECK(m.config.get_int("unroll") == 8);  // valid, but not in this run
+}
+
 namespace {
 // A measurement with a scripted time (its median and fastest repetition).
 Measurement scripted(const Problem& p, const Template& t, const Config& c, double seconds) {

@@ -171,7 +171,10 @@ bool ProblemTuning::open_round() {
                     const bool listed = std::any_of(round_.begin(), round_.end(), [&](const Slot& s) {
                         return s.plan == &plan && s.config == c;
                     });
-                    if (!listed) add(plan, c);  // one outside the space is recorded invalid
+                    // One the template's space refuses is recorded invalid; one that only this
+                    // run's workspace cap or fixed knobs exclude is left out (valid elsewhere).
+                    if (listed || (plan.space->violation(c) && !plan.t->space(result_.problem)->violation(c))) continue;
+                    add(plan, c);
                 }
             }
             if (!round_.empty()) return true;
