@@ -288,6 +288,44 @@ struct ScriptedConfirmation {
 };
 }  // namespace
 
+TEST_CASE("a later run whose new candidates leave the finalists as they were ranks them anew: its pick is the store's",
+          "[tuner]") {
+    // The default is lucky once (0.5 ms, then 3 ms), the listed config always 2 ms, every
+    // other config 5 ms: one measurement picks the default, confirmation the listed config.
+    TemplateRegistry reg;
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());
+    reg.add(std::make_unique<testing::FakeGemmTemplate>("test.gemm.vendor", "v1", true));
+    const Problem problem = make_gemm(6, 6, 6);
+    const Config def = testing::FakeGemmTemplate().space(problem)->default_config();
+    const Config steady = Config::parse("mode=good tile=2 unroll=1");
+    std::map<std::string, int> calls;
+    LocalExecutor exec{detect_cpu(), [&](const Problem& p, const Template& t, const Config& c) {
+                           const int call = calls[t.info().name + " " + c.text()]++;
+                           const double s = t.info().vendor ? 4e-3 : c == steady ? 2e-3 : c == def ? (call ? 3e-3 : 0.5e-3) : 5e-3;
+                           return scripted(p, t, c, s);
+                       }};
+    auto db = make_memory_database();
+    for (std::size_t budget : {3, 6}) {  // the second run adds only slower candidates
+        INFO("budget " << budget);
+        Tuner tuner(*db, reg, exec, db->start_run({}, exec.device()));
+        TuneOptions opt;
+        opt.budget = budget;
+        opt.strategy = "exhaustive";
+        opt.initial_configs["test.gemm.fake"] = {steady};
+        opt.confirm_rounds = 3;
+        opt.confirm_top = 2;
+        opt.contest_rounds = 0;
+        auto r = tuner.tune(problem, opt);
+        REQUIRE(r.best);
+        CHECK(r.best->config == steady);
+        CHECK(r.confirmed > 0);  // measured anew, not taken from the first run's round
+        // What the store serves is the Tuner's pick: the second run's round is current there.
+        REQUIRE(confirmed_picks(*db, {}, false).size() == 1);
+        for (const Measurement& m : db->best({}))
+            if (m.template_name == "test.gemm.fake") CHECK(m.config == steady);
+    }
+}
+
 TEST_CASE("the confirmation round re-measures the finalists in turn and ranks by the fastest time each reached twice", "[tuner]") {
     ScriptedConfirmation s;
     auto single_db = make_memory_database();

@@ -313,6 +313,14 @@ bool ProblemTuning::open_confirm_round() {
         const TemplateInfo& info = ok_[f].first->t->info();
         keys.push_back(finalist_key(info.name, info.version, ok_[f].second.config.hash_hex()));
     }
+    // The set also names the shape's newest ok row on this device: the store takes a round as
+    // out of date once a later row could have ranked in it (confirmed_picks), so a round of the
+    // same finalists from before this run's new rows is measured anew, not reused; a resumed
+    // run, which stored no row since, finds its own.
+    std::int64_t newest = 0;
+    for (const Measurement& m : db_.query({shape_key(result_.problem), device_id_, "", "", Status::ok}))
+        newest = std::max(newest, m.id);
+    keys.push_back("newest-row|" + std::to_string(newest));
     finalists_ = finalist_set_id(keys);
     stored_confirmations_.clear();
     for (const Confirmation& c : db_.confirmations({shape_key(result_.problem), device_id_, "", "", std::nullopt}))

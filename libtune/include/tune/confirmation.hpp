@@ -27,8 +27,9 @@ struct Confirmation {
     std::string created_at;   // set by the store
 };
 
-// Names a finalist set: the same finalists give the same id in any run or order, so a resumed
-// run finds the re-measurements an interrupted one stored.
+// Names a finalist set: the same keys give the same id in any run or order, so a resumed run
+// finds the re-measurements an interrupted one stored. The Tuner adds a key for the shape's
+// newest stored row, so a round from before later rows is not taken for a current one.
 std::string finalist_set_id(std::vector<std::string> finalist_keys);
 // "template|version|config_hash": a finalist's entry in finalist_set_id.
 std::string finalist_key(const std::string& template_name, const std::string& template_version,
