@@ -3,8 +3,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <thread>
 
 #include "tune/error.hpp"
 #include "tune/kernel.hpp"
@@ -43,14 +45,16 @@ public:
         space(p)->validate(c);
         if (c.get_str("mode") == "throws") throw Error("fake: refuses to build");
         built.fetch_add(1, std::memory_order_relaxed);
-        return std::make_unique<K>(gemm_dims(p), c.get_str("mode") == "wrong", c.get_int("unroll"));
+        return std::make_unique<K>(gemm_dims(p), c.get_str("mode") == "wrong", c.get_int("unroll"), call_s);
     }
     mutable std::atomic<int> built{0};  // kernels instantiated
+    double call_s = 0;                  // each call also sleeps this long (a slow, correct kernel)
 
 private:
     struct K final : Kernel {
-        K(GemmDims d, bool wrong, std::int64_t unroll) : d(d), wrong(wrong), unroll(unroll) {}
+        K(GemmDims d, bool wrong, std::int64_t unroll, double call_s) : d(d), wrong(wrong), unroll(unroll), call_s(call_s) {}
         void run(const OpArgs& a) const override {
+            if (call_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(call_s));
             auto* A = static_cast<const float*>(a.inputs[0]);
             auto* B = static_cast<const float*>(a.inputs[1]);
             auto* C = static_cast<float*>(a.outputs[0]);
@@ -71,6 +75,7 @@ private:
         GemmDims d;
         bool wrong;
         std::int64_t unroll;
+        double call_s;
     };
     TemplateInfo info_;
     std::shared_ptr<const Space> space_, narrow_space_;

@@ -83,6 +83,26 @@ TEST_CASE("an isolated measurer survives crashing, hanging and hoarding candidat
     CHECK(m.worker_starts() == 6);
 }
 
+TEST_CASE("a correct kernel slower than the timing cap is timed to the end, in a worker as in process", "[isolation]") {
+    // Each call is within the per-call limit, but the protocol's warm-up and min_reps samples
+    // (5 calls, 0.75 s) outlast max_time_s plus two calls' worth: the worker's limit must not
+    // call that a timeout when the same candidate is ok in process.
+    testing::FakeGemmTemplate slow;
+    slow.call_s = 0.15;
+    MeasureOptions isolated = isolated_options();
+    isolated.timeout_s = 0.25;
+    MeasureOptions in_process = isolated;
+    in_process.isolate = false;
+    const Problem p = make_gemm(4, 4, 4);
+    for (const MeasureOptions& o : {in_process, isolated}) {
+        Measurer m(detect_cpu(), o);
+        const Measurement r = m.measure(p, slow, slow.space(p)->default_config());
+        INFO("isolate " << o.isolate << ": " << r.reason);
+        CHECK(r.status == Status::ok);
+        CHECK(r.stats.median_s >= 0.15);
+    }
+}
+
 TEST_CASE("after a template whose threads linger the measurer waits them out, and only after a run",
           "[isolation]") {
     // settle_s stands for OpenBLAS's spinning workers: the next candidate must not be timed

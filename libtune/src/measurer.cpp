@@ -191,8 +191,11 @@ Measurement Measurer::measure(const Problem& p, const Template& t, const Config&
         detail::WorkerLimits limits;
         limits.setup_timeout_s = options_.setup_timeout_s;
         limits.verify_timeout_s = options_.timeout_s;
-        // Warm-up and the timing loop, plus a sample's worth of calls at the per-call limit.
-        limits.timing_timeout_s = options_.warmup_s + options_.max_time_s + 2 * options_.timeout_s;
+        // Warm-up and the timing loop: the loop always takes min_reps samples, and the warm-up
+        // and the sample that crosses max_time_s add one call each, every call up to the
+        // per-call limit (a correct kernel that slow is ok in process; so it must be here).
+        limits.timing_timeout_s =
+            options_.warmup_s + options_.max_time_s + double(options_.min_reps + 2) * options_.timeout_s;
         limits.memory_limit_bytes = options_.memory_limit_bytes;
         worker_ = std::make_unique<detail::Worker>(
             [this](const Problem& wp, const Template& wt, const Config& wc, const detail::PhaseFn& phase) {
