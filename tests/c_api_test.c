@@ -84,6 +84,17 @@ static void check_run(tune_dispatcher* d, int64_t m, int64_t n, int64_t k, tune_
     g.bias = 1;
     CHECK(tune_gemm(d, &g, a, b, bias, NULL, c) == TUNE_OK);
     CHECK(gemm_error(a, b, bias, c, m, n, k) < 1e-5);
+    /* An output sharing memory with an input is refused (the product is stored before the
+     * epilogue reads the residual): in place, C over A, C over the end of B. */
+    g.bias = 0;
+    g.residual = 1;
+    CHECK(tune_gemm(d, &g, a, b, NULL, c, c) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "output C overlaps input residual") != NULL);
+    g.residual = 0;
+    CHECK(tune_gemm(d, &g, a, b, NULL, NULL, a) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "overlaps input A") != NULL);
+    CHECK(tune_gemm(d, &g, a, b, NULL, NULL, b + n * k - 1) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(tune_gemm(d, &g, a, b, NULL, NULL, c) == TUNE_OK); /* separate buffers still run */
     free(a), free(b), free(c), free(bias);
 }
 
@@ -169,6 +180,8 @@ static void check_swiglu(tune_dispatcher* d, int64_t m, int64_t n, int64_t k, tu
     /* Error paths: a NULL operand, a bad dtype, a bad size, a tolerance out of range. */
     CHECK(tune_swiglu(d, &sd, xb, NULL, ub, out) == TUNE_ERR_INVALID_ARGUMENT);
     CHECK(strstr(tune_last_error(), "w_gate") != NULL);
+    CHECK(tune_swiglu(d, &sd, xb, gb, ub, (float*)gb) == TUNE_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(tune_last_error(), "output out overlaps input w_gate") != NULL);
     sd.dtype = (tune_dtype)5;
     CHECK(tune_swiglu(d, &sd, x, wg, wu, out) == TUNE_ERR_INVALID_ARGUMENT);
     sd = tune_swiglu_desc_init(m, 0, k);

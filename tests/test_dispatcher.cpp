@@ -225,6 +225,15 @@ TEST_CASE("run executes the selected kernel", "[dispatcher]") {
     void* out[] = {c.data()};
     d.run(p, {in, out});
     for (float v : c) CHECK(v == 8.0f);
+    // An output that shares memory with an input is refused, not computed wrongly.
+    void* onto_b[] = {b.data() + 6};
+    CHECK_THROWS_WITH(d.run(p, {in, onto_b}), Catch::Contains("output C overlaps input B"));
+    std::vector<float> r(6, 1.0f);
+    const Problem with_residual = with_epilogue(p, false, Activation::none, true);
+    const void* in_place[] = {a.data(), b.data(), c.data()};
+    CHECK(overlapping_operands(with_residual, {in_place, out}) == "output C overlaps input residual");
+    const void* separate[] = {a.data(), b.data(), r.data()};
+    CHECK(overlapping_operands(with_residual, {separate, out}).empty());
 }
 
 TEST_CASE("run builds a kernel once per shape and config and serves concurrent callers", "[dispatcher]") {

@@ -450,6 +450,8 @@ std::size_t Dispatcher::KernelKeyHash::operator()(const KernelKey& k) const noex
 }
 
 void Dispatcher::run(const Problem& p, const OpArgs& args) const {
+    if (std::string why = overlapping_operands(p, args); !why.empty())
+        throw Error("dispatcher: " + shape_key(p) + ": " + why + "; give the output a buffer of its own");
     const Selection s = lookup(p);
     const KernelKey key{p, s.tmpl, s.config};
     std::shared_ptr<const Kernel> kernel;

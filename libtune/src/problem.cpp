@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tune/error.hpp"
+#include "tune/kernel.hpp"
 
 namespace tune {
 namespace {
@@ -436,6 +437,49 @@ void from_json(const nlohmann::json& j, Problem& p) {
     }
     validate(out);
     p = out;
+}
+
+}  // namespace tune
+
+namespace tune {
+
+std::string overlapping_operands(const Problem& p, const OpArgs& args) {
+    // On every Dispatcher::run: no allocation unless an overlap is found.
+    struct Operand {
+        const char* name = nullptr;
+        std::size_t bytes = 0;
+        const void* data = nullptr;
+    };
+    std::array<Operand, 5> operands;  // inputs, then the output
+    std::size_t inputs = 0;
+    const std::size_t elt = dtype_bytes(p.dtype), f32 = sizeof(float);
+    if (p.op == OpKind::gemm) {
+        const GemmDims d = gemm_dims(p);
+        const auto mn = std::size_t(d.batch * d.m * d.n);
+        operands[inputs++] = {"A", std::size_t(d.batch * d.m * d.k) * elt};
+        operands[inputs++] = {"B", std::size_t(d.batch * d.k * d.n) * elt};
+        if (d.bias) operands[inputs++] = {"bias", std::size_t(d.n) * f32};
+        if (d.residual) operands[inputs++] = {"residual", mn * f32};
+        operands[inputs] = {"C", mn * f32};
+    } else if (p.op == OpKind::swiglu) {
+        const auto m = std::size_t(p.dim("m")), n = std::size_t(p.dim("n")), k = std::size_t(p.dim("k"));
+        operands[inputs++] = {"x", m * k * elt};
+        operands[inputs++] = {"w_gate", n * k * elt};
+        operands[inputs++] = {"w_up", n * k * elt};
+        operands[inputs] = {"out", m * n * f32};
+    } else {
+        return {};
+    }
+    for (std::size_t i = 0; i < inputs; ++i) operands[i].data = i < args.inputs.size() ? args.inputs[i] : nullptr;
+    const Operand& output = operands[inputs];
+    if (args.outputs.empty() || !args.outputs[0]) return {};
+    const auto o0 = reinterpret_cast<std::uintptr_t>(args.outputs[0]);
+    for (std::size_t i = 0; i < inputs; ++i) {
+        const auto i0 = reinterpret_cast<std::uintptr_t>(operands[i].data);
+        if (operands[i].data && operands[i].bytes && output.bytes && o0 < i0 + operands[i].bytes && i0 < o0 + output.bytes)
+            return std::string("output ") + output.name + " overlaps input " + operands[i].name;
+    }
+    return {};
 }
 
 }  // namespace tune

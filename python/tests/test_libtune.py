@@ -114,6 +114,9 @@ def test_bad_input_gives_clear_errors(tmp_path):
         libtune.gemm(a, b, ro)
     with pytest.raises(TypeError, match="NumPy array"):
         libtune.gemm([[1.0]], b)
+    r = rand(8, 24)
+    with pytest.raises(ValueError, match="output C overlaps input residual"):
+        libtune.Dispatcher(None).gemm(a, b, r, residual=r)
     with pytest.raises(ValueError, match="dtype"):
         libtune.Dispatcher(None).lookup(8, 8, 8, dtype="f64")
     with pytest.raises(ValueError, match="dim 'm'"):

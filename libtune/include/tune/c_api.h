@@ -92,7 +92,8 @@ typedef struct tune_selection {
 int tune_lookup_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, tune_selection* out);
 
 /* Runs the GEMM with the selected config (the kernel is built once per shape, then cached).
- * bias must be non-NULL exactly when g->bias, residual exactly when g->residual. Thread-safe. */
+ * bias must be non-NULL exactly when g->bias, residual exactly when g->residual. C must not
+ * share memory with any input, the residual included (TUNE_ERR_INVALID_ARGUMENT). Thread-safe. */
 int tune_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, const void* a, const void* b,
               const float* bias, const float* residual, float* c);
 
@@ -134,7 +135,8 @@ typedef struct tune_swiglu_desc {
 tune_swiglu_desc tune_swiglu_desc_init(int64_t m, int64_t n, int64_t k);
 /* The config the dispatcher runs for this SwiGLU problem (see tune_lookup_gemm). */
 int tune_lookup_swiglu(const tune_dispatcher* d, const tune_swiglu_desc* s, tune_selection* out);
-/* Runs it with the selected config (built once per shape, then cached). Thread-safe. */
+/* Runs it with the selected config (built once per shape, then cached); out must not share
+ * memory with an input (TUNE_ERR_INVALID_ARGUMENT). Thread-safe. */
 int tune_swiglu(const tune_dispatcher* d, const tune_swiglu_desc* s, const void* x, const void* w_gate,
                 const void* w_up, float* out);
 /* Measures candidates for one SwiGLU problem into a SQLite store (see tune_tune_gemm). */

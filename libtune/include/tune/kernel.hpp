@@ -22,6 +22,12 @@ struct OpArgs {
     std::span<void* const> outputs;
 };
 
+// Kernels read their inputs while they write their outputs (a GEMM stores the product before
+// its epilogue reads the residual): a GEMM or SwiGLU output that shares memory with an input
+// gives wrong results. Names the first such pair ("output C overlaps input residual"), empty
+// when there is none; other ops are not checked.
+std::string overlapping_operands(const Problem& p, const OpArgs& args);
+
 // A problem + config made runnable. run() is thread-compatible: one kernel object may be
 // run concurrently only if the template says so (CPU GEMM kernels allocate per call).
 class Kernel {
