@@ -375,6 +375,35 @@ TEST_CASE("record mode counts every shape served without an exact entry", "[disp
     CHECK(counts.count(shape_key(make_gemm(32, 32, 32))) == 0);
 }
 
+TEST_CASE("a record file is checked at open, and a failed append keeps its counts for the next flush", "[dispatcher]") {
+    namespace fs = std::filesystem;
+    const fs::path path = fs::temp_directory_path() / ("libtune-record-fail-" + std::to_string(::getpid()) + ".jsonl");
+    fs::remove_all(path);
+    DispatcherOptions options;
+    options.record_path = fs::path("/nonexistent-dir") / "record.jsonl";
+    Fixture f;
+    CHECK_THROWS_WITH(Dispatcher(*f.db, f.registry, f.device, options), Catch::Contains("/nonexistent-dir/record.jsonl"));
+    options.record_path = path;
+    {
+        // No store at all (Dispatcher::open with no system store): defaults served, shapes recorded.
+        auto d = Dispatcher::open("", "", options);
+        for (int i = 0; i < 3; ++i) CHECK(d->lookup(make_gemm(40, 32, 32)).source == LookupSource::default_config);
+        // The file becomes unwritable (a directory in its place): the flush fails, lookups go on.
+        fs::remove(path);
+        fs::create_directory(path);
+        CHECK_THROWS_WITH(d->flush_record(), Catch::Contains(path.string()));
+        CHECK(d->lookup(make_gemm(40, 32, 32)).source == LookupSource::default_config);
+        fs::remove(path);
+        d->flush_record();  // the 4 counts were kept
+    }
+    std::ifstream in(path);
+    std::uint64_t count = 0;
+    for (std::string line; std::getline(in, line);) count += nlohmann::json::parse(line)["count"].get<std::uint64_t>();
+    CHECK(count == 4);
+    fs::remove(path);
+    CHECK_THROWS_WITH(Dispatcher::open("", "user.db"), Catch::Contains("needs a system store"));
+}
+
 TEST_CASE("bucket rules map a dim to its bucket's representative", "[dispatcher][buckets]") {
     auto pow2 = BucketRules::parse("m:pow2");
     CHECK(pow2.text() == "m:pow2");

@@ -340,13 +340,7 @@ int tune_dispatcher_open(const char* system_db, const char* user_db, tune_dispat
         if (user_db && !*user_db) fail(TUNE_ERR_INVALID_ARGUMENT, "user_db path is empty (pass NULL for none)");
         if (!system_db && user_db) fail(TUNE_ERR_INVALID_ARGUMENT, "user_db given without a system_db");
         auto handle = std::make_unique<tune_dispatcher>();
-        if (system_db) {
-            handle->dispatcher = tune::Dispatcher::open(system_db, user_db ? user_db : "");
-        } else {  // no store: the index is built at construction, so an empty one can go at once
-            tune::DeviceInfo device = tune::detect_cpu();
-            auto registry = std::make_shared<const tune::TemplateRegistry>(tune::builtin_registry(device));
-            handle->dispatcher = std::make_unique<tune::Dispatcher>(*tune::make_memory_database(), registry, device);
-        }
+        handle->dispatcher = tune::Dispatcher::open(system_db ? system_db : "", user_db ? user_db : "");
         *out = handle.release();
     });
 }

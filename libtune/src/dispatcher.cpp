@@ -33,6 +33,12 @@ Dispatcher::Dispatcher(std::vector<StoreLayer> layers, std::shared_ptr<const Tem
                        const DeviceInfo& device, DispatcherOptions options)
     : registry_(std::move(registry)), device_(device), options_(std::move(options)) {
     require(registry_ != nullptr, "dispatcher: null template registry");
+    if (!options_.record_path.empty()) {
+        // Checked now: a lookup never fails for the record's sake (see flush_locked).
+        std::ofstream probe(options_.record_path, std::ios::app);
+        require(probe.good(), "dispatcher: cannot append the record (LIBTUNE_RECORD or record_path) to '" +
+                                  options_.record_path.string() + "'");
+    }
     TimesMap times;
     EntryMap merged;
     for (const auto& layer : layers) require(layer.db != nullptr, "dispatcher: store '" + layer.name + "' is null");
@@ -268,10 +274,16 @@ Problem Dispatcher::group_key(const Problem& p) {
 
 std::unique_ptr<Dispatcher> Dispatcher::open(const std::filesystem::path& system_db,
                                              const std::filesystem::path& user_db, DispatcherOptions options) {
-    SqliteDatabase system(system_db, SqliteDatabase::Mode::read_only);
-    std::unique_ptr<SqliteDatabase> user;
-    std::vector<StoreLayer> layers{{system_db.string(), &system}};
-    std::vector<const SqliteDatabase*> stores{&system};
+    require(!system_db.empty() || user_db.empty(), "dispatcher: a user store needs a system store");
+    // No system store: no layer, every lookup serves defaults (and records, with LIBTUNE_RECORD).
+    std::unique_ptr<SqliteDatabase> system, user;
+    std::vector<StoreLayer> layers;
+    std::vector<const SqliteDatabase*> stores;
+    if (!system_db.empty()) {
+        system = std::make_unique<SqliteDatabase>(system_db, SqliteDatabase::Mode::read_only);
+        layers.push_back({system_db.string(), system.get()});
+        stores.push_back(system.get());
+    }
     if (!user_db.empty()) {
         user = std::make_unique<SqliteDatabase>(user_db, SqliteDatabase::Mode::read_only);
         layers.push_back({user_db.string(), user.get()});
@@ -371,7 +383,7 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
         return s;
     }
     if (unseen_.size() >= kMemoCapacity) {
-        flush_locked();
+        flush_locked(std::nothrow);
         unseen_.clear();
     }
     Selection chosen;
@@ -427,14 +439,16 @@ void Dispatcher::flush_record() const {
 void Dispatcher::flush_locked() const {
     if (options_.record_path.empty()) return;
     std::string lines;
+    std::vector<std::pair<const Memo*, std::uint64_t>> written;
     for (auto& [shape, memo] : unseen_) {
-        std::uint64_t n = memo.hits.exchange(0, std::memory_order_relaxed);
+        const std::uint64_t n = memo.hits.load(std::memory_order_relaxed);
         if (n == 0) continue;
         nlohmann::json j{{"key", shape_key(shape)},
                          {"problem", shape},
                          {"count", n},
                          {"source", to_string(memo.selection.source)}};
         lines += j.dump() + '\n';
+        written.emplace_back(&memo, n);
     }
     if (lines.empty()) return;
     // One append per flush: lines from several processes interleave whole, never torn.
@@ -442,6 +456,17 @@ void Dispatcher::flush_locked() const {
     out << lines;
     out.flush();
     if (!out) throw Error("dispatcher: cannot append the record to '" + options_.record_path.string() + "'");
+    // Counted only once written: a failed append keeps them for the next flush.
+    for (const auto& [memo, n] : written) memo->hits.fetch_sub(n, std::memory_order_relaxed);
+}
+
+bool Dispatcher::flush_locked(std::nothrow_t) const {
+    try {
+        flush_locked();
+        return true;
+    } catch (const std::exception&) {
+        return false;  // these counts are lost; flush_record() reports a lasting failure
+    }
 }
 
 std::size_t Dispatcher::KernelKeyHash::operator()(const KernelKey& k) const noexcept {

@@ -35,7 +35,7 @@ bool Dispatcher::publish(const Measurement& m) {
     }
     // Memoised answers for unseen shapes may now have a better one (nearest, bucket).
     std::unique_lock lock(unseen_mutex_);
-    flush_locked();
+    flush_locked(std::nothrow);  // the published result stands whether or not the record is written
     unseen_.clear();
     return true;
 }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <new>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -137,7 +138,8 @@ public:
     Dispatcher& operator=(const Dispatcher&) = delete;
 
     // Opens SQLite files read-only with the built-in templates of this CPU: a system store
-    // and, optionally, a user store that overrides it. Record mode is on when options say so
+    // (an empty path: none, every shape gets its template's default) and, optionally, a user
+    // store that overrides it. Record mode is on when options say so
     // or the environment variable LIBTUNE_RECORD names a file. Bucket rules come from the
     // stores (the user's over the system's) unless options give some. Online tuning without
     // on_request or a store writes to the user store (opened a second time, read-write);
@@ -160,6 +162,9 @@ public:
     std::size_t cached_kernels() const;
 
     // Appends the recorded misses counted since the last flush; no-op when recording is off.
+    // Throws when the file cannot be appended to (the counts are kept for the next flush).
+    // Lookups never fail for the record: the file is checked at construction, and a later
+    // failed append (a full disk) while the memo starts over loses only those counts.
     void flush_record() const;
     // Content hash of the served index (shapes, templates, versions, configs): applications
     // log it to know exactly which tuning results a process used. Changes only on publish.
@@ -276,7 +281,8 @@ private:
                memo.misses.fetch_add(1, std::memory_order_relaxed) + 1 == options_.online.after_misses;
     }
     void request_tuning(const Problem& p) const;
-    void flush_locked() const;  // caller holds unseen_mutex_ exclusively
+    void flush_locked() const;  // caller holds unseen_mutex_ exclusively; throws when the append fails
+    bool flush_locked(std::nothrow_t) const;  // the same, false on failure: lookups and publish() never fail for it
     static Problem group_key(const Problem& p);  // p with its size dims and tolerance zeroed
     void start_online();
     void online_loop();
