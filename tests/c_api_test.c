@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -506,8 +507,10 @@ static void check_errors(tune_dispatcher* d, const char* dir) {
     o = tune_tune_options_init();
     o.strategy = "no-such-strategy";
     snprintf(path, sizeof path, "%s/unused.db", dir);
-    CHECK(tune_tune_gemm(path, &g, &o, NULL) != TUNE_OK);
+    remove(path);
+    CHECK(tune_tune_gemm(path, &g, &o, NULL) == TUNE_ERR_INVALID_ARGUMENT);
     CHECK(strstr(tune_last_error(), "no-such-strategy") != NULL);
+    CHECK(access(path, F_OK) != 0); /* refused before the store was opened */
     CHECK(tune_tune_gemm(NULL, &g, NULL, NULL) == TUNE_ERR_INVALID_ARGUMENT);
 }
 

@@ -15,6 +15,7 @@
 #include "tune/dispatcher.hpp"
 #include "tune/error.hpp"
 #include "tune/model.hpp"
+#include "tune/search/strategy.hpp"
 #include "tune/tuner.hpp"
 
 struct tune_dispatcher {
@@ -207,6 +208,11 @@ void tune_into(const char* db_path, const tune::Problem& p, const tune_tune_opti
     opt.time_limit_s = o.time_limit_s;
     opt.seed = o.seed;
     if (o.strategy) opt.strategy = o.strategy;
+    try {  // before the store is opened: a bad name adds no run to it
+        tune::make_strategy(opt.strategy, std::make_shared<tune::Space>(), {});
+    } catch (const tune::Error& e) {
+        fail(TUNE_ERR_INVALID_ARGUMENT, e.what());
+    }
 
     tune::DeviceInfo device = tune::detect_cpu();
     tune::TemplateRegistry registry = tune::builtin_registry(device);

@@ -19,10 +19,16 @@ PyObject* database_error_type = nullptr;  // libtune.DatabaseError (libtune.Erro
 
 void raise_on_error(int status) {
     if (status == TUNE_OK) return;
-    std::string message = tune_last_error();
-    if (status == TUNE_ERR_INVALID_ARGUMENT) throw py::value_error(message);
     if (status == TUNE_ERR_OUT_OF_MEMORY) throw std::bad_alloc();
-    PyErr_SetString(status == TUNE_ERR_DATABASE ? database_error_type : error_type, message.c_str());
+    const std::string message = tune_last_error();
+    // A message may quote bytes of a bad input file that are not UTF-8: shown as U+FFFD
+    // instead of an empty message.
+    auto text = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(message.data(), py::ssize_t(message.size()), "replace"));
+    if (!text) throw py::error_already_set();
+    PyErr_SetObject(status == TUNE_ERR_INVALID_ARGUMENT ? PyExc_ValueError
+                    : status == TUNE_ERR_DATABASE       ? database_error_type
+                                                        : error_type,
+                    text.ptr());
     throw py::error_already_set();
 }
 

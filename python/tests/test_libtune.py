@@ -123,6 +123,10 @@ def test_bad_input_gives_clear_errors(tmp_path):
         libtune.Dispatcher(None).lookup(0, 8, 8)
     with pytest.raises(ValueError, match="budget"):
         libtune.tune_gemm(8, 8, 8, db=tmp_path / "t.db", budget=0)
+    # A message quoting bytes that are not UTF-8 keeps its text.
+    (tmp_path / "bad.json").write_bytes(b'{"hidden_size": 64, \xff}')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        libtune.model_problems(tmp_path / "bad.json")
 
 
 def ref_attention(q, k, v, causal=False, window=0, scale=None):
