@@ -39,6 +39,11 @@ TEST_CASE("summary statistics are order statistics of the samples", "[measurer]"
     CHECK(s.ci_half_width_rel > 0);
     TimingStats flat = summarize(std::vector<double>(50, 2.0));
     CHECK(flat.ci_half_width_rel == 0);
+    // The median's 95% interval of 100 samples 1..100: ranks 40 and 61 (floor(50 - 9.8) and
+    // ceil(51 + 9.8)), half of it relative to the median 50.5.
+    std::vector<double> hundred;
+    for (int i = 100; i >= 1; --i) hundred.push_back(i);
+    CHECK(summarize(hundred).ci_half_width_rel == Approx((61.0 - 40.0) / 2 / 50.5));
 }
 
 TEST_CASE("the measurer verifies before it times", "[measurer]") {

@@ -41,9 +41,10 @@ TimingStats summarize(std::vector<double> samples) {
     s.min_s = samples.front();
     s.mean_s = std::accumulate(samples.begin(), samples.end(), 0.0) / double(n);
     s.iqr_s = quantile(samples, 0.75) - quantile(samples, 0.25);
-    // Distribution-free CI of the median: the order statistics n/2 -+ 1.96 sqrt(n)/2.
+    // Distribution-free 95% CI of the median: the order statistics of 1-based ranks
+    // floor(n/2 - 0.98 sqrt(n)) and ceil(n/2 + 1 + 0.98 sqrt(n)), here as 0-based indexes.
     double half = 0.98 * std::sqrt(double(n));
-    auto lo = static_cast<std::size_t>(std::max(0.0, std::floor(double(n) / 2 - half)));
+    auto lo = static_cast<std::size_t>(std::max(0.0, std::floor(double(n) / 2 - half) - 1));
     auto hi = static_cast<std::size_t>(std::min(double(n - 1), std::ceil(double(n) / 2 + half)));
     s.ci_half_width_rel = s.median_s > 0 ? (samples[hi] - samples[lo]) / 2 / s.median_s : 0;
     return s;
