@@ -105,7 +105,7 @@ void add_tune_options(CLI::App& cmd, TuneArgs& a) {
     std::string names;
     for (const auto& s : strategies()) names += (names.empty() ? "" : ", ") + s.name;
     cmd.add_option("--strategy", a.strategy, "search strategy: " + names)->capture_default_str();
-    cmd.add_option("--seed", a.seed, "seed for the strategy (runs are reproducible)")
+    cmd.add_option("--seed", a.seed, "seed for the strategy (random/exhaustive: the same candidates every run; the others also follow measured times)")
         ->capture_default_str()
         ->check(whole_number());
     cmd.add_option("--tolerance", a.tolerance,
