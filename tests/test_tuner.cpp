@@ -5,6 +5,8 @@
 #include <set>
 #include <stdexcept>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
 
 #include "fake_template.hpp"
 #include "fast_measure.hpp"
@@ -292,6 +294,35 @@ struct ScriptedConfirmation {
     }
 };
 }  // namespace
+
+TEST_CASE("the time limit also stops candidates an executor took ahead (lookahead)", "[tuner]") {
+    // Each candidate takes 10 ms; the first round's nine go to the executor at once. The 25 ms
+    // limit passes while they wait: those not started by then are skipped, not measured.
+    TemplateRegistry reg;
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());
+    std::size_t measured = 0;
+    LocalExecutor exec{detect_cpu(),
+                       [&](const Problem& p, const Template& t, const Config& c) {
+                           ++measured;
+                           std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                           return scripted(p, t, c, 1e-3);
+                       },
+                       8};
+    auto db = make_memory_database();
+    Tuner tuner(*db, reg, exec, db->start_run({}, exec.device()));
+    TuneOptions opt;
+    opt.budget = 16;
+    opt.confirm_rounds = 0;
+    opt.time_limit_s = 0.025;
+    for (int tile = 1; tile <= 4; ++tile)  // the first round: the default and these eight
+        for (int unroll : {2, 4})
+            opt.initial_configs["test.gemm.fake"].push_back(
+                Config::parse("mode=good tile=" + std::to_string(tile) + " unroll=" + std::to_string(unroll)));
+    auto r = tuner.tune(make_gemm(6, 6, 6), opt);
+    CHECK(measured < 8);
+    CHECK(r.measured == measured);
+    CHECK(db->query({}).size() == measured);
+}
 
 TEST_CASE("a later run whose new candidates leave the finalists as they were ranks them anew: its pick is the store's",
           "[tuner]") {

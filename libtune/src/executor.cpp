@@ -34,7 +34,8 @@ JobResult LocalExecutor::wait_next() {
     require(!queue_.empty(), "LocalExecutor: wait_next with no job submitted");
     Job job = std::move(queue_.front());
     queue_.pop_front();
-    return {job.id, measure_(job.problem, *job.tmpl, job.config)};
+    if (job.expired && job.expired()) return {job.id, {}, true};
+    return {job.id, measure_(job.problem, *job.tmpl, job.config), false};
 }
 
 }  // namespace tune

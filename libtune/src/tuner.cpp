@@ -111,7 +111,9 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
                 }
                 const std::uint64_t id = next_job++;
                 in_flight.emplace(id, InFlight{q.problem, q.candidate.slot, std::move(q.candidate.confirmation)});
-                executor_.submit({id, t.problem(), q.candidate.tmpl, std::move(q.candidate.config)});
+                // Checked again when it starts: with lookahead, the time limit may pass first.
+                executor_.submit({id, t.problem(), q.candidate.tmpl, std::move(q.candidate.config),
+                                  [&t] { return t.out_of_time(); }});
                 continue;
             }
             if (next_problem < problems.size() && can_start(problems[next_problem])) {
@@ -135,6 +137,11 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
         require(it != in_flight.end(), "tune: executor returned unknown job " + std::to_string(done.id));
         auto [problem, slot, confirmation] = std::move(it->second);
         in_flight.erase(it);
+        if (done.skipped) {
+            problem->tuning.skipped(slot);
+            if (problem->tuning.round_resolved()) advance(*problem);
+            continue;
+        }
         // Committed as it arrives: a killed run loses only the candidates in flight. A
         // confirmation re-measurement goes beside the config's first measurement, which stays.
         done.measurement.run_id = run_id_;

@@ -23,11 +23,15 @@ struct Job {
     Problem problem;
     const Template* tmpl = nullptr;
     Config config;
+    // Optional: true once the job is no longer wanted (its problem's time limit passed); an
+    // executor that has not started it yet may then complete it unmeasured (skipped).
+    std::function<bool()> expired;
 };
 
 struct JobResult {
     std::uint64_t id = 0;
     Measurement measurement;
+    bool skipped = false;  // completed unmeasured: the job had expired before it started
 };
 
 class Executor {
@@ -45,7 +49,8 @@ public:
 
 // Measures each job in this process when it is waited for. With lookahead > 1 it takes that
 // many jobs at once and starts compiling those of run-time compiled templates (GPU) on
-// submit, so the compiler works ahead of the device.
+// submit, so the compiler works ahead of the device; a job expired by the time it is waited
+// for is skipped.
 class LocalExecutor final : public Executor {
 public:
     LocalExecutor(DeviceInfo device, MeasureCandidateFn measure, std::size_t lookahead = 1);
