@@ -45,14 +45,17 @@ public:
         space(p)->validate(c);
         if (c.get_str("mode") == "throws") throw Error("fake: refuses to build");
         built.fetch_add(1, std::memory_order_relaxed);
-        return std::make_unique<K>(gemm_dims(p), c.get_str("mode") == "wrong", c.get_int("unroll"), call_s);
+        return std::make_unique<K>(gemm_dims(p), c.get_str("mode") == "wrong", c.get_int("unroll"), call_s, workspace);
     }
     mutable std::atomic<int> built{0};  // kernels instantiated
     double call_s = 0;                  // each call also sleeps this long (a slow, correct kernel)
+    mutable std::size_t workspace = 0;  // what each kernel reports as its workspace_bytes() (set through a registry)
 
 private:
     struct K final : Kernel {
-        K(GemmDims d, bool wrong, std::int64_t unroll, double call_s) : d(d), wrong(wrong), unroll(unroll), call_s(call_s) {}
+        K(GemmDims d, bool wrong, std::int64_t unroll, double call_s, std::size_t workspace)
+            : d(d), wrong(wrong), unroll(unroll), call_s(call_s), workspace(workspace) {}
+        std::size_t workspace_bytes() const override { return workspace; }
         void run(const OpArgs& a) const override {
             if (call_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(call_s));
             auto* A = static_cast<const float*>(a.inputs[0]);
@@ -76,6 +79,7 @@ private:
         bool wrong;
         std::int64_t unroll;
         double call_s;
+        std::size_t workspace;
     };
     TemplateInfo info_;
     std::shared_ptr<const Space> space_, narrow_space_;

@@ -305,6 +305,22 @@ TEST_CASE("the kernel cache of run stays bounded over ever new shapes", "[dispat
     CHECK(counted.built.load() == shapes);
 }
 
+TEST_CASE("the kernel cache of run also stays under its byte bound", "[dispatcher]") {
+    Fixture f;
+    // Each kernel reports 40% of the bound as its workspace: the third starts the cache over.
+    f.fake().workspace = Dispatcher::kKernelCacheBytes / 5 * 2;
+    const Dispatcher d(*f.db, f.registry, f.device);
+    std::vector<std::size_t> cached;
+    for (std::int64_t m = 1; m <= 3; ++m) {
+        std::vector<float> x(std::size_t(m * 3), 1.0f), w(6, 2.0f), c(std::size_t(m * 2));
+        const void* in[] = {x.data(), w.data()};
+        void* out[] = {c.data()};
+        d.run(make_gemm(m, 2, 3), {in, out});
+        cached.push_back(d.cached_kernels());
+    }
+    CHECK(cached == std::vector<std::size_t>{1, 2, 1});
+}
+
 TEST_CASE("a config verified under a looser budget is served only to callers who accept it", "[dispatcher]") {
     Fixture f;
     Problem strict = make_gemm(64, 64, 64);

@@ -488,9 +488,16 @@ void Dispatcher::run(const Problem& p, const OpArgs& args) const {
         // Built outside the lock (a GPU kernel loads a module): runs of other shapes go on.
         // Two threads may both build one; the first to insert wins and the other's is dropped.
         std::shared_ptr<const Kernel> built = s.tmpl->instantiate(p, *s.config);
+        const std::size_t bytes = built->workspace_bytes();
         std::unique_lock lock(kernels_mutex_);
-        if (kernels_.size() >= kKernelCacheCapacity && !kernels_.contains(key)) kernels_.clear();
-        kernel = kernels_.try_emplace(key, std::move(built)).first->second;
+        if (!kernels_.contains(key) &&
+            (kernels_.size() >= kKernelCacheCapacity || kernel_bytes_ + bytes > kKernelCacheBytes)) {
+            kernels_.clear();
+            kernel_bytes_ = 0;
+        }
+        auto [it, inserted] = kernels_.try_emplace(key, std::move(built));
+        if (inserted) kernel_bytes_ += bytes;
+        kernel = it->second;
     }
     kernel->run(args);
 }

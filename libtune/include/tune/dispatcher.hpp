@@ -155,10 +155,13 @@ public:
     // null) when nothing known fits. Fronts are those of the stores read at construction.
     Selection lookup_under(const Problem& p, std::size_t max_workspace_bytes) const;
     // lookup + instantiate (cached) + run. The cache holds up to kKernelCacheCapacity kernels
-    // (each may keep its scratch memory) and starts over when a new one would exceed that: a
-    // decode loop makes a new attention shape per token, and a server must not grow forever.
+    // whose workspaces (each may keep its scratch memory) add up to at most kKernelCacheBytes,
+    // and starts over when a new one would exceed either: a decode loop makes a new attention
+    // shape per token, a server sees many prompt lengths, and neither must grow forever.
+    // Throws tune::Error when a GEMM or SwiGLU output shares memory with an input.
     void run(const Problem& p, const OpArgs& args) const;
     static constexpr std::size_t kKernelCacheCapacity = 1024;
+    static constexpr std::size_t kKernelCacheBytes = std::size_t{512} << 20;
     std::size_t cached_kernels() const;
 
     // Appends the recorded misses counted since the last flush; no-op when recording is off.
@@ -336,6 +339,7 @@ private:
     mutable std::shared_mutex kernels_mutex_;
     // Shared: a run in flight keeps its kernel alive when the cache starts over meanwhile.
     mutable std::unordered_map<KernelKey, std::shared_ptr<const Kernel>, KernelKeyHash> kernels_;
+    mutable std::size_t kernel_bytes_ = 0;  // the cached kernels' workspace_bytes(), summed
 
     // Online tuning: shapes requested once each, a queue for the background thread.
     mutable std::mutex online_mutex_;
