@@ -444,40 +444,40 @@ void from_json(const nlohmann::json& j, Problem& p) {
 namespace tune {
 
 std::string overlapping_operands(const Problem& p, const OpArgs& args) {
-    // On every Dispatcher::run: no allocation unless an overlap is found.
-    struct Operand {
-        const char* name = nullptr;
-        std::size_t bytes = 0;
-        const void* data = nullptr;
-    };
-    std::array<Operand, 5> operands;  // inputs, then the output
-    std::size_t inputs = 0;
+    // On every Dispatcher::run: plain arithmetic on the dims, a string only for an overlap.
+    std::size_t bytes[5];  // inputs, then the output
+    const char* const* names;
+    std::size_t inputs;
     const std::size_t elt = dtype_bytes(p.dtype), f32 = sizeof(float);
     if (p.op == OpKind::gemm) {
+        static constexpr const char* kNames[] = {"A", "B", "bias", "residual"};
+        static constexpr const char* kNoBias[] = {"A", "B", "residual"};
         const GemmDims d = gemm_dims(p);
         const auto mn = std::size_t(d.batch * d.m * d.n);
-        operands[inputs++] = {"A", std::size_t(d.batch * d.m * d.k) * elt};
-        operands[inputs++] = {"B", std::size_t(d.batch * d.k * d.n) * elt};
-        if (d.bias) operands[inputs++] = {"bias", std::size_t(d.n) * f32};
-        if (d.residual) operands[inputs++] = {"residual", mn * f32};
-        operands[inputs] = {"C", mn * f32};
+        inputs = 0;
+        bytes[inputs++] = std::size_t(d.batch * d.m * d.k) * elt;
+        bytes[inputs++] = std::size_t(d.batch * d.k * d.n) * elt;
+        if (d.bias) bytes[inputs++] = std::size_t(d.n) * f32;
+        if (d.residual) bytes[inputs++] = mn * f32;
+        bytes[inputs] = mn * f32;
+        names = d.bias ? kNames : kNoBias;
     } else if (p.op == OpKind::swiglu) {
-        const auto m = std::size_t(p.dim("m")), n = std::size_t(p.dim("n")), k = std::size_t(p.dim("k"));
-        operands[inputs++] = {"x", m * k * elt};
-        operands[inputs++] = {"w_gate", n * k * elt};
-        operands[inputs++] = {"w_up", n * k * elt};
-        operands[inputs] = {"out", m * n * f32};
+        static constexpr const char* kNames[] = {"x", "w_gate", "w_up"};
+        const auto m = std::size_t(p.dims[0]), n = std::size_t(p.dims[1]), k = std::size_t(p.dims[2]);
+        bytes[0] = m * k * elt;
+        bytes[1] = bytes[2] = n * k * elt;
+        bytes[3] = m * n * f32;
+        inputs = 3;
+        names = kNames;
     } else {
         return {};
     }
-    for (std::size_t i = 0; i < inputs; ++i) operands[i].data = i < args.inputs.size() ? args.inputs[i] : nullptr;
-    const Operand& output = operands[inputs];
     if (args.outputs.empty() || !args.outputs[0]) return {};
     const auto o0 = reinterpret_cast<std::uintptr_t>(args.outputs[0]);
-    for (std::size_t i = 0; i < inputs; ++i) {
-        const auto i0 = reinterpret_cast<std::uintptr_t>(operands[i].data);
-        if (operands[i].data && operands[i].bytes && output.bytes && o0 < i0 + operands[i].bytes && i0 < o0 + output.bytes)
-            return std::string("output ") + output.name + " overlaps input " + operands[i].name;
+    for (std::size_t i = 0; i < inputs && i < args.inputs.size(); ++i) {
+        const auto i0 = reinterpret_cast<std::uintptr_t>(args.inputs[i]);
+        if (args.inputs[i] && bytes[i] && bytes[inputs] && o0 < i0 + bytes[i] && i0 < o0 + bytes[inputs])
+            return std::string("output ") + (p.op == OpKind::gemm ? "C" : "out") + " overlaps input " + names[i];
     }
     return {};
 }
