@@ -202,6 +202,21 @@ TEST_CASE("a stale template version is measured again, not reused", "[tuner]") {
     CHECK(r.reused == 0);
 }
 
+TEST_CASE("a search proposal of a config the run already measured costs no budget", "[tuner]") {
+    // Exhaustive search proposes the initial configs again, which the first round measured.
+    FakeTuning f;
+    TuneOptions opt;
+    opt.budget = 10;
+    opt.strategy = "exhaustive";
+    opt.confirm_rounds = 0;
+    opt.initial_configs["test.gemm.fake"] = {Config::parse("mode=good tile=2 unroll=1"),
+                                             Config::parse("mode=good tile=3 unroll=1")};
+    auto r = f.tuner.tune(make_gemm(6, 6, 6), opt);
+    CHECK(r.measured == 10);
+    CHECK(r.reused == 0);
+    CHECK(f.db->query({}).size() == 10);
+}
+
 TEST_CASE("the time limit stops a problem early", "[tuner]") {
     FakeTuning f;
     TuneOptions opt;

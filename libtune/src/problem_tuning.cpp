@@ -112,7 +112,7 @@ std::vector<ProblemTuning::Pending> ProblemTuning::next_round() {
 
 const Config* ProblemTuning::claim_class(Plan& plan, const Config& c) {
     auto [it, fresh] = plan.classes.try_emplace(plan.t->equivalence_key(result_.problem, c).hash(), c);
-    return !fresh && it->second != c ? &it->second : nullptr;
+    return fresh ? nullptr : &it->second;
 }
 
 std::vector<Trial> ProblemTuning::echo_trials() {

@@ -98,8 +98,9 @@ private:
     std::optional<Config> shape_default(const Plan& plan) const;
     void add(Plan& plan, Config c);      // claims c's class, then enqueues it
     void enqueue(Plan& plan, Config c);  // a candidate of the open round
-    // Registers c as its class's config when the class is new to the run; returns the run's
-    // other config of c's class when there is one (c is then equivalent to it), else null.
+    // Registers c as its class's config when the class is new to the run and returns null;
+    // else returns the run's config of c's class (c itself, or one c is equivalent to), so a
+    // search proposal of a config the run already has costs no budget.
     const Config* claim_class(Plan& plan, const Config& c);
     std::vector<Trial> echo_trials();  // the pending echoes as trials (their configs' results)
     void resolve(std::size_t slot, Measurement m, bool reused);
