@@ -267,6 +267,7 @@ TEST_CASE("encoders attend bidirectionally and never decode", "[model]") {
     CHECK(t5.intermediate_size == 2816);
     CHECK((t5.gated_mlp && t5.mlp_activation == "gelu"));
     CHECK(t5.unmodelled.size() == 2);  // relative position biases, cross-attention
+    CHECK(t5.attention_scale == 1);    // T5 takes Q K^T unscaled
     auto t5_attn = layer_attention(t5, {64}, 512);
     CHECK_FALSE(attention_dims(named(t5_attn, "attention_encoder", 64).problem).causal);
     CHECK(attention_dims(named(t5_attn, "attention_prefill", 64).problem).causal);
@@ -274,6 +275,39 @@ TEST_CASE("encoders attend bidirectionally and never decode", "[model]") {
     // A BERT used as a causal LM is a decoder.
     auto causal_bert = parse_model_config(json::parse(R"({"model_type": "bert", "hidden_size": 64, "num_attention_heads": 4, "is_decoder": true})"));
     CHECK((causal_bert.decoder && !causal_bert.encoder));
+}
+
+TEST_CASE("families whose configs leave sizes to the model code are derived as the model runs them", "[model]") {
+    using nlohmann::json;
+    auto parse = [](const char* text) { return parse_model_config(json::parse(text)); };
+    // ChatGLM: SwiGLU in the code, no activation key.
+    auto glm = parse(R"({"model_type": "chatglm", "hidden_size": 4096, "num_attention_heads": 32, "multi_query_attention": true,
+                         "multi_query_group_num": 2, "kv_channels": 128, "ffn_hidden_size": 13696})");
+    CHECK((glm.gated_mlp && glm.swiglu_mlp() && glm.intermediate_size == 13696 && glm.num_kv_heads == 2));
+    // BART / Whisper: the decoder's head count and FFN width.
+    auto bart = parse(R"({"model_type": "bart", "d_model": 768, "encoder_attention_heads": 12, "decoder_attention_heads": 12,
+                          "encoder_ffn_dim": 3072, "decoder_ffn_dim": 3072, "activation_function": "gelu", "is_encoder_decoder": true})");
+    CHECK((bart.num_heads == 12 && bart.head_dim == 64 && bart.intermediate_size == 3072 && bart.decoder && bart.encoder));
+    // Gemma 3 leaves out head_dim and query_pre_attn_scalar: 256 each, not hidden / heads.
+    auto gemma3 = parse(R"({"model_type": "gemma3_text", "hidden_size": 3840, "num_attention_heads": 16, "num_key_value_heads": 8})");
+    CHECK(gemma3.head_dim == 256);
+    CHECK(gemma3.attention_scale == Approx(1.0 / 16));
+    // RefinedWeb Falcon-40B: n_head_kv.
+    CHECK(parse(R"({"model_type": "RefinedWeb", "hidden_size": 8192, "n_head": 128, "n_head_kv": 8})").num_kv_heads == 8);
+    // Llama 4: experts of intermediate_size, dense layers of intermediate_size_mlp, one shared
+    // expert always on; chunked attention named when layer_types does not say it.
+    auto llama4 = parse(R"({"model_type": "llama4_text", "hidden_size": 5120, "num_attention_heads": 40, "num_key_value_heads": 8,
+                            "head_dim": 128, "intermediate_size": 8192, "intermediate_size_mlp": 16384, "num_local_experts": 128,
+                            "num_experts_per_tok": 1, "interleave_moe_layer_step": 2, "hidden_act": "silu",
+                            "attention_chunk_size": 8192})");
+    CHECK((llama4.intermediate_size == 16384 && llama4.expert_intermediate_size == 8192 &&
+           llama4.shared_expert_intermediate_size == 8192 && llama4.dense_mlp_layers));
+    REQUIRE(llama4.unmodelled.size() == 1);
+    CHECK_THAT(llama4.unmodelled[0], Catch::Contains("attention_chunk_size"));
+    // DBRX's sizes sit in nested objects: refused rather than derived from the top level alone.
+    CHECK_THROWS_WITH(parse(R"({"model_type": "dbrx", "d_model": 6144, "n_heads": 48, "attn_config": {"kv_n_heads": 8},
+                                "ffn_config": {"moe_num_experts": 16}})"),
+                      Catch::Contains("'attn_config'") && Catch::Contains("DBRX"));
 }
 
 TEST_CASE("multi-query spellings, nested text configs and unsupported attention", "[model]") {

@@ -30,6 +30,16 @@ constexpr std::array<std::string_view, 18> kEncoderTypes{
 // Families with a gated MLP whose activation is not silu (GeGLU).
 constexpr std::array<std::string_view, 4> kGatedGeluTypes{"gemma", "gemma2", "gemma3", "gemma3_text"};
 
+// Families whose MLP is SwiGLU in the model code, with no activation key in the config.
+constexpr std::array<std::string_view, 1> kSwigluTypes{"chatglm"};
+
+// Families whose config may leave out head_dim (and, for Gemma 2/3, query_pre_attn_scalar):
+// the model class's default of 256 for both, not hidden / heads.
+constexpr std::array<std::string_view, 4> kGemmaTypes{"gemma", "gemma2", "gemma3", "gemma3_text"};
+
+// Families whose attention takes Q K^T unscaled (T5's initialisation folds the factor in).
+constexpr std::array<std::string_view, 4> kUnscaledTypes{"t5", "mt5", "umt5", "longt5"};
+
 // Families that alternate windowed and full-attention layers without saying so per layer.
 constexpr std::array<std::string_view, 4> kMixedWindowTypes{"gemma2", "gemma3", "gemma3_text", "cohere2"};
 
@@ -102,9 +112,16 @@ void read_attention_layout(const Reader& r, ModelShape& m) {
     require(!r.has("kv_lora_rank"), r.quoted("kv_lora_rank") +
                                         ": multi-head latent attention (DeepSeek-V2/V3 style) is not supported; its "
                                         "low-rank projections are not the q/k/v GEMMs and attention derived here");
-    m.num_heads = r.dim({"num_attention_heads", "n_head", "num_heads", "n_heads"});
+    // DBRX keeps its sizes in nested objects, which this reader does not take apart: refused,
+    // not derived from the top-level keys alone.
+    for (const char* nested : {"attn_config", "ffn_config"})
+        require(!(r.has(nested) && r.at(nested).is_object()),
+                r.quoted(nested) + ": nested attention/MLP configs (DBRX style) are not read; the layer would be "
+                                   "derived wrongly");
+    // BART, Whisper, Marian, Pegasus: the decoder's counts (its self-attention is what decodes).
+    m.num_heads = r.dim({"num_attention_heads", "n_head", "num_heads", "n_heads", "decoder_attention_heads"});
     require(m.num_heads > 0, "config.json: missing '" + r.name("num_attention_heads") + "' (or 'n_head')" + kOmittedDefaults);
-    m.num_kv_heads = r.dim({"num_key_value_heads", "n_kv_heads", "num_kv_heads"});
+    m.num_kv_heads = r.dim({"num_key_value_heads", "n_kv_heads", "num_kv_heads", "n_head_kv"});  // n_head_kv: RW Falcon
     if (m.num_kv_heads == 0 && r.boolean("multi_query_attention").value_or(false)) {  // ChatGLM
         m.num_kv_heads = r.dim({"multi_query_group_num"});
         require(m.num_kv_heads > 0, r.quoted("multi_query_group_num") + " is needed with multi_query_attention");
@@ -115,12 +132,15 @@ void read_attention_layout(const Reader& r, ModelShape& m) {
                                                    ") must be a multiple of 'num_key_value_heads' (" +
                                                    std::to_string(m.num_kv_heads) + ")");
     m.head_dim = r.dim({"head_dim", "d_kv", "kv_channels"});
+    if (m.head_dim == 0 && in(kGemmaTypes, m.model_type)) m.head_dim = 256;
     if (m.head_dim == 0) {
         require(m.hidden_size % m.num_heads == 0, "config.json: 'hidden_size' (" + std::to_string(m.hidden_size) +
                                                       ") is not divisible by the head count; give 'head_dim'");
         m.head_dim = m.hidden_size / m.num_heads;
     }
+    if (in(kUnscaledTypes, m.model_type)) m.attention_scale = 1;
     if (const auto s = r.positive("query_pre_attn_scalar")) m.attention_scale = 1 / std::sqrt(*s);  // Gemma 2/3
+    else if (m.model_type != "gemma" && in(kGemmaTypes, m.model_type)) m.attention_scale = 1 / std::sqrt(256.0);
     if (const auto s = r.positive("attention_multiplier")) m.attention_scale = *s;                  // Granite
 
     if (const auto d = r.boolean("is_decoder")) {
@@ -169,7 +189,8 @@ void read_window(const Reader& r, ModelShape& m) {
 }
 
 void read_mlp(const Reader& r, ModelShape& m) {
-    m.intermediate_size = r.dim({"intermediate_size", "n_inner", "ffn_dim", "d_ff", "ffn_hidden_size"});
+    m.intermediate_size =
+        r.dim({"intermediate_size_mlp", "intermediate_size", "n_inner", "ffn_dim", "d_ff", "ffn_hidden_size", "decoder_ffn_dim"});
     if (m.intermediate_size == 0) m.intermediate_size = 4 * m.hidden_size;
     std::string act = r.string({"hidden_act", "hidden_activation", "activation_function"});
     const std::string ff = r.string({"feed_forward_proj"});  // T5: "relu", "gated-gelu"
@@ -179,8 +200,9 @@ void read_mlp(const Reader& r, ModelShape& m) {
         if (act.empty()) act = gated_ff ? ff.substr(6) : ff;
     }
     m.mlp_activation = act;
+    if (act.empty() && in(kSwigluTypes, m.model_type)) m.mlp_activation = act = "silu";
     m.gated_mlp = act == "silu" || act == "swiglu" || act == "swish" || act == "geglu" || gated_ff ||
-                  in(kGatedGeluTypes, m.model_type);
+                  in(kGatedGeluTypes, m.model_type) || in(kSwigluTypes, m.model_type);
 
     // 0 or 1 expert (some dense configs carry the key): a dense MLP.
     m.num_experts = r.integer({"num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"}, 0).value_or(0);
@@ -194,11 +216,17 @@ void read_mlp(const Reader& r, ModelShape& m) {
                                                       std::to_string(m.experts_per_token) + ") exceeds the " +
                                                       std::to_string(m.num_experts) + " experts");
     m.expert_intermediate_size = r.integer({"moe_intermediate_size", "expert_intermediate_size"}, 0).value_or(0);
+    // Llama 4: intermediate_size is an expert's width (intermediate_size_mlp the dense layers').
+    if (m.expert_intermediate_size == 0 && r.has("intermediate_size_mlp"))
+        m.expert_intermediate_size = r.dim({"intermediate_size"});
     if (m.expert_intermediate_size == 0) m.expert_intermediate_size = m.intermediate_size;  // Mixtral
     m.shared_expert_intermediate_size = r.dim({"shared_expert_intermediate_size"});
     if (m.shared_expert_intermediate_size == 0)
         m.shared_expert_intermediate_size = r.integer({"n_shared_experts", "num_shared_experts"}, 0).value_or(0) *
                                             m.expert_intermediate_size;
+    // Llama 4's MoE layers always run one shared expert of an expert's width.
+    if (m.shared_expert_intermediate_size == 0 && (m.model_type == "llama4" || m.model_type == "llama4_text"))
+        m.shared_expert_intermediate_size = m.expert_intermediate_size;
     // Dense layers beside the sparse ones: DeepSeek's first layers, Qwen-MoE's mlp_only_layers and
     // sparse steps, Llama 4's and Jamba's interleaving.
     bool dense = r.integer({"first_k_dense_replace"}, 0).value_or(0) > 0 ||
@@ -217,6 +245,8 @@ void read_unmodelled(const Reader& r, ModelShape& m) {
     if (r.boolean("alibi").value_or(false) || m.model_type == "bloom" || m.model_type == "mpt")
         m.unmodelled.push_back("ALiBi position biases");
     if (r.has("relative_attention_num_buckets")) m.unmodelled.push_back("relative position biases");
+    if (r.has("attention_chunk_size") && !r.has("layer_types"))
+        m.unmodelled.push_back("chunked local attention on some layers (attention_chunk_size)");
     if (m.encoder && m.decoder) m.unmodelled.push_back("the decoder's cross-attention over the encoder output");
 }
 
