@@ -426,8 +426,10 @@ void DimOptions::add_to(CLI::App& cmd, std::initializer_list<OpKind> ops) {
                                flag, [this, name](const std::string& text) { given_[name] = text; }, std::string(spec.help))
                             ->type_name(spec.labels.empty() ? "INT" : "NAME");
             // A 0/1 dim given without a value means 1: `--causal` reads as `--causal 1`.
+            // (--help then shows "=1": the value of the bare flag, not the default, said here.)
             if (spec.kind == DimKind::exact && spec.max_value == 1 && spec.labels.empty())
-                opt->expected(0, 1)->default_str("1");
+                opt->expected(0, 1)->default_str("1")->description(std::string(spec.help) +
+                                                                     " (0 or 1, default 0; the flag alone means 1)");
         }
 }
 
