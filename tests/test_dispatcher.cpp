@@ -228,6 +228,7 @@ TEST_CASE("run executes the selected kernel", "[dispatcher]") {
     // An output that shares memory with an input is refused, not computed wrongly.
     void* onto_b[] = {b.data() + 6};
     CHECK_THROWS_WITH(d.run(p, {in, onto_b}), Catch::Contains("output C overlaps input B"));
+    CHECK_THROWS_AS(d.run(p, {in, onto_b}), InvalidArgument);
     std::vector<float> r(6, 1.0f);
     const Problem with_residual = with_epilogue(p, false, Activation::none, true);
     const void* in_place[] = {a.data(), b.data(), c.data()};

@@ -40,12 +40,6 @@ struct StatusError : tune::Error {
 // through these checks on every call.
 [[noreturn]] void fail(tune_status status, const std::string& message) { throw StatusError(status, message); }
 
-// An output that shares memory with an input is a caller's mistake, named as such.
-void require_separate(const tune::Problem& p, const tune::OpArgs& args) {
-    if (std::string why = tune::overlapping_operands(p, args); !why.empty())
-        fail(TUNE_ERR_INVALID_ARGUMENT, why + "; give the output a buffer of its own");
-}
-
 template <class F>
 int guarded(const char* function, tune_status on_error, F&& body) noexcept {
     try {
@@ -55,6 +49,9 @@ int guarded(const char* function, tune_status on_error, F&& body) noexcept {
     } catch (const StatusError& e) {
         last_error = std::string(function) + ": " + e.what();
         return e.status;
+    } catch (const tune::InvalidArgument& e) {
+        last_error = std::string(function) + ": " + e.what();
+        return TUNE_ERR_INVALID_ARGUMENT;
     } catch (const tune::Error& e) {
         last_error = std::string(function) + ": " + e.what();
         return on_error;
@@ -393,9 +390,7 @@ int tune_gemm(const tune_dispatcher* d, const tune_gemm_desc* g, const void* a, 
         if (bias) inputs[n_inputs++] = bias;
         if (residual) inputs[n_inputs++] = residual;
         void* outputs[] = {c};
-        const tune::OpArgs args{std::span<const void* const>(inputs, n_inputs), outputs};
-        require_separate(p, args);
-        d->dispatcher->run(p, args);
+        d->dispatcher->run(p, {std::span<const void* const>(inputs, n_inputs), outputs});
     });
 }
 
@@ -411,9 +406,7 @@ int tune_swiglu(const tune_dispatcher* d, const tune_swiglu_desc* s, const void*
         if (!x || !w_gate || !w_up || !out) fail(TUNE_ERR_INVALID_ARGUMENT, "operand x, w_gate, w_up or out is NULL");
         const void* inputs[] = {x, w_gate, w_up};
         void* outputs[] = {out};
-        const tune::OpArgs args{inputs, outputs};
-        require_separate(p, args);
-        d->dispatcher->run(p, args);
+        d->dispatcher->run(p, {inputs, outputs});
     });
 }
 

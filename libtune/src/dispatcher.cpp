@@ -476,7 +476,7 @@ std::size_t Dispatcher::KernelKeyHash::operator()(const KernelKey& k) const noex
 
 void Dispatcher::run(const Problem& p, const OpArgs& args) const {
     if (std::string why = overlapping_operands(p, args); !why.empty())
-        throw Error("dispatcher: " + shape_key(p) + ": " + why + "; give the output a buffer of its own");
+        throw InvalidArgument("dispatcher: " + shape_key(p) + ": " + why + "; give the output a buffer of its own");
     const Selection s = lookup(p);
     const KernelKey key{p, s.tmpl, s.config};
     std::shared_ptr<const Kernel> kernel;

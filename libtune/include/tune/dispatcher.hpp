@@ -158,7 +158,7 @@ public:
     // whose workspaces (each may keep its scratch memory) add up to at most kKernelCacheBytes,
     // and starts over when a new one would exceed either: a decode loop makes a new attention
     // shape per token, a server sees many prompt lengths, and neither must grow forever.
-    // Throws tune::Error when a GEMM or SwiGLU output shares memory with an input.
+    // Throws tune::InvalidArgument when a GEMM or SwiGLU output shares memory with an input.
     void run(const Problem& p, const OpArgs& args) const;
     static constexpr std::size_t kKernelCacheCapacity = 1024;
     static constexpr std::size_t kKernelCacheBytes = std::size_t{512} << 20;
