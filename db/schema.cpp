@@ -132,7 +132,7 @@ std::string newer_message(const std::filesystem::path& path, int version) {
            " that this libtune supports; use a newer libtune";
 }
 
-void require_store(sqlite::Connection& c) {
+int require_store(sqlite::Connection& c) {
     // One statement: the version and the tables of one snapshot, while a concurrent opener may
     // be creating the store (its tables and version commit together).
     auto s = c.prepare("SELECT (SELECT user_version FROM pragma_user_version), (SELECT COUNT(*) FROM sqlite_schema)");
@@ -146,6 +146,7 @@ void require_store(sqlite::Connection& c) {
     if (version == 0 && tables > 0)
         throw Error("database '" + c.path().string() +
                     "' is a SQLite file but not a libtune database (tables without a version)");
+    return version;
 }
 
 // Brings the DB to `target` in one transaction. The version is read again under the write
@@ -153,8 +154,7 @@ void require_store(sqlite::Connection& c) {
 void migrate(sqlite::Connection& c, int target) {
     if (user_version(c) >= target) return;
     sqlite::Transaction tx(c);
-    require_store(c);
-    const int version = user_version(c);
+    const int version = require_store(c);
     for (const Migration& step : kMigrations)
         if (step.version > version && step.version <= target) c.exec(step.sql);
     c.exec("PRAGMA user_version = " + std::to_string(target));

@@ -21,8 +21,8 @@ void configure(sqlite::Connection& c);
 void use_wal(sqlite::Connection& c);
 
 // Throws unless the file can be a libtune store: a version from 1 up to this build's, or 0
-// with no table yet (a new file). Names the path and what it is instead.
-void require_store(sqlite::Connection& c);
+// with no table yet (a new file); returns that version. Names the path and what it is instead.
+int require_store(sqlite::Connection& c);
 
 // Applies the steps after the DB's version up to `target`, in one transaction. Refuses a
 // newer version and a SQLite file that has tables but no version (not a libtune DB).

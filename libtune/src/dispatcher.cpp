@@ -460,12 +460,12 @@ void Dispatcher::flush_locked() const {
     for (const auto& [memo, n] : written) memo->hits.fetch_sub(n, std::memory_order_relaxed);
 }
 
-bool Dispatcher::flush_locked(std::nothrow_t) const {
+void Dispatcher::flush_locked(std::nothrow_t) const {
     try {
         flush_locked();
-        return true;
     } catch (const std::exception&) {
-        return false;  // these counts are lost; flush_record() reports a lasting failure
+        // The caller starts the memo over: these counts are lost; flush_record() reports a
+        // lasting failure.
     }
 }
 

@@ -439,10 +439,6 @@ void from_json(const nlohmann::json& j, Problem& p) {
     p = out;
 }
 
-}  // namespace tune
-
-namespace tune {
-
 std::string overlapping_operands(const Problem& p, const OpArgs& args) {
     // On every Dispatcher::run: plain arithmetic on the dims, a string only for an overlap.
     std::size_t bytes[5];  // inputs, then the output

@@ -92,6 +92,11 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
             active.remove_if([&](const Active& x) { return &x == &a; });
         }
     };
+    // A candidate not measured because its problem's time is up (before or after submission).
+    auto skip = [&](Active& a, std::size_t slot) {
+        a.tuning.skipped(slot);
+        if (a.tuning.round_resolved()) advance(a);
+    };
     // The same shape twice would measure its candidates twice: the second waits for the first.
     auto can_start = [&](const Problem& p) {
         std::string key = shape_key(p);
@@ -105,8 +110,7 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
                 queue.pop_front();
                 detail::ProblemTuning& t = q.problem->tuning;
                 if (t.out_of_time()) {
-                    t.skipped(q.candidate.slot);
-                    if (t.round_resolved()) advance(*q.problem);
+                    skip(*q.problem, q.candidate.slot);
                     continue;
                 }
                 const std::uint64_t id = next_job++;
@@ -138,8 +142,7 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
         auto [problem, slot, confirmation] = std::move(it->second);
         in_flight.erase(it);
         if (done.skipped) {
-            problem->tuning.skipped(slot);
-            if (problem->tuning.round_resolved()) advance(*problem);
+            skip(*problem, slot);
             continue;
         }
         // Committed as it arrives: a killed run loses only the candidates in flight. A

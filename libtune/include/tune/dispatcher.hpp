@@ -285,7 +285,7 @@ private:
     }
     void request_tuning(const Problem& p) const;
     void flush_locked() const;  // caller holds unseen_mutex_ exclusively; throws when the append fails
-    bool flush_locked(std::nothrow_t) const;  // the same, false on failure: lookups and publish() never fail for it
+    void flush_locked(std::nothrow_t) const;  // the same, never throwing: lookups and publish() never fail for it
     static Problem group_key(const Problem& p);  // p with its size dims and tolerance zeroed
     void start_online();
     void online_loop();
