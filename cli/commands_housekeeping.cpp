@@ -75,7 +75,7 @@ void add_housekeeping_commands(CLI::App& db_cmd) {
             auto registry = registries.find(m.device_id);
             if (registry == registries.end()) return true;
             const Template* t = registry->second.find(m.template_name);
-            return t == nullptr || (t->supports(m.problem) && !t->space(m.problem)->violation(m.config));
+            return t == nullptr || !refusal(*t, m.problem, m.config);
         };
         PruneReport r = prune_store(db, current_versions(), with_check);
         std::printf("%s %zu of %zu rows: %zu of stale template versions, %zu slower than the best %zu per shape "

@@ -115,12 +115,8 @@ std::optional<Dispatcher::Entry> Dispatcher::checked_entry(const Measurement& m,
                                                            std::string* why) const {
     const Template* t = registry_->find(m.template_name);
     if (!t || t->info().version != m.template_version) return std::nullopt;
-    if (!t->supports(m.problem)) {
-        *why = shape_key(m.problem) + ": template " + m.template_name + " does not support it";
-        return std::nullopt;
-    }
-    if (auto bad = t->space(m.problem)->violation(m.config)) {
-        *why = shape_key(m.problem) + ": " + m.template_name + " config '" + m.config.text() + "': " + *bad;
+    if (auto refused = refusal(*t, m.problem, m.config)) {
+        *why = shape_key(m.problem) + ": " + *refused;
         return std::nullopt;
     }
     if (!(std::isfinite(m.stats.median_s) && m.stats.median_s > 0)) {

@@ -17,6 +17,12 @@
 
 namespace tune {
 
+std::optional<std::string> refusal(const Template& t, const Problem& p, const Config& c) {
+    if (!t.supports(p)) return "template " + t.info().name + " does not support it";
+    if (auto bad = t.space(p)->violation(c)) return t.info().name + " config '" + c.text() + "': " + *bad;
+    return std::nullopt;
+}
+
 void TemplateRegistry::add(std::unique_ptr<Template> t) {
     require(t != nullptr, "registry: null template");
     require(find(t->info().name) == nullptr, "registry: template '" + t->info().name + "' registered twice");

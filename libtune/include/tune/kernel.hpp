@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -96,5 +97,9 @@ private:
 
 // Every template built into this library that runs on `device` (CPU templates check ISA).
 TemplateRegistry builtin_registry(const DeviceInfo& device);
+
+// Why t cannot run config c on p, as the Dispatcher judges a stored row: "template NAME does
+// not support it" or "NAME config 'TEXT': reason"; nullopt when it can.
+std::optional<std::string> refusal(const Template& t, const Problem& p, const Config& c);
 
 }  // namespace tune
