@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -68,6 +69,9 @@ DeviceInfo backend_device(const std::string& backend_name);
 // files.cpp. For verbs that open an existing store read-write: opening would create a missing
 // file, and a typo must not leave an empty store.
 void require_existing(const std::string& path);
+// An input file a verb reads (a record, an export): refused as "WHAT: ..." when it is a
+// directory or cannot be opened.
+std::ifstream open_input(const std::string& path, const std::string& what);
 // A store path a verb writes results to: not empty and not ':memory:' (either keeps nothing).
 void require_store_path(const std::string& path, const std::string& option);
 // Writes an output file (an export, a report) through `write`, atomically: renamed into place

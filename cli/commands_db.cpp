@@ -155,10 +155,7 @@ void add_db_commands(CLI::App& app) {
     imp->add_option("file", *in, "JSON file written by 'tune db export'")->required();
     imp->callback([=] {
         require_store_path(*path, "--db");
-        std::error_code ec;
-        require(!std::filesystem::is_directory(*in, ec), "import: '" + *in + "' is a directory");
-        std::ifstream f(*in);
-        require(f.good(), "import: cannot open '" + *in + "'");
+        std::ifstream f = open_input(*in, "import");
         const ExportedRows exported = read_export_json(f);  // a bad file is refused before the store is opened
         SqliteDatabase db(*path);
         std::size_t added = import_json(db, exported);

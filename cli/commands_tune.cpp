@@ -345,10 +345,7 @@ namespace {
 // Reads a record file: one JSON object per line with "problem" and "count"; counts of the
 // same shape add up. Returns (count, problem), most frequent first, ties by shape key.
 std::vector<std::pair<std::uint64_t, Problem>> read_record(const std::string& path) {
-    std::error_code ec;
-    require(!std::filesystem::is_directory(path, ec), "record: '" + path + "' is a directory");
-    std::ifstream in(path);
-    require(in.good(), "record: cannot open '" + path + "'");
+    std::ifstream in = open_input(path, "record");
     std::map<std::string, std::pair<std::uint64_t, Problem>> by_key;
     std::string line;
     for (std::size_t number = 1; std::getline(in, line); ++number) {

@@ -19,6 +19,15 @@ void require_existing(const std::string& path) {
             "database '" + path + "' is an empty file, not a libtune database");
 }
 
+std::ifstream open_input(const std::string& path, const std::string& what) {
+    // An ifstream opens a directory without complaint and then reads nothing.
+    std::error_code ec;
+    require(!fs::is_directory(path, ec), what + ": '" + path + "' is a directory");
+    std::ifstream in(path);
+    require(in.good(), what + ": cannot open '" + path + "'");
+    return in;
+}
+
 void require_store_path(const std::string& path, const std::string& option) {
     // SQLite reads "" as a temporary database and ":memory:" as one in memory: either would
     // drop every result when the command ends, while it reports success.
