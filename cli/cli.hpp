@@ -60,8 +60,8 @@ CLI::Validator finite_range(double lo, double hi);
 CLI::Validator whole_number();
 
 // Throws tune::Error naming the option when a TuneArgs value is bad (backend, strategy,
-// --max-workspace, --db path); run_tuning calls it before it opens the store.
-void check_tune_args(const TuneArgs& a);
+// --max-workspace, --db path); run_tuning calls it before it opens the store. Returns the backend.
+Backend check_tune_args(const TuneArgs& a);
 
 // This machine's device for `--backend NAME`; a parse or detection error names the option.
 DeviceInfo backend_device(const std::string& backend_name);

@@ -229,19 +229,19 @@ StaleShapes stale_shapes(const std::string& path, const DeviceInfo& device, cons
     return out;
 }
 
-void check_tune_args(const TuneArgs& a) {
+Backend check_tune_args(const TuneArgs& a) {
     const Backend backend = parse_backend(a.backend, "--backend");
     make_strategy(a.strategy, std::make_shared<Space>(), {});  // rejects an unknown name
     require(backend == Backend::cpu || !a.mpi, "--mpi: only with --backend cpu for now");
     if (!a.max_workspace.empty()) parse_bytes(a.max_workspace, "--max-workspace");
     require_store_path(a.db, "--db");
+    return backend;
 }
 
 void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, const std::string& command,
                 const std::string& intro, const AfterTuning& after) {
     // Every argument is checked before the store is opened: a failed command adds no run to it.
-    check_tune_args(a);
-    const Backend backend = parse_backend(a.backend, "--backend");
+    const Backend backend = check_tune_args(a);
     const DeviceInfo device = backend_device(a.backend);
     TemplateRegistry registry = builtin_registry(device);
     std::vector<Problem> budgeted;
