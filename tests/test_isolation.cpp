@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "fast_measure.hpp"
 #include "fake_template.hpp"
@@ -101,6 +102,30 @@ TEST_CASE("a correct kernel slower than the timing cap is timed to the end, in a
         CHECK(r.status == Status::ok);
         CHECK(r.stats.median_s >= 0.15);
     }
+}
+
+TEST_CASE("a template created where a destroyed one lived is measured by a worker that sees it", "[isolation]") {
+    // The worker is a fork: it holds the templates that existed then. One destroyed in the
+    // parent and another created at the same address (a registry rebuilt between runs) was
+    // measured as "failed: template changed" by the old worker.
+    Measurer m(detect_cpu(), isolated_options());
+    const Problem p = make_gemm(4, 4, 4);
+    std::optional<testing::FakeGemmTemplate> slot;
+    slot.emplace("test.gemm.first");
+    const void* where = &*slot;
+    REQUIRE(m.measure(p, *slot, slot->space(p)->default_config()).status == Status::ok);
+    REQUIRE(m.worker_starts() == 1);
+    slot.reset();
+    slot.emplace("test.gemm.second");
+    REQUIRE(static_cast<const void*>(&*slot) == where);
+    const Measurement r = m.measure(p, *slot, slot->space(p)->default_config());
+    INFO(r.reason);
+    CHECK(r.status == Status::ok);
+    CHECK(r.template_name == "test.gemm.second");
+    CHECK(m.worker_starts() == 2);
+    // The new worker holds the new template: measuring it again needs no fork.
+    CHECK(m.measure(p, *slot, slot->space(p)->default_config()).status == Status::ok);
+    CHECK(m.worker_starts() == 2);
 }
 
 TEST_CASE("after a template whose threads linger the measurer waits them out, and only after a run",

@@ -160,9 +160,13 @@ void Worker::serve(int fd) {
         try {
             json req = json::parse(body);
             auto* t = reinterpret_cast<const Template*>(req.at("template").get<std::uintptr_t>());
-            require(t->info().name == req.at("name").get<std::string>() &&
-                        t->info().version == req.at("version").get<std::string>(),
-                    "isolated measurer: template changed after the worker started");
+            // The parent's template at that address was created after this fork (the one this
+            // copy holds was destroyed there): the parent forks a worker that sees it.
+            if (t->info().name != req.at("name").get<std::string>() ||
+                t->info().version != req.at("version").get<std::string>()) {
+                if (!send_frame(fd, json{{"stale", true}})) break;
+                continue;
+            }
             Problem p = req.at("problem").get<Problem>();
             Config c = req.at("config").get<Config>();
             PhaseFn phase = [fd](std::string_view name) {
@@ -178,7 +182,11 @@ void Worker::serve(int fd) {
 }
 
 Measurement Worker::measure(const Problem& p, const Template& t, const Config& c) {
-    if (!known_.contains(&t)) {
+    return measure(p, t, c, false);
+}
+
+Measurement Worker::measure(const Problem& p, const Template& t, const Config& c, bool refork) {
+    if (refork || !known_.contains(&t)) {
         stop();  // the live worker predates this template: fork one that sees it
         known_.insert(&t);
     }
@@ -218,6 +226,14 @@ Measurement Worker::measure(const Problem& p, const Template& t, const Config& c
             if (msg.contains("phase")) {
                 phase = msg["phase"].get<std::string>();
                 deadline = Clock::now() + std::chrono::duration<double>(limit_for(phase));
+            } else if (msg.contains("stale")) {
+                // A template at an address the worker knew with another template: the first
+                // one was destroyed and this one created after the fork.
+                stop();
+                if (refork) return fail(Status::failed, "isolated measurer: a fresh worker does not see template '" +
+                                                            t.info().name + "'");
+                known_.clear();
+                return measure(p, t, c, true);
             } else if (msg.contains("result")) {
                 try {
                     return msg["result"].get<Measurement>();

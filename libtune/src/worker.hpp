@@ -44,6 +44,7 @@ public:
     int forks() const { return forks_; }
 
 private:
+    Measurement measure(const Problem& p, const Template& t, const Config& c, bool refork);
     void start();
     void stop();
     [[noreturn]] void serve(int fd);
@@ -54,7 +55,9 @@ private:
     int fd_ = -1;
     int forks_ = 0;
     // Templates that existed when the live worker was forked (the worker sees them at the
-    // same address); a template first seen later makes the next measurement fork again.
+    // same address); a template first seen later makes the next measurement fork again. A
+    // template destroyed and another created at its address is caught by the worker, which
+    // checks name and version, and answers "stale": the measurement forks again.
     std::unordered_set<const Template*> known_;
 };
 
