@@ -335,7 +335,7 @@ void run_tuning(const std::vector<NamedProblem>& problems, const TuneArgs& a, co
     if (mpi) {
         for (const auto& why : mpi->lost()) std::fprintf(stderr, "mpi: lost %s\n", why.c_str());
         if (!mpi->lost().empty())
-            std::fprintf(stderr, "mpi: every result that reached rank 0 is stored; the ranks exit without MPI_Finalize\n");
+            std::fprintf(stderr, "mpi: every result that reached rank 0 is stored\n");
     }
     if (after) after(tuner, measurer, db, run_id, opt);
 }

@@ -1,11 +1,15 @@
 // Rank 0 of a distributed tuning run: hands jobs to idle ranks, collects results and
-// heartbeats, declares silent ranks lost and re-queues what they held.
+// heartbeats, declares silent ranks lost and re-queues what they held, and sends heartbeats of
+// its own so that the measuring ranks can tell when rank 0 is gone.
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 
 #include "transport.hpp"
@@ -28,7 +32,10 @@ std::string format_seconds(double s) {
 }  // namespace
 
 struct Coordinator::Impl {
-    enum class State { starting, idle, busy, lost };
+    // returning: declared lost while measuring, then heard again (it was stalled, not dead).
+    // It finishes the candidate it held, whose result is dropped (the candidate went to
+    // another rank), and is idle again after that.
+    enum class State { starting, idle, busy, lost, returning };
     struct Rank {
         int rank = 0;
         State state = State::starting;
@@ -54,6 +61,17 @@ struct Coordinator::Impl {
     bool fallback_announced = false;
     std::size_t next_rank = 0;  // dispatch() starts looking here
 
+    // Rank 0's heartbeat. The Tuner calls the coordinator only between its own steps (which
+    // can take seconds: training a cost model, writing the store), so a thread of its own
+    // tells the measuring ranks every heartbeat_s that rank 0 is alive; a rank that stops
+    // hearing it stops instead of waiting for work forever. Both threads make MPI calls
+    // (MPI_THREAD_SERIALIZED), so each holds `mpi` while it does; the pulse also reads
+    // `ranks`, which the coordinator only changes while holding it.
+    std::mutex mpi;
+    std::condition_variable pulse_wake;
+    bool pulse_stop = false;
+    std::thread pulse;
+
     Impl(Session& s, DeviceInfo d, const TemplateRegistry& r, MeasureCandidateFn f, MpiOptions o)
         : session(s), comm(SessionAccess::of(s).comm), device(std::move(d)), registry(r), fallback(std::move(f)),
           options(std::move(o)) {
@@ -63,8 +81,32 @@ struct Coordinator::Impl {
             rank.last_heard = Clock::now();
             ranks.push_back(std::move(rank));
         }
+        pulse = std::thread([this] { pulse_loop(); });
     }
     ~Impl() { stop_all(); }
+
+    void pulse_loop() {
+        std::unique_lock lock(mpi);
+        const auto interval = std::chrono::duration<double>(options.heartbeat_s);
+        while (!pulse_wake.wait_for(lock, interval, [this] { return pulse_stop; })) {
+            for (const Rank& r : ranks) {
+                if (r.state == State::lost) continue;
+                // Fire and forget, as the measuring ranks' own heartbeats.
+                MPI_Request request = MPI_REQUEST_NULL;
+                if (MPI_Isend(nullptr, 0, MPI_CHAR, r.rank, kHeartbeat, comm, &request) == MPI_SUCCESS)
+                    MPI_Request_free(&request);
+            }
+        }
+    }
+    void stop_pulse() {
+        if (!pulse.joinable()) return;
+        {
+            std::lock_guard lock(mpi);
+            pulse_stop = true;
+        }
+        pulse_wake.notify_one();
+        pulse.join();
+    }
 
     void event(const std::string& what) {
         if (options.on_event) options.on_event(what);
@@ -72,11 +114,14 @@ struct Coordinator::Impl {
     std::string name(const Rank& r) const {
         return "rank " + std::to_string(r.rank) + (r.where.empty() ? "" : " (" + r.where + ")");
     }
-    bool live(const Rank& r) const { return r.state == State::idle || r.state == State::busy; }
+    bool live(const Rank& r) const {
+        return r.state == State::idle || r.state == State::busy || r.state == State::returning;
+    }
 
     // Every rank reports its device and template versions; a mismatch is an error because
     // rank 0 keys the whole store by its own device and versions.
     void startup() {
+        std::unique_lock lock(mpi);
         auto start = Clock::now();
         std::vector<std::string> errors;
         Backoff backoff;
@@ -86,7 +131,9 @@ struct Coordinator::Impl {
         while (!reported() && seconds_since(start) < options.startup_timeout_s) {
             auto m = try_receive(comm);
             if (!m) {
+                lock.unlock();
                 backoff.wait();
+                lock.lock();
                 continue;
             }
             backoff.reset();
@@ -166,7 +213,7 @@ struct Coordinator::Impl {
     // rank of its host does, so co-located ranks never time candidates on the same cores.
     bool host_free(const Rank& r) const {
         return options.share_host || std::none_of(ranks.begin(), ranks.end(), [&](const Rank& o) {
-                   return o.state == State::busy && o.host == r.host;
+                   return (o.state == State::busy || o.state == State::returning) && o.host == r.host;
                });
     }
 
@@ -211,8 +258,12 @@ struct Coordinator::Impl {
     void handle(const Message& m) {
         if (m.source < 1 || m.source > static_cast<int>(ranks.size())) return;
         Rank& r = ranks[static_cast<std::size_t>(m.source - 1)];
-        if (r.state == State::lost) return;  // what it held went elsewhere: never counted twice
+        const double silent = seconds_since(r.last_heard);
         r.last_heard = Clock::now();
+        if (r.state == State::lost || r.state == State::returning) {
+            heard_again(r, m, silent);
+            return;
+        }
         if (m.tag != kResult) return;  // heartbeats only refresh last_heard
         if (r.state != State::busy) return;
         Job job = std::move(*r.job);
@@ -243,10 +294,39 @@ struct Coordinator::Impl {
         done.push_back({job.id, std::move(result)});
     }
 
+    // A lost rank that speaks again was stalled, not dead (stopped, swapped out, a network
+    // partition): it takes work again, but what it held went elsewhere and is never counted
+    // twice. While it finishes that candidate it holds its host's token, so it does not time
+    // over another rank of its host from then on.
+    void heard_again(Rank& r, const Message& m, double silent) {
+        const std::string after = name(r) + " answered again after " + format_seconds(silent) + " s";
+        if (m.tag == kHello && r.state == State::lost && r.host.empty()) {
+            try {
+                check_hello(r, json::parse(m.body));
+                r.state = State::idle;
+                event(name(r) + " reported late; it measures from now on");
+            } catch (const std::exception& e) {
+                event(name(r) + " reported late and is not used: " + e.what());
+            }
+        } else if (m.tag == kHeartbeat && r.state == State::lost) {
+            r.state = State::returning;
+            event(after + ": it finishes the candidate it held (measured elsewhere; its result is dropped), then "
+                          "measures again");
+        } else if (m.tag == kResult) {
+            if (r.state == State::lost) event(after + ": its late result is dropped (the candidate went elsewhere); it "
+                                                      "measures again");
+            r.state = State::idle;
+        }
+    }
+
     void check_deadlines() {
-        for (Rank& r : ranks)
-            if (r.state == State::busy && seconds_since(r.last_heard) > options.rank_timeout_s)
-                lose(r, "silent for " + format_seconds(seconds_since(r.last_heard)) + " s while measuring");
+        for (Rank& r : ranks) {
+            const double silent = seconds_since(r.last_heard);
+            if (silent <= options.rank_timeout_s) continue;
+            if (r.state == State::busy) lose(r, "silent for " + format_seconds(silent) + " s while measuring");
+            else if (r.state == State::returning)
+                lose(r, "silent again for " + format_seconds(silent) + " s while finishing a candidate");
+        }
     }
 
     int live_count() const {
@@ -254,6 +334,7 @@ struct Coordinator::Impl {
     }
 
     JobResult next() {
+        std::unique_lock lock(mpi);
         Backoff backoff;
         for (;;) {
             if (!done.empty()) {
@@ -276,18 +357,29 @@ struct Coordinator::Impl {
                 fallback_announced = true;
                 Job job = std::move(waiting.front());
                 waiting.pop_front();
-                done.push_back({job.id, fallback(job.problem, *job.tmpl, job.config)});
+                lock.unlock();  // the pulse goes on while rank 0 measures
+                Measurement m = fallback(job.problem, *job.tmpl, job.config);
+                lock.lock();
+                done.push_back({job.id, std::move(m)});
                 continue;
             }
             require(busy || !waiting.empty(), "MPI coordinator: wait_next with no job submitted");
-            if (heard) backoff.reset();
-            else backoff.wait();
+            if (heard) {
+                backoff.reset();
+                continue;
+            }
+            lock.unlock();
+            backoff.wait();
+            lock.lock();
         }
     }
 
     // stop -> bye -> finalize: a rank that dies idle is noticed here (no bye), and then no
-    // rank calls MPI_Finalize, which could wait for the dead one forever.
+    // rank calls MPI_Finalize, which could wait for the dead one forever. A rank lost during
+    // the run that answered again is asked like any other: when every rank says bye, all
+    // finalize.
     void stop_all() {
+        stop_pulse();  // the ranks' last messages from rank 0 are stop and finalize
         std::vector<int> answering;
         for (Rank& r : ranks) {
             if (!outbox.send(comm, r.rank, kStop, "{}").empty() && live(r)) lose(r, "cannot send it stop");
@@ -314,10 +406,15 @@ struct Coordinator::Impl {
         for (Rank& r : ranks)
             if (live(r) && std::find(said_bye.begin(), said_bye.end(), r.rank) == said_bye.end())
                 lose(r, "did not answer stop within " + format_seconds(limit) + " s");
-        const bool finalize = lost.empty();
+        std::string gone;
+        for (const Rank& r : ranks)
+            if (r.state == State::lost) gone += (gone.empty() ? "" : ", ") + std::to_string(r.rank);
+        const bool finalize = gone.empty();
         for (Rank& r : ranks) outbox.send(comm, r.rank, kFinalize, json{{"finalize", finalize}}.dump());
         outbox.drain(limit, said_bye);
-        if (!finalize) session.skip_finalize();
+        if (finalize) return;
+        event("rank(s) " + gone + " lost: no rank calls MPI_Finalize (it could wait for a lost rank forever)");
+        session.skip_finalize();
     }
 };
 
@@ -339,6 +436,7 @@ std::size_t Coordinator::slots() const { return std::max<std::size_t>(1, impl_->
 
 void Coordinator::submit(Job job) {
     require(job.tmpl != nullptr, "MPI coordinator: job without a template");
+    std::lock_guard lock(impl_->mpi);
     impl_->waiting.push_back(std::move(job));
     impl_->dispatch();
 }

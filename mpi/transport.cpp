@@ -32,7 +32,7 @@ Session::Session() : impl_(std::make_unique<Impl>()) {
     if (provided < MPI_THREAD_SERIALIZED) {
         MPI_Finalize();
         throw Error("MPI: the library grants thread level " + std::to_string(provided) +
-                    "; --mpi needs MPI_THREAD_SERIALIZED (a measuring rank sends heartbeats from a second thread)");
+                    "; --mpi needs MPI_THREAD_SERIALIZED (ranks send heartbeats from a second thread)");
     }
     // Errors come back as codes: a lost rank must not abort the job from inside MPI.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);

@@ -3,7 +3,9 @@
 // candidate from a dead rank.
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -88,7 +90,8 @@ json measure_job(const json& job, const TemplateRegistry& registry, const Measur
 void serve(Session& session, const DeviceInfo& device, const TemplateRegistry& registry,
            const MeasureCandidateFn& measure, MpiOptions options) {
     require(session.rank() != 0, "MPI: rank 0 coordinates; serve() runs on the other ranks");
-    require(options.heartbeat_s > 0, "MPI: heartbeat_s must be > 0");
+    require(options.heartbeat_s > 0 && options.rank_timeout_s > options.heartbeat_s,
+            "MPI: need 0 < heartbeat_s < rank_timeout_s");
     MPI_Comm comm = SessionAccess::of(session).comm;
     Outbox outbox;
     json templates = json::object();
@@ -96,8 +99,22 @@ void serve(Session& session, const DeviceInfo& device, const TemplateRegistry& r
     json hello{{"device", device}, {"templates", templates}, {"host", options.host.empty() ? processor_name() : options.host}, {"pid", static_cast<long>(::getpid())}};
     if (auto why = outbox.send(comm, 0, kHello, hello.dump()); !why.empty())
         throw Error("MPI: rank " + std::to_string(session.rank()) + " cannot reach rank 0: " + why);
+    // Rank 0 sends a heartbeat every heartbeat_s from the moment it coordinates. Silence for
+    // rank_timeout_s (startup_timeout_s before its first message) means it is gone: without
+    // this a rank would wait for work forever once rank 0 died under mpirun --enable-recovery.
+    double limit = options.startup_timeout_s;
+    auto lost_rank0 = [&](const std::string& why) {
+        session.skip_finalize();  // MPI_Finalize could wait for the dead rank 0 forever
+        return Error("MPI: rank " + std::to_string(session.rank()) + " stops: " + why);
+    };
     for (;;) {
-        auto m = receive_within(comm, 0, 0, outbox);
+        auto m = receive_within(comm, 0, limit, outbox);
+        if (!m) {
+            char seconds[32];
+            std::snprintf(seconds, sizeof seconds, "%.3g", limit);
+            throw lost_rank0(std::string("no word from rank 0 for ") + seconds + " s (rank 0 is lost)");
+        }
+        limit = options.rank_timeout_s;
         if (m->tag == kJob) {
             json reply;
             try {
@@ -106,22 +123,31 @@ void serve(Session& session, const DeviceInfo& device, const TemplateRegistry& r
                 // No id to answer with: rank 0 records its job as failed with this reason.
                 reply = json{{"error", std::string("malformed job: ") + e.what()}};
             }
-            outbox.send(comm, 0, kResult, reply.dump());
+            if (auto why = outbox.send(comm, 0, kResult, reply.dump()); !why.empty())
+                throw lost_rank0("cannot send rank 0 a result: " + why);
         } else if (m->tag == kStop) {
             outbox.send(comm, 0, kBye, "");
-            auto decision = receive_within(comm, 0, 60, outbox);
+            // Rank 0 stopped its heartbeat before stop, but ones sent earlier may still be
+            // queued ahead of the decision.
             bool finalize = false;
-            if (decision && decision->tag == kFinalize) {
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+            while (auto decision = receive_within(
+                       comm, 0,
+                       std::max(1e-3, std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count()),
+                       outbox)) {
+                if (decision->tag != kFinalize) continue;
                 try {
                     finalize = json::parse(decision->body).at("finalize").get<bool>();
                 } catch (const std::exception&) {
                     finalize = false;
                 }
+                break;
             }
             if (!finalize) session.skip_finalize();
             outbox.drain(10);
             return;
         }
+        // kHeartbeat: rank 0 is alive, which receiving it has already shown.
     }
 }
 

@@ -3,7 +3,10 @@
 // Candidates are verified by the real Measurer, but an ok candidate's time is a fixed
 // function of (shape, template, config): the search then takes the same path whatever the
 // machine's load, and the comparison tests the distribution, not timing noise.
-// --die-rank R --die-at K: rank R kills itself (SIGKILL) while measuring its K-th candidate.
+// --die-rank R --die-at K: rank R kills itself (SIGKILL) while measuring its K-th candidate
+// (rank 0, which measures nothing: when it waits for its K-th result).
+// --freeze-rank R --freeze-at K --freeze-s S: rank R stops (SIGSTOP) for S seconds at the
+// start of its K-th candidate, as a rank swapped out or paused, and then goes on.
 // --overlap-dir D: a measurement holds the file D/measuring; one that finds it taken (two
 // ranks measuring at once) creates D/overlap. --distinct-hosts: each rank names its own host.
 #include <fcntl.h>
@@ -33,6 +36,8 @@ struct Args {
     std::string strategy = "annealing";
     int delay_ms = 20;
     int die_rank = -1, die_at = 0;
+    int freeze_rank = -1, freeze_at = 0;
+    double freeze_s = 0;
     double rank_timeout = 3;
     std::string overlap_dir;
     bool distinct_hosts = false;
@@ -61,10 +66,41 @@ double synthetic_seconds(const Problem& p, const Template& t, const Config& c) {
     return 1e-4 * (1.0 + double(h % 1000) / 100.0);
 }
 
+// Stops this whole process (its heartbeat thread too) for `seconds`: a child sends SIGCONT.
+void freeze(double seconds) {
+    const pid_t self = ::getpid();
+    if (::fork() == 0) {
+        ::usleep(static_cast<useconds_t>(seconds * 1e6));
+        ::kill(self, SIGCONT);
+        ::_exit(0);
+    }
+    ::raise(SIGSTOP);
+}
+
+// Rank 0 under --die-rank 0: dies (SIGKILL) when it waits for its K-th result.
+class DyingExecutor final : public Executor {
+public:
+    DyingExecutor(Executor& inner, int die_at) : inner_(inner), die_at_(die_at) {}
+    const DeviceInfo& device() const override { return inner_.device(); }
+    std::size_t slots() const override { return inner_.slots(); }
+    void submit(Job job) override { inner_.submit(std::move(job)); }
+    JobResult wait_next() override {
+        if (++waited_ == die_at_) ::raise(SIGKILL);
+        return inner_.wait_next();
+    }
+
+private:
+    Executor& inner_;
+    int die_at_;
+    int waited_ = 0;
+};
+
 MeasureCandidateFn synthetic_measure(Measurer& measurer, const Args& a, int rank) {
     auto count = std::make_shared<int>(0);
     return [&measurer, a, rank, count](const Problem& p, const Template& t, const Config& c) {
-        if (rank == a.die_rank && ++*count == a.die_at) ::raise(SIGKILL);  // as kill -9 mid-measurement
+        ++*count;
+        if (rank != 0 && rank == a.die_rank && *count == a.die_at) ::raise(SIGKILL);  // as kill -9 mid-measurement
+        if (rank == a.freeze_rank && *count == a.freeze_at) freeze(a.freeze_s);
         const std::string busy = a.overlap_dir + "/measuring";
         int held = -1;
         if (!a.overlap_dir.empty()) {
@@ -114,7 +150,9 @@ int run(const Args& a) {
     }
     SqliteDatabase db(a.db);
     LocalExecutor local(device, synthetic_measure(measurer, a, 0));
-    Executor& executor = coordinator ? static_cast<Executor&>(*coordinator) : local;
+    Executor& chosen = coordinator ? static_cast<Executor&>(*coordinator) : local;
+    DyingExecutor dying(chosen, a.die_rank == 0 ? a.die_at : 0);
+    Executor& executor = a.die_rank == 0 ? static_cast<Executor&>(dying) : chosen;
     Tuner tuner(db, registry, executor, db.start_run({0, "tune_mpi_check", a.strategy, a.seed, "", ""}, device));
     TuneOptions options;
     options.budget = a.budget;
@@ -150,6 +188,9 @@ int main(int argc, char** argv) {
     app.add_option("--delay-ms", a.delay_ms);
     app.add_option("--die-rank", a.die_rank);
     app.add_option("--die-at", a.die_at);
+    app.add_option("--freeze-rank", a.freeze_rank);
+    app.add_option("--freeze-at", a.freeze_at);
+    app.add_option("--freeze-s", a.freeze_s);
     app.add_option("--rank-timeout", a.rank_timeout);
     app.add_option("--overlap-dir", a.overlap_dir);
     app.add_flag("--distinct-hosts", a.distinct_hosts);

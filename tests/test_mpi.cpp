@@ -89,6 +89,22 @@ bool each_once(const std::vector<Row>& rows) {
 
 const std::string kArgs = "--seed 11 --budget 10 --delay-ms 20";
 
+// Rank 2 was declared lost mid-run and the run still completed with exactly the single
+// process's candidates, each stored once, and its best configs.
+void check_rank_2_lost_nothing(const Run& spread, const Run& single, const TempDir& dir) {
+    INFO(spread.out << spread.err);
+    REQUIRE(spread.code == 0);
+    REQUIRE(spread.summary.is_object());
+    REQUIRE(spread.summary["lost"].size() == 1);
+    CHECK_THAT(spread.summary["lost"][0].get<std::string>(), Catch::StartsWith("rank 2"));
+    CHECK_THAT(spread.err, Catch::Contains("goes to another rank"));
+    auto rows = stored_rows(dir.file("mpi.db"));
+    CHECK(rows.size() == spread.summary["measured"].get<std::size_t>());
+    CHECK(each_once(rows));
+    CHECK(rows == stored_rows(dir.file("single.db")));
+    CHECK(spread.summary["best"] == single.summary["best"]);
+}
+
 }  // namespace
 
 TEST_CASE("mpirun -np 3 tunes the same candidates and best configs as one process", "[mpi]") {
@@ -144,18 +160,43 @@ TEST_CASE("a measuring rank killed mid-run loses nothing: its candidate goes to 
     Run spread = shell(mpirun("--enable-recovery") +
                            check_tool(kArgs + " --mpi --die-rank 2 --die-at 3 --rank-timeout 2 --db " + dir.file("mpi.db")),
                        dir);
-    INFO(spread.out << spread.err);
-    REQUIRE(spread.code == 0);
-    REQUIRE(spread.summary.is_object());
-    REQUIRE(spread.summary["lost"].size() == 1);
-    CHECK_THAT(spread.summary["lost"][0].get<std::string>(), Catch::StartsWith("rank 2"));
-    CHECK_THAT(spread.err, Catch::Contains("goes to another rank"));
+    check_rank_2_lost_nothing(spread, single, dir);
+}
 
-    auto rows = stored_rows(dir.file("mpi.db"));
-    CHECK(rows.size() == spread.summary["measured"].get<std::size_t>());
-    CHECK(each_once(rows));
-    CHECK(rows == stored_rows(dir.file("single.db")));
-    CHECK(spread.summary["best"] == single.summary["best"]);
+TEST_CASE("a rank stalled past --rank-timeout measures again when it wakes and every rank finalizes", "[mpi]") {
+    TempDir dir("mpi");
+    Run single = shell(check_tool(kArgs + " --db " + dir.file("single.db")), dir);
+    REQUIRE(single.code == 0);
+    // Rank 2 stops for 3 s at its third candidate; after 1.5 s rank 0 declares it lost and
+    // hands its candidate on. The 100 ms per candidate keep the run going until it wakes.
+    Run spread = shell(mpirun() + check_tool("--seed 11 --budget 10 --delay-ms 100 --mpi --freeze-rank 2 --freeze-at 3 "
+                                             "--freeze-s 3 --rank-timeout 1.5 --db " + dir.file("mpi.db")),
+                       dir);
+    // Exit 0 also says every rank finalized: mpirun fails a job where one skipped it.
+    check_rank_2_lost_nothing(spread, single, dir);  // nor stored its late result twice
+    CHECK_THAT(spread.err, Catch::Contains("answered again"));
+    CHECK_THAT(spread.err, !Catch::Contains("MPI_Finalize"));
+    CHECK(spread.summary["measuring_ranks"] == 2);
+}
+
+TEST_CASE("measuring ranks stop when rank 0 dies instead of waiting for work forever", "[mpi]") {
+    TempDir dir("mpi");
+    Run single = shell(check_tool(kArgs + " --db " + dir.file("single.db")), dir);
+    REQUIRE(single.code == 0);
+    const std::string db = dir.file("mpi.db");
+    // --enable-recovery keeps ranks 1 and 2 running after rank 0 dies; only rank 0's silence
+    // tells them. `timeout` ends the job if they wait regardless.
+    Run orphaned = shell("timeout 60 " + mpirun("--enable-recovery") +
+                             check_tool(kArgs + " --mpi --die-rank 0 --die-at 8 --rank-timeout 2 --db " + db),
+                         dir);
+    INFO(orphaned.err);
+    CHECK(orphaned.code != 124);
+    CHECK_THAT(orphaned.err, Catch::Contains("rank 1 stops: no word from rank 0"));
+    CHECK_THAT(orphaned.err, Catch::Contains("rank 2 stops: no word from rank 0"));
+    auto partial = stored_rows(db);
+    CHECK(!partial.empty());
+    auto all = stored_rows(dir.file("single.db"));
+    CHECK(std::includes(all.begin(), all.end(), partial.begin(), partial.end()));
 }
 
 TEST_CASE("when mpirun ends the job on a dead rank, the store keeps every completed result for a rerun", "[mpi]") {

@@ -12,9 +12,10 @@
 namespace tune::mpi {
 
 struct MpiOptions {
-    double heartbeat_s = 0.5;         // a measuring rank says it is alive this often
-    double rank_timeout_s = 30;       // a measuring rank silent this long is declared lost
-    double startup_timeout_s = 120;   // every rank reports its device within this
+    double heartbeat_s = 0.5;         // a measuring rank (while it measures) and rank 0 say they are alive this often
+    double rank_timeout_s = 30;       // a rank silent this long is lost: rank 0 re-queues its candidate,
+                                      // a measuring rank that stops hearing rank 0 stops
+    double startup_timeout_s = 120;   // every rank reports its device, and hears from rank 0, within this
     // Ranks on one host (the same MPI_Get_processor_name) share its cores and memory, so by
     // default rank 0 lets one of them measure at a time: their timings never overlap. Ranks on
     // different hosts measure at once. share_host: let co-located ranks measure at once too,
@@ -50,8 +51,10 @@ private:
 // share_host: see MpiOptions). Each rank reports its device
 // and template versions first; they must match rank 0's (one store key). A rank that stops
 // answering while it holds a candidate is declared lost: the candidate goes to another rank,
-// once; a candidate that loses a second rank is recorded as crashed. With no rank left,
-// rank 0 measures the rest itself with `fallback`. The destructor stops every rank.
+// once; a candidate that loses a second rank is recorded as crashed. A lost rank heard again
+// (it was stalled, not dead) measures again; its late result is dropped. With no rank left,
+// rank 0 measures the rest itself with `fallback`. A thread sends rank 0's heartbeat to the
+// measuring ranks for the coordinator's lifetime. The destructor stops every rank.
 class Coordinator final : public Executor {
 public:
     Coordinator(Session& session, const DeviceInfo& device, const TemplateRegistry& registry,
@@ -74,6 +77,7 @@ private:
 
 // Every rank but 0: reports its device and templates, then measures what rank 0 sends with
 // `measure` until rank 0 says stop. While measuring it sends a heartbeat every heartbeat_s.
+// Throws tune::Error (and skips MPI_Finalize) when rank 0 is silent for rank_timeout_s.
 void serve(Session& session, const DeviceInfo& device, const TemplateRegistry& registry,
            const MeasureCandidateFn& measure, MpiOptions options = {});
 
