@@ -16,6 +16,12 @@ namespace {
 // Query rows per block: bounds the reference's score buffers to block * kv_len doubles.
 constexpr std::int64_t kRowBlock = 128;
 
+// A softmax weight far below 1 is not computed to a relative error in f32: exp underflows
+// near 1.2e-38 (and the kernels' exp clamps its argument there), so P is off by up to that
+// much absolutely. In units of the smallest tolerance in use (above 1e-7) that is below
+// 1e-30: the error model takes every visible weight as at least this much.
+constexpr double kWeightFloor = 1e-30;
+
 std::vector<double> absolute(const std::vector<double>& x) {
     std::vector<double> out(x.size());
     std::transform(x.begin(), x.end(), out.begin(), [](double e) { return std::fabs(e); });
@@ -106,6 +112,11 @@ void attention_reference(const AttentionDims& a, const std::vector<double>& q, c
             }
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, int(d), int(kv), 1.0, s.data(), int(kv),
                         v.data() + k_off, int(d), 0.0, pv.data(), int(d));
+            for (int r = 0; r < rows; ++r) {
+                auto [first, last] = a.key_range(i0 + r);
+                double* sr = s.data() + std::size_t(r) * std::size_t(kv);
+                for (auto j = first; j < last; ++j) sr[j] = std::max(sr[j], kWeightFloor);
+            }
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, int(d), int(kv), 1.0, s.data(), int(kv),
                         va.data() + k_off, int(d), 0.0, pva.data(), int(d));
             for (int r = 0; r < rows; ++r) {
@@ -180,10 +191,12 @@ void attention_backward_reference(const AttentionDims& a, const std::vector<doub
                     const double w = 2.0 + 2.0 * top + (std::isfinite(lse[row]) ? std::fabs(lse[row]) : 0.0);
                     for (std::int64_t j = 0; j < kv; ++j) {
                         const std::size_t x = at + std::size_t(j);
-                        const double pij = j >= first && j < last ? std::exp(p[x] - lse[row]) : 0.0;
+                        const bool visible = j >= first && j < last;
+                        const double pij = visible ? std::exp(p[x] - lse[row]) : 0.0;
+                        const double bound = visible ? std::max(pij, kWeightFloor) : 0.0;
                         const double ds = pij * (dp[x] - dsum);
-                        bt[x] = pij * (w * std::fabs(dp[x] - dsum) + ab[x] + dabs) + std::fabs(ds);
-                        pw[x] = (w + 1.0) * pij;
+                        bt[x] = bound * (w * std::fabs(dp[x] - dsum) + ab[x] + dabs) + std::fabs(ds);
+                        pw[x] = (w + 1.0) * bound;
                         p[x] = pij;
                         dp[x] = ds;
                     }
