@@ -158,8 +158,14 @@ void add_db_commands(CLI::App& app) {
         std::ifstream f = open_input(*in, "import");
         const ExportedRows exported = read_export_json(f);  // a bad file is refused before the store is opened
         SqliteDatabase db(*path);
+        const std::size_t models_before = db.models().size();
         std::size_t added = import_json(db, exported);
-        std::printf("imported %zu new measurements into %s\n", added, path->c_str());
+        const std::size_t models_added = db.models().size() - models_before;
+        std::printf("imported %zu new measurements into %s", added, path->c_str());
+        if (!exported.models.empty())
+            std::printf("; cost models: %zu added, %zu kept the store's own", models_added,
+                        exported.models.size() - models_added);
+        std::printf("\n");
     });
 
     auto* merge = db_cmd->add_subcommand("merge", "merge stores of independent runs into one, duplicates removed");
@@ -188,11 +194,12 @@ void add_db_commands(CLI::App& app) {
                 std::set<std::string> candidates;
             };
             std::map<std::pair<std::string, std::string>, Round> rounds;
+            std::vector<StoredModel> models;
         };
         std::vector<Source> loaded;
         for (const auto& src : *sources) {
             SqliteDatabase db(src, SqliteDatabase::Mode::read_only);
-            Source s{src, db.runs(), db.devices(), {}, 0, {}};
+            Source s{src, db.runs(), db.devices(), {}, 0, {}, db.models()};
             for (auto& m : db.query({}, [&](std::int64_t, const std::string&) { ++s.bad; }))
                 s.by_run[m.run_id].push_back(std::move(m));
             for (const ConfirmedPick& pick : confirmed_picks(db, {}, false)) {
@@ -210,7 +217,7 @@ void add_db_commands(CLI::App& app) {
         // merge fails to fill is removed again.
         require_store_path(*merged, "-o");
         const bool created = !fs::exists(*merged);
-        std::size_t added = 0, seen = 0, bad = 0, carried = 0, dropped = 0;
+        std::size_t added = 0, seen = 0, bad = 0, carried = 0, dropped = 0, models = 0, models_seen = 0;
         try {
             SqliteDatabase out(*merged);
             out.atomically([&] {
@@ -258,6 +265,12 @@ void add_db_commands(CLI::App& app) {
                         }
                         ++carried;
                     }
+                // Cost models: the first source's for a (template, device) wins, and an output
+                // that has one keeps it.
+                for (const Source& s : loaded) {
+                    models_seen += s.models.size();
+                    models += add_missing_models(out, s.models);
+                }
             });
         } catch (...) {
             if (created)
@@ -268,8 +281,10 @@ void add_db_commands(CLI::App& app) {
             throw;
         }
         std::printf("merged %zu sources into %s: %zu measurements read, %zu added, %zu duplicates skipped; "
-                    "confirmation rounds: %zu carried, %zu not (their shape gained other sources' candidates)\n",
-                    loaded.size(), merged->c_str(), seen, added, seen - added, carried, dropped);
+                    "confirmation rounds: %zu carried, %zu not (their shape gained other sources' candidates); "
+                    "cost models: %zu carried, %zu not (the output or an earlier source had one)\n",
+                    loaded.size(), merged->c_str(), seen, added, seen - added, carried, dropped, models,
+                    models_seen - models);
         print_bad_rows(bad);
     });
 

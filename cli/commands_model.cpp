@@ -86,7 +86,8 @@ std::shared_ptr<const TemplateRegistry> host_registry() {
 }
 
 // The recorded spaces of one or more stores (recordings of the same spaces combine: each
-// config keeps its fastest run); a shape's default is the one its template declares here.
+// config keeps its fastest run); a shape's default is the one its template declares for it
+// (Template::default_config, what the Tuner measures first).
 std::vector<cost_model::RecordedShape> load_recorded(const std::vector<std::string>& paths, std::size_t min_configs,
                                                      const TemplateRegistry& registry) {
     std::vector<Measurement> rows;
@@ -101,7 +102,7 @@ std::vector<cost_model::RecordedShape> load_recorded(const std::vector<std::stri
                                               [&registry](const cost_model::RecordedShape& s) -> std::optional<Config> {
                                                   const Template* t = registry.find(s.template_name);
                                                   if (!t || !t->supports(s.problem)) return std::nullopt;
-                                                  return t->space(s.problem)->default_config();
+                                                  return t->default_config(s.problem);
                                               });
     require(!shapes.empty(), "the store holds no recorded space (a shape with at least " + std::to_string(min_configs) +
                                  " configs measured); record one with 'tune sweep'");

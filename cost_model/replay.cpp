@@ -374,6 +374,8 @@ std::vector<HeldOutReport> model_report(const std::vector<RecordedShape>& shapes
         }
         out.push_back(r);
     }
+    require(!out.empty(), "model report: no template has two recorded shapes on one device (one held out, another "
+                          "to train its model)");
     return out;
 }
 

@@ -1,7 +1,9 @@
 // JSON export/import of a SqliteDatabase: {"format":"libtune-db","version":1,"devices":[...],
-// "measurements":[...]}. Import checks every row before it writes any.
+// "measurements":[...],"models":[...]}. Import checks every row and model before it writes any.
+// "models" is optional (files written before it had none; readers of version 1 ignore it).
 #include <cmath>
 #include <istream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
@@ -29,6 +31,31 @@ Measurement measurement_from(const nlohmann::json& j) {
     return j.get<Measurement>();
 }
 
+nlohmann::json model_json(const StoredModel& m) {
+    return {{"name", m.name},         {"template", m.template_name},     {"device_id", m.device_id},
+            {"feature_schema", m.feature_schema}, {"format", m.format}, {"features", m.features},
+            {"body", m.body},         {"trained_rows", m.trained_rows},  {"created_at", m.created_at}};
+}
+
+StoredModel model_from(const nlohmann::json& j) {
+    require(j.is_object(), "expected an object");
+    StoredModel m;
+    j.at("name").get_to(m.name);
+    j.at("template").get_to(m.template_name);
+    j.at("device_id").get_to(m.device_id);
+    require(j.at("feature_schema").is_number_integer(), "'feature_schema' must be an integer");
+    const auto schema = j.at("feature_schema").get<std::int64_t>();
+    require(schema >= 1 && schema <= std::numeric_limits<int>::max(), "'feature_schema' is out of range");
+    m.feature_schema = static_cast<int>(schema);
+    j.at("format").get_to(m.format);
+    j.at("features").get_to(m.features);
+    j.at("body").get_to(m.body);
+    require(j.at("trained_rows").is_number_integer(), "'trained_rows' must be an integer");
+    j.at("trained_rows").get_to(m.trained_rows);
+    db_rules::require_sound_model(m);
+    return m;
+}
+
 }  // namespace
 
 std::size_t export_json(const SqliteDatabase& db, std::ostream& out, const MeasurementFilter& filter) {
@@ -48,6 +75,13 @@ std::size_t export_json(const SqliteDatabase& db, std::ostream& out, const Measu
         if (device_ids.contains(d.id())) devices.push_back(d);
     doc["devices"] = std::move(devices);
     doc["measurements"] = std::move(rows);
+    // The cost models of what was exported: they rank configs for its devices' unseen shapes.
+    nlohmann::json models = nlohmann::json::array();
+    for (const StoredModel& m : db.models())
+        if ((filter.device_id.empty() ? device_ids.contains(m.device_id) : m.device_id == filter.device_id) &&
+            (filter.template_name.empty() || m.template_name == filter.template_name))
+            models.push_back(model_json(m));
+    doc["models"] = std::move(models);
     out << doc.dump(1) << '\n';
     require(out.good(), "export: write failed");
     return skipped;
@@ -102,14 +136,39 @@ ExportedRows read_export_json(std::istream& in) {
         m.id = 0;
         rows.push_back(std::move(m));
     }
+    if (doc.contains("models")) {
+        require(doc["models"].is_array(), "import: 'models' must be an array");
+        for (std::size_t i = 0; i < doc["models"].size(); ++i) {
+            try {
+                out.models.push_back(model_from(doc["models"][i]));
+            } catch (const std::exception& e) {
+                throw Error("import: models[" + std::to_string(i) + "]: " + e.what());
+            }
+        }
+    }
     return out;
+}
+
+std::size_t add_missing_models(SqliteDatabase& db, const std::vector<StoredModel>& models) {
+    std::size_t added = 0;
+    for (const StoredModel& m : models)
+        if (!db.load_model(m.name, m.template_name, m.device_id)) {
+            db.save_model(m);
+            ++added;
+        }
+    return added;
 }
 
 std::size_t import_json(SqliteDatabase& db, const ExportedRows& exported) {
     RunInfo run;
     run.command = "import";
     run.strategy = "import";
-    return db.import_rows(run, exported.devices, exported.rows).added;
+    std::size_t added = 0;
+    db.atomically([&] {
+        added = db.import_rows(run, exported.devices, exported.rows).added;
+        add_missing_models(db, exported.models);
+    });
+    return added;
 }
 
 std::size_t import_json(SqliteDatabase& db, std::istream& in) { return import_json(db, read_export_json(in)); }

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -403,6 +405,8 @@ std::optional<StoredModel> SqliteDatabase::load_model(const std::string& name, c
     auto rows = s.get_int(4);
     if (!schema || !format || !features || !body || !rows || !created)
         throw Error(where + "a column has the wrong type");
+    if (*schema < 1 || *schema > std::numeric_limits<int>::max())
+        throw Error(where + "feature schema " + std::to_string(*schema) + " is out of range");
     m.feature_schema = static_cast<int>(*schema);
     m.format = *format;
     m.body = *body;
@@ -419,6 +423,25 @@ std::optional<StoredModel> SqliteDatabase::load_model(const std::string& name, c
         throw Error("database '" + c.path().string() + "': " + e.what());
     }
     return m;
+}
+
+std::vector<StoredModel> SqliteDatabase::models() const {
+    std::vector<std::array<std::string, 3>> keys;
+    {
+        std::lock_guard lock(impl_->mutex);
+        auto& c = impl_->connection;
+        auto s = c.prepare("SELECT name, template, device_id FROM models ORDER BY name, template, device_id");
+        while (s.step()) {
+            auto name = s.get_text(0), tmpl = s.get_text(1), device = s.get_text(2);
+            if (!name || !tmpl || !device)
+                throw Error("database '" + c.path().string() + "': a cost model's key has the wrong type");
+            keys.push_back({*name, *tmpl, *device});
+        }
+    }
+    std::vector<StoredModel> out;
+    for (const auto& [name, tmpl, device] : keys)
+        if (auto m = load_model(name, tmpl, device)) out.push_back(std::move(*m));
+    return out;
 }
 
 }  // namespace tune

@@ -41,6 +41,11 @@ public:
     }
     // Optional: Template::equivalence_key (unset: each config its own class).
     std::function<Config(const Problem&, const Config&)> equivalence;
+    // Optional: Template::default_config(p) (unset: the space's default).
+    std::function<Config(const Problem&)> shape_default;
+    Config default_config(const Problem& p) const override {
+        return shape_default ? shape_default(p) : Template::default_config(p);
+    }
     std::unique_ptr<Kernel> instantiate(const Problem& p, const Config& c) const override {
         space(p)->validate(c);
         if (c.get_str("mode") == "throws") throw Error("fake: refuses to build");

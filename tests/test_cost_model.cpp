@@ -363,6 +363,10 @@ TEST_CASE("replay on the shipped recorded space is deterministic and the model r
 
     auto report = model_report(shapes);
     REQUIRE(report.size() == shapes.size());
+    // No template with a second shape to train on: an error, not an empty report of 0% losses.
+    auto lonely = std::vector<RecordedShape>(shapes.begin(), shapes.begin() + 2);
+    lonely[1].template_name = "another.template";
+    CHECK_THROWS_WITH(model_report(lonely), Catch::Contains("no template has two recorded shapes"));
     std::vector<double> rho;
     for (const auto& r : report) {
         rho.push_back(r.spearman);
@@ -535,18 +539,19 @@ struct FakeStore {
     std::int64_t run = db->start_run({0, "test", "manual", 0, "", ""}, device);
     std::vector<Measurement> rows;
 
-    void record(const Problem& p, const Config& c, double seconds) {
+    void record(const Problem& p, const Config& c, double seconds, const Template* of = nullptr) {
+        if (!of) of = t;
         Measurement x;
         x.run_id = run;
         x.problem = p;
         x.device_id = device.id();
-        x.template_name = t->info().name;
-        x.template_version = t->info().version;
+        x.template_name = of->info().name;
+        x.template_version = of->info().version;
         x.config = c;
         x.stats.median_s = x.stats.min_s = x.stats.mean_s = seconds;
         x.stats.count = 5;
         db->record(x);
-        rows.push_back(x);
+        if (of == t) rows.push_back(x);  // the model's training rows
     }
     // The default "good" config with these unroll and tile values.
     Config config(std::int64_t unroll, std::int64_t tile) const {
@@ -708,6 +713,62 @@ TEST_CASE("the dispatcher serves the config that measured well on the nearest sh
     Selection big = d.lookup(make_gemm(1024, 1024, 2048));
     CHECK(big.source == LookupSource::predicted);
     CHECK(*big.config == win_c);
+}
+
+TEST_CASE("an unseen pick weighs every template's winners, not only those of the template with a model",
+          "[cost_model][dispatcher]") {
+    FakeStore store;
+    store.registry->add(std::make_unique<testing::FakeGemmTemplate>("test.gemm.vendor", "v1", true));
+    auto& [db, registry, t, device, run, rows] = store;
+    const Template* vendor = registry->find("test.gemm.vendor");
+    // The library wins every tuned shape by 3x; the own template's model knows only its own
+    // configs. Its default used to be the only candidate, served 3x slower than the
+    // nearest shape's winner without the model.
+    const Config own_default = store.config(1, 1), own_other = store.config(2, 1);
+    const Config library = vendor->space(make_gemm(64, 64, 64))->default_config();
+    for (std::int64_t m : {64, 128, 256}) {
+        const Problem p = make_gemm(m, m, m);
+        store.record(p, own_default, flop_count(p) * 3e-10);
+        store.record(p, own_other, flop_count(p) * 4e-10);
+        store.record(p, library, flop_count(p) * 1e-10, vendor);
+    }
+    const Problem unseen = make_gemm(90, 90, 90);
+    {
+        Dispatcher plain(*db, registry, device);
+        REQUIRE(plain.lookup(unseen).source == LookupSource::nearest);
+        REQUIRE(plain.lookup(unseen).tmpl == vendor);
+    }
+    store.train_model();
+    Dispatcher d(*db, registry, device);
+    const Selection s = d.lookup(unseen);
+    CHECK(s.source == LookupSource::predicted);
+    CHECK(s.tmpl == vendor);
+    CHECK(*s.config == library);
+}
+
+TEST_CASE("an unseen pick's default is the template's default for that shape", "[cost_model][dispatcher]") {
+    // Decode rows (m <= 4) have a default of their own (as the dot-form kernels in the blocked
+    // template): 5% off the best on each tuned decode shape, where the space's default is 50%
+    // off and each shape's own winner is 2.5x slower on the other.
+    FakeStore store;
+    auto fake = std::make_unique<testing::FakeGemmTemplate>();
+    const Config space_default = store.config(1, 1), decode_default = store.config(2, 1);
+    fake->shape_default = [&](const Problem& p) { return gemm_dims(p).m <= 4 ? decode_default : space_default; };
+    store.registry = std::make_shared<TemplateRegistry>();
+    store.registry->add(std::move(fake));
+    store.t = store.registry->find("test.gemm.fake");
+    auto& [db, registry, t, device, run, rows] = store;
+    const Config win_a = store.config(4, 1), win_b = store.config(8, 1);
+    const Problem a = make_gemm(1, 512, 512), b = make_gemm(4, 512, 512);
+    for (const Problem& p : {a, b})
+        for (const auto& [c, relative] : std::vector<std::pair<Config, double>>{
+                 {space_default, 1.5}, {decode_default, 1.05}, {win_a, p == a ? 1.0 : 2.5}, {win_b, p == b ? 1.0 : 2.5}})
+            store.record(p, c, flop_count(p) * 1e-10 * relative);
+    store.train_model();
+    Dispatcher d(*db, registry, device);
+    const Selection s = d.lookup(make_gemm(2, 512, 512));
+    CHECK(s.source == LookupSource::predicted);
+    CHECK(*s.config == decode_default);
 }
 
 TEST_CASE("the dispatcher's evidence times a candidate by its equivalence class on each tuned shape",

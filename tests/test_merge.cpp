@@ -2,6 +2,8 @@
 // every measurement present once.
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -58,6 +60,60 @@ TEST_CASE("tune db merge keeps every run and removes duplicates", "[merge][cli]"
     CHECK_THAT(out, Catch::Contains("also a source"));
     CHECK(tune_cli("db merge " + file("missing.db") + " -o " + file("x.db"), &out) != 0);
     CHECK_FALSE(std::filesystem::exists(file("x.db")));
+}
+
+TEST_CASE("cost models travel with db merge and db export / import", "[merge][cli]") {
+    testing::TempDir dir("merge");
+    auto file = [&](const char* name) { return dir.file(name); };
+    REQUIRE(tune_cli("gemm --m 16 --n 16 --k 16 --seed 3 --budget 3 --strategy random -q --time-limit 0 --db " +
+                     file("a.db")) == 0);
+    const std::string device = SqliteDatabase(file("a.db"), SqliteDatabase::Mode::read_only).devices().at(0).id();
+    auto model = [&](const std::string& body) {
+        StoredModel m;
+        m.name = "gbdt";
+        m.template_name = "cpu.gemm.blocked";
+        m.device_id = device;
+        m.feature_schema = 3;
+        m.format = "xgboost-json";
+        m.features = {"log_m", "log_n"};
+        m.body = body;
+        m.trained_rows = 12;
+        return m;
+    };
+    SqliteDatabase(file("a.db")).save_model(model("{\"trees\":1}"));
+    auto body_in = [&](const char* store) {
+        auto m = SqliteDatabase(file(store), SqliteDatabase::Mode::read_only).load_model("gbdt", "cpu.gemm.blocked", device);
+        return m ? m->body : std::string("(none)");
+    };
+
+    std::string out;
+    REQUIRE(tune_cli("db merge " + file("a.db") + " -o " + file("merged.db"), &out) == 0);
+    CHECK_THAT(out, Catch::Contains("cost models: 1 carried"));
+    CHECK(body_in("merged.db") == "{\"trees\":1}");
+    // An output with its own model keeps it.
+    SqliteDatabase(file("mine.db")).save_model(model("{\"trees\":2}"));
+    REQUIRE(tune_cli("db merge " + file("a.db") + " -o " + file("mine.db"), &out) == 0);
+    CHECK_THAT(out, Catch::Contains("cost models: 0 carried, 1 not"));
+    CHECK(body_in("mine.db") == "{\"trees\":2}");
+
+    REQUIRE(tune_cli("db export --db " + file("a.db") + " -o " + file("a.json")) == 0);
+    REQUIRE(tune_cli("db import " + file("a.json") + " --db " + file("imported.db"), &out) == 0);
+    CHECK_THAT(out, Catch::Contains("cost models: 1 added"));
+    CHECK(body_in("imported.db") == "{\"trees\":1}");
+    // A damaged model in the file: refused, naming it, before the store is touched.
+    std::string text;
+    {
+        std::ifstream in(file("a.json"));
+        text.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const std::string schema = "\"feature_schema\": 3";
+    const auto at = text.find(schema);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, schema.size(), "\"feature_schema\": 0");
+    std::ofstream(file("bad.json")) << text;
+    CHECK(tune_cli("db import " + file("bad.json") + " --db " + file("fresh.db"), &out) != 0);
+    CHECK_THAT(out, Catch::Contains("models[0]"));
+    CHECK_FALSE(std::filesystem::exists(file("fresh.db")));
 }
 
 TEST_CASE("tune db merge carries a confirmation round while it still ranks every candidate", "[merge][cli]") {

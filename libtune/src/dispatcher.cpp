@@ -251,6 +251,21 @@ bool Dispatcher::valid_here(const Index& ix, const Problem& p, std::size_t i) co
     return accepted(ix, facts, i);
 }
 
+Dispatcher::ShapeDefault Dispatcher::shape_default(const Template& t, const Problem& p) const {
+    auto space = t.space(p);
+    auto& facts = spaces_[space.get()];
+    if (!facts.space) facts.space = space;
+    Config def = t.default_config(p);
+    auto same = std::find_if(facts.shape_defaults.begin(), facts.shape_defaults.end(),
+                             [&](const auto& c) { return *c == def; });
+    const auto i = std::size_t(same - facts.shape_defaults.begin());
+    if (same == facts.shape_defaults.end()) {
+        facts.shape_default_hashes.push_back(def.hash());
+        facts.shape_defaults.push_back(std::make_unique<Config>(std::move(def)));
+    }
+    return {facts.shape_defaults[i].get(), facts.shape_default_hashes[i]};
+}
+
 bool Dispatcher::accepted(const Index& ix, SpaceFacts& facts, std::size_t i) const {
     if (facts.accepts_for != &ix) facts.accepts.assign(ix.entries.size(), -1);
     facts.accepts_for = &ix;
@@ -403,15 +418,8 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
     if (!chosen.tmpl) {
         auto templates = registry_->for_problem(p, device_.backend);
         require(!templates.empty(), "dispatcher: no template can compute '" + shape_key(p) + "'");
-        auto space = templates.front()->space(p);
-        auto& facts = spaces_[space.get()];
-        if (!facts.space) facts.space = space;
-        Config def = templates.front()->default_config(p);
-        auto same = std::find_if(facts.shape_defaults.begin(), facts.shape_defaults.end(),
-                                 [&](const auto& c) { return *c == def; });
-        if (same == facts.shape_defaults.end())
-            same = facts.shape_defaults.insert(same, std::make_unique<Config>(std::move(def)));
-        chosen = Selection{templates.front(), same->get(), LookupSource::default_config, nullptr, 0};
+        chosen = Selection{templates.front(), shape_default(*templates.front(), p).config,
+                           LookupSource::default_config, nullptr, 0};
     }
     // An answer computed from an index that publish() has since replaced is not memoised.
     if (index_.load(std::memory_order_acquire) != &ix) {

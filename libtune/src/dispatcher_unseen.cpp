@@ -48,11 +48,9 @@ constexpr auto kFarther = [](const Near& a, const Near& b) { return b < a; };  /
 struct SpaceModel {
     SpaceModel(std::shared_ptr<const cost_model::GbdtModel> model, const Problem& p, std::shared_ptr<const Space> s,
                const DeviceInfo& device, std::size_t columns)
-        : space(s), scorer(std::move(model), p, s, device), default_config(s->default_config()), inputs(columns),
-          valid(columns, -1) {}
+        : space(s), scorer(std::move(model), p, s, device), inputs(columns), valid(columns, -1) {}
     std::shared_ptr<const Space> space;
     cost_model::ConfigScorer scorer;
-    Config default_config;
     std::vector<std::optional<cost_model::ConfigInputs>> inputs;
     std::vector<std::int8_t> valid;  // -1 unknown, 0 no, 1 yes
 };
@@ -63,16 +61,23 @@ void Dispatcher::add_unseen_evidence(Index& ix) const {
     for (auto& group : ix.groups) {
         Group& g = group.second;  // not a structured binding: lambdas below capture it (clang 14)
         const std::size_t count = g.entries.size(), sizes = count ? g.log_sizes.size() / count : 0;
-        // The candidates any unseen shape of the group can have: winners and spaces' defaults.
-        std::vector<std::shared_ptr<const Space>> space(count);
-        std::unordered_map<const Space*, std::uint64_t> default_hash;
+        // The candidates any unseen shape of the group can have: the winners, and on each tuned
+        // shape the default (Template::default_config, the config the Tuner measures first
+        // there) of each template with a model that computes it.
+        struct Default {
+            std::size_t entry;
+            const Template* tmpl;
+            Config config;
+        };
+        std::vector<Default> defaults;
         for (std::size_t r = 0; r < count; ++r) {
             const Entry& x = ix.entries[g.entries[r]];
-            space[r] = x.tmpl->space(x.shape);
-            auto [it, fresh] = default_hash.try_emplace(space[r].get(), 0);
-            if (fresh) it->second = space[r]->default_config().hash();
             g.columns.push_back({x.tmpl, x.config_hash});
-            g.columns.push_back({x.tmpl, it->second});
+            for (const Template* t : model_templates_) {
+                if (t->info().op != x.shape.op || t->info().backend != device_.backend || !t->supports(x.shape)) continue;
+                defaults.push_back({r, t, t->default_config(x.shape)});
+                g.columns.push_back({t, defaults.back().config.hash()});
+            }
         }
         std::sort(g.columns.begin(), g.columns.end());
         g.columns.erase(std::unique(g.columns.begin(), g.columns.end()), g.columns.end());
@@ -80,19 +85,26 @@ void Dispatcher::add_unseen_evidence(Index& ix) const {
             auto it = std::lower_bound(g.columns.begin(), g.columns.end(), k);
             return it != g.columns.end() && *it == k ? std::uint32_t(it - g.columns.begin()) : kNoColumn;
         };
-        std::vector<const Config*> winner_config(g.columns.size(), nullptr);
+        std::vector<const Config*> column_config(g.columns.size(), nullptr);
         for (std::size_t r = 0; r < count; ++r) {
             const Entry& x = ix.entries[g.entries[r]];
             g.winner_column.push_back(column_of({x.tmpl, x.config_hash}));
-            winner_config[g.winner_column.back()] = &x.config;
+            column_config[g.winner_column.back()] = &x.config;
+        }
+        // Per entry, the columns of its shape's defaults (defaults is in entry order).
+        std::vector<std::uint32_t> default_column(defaults.size());
+        for (std::size_t i = 0; i < defaults.size(); ++i) {
+            default_column[i] = column_of({defaults[i].tmpl, defaults[i].config.hash()});
+            if (!column_config[default_column[i]]) column_config[default_column[i]] = &defaults[i].config;
         }
 
-        std::unordered_map<const Space*, std::unique_ptr<SpaceModel>> models;
+        std::map<std::pair<const Template*, const Space*>, std::unique_ptr<SpaceModel>> models;
         std::vector<std::pair<std::uint32_t, float>> row;
         std::map<std::pair<const Template*, std::uint64_t>, double> class_time;  // of one entry
         std::vector<Near> near;
         std::vector<std::uint32_t> wanted;
         g.cell_begin.assign(1, 0);
+        std::size_t next_default = 0;
         for (std::size_t r = 0; r < count; ++r) {
             const Entry& x = ix.entries[g.entries[r]];
             // Measured: every candidate the store timed on this shape, against its best, each
@@ -113,12 +125,14 @@ void Dispatcher::add_unseen_evidence(Index& ix) const {
                     if (std::uint32_t c = column_of(k); c != kNoColumn)
                         row.emplace_back(
                             c, float(cost_model::relative_loss(class_time.at({k.tmpl, timed.class_hash}), best)));
-            // Predicted: the winners of the nearest shapes (same template) and the default,
-            // where not measured and valid here.
-            if (auto model = models_.find(x.tmpl); model != models_.end()) {
+            // Predicted, by each template's model: its default here and the winners of the
+            // nearest shapes it won, where not measured and valid here.
+            const std::size_t measured = row.size();
+            for (; next_default < defaults.size() && defaults[next_default].entry == r; ++next_default) {
+                const Template* t = defaults[next_default].tmpl;
                 near.clear();
                 for (std::size_t s = 0; s < count; ++s) {
-                    if (s == r || ix.entries[g.entries[s]].tmpl != x.tmpl) continue;
+                    if (s == r || ix.entries[g.entries[s]].tmpl != t) continue;
                     double d = 0;
                     for (std::size_t k = 0; k < sizes; ++k)
                         d += std::abs(g.log_sizes[r * sizes + k] - g.log_sizes[s * sizes + k]);
@@ -128,23 +142,23 @@ void Dispatcher::add_unseen_evidence(Index& ix) const {
                     std::nth_element(near.begin(), near.begin() + long(kPredictedNear), near.end());
                     near.resize(kPredictedNear);
                 }
-                wanted.assign(1, column_of({x.tmpl, default_hash.at(space[r].get())}));
+                wanted.assign(1, default_column[next_default]);
                 for (const auto& [d, s] : near) wanted.push_back(g.winner_column[s]);
                 std::sort(wanted.begin(), wanted.end());
                 wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
-                auto& m = models[space[r].get()];
-                if (!m) m = std::make_unique<SpaceModel>(model->second, x.shape, space[r], device_, g.columns.size());
+                auto space = t->space(x.shape);
+                auto& m = models[{t, space.get()}];
+                if (!m) m = std::make_unique<SpaceModel>(models_.at(t), x.shape, space, device_, g.columns.size());
                 m->scorer.set_problem(x.shape);
-                const std::size_t measured = row.size();
                 for (std::uint32_t c : wanted) {
                     if (std::binary_search(row.begin(), row.begin() + long(measured), std::pair{c, 0.0f},
                                            [](const auto& a, const auto& b) { return a.first < b.first; }))
                         continue;
-                    const Config& config = winner_config[c] ? *winner_config[c] : m->default_config;
+                    const Config& config = *column_config[c];
                     if (m->valid[c] < 0) m->valid[c] = m->space->violation(config) ? 0 : 1;
                     if (!m->valid[c]) continue;
                     // Not measured here, but a config of its class was: that is its time.
-                    if (auto same = class_time.find({x.tmpl, x.tmpl->equivalence_key(x.shape, config).hash()});
+                    if (auto same = class_time.find({t, t->equivalence_key(x.shape, config).hash()});
                         same != class_time.end()) {
                         row.emplace_back(c, float(cost_model::relative_loss(same->second, best)));
                         continue;
@@ -152,8 +166,8 @@ void Dispatcher::add_unseen_evidence(Index& ix) const {
                     if (!m->inputs[c]) m->inputs[c] = m->scorer.inputs(config);
                     row.emplace_back(c, float(cost_model::predicted_loss(m->scorer(*m->inputs[c]))));
                 }
-                std::sort(row.begin(), row.end());
             }
+            std::sort(row.begin(), row.end());
             for (const auto& [column, loss] : row) {
                 g.cell_columns.push_back(column);
                 g.cell_losses.push_back(loss);
@@ -186,55 +200,71 @@ Selection Dispatcher::predict_unseen(const Problem& p, const Index& ix, const Gr
         distances[evidence] = x->first;
         evidence_rows[evidence] = x->second;
     }
-    for (const Template* t : model_templates_) {
-        if (t->info().op != p.op || t->info().backend != device_.backend || !t->supports(p)) continue;
-        auto space = t->space(p);
-        auto& facts = spaces_[space.get()];
-        if (!facts.space) facts.space = space;
-        if (!facts.default_config) facts.default_config = std::make_unique<Config>(space->default_config());
-        if (!facts.default_hash) facts.default_hash = facts.default_config->hash();  // 0: not computed yet
-        // The candidates: the default, then the distinct winners valid here, nearest first.
-        struct Candidate {
-            std::size_t entry;  // SIZE_MAX: the default
-            std::uint64_t hash;
-            std::uint32_t column;
-        };
-        std::array<Candidate, kMaxCandidates> c;
-        const ConfigKey default_key{t, facts.default_hash};
-        auto it = std::lower_bound(g.columns.begin(), g.columns.end(), default_key);
-        c[0] = {SIZE_MAX, facts.default_hash,
-                it != g.columns.end() && *it == default_key ? std::uint32_t(it - g.columns.begin()) : kNoColumn};
-        std::size_t n = 1;
-        for (std::size_t k = 0; k < kScan && n < kMaxCandidates; ++k) {
-            const Near* x = nearest(k);
-            if (!x) break;
-            const std::size_t r = x->second, e = g.entries[r];
-            const Entry& entry = ix.entries[e];
-            if (entry.tmpl != t ||
-                std::any_of(c.begin(), c.begin() + long(n), [&](const Candidate& y) { return y.hash == entry.config_hash; }) ||
-                !accepted(ix, facts, e))
-                continue;
-            c[n++] = {e, entry.config_hash, g.winner_column[r]};
+    // The default: that of the first template with a model that computes p, the one whose
+    // model was asked for (none: no prediction, the nearest shape's winner serves).
+    const auto owner = std::find_if(model_templates_.begin(), model_templates_.end(), [&](const Template* t) {
+        return t->info().op == p.op && t->info().backend == device_.backend && t->supports(p);
+    });
+    if (owner == model_templates_.end()) return {};
+    const Template* t = *owner;
+    const ShapeDefault def = shape_default(*t, p);
+    // Whether a winner is valid here, per template: p's space for it, looked up once.
+    std::array<std::pair<const Template*, SpaceFacts*>, 4> facts_of{};
+    std::size_t templates_seen = 0;
+    auto valid = [&](std::size_t e) {
+        const Template* w = ix.entries[e].tmpl;
+        for (std::size_t i = 0; i < templates_seen; ++i)
+            if (facts_of[i].first == w) return facts_of[i].second && accepted(ix, *facts_of[i].second, e);
+        if (templates_seen == facts_of.size()) return valid_here(ix, p, e);
+        SpaceFacts* facts = nullptr;
+        if (w->supports(p)) {
+            auto space = w->space(p);
+            facts = &spaces_[space.get()];
+            if (!facts->space) facts->space = space;
         }
-        // Each candidate's loss on each of the nearest shapes (NaN: neither measured nor predicted).
-        std::array<float, kMaxCandidates * kPolicy.evidence> losses;
-        for (std::size_t j = 0; j < evidence; ++j) {
-            const std::size_t r = evidence_rows[j];
-            const std::uint32_t begin = g.cell_begin[r], size = g.cell_begin[r + 1] - begin;
-            const std::uint32_t* columns = g.cell_columns.data() + begin;
-            for (std::size_t i = 0; i < n; ++i) {
-                const std::uint32_t at = find_column(columns, size, c[i].column);
-                losses[i * evidence + j] = at < size && columns[at] == c[i].column
-                                               ? g.cell_losses[begin + at]
-                                               : std::numeric_limits<float>::quiet_NaN();
-            }
-        }
-        const std::size_t best =
-            cost_model::pick_unseen({n, {distances.data(), evidence}, {losses.data(), n * evidence}}, {}, kPolicy);
-        if (c[best].entry != SIZE_MAX) return select(ix.entries[c[best].entry], LookupSource::predicted);
-        return Selection{t, facts.default_config.get(), LookupSource::predicted, nullptr, 0};
+        facts_of[templates_seen++] = {w, facts};
+        return facts && accepted(ix, *facts, e);
+    };
+    // The candidates: the default, then the distinct winners valid here, of any template,
+    // nearest first (the evidence has each one's measured losses where the store timed it).
+    struct Candidate {
+        std::size_t entry;  // SIZE_MAX: the default
+        ConfigKey key;
+        std::uint32_t column;
+    };
+    std::array<Candidate, kMaxCandidates> c;
+    const ConfigKey default_key{t, def.hash};
+    auto it = std::lower_bound(g.columns.begin(), g.columns.end(), default_key);
+    c[0] = {SIZE_MAX, default_key,
+            it != g.columns.end() && *it == default_key ? std::uint32_t(it - g.columns.begin()) : kNoColumn};
+    std::size_t n = 1;
+    for (std::size_t k = 0; k < kScan && n < kMaxCandidates; ++k) {
+        const Near* x = nearest(k);
+        if (!x) break;
+        const std::size_t r = x->second, e = g.entries[r];
+        const Entry& entry = ix.entries[e];
+        const ConfigKey key{entry.tmpl, entry.config_hash};
+        if (std::any_of(c.begin(), c.begin() + long(n), [&](const Candidate& y) { return y.key == key; }) ||
+            !valid(e))
+            continue;
+        c[n++] = {e, key, g.winner_column[r]};
     }
-    return {};
+    // Each candidate's loss on each of the nearest shapes (NaN: neither measured nor predicted).
+    std::array<float, kMaxCandidates * kPolicy.evidence> losses;
+    for (std::size_t j = 0; j < evidence; ++j) {
+        const std::size_t r = evidence_rows[j];
+        const std::uint32_t begin = g.cell_begin[r], size = g.cell_begin[r + 1] - begin;
+        const std::uint32_t* columns = g.cell_columns.data() + begin;
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::uint32_t at = find_column(columns, size, c[i].column);
+            losses[i * evidence + j] =
+                at < size && columns[at] == c[i].column ? g.cell_losses[begin + at] : std::numeric_limits<float>::quiet_NaN();
+        }
+    }
+    const std::size_t best =
+        cost_model::pick_unseen({n, {distances.data(), evidence}, {losses.data(), n * evidence}}, {}, kPolicy);
+    if (c[best].entry != SIZE_MAX) return select(ix.entries[c[best].entry], LookupSource::predicted);
+    return Selection{t, def.config, LookupSource::predicted, nullptr, 0};
 }
 
 }  // namespace tune

@@ -271,6 +271,13 @@ private:
     struct SpaceFacts;
     bool valid_here(const Index& ix, const Problem& p, std::size_t i) const;
     bool accepted(const Index& ix, SpaceFacts& facts, std::size_t i) const;  // facts of p's space
+    // t.default_config(p), interned in its space's facts (a stable pointer for Selections),
+    // with its hash; caller holds unseen_mutex_.
+    struct ShapeDefault {
+        const Config* config;
+        std::uint64_t hash;
+    };
+    ShapeDefault shape_default(const Template& t, const Problem& p) const;
     // The pick among the default and the valid configs of the nearest entries of group g
     // (`near`: distance and index into g.entries, reordered here); caller holds unseen_mutex_
     // exclusively. Empty (no tmpl) when no model applies.
@@ -310,13 +317,12 @@ private:
     // Per space (shared by many shapes): its default config, and which tuned configs it accepts.
     struct SpaceFacts {
         std::shared_ptr<const Space> space;  // keeps the pointer key alive
-        std::unique_ptr<Config> default_config;
         // Template::default_config of shapes served by default (a few per space: one per shape
         // class the template tells apart), interned so Selections can point at them.
         std::vector<std::unique_ptr<Config>> shape_defaults;
+        std::vector<std::uint64_t> shape_default_hashes;  // of shape_defaults, in order
         std::vector<std::int8_t> accepts;     // per entry of accepts_for: -1 unknown, 0 no, 1 yes
         const Index* accepts_for = nullptr;
-        std::uint64_t default_hash = 0;
     };
     mutable std::unordered_map<const Space*, SpaceFacts> spaces_;  // guarded by unseen_mutex_
     // Cost models per template (a later layer's replaces an earlier one's); empty: no prediction.

@@ -56,6 +56,9 @@ public:
     // thread; others wait) commit together, or not at all when it throws.
     void atomically(const std::function<void()>& body);
 
+    // Every stored cost model (a model that fails to decode throws, as load_model does).
+    std::vector<StoredModel> models() const;
+
     int schema_version() const;
     std::vector<RunInfo> runs() const;
     std::vector<DeviceInfo> devices() const;
@@ -84,16 +87,21 @@ private:
 };
 
 // JSON export/import for shipping tuned results: {"format":"libtune-db","version":1,
-// "devices":[...],"measurements":[...]}. Import validates every row before writing any.
+// "devices":[...],"measurements":[...],"models":[...]} ("models" optional: the cost models of
+// the exported devices and templates). Import validates every row and model before writing any.
 // Returns the number of rows left out because they failed to decode (as query() skips them).
 std::size_t export_json(const SqliteDatabase& db, std::ostream& out, const MeasurementFilter& filter = {});
 // Import in two steps (so a bad file is refused before a store is opened): read and check
-// every device and row, then add them to a store under one "import" run.
+// every device, row and model, then add them to a store under one "import" run (a model the
+// store already has for the same name, template and device stays: the store's own is kept).
 struct ExportedRows {
     std::vector<DeviceInfo> devices;
     std::vector<Measurement> rows;
+    std::vector<StoredModel> models;
 };
 ExportedRows read_export_json(std::istream& in);
+// Adds `models` the store lacks (by name, template and device); returns how many.
+std::size_t add_missing_models(SqliteDatabase& db, const std::vector<StoredModel>& models);
 std::size_t import_json(SqliteDatabase& db, const ExportedRows& exported);
 std::size_t import_json(SqliteDatabase& db, std::istream& in);  // both steps
 
