@@ -1,6 +1,7 @@
 // GbdtModel over XGBoost's C API: single-threaded and seeded, so training is deterministic.
 #include <xgboost/c_api.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -59,7 +60,9 @@ std::shared_ptr<const GbdtModel> GbdtModel::train(const Dataset& data, const Gbd
                                                   std::shared_ptr<const GbdtModel> prior) {
     require(!data.rows.empty() && data.rows.size() == data.targets.size(),
             "cost model: training needs rows with one target each");
-    require(!prior || prior->names() == data.names, "cost model: the prior's feature columns differ from the data's");
+    require(!prior || (prior->names().size() <= data.names.size() &&
+                       std::equal(prior->names().begin(), prior->names().end(), data.names.begin())),
+            "cost model: the prior's feature columns must lead the data's");
     std::vector<float> labels(data.targets.begin(), data.targets.end());
     if (prior) {
         auto base = prior->predict(data.rows);
@@ -183,7 +186,7 @@ void GbdtModel::require_tree(std::int32_t offset, std::size_t n) const {
 }
 
 double GbdtModel::predict_one(std::span<const double> row) const {
-    require(row.size() == names_.size(), "cost model: a feature row has " + std::to_string(row.size()) +
+    require(row.size() >= names_.size(), "cost model: a feature row has " + std::to_string(row.size()) +
                                              " values, expected " + std::to_string(names_.size()));
     // As XGBoost does: single-precision features and sums, NaN takes the default branch.
     float sum = base_score_;
@@ -210,7 +213,13 @@ std::vector<double> GbdtModel::predict_with_xgboost(std::span<const std::vector<
     std::vector<double> out(rows.size(), 0.0);
     if (rows.empty()) return out;
     if (prior_) out = prior_->predict_with_xgboost(rows);
-    Matrix x(rows, names_.size());
+    std::vector<std::vector<double>> leading;  // rows cut to this model's columns
+    for (const auto& r : rows) {
+        require(r.size() >= names_.size(), "cost model: a feature row has " + std::to_string(r.size()) +
+                                               " values, expected " + std::to_string(names_.size()));
+        leading.emplace_back(r.begin(), r.begin() + long(names_.size()));
+    }
+    Matrix x(leading, names_.size());
     bst_ulong len = 0;
     const float* values = nullptr;
     Handle b;

@@ -82,7 +82,12 @@ SearchContext make_search_context(const Problem& p, std::shared_ptr<const Space>
         ctx.features = [f](const Config& c) { return (*f)(c); };
         return ctx;
     }
+    // The prior's columns first (it reads those), then this space's columns it lacks: knobs
+    // or labels it was never trained on, which this run's own trees can still learn.
     ctx.names = ctx.prior->names();
+    for (const auto& name : f->names())
+        if (std::find(ctx.prior->names().begin(), ctx.prior->names().end(), name) == ctx.prior->names().end())
+            ctx.names.push_back(name);
     auto map = std::make_shared<std::vector<int>>(column_map(f->names(), ctx.names));
     ctx.features = [f, map](const Config& c) { return remap((*f)(c), *map); };
     return ctx;

@@ -29,7 +29,9 @@ struct GbdtParams {
 class GbdtModel {
 public:
     // Fits the trees to `data`. With a prior, the trees learn the residual target - prior(x)
-    // and predictions add the prior's: a model of other shapes warm-starts this one.
+    // and predictions add the prior's: a model of other shapes warm-starts this one. The
+    // prior's columns must lead the data's; columns after them (knobs the prior never saw)
+    // are the new trees' alone.
     static std::shared_ptr<const GbdtModel> train(const Dataset& data, const GbdtParams& params = {},
                                                   std::shared_ptr<const GbdtModel> prior = nullptr);
     // A model saved by save_json(); throws tune::Error when XGBoost rejects the text.
@@ -37,7 +39,8 @@ public:
     ~GbdtModel();
 
     const std::vector<std::string>& names() const { return names_; }
-    // Rows in names() order (see column_map); NaN = missing.
+    // Rows in names() order (see column_map); NaN = missing. A row may go on past names()
+    // (a model trained on top of this one as its prior has more columns): those are ignored.
     std::vector<double> predict(std::span<const std::vector<double>> rows) const;
     // One row, without allocating: the dispatcher's unseen-shape lookups.
     double predict_one(std::span<const double> row) const;
