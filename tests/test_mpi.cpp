@@ -167,10 +167,10 @@ TEST_CASE("a rank stalled past --rank-timeout measures again when it wakes and e
     TempDir dir("mpi");
     Run single = shell(check_tool(kArgs + " --db " + dir.file("single.db")), dir);
     REQUIRE(single.code == 0);
-    // Rank 2 stops for 3 s at its third candidate; after 1.5 s rank 0 declares it lost and
+    // Rank 2 stops for 4 s at its third candidate; after 2 s rank 0 declares it lost and
     // hands its candidate on. The 100 ms per candidate keep the run going until it wakes.
     Run spread = shell(mpirun() + check_tool("--seed 11 --budget 10 --delay-ms 100 --mpi --freeze-rank 2 --freeze-at 3 "
-                                             "--freeze-s 3 --rank-timeout 1.5 --db " + dir.file("mpi.db")),
+                                             "--freeze-s 4 --rank-timeout 2 --db " + dir.file("mpi.db")),
                        dir);
     // Exit 0 also says every rank finalized: mpirun fails a job where one skipped it.
     check_rank_2_lost_nothing(spread, single, dir);  // nor stored its late result twice
