@@ -1,9 +1,13 @@
 // Attention: the fp64 reference and its masks, both CPU templates against it for every mask,
 // MHA/GQA/MQA, odd head dims and lengths (1, primes), sampled configs; the workspace a config
 // reports; and the memory cap as a tuning constraint.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "fast_measure.hpp"
@@ -13,6 +17,7 @@
 #include "tune/templates/cpu_attention.hpp"
 #include "tune/tuner.hpp"
 #include "tune/workload.hpp"
+#include "../templates/attention/cpu/kernels.hpp"
 
 using namespace tune;
 
@@ -478,4 +483,27 @@ TEST_CASE("bf16 Q, K and V (a bf16 KV cache) run through every f32 inner kernel 
     grad.set_dim("backward", 1);
     CHECK_FALSE(fused->supports(grad));
     CHECK_FALSE(make_cpu_attention_backward_template(host())->supports(grad));
+}
+
+TEST_CASE("the softmax step reads no score past the end of its row", "[attention]") {
+    // A row whose length is not a multiple of 16 ending where its buffer does (the last row
+    // of a score tile), the next page inaccessible. Its last block's max was taken from a full
+    // 16-wide load, 11 floats past the end here (found by AddressSanitizer). An optimised build
+    // may fold that load into the masked max, whose masked-off lanes do not fault, so there
+    // this checks the row-end result; where the load stays separate (-O0) it would crash.
+    if (!have_avx512()) return;
+    const auto page = std::size_t(::sysconf(_SC_PAGESIZE));
+    void* map = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(map != MAP_FAILED);
+    REQUIRE(::mprotect(static_cast<char*>(map) + page, page, PROT_NONE) == 0);
+    constexpr int n = 37;
+    float* s = reinterpret_cast<float*>(static_cast<char*>(map) + page) - n;
+    for (int j = 0; j < n; ++j) s[j] = 0.1f * float(j % 7);
+    float m = -std::numeric_limits<float>::infinity(), l = 0;
+    cpu_attention::softmax_step(s, n, 0, n, m, l);
+    CHECK(m == Approx(0.6f));
+    double sum = 0;
+    for (int j = 0; j < n; ++j) sum += s[j];
+    CHECK(sum == Approx(l).epsilon(1e-5));
+    ::munmap(map, 2 * page);
 }

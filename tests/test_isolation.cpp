@@ -5,10 +5,11 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
-#include <optional>
+#include <memory>
 
 #include "fast_measure.hpp"
 #include "fake_template.hpp"
@@ -105,27 +106,41 @@ TEST_CASE("a correct kernel slower than the timing cap is timed to the end, in a
 }
 
 TEST_CASE("a template created where a destroyed one lived is measured by a worker that sees it", "[isolation]") {
-    // The worker is a fork: it holds the templates that existed then. One destroyed in the
-    // parent and another created at the same address (a registry rebuilt between runs) was
-    // measured as "failed: template changed" by the old worker.
+    // The worker is a fork: it holds the templates that existed then, at their addresses. A
+    // template destroyed in the parent and another created at the same address (a registry
+    // rebuilt between runs) is not the one a worker knows there.
     Measurer m(detect_cpu(), isolated_options());
     const Problem p = make_gemm(4, 4, 4);
-    std::optional<testing::FakeGemmTemplate> slot;
-    slot.emplace("test.gemm.first");
-    const void* where = &*slot;
-    REQUIRE(m.measure(p, *slot, slot->space(p)->default_config()).status == Status::ok);
+    alignas(testing::FakeGemmTemplate) unsigned char storage[sizeof(testing::FakeGemmTemplate)];
+    auto* slot = reinterpret_cast<testing::FakeGemmTemplate*>(storage);
+    auto measure = [&](const Template& t) {
+        const Measurement r = m.measure(p, t, t.space(p)->default_config());
+        INFO(r.reason);
+        CHECK(r.status == Status::ok);
+        CHECK(r.template_name == t.info().name);
+    };
+    std::construct_at(slot, "test.gemm.first");
+    measure(*slot);
     REQUIRE(m.worker_starts() == 1);
-    slot.reset();
-    slot.emplace("test.gemm.second");
-    REQUIRE(static_cast<const void*>(&*slot) == where);
-    const Measurement r = m.measure(p, *slot, slot->space(p)->default_config());
-    INFO(r.reason);
-    CHECK(r.status == Status::ok);
-    CHECK(r.template_name == "test.gemm.second");
+    // Destroyed after the fork: the worker's copy is intact but another template (it answered
+    // "failed: template changed").
+    std::destroy_at(slot);
+    std::construct_at(slot, "test.gemm.second");
+    measure(*slot);
     CHECK(m.worker_starts() == 2);
-    // The new worker holds the new template: measuring it again needs no fork.
-    CHECK(m.measure(p, *slot, slot->space(p)->default_config()).status == Status::ok);
+    measure(*slot);  // the new worker holds it: no fork
     CHECK(m.worker_starts() == 2);
+    // Destroyed before the next fork: that worker holds freed memory there (scribbled over
+    // here, as an allocator may), and a template created there later must not be sent to it.
+    testing::FakeGemmTemplate other("test.gemm.other");
+    std::destroy_at(slot);
+    std::memset(storage, 0xa5, sizeof storage);
+    measure(other);
+    REQUIRE(m.worker_starts() == 3);
+    std::construct_at(slot, "test.gemm.second");
+    measure(*slot);
+    CHECK(m.worker_starts() == 4);
+    std::destroy_at(slot);
 }
 
 TEST_CASE("after a template whose threads linger the measurer waits them out, and only after a run",

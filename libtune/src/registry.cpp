@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <atomic>
 
 #include "tune/error.hpp"
 #include "tune/kernel.hpp"
@@ -16,6 +17,11 @@
 #endif
 
 namespace tune {
+
+std::uint64_t Template::next_instance() {
+    static std::atomic<std::uint64_t> next{0};  // identities only: nothing reads it but this
+    return next.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 
 std::optional<std::string> refusal(const Template& t, const Problem& p, const Config& c) {
     if (!t.supports(p)) return "template " + t.info().name + " does not support it";

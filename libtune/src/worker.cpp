@@ -160,8 +160,8 @@ void Worker::serve(int fd) {
         try {
             json req = json::parse(body);
             auto* t = reinterpret_cast<const Template*>(req.at("template").get<std::uintptr_t>());
-            // The parent's template at that address was created after this fork (the one this
-            // copy holds was destroyed there): the parent forks a worker that sees it.
+            // The parent's template no longer matches this copy (changed after the fork): the
+            // parent forks a worker that sees it as it is.
             if (t->info().name != req.at("name").get<std::string>() ||
                 t->info().version != req.at("version").get<std::string>()) {
                 if (!send_frame(fd, json{{"stale", true}})) break;
@@ -186,9 +186,9 @@ Measurement Worker::measure(const Problem& p, const Template& t, const Config& c
 }
 
 Measurement Worker::measure(const Problem& p, const Template& t, const Config& c, bool refork) {
-    if (refork || !known_.contains(&t)) {
-        stop();  // the live worker predates this template: fork one that sees it
-        known_.insert(&t);
+    if (refork || !known_.contains(t.instance())) {
+        stop();  // the live worker may predate this template: fork one that sees it
+        known_.insert(t.instance());
     }
     json request{{"template", reinterpret_cast<std::uintptr_t>(&t)},
                  {"name", t.info().name},
@@ -227,8 +227,8 @@ Measurement Worker::measure(const Problem& p, const Template& t, const Config& c
                 phase = msg["phase"].get<std::string>();
                 deadline = Clock::now() + std::chrono::duration<double>(limit_for(phase));
             } else if (msg.contains("stale")) {
-                // A template at an address the worker knew with another template: the first
-                // one was destroyed and this one created after the fork.
+                // The worker's copy is not this template as it is now (its name or version
+                // changed after the fork): a fresh worker sees it as it is.
                 stop();
                 if (refork) return fail(Status::failed, "isolated measurer: a fresh worker does not see template '" +
                                                             t.info().name + "'");

@@ -54,11 +54,12 @@ private:
     pid_t pid_ = -1;
     int fd_ = -1;
     int forks_ = 0;
-    // Templates that existed when the live worker was forked (the worker sees them at the
-    // same address); a template first seen later makes the next measurement fork again. A
-    // template destroyed and another created at its address is caught by the worker, which
-    // checks name and version, and answers "stale": the measurement forks again.
-    std::unordered_set<const Template*> known_;
+    // Templates (Template::instance, not addresses: a new template may take a destroyed one's
+    // address) that existed when the live worker was forked: each was first measured before
+    // that fork and is alive when measured again, so it was alive then. A template first seen
+    // later makes the measurement fork again. The worker also checks name and version and
+    // answers "stale" on a mismatch: the measurement forks again.
+    std::unordered_set<std::uint64_t> known_;
 };
 
 // "SIGSEGV (Segmentation fault)" for a signal number.

@@ -34,8 +34,15 @@ typedef enum tune_status {
     TUNE_ERR_INTERNAL = 7          /* unexpected failure; the message says what */
 } tune_status;
 
-typedef enum tune_dtype { TUNE_F32 = 0, TUNE_BF16 = 1 } tune_dtype;
-typedef enum tune_activation { TUNE_ACT_NONE = 0, TUNE_ACT_GELU = 1, TUNE_ACT_SILU = 2 } tune_activation;
+/* Enums a caller passes in are read as int by the library: a value outside the list is an
+ * error (TUNE_ERR_INVALID_ARGUMENT), not undefined behaviour. */
+#ifdef __cplusplus
+#define TUNE_INPUT_ENUM(name) enum name : int
+#else
+#define TUNE_INPUT_ENUM(name) enum name
+#endif
+typedef TUNE_INPUT_ENUM(tune_dtype) { TUNE_F32 = 0, TUNE_BF16 = 1 } tune_dtype;
+typedef TUNE_INPUT_ENUM(tune_activation) { TUNE_ACT_NONE = 0, TUNE_ACT_GELU = 1, TUNE_ACT_SILU = 2 } tune_activation;
 /* Why the dispatcher chose a config: tuned for this shape, closest tuned shape, template default,
  * shape bucket, or the store's cost model. */
 typedef enum tune_source {

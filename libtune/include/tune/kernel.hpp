@@ -3,6 +3,7 @@
 // the templates that can compute it.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -52,7 +53,13 @@ struct TemplateInfo {
 
 class Template {
 public:
+    Template() : instance_(next_instance()) {}
+    Template(const Template&) : instance_(next_instance()) {}  // a copy is another template
+    Template& operator=(const Template&) { return *this; }
     virtual ~Template() = default;
+    // Unique to this object for the life of the process (addresses are reused once an object
+    // is freed): what an isolated measurer's worker, a fork, knows a template by.
+    std::uint64_t instance() const { return instance_; }
     virtual const TemplateInfo& info() const = 0;
     // Whether this template can compute p at all on this device (dtype, ISA, ...).
     virtual bool supports(const Problem& p) const = 0;
@@ -78,6 +85,10 @@ public:
         static_cast<void>(p);
         return c;
     }
+
+private:
+    static std::uint64_t next_instance();
+    std::uint64_t instance_;
 };
 
 // Explicit registry of templates, built once and then read-only.

@@ -115,8 +115,11 @@ float online_step(const float* s, int n, int first, int last, float& m, float& l
     last = std::min(last, n);
     if (last <= first) return exp_masked(s, n, first, last, 0.0f, put), 1.0f;
     __m512 top = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-    for (int j = first / 16 * 16; j < last; j += 16)
-        top = _mm512_mask_max_ps(top, visible(j, first, last), top, _mm512_loadu_ps(s + j));
+    for (int j = first / 16 * 16; j < last; j += 16) {
+        // A masked load: the row's last block may end where its buffer does.
+        const __mmask16 keep = visible(j, first, last);
+        top = _mm512_mask_max_ps(top, keep, top, _mm512_maskz_loadu_ps(keep, s + j));
+    }
     const float m_new = std::max(m, _mm512_reduce_max_ps(top));
     const float alpha = m == -std::numeric_limits<float>::infinity()
                             ? 0.0f
