@@ -158,13 +158,11 @@ void add_db_commands(CLI::App& app) {
         std::ifstream f = open_input(*in, "import");
         const ExportedRows exported = read_export_json(f);  // a bad file is refused before the store is opened
         SqliteDatabase db(*path);
-        const std::size_t models_before = db.models().size();
-        std::size_t added = import_json(db, exported);
-        const std::size_t models_added = db.models().size() - models_before;
-        std::printf("imported %zu new measurements into %s", added, path->c_str());
+        const ImportedJson added = import_json(db, exported);
+        std::printf("imported %zu new measurements into %s", added.rows, path->c_str());
         if (!exported.models.empty())
-            std::printf("; cost models: %zu added, %zu kept the store's own", models_added,
-                        exported.models.size() - models_added);
+            std::printf("; cost models: %zu added, %zu kept the store's own", added.models,
+                        exported.models.size() - added.models);
         std::printf("\n");
     });
 

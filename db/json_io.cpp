@@ -159,18 +159,18 @@ std::size_t add_missing_models(SqliteDatabase& db, const std::vector<StoredModel
     return added;
 }
 
-std::size_t import_json(SqliteDatabase& db, const ExportedRows& exported) {
+ImportedJson import_json(SqliteDatabase& db, const ExportedRows& exported) {
     RunInfo run;
     run.command = "import";
     run.strategy = "import";
-    std::size_t added = 0;
+    ImportedJson added;
     db.atomically([&] {
-        added = db.import_rows(run, exported.devices, exported.rows).added;
-        add_missing_models(db, exported.models);
+        added.rows = db.import_rows(run, exported.devices, exported.rows).added;
+        added.models = add_missing_models(db, exported.models);
     });
     return added;
 }
 
-std::size_t import_json(SqliteDatabase& db, std::istream& in) { return import_json(db, read_export_json(in)); }
+std::size_t import_json(SqliteDatabase& db, std::istream& in) { return import_json(db, read_export_json(in)).rows; }
 
 }  // namespace tune

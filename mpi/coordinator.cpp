@@ -3,7 +3,6 @@
 // its own so that the measuring ranks can tell when rank 0 is gone.
 #include <algorithm>
 #include <condition_variable>
-#include <cstdio>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -22,12 +21,6 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string format_seconds(double s) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.3g", s);
-    return text;
-}
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 #include "transport.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <thread>
 
 #include "tune/error.hpp"
@@ -65,6 +66,12 @@ std::optional<Message> try_receive(MPI_Comm comm, int source) {
     check(MPI_Recv(m.body.data(), count, MPI_CHAR, status.MPI_SOURCE, status.MPI_TAG, comm, MPI_STATUS_IGNORE),
           "MPI_Recv");
     return m;
+}
+
+std::string format_seconds(double s) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", s);
+    return text;
 }
 
 void Backoff::wait() {

@@ -37,6 +37,9 @@ struct Message {
 // "MPI_ERR_...: text" for an MPI error code.
 std::string error_text(int code);
 
+// Seconds in messages: 3 significant digits ("2", "0.25", "121").
+std::string format_seconds(double s);
+
 // One message that has arrived (from `source`, or any rank); nullopt when none is waiting.
 // Throws tune::Error when MPI reports an error.
 std::optional<Message> try_receive(MPI_Comm comm, int source = MPI_ANY_SOURCE);

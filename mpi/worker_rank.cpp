@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <cstdio>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -109,11 +108,7 @@ void serve(Session& session, const DeviceInfo& device, const TemplateRegistry& r
     };
     for (;;) {
         auto m = receive_within(comm, 0, limit, outbox);
-        if (!m) {
-            char seconds[32];
-            std::snprintf(seconds, sizeof seconds, "%.3g", limit);
-            throw lost_rank0(std::string("no word from rank 0 for ") + seconds + " s (rank 0 is lost)");
-        }
+        if (!m) throw lost_rank0("no word from rank 0 for " + format_seconds(limit) + " s (rank 0 is lost)");
         limit = options.rank_timeout_s;
         if (m->tag == kJob) {
             json reply;

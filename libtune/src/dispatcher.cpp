@@ -242,19 +242,20 @@ void Dispatcher::load_models(const StoreLayer& layer) {
     }
 }
 
-bool Dispatcher::valid_here(const Index& ix, const Problem& p, std::size_t i) const {
-    const Entry& e = ix.entries[i];
-    if (!e.tmpl->supports(p)) return false;
-    auto space = e.tmpl->space(p);
+Dispatcher::SpaceFacts& Dispatcher::facts_of(const Template& t, const Problem& p) const {
+    auto space = t.space(p);
     auto& facts = spaces_[space.get()];
-    if (!facts.space) facts.space = space;
-    return accepted(ix, facts, i);
+    if (!facts.space) facts.space = std::move(space);
+    return facts;
+}
+
+bool Dispatcher::valid_here(const Index& ix, const Problem& p, std::size_t i) const {
+    const Template& t = *ix.entries[i].tmpl;
+    return t.supports(p) && accepted(ix, facts_of(t, p), i);
 }
 
 Dispatcher::ShapeDefault Dispatcher::shape_default(const Template& t, const Problem& p) const {
-    auto space = t.space(p);
-    auto& facts = spaces_[space.get()];
-    if (!facts.space) facts.space = space;
+    auto& facts = facts_of(t, p);
     Config def = t.default_config(p);
     auto same = std::find_if(facts.shape_defaults.begin(), facts.shape_defaults.end(),
                              [&](const auto& c) { return *c == def; });

@@ -23,6 +23,10 @@ std::uint64_t Template::next_instance() {
     return next.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
+bool computes(const Template& t, const Problem& p, Backend backend) {
+    return t.info().op == p.op && t.info().backend == backend && t.supports(p);
+}
+
 std::optional<std::string> refusal(const Template& t, const Problem& p, const Config& c) {
     if (!t.supports(p)) return "template " + t.info().name + " does not support it";
     if (auto bad = t.space(p)->violation(c)) return t.info().name + " config '" + c.text() + "': " + *bad;
@@ -52,7 +56,7 @@ bool TemplateRegistry::remove(std::string_view name) {
 std::vector<const Template*> TemplateRegistry::for_problem(const Problem& p, Backend backend) const {
     std::vector<const Template*> out;
     for (const auto& t : templates_)
-        if (t->info().op == p.op && t->info().backend == backend && t->supports(p)) out.push_back(t.get());
+        if (computes(*t, p, backend)) out.push_back(t.get());
     std::stable_partition(out.begin(), out.end(), [](const Template* t) { return !t->info().vendor; });
     return out;
 }

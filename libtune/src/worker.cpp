@@ -160,13 +160,9 @@ void Worker::serve(int fd) {
         try {
             json req = json::parse(body);
             auto* t = reinterpret_cast<const Template*>(req.at("template").get<std::uintptr_t>());
-            // The parent's template no longer matches this copy (changed after the fork): the
-            // parent forks a worker that sees it as it is.
-            if (t->info().name != req.at("name").get<std::string>() ||
-                t->info().version != req.at("version").get<std::string>()) {
-                if (!send_frame(fd, json{{"stale", true}})) break;
-                continue;
-            }
+            require(t->info().name == req.at("name").get<std::string>() &&
+                        t->info().version == req.at("version").get<std::string>(),
+                    "isolated measurer: template changed after the worker started");
             Problem p = req.at("problem").get<Problem>();
             Config c = req.at("config").get<Config>();
             PhaseFn phase = [fd](std::string_view name) {
@@ -182,11 +178,7 @@ void Worker::serve(int fd) {
 }
 
 Measurement Worker::measure(const Problem& p, const Template& t, const Config& c) {
-    return measure(p, t, c, false);
-}
-
-Measurement Worker::measure(const Problem& p, const Template& t, const Config& c, bool refork) {
-    if (refork || !known_.contains(t.instance())) {
+    if (!known_.contains(t.instance())) {
         stop();  // the live worker may predate this template: fork one that sees it
         known_.insert(t.instance());
     }
@@ -226,14 +218,6 @@ Measurement Worker::measure(const Problem& p, const Template& t, const Config& c
             if (msg.contains("phase")) {
                 phase = msg["phase"].get<std::string>();
                 deadline = Clock::now() + std::chrono::duration<double>(limit_for(phase));
-            } else if (msg.contains("stale")) {
-                // The worker's copy is not this template as it is now (its name or version
-                // changed after the fork): a fresh worker sees it as it is.
-                stop();
-                if (refork) return fail(Status::failed, "isolated measurer: a fresh worker does not see template '" +
-                                                            t.info().name + "'");
-                known_.clear();
-                return measure(p, t, c, true);
             } else if (msg.contains("result")) {
                 try {
                     return msg["result"].get<Measurement>();

@@ -44,7 +44,6 @@ public:
     int forks() const { return forks_; }
 
 private:
-    Measurement measure(const Problem& p, const Template& t, const Config& c, bool refork);
     void start();
     void stop();
     [[noreturn]] void serve(int fd);
@@ -57,8 +56,7 @@ private:
     // Templates (Template::instance, not addresses: a new template may take a destroyed one's
     // address) that existed when the live worker was forked: each was first measured before
     // that fork and is alive when measured again, so it was alive then. A template first seen
-    // later makes the measurement fork again. The worker also checks name and version and
-    // answers "stale" on a mismatch: the measurement forks again.
+    // later makes the measurement fork again.
     std::unordered_set<std::uint64_t> known_;
 };
 

@@ -269,6 +269,7 @@ private:
     void load_models(const StoreLayer& layer);
     // Whether entry i of ix is valid for p (cached per space); caller holds unseen_mutex_.
     struct SpaceFacts;
+    SpaceFacts& facts_of(const Template& t, const Problem& p) const;  // of t's space for p
     bool valid_here(const Index& ix, const Problem& p, std::size_t i) const;
     bool accepted(const Index& ix, SpaceFacts& facts, std::size_t i) const;  // facts of p's space
     // t.default_config(p), interned in its space's facts (a stable pointer for Selections),

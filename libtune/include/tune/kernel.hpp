@@ -109,6 +109,9 @@ private:
 // Every template built into this library that runs on `device` (CPU templates check ISA).
 TemplateRegistry builtin_registry(const DeviceInfo& device);
 
+// Whether t computes p on `backend`: its op and backend, and supports(p).
+bool computes(const Template& t, const Problem& p, Backend backend);
+
 // Why t cannot run config c on p, as the Dispatcher judges a stored row: "template NAME does
 // not support it" or "NAME config 'TEXT': reason"; nullopt when it can.
 std::optional<std::string> refusal(const Template& t, const Problem& p, const Config& c);

@@ -102,7 +102,11 @@ struct ExportedRows {
 ExportedRows read_export_json(std::istream& in);
 // Adds `models` the store lacks (by name, template and device); returns how many.
 std::size_t add_missing_models(SqliteDatabase& db, const std::vector<StoredModel>& models);
-std::size_t import_json(SqliteDatabase& db, const ExportedRows& exported);
-std::size_t import_json(SqliteDatabase& db, std::istream& in);  // both steps
+struct ImportedJson {
+    std::size_t rows = 0;    // measurements not stored before
+    std::size_t models = 0;  // cost models the store lacked
+};
+ImportedJson import_json(SqliteDatabase& db, const ExportedRows& exported);
+std::size_t import_json(SqliteDatabase& db, std::istream& in);  // both steps; the rows added
 
 }  // namespace tune
