@@ -1,4 +1,8 @@
 // GbdtModel over XGBoost's C API: single-threaded and seeded, so training is deterministic.
+// Every XGBoost call runs with one OpenMP thread (with_xgboost): XGBoost opens OpenMP regions
+// of its own before the booster's nthread applies (loading a model does), and an OpenMP pool
+// started in the host would spin on its cores after each region; with libgomp it also breaks
+// OpenMP in any process the host forks later.
 #include <xgboost/c_api.h>
 
 #include <algorithm>
@@ -7,13 +11,17 @@
 #include <numeric>
 
 #include "tune/cost_model/models.hpp"
+#include "omp_threads.hpp"
 #include "tune/error.hpp"
 
 namespace tune::cost_model {
 namespace {
 
-void check(int rc, const char* what) {
-    if (rc != 0) throw Error(std::string("cost model: XGBoost ") + what + " failed: " + XGBGetLastError());
+// One XGBoost C API call, on one OpenMP thread; a failure throws with XGBoost's message.
+template <class F>
+void call(const char* what, F&& f) {
+    if (detail::with_omp_threads(1, std::forward<F>(f)) != 0)
+        throw Error(std::string("cost model: XGBoost ") + what + " failed: " + XGBGetLastError());
 }
 
 struct Matrix {
@@ -26,7 +34,7 @@ struct Matrix {
                                           std::to_string(cols));
             for (double v : r) flat.push_back(static_cast<float>(v));
         }
-        check(XGDMatrixCreateFromMat(flat.data(), rows.size(), cols, std::nanf(""), &h), "DMatrix");
+        call("DMatrix", [&] { return XGDMatrixCreateFromMat(flat.data(), rows.size(), cols, std::nanf(""), &h); });
     }
     ~Matrix() { XGDMatrixFree(h); }
     Matrix(const Matrix&) = delete;
@@ -39,17 +47,17 @@ struct GbdtModel::Handle {
     BoosterHandle h = nullptr;
     // `cache`: the training matrix, or none for a booster that loads a stored model.
     explicit Handle(DMatrixHandle* cache = nullptr) {
-        check(XGBSetGlobalConfig(R"({"verbosity":0})"), "configuration");
-        check(XGBoosterCreate(cache, cache ? 1 : 0, &h), "create");
+        call("configuration", [&] { return XGBSetGlobalConfig(R"({"verbosity":0})"); });
+        call("create", [&] { return XGBoosterCreate(cache, cache ? 1 : 0, &h); });
     }
     ~Handle() { XGBoosterFree(h); }
     Handle(const Handle&) = delete;
     Handle& operator=(const Handle&) = delete;
-    void set(const char* key, const std::string& value) { check(XGBoosterSetParam(h, key, value.c_str()), key); }
+    void set(const char* key, const std::string& value) { call(key, [&] { return XGBoosterSetParam(h, key, value.c_str()); }); }
     std::string save_json() const {
         bst_ulong len = 0;
         const char* buf = nullptr;
-        check(XGBoosterSaveModelToBuffer(h, R"({"format":"json"})", &len, &buf), "saving");
+        call("saving", [&] { return XGBoosterSaveModelToBuffer(h, R"({"format":"json"})", &len, &buf); });
         return std::string(buf, len);
     }
 };
@@ -72,7 +80,7 @@ std::shared_ptr<const GbdtModel> GbdtModel::train(const Dataset& data, const Gbd
     const double mean = std::accumulate(labels.begin(), labels.end(), 0.0) / double(labels.size());
 
     Matrix x(data.rows, data.names.size());
-    check(XGDMatrixSetFloatInfo(x.h, "label", labels.data(), labels.size()), "labels");
+    call("labels", [&] { return XGDMatrixSetFloatInfo(x.h, "label", labels.data(), labels.size()); });
     std::shared_ptr<GbdtModel> model(new GbdtModel());
     model->names_ = data.names;
     model->prior_ = std::move(prior);
@@ -89,7 +97,7 @@ std::shared_ptr<const GbdtModel> GbdtModel::train(const Dataset& data, const Gbd
     b.set("eta", std::to_string(params.eta));
     b.set("min_child_weight", std::to_string(params.min_child_weight));
     b.set("lambda", std::to_string(params.lambda));
-    for (int i = 0; i < params.rounds; ++i) check(XGBoosterUpdateOneIter(b.h, i, x.h), "training");
+    for (int i = 0; i < params.rounds; ++i) call("training", [&] { return XGBoosterUpdateOneIter(b.h, i, x.h); });
     model->json_ = b.save_json();
     model->flatten();
     return model;
@@ -100,9 +108,9 @@ std::shared_ptr<const GbdtModel> GbdtModel::load_json(const std::string& json, s
     std::shared_ptr<GbdtModel> model(new GbdtModel());
     model->names_ = std::move(names);
     Handle b;  // only to check the text: XGBoost must accept it
-    check(XGBoosterLoadModelFromBuffer(b.h, json.data(), json.size()), "loading a stored model");
+    call("loading a stored model", [&] { return XGBoosterLoadModelFromBuffer(b.h, json.data(), json.size()); });
     bst_ulong features = 0;
-    check(XGBoosterGetNumFeature(b.h, &features), "reading the feature count");
+    call("reading the feature count", [&] { return XGBoosterGetNumFeature(b.h, &features); });
     model->json_ = json;
     require(features == model->names_.size(), "cost model: the stored trees read " + std::to_string(features) +
                                                   " features but the model names " +
@@ -223,8 +231,8 @@ std::vector<double> GbdtModel::predict_with_xgboost(std::span<const std::vector<
     bst_ulong len = 0;
     const float* values = nullptr;
     Handle b;
-    check(XGBoosterLoadModelFromBuffer(b.h, json_.data(), json_.size()), "loading the model");
-    check(XGBoosterPredict(b.h, x.h, 0, 0, 0, &len, &values), "prediction");
+    call("loading the model", [&] { return XGBoosterLoadModelFromBuffer(b.h, json_.data(), json_.size()); });
+    call("prediction", [&] { return XGBoosterPredict(b.h, x.h, 0, 0, 0, &len, &values); });
     require(len == rows.size(), "cost model: XGBoost returned a prediction count that does not match the rows");
     for (std::size_t i = 0; i < rows.size(); ++i) out[i] += values[i];
     return out;

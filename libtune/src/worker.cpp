@@ -15,6 +15,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <system_error>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "tune/error.hpp"
@@ -123,7 +125,16 @@ void Worker::start() {
         // The worker dies with its parent (a killed tuner leaves no orphan measuring).
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != parent) ::_exit(0);
-        serve(sv[1]);
+        // Serve from a thread of the worker's own. OpenMP runtimes keep a thread's pool with
+        // that thread, and libgomp has no fork handler: the forking thread's pool (started
+        // by the host, XGBoost or oneDNN before the fork) names threads the child does not
+        // have, and its next parallel region (oneDNN's) waits for them for ever. A new
+        // thread starts a new pool.
+        try {
+            std::thread([this, fd = sv[1]] { serve(fd); }).join();
+        } catch (const std::system_error&) {
+            serve(sv[1]);  // no thread to be had: serve here, which works unless OpenMP ran
+        }
     }
     ::close(sv[1]);
     fd_ = sv[0];

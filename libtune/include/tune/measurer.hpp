@@ -28,9 +28,9 @@ struct MeasureOptions {
     // Isolation: measure in a forked worker process, so a candidate that crashes (SIGSEGV,
     // SIGILL, abort), hangs or exhausts memory ends only the worker and is recorded as
     // crashed / timeout with its reason. The worker is reused until one dies. Workers are
-    // forked from this process; a template's thread pool starts its own threads there, but
-    // OpenMP (libgomp, used by oneDNN) hangs in a child forked after the parent used it: run
-    // no oneDNN kernel in this process before isolated measurement.
+    // forked from this process at any time: a template's thread pool starts its own threads
+    // there, and the worker serves from a new thread so that OpenMP (oneDNN's runtime) starts
+    // a new pool too, whatever OpenMP this process ran before.
     bool isolate = false;
     double setup_timeout_s = 300;            // isolated: build + operands, before the first call
     std::int64_t memory_limit_bytes = 0;     // isolated: extra address space per worker; 0 = none

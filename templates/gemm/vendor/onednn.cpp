@@ -11,8 +11,6 @@
 // Everything is built once in instantiate(): engine, stream, primitive, memory objects and a
 // user-mode scratchpad. run() only points the memory objects at the caller's operands and
 // executes; a mutex serialises concurrent run() calls on one kernel (they share those objects).
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <mutex>
@@ -25,6 +23,7 @@
 #include "tune/config.hpp"
 #include "tune/error.hpp"
 #include "tune/templates/cpu_gemm.hpp"
+#include "omp_threads.hpp"
 
 #ifndef LIBTUNE_ONEDNN_GEMM_VERSION
 #define LIBTUNE_ONEDNN_GEMM_VERSION "unversioned"
@@ -38,16 +37,7 @@ constexpr const char* kName = "cpu.gemm.onednn";
 using dt = dnnl::memory::data_type;
 using dims = dnnl::memory::dims;
 
-// Runs f with OpenMP's thread count for this thread set to `threads`, then restores it.
-template <class F>
-decltype(auto) with_omp_threads(int threads, F&& f) {
-    struct Restore {
-        int previous;
-        ~Restore() { omp_set_num_threads(previous); }
-    } restore{omp_get_max_threads()};
-    omp_set_num_threads(threads);
-    return f();
-}
+using detail::with_omp_threads;
 
 // "2.6.3" plus a hash of what changes the kernels oneDNN picks: its build (commit, runtimes)
 // and the ISA it dispatches to on this CPU (DNNL_MAX_CPU_ISA can lower it).
