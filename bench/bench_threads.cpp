@@ -9,13 +9,24 @@
 //                (the default): median and p90 of the region times, and the share of regions
 //                whose index 1 ran on the worker (else the caller ran it after its own). A
 //                pinned worker shares its CPU with a caller the OS runs there.
+//   first_measure  what Measurer::measure reports for a 2-thread oneDNN GEMM (16 x 512 x 512)
+//                on a new problem in process, right after the same measurement in a worker
+//                (the fork stops OpenBLAS's threads; the new workload's reference starts new
+//                ones, which spin): the iteration time is that reported median, `spiked` the
+//                share of reports above 4x the run's smallest. settle_ms: the Measurer's
+//                reference_settle_s.
 //   bench_threads [--benchmark_filter=onednn] [--benchmark_repetitions=3]
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <functional>
 #include <thread>
 
 #include "bench_common.hpp"
-#include "tune/thread_pool.hpp"
+#include "tune/measurer.hpp"
 #include "tune/openblas_env.hpp"
+#include "tune/thread_pool.hpp"
 
 namespace {
 
@@ -73,12 +84,45 @@ void pool_region(benchmark::State& state) {
     state.counters["on_worker"] = double(on_worker) / double(us.size());  // index 1 ran on the worker
 }
 
+void first_measure(benchmark::State& state) {
+    const Problem p = make_gemm(16, 512, 512, DType::f32, false, true);
+    const Config c = with_threads(onednn_gemm(), p, 2);
+    MeasureOptions o;
+    o.reference_settle_s = double(state.range(0)) * 1e-3;
+    std::vector<double> medians;
+    for (auto _ : state) {
+        {
+            MeasureOptions isolated = o;
+            isolated.isolate = true;
+            Measurer worker(host(), isolated);
+            worker.measure(p, onednn_gemm(), c);
+        }
+        Measurer m(host(), o);  // a new workload: its reference runs on OpenBLAS
+        const Measurement r = m.measure(p, onednn_gemm(), c);
+        if (r.status != Status::ok) state.SkipWithError(r.reason.c_str());
+        medians.push_back(r.stats.median_s);
+        state.SetIterationTime(r.stats.median_s);
+    }
+    const double least = *std::min_element(medians.begin(), medians.end());
+    state.counters["spiked"] =
+        double(std::count_if(medians.begin(), medians.end(), [&](double t) { return t > 4 * least; })) /
+        double(medians.size());
+}
+
 void register_all() {
     if (host().cores >= 2)
         benchmark::RegisterBenchmark("pool_region", pool_region)
             ->ArgNames({"pinned", "work_us"})
             ->ArgsProduct({{0, 1}, {0, 5}})
             ->Iterations(2000);
+    if (host().cores >= 2 && onednn_gemm().supports(make_gemm(16, 512, 512, DType::f32, false, true)))
+        benchmark::RegisterBenchmark("first_measure", first_measure)
+            ->ArgName("settle_ms")
+            ->Arg(0)
+            ->Arg(150)
+            ->Unit(benchmark::kMicrosecond)
+            ->UseManualTime()
+            ->Iterations(24);
     for (const Template* t : {&own_gemm(), &onednn_gemm(), &openblas_gemm()}) {
         if (!t->supports(problem())) continue;
         const std::string name = "own_after_" + t->info().name.substr(t->info().name.rfind('.') + 1);

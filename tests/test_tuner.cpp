@@ -1,5 +1,6 @@
 // Measurer protocol, tuner resume, and the rule that a wrong candidate never wins.
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <set>
@@ -69,6 +70,27 @@ TEST_CASE("the measurer verifies before it times", "[measurer]") {
 
     auto invalid = m.measure(p, t, Config::parse("mode=good tile=9 unroll=1"));
     CHECK(invalid.status == Status::invalid);
+}
+
+extern "C" int openblas_get_num_threads(void);
+
+TEST_CASE("the measurer waits out the reference's OpenBLAS threads before timing a new problem", "[measurer]") {
+    testing::FakeGemmTemplate t;
+    const Config c = Config::parse("mode=good tile=1 unroll=1");
+    MeasureOptions o = fast_options();
+    o.reference_settle_s = 0.4;
+    Measurer m(detect_cpu(), o);
+    auto timed = [&](const Problem& p) {
+        const auto start = std::chrono::steady_clock::now();
+        REQUIRE(m.measure(p, t, c).status == Status::ok);
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    // Single-threaded OpenBLAS leaves no thread spinning: nothing to wait for.
+    if (openblas_get_num_threads() > 1) CHECK(timed(make_gemm(5, 7, 9)) >= 0.4);
+    for (double bad : {-1.0, 61.0, std::nan("")}) {
+        o.reference_settle_s = bad;
+        CHECK_THROWS_WITH(Measurer(detect_cpu(), o), Catch::Contains("reference_settle_s"));
+    }
 }
 
 TEST_CASE("a registry drops a template by name and says when there was none", "[tuner]") {

@@ -1,5 +1,6 @@
 #include "tune/measurer.hpp"
 
+#include <cblas.h>
 #include <pthread.h>
 #include <sched.h>
 
@@ -57,6 +58,8 @@ Measurer::Measurer(DeviceInfo device, MeasureOptions options)
     require(options_.max_time_s > 0 && options_.timeout_s > 0, "measure options: time limits must be > 0");
     require(options_.setup_timeout_s > 0, "measure options: setup_timeout_s must be > 0");
     require(options_.memory_limit_bytes >= 0, "measure options: memory_limit_bytes must be >= 0");
+    require(options_.reference_settle_s >= 0 && options_.reference_settle_s <= 60,
+            "measure options: reference_settle_s must be in [0, 60] seconds");
     if (options_.flush_cache) {
         // Twice the last-level cache, so one sweep evicts the operands.
         std::int64_t llc = std::max({device_.l3_bytes, device_.l2_bytes, std::int64_t{8} << 20});
@@ -80,6 +83,11 @@ Workload& Measurer::workload_for(const Problem& p) {
         uploaded_ = nullptr;
         workload_.reset();  // free the old operands before allocating new ones
         workload_ = std::make_unique<Workload>(p, options_.seed);
+        // The fp64 reference ran on OpenBLAS, whose threads now spin for a while: a
+        // multi-threaded candidate timed meanwhile shares the cores with them (docs/
+        // performance.md: 8 ms per call instead of 0.05-1.4 ms). A GPU candidate does not.
+        if (!accelerator_ && options_.reference_settle_s > 0 && openblas_get_num_threads() > 1)
+            std::this_thread::sleep_for(std::chrono::duration<double>(options_.reference_settle_s));
     }
     return *workload_;
 }

@@ -10,6 +10,7 @@
 #include "tune/device.hpp"
 #include "tune/kernel.hpp"
 #include "tune/measurement.hpp"
+#include "tune/openblas_env.hpp"
 #include "tune/workload.hpp"
 
 namespace tune {
@@ -25,6 +26,9 @@ struct MeasureOptions {
     bool flush_cache = false;      // cold-cache timing: evict caches before each sample
     int pin_cpu = 0;               // pin the timing thread to this CPU while it times; -1 = leave as is
     std::uint64_t seed = 1;        // operand values
+    // CPU: wait this long after computing a new problem's fp64 reference (OpenBLAS, whose
+    // threads then spin on the cores the first candidate is timed on); 0 = do not wait.
+    double reference_settle_s = kOpenblasSettleSeconds;
     // Isolation: measure in a forked worker process, so a candidate that crashes (SIGSEGV,
     // SIGILL, abort), hangs or exhausts memory ends only the worker and is recorded as
     // crashed / timeout with its reason. The worker is reused until one dies. Workers are

@@ -1,3 +1,4 @@
+// OpenBLAS beside measurements: the core it runs and how long its threads spin after a call.
 // OpenBLAS chooses its kernels when it is loaded. Builds older than the CPU fall back to a
 // generic core ("Prescott") that runs ~10x slower, which would make every comparison with
 // OpenBLAS meaningless. Programs that measure against it call this first thing in main().
@@ -6,6 +7,13 @@
 #include <string>
 
 namespace tune {
+
+// How long OpenBLAS's worker threads spin after a call before they sleep: its THREAD_TIMEOUT
+// default of 2^28 cycles, 0.13 s at 2 GHz. A oneDNN candidate timed inside that window ran 3x
+// slower (8.0 ms vs 2.2-2.6 ms, m = 1, n = k = 4096, 2 threads, in 3 of 7 runs; none with
+// OPENBLAS_THREAD_TIMEOUT=4). TemplateInfo::settle_s of every OpenBLAS-backed template, and
+// the Measurer's wait after computing a new workload's reference with OpenBLAS.
+inline constexpr double kOpenblasSettleSeconds = 0.15;
 
 // The core OpenBLAS runs now, e.g. "SkylakeX" or "Prescott".
 std::string openblas_core();

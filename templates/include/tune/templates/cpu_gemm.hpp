@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "tune/kernel.hpp"
+#include "tune/openblas_env.hpp"  // kOpenblasSettleSeconds
 
 namespace tune {
 
@@ -22,12 +23,6 @@ std::unique_ptr<Template> make_cpu_swiglu_template(const DeviceInfo& device);
 // "cpu.gemm.openblas": cblas_sgemm with the thread count as its only knob (f32 only: Debian's
 // OpenBLAS does not export cblas_sbgemm).
 std::unique_ptr<Template> make_openblas_gemm_template(const DeviceInfo& device);
-
-// How long OpenBLAS's worker threads spin after a call before they sleep: its THREAD_TIMEOUT
-// default of 2^28 cycles, 0.13 s at 2 GHz. A oneDNN candidate timed inside that window ran 3x
-// slower (8.0 ms vs 2.2-2.6 ms, m = 1, n = k = 4096, 2 threads, in 3 of 7 runs; none with
-// OPENBLAS_THREAD_TIMEOUT=4). TemplateInfo::settle_s of every OpenBLAS-backed template.
-inline constexpr double kOpenblasSettleSeconds = 0.15;
 
 // How long oneDNN's OpenMP workers spin after a call: libgomp's default GOMP_SPINCOUNT of 300000
 // pauses when OMP_WAIT_POLICY is unset. An own GEMM started right after a oneDNN call ran 1.76x
