@@ -104,7 +104,7 @@ struct BucketArgs {
 };
 void add_bucket_options(CLI::App& cmd, BucketArgs& b);
 void tune_model_buckets(const ModelShape& model, const std::vector<std::int64_t>& tokens, DType dtype,
-                        const BucketArgs& b, const TuneArgs& a, const std::string& command, const std::string& intro);
+                        WeightLayout weights, const BucketArgs& b, const TuneArgs& a, const std::string& command, const std::string& intro);
 
 // The --<dim> options of one or more ops (from dim_specs), kept as text until the op is
 // known; then parsed by the one dim parser (labels by name, no silent clamping).

@@ -105,7 +105,7 @@ void add_bucket_options(CLI::App& cmd, BucketArgs& b) {
 }
 
 void tune_model_buckets(const ModelShape& model, const std::vector<std::int64_t>& tokens, DType dtype,
-                        const BucketArgs& b, const TuneArgs& a, const std::string& command, const std::string& intro) {
+                        WeightLayout weights, const BucketArgs& b, const TuneArgs& a, const std::string& command, const std::string& intro) {
     BucketRules rules;
     try {
         rules = BucketRules::parse(b.rules);
@@ -121,7 +121,7 @@ void tune_model_buckets(const ModelShape& model, const std::vector<std::int64_t>
     }
     std::vector<NamedProblem> problems;
     std::set<std::string> seen;
-    for (NamedProblem np : layer_gemms(model, counts, dtype)) {
+    for (NamedProblem np : layer_gemms(model, counts, dtype, weights)) {
         auto rep = rules.representative(np.problem);
         require(rep.has_value(), "--buckets: " + shape_key(np.problem) + " lies above the last bound of a rule");
         np.problem = *rep;

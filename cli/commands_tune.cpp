@@ -485,6 +485,11 @@ void add_tune_commands(CLI::App& app) {
                         "candidates per fused SwiGLU problem (gated silu MLPs, CPU; at most --budget); 0 = skip")
             ->capture_default_str()
             ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 20));
+        auto layout = std::make_shared<std::string>("out-in");
+        cmd->add_option("--weight-layout", *layout,
+                        "how the runtime holds the projection weights: out-in ([out, in], nn.Linear: x W^T) or "
+                        "in-out ([in, out], GPT-2's Conv1D checkpoints: x W); the GEMM keys follow it")
+            ->capture_default_str();
         auto list = std::make_shared<bool>(false);
         cmd->add_flag("--list", *list, "print the problems the config yields (shapes, GFLOP) and exit; nothing is measured");
         add_tune_options(*cmd, *args);
@@ -495,9 +500,12 @@ void add_tune_commands(CLI::App& app) {
             ModelShape model = load_model_config(*path);
             const DType dtype = parse_dtype(args->dtype, "--dtype");
             auto token_counts = parse_tokens(*tokens);
-            auto problems = layer_gemms(model, token_counts, dtype);
+            const WeightLayout weights = parse_weight_layout(*layout);
+            auto problems = layer_gemms(model, token_counts, dtype, weights);
             const Backend backend = parse_backend(args->backend, "--backend");
-            if (*swiglu_budget > 0 && backend == Backend::cpu)  // the SwiGLU templates are CPU ones
+            // The SwiGLU templates are CPU ones and read [out, in] weights.
+            const bool swiglu = *swiglu_budget > 0 && backend == Backend::cpu && weights == WeightLayout::out_in;
+            if (swiglu)
                 for (auto& sp : layer_swiglu(model, token_counts, dtype)) {
                     sp.budget = *swiglu_budget;
                     problems.push_back(std::move(sp));
@@ -511,6 +519,12 @@ void add_tune_commands(CLI::App& app) {
                 }
             std::string intro = "model:  " + describe(model) + " -> " + std::to_string(problems.size()) + " problems\n";
             for (const auto& left_out : model.unmodelled) intro += "        not modelled: " + left_out + "\n";
+            if (weights != checkpoint_layout(model))
+                intro += std::string("        note: ") + model.model_type + " checkpoints store the weights " +
+                         to_string(checkpoint_layout(model)) + "; these GEMMs hold them " + to_string(weights) +
+                         " (--weight-layout)\n";
+            if (weights == WeightLayout::in_out && model.swiglu_mlp() && *swiglu_budget > 0)
+                intro += "        note: no fused SwiGLU problems: the fused kernels read out-in weights\n";
             if (dtype == DType::f32 && (model.weights_dtype == "bfloat16" || model.weights_dtype == "float16"))
                 intro += "        note: the config's weights are " + model.weights_dtype +
                          "; --dtype bf16 tunes bf16 operands (--allow-bf16: bf16 compute for f32 ones)\n";
@@ -526,8 +540,9 @@ void add_tune_commands(CLI::App& app) {
                 return;
             }
             std::string command = "tune model " + *path + " --tokens " + *tokens;
+            if (weights != WeightLayout::out_in) command += std::string(" --weight-layout ") + to_string(weights);
             if (!buckets->rules.empty())
-                return tune_model_buckets(model, token_counts, dtype, *buckets, *args,
+                return tune_model_buckets(model, token_counts, dtype, weights, *buckets, *args,
                                           command + " --buckets " + buckets->rules, intro);
             run_tuning(problems, *args, command, intro);
         });

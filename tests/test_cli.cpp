@@ -102,6 +102,23 @@ TEST_CASE("tune model tunes a config.json's layer GEMMs and attention", "[cli]")
     CHECK(run_tune("model " + cfg + " --list --buckets m:pow2 --db " + dir.file("none.db")).code != 0);
 }
 
+TEST_CASE("tune model keys the GEMMs by the layout the runtime holds the weights in", "[cli]") {
+    TempDir dir("cli");
+    std::string cfg = dir.file("gpt2.json"), db = dir.file("m.db");
+    std::ofstream(cfg) << R"({"model_type":"gpt2","n_embd":64,"n_head":4,"n_layer":2})";
+    // A runtime multiplying GPT-2's Conv1D weights as stored ([in, out]) looks up trans_b = 0.
+    auto r = run_tune("model " + cfg + " --tokens 2 --budget 2 --attention-budget 0 --weight-layout in-out -q --db " + db);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, !Catch::Contains("note: gpt2 checkpoints"));
+    CHECK_THAT(run_tune("lookup gemm --m 2 --n 192 --k 64 --trans-b 0 --db " + db).out, Catch::Contains("source:   exact"));
+    CHECK_THAT(run_tune("lookup gemm --m 2 --n 192 --k 64 --trans-b 1 --db " + db).out, !Catch::Contains("source:   exact"));
+    // The default is nn.Linear's [out, in]; for GPT-2 the listing says how its checkpoints differ.
+    auto listed = run_tune("model " + cfg + " --tokens 2 --list --db " + dir.file("none.db"));
+    REQUIRE(listed.code == 0);
+    CHECK_THAT(listed.out, Catch::Contains("note: gpt2 checkpoints store the weights in-out; these GEMMs hold them "
+                                           "out-in (--weight-layout)"));
+}
+
 TEST_CASE("tune attention tunes one problem, forward or backward, under a workspace cap", "[cli][attention]") {
     TempDir dir("cli");
     const std::string db = dir.file("a.db");
@@ -176,6 +193,7 @@ TEST_CASE("bad input names the problem and exits non-zero", "[cli]") {
         {"model " + models() + "gpt2.json --attention-budget -1 --db " + db, "--attention-budget"},
         {"model " + models() + "gpt2.json --list --strategy magic --db " + db, "magic"},
         {"model " + models() + "gpt2.json --list --regret --db " + db, "--regret: needs --buckets"},
+        {"model " + models() + "gpt2.json --list --weight-layout io --db " + db, "expected out-in or in-out, got 'io'"},
         {"recorded --from " + record_dir + " --db " + db, "is a directory"},
         {"db import " + record_dir + " --db " + db, "is a directory"},
         {"db import " + bad_json + " --db " + db, "not valid JSON"},

@@ -63,6 +63,22 @@ TEST_CASE("GPT-2 spellings and defaults are understood", "[model]") {
     CHECK(gemm_dims(gemms[0].problem).n == 3 * 768);
 }
 
+TEST_CASE("the GEMMs follow the layout a runtime holds the weights in", "[model]") {
+    ModelShape gpt2 = load_model_config(model_path("gpt2.json")), llama = load_model_config(model_path("llama-3-8b.json"));
+    CHECK(checkpoint_layout(gpt2) == WeightLayout::in_out);  // Conv1D checkpoints: [in, out]
+    CHECK(checkpoint_layout(llama) == WeightLayout::out_in);
+    auto linear = layer_gemms(gpt2, {1, 16}, DType::f32), conv1d = layer_gemms(gpt2, {1, 16}, DType::f32, WeightLayout::in_out);
+    REQUIRE(linear.size() == conv1d.size());
+    for (std::size_t i = 0; i < linear.size(); ++i) {
+        const GemmDims l = gemm_dims(linear[i].problem), c = gemm_dims(conv1d[i].problem);
+        CHECK((l.trans_b && !c.trans_b && !l.trans_a && !c.trans_a));
+        CHECK((l.m == c.m && l.n == c.n && l.k == c.k && linear[i].name == conv1d[i].name));
+    }
+    CHECK(parse_weight_layout(to_string(WeightLayout::in_out)) == WeightLayout::in_out);
+    CHECK(parse_weight_layout(to_string(WeightLayout::out_in)) == WeightLayout::out_in);
+    CHECK_THROWS_WITH(parse_weight_layout("in_out"), Catch::Contains("expected out-in or in-out, got 'in_out'"));
+}
+
 TEST_CASE("every sample model parses", "[model]") {
     for (const char* name : {"bert-base-uncased.json", "gpt2.json", "llama-3-8b.json", "mistral-7b.json", "qwen2-7b.json",
                              "mixtral-8x7b.json", "gemma-2-9b.json", "qwen1.5-moe-a2.7b.json"}) {

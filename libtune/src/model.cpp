@@ -327,7 +327,22 @@ std::string describe(const ModelShape& m) {
     return s;
 }
 
-std::vector<NamedProblem> layer_gemms(const ModelShape& m, const std::vector<std::int64_t>& tokens, DType dtype) {
+WeightLayout parse_weight_layout(const std::string& text) {
+    if (text == "out-in") return WeightLayout::out_in;
+    if (text == "in-out") return WeightLayout::in_out;
+    throw Error("weight layout: expected out-in or in-out, got '" + text + "'");
+}
+
+const char* to_string(WeightLayout layout) { return layout == WeightLayout::in_out ? "in-out" : "out-in"; }
+
+WeightLayout checkpoint_layout(const ModelShape& m) {
+    for (const char* conv1d : {"gpt2", "openai-gpt", "imagegpt"})
+        if (m.model_type == conv1d) return WeightLayout::in_out;
+    return WeightLayout::out_in;
+}
+
+std::vector<NamedProblem> layer_gemms(const ModelShape& m, const std::vector<std::int64_t>& tokens, DType dtype,
+                                      WeightLayout layout) {
     require(!tokens.empty(), "tokens: at least one token count is needed");
     std::vector<NamedProblem> out;
     const std::int64_t q = m.num_heads * m.head_dim, kv = m.num_kv_heads * m.head_dim;
@@ -335,7 +350,7 @@ std::vector<NamedProblem> layer_gemms(const ModelShape& m, const std::vector<std
         require(t >= 1 && t <= kMaxModelDim, "tokens: each count must be in [1, " + std::to_string(kMaxModelDim) +
                                                  "], got " + std::to_string(t));
         auto add = [&](const std::string& name, std::int64_t rows, std::int64_t n, std::int64_t k) {
-            Problem p = make_gemm(rows, n, k, dtype, false, true);
+            Problem p = make_gemm(rows, n, k, dtype, false, layout == WeightLayout::out_in);
             validate(p);
             for (const auto& e : out)
                 if (e.problem == p) return;

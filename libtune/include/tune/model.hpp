@@ -67,13 +67,22 @@ struct NamedProblem {
     std::size_t budget = 0;  // candidates for this problem; 0 = the run's budget
 };
 
-// One layer's GEMMs for each token count; weights stored [out, in] (trans_b = 1) as in
-// PyTorch. Dense models: qkv_proj, o_proj, mlp_gate_up (mlp_up when not gated), mlp_down.
+// How a runtime holds the projection weights: [out, in] as PyTorch's nn.Linear stores them
+// (y = x W^T, trans_b = 1), or [in, out] as GPT-2's Conv1D checkpoints do (y = x W, trans_b = 0).
+// The GEMM problems, and so the keys a runtime looks up, follow the layout.
+enum class WeightLayout { out_in, in_out };
+WeightLayout parse_weight_layout(const std::string& text);  // "out-in" | "in-out"; else throws
+const char* to_string(WeightLayout layout);
+// How the model type's checkpoints store them: in_out for GPT-2's Conv1D family (gpt2,
+// openai-gpt, imagegpt), out_in otherwise.
+WeightLayout checkpoint_layout(const ModelShape& model);
+
+// One layer's GEMMs for each token count, weights held in `layout`. Dense models: qkv_proj, o_proj, mlp_gate_up (mlp_up when not gated), mlp_down.
 // Mixture of experts: moe_router (tokens x experts), expert_gate_up / expert_down at
 // expert_tokens(t) rows, shared_expert_gate_up / _down when the model has shared experts, and
 // the dense MLP only when some layers keep it. Shapes that coincide appear once.
 std::vector<NamedProblem> layer_gemms(const ModelShape& model, const std::vector<std::int64_t>& tokens,
-                                      DType dtype);
+                                      DType dtype, WeightLayout layout = WeightLayout::out_in);
 
 // One layer's gated MLPs as fused SwiGLU problems (make_swiglu: x tokens x hidden, both weights
 // width x hidden), for models whose MLP is SwiGLU (none otherwise): "mlp_swiglu", and for a
