@@ -50,11 +50,13 @@ public:
         space(p)->validate(c);
         if (c.get_str("mode") == "throws") throw Error("fake: refuses to build");
         built.fetch_add(1, std::memory_order_relaxed);
-        return std::make_unique<K>(gemm_dims(p), c.get_str("mode") == "wrong", c.get_int("unroll"), call_s, workspace);
+        return std::make_unique<K>(gemm_dims(p), c.get_str("mode") == "wrong", c.get_int("unroll"), call_s,
+                                   workspace_of ? workspace_of(c) : workspace);
     }
     mutable std::atomic<int> built{0};  // kernels instantiated
     double call_s = 0;                  // each call also sleeps this long (a slow, correct kernel)
     mutable std::size_t workspace = 0;  // what each kernel reports as its workspace_bytes() (set through a registry)
+    mutable std::function<std::size_t(const Config&)> workspace_of;  // per config instead, when set
 
 private:
     struct K final : Kernel {

@@ -87,16 +87,21 @@ TEST_CASE("an exact hit serves the Tuner's confirmed pick while its confirmation
     CHECK(f.make().lookup(p).config->text() == "mode=good tile=3 unroll=1");
 }
 
+// The fake's kernels hold these workspace bytes per tile.
+constexpr std::size_t kTileWorkspace[] = {0, 4000, 1000, 2000, 0};
+
 TEST_CASE("under a workspace cap the dispatcher serves the fastest config on the shape's Pareto front", "[dispatcher]") {
     Fixture f;
+    f.fake().workspace_of = [](const Config& c) { return kTileWorkspace[c.get_int("tile")]; };
     Problem p = make_gemm(256, 512, 128);
-    auto add = [&](const char* config, double seconds, std::int64_t bytes) {
-        f.add(p, config, seconds, "v1", Status::ok, {}, bytes);
+    auto add = [&](const char* config, double seconds) {
+        f.add(p, config, seconds, "v1", Status::ok, {},
+              std::int64_t(kTileWorkspace[Config::parse(config).get_int("tile")]));
     };
-    add("mode=good tile=1 unroll=1", 1e-3, 4000);  // fastest, most memory
-    add("mode=good tile=2 unroll=1", 2e-3, 1000);
-    add("mode=good tile=3 unroll=1", 3e-3, 2000);  // dominated: slower and larger than tile=2
-    add("mode=good tile=4 unroll=1", 5e-3, 0);
+    add("mode=good tile=1 unroll=1", 1e-3);  // fastest, most memory
+    add("mode=good tile=2 unroll=1", 2e-3);
+    add("mode=good tile=3 unroll=1", 3e-3);  // dominated: slower and larger than tile=2
+    add("mode=good tile=4 unroll=1", 5e-3);
     auto d = f.make();
     CHECK(d.lookup(p).config->text() == "mode=good tile=1 unroll=1");
     auto under = [&](std::size_t cap) {
@@ -122,6 +127,25 @@ TEST_CASE("under a workspace cap the dispatcher serves the fastest config on the
     Selection s = d.lookup_under(unseen, 1 << 30);
     REQUIRE(s.tmpl != nullptr);
     CHECK(s.config->text() == d.lookup(unseen).config->text());
+}
+
+TEST_CASE("under a workspace cap a stored workspace figure that understates is not believed", "[dispatcher]") {
+    Fixture f;
+    f.fake().workspace_of = [](const Config& c) { return kTileWorkspace[c.get_int("tile")]; };
+    Problem p = make_gemm(256, 512, 128);
+    // A damaged (or edited) store claims the fastest config needs no workspace: it needs 4000.
+    f.add(p, "mode=good tile=1 unroll=1", 1e-3, "v1", Status::ok, {}, 0);
+    f.add(p, "mode=good tile=2 unroll=1", 2e-3, "v1", Status::ok, {}, 1000);
+    f.add(p, "mode=good tile=4 unroll=1", 5e-3, "v1", Status::ok, {}, 0);
+    auto d = f.make();
+    auto under = [&](std::size_t cap) {
+        Selection s = d.lookup_under(p, cap);
+        return s.tmpl ? s.config->text() : std::string("none");
+    };
+    // The claim put tile=1 alone on the front (fastest and smallest): below its real 4000
+    // bytes nothing is served, rather than a config over the cap.
+    CHECK(under(3999) == "none");
+    CHECK(under(4000) == "mode=good tile=1 unroll=1");
 }
 
 TEST_CASE("an unseen shape uses the nearest tuned shape whose config is valid for it", "[dispatcher]") {

@@ -347,11 +347,21 @@ Selection Dispatcher::lookup(const Problem& p) const {
     return resolve_unseen(p);
 }
 
+std::size_t Dispatcher::counted_workspace(const Problem& p, const Entry& e) const {
+    {
+        std::lock_guard lock(counted_mutex_);
+        if (auto it = counted_.find(&e); it != counted_.end()) return it->second;
+    }
+    const std::size_t bytes = e.tmpl->workspace_bytes(p, e.config);  // may build the kernel: unlocked
+    std::lock_guard lock(counted_mutex_);
+    return counted_.try_emplace(&e, bytes).first->second;
+}
+
 Selection Dispatcher::lookup_under(const Problem& p, std::size_t max_workspace_bytes) const {
     if (auto it = fronts_.find(p); it != fronts_.end()) {
         // Fastest first with falling workspace: the first that fits is the fastest that fits.
         for (const Entry& e : it->second)
-            if (std::uint64_t(e.workspace_bytes) <= max_workspace_bytes) return select(e, LookupSource::exact);
+            if (counted_workspace(p, e) <= max_workspace_bytes) return select(e, LookupSource::exact);
         return {};
     }
     Selection s = lookup(p);

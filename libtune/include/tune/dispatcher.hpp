@@ -153,6 +153,8 @@ public:
     // Pareto front of (time, workspace) when p was tuned (source exact), else what lookup(p)
     // serves when its template reports a workspace within the cap. An empty Selection (tmpl
     // null) when nothing known fits. Fronts are those of the stores read at construction.
+    // The template's count of a config's workspace decides, not the stored figure: a damaged
+    // figure can leave a slower config served, never one over the cap.
     Selection lookup_under(const Problem& p, std::size_t max_workspace_bytes) const;
     // lookup + instantiate (cached) + run. The cache holds up to kKernelCacheCapacity kernels
     // whose workspaces (each may keep its scratch memory) add up to at most kKernelCacheBytes,
@@ -307,7 +309,12 @@ private:
     std::mutex publish_mutex_;
     std::vector<BucketRegret> regrets_;
     // Per tuned shape, its Pareto front of (time, workspace), fastest first (lookup_under).
+    // The front comes from the stored workspace figures; a front entry serves under a cap
+    // only when its template's own count fits too (counted_workspace, memoised per entry).
     std::unordered_map<Problem, std::vector<Entry>, ShapeHash, SameShape> fronts_;
+    std::size_t counted_workspace(const Problem& p, const Entry& e) const;
+    mutable std::mutex counted_mutex_;
+    mutable std::unordered_map<const Entry*, std::size_t> counted_;
     DispatcherStats stats_;
 
     // Memo of answers for unseen shapes. Its Selections point into entries_ or spaces_,
