@@ -10,6 +10,7 @@
 #include <set>
 
 #include "cli.hpp"
+#include "tune/cost_model/training.hpp"
 #include "tune/db/sqlite_database.hpp"
 #include "tune/dispatcher.hpp"
 #include "tune/error.hpp"
@@ -157,6 +158,14 @@ void add_db_commands(CLI::App& app) {
         require_store_path(*path, "--db");
         std::ifstream f = open_input(*in, "import");
         const ExportedRows exported = read_export_json(f);  // a bad file is refused before the store is opened
+        for (std::size_t i = 0; i < exported.models.size(); ++i) {
+            try {
+                cost_model::from_stored(exported.models[i]);  // XGBoost must read the trees
+            } catch (const Error& e) {
+                throw Error(*in + ": models[" + std::to_string(i) + "] (" + exported.models[i].template_name +
+                            "): " + e.what());
+            }
+        }
         SqliteDatabase db(*path);
         const ImportedJson added = import_json(db, exported);
         std::printf("imported %zu new measurements into %s", added.rows, path->c_str());
@@ -197,7 +206,16 @@ void add_db_commands(CLI::App& app) {
         std::vector<Source> loaded;
         for (const auto& src : *sources) {
             SqliteDatabase db(src, SqliteDatabase::Mode::read_only);
-            Source s{src, db.runs(), db.devices(), {}, 0, {}, db.models()};
+            Source s{src, db.runs(), db.devices(), {}, 0, {}, {}};
+            for (StoredModel& m : db.models()) {
+                try {
+                    cost_model::from_stored(m);  // a damaged model stays behind, as damaged rows do
+                    s.models.push_back(std::move(m));
+                } catch (const Error& e) {
+                    std::fprintf(stderr, "merge: %s: the cost model of %s is not carried: %s\n", src.c_str(),
+                                 m.template_name.c_str(), e.what());
+                }
+            }
             for (auto& m : db.query({}, [&](std::int64_t, const std::string&) { ++s.bad; }))
                 s.by_run[m.run_id].push_back(std::move(m));
             for (const ConfirmedPick& pick : confirmed_picks(db, {}, false)) {

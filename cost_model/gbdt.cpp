@@ -17,11 +17,14 @@
 namespace tune::cost_model {
 namespace {
 
-// One XGBoost C API call, on one OpenMP thread; a failure throws with XGBoost's message.
+// One XGBoost C API call, on one OpenMP thread; a failure throws with XGBoost's message
+// (without the native stack trace it appends, which says nothing to a user).
 template <class F>
 void call(const char* what, F&& f) {
-    if (detail::with_omp_threads(1, std::forward<F>(f)) != 0)
-        throw Error(std::string("cost model: XGBoost ") + what + " failed: " + XGBGetLastError());
+    if (detail::with_omp_threads(1, std::forward<F>(f)) == 0) return;
+    std::string message = XGBGetLastError();
+    if (auto trace = message.find("\nStack trace:"); trace != std::string::npos) message.resize(trace);
+    throw Error(std::string("cost model: XGBoost ") + what + " failed: " + message);
 }
 
 struct Matrix {

@@ -5,9 +5,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "scratch_dir.hpp"
+#include "tune/cost_model/features.hpp"
+#include "tune/cost_model/models.hpp"
+#include "tune/cost_model/training.hpp"
 #include "tune/db/sqlite_database.hpp"
 
 #ifdef LIBTUNE_CLI_PATH
@@ -68,19 +72,18 @@ TEST_CASE("cost models travel with db merge and db export / import", "[merge][cl
     REQUIRE(tune_cli("gemm --m 16 --n 16 --k 16 --seed 3 --budget 3 --strategy random -q --time-limit 0 --db " +
                      file("a.db")) == 0);
     const std::string device = SqliteDatabase(file("a.db"), SqliteDatabase::Mode::read_only).devices().at(0).id();
-    auto model = [&](const std::string& body) {
-        StoredModel m;
-        m.name = "gbdt";
-        m.template_name = "cpu.gemm.blocked";
-        m.device_id = device;
-        m.feature_schema = 3;
-        m.format = "xgboost-json";
-        m.features = {"log_m", "log_n"};
-        m.body = body;
-        m.trained_rows = 12;
-        return m;
+    // Two small trained models that differ (their targets rise or fall with log_m).
+    auto model = [&](double slope) {
+        cost_model::Dataset d{{"log_m", "log_n"}, {}, {}};
+        for (int i = 0; i < 8; ++i) {
+            d.rows.push_back({double(i), double(i % 3)});
+            d.targets.push_back(slope * i);
+        }
+        return cost_model::to_stored(*cost_model::GbdtModel::train(d), "cpu.gemm.blocked", device, 8);
     };
-    SqliteDatabase(file("a.db")).save_model(model("{\"trees\":1}"));
+    const StoredModel ours = model(1), theirs = model(-1);
+    REQUIRE(ours.body != theirs.body);
+    SqliteDatabase(file("a.db")).save_model(ours);
     auto body_in = [&](const char* store) {
         auto m = SqliteDatabase(file(store), SqliteDatabase::Mode::read_only).load_model("gbdt", "cpu.gemm.blocked", device);
         return m ? m->body : std::string("(none)");
@@ -89,31 +92,49 @@ TEST_CASE("cost models travel with db merge and db export / import", "[merge][cl
     std::string out;
     REQUIRE(tune_cli("db merge " + file("a.db") + " -o " + file("merged.db"), &out) == 0);
     CHECK_THAT(out, Catch::Contains("cost models: 1 carried"));
-    CHECK(body_in("merged.db") == "{\"trees\":1}");
+    CHECK(body_in("merged.db") == ours.body);
     // An output with its own model keeps it.
-    SqliteDatabase(file("mine.db")).save_model(model("{\"trees\":2}"));
+    SqliteDatabase(file("mine.db")).save_model(theirs);
     REQUIRE(tune_cli("db merge " + file("a.db") + " -o " + file("mine.db"), &out) == 0);
     CHECK_THAT(out, Catch::Contains("cost models: 0 carried, 1 not"));
-    CHECK(body_in("mine.db") == "{\"trees\":2}");
+    CHECK(body_in("mine.db") == theirs.body);
 
     REQUIRE(tune_cli("db export --db " + file("a.db") + " -o " + file("a.json")) == 0);
     REQUIRE(tune_cli("db import " + file("a.json") + " --db " + file("imported.db"), &out) == 0);
     CHECK_THAT(out, Catch::Contains("cost models: 1 added"));
-    CHECK(body_in("imported.db") == "{\"trees\":1}");
-    // A damaged model in the file: refused, naming it, before the store is touched.
+    CHECK(body_in("imported.db") == ours.body);
+    // A damaged model in the file: refused, naming it, before the store is touched. Trees that
+    // XGBoost cannot read are damage too, though every field is present.
     std::string text;
     {
         std::ifstream in(file("a.json"));
         text.assign(std::istreambuf_iterator<char>(in), {});
     }
-    const std::string schema = "\"feature_schema\": 3";
-    const auto at = text.find(schema);
-    REQUIRE(at != std::string::npos);
-    text.replace(at, schema.size(), "\"feature_schema\": 0");
-    std::ofstream(file("bad.json")) << text;
-    CHECK(tune_cli("db import " + file("bad.json") + " --db " + file("fresh.db"), &out) != 0);
-    CHECK_THAT(out, Catch::Contains("models[0]"));
-    CHECK_FALSE(std::filesystem::exists(file("fresh.db")));
+    auto damaged = [&](const std::string& from, const std::string& to) {
+        std::string t = text;
+        const auto at = t.find(from);
+        REQUIRE(at != std::string::npos);
+        return t.replace(at, from.size(), to);
+    };
+    const std::string schema = "\"feature_schema\": " + std::to_string(cost_model::kFeatureSchema);
+    std::ofstream(file("bad.json")) << damaged(schema, "\"feature_schema\": 0");
+    std::ofstream(file("garbage.json")) << damaged(nlohmann::json(ours.body).dump(), "\"garbage\"");
+    for (const char* bad : {"bad.json", "garbage.json"}) {
+        INFO(bad);
+        CHECK(tune_cli("db import " + file(bad) + " --db " + file("fresh.db"), &out) != 0);
+        CHECK_THAT(out, Catch::Contains("models[0]") && !Catch::Contains("Stack trace"));
+        CHECK_FALSE(std::filesystem::exists(file("fresh.db")));
+    }
+    // A merge source's damaged model stays behind, said so; its measurements still merge.
+    StoredModel garbage = ours;
+    garbage.body = "garbage";
+    SqliteDatabase(file("a.db")).save_model(garbage);
+    REQUIRE(tune_cli("db merge " + file("a.db") + " -o " + file("merged2.db"), &out) == 0);
+    CHECK_THAT(out, Catch::Contains("the cost model of cpu.gemm.blocked is not carried") &&
+                        Catch::Contains("cost models: 0 carried"));
+    CHECK(body_in("merged2.db") == "(none)");
+    CHECK(SqliteDatabase(file("merged2.db"), SqliteDatabase::Mode::read_only).query({}).size() ==
+          SqliteDatabase(file("a.db"), SqliteDatabase::Mode::read_only).query({}).size());
 }
 
 TEST_CASE("tune db merge carries a confirmation round while it still ranks every candidate", "[merge][cli]") {
