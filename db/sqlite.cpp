@@ -56,7 +56,7 @@ Connection::Connection(const std::filesystem::path& path, int flags, std::string
         std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
         sqlite3_close(db_);
         db_ = nullptr;
-        throw Error("cannot open database '" + path.string() + "': " + why);
+        throw DatabaseError("cannot open database '" + path.string() + "': " + why);
     }
     sqlite3_extended_result_codes(db_, 1);
 }
@@ -75,7 +75,7 @@ void Connection::fail(std::string_view sql, int rc) const {
               "statement was stored (" + why + (err ? std::string(": ") + std::strerror(err) : std::string()) + ")";
     else if (primary == SQLITE_IOERR && err)
         why += std::string(": ") + std::strerror(err);
-    throw Error("database '" + path_.string() + "': " + why + " (in: " + one_line(sql) + ")");
+    throw DatabaseError("database '" + path_.string() + "': " + why + " (in: " + one_line(sql) + ")");
 }
 
 void Connection::exec(std::string_view sql) {
@@ -88,9 +88,9 @@ Statement Connection::prepare(std::string_view sql) { return Statement(*this, sq
 
 std::int64_t Connection::query_int(std::string_view sql) {
     Statement s(*this, sql);
-    if (!s.step()) throw Error("database '" + path_.string() + "': no row from " + one_line(sql));
+    if (!s.step()) throw DatabaseError("database '" + path_.string() + "': no row from " + one_line(sql));
     auto v = s.get_int(0);
-    if (!v) throw Error("database '" + path_.string() + "': non-integer from " + one_line(sql));
+    if (!v) throw DatabaseError("database '" + path_.string() + "': non-integer from " + one_line(sql));
     return *v;
 }
 

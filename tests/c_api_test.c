@@ -4,6 +4,7 @@
  *   c_api_test SCRATCH_DIR */
 #define _POSIX_C_SOURCE 200112L /* setenv */
 #include <tune/c_api.h>
+#include <sqlite3.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -388,7 +389,7 @@ static void check_paged(tune_dispatcher* d, tune_attention_desc a, int64_t page,
     /* A table entry outside the pool is refused before anything is read; so are bad sizes. */
     const int32_t saved = table[1];
     table[1] = (int32_t)pool;
-    CHECK(tune_attention_paged(d, &a, page, pool, q, kp, vp, table, o, lse) == TUNE_ERR_RUNTIME);
+    CHECK(tune_attention_paged(d, &a, page, pool, q, kp, vp, table, o, lse) == TUNE_ERR_INVALID_ARGUMENT);
     CHECK(strstr(tune_last_error(), "block table entry 1") != NULL);
     table[1] = saved;
     CHECK(tune_attention_paged(d, &a, page, 0, q, kp, vp, table, o, lse) == TUNE_ERR_INVALID_ARGUMENT);
@@ -512,6 +513,20 @@ static void check_errors(tune_dispatcher* d, const char* dir) {
     CHECK(strstr(tune_last_error(), "no-such-strategy") != NULL);
     CHECK(access(path, F_OK) != 0); /* refused before the store was opened */
     CHECK(tune_tune_gemm(NULL, &g, NULL, NULL) == TUNE_ERR_INVALID_ARGUMENT);
+
+    /* A store that SQLite cannot write as the library needs (here a table dropped behind its
+     * back; a locked or full store alike) is a database error, not a runtime one. */
+    snprintf(path, sizeof path, "%s/damaged.db", dir);
+    remove(path);
+    o = tune_tune_options_init();
+    o.budget = 1;
+    CHECK(tune_tune_gemm(path, &small, &o, NULL) == TUNE_OK);
+    sqlite3* raw = NULL;
+    CHECK(sqlite3_open(path, &raw) == SQLITE_OK);
+    CHECK(sqlite3_exec(raw, "DROP TABLE runs", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(raw);
+    CHECK(tune_tune_gemm(path, &g, &o, NULL) == TUNE_ERR_DATABASE);
+    CHECK(strstr(tune_last_error(), "runs") != NULL);
 }
 
 /* A layer's problems from a config.json: sized with capacity 0, then filled; bad input refused. */

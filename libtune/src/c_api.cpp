@@ -52,6 +52,9 @@ int guarded(const char* function, tune_status on_error, F&& body) noexcept {
     } catch (const tune::InvalidArgument& e) {
         last_error = std::string(function) + ": " + e.what();
         return TUNE_ERR_INVALID_ARGUMENT;
+    } catch (const tune::DatabaseError& e) {
+        last_error = std::string(function) + ": " + e.what();
+        return TUNE_ERR_DATABASE;
     } catch (const tune::Error& e) {
         last_error = std::string(function) + ": " + e.what();
         return on_error;

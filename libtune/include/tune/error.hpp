@@ -18,6 +18,13 @@ public:
     using Error::Error;
 };
 
+// An Error of a store itself: SQLite could not open, read or write it (locked, full disk,
+// damaged file); the C API reports it as TUNE_ERR_DATABASE.
+class DatabaseError : public Error {
+public:
+    using Error::Error;
+};
+
 // Throws Error(message) when `ok` is false. Keeps validation code one line per rule; the
 // message is built even when ok, so hot paths throw directly instead.
 inline void require(bool ok, const std::string& message) {

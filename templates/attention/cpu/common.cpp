@@ -48,7 +48,7 @@ void check_block_table(const AttentionDims& a, const std::int32_t* table, std::i
     const std::int64_t entries = a.batch * a.pages_per_sequence();
     for (std::int64_t i = 0; i < entries; ++i)
         if (table[i] < 0 || table[i] >= pool_pages)
-            throw Error("paged KV cache: block table entry " + std::to_string(i) + " is " + std::to_string(table[i]) +
+            throw InvalidArgument("paged KV cache: block table entry " + std::to_string(i) + " is " + std::to_string(table[i]) +
                         ", outside the pool's " + std::to_string(pool_pages) + " pages");
 }
 
