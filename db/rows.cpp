@@ -101,7 +101,8 @@ std::string utc_now() {
 }
 
 bool is_timestamp(const std::string& text) {
-    // YYYY-MM-DDTHH:MM:SS, optional fraction, then Z.
+    // YYYY-MM-DDTHH:MM:SS, optional fraction, then Z; each field within its calendar range
+    // (a day past its month's end passes: the store only orders and shows these times).
     if (text.size() < 20 || text.size() > 40 || text.back() != 'Z') return false;
     const char* pattern = "dddd-dd-ddTdd:dd:dd";
     for (std::size_t i = 0; pattern[i]; ++i) {
@@ -109,6 +110,15 @@ bool is_timestamp(const std::string& text) {
         bool ok = pattern[i] == 'd' ? (c >= '0' && c <= '9') : c == pattern[i];
         if (!ok) return false;
     }
+    auto field = [&](std::size_t at) { return (text[at] - '0') * 10 + (text[at + 1] - '0'); };
+    if (field(5) < 1 || field(5) > 12 || field(8) < 1 || field(8) > 31 || field(11) > 23 || field(14) > 59 ||
+        field(17) > 60)
+        return false;
+    const std::size_t end = text.size() - 1;  // the Z
+    if (end == 19) return true;
+    if (text[19] != '.' || end == 20) return false;
+    for (std::size_t i = 20; i < end; ++i)
+        if (text[i] < '0' || text[i] > '9') return false;
     return true;
 }
 

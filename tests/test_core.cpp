@@ -197,4 +197,8 @@ TEST_CASE("an explicit accuracy budget is part of the shape key", "[core]") {
     CHECK(shape_key(p) == "gemm f32 batch=1 m=8 n=8 k=8 trans_a=0 trans_b=0 bias=0 act=none residual=0 tol=0.0125");
     CHECK(parse_shape_key(shape_key(p)) == p);
     CHECK_THROWS_WITH(parse_shape_key(shape_key(make_gemm(8, 8, 8)) + " tol=-1"), Catch::Contains("tol"));
+    // A budget past 100% accepts anything: refused wherever a problem comes from.
+    CHECK_THROWS_WITH(parse_shape_key(shape_key(make_gemm(8, 8, 8)) + " tol=5"), Catch::Contains("[0, 1]"));
+    p.tolerance = 1;
+    CHECK_NOTHROW(validate(p));
 }

@@ -899,6 +899,19 @@ TEST_CASE("an import file with one bad row writes nothing", "[db]") {
     doc = good;
     doc["measurements"][0]["status"] = "fast";
     expect_refused(doc, "fast");
+    for (const char* time : {"2099-99-99T99:99:99Z", "2026-02-30T24:00:00Z", "2026-01-01T00:00:00garbageZ",
+                             "2026-01-01T00:00:00.Z"}) {
+        INFO(time);
+        doc = good;
+        doc["measurements"][2]["created_at"] = time;
+        expect_refused(doc, "measurements[2]: 'created_at'");
+    }
+    doc = good;
+    doc["measurements"][2]["created_at"] = "2026-12-08T01:02:03.456Z";
+    {
+        std::istringstream in(doc.dump());
+        CHECK_NOTHROW(read_export_json(in));
+    }
     doc = good;
     doc["format"] = "something-else";
     expect_refused(doc, "format");

@@ -188,8 +188,9 @@ void validate(const Problem& p) {
     }
     for (std::size_t i = specs.size(); i < kMaxDims; ++i)
         if (p.dims[i] != 0) throw Error("problem: unused dim slot " + std::to_string(i) + " must be 0");
-    if (!(std::isfinite(p.tolerance) && p.tolerance >= 0))
-        throw Error("problem: tolerance must be finite and >= 0, got " + std::to_string(p.tolerance));
+    // A relative error: past 1 it accepts any output (the C API and the CLI say the same).
+    if (!(p.tolerance >= 0 && p.tolerance <= 1))
+        throw Error("problem: tolerance must be in [0, 1] (a relative error), got " + std::to_string(p.tolerance));
     // 0 = the default scale; an explicit one must be usable as a float factor.
     if (!(std::isfinite(p.scale) && p.scale >= 0 && p.scale <= std::numeric_limits<float>::max()))
         throw Error("problem: attention scale must be finite and > 0, got " + std::to_string(p.scale));
