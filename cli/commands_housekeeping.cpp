@@ -65,7 +65,9 @@ void add_housekeeping_commands(CLI::App& db_cmd) {
     prune->add_flag("--dry-run", options->dry_run, "print what would be dropped, change nothing");
     prune->callback([=] {
         require_existing(*prune_path);
-        SqliteDatabase db(*prune_path);
+        // A dry run changes nothing, not even the file's schema version or journal mode.
+        SqliteDatabase db(*prune_path, options->dry_run ? SqliteDatabase::Mode::read_only
+                                                        : SqliteDatabase::Mode::read_write);
         // A row is servable when its device's templates (as this build has them) accept its
         // config, as the Dispatcher checks it; a row of a device without a fingerprint is ranked.
         std::map<std::string, TemplateRegistry> registries;

@@ -8,11 +8,13 @@
 
 #include "scratch_dir.hpp"
 #include "tune/config.hpp"
+#include "tune/db/sqlite_database.hpp"
 #include "tune/problem.hpp"
 
 namespace fs = std::filesystem;
 using tune::testing::run_tune;
 using tune::testing::TempDir;
+using tune::SqliteDatabase;
 
 namespace {
 
@@ -317,6 +319,13 @@ TEST_CASE("tune db stats and prune report and shrink a store with stale rows", "
     REQUIRE(dry.code == 0);
     CHECK_THAT(dry.out, Catch::Contains("would drop") && Catch::Contains("6 of stale template versions"));
     CHECK_THAT(run_tune("db stats --db " + db).out, Catch::Contains("rows:      12"));
+    // A dry run on an older store writes nothing: it says to migrate instead of migrating.
+    const std::string old_store = dir.file("v5.db");
+    SqliteDatabase::create_at_version(old_store, 5);
+    auto old_dry = run_tune("db prune --dry-run --db " + old_store);
+    CHECK(old_dry.code != 0);
+    CHECK_THAT(old_dry.out, Catch::Contains("migrate it first"));
+    CHECK_THROWS_WITH(SqliteDatabase(old_store, SqliteDatabase::Mode::read_only), Catch::Contains("schema version 5"));
 
     auto prune = run_tune("db prune --keep 1 --db " + db);
     REQUIRE(prune.code == 0);
