@@ -612,6 +612,16 @@ TEST_CASE("online tuning: a shape missing N times is handed over exactly once", 
     m.template_version = "v0";  // stale: refused
     m.problem = make_gemm(48, 32, 32);
     CHECK_FALSE(d.publish(m));
+
+    // A publish in between keeps other shapes' counts: the third miss still asks.
+    d.lookup(make_gemm(56, 32, 32));
+    d.lookup(make_gemm(56, 32, 32));
+    m.template_version = "v1";
+    m.problem = make_gemm(64, 32, 32);
+    REQUIRE(d.publish(m));
+    d.lookup(make_gemm(56, 32, 32));
+    CHECK(requests.back() == shape_key(make_gemm(56, 32, 32)));
+    CHECK(d.online_stats().requested == 3);
 }
 
 TEST_CASE("online tuning: the background tuner's result is an exact hit for the next lookup", "[dispatcher][online]") {

@@ -407,6 +407,7 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
     if (unseen_.size() >= kMemoCapacity) {
         flush_locked(std::nothrow);
         unseen_.clear();
+        carried_misses_.clear();
     }
     Selection chosen;
     // The bucket's representative, when it was tuned (same budget: it is part of the key).
@@ -438,6 +439,10 @@ Selection Dispatcher::resolve_unseen(const Problem& p) const {
         return resolve_unseen(p);
     }
     auto [it, inserted] = unseen_.try_emplace(p, chosen);
+    if (auto carried = carried_misses_.find(p); inserted && carried != carried_misses_.end()) {
+        it->second.misses.store(carried->second, std::memory_order_relaxed);
+        carried_misses_.erase(carried);
+    }
     if (!options_.record_path.empty()) it->second.hits.fetch_add(1, std::memory_order_relaxed);
     bool request = reached_miss_count(it->second);
     lock.unlock();

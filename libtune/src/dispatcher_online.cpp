@@ -36,6 +36,10 @@ bool Dispatcher::publish(const Measurement& m) {
     // Memoised answers for unseen shapes may now have a better one (nearest, bucket).
     std::unique_lock lock(unseen_mutex_);
     flush_locked(std::nothrow);  // the published result stands whether or not the record is written
+    if (const std::uint64_t after = options_.online.after_misses; after > 0 && carried_misses_.size() < kMemoCapacity)
+        for (const auto& [shape, memo] : unseen_)
+            if (const std::uint64_t n = memo.misses.load(std::memory_order_relaxed); n > 0 && n < after)
+                carried_misses_[shape] = n;  // not yet requested
     unseen_.clear();
     return true;
 }

@@ -322,6 +322,9 @@ private:
     static constexpr std::size_t kMemoCapacity = 1 << 16;
     mutable std::shared_mutex unseen_mutex_;
     mutable std::unordered_map<Problem, Memo, ShapeHash, SameShape> unseen_;
+    // Miss counts of shapes whose memo publish() dropped (a better answer may exist now): the
+    // shape's next memo starts from its count, so each publish does not restart every count.
+    mutable std::unordered_map<Problem, std::uint64_t, ShapeHash, SameShape> carried_misses_;  // unseen_mutex_
     // Per space (shared by many shapes): its default config, and which tuned configs it accepts.
     struct SpaceFacts {
         std::shared_ptr<const Space> space;  // keeps the pointer key alive
