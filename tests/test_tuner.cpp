@@ -11,6 +11,7 @@
 
 #include "fake_template.hpp"
 #include "fast_measure.hpp"
+#include "tune/dispatcher.hpp"
 #include "tune/measurer.hpp"
 #include "tune/tuner.hpp"
 
@@ -359,6 +360,125 @@ TEST_CASE("the time limit also stops candidates an executor took ahead (lookahea
     CHECK(measured < 8);
     CHECK(r.measured == measured);
     CHECK(db->query({}).size() == measured);
+}
+
+namespace {
+// An own template with a 2-config space; the scripted executor never builds its kernels.
+struct TinyTemplate final : Template {
+    TemplateInfo info_{"test.gemm.tiny", OpKind::gemm, Backend::cpu, "v1", false, 0};
+    std::shared_ptr<Space> space_ = [] {
+        auto s = std::make_shared<Space>();
+        s->add(Knob::ints("x", {1, 2}, 1));
+        return s;
+    }();
+    const TemplateInfo& info() const override { return info_; }
+    bool supports(const Problem& p) const override { return p.op == OpKind::gemm; }
+    std::shared_ptr<const Space> space(const Problem&) const override { return space_; }
+    std::unique_ptr<Kernel> instantiate(const Problem&, const Config&) const override { throw Error("not built"); }
+};
+}  // namespace
+
+TEST_CASE("a template with a space smaller than its share leaves the rest of the budget to the others", "[tuner]") {
+    for (bool tiny_first : {false, true}) {
+        INFO("tiny registered first: " << tiny_first);
+        TemplateRegistry reg;
+        if (tiny_first) reg.add(std::make_unique<TinyTemplate>());
+        reg.add(std::make_unique<testing::FakeGemmTemplate>());
+        if (!tiny_first) reg.add(std::make_unique<TinyTemplate>());
+        LocalExecutor exec{detect_cpu(), [&](const Problem& p, const Template& t, const Config& c) {
+                               return scripted(p, t, c, 1e-3 + 1e-6 * double(c.hash() % 100));
+                           }};
+        auto db = make_memory_database();
+        TuneOptions o;
+        o.budget = 30;
+        o.strategy = "random";
+        o.confirm_rounds = 0;
+        auto r = Tuner(*db, reg, exec, db->start_run({}, exec.device())).tune(make_gemm(6, 6, 6), o);
+        CHECK(r.measured == 30);  // the fake's space holds more than 28 valid configs
+        CHECK(db->query({"", "", "test.gemm.tiny", "", std::nullopt}).size() == 2);
+    }
+}
+
+TEST_CASE("a tuner whose run threw with jobs in flight tunes again on the same executor", "[tuner]") {
+    TemplateRegistry reg;
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());
+    int calls = 0;
+    bool fail = true;
+    const std::size_t lookahead = 4;
+    LocalExecutor exec{detect_cpu(),
+                       [&](const Problem& p, const Template& t, const Config& c) {
+                           if (fail && calls == 2) throw std::runtime_error("the store's disk is full");
+                           ++calls;
+                           return scripted(p, t, c, 1e-3);
+                       },
+                       lookahead};
+    auto db = make_memory_database();
+    Tuner tuner(*db, reg, exec, db->start_run({}, exec.device()));
+    TuneOptions o;
+    o.budget = 8;
+    o.strategy = "random";
+    o.confirm_rounds = 0;
+    CHECK_THROWS_WITH(tuner.tune(make_gemm(6, 6, 6), o), Catch::Contains("disk is full"));
+    const int before = calls;
+    fail = false;
+    auto r = tuner.tune(make_gemm(7, 7, 7), o);
+    CHECK(r.measured == 8);
+    CHECK(calls - before == 8);  // the first run's leftover jobs were not measured now
+    CHECK(db->query({shape_key(make_gemm(7, 7, 7)), "", "", "", std::nullopt}).size() == 8);
+}
+
+TEST_CASE("a later run's confirmation round also ranks the faster configs earlier runs stored", "[tuner]") {
+    TemplateRegistry reg;
+    reg.add(std::make_unique<testing::FakeGemmTemplate>());
+    const Problem problem = make_gemm(6, 6, 6);
+    const Config fastest = Config::parse("mode=good tile=4 unroll=8");
+    LocalExecutor exec{detect_cpu(), [&](const Problem& p, const Template& t, const Config& c) {
+                           return scripted(p, t, c, c == fastest ? 1e-3 : 2e-3 + 1e-5 * double(c.hash() % 50));
+                       }};
+    auto db = make_memory_database();
+    TuneOptions first;
+    first.budget = 3;
+    first.strategy = "random";
+    first.initial_configs["test.gemm.fake"] = {fastest};
+    first.confirm_rounds = 0;
+    REQUIRE(Tuner(*db, reg, exec, db->start_run({}, exec.device())).tune(problem, first).best->config == fastest);
+    // Another seed, not proposing `fastest`: its round must not crown a slower config over it.
+    TuneOptions second = first;
+    second.initial_configs.clear();
+    second.seed = 5;
+    second.budget = 6;
+    second.confirm_rounds = 2;
+    auto r = Tuner(*db, reg, exec, db->start_run({}, exec.device())).tune(problem, second);
+    REQUIRE(r.best);
+    CHECK(r.best->config == fastest);
+    CHECK(r.confirmed > 0);
+    auto best = db->best({});
+    REQUIRE(best.size() == 1);
+    CHECK(best[0].config == fastest);
+    Dispatcher d(*db, std::make_shared<TemplateRegistry>(std::move(reg)), detect_cpu());
+    CHECK(*d.lookup(problem).config == fastest);
+}
+
+TEST_CASE("a run restricted to some templates holds no round over a faster row of another", "[tuner]") {
+    auto reg = std::make_shared<TemplateRegistry>();
+    reg->add(std::make_unique<testing::FakeGemmTemplate>());
+    reg->add(std::make_unique<testing::FakeGemmTemplate>("test.gemm.vendor", "v1", true));
+    const Problem problem = make_gemm(6, 6, 6);
+    LocalExecutor exec{detect_cpu(), [&](const Problem& p, const Template& t, const Config& c) {
+                           return scripted(p, t, c, t.info().vendor ? 1e-3 : 2e-3 + 1e-5 * double(c.hash() % 50));
+                       }};
+    auto db = make_memory_database();
+    TuneOptions all;
+    all.budget = 4;
+    all.confirm_rounds = 0;
+    Tuner(*db, *reg, exec, db->start_run({}, exec.device())).tune(problem, all);
+    TuneOptions own = all;
+    own.templates = {"test.gemm.fake"};
+    own.budget = 8;
+    own.confirm_rounds = 2;
+    auto r = Tuner(*db, *reg, exec, db->start_run({}, exec.device())).tune(problem, own);
+    CHECK(r.confirmed == 0);
+    CHECK(Dispatcher(*db, reg, detect_cpu()).lookup(problem).tmpl->info().name == "test.gemm.vendor");
 }
 
 TEST_CASE("a later run whose new candidates leave the finalists as they were ranks them anew: its pick is the store's",

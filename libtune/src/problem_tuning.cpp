@@ -46,6 +46,11 @@ ProblemTuning::ProblemTuning(const Problem& p, Args args)
     }
     for (auto& plan : plans_)
         if (!plan.t->info().vendor) searched_.push_back(&plan);
+    // Smaller spaces search first: the part of its share one cannot use (a space smaller than
+    // it) goes to the templates after it instead of staying unspent.
+    const std::uint64_t enough = options_.budget + 1;
+    std::stable_sort(searched_.begin(), searched_.end(),
+                     [enough](const Plan* a, const Plan* b) { return a->space->count(enough) < b->space->count(enough); });
 }
 
 double ProblemTuning::elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
@@ -287,6 +292,17 @@ bool ProblemTuning::open_search_round() {
 // `confirm_rounds` times, in turn.
 bool ProblemTuning::open_confirm_round() {
     if (options_.confirm_rounds == 0 || out_of_time()) return false;
+    // The pool is every ok row of the run's templates at this shape, not only this run's: the
+    // store takes the round's pick over every row stored before it, so a faster config that an
+    // earlier run (another seed, strategy or budget) measured must be able to take part.
+    for (Plan& plan : plans_)
+        for (const auto& stored : plan.stored) {
+            const Measurement& m = stored.second;  // not a structured binding: the lambda captures it (clang 14)
+            const bool in_pool = std::any_of(ok_.begin(), ok_.end(), [&](const auto& e) {
+                return e.first == &plan && e.second.config == m.config;
+            });
+            if (m.status == Status::ok && !in_pool && !plan.space->violation(m.config)) ok_.emplace_back(&plan, m);
+        }
     std::vector<std::size_t> order(ok_.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
@@ -308,6 +324,14 @@ bool ProblemTuning::open_confirm_round() {
         if (in_top || baseline || !has([&](const auto& f) { return f.first == plan; })) finalists.push_back(i);
     }
     if (finalists.size() < 2) return false;  // nothing to rank
+    // A faster row of a template this run leaves out (TuneOptions::templates) cannot be
+    // re-measured here; a round without it would outrank it in the store, so none is held.
+    const std::vector<Measurement> shape_rows = db_.query({shape_key(result_.problem), device_id_, "", "", Status::ok});
+    const double fastest_finalist = ranking_time(ok_[order.front()].second.stats);
+    for (const Measurement& m : shape_rows)
+        if (ranking_time(m.stats) < fastest_finalist &&
+            std::none_of(plans_.begin(), plans_.end(), [&](const Plan& plan) { return plan.t->info().name == m.template_name; }))
+            return false;
     std::vector<std::string> keys;
     for (std::size_t f : finalists) {
         const TemplateInfo& info = ok_[f].first->t->info();
@@ -318,8 +342,7 @@ bool ProblemTuning::open_confirm_round() {
     // same finalists from before this run's new rows is measured anew, not reused; a resumed
     // run, which stored no row since, finds its own.
     std::int64_t newest = 0;
-    for (const Measurement& m : db_.query({shape_key(result_.problem), device_id_, "", "", Status::ok}))
-        newest = std::max(newest, m.id);
+    for (const Measurement& m : shape_rows) newest = std::max(newest, m.id);
     keys.push_back("newest-row|" + std::to_string(newest));
     finalists_ = finalist_set_id(keys);
     stored_confirmations_.clear();

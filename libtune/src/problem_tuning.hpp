@@ -118,7 +118,8 @@ private:
     std::chrono::steady_clock::time_point start_;
     std::vector<Plan> plans_;
     std::vector<Plan*> searched_;  // own templates, searched one after the other
-    std::vector<std::pair<Plan*, Measurement>> ok_;  // every ok result: the confirmation's pool
+    // Every ok result; the confirmation's pool, to which it adds the store's ok rows of the plans.
+    std::vector<std::pair<Plan*, Measurement>> ok_;
     std::string finalists_;  // finalist_set_id of the confirmation round
     std::map<std::pair<std::string, int>, TimingStats> stored_confirmations_;  // (finalist key, round)
     std::vector<Slot> confirmed_;  // every re-measurement of the confirmation so far

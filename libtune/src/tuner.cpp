@@ -82,6 +82,24 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
     std::size_t next_problem = 0;
     std::uint64_t next_job = 0;
     const std::string device_id = executor_.device().id();
+    // Leaving by an exception (a store write failing, a progress hook ending the run), the
+    // jobs still in the executor are waited out, expired so none is measured: the next drive()
+    // on this executor must not meet them (their problems, which they point to, are gone).
+    bool unwinding = false;
+    struct Drain {
+        Executor& executor;
+        const std::unordered_map<std::uint64_t, InFlight>& in_flight;
+        bool& unwinding;
+        const int exceptions = std::uncaught_exceptions();
+        ~Drain() {
+            if (std::uncaught_exceptions() == exceptions) return;
+            unwinding = true;
+            for (std::size_t n = in_flight.size(); n > 0; --n) try {
+                    executor.wait_next();
+                } catch (...) {  // already leaving with an error
+                }
+        }
+    } drain{executor_, in_flight, unwinding};
 
     // Queues the problem's next round, or retires the problem when it is done.
     auto advance = [&](Active& a) {
@@ -117,7 +135,7 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
                 in_flight.emplace(id, InFlight{q.problem, q.candidate.slot, std::move(q.candidate.confirmation)});
                 // Checked again when it starts: with lookahead, the time limit may pass first.
                 executor_.submit({id, t.problem(), q.candidate.tmpl, std::move(q.candidate.config),
-                                  [&t] { return t.out_of_time(); }});
+                                  [&t, &unwinding] { return unwinding || t.out_of_time(); }});
                 continue;
             }
             if (next_problem < problems.size() && can_start(problems[next_problem])) {
