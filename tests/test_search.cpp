@@ -67,6 +67,33 @@ TEST_CASE("random and annealing stop when the space is used up", "[search]") {
     CHECK(drive("annealing", 3, 1000).size() == n);
 }
 
+TEST_CASE("every strategy reaches the whole of a space whose constraints reject nearly every draw", "[search]") {
+    // 60 valid configs of 216,000 (a = b = c): random draws almost never hit one.
+    auto s = std::make_shared<Space>();
+    std::vector<std::int64_t> values;
+    for (std::int64_t i = 0; i < 60; ++i) values.push_back(i);
+    for (const char* name : {"a", "b", "c"}) s->add(Knob::ints(name, values, 0));
+    s->require("diagonal", [](const Config& c) { return c.get_int("a") == c.get_int("b") && c.get_int("b") == c.get_int("c"); });
+    for (const auto& entry : strategies()) {
+        DYNAMIC_SECTION(entry.name) {
+            auto strategy = make_strategy(entry.name, s, {5, 1 << 20, nullptr});
+            std::set<std::uint64_t> proposed;
+            for (int round = 0; round < 100; ++round) {
+                auto batch = strategy->propose(4);
+                if (batch.empty()) break;
+                std::vector<Trial> trials;
+                for (const Config& c : batch) {
+                    CHECK_FALSE(s->violation(c));
+                    CHECK(proposed.insert(c.hash()).second);
+                    trials.push_back({c, true, 1.0 + double(c.get_int("a"))});
+                }
+                strategy->observe(trials);
+            }
+            CHECK(proposed.size() == 60);
+        }
+    }
+}
+
 TEST_CASE("annealing starts at the default and improves on it", "[search]") {
     auto seen = drive("annealing", 5, 20);
     REQUIRE_FALSE(seen.empty());
