@@ -261,6 +261,38 @@ TEST_CASE("run executes the selected kernel", "[dispatcher]") {
     CHECK(overlapping_operands(with_residual, {separate, out}).empty());
 }
 
+TEST_CASE("attention outputs that share memory with an input or each other are named", "[dispatcher][attention]") {
+    // 1 x 2 heads x 8 queries x 16 dims; K and V 1 x 1 head x 8 keys x 16.
+    const Problem fwd = make_attention(1, 2, 1, 8, 8, 16, false, 0);
+    std::vector<float> q(256), k(128), v(128), o(256), lse(16);
+    const void* in[] = {q.data(), k.data(), v.data()};
+    void* apart[] = {o.data(), lse.data()};
+    CHECK(overlapping_operands(fwd, {in, apart}).empty());
+    void* o_on_k[] = {k.data(), lse.data()};
+    CHECK(overlapping_operands(fwd, {in, o_on_k}) == "output O overlaps input K");
+    void* lse_in_v[] = {o.data(), v.data() + 100};
+    CHECK(overlapping_operands(fwd, {in, lse_in_v}) == "output LSE overlaps input V");
+    void* lse_in_o[] = {o.data(), o.data() + 250};
+    CHECK(overlapping_operands(fwd, {in, lse_in_o}) == "output LSE overlaps output O");
+    void* lse_after_o[] = {o.data(), o.data() + 256};  // adjacent, not overlapping
+    CHECK(overlapping_operands(fwd, {in, lse_after_o}).empty());
+    // Backward: dK onto dO; paged: O onto the block table.
+    Problem bwd = fwd;
+    bwd.set_dim("backward", 1);
+    std::vector<float> dout(256), dq(256), dk(128), dv(128);
+    const void* bin[] = {q.data(), k.data(), v.data(), o.data(), lse.data(), dout.data()};
+    void* grads[] = {dq.data(), dk.data(), dv.data()};
+    CHECK(overlapping_operands(bwd, {bin, grads}).empty());
+    void* dk_on_dout[] = {dq.data(), dout.data() + 200, dv.data()};
+    CHECK(overlapping_operands(bwd, {bin, dk_on_dout}) == "output dK overlaps input dO");
+    Problem paged = fwd;
+    paged.set_dim("page", 4);
+    std::vector<std::int32_t> table(2);
+    const void* pin[] = {q.data(), k.data(), v.data(), table.data()};
+    void* o_on_table[] = {reinterpret_cast<float*>(table.data()), lse.data()};
+    CHECK(overlapping_operands(paged, {pin, o_on_table}) == "output O overlaps input block table");
+}
+
 TEST_CASE("run builds a kernel once per shape and config and serves concurrent callers", "[dispatcher]") {
     Fixture f;
     const auto& counted = f.fake();

@@ -442,39 +442,67 @@ void from_json(const nlohmann::json& j, Problem& p) {
 
 std::string overlapping_operands(const Problem& p, const OpArgs& args) {
     // On every Dispatcher::run: plain arithmetic on the dims, a string only for an overlap.
-    std::size_t bytes[5];  // inputs, then the output
-    const char* const* names;
-    std::size_t inputs;
+    // Each operand's bytes, inputs then outputs, as the kernels of the op read and write them.
+    struct Operand {
+        const char* name;
+        std::size_t bytes;
+    };
+    Operand in[6], out[3];
+    std::size_t inputs = 0, outputs = 0;
     const std::size_t elt = dtype_bytes(p.dtype), f32 = sizeof(float);
     if (p.op == OpKind::gemm) {
-        static constexpr const char* kNames[] = {"A", "B", "bias", "residual"};
-        static constexpr const char* kNoBias[] = {"A", "B", "residual"};
         const GemmDims d = gemm_dims(p);
         const auto mn = std::size_t(d.batch * d.m * d.n);
-        inputs = 0;
-        bytes[inputs++] = std::size_t(d.batch * d.m * d.k) * elt;
-        bytes[inputs++] = std::size_t(d.batch * d.k * d.n) * elt;
-        if (d.bias) bytes[inputs++] = std::size_t(d.n) * f32;
-        if (d.residual) bytes[inputs++] = mn * f32;
-        bytes[inputs] = mn * f32;
-        names = d.bias ? kNames : kNoBias;
+        in[inputs++] = {"A", std::size_t(d.batch * d.m * d.k) * elt};
+        in[inputs++] = {"B", std::size_t(d.batch * d.k * d.n) * elt};
+        if (d.bias) in[inputs++] = {"bias", std::size_t(d.n) * f32};
+        if (d.residual) in[inputs++] = {"residual", mn * f32};
+        out[outputs++] = {"C", mn * f32};
     } else if (p.op == OpKind::swiglu) {
-        static constexpr const char* kNames[] = {"x", "w_gate", "w_up"};
         const auto m = std::size_t(p.dims[0]), n = std::size_t(p.dims[1]), k = std::size_t(p.dims[2]);
-        bytes[0] = m * k * elt;
-        bytes[1] = bytes[2] = n * k * elt;
-        bytes[3] = m * n * f32;
-        inputs = 3;
-        names = kNames;
+        in[inputs++] = {"x", m * k * elt};
+        in[inputs++] = {"w_gate", n * k * elt};
+        in[inputs++] = {"w_up", n * k * elt};
+        out[outputs++] = {"out", m * n * f32};
     } else {
-        return {};
+        const AttentionDims a = attention_dims(p);
+        const auto q = std::size_t(a.batch * a.heads * a.q_len * a.head_dim);
+        std::size_t kv = std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim);
+        if (a.page > 0) {  // K and V are page pools; the optional pool size (an int64) is checked by the kernel
+            std::size_t pool = std::size_t(a.batch * a.pages_per_sequence());
+            if (args.inputs.size() > 4 && args.inputs[4]) {
+                const std::int64_t given = *static_cast<const std::int64_t*>(args.inputs[4]);
+                pool = given > 0 && given <= std::numeric_limits<std::int32_t>::max() ? std::size_t(given) : 0;
+            }
+            kv = pool * std::size_t(a.page * a.kv_heads * a.head_dim);
+        }
+        in[inputs++] = {"Q", q * elt};
+        in[inputs++] = {"K", kv * elt};
+        in[inputs++] = {"V", kv * elt};
+        if (a.backward) {
+            in[inputs++] = {"O", q * f32};
+            in[inputs++] = {"LSE", std::size_t(a.batch * a.heads * a.q_len) * f32};
+            in[inputs++] = {"dO", q * f32};
+            out[outputs++] = {"dQ", q * f32};
+            out[outputs++] = {"dK", kv * f32};
+            out[outputs++] = {"dV", kv * f32};
+        } else {
+            if (a.page > 0) in[inputs++] = {"block table", std::size_t(a.batch * a.pages_per_sequence()) * sizeof(std::int32_t)};
+            out[outputs++] = {"O", q * f32};
+            out[outputs++] = {"LSE", std::size_t(a.batch * a.heads * a.q_len) * f32};
+        }
     }
-    if (args.outputs.empty() || !args.outputs[0]) return {};
-    const auto o0 = reinterpret_cast<std::uintptr_t>(args.outputs[0]);
-    for (std::size_t i = 0; i < inputs && i < args.inputs.size(); ++i) {
-        const auto i0 = reinterpret_cast<std::uintptr_t>(args.inputs[i]);
-        if (args.inputs[i] && bytes[i] && bytes[inputs] && o0 < i0 + bytes[i] && i0 < o0 + bytes[inputs])
-            return std::string("output ") + (p.op == OpKind::gemm ? "C" : "out") + " overlaps input " + names[i];
+    auto overlap = [](const void* x, std::size_t xn, const void* y, std::size_t yn) {
+        const auto x0 = reinterpret_cast<std::uintptr_t>(x), y0 = reinterpret_cast<std::uintptr_t>(y);
+        return x && y && xn && yn && x0 < y0 + yn && y0 < x0 + xn;
+    };
+    for (std::size_t o = 0; o < outputs && o < args.outputs.size(); ++o) {
+        for (std::size_t i = 0; i < inputs && i < args.inputs.size(); ++i)
+            if (overlap(args.outputs[o], out[o].bytes, args.inputs[i], in[i].bytes))
+                return std::string("output ") + out[o].name + " overlaps input " + in[i].name;
+        for (std::size_t e = 0; e < o && e < args.outputs.size(); ++e)
+            if (overlap(args.outputs[o], out[o].bytes, args.outputs[e], out[e].bytes))
+                return std::string("output ") + out[o].name + " overlaps output " + out[e].name;
     }
     return {};
 }

@@ -25,9 +25,10 @@ struct OpArgs {
 };
 
 // Kernels read their inputs while they write their outputs (a GEMM stores the product before
-// its epilogue reads the residual): a GEMM or SwiGLU output that shares memory with an input
-// gives wrong results. Names the first such pair ("output C overlaps input residual"), empty
-// when there is none; other ops are not checked.
+// its epilogue reads the residual; attention writes O while later query blocks still read K
+// and V): an output that shares memory with an input or with another output gives wrong
+// results. Names the first such pair ("output C overlaps input residual", "output LSE
+// overlaps input K"), empty when there is none.
 std::string overlapping_operands(const Problem& p, const OpArgs& args);
 
 // A problem + config made runnable. run() is thread-compatible: one kernel object may be
