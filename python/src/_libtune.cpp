@@ -32,6 +32,13 @@ void raise_on_error(int status) {
     throw py::error_already_set();
 }
 
+// A str handed to C as a path or a name: an embedded NUL would cut it short there, silently
+// naming another file.
+const char* c_text(const std::string& text, const char* what) {
+    if (text.find('\0') != std::string::npos) throw py::value_error(std::string(what) + ": embedded null character");
+    return text.c_str();
+}
+
 tune_dtype parse_dtype(const std::string& name) {
     if (name == "f32" || name == "float32") return TUNE_F32;
     if (name == "bf16" || name == "bfloat16") return TUNE_BF16;
@@ -150,7 +157,7 @@ struct Dispatcher {
 
     Dispatcher(std::optional<std::string> db, std::optional<std::string> user_db) {
         tune_dispatcher* d = nullptr;
-        raise_on_error(tune_dispatcher_open(db ? db->c_str() : nullptr, user_db ? user_db->c_str() : nullptr, &d));
+        raise_on_error(tune_dispatcher_open(db ? c_text(*db, "db") : nullptr, user_db ? c_text(*user_db, "user_db") : nullptr, &d));
         handle.reset(d);
     }
 
@@ -305,7 +312,7 @@ struct Dispatcher {
                                   " (pool_pages, page, kv_heads, head_dim) with q's head_dim");
         const std::int64_t page = sk[1];
         if (kv_len < 1 || page < 1) throw py::value_error("kv_len and the page size must be >= 1");
-        const std::vector<py::ssize_t> table_shape{sq[0], py::ssize_t((kv_len + page - 1) / page)};
+        const std::vector<py::ssize_t> table_shape{sq[0], py::ssize_t(kv_len / page + (kv_len % page != 0))};  // no overflow
         if (ot.shape() != table_shape)
             throw py::value_error("block_table: expected shape " + shape_text(table_shape) +
                                   " (batch, ceil(kv_len / page)), got " + shape_text(ot.shape()));
@@ -403,7 +410,7 @@ tune_tune_options tune_options(std::size_t budget, double time_limit, std::uint6
     o.budget = budget;
     o.time_limit_s = time_limit;
     o.seed = seed;
-    o.strategy = strategy ? strategy->c_str() : nullptr;
+    o.strategy = strategy ? c_text(*strategy, "strategy") : nullptr;
     o.isolate = isolate;
     return o;
 }
@@ -413,11 +420,12 @@ template <class Desc, int (*Tune)(const char*, const Desc*, const tune_tune_opti
 py::dict tune_py(const std::string& db, const Desc& desc, std::size_t budget, double time_limit, std::uint64_t seed,
                  std::optional<std::string> strategy, bool isolate) {
     const tune_tune_options o = tune_options(budget, time_limit, seed, strategy, isolate);
+    const char* path = c_text(db, "db");
     tune_tune_result r;
     int status;
     {
         py::gil_scoped_release release;
-        status = Tune(db.c_str(), &desc, &o, &r);
+        status = Tune(path, &desc, &o, &r);
     }
     raise_on_error(status);
     return result_dict(r);
@@ -430,7 +438,7 @@ py::list model_problems(const std::string& path, const std::vector<std::int64_t>
                         const std::string& dtype) {
     const tune_dtype dt = parse_dtype(dtype);
     size_t count = 0;
-    raise_on_error(tune_model_problems(path.c_str(), tokens.data(), tokens.size(), kv_len, dt, nullptr, 0, &count));
+    raise_on_error(tune_model_problems(c_text(path, "path"), tokens.data(), tokens.size(), kv_len, dt, nullptr, 0, &count));
     std::vector<tune_model_problem> problems(count);
     raise_on_error(tune_model_problems(path.c_str(), tokens.data(), tokens.size(), kv_len, dt, problems.data(),
                                        problems.size(), &count));
@@ -520,11 +528,12 @@ PYBIND11_MODULE(_libtune, mod) {
         [](const std::string& db, const tune_attention_desc& desc, std::int64_t page, bool bf16, std::size_t budget,
            double time_limit, std::uint64_t seed, std::optional<std::string> strategy, bool isolate) {
             const tune_tune_options o = tune_options(budget, time_limit, seed, strategy, isolate);
+            const char* path = c_text(db, "db");
             tune_tune_result r;
             int status;
             {
                 py::gil_scoped_release release;
-                status = tune_tune_attention_paged(db.c_str(), &desc, page, bf16 ? 1 : 0, &o, &r);
+                status = tune_tune_attention_paged(path, &desc, page, bf16 ? 1 : 0, &o, &r);
             }
             raise_on_error(status);
             return result_dict(r);

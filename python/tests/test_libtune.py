@@ -100,6 +100,12 @@ def test_bad_input_gives_clear_errors(tmp_path):
     a, b = rand(8, 16), rand(16, 24)
     with pytest.raises(libtune.DatabaseError, match="missing.db"):
         libtune.Dispatcher(tmp_path / "missing.db")
+    # A NUL would cut the path short in C and name another file.
+    with pytest.raises(ValueError, match="embedded null"):
+        libtune.Dispatcher(str(tmp_path / "a.db") + "\0b")
+    with pytest.raises(ValueError, match="embedded null"):
+        libtune.tune_gemm(4, 4, 4, db=str(tmp_path / "cut.db") + "\0.ignored", budget=1)
+    assert not (tmp_path / "cut.db").exists()
     with pytest.raises(TypeError, match="float32"):
         libtune.gemm(a.astype(np.float64), b)
     with pytest.raises(ValueError, match="C-contiguous"):
@@ -221,6 +227,9 @@ def test_attention_bad_input():
         libtune.attention(q, k, k, lse=np.empty((1, 4, 9), np.float32))
     with pytest.raises(TypeError, match="float32"):
         libtune.attention(q.astype(np.float64), k, k)
+    # An output on an input is refused, not computed wrongly (later query blocks still read it).
+    with pytest.raises(ValueError, match="output O overlaps input Q"):
+        libtune.attention(q, k, k, out=q)
 
 
 def test_torch_attention(tuned_db):
