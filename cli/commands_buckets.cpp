@@ -113,17 +113,31 @@ void tune_model_buckets(const ModelShape& model, const std::vector<std::int64_t>
         throw Error("--buckets: " + std::string(e.what()));
     }
     require(!rules.empty(), "--buckets: no rule given (e.g. m:pow2)");
+    auto gemm_size_dim = [](const std::string& dim) {
+        for (const DimSpec& d : dim_specs(OpKind::gemm))
+            if (d.kind == DimKind::size && d.name == dim) return true;
+        return false;
+    };
+    require(std::any_of(rules.rules().begin(), rules.rules().end(), [&](const BucketRule& r) { return gemm_size_dim(r.dim); }), "--buckets: no rule of '" + rules.text() +
+                         "' buckets a GEMM size dim (m, n, k); --buckets tunes the layer's GEMMs only");
     std::vector<std::int64_t> counts = tokens;
     if (const BucketRule* m = rules.rule_for("m")) {
+        for (std::int64_t t : tokens)
+            require(m->representative(t).has_value(), "--buckets: token count " + std::to_string(t) +
+                                                          " lies above the last bound of '" + m->text() + "'");
         auto [lo, hi] = std::minmax_element(tokens.begin(), tokens.end());
         counts = m->representatives(*lo, *hi);
-        require(!counts.empty(), "--buckets: no bucket of '" + m->text() + "' holds the token counts");
     }
     std::vector<NamedProblem> problems;
     std::set<std::string> seen;
     for (NamedProblem np : layer_gemms(model, counts, dtype, weights)) {
         auto rep = rules.representative(np.problem);
-        require(rep.has_value(), "--buckets: " + shape_key(np.problem) + " lies above the last bound of a rule");
+        if (!rep)  // a rule applies to GEMMs: some size lies above its rule's last bound
+            for (const BucketRule& r : rules.rules())
+                if (gemm_size_dim(r.dim) && !r.representative(np.problem.dim(r.dim)))
+                    throw Error("--buckets: " + np.name + " has " + r.dim + "=" + std::to_string(np.problem.dim(r.dim)) +
+                                ", above the last bound of '" + r.text() + "'");
+        require(rep.has_value(), "--buckets: " + shape_key(np.problem) + " has no bucket");
         np.problem = *rep;
         np.tokens = rep->dim("m");
         if (seen.insert(shape_key(np.problem)).second) problems.push_back(np);
@@ -134,7 +148,10 @@ void tune_model_buckets(const ModelShape& model, const std::vector<std::int64_t>
             std::fprintf(stderr, "buckets: replacing the stored rules '%s' with '%s'\n", old->c_str(), rules.text().c_str());
         db.set_setting("buckets", rules.text());
     }
-    std::fprintf(stderr, "buckets: %s -> %zu bucket representatives to tune\n", rules.text().c_str(), problems.size());
+    std::fprintf(stderr,
+                 "buckets: %s -> %zu bucket representatives to tune (the layer's GEMMs; its SwiGLU and attention "
+                 "problems are tuned without --buckets)\n",
+                 rules.text().c_str(), problems.size());
     AfterTuning after;
     if (b.regret)
         after = [&](Tuner& tuner, Measurer& measurer, SqliteDatabase& db, std::int64_t run, const TuneOptions& opt) {
