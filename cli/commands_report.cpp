@@ -1,5 +1,7 @@
 // tune report: gathers a store's measurements into the report's data and writes the HTML page.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -8,6 +10,10 @@
 
 #include "cli.hpp"
 #include "report.hpp"
+#include "tune/cost_model/features.hpp"
+#include "tune/cost_model/models.hpp"
+#include "tune/cost_model/training.hpp"
+#include "tune/cost_model/unseen.hpp"
 #include "tune/db/sqlite_database.hpp"
 #include "tune/error.hpp"
 #include "tune/kernel.hpp"
@@ -91,6 +97,42 @@ ReportData collect_report(const SqliteDatabase& db, const TemplateRegistry& regi
                 if (m->status == Status::ok) tradeoff.points.emplace_back(double(m->workspace_bytes), m->stats.median_s);
             d.attention.push_back(std::move(tradeoff));
         }
+    }
+
+    // Each stored cost model against the rows it speaks for (its template's current version on
+    // its device): predicted seconds are the shape's fastest time there x e^(predicted loss),
+    // as the model is trained (cost_model::training_set).
+    for (const StoredModel& stored : db.models()) {
+        const Template* t = registry.find(stored.template_name);
+        auto device = std::find_if(devices.begin(), devices.end(), [&](const DeviceInfo& x) { return x.id() == stored.device_id; });
+        if (!t || device == devices.end()) continue;
+        std::shared_ptr<const cost_model::GbdtModel> model;
+        try {
+            model = cost_model::from_stored(stored);
+        } catch (const Error&) {
+            continue;  // a damaged or older model: `tune db verify` names it
+        }
+        std::vector<Measurement> own;
+        for (const Measurement& m : rows)
+            if (m.status == Status::ok && m.device_id == stored.device_id && m.template_name == t->info().name &&
+                m.template_version == t->info().version)
+                own.push_back(m);
+        if (own.empty()) continue;
+        const cost_model::Dataset data =
+            cost_model::training_set(own, [t](const Problem& p) { return t->space(p); }, *device);
+        const std::vector<int> map = cost_model::column_map(data.names, model->names());
+        std::vector<std::vector<double>> features;
+        for (const auto& row : data.rows) features.push_back(cost_model::remap(row, map));
+        const std::vector<double> predicted = model->predict(features);
+        std::map<std::string, double> fastest;
+        for (const Measurement& m : own) {
+            auto [it, fresh] = fastest.try_emplace(shape_key(m.problem), ranking_time(m.stats));
+            if (!fresh) it->second = std::min(it->second, ranking_time(m.stats));
+        }
+        for (std::size_t i = 0; i < own.size(); ++i)  // training_set keeps the ok rows' order
+            d.predicted_vs_measured.emplace_back(
+                fastest[shape_key(own[i].problem)] * std::exp(cost_model::predicted_loss(predicted[i])),
+                ranking_time(own[i].stats));
     }
     return d;
 }

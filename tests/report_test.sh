@@ -28,6 +28,13 @@ grep -q 'vs default config' <<< "$dom"
 [[ $(count 'No data:') -eq 2 ]] || { echo "expected 2 'No data' sections"; exit 1; }
 [[ $(count '<svg id="pareto-') -eq 0 && $(count '<svg id="cost-model"') -eq 0 ]]
 
+# A trained model: its predictions for the rows of its template beside their measured times.
+"$tune" gemm --m 32 --n 32 --k 64 --budget 24 --in-process -q --db "$work/t.db" > /dev/null 2>&1
+"$tune" model-train --db "$work/t.db" --template cpu.gemm.blocked > /dev/null
+"$tune" report --db "$work/t.db" --html "$work/model.html"
+grep -q '<svg id="cost-model"' "$work/model.html" || { echo "expected the cost-model plot"; exit 1; }
+[[ $(grep -o 'No data:' "$work/model.html" | wc -l) -eq 1 ]] || { echo "expected 1 'No data' section (attention)"; exit 1; }
+
 # Bad input: clear error, non-zero exit, no page written.
 if "$tune" report --db "$work/missing.db" --html "$work/bad.html" 2> "$work/err.txt"; then
   echo "report on a missing store succeeded"; exit 1
