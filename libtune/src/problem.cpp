@@ -468,14 +468,10 @@ std::string overlapping_operands(const Problem& p, const OpArgs& args) {
         const AttentionDims a = attention_dims(p);
         const auto q = std::size_t(a.batch * a.heads * a.q_len * a.head_dim);
         std::size_t kv = std::size_t(a.batch * a.kv_heads * a.kv_len * a.head_dim);
-        if (a.page > 0) {  // K and V are page pools; the optional pool size (an int64) is checked by the kernel
-            std::size_t pool = std::size_t(a.batch * a.pages_per_sequence());
-            if (args.inputs.size() > 4 && args.inputs[4]) {
-                const std::int64_t given = *static_cast<const std::int64_t*>(args.inputs[4]);
-                pool = given > 0 && given <= std::numeric_limits<std::int32_t>::max() ? std::size_t(given) : 0;
-            }
-            kv = pool * std::size_t(a.page * a.kv_heads * a.head_dim);
-        }
+        // K and V are page pools. A CPU caller may pass a larger pool's page count as a fifth
+        // input; it is not read here (on a GPU that pointer would not be the host's), so a
+        // larger pool is checked over the batch x pages per sequence pages it holds at least.
+        if (a.page > 0) kv = std::size_t(a.batch * a.pages_per_sequence()) * std::size_t(a.page * a.kv_heads * a.head_dim);
         in[inputs++] = {"Q", q * elt};
         in[inputs++] = {"K", kv * elt};
         in[inputs++] = {"V", kv * elt};
