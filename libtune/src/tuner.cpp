@@ -86,21 +86,23 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
     // Leaving by an exception (a store write failing, a progress hook ending the run), the
     // jobs still in the executor are waited out, expired so none is measured: the next drive()
     // on this executor must not meet them (their problems, which they point to, are gone).
-    bool unwinding = false;
+    // A wait_next() that throws has taken its job (LocalExecutor: the measurement threw).
+    bool unwinding = false, wait_threw = false;
     struct Drain {
         Executor& executor;
         const std::unordered_map<std::uint64_t, InFlight>& in_flight;
         bool& unwinding;
+        const bool& wait_threw;
         const int exceptions = std::uncaught_exceptions();
         ~Drain() {
             if (std::uncaught_exceptions() == exceptions) return;
             unwinding = true;
-            for (std::size_t n = in_flight.size(); n > 0; --n) try {
+            for (std::size_t n = in_flight.size() - (wait_threw && !in_flight.empty() ? 1 : 0); n > 0; --n) try {
                     executor.wait_next();
                 } catch (...) {  // already leaving with an error
                 }
         }
-    } drain{executor_, in_flight, unwinding};
+    } drain{executor_, in_flight, unwinding, wait_threw};
 
     // Queues the problem's next round, or retires the problem when it is done.
     auto advance = [&](Active& a) {
@@ -155,7 +157,13 @@ std::vector<TuneResult> Tuner::drive(std::span<const Problem> problems, const Tu
             if (next_problem == problems.size()) break;
             continue;
         }
-        JobResult done = executor_.wait_next();
+        JobResult done;
+        try {
+            done = executor_.wait_next();
+        } catch (...) {
+            wait_threw = true;
+            throw;
+        }
         auto it = in_flight.find(done.id);
         require(it != in_flight.end(), "tune: executor returned unknown job " + std::to_string(done.id));
         auto [problem, slot, confirmation] = std::move(it->second);
