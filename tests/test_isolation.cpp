@@ -264,6 +264,41 @@ TEST_CASE("a persistent worker adds little per candidate", "[isolation][overhead
     CHECK(isolated - local < 5e-3);
 }
 
+// A worker forked while this thread holds an OpenMP pool (oneDNN run in process) would count
+// its threads as running and spin too little: the pool ends before the fork.
+TEST_CASE("starting a worker ends the forking thread's OpenMP pool", "[isolation]") {
+    DeviceInfo device = detect_cpu();
+    if (device.cores < 2) return;  // no pool to end
+    TemplateRegistry registry = builtin_registry(device);
+    const Template* onednn = registry.find("cpu.gemm.onednn");
+    REQUIRE(onednn != nullptr);
+    Problem p = make_gemm(64, 48, 32);
+    Config c = onednn->space(p)->default_config();
+    c.set("threads", std::int64_t{2});
+    MeasureOptions o = isolated_options();
+    o.isolate = false;
+    Measurer local(device, o);
+    REQUIRE(local.measure(p, *onednn, c).status == Status::ok);  // starts this thread's pool
+    testing::FakeGemmTemplate fake;
+    const Config plain = Config::parse("mode=good tile=1 unroll=1");
+    auto fork_worker = [&] {
+        Measurer isolated(device, isolated_options());
+        REQUIRE(isolated.measure(make_gemm(6, 5, 7), fake, plain).status == Status::ok);
+    };
+    // A fork also ends OpenBLAS's threads (its own fork handler): fork once, then run oneDNN
+    // again (the same problem: no new reference, so OpenBLAS stays stopped).
+    fork_worker();
+    REQUIRE(local.measure(p, *onednn, c).status == Status::ok);
+    auto threads = [] {
+        std::size_t n = 0;
+        for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/task")) ++n;
+        return n;
+    };
+    const std::size_t with_pool = threads();
+    fork_worker();
+    CHECK(threads() == with_pool - 1);  // the pool's one worker thread
+}
+
 TEST_CASE("the built-in templates measure the same in a worker", "[isolation]") {
     DeviceInfo device = detect_cpu();
     TemplateRegistry registry = builtin_registry(device);

@@ -34,7 +34,8 @@ struct MeasureOptions {
     // crashed / timeout with its reason. The worker is reused until one dies. Workers are
     // forked from this process at any time: a template's thread pool starts its own threads
     // there, and the worker serves from a new thread so that OpenMP (oneDNN's runtime) starts
-    // a new pool too, whatever OpenMP this process ran before.
+    // a new pool too, whatever OpenMP this process ran before; the forking thread's own
+    // OpenMP pool ends before each fork (it restarts at its next parallel region).
     bool isolate = false;
     double setup_timeout_s = 300;            // isolated: build + operands, before the first call
     std::int64_t memory_limit_bytes = 0;     // isolated: extra address space per worker; 0 = none
