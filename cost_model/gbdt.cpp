@@ -1,5 +1,5 @@
 // GbdtModel over XGBoost's C API: single-threaded and seeded, so training is deterministic.
-// Every XGBoost call runs with one OpenMP thread (with_xgboost): XGBoost opens OpenMP regions
+// Every XGBoost call runs with one OpenMP thread (call): XGBoost opens OpenMP regions
 // of its own before the booster's nthread applies (loading a model does), and an OpenMP pool
 // started in the host would spin on its cores after each region; with libgomp it also breaks
 // OpenMP in any process the host forks later.

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fake_template.hpp"
+#include "process_threads.hpp"
 #include "tune/cost_model/features.hpp"
 #include "tune/cost_model/models.hpp"
 #include "tune/cost_model/replay.hpp"
@@ -178,23 +179,15 @@ TEST_CASE("boosted trees rank unseen configs and survive a save/load round trip"
     CHECK_THROWS_WITH(GbdtModel::load_json(model->save_json(), {"only_one"}), Catch::Contains("features"));
 }
 
-namespace {
-std::size_t thread_count() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
-    return n;
-}
-}  // namespace
-
 // A runtime that loads a store's models must not gain OpenMP threads spinning on its cores
 // (XGBoost opens parallel regions of its own before the booster's thread count applies).
 TEST_CASE("a cost model starts no thread in the host when trained or loaded", "[cost_model]") {
     const Dataset d = blocking_dataset();
-    const std::size_t before = thread_count();
+    const std::size_t before = testing::process_threads();
     auto model = GbdtModel::train(d);
     auto loaded = GbdtModel::load_json(model->save_json(), model->names());
     CHECK(loaded->predict_with_xgboost(d.rows).size() == d.rows.size());
-    CHECK(thread_count() == before);
+    CHECK(testing::process_threads() == before);
 }
 
 TEST_CASE("a stored model whose trees loop, share a node or hold non-finite values is refused", "[cost_model]") {

@@ -14,6 +14,7 @@
 #include "fast_measure.hpp"
 #include "fake_template.hpp"
 #include "hostile_template.hpp"
+#include "process_threads.hpp"
 #include "tune/db/database.hpp"
 #include "tune/db/sqlite_database.hpp"
 #include "tune/measurer.hpp"
@@ -289,14 +290,9 @@ TEST_CASE("starting a worker ends the forking thread's OpenMP pool", "[isolation
     // again (the same problem: no new reference, so OpenBLAS stays stopped).
     fork_worker();
     REQUIRE(local.measure(p, *onednn, c).status == Status::ok);
-    auto threads = [] {
-        std::size_t n = 0;
-        for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/task")) ++n;
-        return n;
-    };
-    const std::size_t with_pool = threads();
+    const std::size_t with_pool = testing::process_threads();
     fork_worker();
-    CHECK(threads() == with_pool - 1);  // the pool's one worker thread
+    CHECK(testing::process_threads() == with_pool - 1);  // the pool's one worker thread
 }
 
 TEST_CASE("the built-in templates measure the same in a worker", "[isolation]") {

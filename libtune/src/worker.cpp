@@ -132,10 +132,10 @@ void Worker::start() {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != parent) ::_exit(0);
         // Serve from a thread of the worker's own. OpenMP runtimes keep a thread's pool with
-        // that thread, and libgomp has no fork handler: the forking thread's pool (started
-        // by the host, XGBoost or oneDNN before the fork) names threads the child does not
-        // have, and its next parallel region (oneDNN's) waits for them for ever. A new
-        // thread starts a new pool.
+        // that thread, and libgomp has no fork handler: a forking thread's pool that the
+        // pause above did not end (it cannot inside a parallel region) names threads the
+        // child does not have, and its next parallel region (oneDNN's) waits for them for
+        // ever. A new thread starts a new pool.
         try {
             std::thread([this, fd = sv[1]] { serve(fd); }).join();
         } catch (const std::system_error&) {
